@@ -1,0 +1,35 @@
+"""bytegraph: a pure-Python JIT graph-capture compiler for PyTorch.
+
+    model = bytegraph.compile(model)            # like torch.compile(model)
+
+It interprets the function's CPython bytecode symbolically, records the tensor
+work into a torch.fx graph, guards every assumption, caches the result and hands
+the graph to a backend ("eager", "inductor", "aten" or any callable
+backend(gm, example_inputs)).
+"""
+from . import values as _values  # noqa: F401  (registers value wrappers)
+from . import runtime as _runtime  # noqa: F401
+from .runtime import registry as _registry
+from .runtime.api import compile, reset, disable, set_stance
+from .backends import register_backend, list_backends
+from .config import config
+from .exc import Unsupported, BackendCompilerFailed
+from .observe import counters, compile_metrics
+
+allow_in_graph = _registry.allow_in_graph
+disallow_in_graph = _registry.disallow_in_graph
+
+
+def __getattr__(name):
+    if name == "make_fx":
+        from .dispatch_trace import make_fx
+        return make_fx
+    if name == "explain":
+        from .observe.explain import explain
+        return explain
+    raise AttributeError(f"module 'bytegraph' has no attribute {name!r}")
+
+
+__all__ = ["compile", "reset", "disable", "set_stance", "allow_in_graph", "disallow_in_graph",
+           "register_backend", "list_backends", "config", "counters", "compile_metrics",
+           "Unsupported", "BackendCompilerFailed", "make_fx", "explain"]

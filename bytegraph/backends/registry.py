@@ -1,0 +1,54 @@
+"""The backend registry and the built-in backends: eager, inductor, aten."""
+_BACKENDS = {}
+
+
+def register_backend(compiler_fn=None, name=None):
+    """Register a backend; usable as @register_backend, @register_backend(name="x") or a call."""
+    if isinstance(compiler_fn, str):
+        compiler_fn, name = None, compiler_fn
+    if compiler_fn is None:
+        return lambda fn: register_backend(fn, name=name)
+    if not callable(compiler_fn):
+        raise TypeError(f"register_backend expects a callable, got {type(compiler_fn).__name__}")
+    key = name or compiler_fn.__name__
+    if not isinstance(key, str):
+        raise TypeError("backend name must be a str")
+    _BACKENDS[key] = compiler_fn
+    return compiler_fn
+
+
+def list_backends(exclude_tags=None):
+    return sorted(_BACKENDS)
+
+
+def lookup_backend(backend):
+    """Name or callable -> (callable, display name)."""
+    if isinstance(backend, str):
+        fn = _BACKENDS.get(backend)
+        if fn is None:
+            raise ValueError(f"unknown backend {backend!r}; known backends: {list_backends()} "
+                             f"(or pass a callable backend(gm, example_inputs))")
+        return fn, backend
+    if callable(backend):
+        return backend, getattr(backend, "__name__", type(backend).__name__)
+    raise TypeError(f"backend must be a registered name or a callable backend(gm, example_inputs), "
+                    f"got {type(backend).__name__}")
+
+
+@register_backend(name="eager")
+def eager(gm, example_inputs):
+    """Run the captured graph as it is. gm.forward skips nn.Module.__call__'s overhead."""
+    return gm.forward
+
+
+@register_backend(name="inductor")
+def inductor(gm, example_inputs):
+    from torch._inductor.compile_fx import compile_fx
+    return compile_fx(gm, example_inputs)
+
+
+@register_backend(name="aten")
+def aten(gm, example_inputs):
+    """Lower the graph to aten ops with bytegraph.make_fx (fake mode) and run that."""
+    from ..dispatch_trace.backend import aten_backend
+    return aten_backend(gm, example_inputs)

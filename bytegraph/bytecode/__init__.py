@@ -1,0 +1,7 @@
+"""Bytecode layer: decoding and analysis of CPython code objects.
+
+All CPython-version quirks live here; the interpreter sees normalized instructions.
+"""
+from .decode import Inst, decode, BINARY_OPS, COMPARE_OPS
+
+__all__ = ["Inst", "decode", "BINARY_OPS", "COMPARE_OPS"]

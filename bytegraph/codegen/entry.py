@@ -1,0 +1,129 @@
+"""Generate the entry function of one cache entry, as Python source.
+
+    def __entry(<the user's parameters, same names and kinds>):
+        try:
+            if not (<guards>): return MISS
+        except Exception: return MISS
+        __o = __graph(<input sources...>)
+        <side effects replayed>
+        return <the return value rebuilt from graph outputs, sources and constants>
+
+The entry function has the user function's signature, so CPython binds the
+arguments in C; a cache hit costs this one call plus its guard expression.
+Objects the code needs (globals dicts, types, the compiled graph) are bound into
+its namespace under short names by `Codegen.const`.
+
+Values that are mutable and built by the trace (a new list, an instance of a user
+class) are materialized once into a local (`Codegen.mutable`) so that identity is
+preserved when the same object is returned twice or stored in two places.
+"""
+import inspect
+
+from ..exc import Unsupported
+
+MISS = type("MISS", (), {"__repr__": lambda self: "<cache miss>"})()
+
+
+class Codegen:
+    def __init__(self):
+        self.namespace = {"MISS": MISS}
+        self._ids = {}               # id(obj) -> name
+        self._keep = []              # keep bound objects alive for id() stability
+        self.lines = []              # statements of the epilogue (materialized temporaries)
+        self._temps = {}             # id(value) -> temp name
+        self.outputs = {}            # id(TensorValue) -> index in the graph's output tuple
+
+    def const(self, obj, hint="c"):
+        name = self._ids.get(id(obj))
+        if name is None:
+            base = "".join(ch if ch.isalnum() else "_" for ch in str(hint))[:24] or "c"
+            name = f"_{base}_{len(self._ids)}"
+            self._ids[id(obj)] = name
+            self._keep.append(obj)
+            self.namespace[name] = obj
+        return name
+
+    def expr(self, value):
+        """Python expression that evaluates to `value` after the graph ran."""
+        from ..values.tensor import TensorValue
+        if isinstance(value, TensorValue):
+            idx = self.outputs.get(id(value))
+            if idx is not None:
+                return f"__o[{idx}]"
+            if value.source is not None:
+                return value.source.expr(self)
+            raise Unsupported("internal: tensor value is neither a graph output nor an input",
+                              kind="internal")
+        return value.reconstruct(self)
+
+    def mutable(self, value, build):
+        name = self._temps.get(id(value))
+        if name is None:
+            if getattr(value, "source", None) is not None and not getattr(value, "_rebuilt", False):
+                return value.source.expr(self)
+            name = f"__t{len(self._temps)}"
+            self._temps[id(value)] = name
+            self.lines.append(f"{name} = {build()}")
+        return name
+
+
+def signature_source(code, defaults_name, has_defaults, kwdefaults):
+    """Parameter list text matching the code object's signature."""
+    names = code.co_varnames
+    npos = code.co_argcount
+    nposonly = code.co_posonlyargcount
+    nkw = code.co_kwonlyargcount
+    ndef = has_defaults
+    parts = []
+    for i in range(npos):
+        p = names[i]
+        j = i - (npos - ndef)
+        if j >= 0:
+            p += f"={defaults_name}[{j}]"
+        parts.append(p)
+        if nposonly and i == nposonly - 1:
+            parts.append("/")
+    idx = npos + nkw
+    if code.co_flags & inspect.CO_VARARGS:
+        parts.append("*" + names[idx])
+        idx += 1
+    elif nkw:
+        parts.append("*")
+    for i in range(npos, npos + nkw):
+        p = names[i]
+        if kwdefaults and p in kwdefaults:
+            p += f"={defaults_name}_kw[{p!r}]"
+        parts.append(p)
+    if code.co_flags & inspect.CO_VARKEYWORDS:
+        parts.append("**" + names[idx])
+    return ", ".join(parts)
+
+
+def build_entry(fn, cg, guard_expr, graph_call_expr, epilogue_lines, return_expr, name):
+    code = fn.__code__
+    defaults = fn.__defaults__ or ()
+    kwdefaults = fn.__kwdefaults__ or {}
+    cg.namespace["__defaults"] = defaults
+    cg.namespace["__defaults_kw"] = kwdefaults
+    params = signature_source(code, "__defaults", len(defaults), kwdefaults)
+    body = [f"def {name}({params}):",
+            "    try:",
+            f"        if not ({guard_expr}):",
+            "            return MISS",
+            "    except Exception:",
+            "        return MISS"]
+    if graph_call_expr:
+        body.append(f"    __o = {graph_call_expr}")
+    body += [f"    {line}" for line in epilogue_lines]
+    body.append(f"    return {return_expr}")
+    src = "\n".join(body) + "\n"
+    ns = cg.namespace
+    exec(compile(src, f"<bytegraph entry {fn.__qualname__}>", "exec"), ns)
+    entry = ns[name]
+    entry.__bytegraph_source__ = src
+    return entry
+
+
+def build_eager_entry(fn, cg, guard_expr, name):
+    """A cache entry that only guards and then reports 'run eagerly' (for unsupported traces)."""
+    return build_entry(fn, cg, guard_expr, None, [], "EAGER", name)

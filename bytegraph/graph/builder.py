@@ -1,0 +1,114 @@
+"""GraphBuilder: records tensor work into a torch.fx Graph with fake example values.
+
+Every tensor the tracer sees is a (fx Node, FakeTensor) pair. Inputs become
+placeholders: one per distinct tensor object from the caller's world (user
+arguments, parameters, buffers, global tensors), in first-use order; `inputs`
+keeps the Source of each so the entry function can fetch them per call.
+
+`call(kind, target, args, kwargs)` takes already-converted fx arguments and the
+matching fake arguments, runs the target on the fakes under FakeTensorMode to
+learn the output's metadata, and creates the node. Failures of that fake run
+are classified: data-dependent output -> Unsupported; anything else -> the
+user's code would raise -> UserError (eager reproduces the real exception).
+"""
+import operator
+
+import torch
+import torch.fx
+from torch._subclasses.fake_tensor import (
+    FakeTensorMode, DataDependentOutputException, DynamicOutputShapeException,
+    UnsupportedOperatorException)
+
+from ..exc import Unsupported, UserError
+
+
+class GraphBuilder:
+    def __init__(self):
+        self.graph = torch.fx.Graph()
+        self.fake_mode = FakeTensorMode(allow_non_fake_inputs=False)
+        self.inputs = []          # [(source, real tensor)] in placeholder order
+        self.placeholders = []    # fx Nodes, parallel to inputs
+        self._by_id = {}          # id(real tensor) -> (node, fake)
+        self._names = set()
+        self.num_ops = 0
+
+    # --- inputs ------------------------------------------------------------
+    def add_input(self, source, tensor):
+        """Placeholder for a caller-world tensor; returns (node, fake, first_source or None)."""
+        hit = self._by_id.get(id(tensor))
+        if hit is not None:
+            return hit[0], hit[1], hit[2]
+        name = self._unique(_sanitize(source.name_hint()))
+        node = self.graph.placeholder(name)
+        fake = self.fake_mode.from_tensor(tensor, static_shapes=True)
+        node.meta["example_value"] = fake
+        node.meta["source"] = source.name_hint()
+        self.inputs.append((source, tensor))
+        self.placeholders.append(node)
+        self._by_id[id(tensor)] = (node, fake, source)
+        return node, fake, None
+
+    def _unique(self, base):
+        name, i = base, 1
+        while name in self._names:
+            name = f"{base}_{i}"
+            i += 1
+        self._names.add(name)
+        return name
+
+    # --- ops -----------------------------------------------------------------
+    def run_fake(self, kind, target, fake_args, fake_kwargs, run_fake=None):
+        """Run target on fake arguments; classify failures (see module docstring)."""
+        fn = run_fake or _runner(kind, target)
+        try:
+            with self.fake_mode:
+                return fn(*fake_args, **fake_kwargs)
+        except (DataDependentOutputException, DynamicOutputShapeException) as e:
+            raise Unsupported(f"data-dependent operator {_target_name(target)}: {type(e).__name__}",
+                              kind="data_dependent",
+                              hint="the result depends on tensor values, which are unknown while tracing")
+        except UnsupportedOperatorException as e:
+            raise Unsupported(f"operator without a fake kernel: {e}", kind="no_fake_kernel")
+        except Unsupported:
+            raise
+        except Exception as e:  # the user's code fails on these inputs
+            raise UserError(e)
+
+    def create(self, kind, target, fx_args, fx_kwargs, fake, counts=True):
+        """Append a node; `counts=False` for state switches (grad mode, autocast) that are
+        not tensor work: a graph with only those is not worth compiling."""
+        node = self.graph.create_node(kind, target, tuple(fx_args), dict(fx_kwargs))
+        node.meta["example_value"] = fake
+        if counts:
+            self.num_ops += 1
+        return node
+
+    def getitem(self, node, fake, i):
+        n = self.graph.create_node("call_function", operator.getitem, (node, i), {})
+        n.meta["example_value"] = fake
+        return n
+
+    def output(self, nodes):
+        self.graph.output(tuple(nodes))
+
+
+def _runner(kind, target):
+    if kind == "call_method":
+        return lambda self, *a, **k: getattr(self, target)(*a, **k)
+    return target
+
+
+def _target_name(target):
+    return getattr(target, "__qualname__", None) or getattr(target, "__name__", None) or str(target)
+
+
+def _sanitize(hint):
+    out = []
+    for ch in hint:
+        out.append(ch if ch.isalnum() or ch == "_" else "_")
+    s = "".join(out).strip("_")
+    while "__" in s:
+        s = s.replace("__", "_")
+    if not s or s[0].isdigit():
+        s = "t_" + s
+    return s

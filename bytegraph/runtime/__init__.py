@@ -1,0 +1,1 @@
+"""Runtime: compile(), cache entries, recompiles, stances, module wrapper."""

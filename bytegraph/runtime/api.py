@@ -1,0 +1,291 @@
+"""compile(), the per-function cache, recompiles, stances, reset/disable.
+
+The hot path is `wrapper(*args, **kwargs)`: walk this function's cache entries,
+call each generated entry with the caller's arguments, return the first result
+that is not MISS. An entry returns EAGER when its trace could not be captured
+(the original function runs). Everything else is the miss path, taken under one
+process-wide lock: convert, append the entry, or fall back to eager.
+
+Fallback policy (the user's program never breaks because of bytegraph):
+- Unsupported construct: eager for calls that pass the guards gathered so far;
+  counted in counters["graph_break"]; raised as Unsupported when fullgraph=True.
+- The user's code raises while tracing: run eagerly, so the real exception surfaces.
+- bytegraph's own bug: one warning naming the function and file:line, then eager
+  for this function from then on (fullgraph=True raises Unsupported instead).
+- Backend failure: BackendCompilerFailed naming the backend (like torch.compile);
+  config.suppress_errors=True turns it into a warning and eager.
+"""
+import functools
+import threading
+import types
+import warnings
+import weakref
+
+import torch
+
+from ..config import config
+from ..exc import Unsupported, UserError, BackendCompilerFailed
+from ..observe import counters, compile_metrics, log
+from ..codegen.entry import MISS
+from . import registry
+from .convert import convert, EAGER, _TraceStopped, first_failing_guard, location_of
+
+_compile_lock = threading.RLock()
+_all_states = weakref.WeakSet()
+_stance = {"name": "default"}
+_STANCES = ("default", "force_eager", "eager_on_recompile", "fail_on_recompile")
+
+
+class CompileState:
+    """Cache and settings of one compiled callable."""
+
+    def __init__(self, fn, backend, backend_name, fullgraph):
+        self.fn = fn
+        self.backend = backend
+        self.backend_name = backend_name
+        self.fullgraph = fullgraph
+        self.entries = ()            # generated entry functions, newest last
+        self.broken = False          # an internal error: run eagerly from now on
+        self.limit_warned = False
+        _all_states.add(self)
+
+    def reset(self):
+        self.entries = ()
+        self.broken = False
+        self.limit_warned = False
+
+
+def _run(state, args, kwargs):
+    if _stance["name"] != "default":
+        return _run_with_stance(state, args, kwargs)
+    for entry in state.entries:
+        r = entry(*args, **kwargs)
+        if r is not MISS:
+            if r is EAGER:
+                return state.fn(*args, **kwargs)
+            return r
+    return _miss(state, args, kwargs)
+
+
+def _run_with_stance(state, args, kwargs):
+    stance = _stance["name"]
+    if stance == "force_eager":
+        return state.fn(*args, **kwargs)
+    for entry in state.entries:
+        r = entry(*args, **kwargs)
+        if r is not MISS:
+            return state.fn(*args, **kwargs) if r is EAGER else r
+    if state.entries:
+        if stance == "eager_on_recompile":
+            return state.fn(*args, **kwargs)
+        if stance == "fail_on_recompile":
+            reason = first_failing_guard(state.entries[-1], args, kwargs)
+            raise RuntimeError(f"bytegraph: {state.fn.__qualname__} would recompile "
+                               f"(stance 'fail_on_recompile'); guard: {reason}")
+    return _miss(state, args, kwargs)
+
+
+def _miss(state, args, kwargs):
+    fn = state.fn
+    with _compile_lock:
+        for entry in state.entries:            # another thread may have compiled meanwhile
+            r = entry(*args, **kwargs)
+            if r is not MISS:
+                return fn(*args, **kwargs) if r is EAGER else r
+        if state.broken:
+            return fn(*args, **kwargs)
+        if len(state.entries) >= config.cache_size_limit:
+            if not state.limit_warned:
+                state.limit_warned = True
+                reason = first_failing_guard(state.entries[-1], args, kwargs)
+                warnings.warn(f"bytegraph: {fn.__qualname__} ({location_of(fn)}) hit "
+                              f"config.cache_size_limit={config.cache_size_limit}; running it "
+                              f"eagerly from now on. Last guard failure: {reason}", stacklevel=3)
+            return fn(*args, **kwargs)
+        if state.entries:
+            reason = first_failing_guard(state.entries[-1], args, kwargs)
+            counters["recompiles"]["total"] += 1
+            counters["recompiles"][fn.__qualname__] += 1
+            log.info("recompiling %s: %s", fn.__qualname__, reason)
+        else:
+            reason = ""
+        try:
+            entry, record = convert(fn, args, kwargs, state.backend, state.backend_name, len(state.entries))
+            record.guard_failure = reason
+        except _TraceStopped as stop:
+            exc = stop.exc
+            stop.record.guard_failure = reason
+            if state.fullgraph and not isinstance(exc, UserError):
+                raise Unsupported(exc.msg, kind=exc.kind, hint=exc.hint,
+                                  location=exc.location) from None
+            if isinstance(exc, UserError):
+                log.info("%s raised while tracing (%s); running eagerly", fn.__qualname__, exc)
+            else:
+                log.info("graph break in %s: %s", fn.__qualname__, exc)
+            state.entries = state.entries + (stop.entry,)
+            return fn(*args, **kwargs)
+        except BackendCompilerFailed as e:
+            if not config.suppress_errors:
+                raise
+            warnings.warn(f"bytegraph: {e}; running {fn.__qualname__} eagerly", stacklevel=3)
+            state.broken = True
+            return fn(*args, **kwargs)
+        except Exception as e:  # a bytegraph bug: never break the user's program for it
+            if state.fullgraph:
+                raise Unsupported(f"internal error while compiling {fn.__qualname__}: "
+                                  f"{type(e).__name__}: {e}", kind="internal",
+                                  location=location_of(fn)) from e
+            counters["frames"]["internal_error"] += 1
+            warnings.warn(f"bytegraph: internal error while compiling {fn.__qualname__} "
+                          f"({location_of(fn)}): {type(e).__name__}: {e}. Running it eagerly.",
+                          stacklevel=3)
+            state.broken = True
+            return fn(*args, **kwargs)
+        state.entries = state.entries + (entry,)
+    r = entry(*args, **kwargs)
+    if r is MISS:   # guards that do not hold on the very call they were made for: a bytegraph bug
+        state.broken = True
+        warnings.warn(f"bytegraph: guards of {fn.__qualname__} reject the call they were built from "
+                      f"({first_failing_guard(entry, args, kwargs)}); running it eagerly", stacklevel=3)
+        return fn(*args, **kwargs)
+    return r
+
+
+# --------------------------------------------------------------------------
+# public API
+
+def _resolve_backend(backend):
+    from ..backends import lookup_backend
+    return lookup_backend(backend)
+
+
+def compile(model=None, *, backend="inductor", fullgraph=False, dynamic=None, options=None,
+            mode=None, disable=False):
+    """Compile a function or nn.Module; same calling conventions as torch.compile."""
+    if not isinstance(fullgraph, bool):
+        raise TypeError(f"compile(fullgraph=...) expects a bool, got {type(fullgraph).__name__}")
+    if dynamic is not None and not isinstance(dynamic, bool):
+        raise TypeError(f"compile(dynamic=...) expects None or a bool, got {type(dynamic).__name__}")
+    if options is not None and not isinstance(options, dict):
+        raise TypeError(f"compile(options=...) expects a dict or None, got {type(options).__name__}")
+    if mode is not None and mode not in ("default", "reduce-overhead", "max-autotune",
+                                         "max-autotune-no-cudagraphs"):
+        raise ValueError(f"compile(mode=...) got unknown mode {mode!r}")
+    if not isinstance(disable, bool):
+        raise TypeError(f"compile(disable=...) expects a bool, got {type(disable).__name__}")
+    backend_fn, backend_name = _resolve_backend(backend)
+    if options and backend_name == "inductor":
+        backend_fn = _inductor_with_options(backend_fn, options)
+    if model is None:
+        return functools.partial(compile, backend=backend, fullgraph=fullgraph, dynamic=dynamic,
+                                 options=options, mode=mode, disable=disable)
+    if disable:
+        return model
+    return _compile_callable(model, backend_fn, backend_name, fullgraph, (backend, fullgraph, dynamic,
+                                                                          options, mode))
+
+
+def _inductor_with_options(inductor_backend, options):
+    def backend(gm, example_inputs):
+        from torch._inductor import config as ind_config
+        with ind_config.patch(options):
+            return inductor_backend(gm, example_inputs)
+    return backend
+
+
+def _compile_callable(model, backend_fn, backend_name, fullgraph, spec):
+    if isinstance(model, torch.nn.Module):
+        from .module import OptimizedModule
+        return OptimizedModule(model, backend_fn, backend_name, fullgraph, spec)
+    if getattr(model, "__bytegraph_state__", None) is not None:
+        model = model.__bytegraph_state__.fn     # re-compiling a compiled function
+    if isinstance(model, types.FunctionType):
+        return _function_wrapper(model, CompileState(model, backend_fn, backend_name, fullgraph))
+    if isinstance(model, types.MethodType):
+        inner = _compile_callable(model.__func__, backend_fn, backend_name, fullgraph, spec)
+        return types.MethodType(inner, model.__self__)
+    if isinstance(model, functools.partial):
+        inner = _compile_callable(model.func, backend_fn, backend_name, fullgraph, spec)
+        return functools.partial(inner, *model.args, **model.keywords)
+    if isinstance(model, (types.BuiltinFunctionType, types.MethodDescriptorType)):
+        raise TypeError(f"bytegraph.compile expects a Python function, method or nn.Module; "
+                        f"{model!r} is a builtin with no bytecode to trace")
+    if callable(model):
+        call = getattr(type(model), "__call__", None)
+        if isinstance(call, types.FunctionType):
+            inner = _compile_callable(call, backend_fn, backend_name, fullgraph, spec)
+            return functools.wraps(call)(functools.partial(inner, model))
+    raise TypeError(f"bytegraph.compile expects a callable (function, method, functools.partial, "
+                    f"nn.Module or object with __call__), got {type(model).__name__}")
+
+
+def _function_wrapper(fn, state):
+    run = _run
+
+    @functools.wraps(fn)
+    def compiled(*args, **kwargs):
+        return run(state, args, kwargs)
+
+    compiled.__bytegraph_state__ = state
+    compiled._torchdynamo_orig_callable = fn
+    return compiled
+
+
+def reset():
+    """Drop every cache entry and counter (like torch._dynamo.reset())."""
+    with _compile_lock:
+        for state in list(_all_states):
+            state.reset()
+        counters.clear()
+        compile_metrics.clear()
+
+
+def disable(fn=None, recursive=True):
+    """Run `fn` eagerly, always; a call to it inside compiled code stops the trace there."""
+    if fn is None:
+        return functools.partial(disable, recursive=recursive)
+    state = getattr(fn, "__bytegraph_state__", None)
+    if state is not None:
+        fn = state.fn
+    if hasattr(fn, "_orig_mod") and isinstance(getattr(fn, "_orig_mod"), torch.nn.Module):
+        return fn._orig_mod
+    if not callable(fn):
+        raise TypeError(f"bytegraph.disable expects a callable, got {type(fn).__name__}")
+
+    @functools.wraps(fn)
+    def disabled(*args, **kwargs):
+        return fn(*args, **kwargs)
+
+    registry.mark_disabled(disabled)
+    disabled.__bytegraph_disabled__ = fn
+    return disabled
+
+
+def set_stance(stance="default"):
+    """'default' | 'force_eager' | 'eager_on_recompile' | 'fail_on_recompile' (torch.compiler.set_stance)."""
+    if stance not in _STANCES:
+        raise ValueError(f"unknown stance {stance!r}; expected one of {_STANCES}")
+    prev = _stance["name"]
+    _stance["name"] = stance
+
+    class _Restore:
+        def __enter__(self):
+            return None
+
+        def __exit__(self, *exc):
+            _stance["name"] = prev
+            return False
+
+        def __call__(self, f):
+            @functools.wraps(f)
+            def inner(*a, **k):
+                saved = _stance["name"]
+                _stance["name"] = stance
+                try:
+                    return f(*a, **k)
+                finally:
+                    _stance["name"] = saved
+            _stance["name"] = prev
+            return inner
+
+    return _Restore()

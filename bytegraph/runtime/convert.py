@@ -1,0 +1,182 @@
+"""Convert one call of a Python function into a cache entry.
+
+trace (symbolic interpreter) -> fx GraphModule -> backend -> generated entry
+function (guards + graph call + epilogue). If the trace stops on something it
+cannot capture, the result is an *eager entry*: the guards gathered so far
+(which fully determine that the trace would stop at the same place) and a
+marker telling the runtime to run the original function.
+"""
+import inspect
+import time
+
+import torch
+import torch.fx
+
+from .. import symbolic  # noqa: F401  (registers the opcode handlers)
+from ..codegen.entry import Codegen, build_entry, MISS
+from ..exc import Unsupported, UserError, BackendCompilerFailed
+from ..graph import GraphBuilder
+from ..guards import GuardSet
+from ..observe import counters, compile_metrics, CompileRecord, log
+from ..side_effects import SideEffects
+from ..symbolic.interpreter import Tracer
+from ..values.tensor import TensorValue
+from ..values.containers import BaseSeq, DictValue, SetValue
+from ..values.objects import NewObjectValue
+from ..values.functions import CellValue
+
+EAGER = type("EAGER", (), {"__repr__": lambda self: "<run eagerly>"})()
+
+
+def bind_call(fn, args, kwargs):
+    sig = inspect.signature(fn)
+    ba = sig.bind(*args, **kwargs)
+    ba.apply_defaults()
+    return dict(ba.arguments)
+
+
+def _collect_outputs(value, out, seen):
+    """Tensor Values (computed by the graph) reachable from `value`, in first-seen order."""
+    if id(value) in seen:
+        return
+    seen.add(id(value))
+    if isinstance(value, TensorValue):
+        if value.node.op != "placeholder":
+            out.append(value)
+        return
+    if isinstance(value, BaseSeq):
+        for v in value.items:
+            _collect_outputs(v, out, seen)
+    elif isinstance(value, DictValue):
+        for v in value.items.values():
+            _collect_outputs(v, out, seen)
+        if value.default_factory is not None:
+            _collect_outputs(value.default_factory, out, seen)
+    elif isinstance(value, NewObjectValue):
+        for v in value.attrs.values():
+            _collect_outputs(v, out, seen)
+    elif isinstance(value, CellValue) and value.contents is not None:
+        _collect_outputs(value.contents, out, seen)
+
+
+def location_of(fn):
+    code = getattr(fn, "__code__", None)
+    if code is None:
+        return "?"
+    return f"{code.co_filename}:{code.co_firstlineno}"
+
+
+def convert(fn, args, kwargs, backend, backend_name, entry_index):
+    """Trace fn(*args, **kwargs) and return (entry function, CompileRecord)."""
+    record = CompileRecord(name=fn.__qualname__, location=location_of(fn))
+    counters["frames"]["total"] += 1
+    t0 = time.perf_counter()
+    bound = bind_call(fn, args, kwargs)
+    cg = Codegen()
+    cg.namespace["EAGER"] = EAGER
+    guards = GuardSet(cg)
+    guards.add_global_state()
+    if fn.__defaults__:
+        guards.add_code(f"{cg.const(fn, 'fn')}.__defaults__ is __defaults", None, "defaults")
+    if fn.__kwdefaults__:
+        guards.add_code(f"{cg.const(fn, 'fn')}.__kwdefaults__ is __defaults_kw", None, "defaults")
+    gb = GraphBuilder()
+    tracer = Tracer(gb, cg, guards, SideEffects())
+    name = f"__entry_{entry_index}"
+    grad_at_start = torch.is_grad_enabled()
+    try:
+        try:
+            result = tracer.run_root(fn, bound)
+            grad_at_end = torch.is_grad_enabled()
+        finally:
+            tracer.restore_state()
+    except Unsupported as e:
+        record.trace_s = time.perf_counter() - t0
+        record.reason = str(e)
+        if not isinstance(e, UserError):
+            counters["graph_break"][e.msg] += 1
+        compile_metrics.append(record)
+        entry = build_entry(fn, cg, guards.expression(), None, [], "EAGER", name)
+        entry.__bytegraph_guards__ = guards
+        raise _TraceStopped(e, entry, record)
+
+    # graph outputs: every computed tensor the epilogue needs
+    outputs, seen = [], set()
+    _collect_outputs(result, outputs, seen)
+    for v in tracer.side_effects.values():
+        _collect_outputs(v, outputs, seen)
+    graph_call_expr = None
+    if gb.num_ops:
+        for i, v in enumerate(outputs):
+            cg.outputs[id(v)] = i
+        gb.output([v.node for v in outputs])
+        gm = torch.fx.GraphModule(torch.nn.Module(), gb.graph)
+        example_inputs = [t for _, t in gb.inputs]
+        record.trace_s = time.perf_counter() - t0
+        t1 = time.perf_counter()
+        try:
+            compiled = backend(gm, example_inputs)
+        except Exception as e:
+            raise BackendCompilerFailed(backend_name, e) from e
+        record.backend_s = time.perf_counter() - t1
+        if not callable(compiled):
+            raise BackendCompilerFailed(backend_name, TypeError(
+                f"backend returned {type(compiled).__name__}, expected a callable"))
+        gname = cg.const(compiled, "graph")
+        graph_call_expr = f"{gname}({', '.join(src.expr(cg) for src, _ in gb.inputs)})"
+        counters["stats"]["unique_graphs"] += 1
+        counters["stats"]["calls_captured"] += gb.num_ops
+        record.graphs = 1
+        record.ops = gb.num_ops
+        record.graph = gm
+    elif outputs:
+        raise Unsupported("internal: computed tensors without graph ops", kind="internal")
+    else:
+        record.trace_s = time.perf_counter() - t0
+    lines = []
+    for line in tracer.side_effects.replay(cg):
+        lines.extend(cg.lines)
+        cg.lines.clear()
+        lines.append(line)
+    if grad_at_end != grad_at_start:
+        lines.append(f"{cg.const(torch, 'torch')}._C._set_grad_enabled({grad_at_end})")
+    ret = cg.expr(result)
+    lines = lines + cg.lines
+    entry = build_entry(fn, cg, guards.expression(), graph_call_expr, lines, ret, name)
+    entry.__bytegraph_guards__ = guards
+    record.ok = True
+    record.guards = len(guards)
+    counters["frames"]["ok"] += 1
+    compile_metrics.append(record)
+    if log.isEnabledFor(10):
+        log.debug("compiled %s (%d ops, %d guards)\n%s", fn.__qualname__, gb.num_ops, len(guards),
+                  entry.__bytegraph_source__)
+    return entry, record
+
+
+class _TraceStopped(Exception):
+    def __init__(self, exc, entry, record):
+        self.exc = exc
+        self.entry = entry
+        self.record = record
+
+
+def first_failing_guard(entry, args, kwargs):
+    """Name the first guard of `entry` that fails for this call (slow path, for messages)."""
+    gs = getattr(entry, "__bytegraph_guards__", None)
+    if gs is None:
+        return "?"
+    try:
+        bound = bind_call(entry, args, kwargs)
+    except TypeError:
+        return "the call's arguments no longer bind the same way"
+    ns = dict(gs.cg.namespace)
+    ns.update(bound)
+    for g in gs.guards:
+        try:
+            ok = eval(g.code, ns)
+        except Exception as e:
+            return f"{g.source_desc}: {g.kind} guard raised {type(e).__name__}"
+        if not ok:
+            return f"{g.source_desc}: {g.kind} guard failed ({g.code})"
+    return "none (all guards pass)"

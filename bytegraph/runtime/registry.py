@@ -1,0 +1,406 @@
+"""What a call means: the policy tables the tracer consults for functions and classes.
+
+- torch callables (torch.*, torch.nn.functional.*, Tensor methods, torch._C ops)
+  become graph nodes (TorchFnValue) -- or trace-time constants when they only
+  answer a metadata question;
+- functions with state-changing effects at trace time (seeding, set_* global
+  switches, I/O) are refused with a reason;
+- `allow_in_graph` functions become single graph nodes; `disable`d and
+  `disallow_in_graph` functions stop the trace;
+- everything else written in Python is inlined.
+
+Classes: `construct` builds instances of user classes (inlining __init__),
+namedtuples, context managers (grad mode, autocast), and builtin types.
+"""
+import collections
+import dataclasses
+import types
+import weakref
+
+import torch
+
+from ..exc import Unsupported, UserError
+from ..values.base import Value, ConstValue, NONE, const, wrap, register_wrapper, register_identity
+from ..values.containers import TupleValue, IteratorValue
+from ..values.tensor import TensorValue, graph_call
+
+# --------------------------------------------------------------------------
+# user registries (bytegraph.allow_in_graph / disallow_in_graph / disable)
+
+_allowed = {}
+_disallowed = {}
+_disabled = {}
+
+
+def allow_in_graph(fn):
+    _allowed[id(fn)] = fn
+    _disallowed.pop(id(fn), None)
+    return fn
+
+
+def disallow_in_graph(fn):
+    _disallowed[id(fn)] = fn
+    _allowed.pop(id(fn), None)
+    return fn
+
+
+def mark_disabled(fn):
+    _disabled[id(fn)] = fn
+
+
+def _in(table, fn):
+    hit = table.get(id(fn))
+    return hit is not None and hit is fn
+
+
+# --------------------------------------------------------------------------
+# torch functions
+
+_COMPILING_FNS = {"torch.compiler.is_compiling", "torch.compiler.is_dynamo_compiling",
+                  "torch._dynamo.external_utils.is_compiling", "torch._utils.is_compiling",
+                  "torch._dynamo.is_compiling"}
+_NOT_SCRIPTING = {"torch._jit_internal.is_scripting", "torch.jit.is_tracing",
+                  "torch._C._get_tracing_state", "torch.jit._trace.is_tracing"}
+_REFUSED_PREFIXES = ("set_", "_set_", "manual_seed", "seed", "initial_seed", "use_deterministic",
+                     "save", "load", "_log_api_usage", "set_default", "empty_cache")
+_INLINED_TORCH_MODULES = ("torch.nn.modules", "torch.nn.utils.parametriz", "torch.utils._contextlib",
+                          "torch.nn.parameter", "torch._tensor", "torch.overrides", "torch.autograd.grad_mode",
+                          "torch.amp.autocast_mode")
+
+
+def _qualname(fn):
+    return f"{getattr(fn, '__module__', None) or ''}.{getattr(fn, '__qualname__', getattr(fn, '__name__', ''))}"
+
+
+def is_torch_op(fn):
+    objclass = getattr(fn, "__objclass__", None)
+    if objclass is not None and isinstance(objclass, type) and issubclass(objclass, torch._C.TensorBase):
+        return True
+    mod = getattr(fn, "__module__", None) or ""
+    if not (mod == "torch" or mod.startswith("torch.")):
+        return False
+    if isinstance(fn, types.FunctionType) and mod.startswith(_INLINED_TORCH_MODULES):
+        return False
+    return True
+
+
+class TorchFnValue(Value):
+    """A torch callable; calling it records a graph node (or answers a metadata query)."""
+
+    def __init__(self, fn):
+        self.fn = fn
+
+    def python_type(self):
+        return type(self.fn)
+
+    def as_python(self):
+        return self.fn
+
+    def is_const(self):
+        return True
+
+    def identity_key(self):
+        from ..values.containers import _IdentityKey
+        return _IdentityKey(self.fn, self)
+
+    def fx_arg(self, tx):
+        return self.fn
+
+    fake_arg = fx_arg
+
+    def getattr(self, tx, name):
+        return wrap(tx, getattr(self.fn, name), None)
+
+    def call(self, tx, args, kwargs):
+        name = getattr(self.fn, "__name__", "")
+        if name.startswith(_REFUSED_PREFIXES) and not isinstance(getattr(self.fn, "__self__", None),
+                                                                  torch._C.TensorBase):
+            raise Unsupported(f"torch function {_qualname(self.fn)} changes global state",
+                              kind="torch_global_state")
+        if _in(_disallowed, self.fn):
+            raise Unsupported(f"{_qualname(self.fn)} is disallowed in the graph", kind="disallowed")
+        objclass = getattr(self.fn, "__objclass__", None)
+        if objclass is not None and args and isinstance(args[0], TensorValue):
+            return args[0].call_method(tx, name, list(args[1:]), kwargs)
+        return graph_call(tx, "call_function", self.fn, list(args), kwargs)
+
+    def reconstruct(self, cg):
+        return cg.const(self.fn, getattr(self.fn, "__name__", "fn"))
+
+    def __repr__(self):
+        return f"TorchFn({_qualname(self.fn)})"
+
+
+class AllowedFnValue(TorchFnValue):
+    """A user function marked allow_in_graph: one opaque node."""
+
+    def call(self, tx, args, kwargs):
+        return graph_call(tx, "call_function", self.fn, list(args), kwargs)
+
+
+def classify_function(tx, fn, source):
+    """Python function -> special Value, or None to inline it as user code."""
+    if _in(_disabled, fn):
+        raise Unsupported(f"call to {fn.__qualname__}, which is wrapped by bytegraph.disable",
+                          kind="disabled")
+    if _in(_disallowed, fn):
+        raise Unsupported(f"{fn.__qualname__} is disallowed in the graph", kind="disallowed")
+    if _in(_allowed, fn):
+        return AllowedFnValue(fn)
+    state = getattr(fn, "__bytegraph_state__", None)
+    if state is not None:               # a compiled function called from traced code: inline it
+        from ..values.functions import UserFnValue
+        return UserFnValue(state.fn, None)
+    q = _qualname(fn)
+    if q in _COMPILING_FNS:
+        return _ConstFn(True)
+    if q in _NOT_SCRIPTING:
+        return _ConstFn(False if "tracing_state" not in q else None)
+    if is_torch_op(fn):
+        return TorchFnValue(fn)
+    return None
+
+
+class _ConstFn(Value):
+    def __init__(self, result):
+        self.result = result
+
+    def call(self, tx, args, kwargs):
+        return const(self.result)
+
+
+_OVERRIDES = {}
+
+
+def lookup_override(fn):
+    return _OVERRIDES.get(fn)
+
+
+def _wrap_builtin(tx, fn, source):
+    if source is not None:
+        tx.guards.add_identity(source, fn)
+    if _in(_disallowed, fn):
+        raise Unsupported(f"{_qualname(fn)} is disallowed in the graph", kind="disallowed")
+    if _in(_allowed, fn):
+        return AllowedFnValue(fn)
+    q = _qualname(fn)
+    if q in _COMPILING_FNS:
+        return _ConstFn(True)
+    if q in _NOT_SCRIPTING:
+        return _ConstFn(False if "tracing_state" not in q else None)
+    if is_torch_op(fn):
+        return TorchFnValue(fn)
+    from ..values.builtins import BuiltinValue
+    return BuiltinValue(fn, source)
+
+
+for _t in (types.BuiltinFunctionType, types.MethodDescriptorType, types.WrapperDescriptorType,
+           types.MethodWrapperType, types.ClassMethodDescriptorType, type(torch.Tensor.add)):
+    register_wrapper(_t)(_wrap_builtin)
+
+
+# --------------------------------------------------------------------------
+# context managers
+
+class GradModeCtx(Value):
+    """torch.no_grad() / enable_grad() / set_grad_enabled(mode)."""
+
+    def __init__(self, mode, entered_on_init=False, prev=None):
+        self.mode = mode
+        self.prev = prev
+        self.entered_on_init = entered_on_init
+
+    def python_type(self):
+        return torch.set_grad_enabled if self.entered_on_init else torch.no_grad
+
+    def enter(self, tx):
+        if not self.entered_on_init:
+            self.prev = torch.is_grad_enabled()
+            tx.set_grad_mode(self.mode)
+        return NONE
+
+    def exit(self, tx):
+        tx.set_grad_mode(self.prev)
+        return NONE
+
+    def call(self, tx, args, kwargs):   # used as a decorator: @torch.no_grad()
+        fn = args[0]
+        return _DecoratedFn(self, fn)
+
+
+class _DecoratedFn(Value):
+    def __init__(self, ctx, fn):
+        self.ctx = ctx
+        self.fn = fn
+
+    def call(self, tx, args, kwargs):
+        ctx = GradModeCtx(self.ctx.mode)
+        ctx.enter(tx)
+        out = self.fn.call(tx, args, kwargs)
+        ctx.exit(tx)
+        return out
+
+
+class AutocastCtx(Value):
+    def __init__(self, args):
+        self.args = args       # (device_type, dtype, enabled, cache_enabled) as Python values
+        self.real = None
+        self.node = None
+
+    def python_type(self):
+        return torch.autocast
+
+    def enter(self, tx):
+        device_type, dtype, enabled, cache = self.args
+        self.real = torch.autocast(device_type, dtype=dtype, enabled=enabled, cache_enabled=cache)
+        self.real.__enter__()
+        tx.state_stack.append(lambda: self.real.__exit__(None, None, None))
+        self.node = tx.graph.create("call_function", torch.amp.autocast_mode._enter_autocast,
+                                    list(self.args), {}, None, counts=False)
+        return NONE
+
+    def exit(self, tx):
+        tx.graph.create("call_function", torch.amp.autocast_mode._exit_autocast, [self.node], {}, None,
+                        counts=False)
+        undo = tx.state_stack.pop()
+        undo()
+        return NONE
+
+
+def _autocast_args(device_type, dtype=None, enabled=True, cache_enabled=None):
+    if dtype is None:
+        dtype = torch.get_autocast_dtype(device_type)
+    if cache_enabled is None:
+        cache_enabled = torch.is_autocast_cache_enabled()
+    return (device_type, dtype, enabled, cache_enabled)
+
+
+class NullCtx(Value):
+    def enter(self, tx):
+        return NONE
+
+    def exit(self, tx):
+        return NONE
+
+
+def _make_grad_ctx(mode):
+    return lambda tx, args, kwargs: GradModeCtx(mode)
+
+
+def _make_set_grad(tx, args, kwargs):
+    mode = (args[0] if args else kwargs["mode"]).as_python()
+    ctx = GradModeCtx(bool(mode), entered_on_init=True, prev=torch.is_grad_enabled())
+    tx.set_grad_mode(bool(mode))
+    return ctx
+
+
+def _make_autocast(tx, args, kwargs):
+    pargs = [a.as_python() for a in args]
+    pkw = {k: v.as_python() for k, v in kwargs.items()}
+    return AutocastCtx(_autocast_args(*pargs, **pkw))
+
+
+def _make_cpu_autocast(tx, args, kwargs):
+    pkw = {k: v.as_python() for k, v in kwargs.items()}
+    pargs = [a.as_python() for a in args]
+    return AutocastCtx(_autocast_args("cpu", *pargs, **pkw))
+
+
+_CONSTRUCTORS = {
+    torch.no_grad: _make_grad_ctx(False),
+    torch.enable_grad: _make_grad_ctx(True),
+    torch.set_grad_enabled: _make_set_grad,
+    torch.autocast: _make_autocast,
+    torch.amp.autocast: _make_autocast,
+    torch.cpu.amp.autocast: _make_cpu_autocast,
+}
+
+
+# --------------------------------------------------------------------------
+# constructing classes
+
+_IMMUTABLE_TORCH_CLASSES = (torch.Size, torch.device, torch.dtype, torch.finfo, torch.iinfo)
+
+
+def construct(tx, cls_value, args, kwargs):
+    from ..values.builtins import BUILTINS, call_on_constants
+    from ..values.objects import NewObjectValue, bind_class_attr, static_lookup, _MISSING
+    cls = cls_value.cls
+    ctor = _CONSTRUCTORS.get(cls)
+    if ctor is not None:
+        return ctor(tx, args, kwargs)
+    handler = BUILTINS.get(cls)
+    if handler is not None:
+        return handler(tx, *args, **kwargs)
+    if cls in _IMMUTABLE_TORCH_CLASSES or cls in (slice, range, object):
+        if cls is object:
+            return NewObjectValue(object)
+        pargs = [a.as_python() for a in args]
+        pkw = {k: v.as_python() for k, v in kwargs.items()}
+        try:
+            return wrap(tx, cls(*pargs, **pkw), None)
+        except Exception as e:
+            raise UserError(e)
+    if issubclass(cls, tuple) and hasattr(cls, "_fields"):      # namedtuple
+        return _construct_namedtuple(tx, cls, args, kwargs)
+    if issubclass(cls, torch.nn.Module):
+        raise Unsupported(f"creating the module {cls.__name__} inside a compiled region",
+                          kind="module_construct")
+    if issubclass(cls, BaseException):
+        return ExceptionValue(cls, args)
+    if _is_torch_class(cls):
+        if issubclass(cls, torch.Tensor):
+            return graph_call(tx, "call_function", cls, list(args), kwargs)
+        raise Unsupported(f"constructing torch class {cls.__qualname__}", kind="construct")
+    new, _ = static_lookup(cls, "__new__")
+    if new is not object.__new__ and new is not _MISSING:
+        if isinstance(new, staticmethod):
+            new = new.__func__
+        if cls.__module__ == "builtins" or not isinstance(new, types.FunctionType):
+            raise Unsupported(f"constructing {cls.__qualname__} (custom __new__)", kind="construct")
+        obj = wrap(tx, new, None).call(tx, [cls_value] + list(args), kwargs)
+    else:
+        if cls.__module__ == "builtins" and cls is not object:
+            raise Unsupported(f"constructing builtin {cls.__name__}", kind="construct")
+        obj = NewObjectValue(cls)
+    init = bind_class_attr(tx, obj, cls, "__init__")
+    if init is not _MISSING and static_lookup(cls, "__init__")[0] is not object.__init__:
+        init.call(tx, args, kwargs)
+    return obj
+
+
+def _is_torch_class(cls):
+    mod = cls.__module__ or ""
+    return mod == "torch" or mod.startswith("torch.")
+
+
+def _construct_namedtuple(tx, cls, args, kwargs):
+    fields = cls._fields
+    defaults = getattr(cls, "_field_defaults", {})
+    vals = dict(zip(fields, args))
+    for k, v in kwargs.items():
+        vals[k] = v
+    items = []
+    for f in fields:
+        if f in vals:
+            items.append(vals[f])
+        elif f in defaults:
+            items.append(wrap(tx, defaults[f], None))
+        else:
+            raise UserError(TypeError(f"{cls.__name__}() missing argument {f!r}"))
+    return TupleValue(items, cls=cls)
+
+
+class ExceptionValue(Value):
+    def __init__(self, cls, args):
+        self.cls = cls
+        self.args = args
+
+    def python_type(self):
+        return self.cls
+
+    def as_exception(self):
+        try:
+            return self.cls(*[a.as_python() for a in self.args])
+        except Exception:
+            return self.cls()

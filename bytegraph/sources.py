@@ -1,0 +1,133 @@
+"""Sources: where a traced value came from in the caller's world.
+
+A Source renders a Python expression that fetches the value again at call time,
+inside the generated entry function. Roots are the entry function's parameters
+(LocalSource) or objects bound into its namespace (ObjectSource: globals dicts,
+closure cells, the compiled function). Guards and the epilogue both use these
+expressions, so "how to get it" is written once.
+
+nn.Module children, parameters and buffers get their own sources that read the
+module's `_modules` / `_parameters` / `_buffers` dicts directly: plain dict
+lookups, where `mod.name` would go through the Python-level Module.__getattr__.
+"""
+
+
+class Source:
+    __slots__ = ()
+
+    def expr(self, cg) -> str:
+        raise NotImplementedError
+
+    def name_hint(self) -> str:
+        raise NotImplementedError
+
+    def __repr__(self):
+        return f"<{type(self).__name__} {self.name_hint()}>"
+
+
+class LocalSource(Source):
+    __slots__ = ("name",)
+
+    def __init__(self, name):
+        self.name = name
+
+    def expr(self, cg):
+        return self.name
+
+    def name_hint(self):
+        return f"L['{self.name}']"
+
+    def __eq__(self, other):
+        return type(other) is LocalSource and other.name == self.name
+
+    def __hash__(self):
+        return hash(("L", self.name))
+
+
+class ObjectSource(Source):
+    """An object captured by reference at compile time (a globals dict, a cell, ...)."""
+    __slots__ = ("obj", "desc")
+
+    def __init__(self, obj, desc):
+        self.obj = obj
+        self.desc = desc
+
+    def expr(self, cg):
+        return cg.const(self.obj, self.desc)
+
+    def name_hint(self):
+        return self.desc
+
+
+class _Chained(Source):
+    __slots__ = ("base", "key")
+
+    def __init__(self, base, key):
+        self.base = base
+        self.key = key
+
+    def __eq__(self, other):
+        return type(other) is type(self) and other.base == self.base and other.key == self.key
+
+    def __hash__(self):
+        return hash((type(self).__name__, self.base, self.key))
+
+
+class AttrSource(_Chained):
+    __slots__ = ()
+
+    def expr(self, cg):
+        return f"{self.base.expr(cg)}.{self.key}"
+
+    def name_hint(self):
+        return f"{self.base.name_hint()}.{self.key}"
+
+
+class ItemSource(_Chained):
+    """base[key] for a constant key (int, str, ...)."""
+    __slots__ = ()
+
+    def expr(self, cg):
+        k = repr(self.key) if type(self.key) in (int, str, bool) else cg.const(self.key, "key")
+        return f"{self.base.expr(cg)}[{k}]"
+
+    def name_hint(self):
+        return f"{self.base.name_hint()}[{self.key!r}]"
+
+
+class GlobalSource(_Chained):
+    """A module global: base is an ObjectSource on the globals dict."""
+    __slots__ = ()
+
+    def expr(self, cg):
+        return f"{self.base.expr(cg)}[{self.key!r}]"
+
+    def name_hint(self):
+        return f"G['{self.key}']"
+
+
+class CellContentsSource(_Chained):
+    __slots__ = ()
+
+    def expr(self, cg):
+        return f"{self.base.expr(cg)}.cell_contents"
+
+    def name_hint(self):
+        return f"{self.base.name_hint()}.cell_contents"
+
+
+class ModuleDictSource(_Chained):
+    """mod._modules[key] / mod._parameters[key] / mod._buffers[key]; key=(dictname, name)."""
+    __slots__ = ()
+
+    def expr(self, cg):
+        d, name = self.key
+        return f"{self.base.expr(cg)}.{d}[{name!r}]"
+
+    def name_hint(self):
+        return f"{self.base.name_hint()}.{self.key[1]}"
+
+
+def global_source(globals_dict, name):
+    mod = globals_dict.get("__name__", "?")
+    return GlobalSource(ObjectSource(globals_dict, f"G_{mod}"), name)

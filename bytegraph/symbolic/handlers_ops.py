@@ -1,0 +1,232 @@
+"""Opcode handlers: operators, subscripts, and building/unpacking containers."""
+import operator
+
+from ..exc import Unsupported, UserError
+from ..values.base import NONE, ConstValue, const
+from ..values.builtins import binary_op, compare_op, contains_op, unary_op, get_item, is_same
+from ..values.containers import (TupleValue, ListValue, DictValue, SetValue, py_key)
+from ..values.tensor import TensorValue, graph_call
+from .table import handler
+
+
+@handler("BINARY_OP")
+def _binary_op(f, inst):
+    b = f.stack.pop()
+    a = f.stack.pop()
+    f.stack.append(binary_op(f.tx, inst.argval, a, b))
+
+
+@handler("COMPARE_OP")
+def _compare_op(f, inst):
+    b = f.stack.pop()
+    a = f.stack.pop()
+    f.stack.append(compare_op(f.tx, inst.argval, a, b))
+
+
+@handler("IS_OP")
+def _is_op(f, inst):
+    b = f.stack.pop()
+    a = f.stack.pop()
+    same = is_same(a, b)
+    f.stack.append(const(same != bool(inst.arg)))
+
+
+@handler("CONTAINS_OP")
+def _contains_op(f, inst):
+    container = f.stack.pop()
+    item = f.stack.pop()
+    r = contains_op(f.tx, item, container)
+    if inst.arg:
+        r = unary_op(f.tx, operator.not_, r) if not isinstance(r, TensorValue) else \
+            graph_call(f.tx, "call_function", operator.invert, [r], {})
+    f.stack.append(r)
+
+
+_UNARY = {"UNARY_NEGATIVE": operator.neg, "UNARY_POSITIVE": operator.pos,
+          "UNARY_INVERT": operator.invert, "UNARY_NOT": operator.not_}
+
+
+@handler(*_UNARY)
+def _unary(f, inst):
+    f.stack.append(unary_op(f.tx, _UNARY[inst.opname], f.stack.pop()))
+
+
+@handler("BINARY_SUBSCR")
+def _binary_subscr(f, inst):
+    idx = f.stack.pop()
+    obj = f.stack.pop()
+    f.stack.append(get_item(f.tx, obj, idx))
+
+
+@handler("STORE_SUBSCR")
+def _store_subscr(f, inst):
+    idx = f.stack.pop()
+    obj = f.stack.pop()
+    value = f.stack.pop()
+    store_item(f.tx, obj, idx, value)
+
+
+def store_item(tx, obj, idx, value):
+    if isinstance(obj, TensorValue):
+        graph_call(tx, "call_function", operator.setitem, [obj, idx, value], {})
+    elif isinstance(obj, DictValue):
+        obj.setitem(tx, idx, value)
+    elif isinstance(obj, ListValue):
+        k = idx.as_python()
+        obj.mutate(tx)
+        if isinstance(k, slice):
+            obj.items[k] = value.unpack(tx)
+        else:
+            try:
+                obj.items[k] = value
+            except IndexError as e:
+                raise UserError(e)
+    else:
+        obj.call_method(tx, "__setitem__", [idx, value], {})
+
+
+@handler("DELETE_SUBSCR")
+def _delete_subscr(f, inst):
+    idx = f.stack.pop()
+    obj = f.stack.pop()
+    if isinstance(obj, (ListValue, DictValue)):
+        obj.mutate(f.tx)
+        key = idx.as_python() if isinstance(obj, ListValue) else py_key(idx)
+        try:
+            del obj.items[key]
+        except (IndexError, KeyError) as e:
+            raise UserError(e)
+    else:
+        raise Unsupported(f"del on {obj}", kind="delete_subscr")
+
+
+@handler("BUILD_SLICE")
+def _build_slice(f, inst):
+    parts = f.stack[-inst.arg:]
+    del f.stack[-inst.arg:]
+    if not all(p.is_const() for p in parts):
+        raise Unsupported("slice bounds that are not trace-time constants", kind="slice")
+    f.stack.append(ConstValue(slice(*[p.as_python() for p in parts])))
+
+
+@handler("BUILD_TUPLE")
+def _build_tuple(f, inst):
+    f.stack.append(TupleValue(f.popn(inst.arg)))
+
+
+@handler("BUILD_LIST")
+def _build_list(f, inst):
+    f.stack.append(ListValue(f.popn(inst.arg)))
+
+
+@handler("BUILD_SET")
+def _build_set(f, inst):
+    f.stack.append(SetValue([py_key(v) for v in f.popn(inst.arg)]))
+
+
+@handler("BUILD_MAP")
+def _build_map(f, inst):
+    flat = f.popn(2 * inst.arg)
+    f.stack.append(DictValue({py_key(flat[i]): flat[i + 1] for i in range(0, len(flat), 2)}))
+
+
+@handler("BUILD_CONST_KEY_MAP")
+def _build_const_key_map(f, inst):
+    keys = f.stack.pop().as_python()
+    vals = f.popn(inst.arg)
+    f.stack.append(DictValue(dict(zip(keys, vals))))
+
+
+@handler("BUILD_STRING")
+def _build_string(f, inst):
+    parts = f.popn(inst.arg)
+    f.stack.append(const("".join(p.as_python() for p in parts)))
+
+
+@handler("FORMAT_VALUE")
+def _format_value(f, inst):
+    flags = inst.arg
+    spec = f.stack.pop().as_python() if flags & 0x04 else ""
+    v = f.stack.pop()
+    if isinstance(v, TensorValue):
+        raise Unsupported("formatting a tensor into a string depends on its data", kind="data_dependent")
+    conv = flags & 0x03
+    from ..values.builtins import BUILTINS
+    if conv == 0 and not v.is_const():
+        v = BUILTINS[str](f.tx, v)
+    pv = v.as_python()
+    pv = {0: lambda x: x, 1: str, 2: repr, 3: ascii}[conv](pv)
+    f.stack.append(const(format(pv, spec)))
+
+
+@handler("LIST_APPEND")
+def _list_append(f, inst):
+    v = f.stack.pop()
+    f.stack[-inst.arg].items.append(v)
+
+
+@handler("SET_ADD")
+def _set_add(f, inst):
+    v = f.stack.pop()
+    f.stack[-inst.arg].items[py_key(v)] = None
+
+
+@handler("MAP_ADD")
+def _map_add(f, inst):
+    v = f.stack.pop()
+    k = f.stack.pop()
+    f.stack[-inst.arg].items[py_key(k)] = v
+
+
+@handler("LIST_EXTEND")
+def _list_extend(f, inst):
+    v = f.stack.pop()
+    f.stack[-inst.arg].items.extend(v.unpack(f.tx))
+
+
+@handler("SET_UPDATE")
+def _set_update(f, inst):
+    v = f.stack.pop()
+    target = f.stack[-inst.arg]
+    for x in v.unpack(f.tx):
+        target.items[py_key(x)] = None
+
+
+@handler("DICT_UPDATE", "DICT_MERGE")
+def _dict_update(f, inst):
+    v = f.stack.pop()
+    target = f.stack[-inst.arg]
+    if isinstance(v, DictValue):
+        if inst.opname == "DICT_MERGE":
+            dup = set(v.items) & set(target.items)
+            if dup:
+                raise UserError(TypeError(f"got multiple values for keyword argument {dup.pop()!r}"))
+        target.items.update(v.items)
+    else:
+        keys = v.call_method(f.tx, "keys", [], {}).unpack(f.tx)
+        for k in keys:
+            target.items[py_key(k)] = get_item(f.tx, v, k)
+
+
+@handler("LIST_TO_TUPLE")
+def _list_to_tuple(f, inst):
+    f.stack.append(TupleValue(f.stack.pop().items))
+
+
+@handler("UNPACK_SEQUENCE")
+def _unpack_sequence(f, inst):
+    items = f.stack.pop().unpack(f.tx)
+    if len(items) != inst.arg:
+        raise UserError(ValueError(f"expected {inst.arg} values to unpack, got {len(items)}"))
+    f.stack.extend(reversed(items))
+
+
+@handler("UNPACK_EX")
+def _unpack_ex(f, inst):
+    before, after = inst.arg & 0xFF, inst.arg >> 8
+    items = f.stack.pop().unpack(f.tx)
+    if len(items) < before + after:
+        raise UserError(ValueError("not enough values to unpack"))
+    mid = ListValue(items[before:len(items) - after])
+    out = items[:before] + [mid] + items[len(items) - after:]
+    f.stack.extend(reversed(out))

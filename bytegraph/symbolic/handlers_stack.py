@@ -1,0 +1,188 @@
+"""Opcode handlers: stack shuffling, constants, locals, cells, globals, attributes."""
+import sys
+
+from ..exc import Unsupported, UserError
+from ..values.base import NONE, ConstValue, wrap
+from ..values.containers import TupleValue
+from ..values.functions import CellValue, BoundMethodValue
+from ..values.objects import PyModuleValue
+from .table import handler, NULL
+
+
+@handler("NOP", "RESUME", "PRECALL")
+def _nop(f, inst):
+    pass
+
+
+@handler("POP_TOP")
+def _pop_top(f, inst):
+    f.stack.pop()
+
+
+@handler("PUSH_NULL")
+def _push_null(f, inst):
+    f.stack.append(NULL)
+
+
+@handler("COPY")
+def _copy(f, inst):
+    f.stack.append(f.stack[-inst.arg])
+
+
+@handler("SWAP")
+def _swap(f, inst):
+    s = f.stack
+    s[-1], s[-inst.arg] = s[-inst.arg], s[-1]
+
+
+def const_value(obj):
+    if type(obj) is tuple:
+        return TupleValue([const_value(x) for x in obj])
+    if type(obj) is frozenset:
+        from ..values.containers import SetValue
+        return SetValue(obj, cls=frozenset)
+    return ConstValue(obj) if obj is not None else NONE
+
+
+@handler("LOAD_CONST")
+def _load_const(f, inst):
+    f.stack.append(const_value(inst.argval))
+
+
+@handler("LOAD_FAST")
+def _load_fast(f, inst):
+    try:
+        f.stack.append(f.locals[inst.argval])
+    except KeyError:
+        raise UserError(UnboundLocalError(f"local variable {inst.argval!r} referenced before assignment"))
+
+
+@handler("STORE_FAST")
+def _store_fast(f, inst):
+    f.locals[inst.argval] = f.stack.pop()
+
+
+@handler("DELETE_FAST")
+def _delete_fast(f, inst):
+    f.locals.pop(inst.argval, None)
+
+
+@handler("MAKE_CELL")
+def _make_cell(f, inst):
+    name = inst.argval
+    if name not in f.cells:
+        f.cells[name] = CellValue(contents=f.locals.pop(name, None))
+
+
+@handler("COPY_FREE_VARS")
+def _copy_free_vars(f, inst):
+    pass    # the frame's closure cells were installed when it was created
+
+
+@handler("LOAD_CLOSURE")
+def _load_closure(f, inst):
+    f.stack.append(f.cells[inst.argval])
+
+
+@handler("LOAD_DEREF")
+def _load_deref(f, inst):
+    f.stack.append(f.cells[inst.argval].get(f.tx))
+
+
+@handler("STORE_DEREF")
+def _store_deref(f, inst):
+    f.cells[inst.argval].set(f.tx, f.stack.pop())
+
+
+@handler("DELETE_DEREF")
+def _delete_deref(f, inst):
+    raise Unsupported("del of a closure variable", kind="delete_deref")
+
+
+@handler("LOAD_GLOBAL")
+def _load_global(f, inst):
+    if inst.push_null:
+        f.stack.append(NULL)
+    f.stack.append(f.tx.load_global(f, inst.argval))
+
+
+@handler("STORE_GLOBAL")
+def _store_global(f, inst):
+    f.tx.store_global(f, inst.argval, f.stack.pop())
+
+
+@handler("DELETE_GLOBAL")
+def _delete_global(f, inst):
+    raise Unsupported("del of a global", kind="delete_global")
+
+
+@handler("LOAD_ATTR")
+def _load_attr(f, inst):
+    obj = f.stack.pop()
+    f.stack.append(load_attr(f.tx, obj, inst.argval))
+
+
+def load_attr(tx, obj, name):
+    try:
+        return obj.getattr(tx, name)
+    except AttributeError as e:
+        raise UserError(e)
+
+
+@handler("LOAD_METHOD")
+def _load_method(f, inst):
+    obj = f.stack.pop()
+    f.stack.append(NULL)
+    f.stack.append(get_method(f.tx, obj, inst.argval))
+
+
+def get_method(tx, obj, name):
+    table = getattr(obj, "METHODS", None)
+    if table is not None and name in table:
+        return BoundMethodValue(obj, name)
+    if type(obj) is ConstValue:
+        attr = getattr(obj.value, name, None)
+        if callable(attr):
+            return BoundMethodValue(obj, name)
+    from ..values.objects import ModuleValue, static_lookup
+    from ..values.modules import MODULE_METHODS
+    if isinstance(obj, ModuleValue) and name in MODULE_METHODS:
+        owner = static_lookup(obj.cls, name)[1]
+        if owner is not None and owner.__module__.startswith("torch.nn"):
+            return BoundMethodValue(obj, name)
+    return load_attr(tx, obj, name)
+
+
+@handler("STORE_ATTR")
+def _store_attr(f, inst):
+    obj = f.stack.pop()
+    value = f.stack.pop()
+    obj.setattr(f.tx, inst.argval, value)
+
+
+@handler("DELETE_ATTR")
+def _delete_attr(f, inst):
+    f.stack.pop().delattr(f.tx, inst.argval)
+
+
+@handler("IMPORT_NAME")
+def _import_name(f, inst):
+    fromlist = f.stack.pop()
+    level = f.stack.pop()
+    name = inst.argval
+    if level.as_python() != 0 or name not in sys.modules:
+        raise Unsupported(f"import of {name!r} inside a compiled region (not already imported)",
+                          kind="import")
+    mod = __import__(name, f.globals, None, fromlist.as_python(), 0)
+    f.stack.append(PyModuleValue(mod))
+
+
+@handler("IMPORT_FROM")
+def _import_from(f, inst):
+    mod = f.stack[-1]
+    f.stack.append(load_attr(f.tx, mod, inst.argval))
+
+
+@handler("LOAD_ASSERTION_ERROR")
+def _load_assertion_error(f, inst):
+    f.stack.append(wrap(f.tx, AssertionError, None))

@@ -1,0 +1,190 @@
+"""The symbolic interpreter: runs CPython 3.11 bytecode over Values.
+
+Tracer holds what one conversion shares: the graph, the guards, the side-effect
+log, the identity map of wrapped objects, and the global torch state it changed
+(restored however the trace ends). Frame holds one function activation: its
+instructions, value stack, locals, cells and instruction pointer.
+
+The loop fetches an instruction and dispatches on its opname through the one
+handler table in `table.py`. Calling a Python function pushes a child Frame and
+runs it to its RETURN_VALUE (inlining); its result is a Value in the caller.
+Generator functions run to completion at the call and yield an iterator over
+what they yielded (enough for `sum(x for x in xs)` and `list(gen())`).
+
+Errors: a handler raises Unsupported (cannot capture) or UserError (the user's
+code raises here); both get the user's file:line of the innermost frame.
+"""
+import builtins as _builtins_mod
+import inspect
+
+import torch
+
+from ..bytecode import decode
+from ..exc import Unsupported, UserError
+from ..sources import LocalSource, ObjectSource, global_source
+from ..values.base import NONE, wrap
+from ..values.functions import CellValue, CO_GENERATOR
+from ..values.containers import IteratorValue
+from .table import HANDLERS, UNSUPPORTED
+
+
+class Frame:
+    __slots__ = ("code", "insts", "globals", "stack", "locals", "cells", "ip", "kw_names", "qualname",
+                 "parent", "yields", "done", "retval", "tx", "inst")
+
+    def __init__(self, tx, code, globals_, qualname, parent):
+        self.tx = tx
+        self.code = code
+        self.insts = decode(code)
+        self.globals = globals_
+        self.qualname = qualname
+        self.parent = parent
+        self.stack = []
+        self.locals = {}
+        self.cells = {}
+        self.ip = 0
+        self.kw_names = None
+        self.yields = [] if code.co_flags & CO_GENERATOR else None
+        self.done = False
+        self.retval = None
+        self.inst = None
+
+    # -- stack helpers --------------------------------------------------------
+    def push(self, v):
+        self.stack.append(v)
+
+    def pop(self):
+        return self.stack.pop()
+
+    def popn(self, n):
+        if n == 0:
+            return []
+        vals = self.stack[-n:]
+        del self.stack[-n:]
+        return vals
+
+    def jump(self, inst):
+        self.ip = inst.target
+
+    def location(self):
+        line = self.inst.line if self.inst is not None else self.code.co_firstlineno
+        return f"{self.code.co_filename}:{line}"
+
+    def zero_arg_super(self):
+        cell = self.cells.get("__class__")
+        if cell is None:
+            raise Unsupported("super() without a __class__ cell", kind="super")
+        cls = cell.get(self.tx).as_python()
+        first = self.code.co_varnames[0]
+        obj = self.cells[first].get(self.tx) if first in self.cells else self.locals[first]
+        return cls, obj
+
+
+class Tracer:
+    def __init__(self, graph, cg, guards, side_effects, depth_limit=64):
+        self.graph = graph
+        self.cg = cg
+        self.guards = guards
+        self.side_effects = side_effects
+        self.wrapped = {}          # id(obj) -> (obj, Value): one Value per caller-world object
+        self.global_writes = {}    # (id(globals), name) -> Value written by the trace
+        self.state_stack = []      # undo actions for global torch state changed while tracing
+        self.frame = None
+        self.depth = 0
+        self.depth_limit = depth_limit
+        self.grad_enabled_at_start = torch.is_grad_enabled()
+
+    # -- global torch state ----------------------------------------------------
+    def set_grad_mode(self, mode):
+        if torch.is_grad_enabled() == mode:
+            return
+        self.graph.create("call_function", torch._C._set_grad_enabled, [mode], {}, None, counts=False)
+        torch._C._set_grad_enabled(mode)
+
+    def restore_state(self):
+        while self.state_stack:
+            self.state_stack.pop()()
+        torch._C._set_grad_enabled(self.grad_enabled_at_start)
+
+    # -- entry points ------------------------------------------------------------
+    def run_root(self, fn, args):
+        """Trace `fn` (a Python function); `args` maps each parameter name to its real value."""
+        code = fn.__code__
+        frame = Frame(self, code, fn.__globals__, fn.__qualname__, None)
+        sig_names = _param_names(code)
+        for name in sig_names:
+            frame.locals[name] = wrap(self, args[name], LocalSource(name))
+        if fn.__closure__:
+            for name, cell in zip(code.co_freevars, fn.__closure__):
+                frame.cells[name] = CellValue(source=ObjectSource(cell, f"cell_{name}"), real=cell)
+        return self.run_frame(frame)
+
+    def inline(self, code, globals_, bound, closure, qualname):
+        if self.depth >= self.depth_limit:
+            raise Unsupported(f"inlining deeper than {self.depth_limit} calls (unbounded recursion?)",
+                              kind="recursion")
+        frame = Frame(self, code, globals_, qualname, self.frame)
+        frame.locals.update(bound)
+        for name, cell in zip(code.co_freevars, closure):
+            frame.cells[name] = cell
+        self.depth += 1
+        try:
+            result = self.run_frame(frame)
+        finally:
+            self.depth -= 1
+        if frame.yields is not None:
+            return IteratorValue(frame.yields)
+        return result
+
+    def run_frame(self, frame):
+        parent = self.frame
+        self.frame = frame
+        insts = frame.insts
+        try:
+            while not frame.done:
+                inst = insts[frame.ip]
+                frame.inst = inst
+                frame.ip += 1
+                handler = HANDLERS.get(inst.opname)
+                if handler is None:
+                    reason = UNSUPPORTED.get(inst.opname, "no handler")
+                    raise Unsupported(f"bytecode {inst.opname}: {reason}", kind="opcode")
+                handler(frame, inst)
+        except (Unsupported, UserError) as e:
+            e.with_location(frame.location())
+            if not getattr(e, "user_stack", None):
+                e.user_stack = []
+            e.user_stack.append(f"{frame.qualname} at {frame.location()}")
+            raise
+        finally:
+            self.frame = parent
+        return frame.retval
+
+    # -- globals -------------------------------------------------------------------
+    def load_global(self, frame, name):
+        g = frame.globals
+        written = self.global_writes.get((id(g), name))
+        if written is not None:
+            return written
+        if name in g:
+            return wrap(self, g[name], global_source(g, name))
+        b = g.get("__builtins__", _builtins_mod)
+        bdict = b if isinstance(b, dict) else b.__dict__
+        if name in bdict:
+            src = global_source(g, name)
+            self.guards.add_code(f"{name!r} not in {src.base.expr(self.cg)}", src, "builtin_not_shadowed")
+            return wrap(self, bdict[name], None)
+        raise UserError(NameError(f"name {name!r} is not defined"))
+
+    def store_global(self, frame, name, value):
+        self.global_writes[(id(frame.globals), name)] = value
+        self.side_effects.global_write(frame.globals, name, value)
+
+
+def _param_names(code):
+    n = code.co_argcount + code.co_kwonlyargcount
+    if code.co_flags & inspect.CO_VARARGS:
+        n += 1
+    if code.co_flags & inspect.CO_VARKEYWORDS:
+        n += 1
+    return code.co_varnames[:n]

@@ -1,0 +1,208 @@
+"""Value: what the symbolic interpreter keeps on its stack and in its locals.
+
+Every Value may carry a Source (where it came from in the caller's world); a
+value built during the trace has none. The protocol below is what opcode
+handlers use; each Value family overrides the parts that make sense for it, and
+anything it does not support raises Unsupported with a precise message.
+
+`wrap(tx, obj, source)` turns a real Python object into a Value, installing the
+guards that make the specialization sound. It is a registry keyed by type (walked
+along the MRO), not an isinstance ladder; value families register themselves.
+"""
+import types
+
+import torch
+
+from ..exc import Unsupported
+
+
+class Value:
+    source = None
+    mutable = False
+
+    # -- what it is ----------------------------------------------------------
+    def python_type(self):
+        raise Unsupported(f"python_type of {self}")
+
+    def is_const(self):
+        return False
+
+    def as_python(self):
+        """The real Python object, when this value is fully known at trace time."""
+        raise Unsupported(f"{self} is not a trace-time constant", kind="not_constant")
+
+    # -- protocol used by handlers ------------------------------------------
+    def getattr(self, tx, name):
+        raise Unsupported(f"attribute {name!r} of {self}", kind="getattr")
+
+    def setattr(self, tx, name, value):
+        raise Unsupported(f"setting attribute {name!r} on {self}", kind="setattr")
+
+    def delattr(self, tx, name):
+        raise Unsupported(f"deleting attribute {name!r} of {self}", kind="delattr")
+
+    def call(self, tx, args, kwargs):
+        raise Unsupported(f"calling {self}", kind="call")
+
+    def call_method(self, tx, name, args, kwargs):
+        return self.getattr(tx, name).call(tx, args, kwargs)
+
+    def unpack(self, tx):
+        """The items of an iterable, as a list of Values."""
+        raise Unsupported(f"iterating over {self}", kind="iter")
+
+    def truth(self, tx):
+        raise Unsupported(f"truth value of {self}", kind="truth")
+
+    def hasattr(self, tx, name):
+        try:
+            self.getattr(tx, name)
+            return True
+        except Unsupported:
+            raise
+        except AttributeError:
+            return False
+
+    # -- graph / output conversion -------------------------------------------
+    def fx_arg(self, tx):
+        raise Unsupported(f"{self} cannot be an argument of a graph op", kind="graph_arg")
+
+    def fake_arg(self, tx):
+        raise Unsupported(f"{self} cannot be an argument of a graph op", kind="graph_arg")
+
+    def reconstruct(self, cg):
+        if self.source is not None:
+            return self.source.expr(cg)
+        raise Unsupported(f"returning or storing {self} out of the compiled region", kind="reconstruct")
+
+    def __repr__(self):
+        return f"{type(self).__name__}()"
+
+
+# --------------------------------------------------------------------------
+# constants
+
+_LITERAL_TYPES = (int, float, bool, str, type(None), bytes, complex)
+CONST_TYPES = frozenset({int, float, bool, str, type(None), bytes, complex, type(Ellipsis),
+                         type(NotImplemented), torch.dtype, torch.device, torch.Size,
+                         torch.layout, torch.memory_format, types.CodeType, range, slice,
+                         torch.finfo, torch.iinfo})
+
+
+class ConstValue(Value):
+    """An immutable Python constant known at trace time."""
+
+    def __init__(self, value, source=None):
+        self.value = value
+        self.source = source
+
+    def python_type(self):
+        return type(self.value)
+
+    def is_const(self):
+        return True
+
+    def as_python(self):
+        return self.value
+
+    def getattr(self, tx, name):
+        try:
+            attr = getattr(self.value, name)
+        except AttributeError:
+            raise
+        return wrap(tx, attr, None)
+
+    def call_method(self, tx, name, args, kwargs):
+        from .builtins import call_on_constants
+        return call_on_constants(tx, getattr(self.value, name), args, kwargs)
+
+    def unpack(self, tx):
+        v = self.value
+        if type(v) in (str, bytes, range, torch.Size, tuple):
+            return [ConstValue(x) for x in v]
+        raise Unsupported(f"iterating over {type(v).__name__}", kind="iter")
+
+    def truth(self, tx):
+        return bool(self.value)
+
+    def fx_arg(self, tx):
+        return self.value
+
+    def fake_arg(self, tx):
+        return self.value
+
+    def reconstruct(self, cg):
+        v = self.value
+        if type(v) in (int, str, bool, type(None)) or (type(v) is float and v == v and abs(v) != float("inf")):
+            return repr(v)
+        return cg.const(v, type(v).__name__)
+
+    def __repr__(self):
+        return f"Const({self.value!r})"
+
+
+NONE = ConstValue(None)
+
+
+def const(v):
+    return NONE if v is None else ConstValue(v)
+
+
+# --------------------------------------------------------------------------
+# wrapping real objects
+
+_wrappers = {}          # type -> fn(tx, obj, source) -> Value
+_by_identity = {}       # id(obj) -> fn(tx, obj, source) -> Value  (special objects)
+
+
+def register_wrapper(*types_):
+    def deco(fn):
+        for t in types_:
+            _wrappers[t] = fn
+        return fn
+    return deco
+
+
+def register_identity(obj, fn):
+    _by_identity[id(obj)] = (obj, fn)
+
+
+def _lookup_wrapper(typ):
+    for t in typ.__mro__:
+        fn = _wrappers.get(t)
+        if fn is not None:
+            return fn
+    return None
+
+
+def wrap(tx, obj, source):
+    """Real object -> Value. With a source, installs the guards the Value relies on."""
+    if source is not None:
+        hit = tx.wrapped.get(id(obj))
+        if hit is not None and hit[0] is obj and _aliasable(obj):
+            value = hit[1]
+            if value.source is not None and value.source != source:
+                tx.guards.add_same_object(source, value.source)
+            return value
+    special = _by_identity.get(id(obj))
+    if special is not None and special[0] is obj:
+        value = special[1](tx, obj, source)
+    else:
+        typ = type(obj)
+        if typ in CONST_TYPES:
+            if source is not None:
+                tx.guards.add_value(source, obj)
+            return ConstValue(obj, source)
+        fn = _lookup_wrapper(typ)
+        if fn is None:
+            from .objects import wrap_object
+            fn = wrap_object
+        value = fn(tx, obj, source)
+    if source is not None and _aliasable(obj):
+        tx.wrapped[id(obj)] = (obj, value)
+    return value
+
+
+def _aliasable(obj):
+    return type(obj) not in CONST_TYPES and not isinstance(obj, (types.FunctionType,
+                                                                 types.BuiltinFunctionType, type))

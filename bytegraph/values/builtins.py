@@ -1,0 +1,669 @@
+"""Builtin functions and Python operators over Values.
+
+BUILTINS maps a builtin function object (len, isinstance, zip, ...) to a handler
+`(tx, *args, **kwargs) -> Value`. Operators (`binary_op`, `compare_op`,
+`unary_op`) route to the graph when a tensor is involved, compute directly on
+constants, work structurally on containers, and otherwise inline the user's
+dunder method.
+
+A builtin with no handler may still be called on constants if it is known to be
+pure (PURE_MODULES / PURE_BUILTINS); its result is then a constant.
+"""
+import builtins
+import functools
+import math
+import operator
+
+import torch
+
+from ..exc import Unsupported, UserError
+from .base import Value, ConstValue, NONE, const, wrap, CONST_TYPES
+from .containers import (TupleValue, ListValue, DictValue, SetValue, IteratorValue, BaseSeq,
+                         py_key, key_value, py_eq_key)
+from .tensor import TensorValue, graph_call
+
+PURE_MODULES = frozenset({"math", "cmath", "operator", "_operator", "string"})
+PURE_BUILTINS = frozenset({abs, bin, chr, divmod, format, hash, hex, oct, ord, pow, repr, round,
+                           ascii, callable})
+PURE_TYPES = (str, bytes, int, float, complex, bool, torch.Size, torch.dtype, torch.device,
+              tuple, range, slice, torch.finfo, torch.iinfo)
+
+
+class BuiltinValue(Value):
+    """A builtin/C function (not from torch) called with trace-time semantics."""
+
+    def __init__(self, fn, source=None):
+        self.fn = fn
+        self.source = source
+
+    def python_type(self):
+        return type(self.fn)
+
+    def as_python(self):
+        return self.fn
+
+    def is_const(self):
+        return True
+
+    def identity_key(self):
+        from .containers import _IdentityKey
+        return _IdentityKey(self.fn, self)
+
+    def fx_arg(self, tx):
+        return self.fn
+
+    fake_arg = fx_arg
+
+    def call(self, tx, args, kwargs):
+        handler = BUILTINS.get(self.fn)
+        if handler is not None:
+            return handler(tx, *args, **kwargs)
+        return call_on_constants(tx, self.fn, args, kwargs)
+
+    def getattr(self, tx, name):
+        return wrap(tx, getattr(self.fn, name), None)
+
+    def reconstruct(self, cg):
+        return cg.const(self.fn, getattr(self.fn, "__name__", "fn"))
+
+    def __repr__(self):
+        return f"Builtin({getattr(self.fn, '__qualname__', self.fn)})"
+
+
+def _is_pure(fn):
+    if fn in PURE_BUILTINS:
+        return True
+    mod = getattr(fn, "__module__", None)
+    if mod in PURE_MODULES:
+        return True
+    owner = getattr(fn, "__self__", None)
+    if owner is not None and type(owner) in PURE_TYPES:
+        name = getattr(fn, "__name__", "")
+        return not name.startswith("_") or name in ("__getitem__", "__contains__", "__len__")
+    objclass = getattr(fn, "__objclass__", None)
+    if objclass is not None and objclass in PURE_TYPES:
+        return True
+    return False
+
+
+def call_on_constants(tx, fn, args, kwargs):
+    if not _is_pure(fn):
+        raise Unsupported(f"call to {getattr(fn, '__qualname__', fn)!s}", kind="call_builtin")
+    try:
+        pargs = [a.as_python() for a in args]
+        pkw = {k: v.as_python() for k, v in kwargs.items()}
+    except Unsupported:
+        if any(isinstance(a, TensorValue) for a in args) and getattr(fn, "__module__", "") in (
+                "operator", "_operator", "math"):
+            return graph_call(tx, "call_function", fn, list(args), dict(kwargs))
+        raise Unsupported(f"{getattr(fn, '__qualname__', fn)} with non-constant arguments",
+                          kind="call_builtin")
+    try:
+        res = fn(*pargs, **pkw)
+    except Exception as e:
+        raise UserError(e)
+    return wrap(tx, res, None)
+
+
+# --------------------------------------------------------------------------
+# operators
+
+def _dunder(tx, v, name, args):
+    from .objects import _InstanceBase, bind_class_attr, _MISSING
+    if isinstance(v, _InstanceBase):
+        m = bind_class_attr(tx, v, v.cls, name)
+        if m is not _MISSING:
+            return m.call(tx, args, {})
+    return _MISSING
+
+
+_REFLECTED = {operator.add: "__radd__", operator.sub: "__rsub__", operator.mul: "__rmul__",
+              operator.truediv: "__rtruediv__", operator.floordiv: "__rfloordiv__",
+              operator.mod: "__rmod__", operator.pow: "__rpow__", operator.matmul: "__rmatmul__",
+              operator.and_: "__rand__", operator.or_: "__ror__", operator.xor: "__rxor__",
+              operator.lshift: "__rlshift__", operator.rshift: "__rrshift__"}
+_INPLACE_TO_BINARY = {operator.iadd: operator.add, operator.isub: operator.sub,
+                      operator.imul: operator.mul, operator.itruediv: operator.truediv,
+                      operator.ifloordiv: operator.floordiv, operator.imod: operator.mod,
+                      operator.ipow: operator.pow, operator.imatmul: operator.matmul,
+                      operator.iand: operator.and_, operator.ior: operator.or_,
+                      operator.ixor: operator.xor, operator.ilshift: operator.lshift,
+                      operator.irshift: operator.rshift}
+
+
+def binary_op(tx, op, a, b):
+    if isinstance(a, TensorValue) or isinstance(b, TensorValue):
+        return graph_call(tx, "call_function", op, [a, b], {})
+    if a.is_const() and b.is_const() and not isinstance(a, (ListValue,)) and \
+            type(a) in (ConstValue, TupleValue) and type(b) in (ConstValue, TupleValue):
+        try:
+            return wrap(tx, op(a.as_python(), b.as_python()), None)
+        except Exception as e:
+            raise UserError(e)
+    base = _INPLACE_TO_BINARY.get(op)
+    # containers
+    if isinstance(a, ListValue) and base is not None and op is operator.iadd:
+        a.mutate(tx)
+        a.items.extend(b.unpack(tx))
+        return a
+    if isinstance(a, ListValue) and op is operator.imul:
+        a.mutate(tx)
+        a.items[:] = a.items * b.as_python()
+        return a
+    bop = base or op
+    if isinstance(a, BaseSeq) and isinstance(b, BaseSeq) and bop is operator.add:
+        if isinstance(a, ListValue) and isinstance(b, ListValue):
+            return ListValue(a.items + b.items)
+        if isinstance(a, TupleValue) and isinstance(b, TupleValue):
+            return TupleValue(a.items + b.items)
+    if isinstance(a, BaseSeq) and bop is operator.mul and b.is_const():
+        return a.with_items(a.items * b.as_python())
+    if isinstance(b, BaseSeq) and bop is operator.mul and a.is_const():
+        return b.with_items(b.items * a.as_python())
+    if isinstance(a, (DictValue,)) and bop is operator.or_ and isinstance(b, DictValue):
+        if op is operator.ior:
+            a.mutate(tx)
+            a.items.update(b.items)
+            return a
+        return DictValue({**a.items, **b.items}, cls=a.cls)
+    if isinstance(a, SetValue) or isinstance(b, SetValue):
+        from .containers import _set_arg
+        res = bop(set(_set_arg(tx, a)), set(_set_arg(tx, b)))
+        return SetValue(res)
+    # user objects: a.__op__(b), then b.__rop__(a)
+    from .objects import _MISSING
+    name = f"__{bop.__name__.strip('_')}__"
+    if base is not None:
+        r = _dunder(tx, a, f"__i{bop.__name__.strip('_')}__", [b])
+        if r is not _MISSING:
+            return r
+    r = _dunder(tx, a, name, [b])
+    if r is not _MISSING and not (r.is_const() and r.as_python() is NotImplemented):
+        return r
+    rname = _REFLECTED.get(bop)
+    if rname:
+        r = _dunder(tx, b, rname, [a])
+        if r is not _MISSING:
+            return r
+    raise Unsupported(f"operator {bop.__name__} on {a} and {b}", kind="operator")
+
+
+def compare_op(tx, op, a, b):
+    if isinstance(a, TensorValue) or isinstance(b, TensorValue):
+        return graph_call(tx, "call_function", op, [a, b], {})
+    if a.is_const() and b.is_const():
+        try:
+            return const(op(a.as_python(), b.as_python()))
+        except Exception as e:
+            raise UserError(e)
+    if op in (operator.eq, operator.ne):
+        from .objects import _MISSING
+        r = _dunder(tx, a, f"__{op.__name__}__", [b])
+        if r is not _MISSING:
+            return r
+        if isinstance(a, BaseSeq) and isinstance(b, BaseSeq):
+            same = len(a.items) == len(b.items) and all(
+                compare_op(tx, operator.eq, x, y).truth(tx) for x, y in zip(a.items, b.items))
+            return const(same if op is operator.eq else not same)
+        same = is_same(a, b)
+        return const(same if op is operator.eq else not same)
+    if isinstance(a, BaseSeq) and isinstance(b, BaseSeq):
+        try:
+            return const(op([py_key(x) for x in a.items], [py_key(x) for x in b.items]))
+        except Unsupported:
+            pass
+    raise Unsupported(f"comparison {op.__name__} of {a} and {b}", kind="operator")
+
+
+def is_same(a, b):
+    if a is b:
+        return True
+    if a.is_const() and b.is_const() and type(a) is ConstValue and type(b) is ConstValue:
+        return a.value is b.value
+    for attr in ("obj", "fn", "cls", "module"):
+        x, y = getattr(a, attr, a), getattr(b, attr, b)
+        if x is not a and y is not b:
+            return x is y
+    return False
+
+
+def contains_op(tx, item, container):
+    if isinstance(container, TensorValue):
+        return graph_call(tx, "call_method", "__contains__", [container, item], {})
+    if isinstance(container, (DictValue, SetValue)):
+        return const(py_key(item) in container.items)
+    if isinstance(container, ConstValue) and isinstance(item, ConstValue):
+        try:
+            return const(item.value in container.value)
+        except Exception as e:
+            raise UserError(e)
+    items = container.unpack(tx)
+    for x in items:
+        if is_same(x, item) or compare_op(tx, operator.eq, x, item).truth(tx):
+            return const(True)
+    return const(False)
+
+
+def unary_op(tx, op, v):
+    if isinstance(v, TensorValue):
+        return graph_call(tx, "call_function", op, [v], {})
+    if op is operator.not_:
+        return const(not v.truth(tx))
+    if v.is_const():
+        try:
+            return wrap(tx, op(v.as_python()), None)
+        except Exception as e:
+            raise UserError(e)
+    from .objects import _MISSING
+    r = _dunder(tx, v, f"__{op.__name__.strip('_')}__", [])
+    if r is not _MISSING:
+        return r
+    raise Unsupported(f"unary {op.__name__} on {v}", kind="operator")
+
+
+def get_item(tx, obj, idx):
+    if isinstance(obj, TensorValue):
+        return graph_call(tx, "call_function", operator.getitem, [obj, idx], {})
+    getitem = getattr(obj, "getitem", None)
+    if getitem is not None:
+        return getitem(tx, idx)
+    if type(obj) is ConstValue and idx.is_const():
+        try:
+            return wrap(tx, obj.value[idx.as_python()], None)
+        except Exception as e:
+            raise UserError(e)
+    return obj.call_method(tx, "__getitem__", [idx], {})
+
+
+# --------------------------------------------------------------------------
+# builtin function handlers
+
+BUILTINS = {}
+
+
+def handles(*fns):
+    def deco(h):
+        for f in fns:
+            BUILTINS[f] = h
+        return h
+    return deco
+
+
+@handles(len)
+def _len(tx, v):
+    if isinstance(v, TensorValue):
+        if v.fake.dim() == 0:
+            raise UserError(TypeError("len() of a 0-d tensor"))
+        return const(v.fake.shape[0])
+    items = getattr(v, "items", None)
+    if isinstance(items, (list, dict)) and not isinstance(v, IteratorValue):
+        return const(len(items))
+    if type(v) is ConstValue:
+        try:
+            return const(len(v.value))
+        except TypeError as e:
+            raise UserError(e)
+    return v.call_method(tx, "__len__", [], {})
+
+
+def _isinstance_check(v, cls):
+    from .objects import ObjectValue
+    if isinstance(v, ObjectValue):
+        return isinstance(v.obj, cls)
+    if isinstance(v, TensorValue):
+        return isinstance(v.fake, cls) if cls is not torch._subclasses.FakeTensor else False
+    t = v.python_type()
+    try:
+        return issubclass(t, cls)
+    except TypeError:
+        return False
+
+
+@handles(isinstance)
+def _isinstance(tx, v, cls):
+    classes = cls.as_python()
+    return const(_isinstance_check(v, classes))
+
+
+@handles(issubclass)
+def _issubclass(tx, a, b):
+    return const(issubclass(a.as_python(), b.as_python()))
+
+
+@handles(hasattr)
+def _hasattr(tx, v, name):
+    try:
+        v.getattr(tx, name.as_python())
+        return const(True)
+    except UserError as e:
+        if isinstance(e.exc, AttributeError):
+            return const(False)
+        raise
+    except AttributeError:
+        return const(False)
+
+
+@handles(getattr)
+def _getattr(tx, v, name, *default):
+    try:
+        return v.getattr(tx, name.as_python())
+    except UserError as e:
+        if default and isinstance(e.exc, AttributeError):
+            return default[0]
+        raise
+    except AttributeError as e:
+        if default:
+            return default[0]
+        raise UserError(e)
+
+
+@handles(setattr)
+def _setattr(tx, v, name, value):
+    v.setattr(tx, name.as_python(), value)
+    return NONE
+
+
+@handles(object.__setattr__)
+def _object_setattr(tx, v, name, value):
+    from .objects import NewObjectValue
+    if isinstance(v, NewObjectValue):
+        v.attrs[name.as_python()] = value
+        return NONE
+    v.setattr(tx, name.as_python(), value)
+    return NONE
+
+
+@handles(delattr)
+def _delattr(tx, v, name):
+    v.delattr(tx, name.as_python())
+    return NONE
+
+
+@handles(type)
+def _type(tx, v, *rest):
+    if rest:
+        raise Unsupported("type() with 3 arguments", kind="call_builtin")
+    from .objects import ClassValue
+    return ClassValue(v.python_type())
+
+
+@handles(callable)
+def _callable(tx, v):
+    if v.is_const() and type(v) is ConstValue:
+        return const(callable(v.value))
+    from .functions import UserFnValue, NestedFnValue, BoundMethodValue, PartialValue
+    from .objects import ClassValue, _InstanceBase, static_lookup, _MISSING
+    if isinstance(v, (UserFnValue, NestedFnValue, BoundMethodValue, PartialValue, ClassValue, BuiltinValue)):
+        return const(True)
+    if isinstance(v, _InstanceBase):
+        return const(static_lookup(v.cls, "__call__")[0] is not _MISSING)
+    return const(False)
+
+
+@handles(iter)
+def _iter(tx, v):
+    if isinstance(v, IteratorValue):
+        return v
+    return IteratorValue(v.unpack(tx))
+
+
+@handles(next)
+def _next(tx, it, *default):
+    if not isinstance(it, IteratorValue):
+        it = _iter(tx, it)
+    v = it.next()
+    if v is None:
+        if default:
+            return default[0]
+        raise UserError(StopIteration())
+    return v
+
+
+@handles(range)
+def _range(tx, *args):
+    return ConstValue(range(*[a.as_python() for a in args]))
+
+
+@handles(enumerate)
+def _enumerate(tx, it, start=None):
+    s = 0 if start is None else start.as_python()
+    return IteratorValue([TupleValue([const(i + s), v]) for i, v in enumerate(it.unpack(tx))])
+
+
+@handles(zip)
+def _zip(tx, *its, strict=None):
+    cols = [it.unpack(tx) for it in its]
+    if strict is not None and strict.as_python() and len({len(c) for c in cols}) > 1:
+        raise UserError(ValueError("zip() arguments have different lengths"))
+    return IteratorValue([TupleValue(list(row)) for row in zip(*cols)])
+
+
+@handles(reversed)
+def _reversed(tx, v):
+    return IteratorValue(list(reversed(v.unpack(tx))))
+
+
+@handles(map)
+def _map(tx, fn, *its):
+    cols = [it.unpack(tx) for it in its]
+    return IteratorValue([fn.call(tx, list(row), {}) for row in zip(*cols)])
+
+
+@handles(filter)
+def _filter(tx, fn, it):
+    out = []
+    for v in it.unpack(tx):
+        keep = v.truth(tx) if fn.is_const() and fn.as_python() is None else fn.call(tx, [v], {}).truth(tx)
+        if keep:
+            out.append(v)
+    return IteratorValue(out)
+
+
+@handles(list)
+def _list(tx, it=None):
+    return ListValue([] if it is None else it.unpack(tx))
+
+
+@handles(tuple)
+def _tuple(tx, it=None):
+    if isinstance(it, TupleValue) and it.cls is tuple:
+        return it
+    return TupleValue([] if it is None else it.unpack(tx))
+
+
+@handles(dict)
+def _dict(tx, arg=None, **kwargs):
+    d = DictValue({})
+    if arg is not None:
+        if isinstance(arg, DictValue):
+            d.items.update(arg.items)
+        else:
+            for pair in arg.unpack(tx):
+                k, v = pair.unpack(tx)
+                d.items[py_key(k)] = v
+    d.items.update(kwargs)
+    return d
+
+
+@handles(set, frozenset)
+def _set(tx, it=None):
+    return SetValue([] if it is None else [py_key(x) for x in it.unpack(tx)])
+
+
+def _reduce_builtin(name, pyfn):
+    def handler(tx, *args, key=None, default=None):
+        items = args[0].unpack(tx) if len(args) == 1 else list(args)
+        if not items:
+            if default is not None:
+                return default
+            raise UserError(ValueError(f"{name}() arg is an empty sequence"))
+        if any(isinstance(i, TensorValue) for i in items):
+            if key is not None or len(args) == 1 and not all(isinstance(i, TensorValue) for i in items):
+                raise Unsupported(f"{name}() over tensors", kind="data_dependent")
+            # max(a, b) of tensors compares by truth value: data-dependent
+            raise Unsupported(f"{name}() of tensors depends on their values", kind="data_dependent")
+        if key is None:
+            return const(pyfn(i.as_python() for i in items))
+        keys = [key.call(tx, [i], {}).as_python() for i in items]
+        best = pyfn(range(len(items)), key=lambda j: keys[j])
+        return items[best]
+    return handler
+
+
+BUILTINS[min] = _reduce_builtin("min", min)
+BUILTINS[max] = _reduce_builtin("max", max)
+
+
+@handles(sum)
+def _sum(tx, it, start=None):
+    acc = const(0) if start is None else start
+    for v in it.unpack(tx):
+        acc = binary_op(tx, operator.add, acc, v)
+    return acc
+
+
+@handles(any)
+def _any(tx, it):
+    return const(any(v.truth(tx) for v in it.unpack(tx)))
+
+
+@handles(all)
+def _all(tx, it):
+    return const(all(v.truth(tx) for v in it.unpack(tx)))
+
+
+def sorted_items(tx, items, key=None, reverse=None):
+    keys = [key.call(tx, [i], {}).as_python() if key is not None and not (
+        key.is_const() and key.as_python() is None) else i.as_python() for i in items]
+    order = sorted(range(len(items)), key=lambda j: keys[j],
+                   reverse=bool(reverse.as_python()) if reverse is not None else False)
+    return [items[j] for j in order]
+
+
+@handles(sorted)
+def _sorted(tx, it, key=None, reverse=None):
+    return ListValue(sorted_items(tx, it.unpack(tx), key, reverse))
+
+
+@handles(abs)
+def _abs(tx, v):
+    if isinstance(v, TensorValue):
+        return graph_call(tx, "call_function", operator.abs, [v], {})
+    return call_on_constants(tx, abs, [v], {})
+
+
+@handles(round)
+def _round(tx, v, nd=None):
+    if isinstance(v, TensorValue):
+        raise Unsupported("round() of a tensor", kind="data_dependent")
+    return call_on_constants(tx, round, [v] + ([nd] if nd is not None else []), {})
+
+
+def _scalar_conv(pytype):
+    def handler(tx, v=None, *rest):
+        if v is None:
+            return const(pytype())
+        if isinstance(v, TensorValue):
+            raise Unsupported(f"{pytype.__name__}() of a tensor depends on its data", kind="data_dependent")
+        if type(v) is ConstValue:
+            try:
+                return const(pytype(v.value, *[r.as_python() for r in rest]))
+            except Exception as e:
+                raise UserError(e)
+        if pytype is bool:
+            return const(v.truth(tx))
+        if pytype is str:
+            from .objects import _InstanceBase, bind_class_attr
+            if isinstance(v, _InstanceBase):
+                return bind_class_attr(tx, v, v.cls, "__str__").call(tx, [], {})
+        try:
+            return const(pytype(v.as_python()))
+        except Unsupported:
+            raise
+        except Exception as e:
+            raise UserError(e)
+    return handler
+
+
+for _t in (int, float, bool, str, complex):
+    BUILTINS[_t] = _scalar_conv(_t)
+
+
+@handles(print)
+def _print(tx, *args, **kwargs):
+    raise Unsupported("print() inside a compiled region", kind="print",
+                      hint="printing is a side effect the graph cannot hold")
+
+
+@handles(id)
+def _id(tx, v):
+    obj = getattr(v, "obj", None)
+    if obj is not None:
+        return const(id(obj))
+    raise Unsupported("id() of a traced value", kind="id")
+
+
+@handles(super)
+def _super(tx, *args):
+    from .objects import SuperValue, ClassValue
+    if not args:
+        cls, obj = tx.frame.zero_arg_super()
+    else:
+        cls, obj = args[0].as_python(), args[1]
+    return SuperValue(cls, obj)
+
+
+@handles(divmod)
+def _divmod(tx, a, b):
+    if isinstance(a, TensorValue) or isinstance(b, TensorValue):
+        return TupleValue([binary_op(tx, operator.floordiv, a, b), binary_op(tx, operator.mod, a, b)])
+    return call_on_constants(tx, divmod, [a, b], {})
+
+
+@handles(functools.reduce)
+def _reduce(tx, fn, it, *init):
+    items = it.unpack(tx)
+    acc = init[0] if init else items.pop(0)
+    for v in items:
+        acc = fn.call(tx, [acc, v], {})
+    return acc
+
+
+@handles(operator.getitem)
+def _op_getitem(tx, a, b):
+    return get_item(tx, a, b)
+
+
+@handles(operator.contains)
+def _op_contains(tx, a, b):
+    return contains_op(tx, b, a)
+
+
+@handles(operator.not_)
+def _op_not(tx, a):
+    return unary_op(tx, operator.not_, a)
+
+
+@handles(operator.is_)
+def _op_is(tx, a, b):
+    return const(is_same(a, b))
+
+
+@handles(operator.is_not)
+def _op_is_not(tx, a, b):
+    return const(not is_same(a, b))
+
+
+def _register_operator_module():
+    binops = [operator.add, operator.sub, operator.mul, operator.truediv, operator.floordiv,
+              operator.mod, operator.pow, operator.matmul, operator.and_, operator.or_, operator.xor,
+              operator.lshift, operator.rshift] + list(_INPLACE_TO_BINARY)
+    for op in binops:
+        BUILTINS[op] = functools.partial(lambda op, tx, a, b: binary_op(tx, op, a, b), op)
+    for op in (operator.lt, operator.le, operator.eq, operator.ne, operator.gt, operator.ge):
+        BUILTINS[op] = functools.partial(lambda op, tx, a, b: compare_op(tx, op, a, b), op)
+    for op in (operator.neg, operator.pos, operator.invert, operator.abs):
+        BUILTINS[op] = functools.partial(lambda op, tx, a: unary_op(tx, op, a), op)
+
+
+_register_operator_module()

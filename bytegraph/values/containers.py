@@ -1,0 +1,568 @@
+"""Containers: tuple, list, dict, set, and iterators over them.
+
+Items are Values. A container from the caller's world carries its Source; the
+first mutation of such a container registers it with the side-effect log, and
+the epilogue writes its final contents back into the same object (identity is
+preserved). A container built during the trace has no source and is rebuilt in
+the epilogue only if it escapes (is returned or stored somewhere visible).
+
+Methods are small functions in per-type tables (LIST_METHODS, DICT_METHODS, ...),
+so adding one is adding a row, not a branch.
+"""
+import collections
+
+from ..exc import Unsupported
+from .base import Value, ConstValue, NONE, const, wrap, register_wrapper
+from ..sources import ItemSource
+
+
+def py_key(v):
+    """A Value used as a dict key / set element -> its Python hashable key."""
+    if v.is_const():
+        return v.as_python()
+    if isinstance(v, TupleValue):
+        return tuple(py_key(x) for x in v.items)
+    key = getattr(v, "identity_key", None)
+    if key is not None:
+        return key()
+    raise Unsupported(f"{v} as a dict key or set element", kind="dict_key")
+
+
+def key_value(k):
+    """Python key -> Value (inverse of py_key for the kinds we allow)."""
+    if isinstance(k, tuple):
+        return TupleValue([key_value(x) for x in k])
+    if isinstance(k, _IdentityKey):
+        return k.value
+    return const(k)
+
+
+class _IdentityKey:
+    """Key for objects that hash by identity (modules, functions, classes)."""
+    __slots__ = ("obj", "value")
+
+    def __init__(self, obj, value):
+        self.obj = obj
+        self.value = value
+
+    def __hash__(self):
+        return hash(self.obj)
+
+    def __eq__(self, other):
+        return isinstance(other, _IdentityKey) and other.obj is self.obj
+
+
+class BaseSeq(Value):
+    def __init__(self, items, source=None):
+        self.items = list(items)
+        self.source = source
+
+    def unpack(self, tx):
+        return list(self.items)
+
+    def truth(self, tx):
+        return bool(self.items)
+
+    def is_const(self):
+        return all(i.is_const() for i in self.items)
+
+    def fx_arg(self, tx):
+        return self.python_type()(i.fx_arg(tx) for i in self.items) if self.python_type() in (tuple, list) \
+            else tuple(i.fx_arg(tx) for i in self.items)
+
+    def fake_arg(self, tx):
+        t = self.python_type()
+        vals = [i.fake_arg(tx) for i in self.items]
+        return list(vals) if t is list else tuple(vals)
+
+    def getitem(self, tx, idx):
+        if idx.is_const():
+            k = idx.as_python()
+            if isinstance(k, slice):
+                return self.with_items(self.items[k])
+            if isinstance(k, (int, bool)):
+                try:
+                    return self.items[k]
+                except IndexError as e:
+                    from ..exc import UserError
+                    raise UserError(e)
+        raise Unsupported(f"indexing {self} with {idx}", kind="index")
+
+    def with_items(self, items):
+        return type(self)(items)
+
+    def call_method(self, tx, name, args, kwargs):
+        fn = self.METHODS.get(name)
+        if fn is None:
+            raise Unsupported(f"{self.python_type().__name__}.{name}", kind="container_method")
+        return fn(tx, self, *args, **kwargs)
+
+
+class TupleValue(BaseSeq):
+    def __init__(self, items, cls=tuple, source=None):
+        super().__init__(items, source)
+        self.cls = cls
+
+    def python_type(self):
+        return self.cls
+
+    def as_python(self):
+        vals = [i.as_python() for i in self.items]
+        if self.cls is tuple:
+            return tuple(vals)
+        if hasattr(self.cls, "_make"):
+            return self.cls._make(vals)
+        return self.cls(vals)
+
+    def with_items(self, items):
+        return TupleValue(items)
+
+    def getattr(self, tx, name):
+        fields = getattr(self.cls, "_fields", None)
+        if fields and name in fields:
+            return self.items[fields.index(name)]
+        if self.cls is not tuple and hasattr(self.cls, "n_fields"):  # torch.return_types
+            names = [n for n in dir(self.cls) if not n.startswith("_") and
+                     isinstance(getattr(self.cls, n, None), type(self.cls.__dict__.get("values", None)))]
+            del names
+        attr = getattr(self.cls, name, None)
+        if attr is not None and not name.startswith("__"):
+            from .objects import ClassValue
+            return ClassValue(self.cls).getattr(tx, name).bind(self) if hasattr(
+                ClassValue(self.cls).getattr(tx, name), "bind") else _unsupported_attr(self, name)
+        raise Unsupported(f"attribute {name!r} of {self.cls.__name__}", kind="getattr")
+
+    def fx_arg(self, tx):
+        return tuple(i.fx_arg(tx) for i in self.items)
+
+    def reconstruct(self, cg):
+        if self.source is not None and not getattr(self, "_rebuilt", False):
+            return self.source.expr(cg)
+        inner = ", ".join(cg.expr(i) for i in self.items)
+        if self.cls is tuple:
+            return f"({inner},)" if len(self.items) == 1 else f"({inner})"
+        cls = cg.const(self.cls, self.cls.__name__)
+        if hasattr(self.cls, "_make"):
+            return f"{cls}._make(({inner},))"
+        return f"{cls}(({inner},))"
+
+    def __repr__(self):
+        return f"Tuple{self.items}"
+
+
+def _unsupported_attr(v, name):
+    raise Unsupported(f"attribute {name!r} of {v}", kind="getattr")
+
+
+class ListValue(BaseSeq):
+    mutable = True
+
+    def python_type(self):
+        return list
+
+    def as_python(self):
+        if self.source is not None:
+            raise Unsupported("a caller's list as a constant", kind="not_constant")
+        return [i.as_python() for i in self.items]
+
+    def is_const(self):
+        return False
+
+    def fx_arg(self, tx):
+        return [i.fx_arg(tx) for i in self.items]
+
+    def with_items(self, items):
+        return ListValue(items)
+
+    def mutate(self, tx):
+        if self.source is not None:
+            tx.side_effects.mutated(self)
+
+    def reconstruct(self, cg):
+        return cg.mutable(self, lambda: "[" + ", ".join(cg.expr(i) for i in self.items) + "]")
+
+    def replay(self, cg, target):
+        return f"{target}[:] = [" + ", ".join(cg.expr(i) for i in self.items) + "]"
+
+    def __repr__(self):
+        return f"List{self.items}"
+
+
+def _list_append(tx, lst, v):
+    lst.mutate(tx)
+    lst.items.append(v)
+    return NONE
+
+
+def _list_extend(tx, lst, v):
+    lst.mutate(tx)
+    lst.items.extend(v.unpack(tx))
+    return NONE
+
+
+def _list_insert(tx, lst, i, v):
+    lst.mutate(tx)
+    lst.items.insert(i.as_python(), v)
+    return NONE
+
+
+def _list_pop(tx, lst, i=None):
+    lst.mutate(tx)
+    return lst.items.pop(-1 if i is None else i.as_python())
+
+
+def _list_clear(tx, lst):
+    lst.mutate(tx)
+    lst.items.clear()
+    return NONE
+
+
+def _list_reverse(tx, lst):
+    lst.mutate(tx)
+    lst.items.reverse()
+    return NONE
+
+
+def _seq_index(tx, lst, v, *rest):
+    return const([py_eq_key(i) for i in lst.items].index(py_eq_key(v), *[r.as_python() for r in rest]))
+
+
+def _seq_count(tx, lst, v):
+    return const([py_eq_key(i) for i in lst.items].count(py_eq_key(v)))
+
+
+def py_eq_key(v):
+    if v.is_const():
+        return v.as_python()
+    return _IdentityKey(v, v)
+
+
+def _list_copy(tx, lst):
+    return ListValue(lst.items)
+
+
+def _list_sort(tx, lst, key=None, reverse=None):
+    from .builtins import sorted_items
+    items = sorted_items(tx, lst.items, key, reverse)
+    lst.mutate(tx)
+    lst.items[:] = items
+    return NONE
+
+
+def _list_remove(tx, lst, v):
+    i = _seq_index(tx, lst, v).as_python()
+    lst.mutate(tx)
+    del lst.items[i]
+    return NONE
+
+
+ListValue.METHODS = {"append": _list_append, "extend": _list_extend, "insert": _list_insert,
+                     "pop": _list_pop, "clear": _list_clear, "reverse": _list_reverse,
+                     "index": _seq_index, "count": _seq_count, "copy": _list_copy,
+                     "sort": _list_sort, "remove": _list_remove,
+                     "__len__": lambda tx, lst: const(len(lst.items))}
+TupleValue.METHODS = {"index": _seq_index, "count": _seq_count,
+                      "__len__": lambda tx, t: const(len(t.items))}
+
+
+class DictValue(Value):
+    mutable = True
+
+    def __init__(self, items, cls=dict, source=None, default_factory=None):
+        self.items = dict(items)      # python key -> Value
+        self.cls = cls
+        self.source = source
+        self.default_factory = default_factory
+
+    def python_type(self):
+        return self.cls
+
+    def truth(self, tx):
+        return bool(self.items)
+
+    def unpack(self, tx):
+        return [key_value(k) for k in self.items]
+
+    def mutate(self, tx):
+        if self.source is not None:
+            tx.side_effects.mutated(self)
+
+    def getitem(self, tx, key):
+        k = py_key(key)
+        if k in self.items:
+            return self.items[k]
+        if self.default_factory is not None:
+            v = self.default_factory.call(tx, [], {})
+            self.mutate(tx)
+            self.items[k] = v
+            return v
+        from ..exc import UserError
+        raise UserError(KeyError(k))
+
+    def setitem(self, tx, key, value):
+        self.mutate(tx)
+        self.items[py_key(key)] = value
+
+    def as_python(self):
+        if self.source is not None:
+            raise Unsupported("a caller's dict as a constant", kind="not_constant")
+        return self.cls({k: v.as_python() for k, v in self.items.items()})
+
+    def fx_arg(self, tx):
+        return {k: v.fx_arg(tx) for k, v in self.items.items()}
+
+    def fake_arg(self, tx):
+        return {k: v.fake_arg(tx) for k, v in self.items.items()}
+
+    def call_method(self, tx, name, args, kwargs):
+        fn = DICT_METHODS.get(name)
+        if fn is None:
+            raise Unsupported(f"dict.{name}", kind="container_method")
+        return fn(tx, self, *args, **kwargs)
+
+    def getattr(self, tx, name):
+        if name == "default_factory" and self.default_factory is not None:
+            return self.default_factory
+        if name in DICT_METHODS:
+            from .functions import BoundMethodValue
+            return BoundMethodValue(self, name)
+        raise Unsupported(f"attribute {name!r} of dict", kind="getattr")
+
+    def _literal(self, cg):
+        return "{" + ", ".join(f"{cg.expr(key_value(k))}: {cg.expr(v)}" for k, v in self.items.items()) + "}"
+
+    def reconstruct(self, cg):
+        def build():
+            if self.cls is dict:
+                return self._literal(cg)
+            cls = cg.const(self.cls, self.cls.__name__)
+            if self.cls is collections.defaultdict or issubclass(self.cls, collections.defaultdict):
+                return f"{cls}({cg.expr(self.default_factory)}, {self._literal(cg)})"
+            return f"{cls}({self._literal(cg)})"
+        return cg.mutable(self, build)
+
+    def replay(self, cg, target):
+        return f"{target}.clear(); {target}.update({self._literal(cg)})"
+
+    def __repr__(self):
+        return f"Dict{list(self.items)}"
+
+
+def _d_get(tx, d, k, default=NONE):
+    return d.items.get(py_key(k), default)
+
+
+def _d_items(tx, d):
+    return ListValue([TupleValue([key_value(k), v]) for k, v in d.items.items()])
+
+
+def _d_keys(tx, d):
+    return ListValue([key_value(k) for k in d.items])
+
+
+def _d_values(tx, d):
+    return ListValue(list(d.items.values()))
+
+
+def _d_update(tx, d, other=None, **kw):
+    d.mutate(tx)
+    if other is not None:
+        if isinstance(other, DictValue):
+            d.items.update(other.items)
+        else:
+            for pair in other.unpack(tx):
+                k, v = pair.unpack(tx)
+                d.items[py_key(k)] = v
+    for k, v in kw.items():
+        d.items[k] = v
+    return NONE
+
+
+def _d_pop(tx, d, k, *default):
+    key = py_key(k)
+    if key not in d.items:
+        if default:
+            return default[0]
+        from ..exc import UserError
+        raise UserError(KeyError(key))
+    d.mutate(tx)
+    return d.items.pop(key)
+
+
+def _d_setdefault(tx, d, k, default=NONE):
+    key = py_key(k)
+    if key not in d.items:
+        d.mutate(tx)
+        d.items[key] = default
+    return d.items[key]
+
+
+def _d_clear(tx, d):
+    d.mutate(tx)
+    d.items.clear()
+    return NONE
+
+
+def _d_copy(tx, d):
+    return DictValue(d.items, cls=d.cls, default_factory=d.default_factory)
+
+
+def _d_popitem(tx, d):
+    d.mutate(tx)
+    k, v = d.items.popitem()
+    return TupleValue([key_value(k), v])
+
+
+DICT_METHODS = {"get": _d_get, "items": _d_items, "keys": _d_keys, "values": _d_values,
+                "update": _d_update, "pop": _d_pop, "setdefault": _d_setdefault, "clear": _d_clear,
+                "copy": _d_copy, "popitem": _d_popitem,
+                "__getitem__": lambda tx, d, k: d.getitem(tx, k),
+                "__setitem__": lambda tx, d, k, v: (d.setitem(tx, k, v), NONE)[1],
+                "__contains__": lambda tx, d, k: const(py_key(k) in d.items),
+                "__len__": lambda tx, d: const(len(d.items))}
+
+
+class SetValue(Value):
+    mutable = True
+
+    def __init__(self, items, cls=set, source=None):
+        self.items = dict.fromkeys(items)   # python keys, insertion ordered for determinism
+        self.cls = cls
+        self.source = source
+
+    def python_type(self):
+        return self.cls
+
+    def as_python(self):
+        return self.cls(self.items)
+
+    def is_const(self):
+        return self.cls is frozenset
+
+    def truth(self, tx):
+        return bool(self.items)
+
+    def unpack(self, tx):
+        return [key_value(k) for k in self.cls(self.items)]
+
+    def mutate(self, tx):
+        if self.source is not None:
+            raise Unsupported("mutating a caller's set", kind="side_effect")
+
+    def call_method(self, tx, name, args, kwargs):
+        if name in ("add", "discard", "remove", "update", "clear", "pop", "difference_update",
+                    "intersection_update", "symmetric_difference_update"):
+            self.mutate(tx)
+            real = set(self.items)
+            res = getattr(real, name)(*[_set_arg(tx, a) for a in args])
+            self.items = dict.fromkeys(real)
+            return key_value(res) if name == "pop" else NONE
+        if name in ("union", "intersection", "difference", "symmetric_difference", "issubset",
+                    "issuperset", "isdisjoint", "copy", "__contains__", "__len__"):
+            res = getattr(self.cls(self.items), name)(*[_set_arg(tx, a) for a in args])
+            if isinstance(res, (set, frozenset)):
+                return SetValue(res, cls=type(res))
+            return const(res)
+        raise Unsupported(f"set.{name}", kind="container_method")
+
+    def reconstruct(self, cg):
+        return cg.mutable(self, lambda: f"{cg.const(self.cls, self.cls.__name__)}("
+                          f"[{', '.join(cg.expr(key_value(k)) for k in self.items)}])")
+
+    def __repr__(self):
+        return f"Set{list(self.items)}"
+
+
+def _set_arg(tx, a):
+    if isinstance(a, SetValue):
+        return set(a.items)
+    if isinstance(a, DictValue):
+        return set(a.items)
+    if a.is_const() and not isinstance(a, BaseSeq):
+        return a.as_python()
+    return [py_key(x) for x in a.unpack(tx)]
+
+
+class IteratorValue(Value):
+    """An iterator over a fixed list of Values (lists, ranges, zip, map, generators...)."""
+    mutable = True
+
+    def __init__(self, items):
+        self.items = list(items)
+        self.pos = 0
+
+    def next(self):
+        if self.pos >= len(self.items):
+            return None
+        v = self.items[self.pos]
+        self.pos += 1
+        return v
+
+    def unpack(self, tx):
+        rest = self.items[self.pos:]
+        self.pos = len(self.items)
+        return rest
+
+    def python_type(self):
+        return type(iter([]))
+
+    def __repr__(self):
+        return f"Iterator({len(self.items) - self.pos} left)"
+
+
+# --------------------------------------------------------------------------
+# wrapping caller-world containers
+
+@register_wrapper(tuple)
+def wrap_tuple(tx, obj, source):
+    if source is not None:
+        tx.guards.add_len(source, type(obj), len(obj))
+    items = [wrap(tx, x, ItemSource(source, i) if source is not None else None)
+             for i, x in enumerate(obj)]
+    return TupleValue(items, cls=type(obj), source=source)
+
+
+@register_wrapper(list)
+def wrap_list(tx, obj, source):
+    if type(obj) is not list:
+        from .objects import wrap_object
+        return wrap_object(tx, obj, source)
+    if source is not None:
+        tx.guards.add_len(source, list, len(obj))
+    items = [wrap(tx, x, ItemSource(source, i) if source is not None else None)
+             for i, x in enumerate(obj)]
+    return ListValue(items, source=source)
+
+
+@register_wrapper(dict)
+def wrap_dict(tx, obj, source):
+    typ = type(obj)
+    if typ not in (dict, collections.OrderedDict, collections.defaultdict):
+        from .objects import wrap_object
+        return wrap_object(tx, obj, source)
+    if source is not None:
+        tx.guards.add_dict_keys(source, typ, obj.keys())
+    items = {}
+    for k, v in obj.items():
+        if type(k) not in (int, str, bool, float, type(None)) and not isinstance(k, tuple):
+            raise Unsupported(f"dict with {type(k).__name__} keys", kind="dict_key")
+        items[k] = wrap(tx, v, ItemSource(source, k) if source is not None else None)
+    factory = None
+    if typ is collections.defaultdict:
+        from ..sources import AttrSource
+        factory = wrap(tx, obj.default_factory,
+                       AttrSource(source, "default_factory") if source is not None else None)
+    return DictValue(items, cls=typ, source=source, default_factory=factory)
+
+
+@register_wrapper(set, frozenset)
+def wrap_set(tx, obj, source):
+    for x in obj:
+        if type(x) not in (int, str, bool, float, type(None), tuple):
+            raise Unsupported(f"set of {type(x).__name__}", kind="set_item")
+    if source is not None:
+        e_src = source
+        tx.guards.add_code(f"type({e_src.expr(tx.cg)}) is {tx.cg.const(type(obj), type(obj).__name__)} "
+                           f"and {e_src.expr(tx.cg)} == {tx.cg.const(frozenset(obj), 'set')}",
+                           source, "set")
+    return SetValue(obj, cls=type(obj), source=source)

@@ -1,0 +1,403 @@
+"""Objects: classes, user-class instances, nn.Modules, Python modules, super().
+
+Attribute lookup follows Python's order (data descriptors on the type, then the
+instance dict, then class attributes, then nn.Module's parameter/buffer/child
+dicts), done statically so that no user __getattr__ or property runs for real
+while tracing. Properties and methods are inlined.
+
+Instances that exist in the caller's world carry a Source and a type guard
+(identity for nn.Modules); reading an attribute wraps it with an AttrSource.
+Writes to them are recorded in the side-effect log and replayed after the graph.
+Instances created during the trace (NewObjectValue) are plain attribute maps;
+the epilogue rebuilds them only if they escape.
+"""
+import dataclasses
+import types
+
+import torch
+
+from ..exc import Unsupported, UserError
+from ..sources import AttrSource, ObjectSource, ModuleDictSource
+from .base import Value, ConstValue, NONE, const, wrap, register_wrapper
+from .containers import TupleValue, ListValue, DictValue, IteratorValue, _IdentityKey
+from .functions import BoundMethodValue, UserFnValue
+
+_MISSING = object()
+_module_getattr = torch.nn.Module.__getattr__
+
+
+def static_lookup(cls, name):
+    for k in cls.__mro__:
+        d = k.__dict__
+        if name in d:
+            return d[name], k
+    return _MISSING, None
+
+
+def class_attr_source(klass, name):
+    return AttrSource(ObjectSource(klass, klass.__name__), name)
+
+
+def bind_class_attr(tx, self_value, cls, name):
+    """Resolve a non-instance attribute `name` of an instance of `cls` (methods, properties...)."""
+    attr, owner = static_lookup(cls, name)
+    if attr is _MISSING:
+        return _MISSING
+    if isinstance(attr, staticmethod):
+        return wrap(tx, attr.__func__, None)
+    if isinstance(attr, classmethod):
+        return BoundMethodValue(ClassValue(cls), wrap(tx, attr.__func__, None))
+    if isinstance(attr, property):
+        if attr.fget is None:
+            raise UserError(AttributeError(f"property {name!r} has no getter"))
+        return wrap(tx, attr.fget, None).call(tx, [self_value], {})
+    if isinstance(attr, types.FunctionType):
+        fn = UserFnValue(attr, class_attr_source(owner, name))
+        tx.guards.add_identity(fn.source, attr)
+        return BoundMethodValue(self_value, fn)
+    if isinstance(attr, (types.BuiltinFunctionType, types.WrapperDescriptorType,
+                         types.MethodDescriptorType)):
+        return BoundMethodValue(self_value, wrap(tx, attr, None))
+    if hasattr(type(attr), "__get__") and not isinstance(attr, (type, types.ModuleType)):
+        raise Unsupported(f"descriptor {type(attr).__name__} for attribute {name!r}", kind="descriptor")
+    return wrap(tx, attr, class_attr_source(owner, name))
+
+
+class ClassValue(Value):
+    def __init__(self, cls, source=None):
+        self.cls = cls
+        self.source = source
+
+    def python_type(self):
+        return type(self.cls)
+
+    def as_python(self):
+        return self.cls
+
+    def is_const(self):
+        return True
+
+    def identity_key(self):
+        return _IdentityKey(self.cls, self)
+
+    def fx_arg(self, tx):
+        return self.cls
+
+    fake_arg = fx_arg
+
+    def getattr(self, tx, name):
+        attr, owner = static_lookup(self.cls, name)
+        if attr is _MISSING:
+            if name in ("__name__", "__qualname__", "__module__", "__mro__", "__bases__"):
+                return wrap(tx, getattr(self.cls, name), None)
+            raise UserError(AttributeError(f"type object {self.cls.__name__!r} has no attribute {name!r}"))
+        if isinstance(attr, staticmethod):
+            return wrap(tx, attr.__func__, None)
+        if isinstance(attr, classmethod):
+            return BoundMethodValue(self, wrap(tx, attr.__func__, None))
+        if isinstance(attr, types.FunctionType):
+            return wrap(tx, attr, class_attr_source(owner, name))
+        return wrap(tx, getattr(self.cls, name), class_attr_source(owner, name)
+                    if self.cls.__module__ not in _TRUSTED_MODULE_NAMES else None)
+
+    def call(self, tx, args, kwargs):
+        from ..runtime.registry import construct
+        return construct(tx, self, args, kwargs)
+
+    def reconstruct(self, cg):
+        return cg.const(self.cls, self.cls.__name__)
+
+    def __repr__(self):
+        return f"Class({self.cls.__name__})"
+
+
+_TRUSTED_MODULE_NAMES = frozenset({"builtins", "torch", "math", "operator", "collections",
+                                   "functools", "itertools", "typing", "enum", "abc"})
+
+
+class _InstanceBase(Value):
+    """Shared attribute logic for caller-world and trace-created instances."""
+
+    mutable = True
+
+    def python_type(self):
+        return self.cls
+
+    def identity_key(self):
+        return _IdentityKey(self, self)
+
+    def getattr(self, tx, name):
+        cls = self.cls
+        attr, _ = static_lookup(cls, name)
+        if isinstance(attr, property) or (attr is not _MISSING and hasattr(type(attr), "__set__")
+                                          and not isinstance(attr, types.FunctionType)
+                                          and type(attr).__name__ != "member_descriptor"):
+            return bind_class_attr(tx, self, cls, name)
+        v = self.instance_attr(tx, name)
+        if v is not _MISSING:
+            return v
+        if name == "__class__":
+            return ClassValue(cls)
+        if name == "__dict__":
+            raise Unsupported("reading __dict__ of an object", kind="getattr")
+        v = bind_class_attr(tx, self, cls, name)
+        if v is not _MISSING:
+            return v
+        return self.missing_attr(tx, name)
+
+    def missing_attr(self, tx, name):
+        if static_lookup(self.cls, "__getattr__")[0] is not _MISSING:
+            getattr_fn = bind_class_attr(tx, self, self.cls, "__getattr__")
+            return getattr_fn.call(tx, [ConstValue(name)], {})
+        raise UserError(AttributeError(f"{self.cls.__name__!r} object has no attribute {name!r}"))
+
+    def call(self, tx, args, kwargs):
+        fn = bind_class_attr(tx, self, self.cls, "__call__")
+        if fn is _MISSING:
+            raise UserError(TypeError(f"{self.cls.__name__!r} object is not callable"))
+        return fn.call(tx, args, kwargs)
+
+    def truth(self, tx):
+        for dunder in ("__bool__", "__len__"):
+            if static_lookup(self.cls, dunder)[0] is not _MISSING:
+                r = bind_class_attr(tx, self, self.cls, dunder).call(tx, [], {})
+                return bool(r.as_python())
+        return True
+
+
+class NewObjectValue(_InstanceBase):
+    """An instance of a user class created during the trace."""
+
+    def __init__(self, cls):
+        self.cls = cls
+        self.attrs = {}
+
+    def instance_attr(self, tx, name):
+        return self.attrs.get(name, _MISSING)
+
+    def setattr(self, tx, name, value):
+        setter, _ = static_lookup(self.cls, "__setattr__")
+        if setter is not object.__setattr__ and setter is not _MISSING:
+            return bind_class_attr(tx, self, self.cls, "__setattr__").call(tx, [ConstValue(name), value], {})
+        attr, _ = static_lookup(self.cls, name)
+        if isinstance(attr, property):
+            if attr.fset is None:
+                raise UserError(AttributeError(f"can't set attribute {name!r}"))
+            wrap(tx, attr.fset, None).call(tx, [self, value], {})
+            return
+        self.attrs[name] = value
+
+    def delattr(self, tx, name):
+        self.attrs.pop(name, None)
+
+    def reconstruct(self, cg):
+        def build():
+            cls = cg.const(self.cls, self.cls.__name__)
+            return f"{cg.const(_rebuild_object, 'rebuild')}({cls}, {{" + ", ".join(
+                f"{k!r}: {cg.expr(v)}" for k, v in self.attrs.items()) + "})"
+        return cg.mutable(self, build)
+
+    def __repr__(self):
+        return f"NewObject({self.cls.__name__})"
+
+
+def _rebuild_object(cls, attrs):
+    obj = object.__new__(cls)
+    obj.__dict__.update(attrs)
+    return obj
+
+
+class ObjectValue(_InstanceBase):
+    """An instance from the caller's world, read through its Source."""
+
+    def __init__(self, obj, source):
+        self.obj = obj
+        self.cls = type(obj)
+        self.source = source
+        self.pending = {}        # attribute writes made by the trace, replayed in the epilogue
+
+    def instance_attr(self, tx, name):
+        if name in self.pending:
+            v = self.pending[name]
+            if v is _DELETED:
+                raise UserError(AttributeError(name))
+            return v
+        d = getattr(self.obj, "__dict__", None)
+        if d is not None and name in d:
+            return wrap(tx, d[name], AttrSource(self.source, name))
+        attr, _ = static_lookup(self.cls, name)
+        if type(attr).__name__ == "member_descriptor":   # __slots__
+            return wrap(tx, getattr(self.obj, name), AttrSource(self.source, name))
+        return _MISSING
+
+    def setattr(self, tx, name, value):
+        setter, _ = static_lookup(self.cls, "__setattr__")
+        if setter not in (object.__setattr__, torch.nn.Module.__setattr__):
+            raise Unsupported(f"custom __setattr__ on {self.cls.__name__}", kind="setattr")
+        attr, _ = static_lookup(self.cls, name)
+        if isinstance(attr, property):
+            if attr.fset is None:
+                raise UserError(AttributeError(f"can't set attribute {name!r}"))
+            wrap(tx, attr.fset, None).call(tx, [self, value], {})
+            return
+        self.pending[name] = value
+        tx.side_effects.attr_write(self, name, value)
+
+    def delattr(self, tx, name):
+        self.pending[name] = _DELETED
+        tx.side_effects.attr_write(self, name, _DELETED)
+
+    def as_python(self):
+        return self.obj
+
+    def __repr__(self):
+        return f"Object({self.cls.__name__} @ {self.source.name_hint()})"
+
+
+_DELETED = object()
+
+
+class ModuleValue(ObjectValue):
+    """An nn.Module from the caller's world (identity-guarded)."""
+
+    def instance_attr(self, tx, name):
+        v = super().instance_attr(tx, name)
+        if v is not _MISSING:
+            return v
+        mod = self.obj
+        for dname in ("_parameters", "_buffers", "_modules"):
+            d = mod.__dict__.get(dname)
+            if d is not None and name in d:
+                return wrap(tx, d[name], ModuleDictSource(self.source, (dname, name)))
+        return _MISSING
+
+    def missing_attr(self, tx, name):
+        getattr_fn, _ = static_lookup(self.cls, "__getattr__")
+        if getattr_fn is not _module_getattr and getattr_fn is not _MISSING:
+            return super().missing_attr(tx, name)
+        raise UserError(AttributeError(f"{self.cls.__name__!r} object has no attribute {name!r}"))
+
+    def call(self, tx, args, kwargs):
+        from .modules import call_module
+        return call_module(tx, self, args, kwargs)
+
+    def call_method(self, tx, name, args, kwargs):
+        from .modules import MODULE_METHODS
+        fn = MODULE_METHODS.get(name)
+        if fn is not None and static_lookup(self.cls, name)[1] in (torch.nn.Module, None) or \
+                (fn is not None and name in ("__len__", "__iter__", "__getitem__")):
+            return fn(tx, self, *args, **kwargs)
+        return self.getattr(tx, name).call(tx, args, kwargs)
+
+    def unpack(self, tx):
+        from .modules import module_items
+        return module_items(tx, self)
+
+    def truth(self, tx):
+        return True
+
+
+class PyModuleValue(Value):
+    """A Python module (torch, math, a user module)."""
+
+    def __init__(self, module, source=None):
+        self.module = module
+        self.source = source
+
+    def python_type(self):
+        return types.ModuleType
+
+    def as_python(self):
+        return self.module
+
+    def is_const(self):
+        return True
+
+    def getattr(self, tx, name):
+        try:
+            attr = getattr(self.module, name)
+        except AttributeError as e:
+            raise UserError(e)
+        trusted = self.module.__name__.split(".")[0] in _TRUSTED_MODULE_NAMES
+        if trusted:
+            return wrap(tx, attr, None)
+        src = AttrSource(self.source if self.source is not None else
+                         ObjectSource(self.module, self.module.__name__), name)
+        return wrap(tx, attr, src)
+
+    def __repr__(self):
+        return f"PyModule({self.module.__name__})"
+
+
+class SuperValue(Value):
+    """super() bound to (class, instance)."""
+
+    def __init__(self, cls, obj):
+        self.cls = cls
+        self.obj = obj
+
+    def getattr(self, tx, name):
+        mro = self.obj.python_type().__mro__ if not isinstance(self.obj, ClassValue) else self.obj.cls.__mro__
+        start = mro.index(self.cls) + 1
+        for k in mro[start:]:
+            if name in k.__dict__:
+                attr = k.__dict__[name]
+                if isinstance(attr, types.FunctionType):
+                    fn = UserFnValue(attr, class_attr_source(k, name))
+                    return BoundMethodValue(self.obj, fn)
+                if isinstance(attr, classmethod):
+                    cls_v = self.obj if isinstance(self.obj, ClassValue) else ClassValue(self.obj.python_type())
+                    return BoundMethodValue(cls_v, wrap(tx, attr.__func__, None))
+                if isinstance(attr, staticmethod):
+                    return wrap(tx, attr.__func__, None)
+                if isinstance(attr, property):
+                    return wrap(tx, attr.fget, None).call(tx, [self.obj], {})
+                if attr is object.__init__ or attr is torch.nn.Module.__init__:
+                    return _NoOpInit()
+                if isinstance(attr, (types.WrapperDescriptorType, types.BuiltinFunctionType,
+                                     types.MethodDescriptorType)):
+                    return BoundMethodValue(self.obj, wrap(tx, attr, None))
+                return wrap(tx, attr, class_attr_source(k, name))
+        raise UserError(AttributeError(f"'super' object has no attribute {name!r}"))
+
+
+class _NoOpInit(Value):
+    def call(self, tx, args, kwargs):
+        return NONE
+
+
+def wrap_object(tx, obj, source):
+    """Fallback wrapper: instances of user classes."""
+    cls = type(obj)
+    if source is None:
+        source = ObjectSource(obj, cls.__name__)
+    if static_lookup(cls, "__getattribute__")[0] not in (object.__getattribute__, _MISSING):
+        raise Unsupported(f"object of {cls.__name__} with a custom __getattribute__", kind="object")
+    tx.guards.add_type(source, cls)
+    return ObjectValue(obj, source)
+
+
+@register_wrapper(torch.nn.Module)
+def wrap_module(tx, mod, source):
+    if source is None:
+        source = ObjectSource(mod, type(mod).__name__)
+    tx.guards.add_identity(source, mod)
+    return ModuleValue(mod, source)
+
+
+@register_wrapper(type)
+def wrap_class(tx, cls, source):
+    if source is not None:
+        tx.guards.add_identity(source, cls)
+    return ClassValue(cls, source)
+
+
+@register_wrapper(types.ModuleType)
+def wrap_pymodule(tx, module, source):
+    if source is not None:
+        tx.guards.add_identity(source, module)
+    return PyModuleValue(module, source)
+
+
+def is_dataclass_type(cls):
+    return dataclasses.is_dataclass(cls)

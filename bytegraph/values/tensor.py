@@ -1,0 +1,211 @@
+"""Tensor values and the one path by which tensor work enters the graph.
+
+TensorValue = (fx Node, FakeTensor). `graph_call` is the single door into the
+graph: it converts Value arguments to fx/fake arguments, runs the target on the
+fakes, and either creates a node (tensor results) or returns a constant
+(metadata results such as `x.dim()` or `torch.is_floating_point(x)`, which are
+static facts of the fakes and need no node).
+
+An op whose fake result *is* one of its fake inputs (in-place methods,
+`x += 1`, `contiguous()` on a contiguous tensor) returns that input's Value
+itself, so Python identity is preserved exactly as in eager.
+"""
+import operator
+
+import torch
+
+from ..exc import Unsupported
+from .base import Value, ConstValue, const, register_wrapper
+
+
+class TensorValue(Value):
+    def __init__(self, node, fake, source=None):
+        self.node = node
+        self.fake = fake
+        self.source = source
+
+    def python_type(self):
+        return type(self.fake) if not isinstance(self.fake, torch._subclasses.FakeTensor) else torch.Tensor
+
+    def __repr__(self):
+        return f"Tensor({self.node.name}, {tuple(self.fake.shape)}, {self.fake.dtype})"
+
+    def fx_arg(self, tx):
+        return self.node
+
+    def fake_arg(self, tx):
+        return self.fake
+
+    def truth(self, tx):
+        raise Unsupported("bool() of a tensor depends on its data", kind="data_dependent",
+                          hint="branch on tensor metadata (shape, dtype) or use torch.where")
+
+    def unpack(self, tx):
+        n = self.fake.shape[0] if self.fake.dim() else None
+        if n is None:
+            raise Unsupported("iterating over a 0-d tensor", kind="iter")
+        return [graph_call(tx, "call_function", operator.getitem, [self, ConstValue(i)], {})
+                for i in range(n)]
+
+    def getattr(self, tx, name):
+        handler = _ATTRS.get(name)
+        if handler is not None:
+            return handler(tx, self)
+        if name in _BANNED_METHODS:
+            raise Unsupported(f"Tensor.{name}", kind="tensor_method",
+                              hint=_BANNED_METHODS[name])
+        attr = getattr(torch.Tensor, name, None)
+        if attr is None:
+            raise AttributeError(f"'Tensor' object has no attribute {name!r}")
+        if callable(attr):
+            return TensorMethodValue(self, name)
+        if isinstance(attr, property) or type(attr).__name__ == "getset_descriptor":
+            return graph_call(tx, "call_function", getattr, [self, ConstValue(name)], {})
+        raise Unsupported(f"Tensor attribute {name}", kind="getattr")
+
+    def setattr(self, tx, name, value):
+        if name == "requires_grad":
+            raise Unsupported("setting requires_grad on a tensor inside a compiled region",
+                              kind="tensor_setattr")
+        raise Unsupported(f"setting attribute {name!r} on a tensor", kind="tensor_setattr")
+
+    def call_method(self, tx, name, args, kwargs):
+        if name in _BANNED_METHODS:
+            raise Unsupported(f"Tensor.{name}()", kind="tensor_method", hint=_BANNED_METHODS[name])
+        return graph_call(tx, "call_method", name, [self] + list(args), kwargs)
+
+
+class TensorMethodValue(Value):
+    """A bound tensor method, e.g. the result of LOAD_ATTR x.view."""
+
+    def __init__(self, tensor, name):
+        self.tensor = tensor
+        self.name = name
+
+    def call(self, tx, args, kwargs):
+        return self.tensor.call_method(tx, self.name, args, kwargs)
+
+    def __repr__(self):
+        return f"TensorMethod({self.name})"
+
+
+_BANNED_METHODS = {
+    "item": "reading a tensor's value makes the graph depend on data",
+    "tolist": "reading a tensor's values makes the graph depend on data",
+    "numpy": "converting to numpy leaves the graph",
+    "backward": "call backward() outside the compiled function",
+    "register_hook": "tensor hooks are not captured yet",
+    "retain_grad": "retain_grad is not captured yet",
+    "data_ptr": "data pointers are run-time facts",
+    "__bool__": "bool() of a tensor depends on its data",
+    "__index__": "using a tensor as an index value depends on its data",
+    "__int__": "int() of a tensor depends on its data",
+    "__float__": "float() of a tensor depends on its data",
+    "untyped_storage": "storage access is not captured",
+    "storage": "storage access is not captured",
+    "share_memory_": "not captured",
+    "pin_memory": "not captured",
+}
+
+
+def _shape(tx, t):
+    return ConstValue(t.fake.shape)
+
+
+def _meta(name):
+    return lambda tx, t: const(getattr(t.fake, name))
+
+
+def _grad(tx, t):
+    raise Unsupported("reading .grad inside a compiled region", kind="tensor_grad")
+
+
+def _data(tx, t):
+    return graph_call(tx, "call_method", "detach", [t], {})
+
+
+_ATTRS = {"shape": _shape, "grad": _grad, "data": _data, "grad_fn": _grad}
+for _n in ("dtype", "device", "ndim", "requires_grad", "is_cuda", "is_cpu", "is_sparse",
+           "is_quantized", "is_meta", "is_leaf", "layout", "is_nested", "is_mkldnn",
+           "itemsize", "nbytes", "is_mps", "is_xpu"):
+    _ATTRS[_n] = _meta(_n)
+_ATTRS["__class__"] = lambda tx, t: _cls(tx, t)
+
+
+def _cls(tx, t):
+    from .objects import ClassValue
+    return ClassValue(torch.nn.Parameter if isinstance(t.fake, torch.nn.Parameter) else torch.Tensor)
+
+
+# --------------------------------------------------------------------------
+# the graph door
+
+def _to_fx(tx, v):
+    return v.fx_arg(tx)
+
+
+def _to_fake(tx, v):
+    return v.fake_arg(tx)
+
+
+def _has_tensor(obj):
+    if isinstance(obj, torch.Tensor):
+        return True
+    if isinstance(obj, (list, tuple)):
+        return any(_has_tensor(x) for x in obj)
+    if isinstance(obj, dict):
+        return any(_has_tensor(x) for x in obj.values())
+    return False
+
+
+def graph_call(tx, kind, target, args, kwargs, run_fake=None):
+    """Record target(*args, **kwargs) in the graph; returns the result as a Value."""
+    fx_args = [a.fx_arg(tx) for a in args]
+    fx_kwargs = {k: v.fx_arg(tx) for k, v in kwargs.items()}
+    fake_args = [a.fake_arg(tx) for a in args]
+    fake_kwargs = {k: v.fake_arg(tx) for k, v in kwargs.items()}
+    gb = tx.graph
+    fake = gb.run_fake(kind, target, fake_args, fake_kwargs, run_fake)
+    if not _has_tensor(fake):
+        # a metadata query answered by the fakes (dim(), is_floating_point(), ...)
+        from .base import wrap
+        return wrap(tx, fake, None)
+    # an op that hands back one of its inputs (in-place ops) keeps that Value
+    for a in args:
+        if isinstance(a, TensorValue) and a.fake is fake:
+            gb.create(kind, target, fx_args, fx_kwargs, fake)
+            return a
+    node = gb.create(kind, target, fx_args, fx_kwargs, fake)
+    return wrap_graph_result(tx, node, fake)
+
+
+def wrap_graph_result(tx, node, fake):
+    if isinstance(fake, torch.Tensor):
+        return TensorValue(node, fake)
+    from .containers import TupleValue, ListValue
+    if isinstance(fake, (tuple, list)):
+        items = []
+        for i, f in enumerate(fake):
+            if isinstance(f, torch.Tensor) or isinstance(f, (tuple, list)):
+                items.append(wrap_graph_result(tx, tx.graph.getitem(node, f, i), f))
+            else:
+                items.append(const(f))
+        if isinstance(fake, list):
+            return ListValue(items)
+        return TupleValue(items, cls=type(fake))
+    raise Unsupported(f"graph op returned {type(fake).__name__}", kind="graph_result")
+
+
+@register_wrapper(torch.Tensor)
+def wrap_tensor(tx, t, source):
+    if source is None:
+        raise Unsupported("a tensor with no known source (created outside the traced code and "
+                          "reached without a path from the arguments or globals)", kind="tensor_source")
+    if type(t) not in (torch.Tensor, torch.nn.Parameter, torch.nn.parameter.Buffer):
+        raise Unsupported(f"tensor subclass {type(t).__name__}", kind="tensor_subclass")
+    if t.is_sparse or t.is_quantized or t.is_nested or t.is_meta:
+        raise Unsupported("sparse/quantized/nested/meta tensor inputs", kind="tensor_kind")
+    node, fake, first_source = tx.graph.add_input(source, t)
+    if first_source is None:
+        tx.guards.add_tensor(source, t)
+    return TensorValue(node, fake, source)
