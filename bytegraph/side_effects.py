@@ -40,25 +40,36 @@ class SideEffects:
             yield c
 
     def replay(self, cg):
-        """Epilogue lines, in order."""
+        """Epilogue lines. Phase 1 evaluates every value to write into a temporary, phase 2
+        applies the writes: no write can change what a later value expression reads."""
         from .values.objects import _DELETED
         from .sources import global_source
-        lines = []
+        values, applies = [], []
+
+        def temp(expr):
+            name = f"__v{len(values)}"
+            values.extend(cg.lines)
+            cg.lines.clear()
+            values.append(f"{name} = {expr}")
+            return name
+
         seen_cells = set()
         for kind, a, name, value in self.writes:
             if kind == "attr":
                 target = a.source.expr(cg)
                 if value is _DELETED:
-                    lines.append(f"delattr({target}, {name!r})")
+                    applies.append(f"delattr({target}, {name!r})")
                 else:
-                    lines.append(f"setattr({target}, {name!r}, {cg.expr(value)})")
+                    applies.append(f"setattr({target}, {name!r}, {temp(cg.expr(value))})")
             elif kind == "global":
-                lines.append(f"{global_source(a, name).expr(cg)} = {cg.expr(value)}")
+                applies.append(f"{global_source(a, name).expr(cg)} = {temp(cg.expr(value))}")
             elif kind == "cell":
                 if id(a) in seen_cells:
                     continue
                 seen_cells.add(id(a))
-                lines.append(f"{a.source.expr(cg)}.cell_contents = {cg.expr(a.contents)}")
+                applies.append(f"{a.source.expr(cg)}.cell_contents = {temp(cg.expr(a.contents))}")
         for c in self.containers.values():
-            lines.append(c.replay(cg, c.source.expr(cg)))
-        return lines
+            applies.append(c.replay(cg, c.source.expr(cg), temp))
+        values.extend(cg.lines)
+        cg.lines.clear()
+        return values, applies

@@ -10,7 +10,9 @@ Normalizations, so handlers need no version knowledge:
 - LOAD_GLOBAL's "push NULL" low bit becomes `push_null`;
 - BINARY_OP's numeric arg becomes the operator function (operator.add, iadd, ...)
   via BINARY_OPS, derived from dis._nb_ops rather than a hand-written table;
-- COMPARE_OP's argval is the comparison operator function.
+- COMPARE_OP's argval is the comparison operator function;
+- KW_NAMES's argval is the tuple of keyword names (dis leaves it unresolved);
+- EXTENDED_ARG prefixes are already folded into the next instruction's arg.
 """
 import dis
 import operator
@@ -78,6 +80,8 @@ def decode(code):
             i.argval = BINARY_OPS[ins.arg]
         elif ins.opname == "COMPARE_OP":
             i.argval = COMPARE_OPS[ins.argval]
+        elif ins.opname == "KW_NAMES":       # dis leaves the co_consts index unresolved
+            i.argval = code.co_consts[ins.arg]
         by_offset[ins.offset] = i.index
         insts.append(i)
     for i in insts:

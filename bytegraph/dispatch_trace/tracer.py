@@ -353,6 +353,11 @@ def _op_name(func) -> str:
     return func.overloadpacket.__name__
 
 
+_DATA_DEP_HINTS = {
+    aten._local_scalar_dense: " (Tensor.item() / tolist() / bool(tensor) / int(tensor))",
+    aten.nonzero: " (torch.nonzero / Tensor.nonzero / boolean-mask indexing)",
+}
+
 _CIA_CACHE: dict = {}
 _NEVER_DECOMPOSE = {aten.size.default, aten.stride.default, aten.storage_offset.default}
 
@@ -419,9 +424,9 @@ class _RecordingMode(TorchDispatchMode):
                 out = func(*run_args, **run_kwargs)
             except (DataDependentOutputException, DynamicOutputShapeException,
                     GuardOnDataDependentSymNode) as e:
+                hint = _DATA_DEP_HINTS.get(func.overloadpacket, "")
                 raise DataDependentError(
-                    f"make_fx(tracing_mode={tr.mode!r}): aten.{func._schema.name.split('::')[-1]}"
-                    f" ({func}) is data-dependent: its "
+                    f"make_fx(tracing_mode={tr.mode!r}): {func}{hint} is data-dependent: its "
                     + ("output shape" if isinstance(e, DynamicOutputShapeException) else "result")
                     + " depends on tensor values, which are unknown when tracing with "
                     "fake tensors. Use tracing_mode='real' to bake the value in.") from e
@@ -588,8 +593,16 @@ def _trace(fn, args: tuple, mode: str, decomp: dict, record_module_stack: bool) 
         else:
             out_args.append(o)
     graph.output(out_args)
-    graph._codegen = _PyTreeCodeGen(_PyTreeInfo(names, in_spec, out_spec))
+    # forward() takes the original (unflattened) args; the codegen flattens
+    # them with in_spec into the per-leaf placeholders.
+    if len(names) == len(args) and all(pytree.tree_is_leaf(a) for a in args):
+        top_names = names
+    else:
+        top_names = [f"args_{j}" for j in range(len(args))]
+    graph._codegen = _PyTreeCodeGen(_PyTreeInfo(top_names, in_spec, out_spec))
     gm = fx.GraphModule(tracer.attrs, graph, class_name=_class_name(fn))
+    if mode == "symbolic":
+        gm.shape_env = fake_mode.shape_env  # for callers inspecting guards/symbols
     return gm
 
 

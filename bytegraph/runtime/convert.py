@@ -133,15 +133,15 @@ def convert(fn, args, kwargs, backend, backend_name, entry_index):
         raise Unsupported("internal: computed tensors without graph ops", kind="internal")
     else:
         record.trace_s = time.perf_counter() - t0
-    lines = []
-    for line in tracer.side_effects.replay(cg):
-        lines.extend(cg.lines)
-        cg.lines.clear()
-        lines.append(line)
+    # everything the epilogue reads is evaluated before anything is written back
+    ret = cg.expr(result)
+    lines = cg.lines + [f"__r = {ret}"]
+    cg.lines = []
+    values, applies = tracer.side_effects.replay(cg)
+    lines += values + applies
     if grad_at_end != grad_at_start:
         lines.append(f"{cg.const(torch, 'torch')}._C._set_grad_enabled({grad_at_end})")
-    ret = cg.expr(result)
-    lines = lines + cg.lines
+    ret = "__r"
     entry = build_entry(fn, cg, guards.expression(), graph_call_expr, lines, ret, name)
     entry.__bytegraph_guards__ = guards
     record.ok = True

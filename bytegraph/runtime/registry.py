@@ -13,13 +13,15 @@ Classes: `construct` builds instances of user classes (inlining __init__),
 namedtuples, context managers (grad mode, autocast), and builtin types.
 """
 import collections
-import dataclasses
+import contextlib
+import functools
+import operator
 import types
-import weakref
 
 import torch
 
 from ..exc import Unsupported, UserError
+from ..sources import ObjectSource
 from ..values.base import Value, ConstValue, NONE, const, wrap, register_wrapper, register_identity
 from ..values.containers import TupleValue, IteratorValue
 from ..values.tensor import TensorValue, graph_call
@@ -306,7 +308,86 @@ def _make_cpu_autocast(tx, args, kwargs):
     return AutocastCtx(_autocast_args("cpu", *pargs, **pkw))
 
 
+def _make_dict_like(cls):
+    def make(tx, args, kwargs):
+        from ..values.builtins import BUILTINS
+        from ..values.containers import DictValue
+        factory = None
+        if cls is collections.defaultdict:
+            factory = args[0] if args else None
+            if factory is not None and factory.is_const() and factory.as_python() is None:
+                factory = None
+            args = args[1:]
+        d = BUILTINS[dict](tx, *args, **kwargs)
+        return DictValue(d.items, cls=cls, default_factory=factory)
+    return make
+
+
+def _make_partial(tx, args, kwargs):
+    from ..values.functions import PartialValue
+    return PartialValue(args[0], args[1:], kwargs)
+
+
+class _GetterValue(Value):
+    """operator.itemgetter / attrgetter built in the trace."""
+
+    def __init__(self, kind, keys):
+        self.kind = kind
+        self.keys = keys
+
+    def call(self, tx, args, kwargs):
+        from ..values.builtins import get_item
+        obj = args[0]
+        got = [get_item(tx, obj, k) if self.kind == "item" else obj.getattr(tx, k.as_python())
+               for k in self.keys]
+        return got[0] if len(got) == 1 else TupleValue(got)
+
+
+def _make_stateless_module(tx, cls_value, args, kwargs):
+    """A torch.nn module built inside forward (nn.ReLU()(x)): build it for real once; only
+    modules with no parameters or buffers qualify, so sharing the instance is invisible."""
+    pargs = [a.as_python() for a in args]
+    pkw = {k: v.as_python() for k, v in kwargs.items()}
+    mod = cls_value.cls(*pargs, **pkw)
+    if any(True for _ in mod.parameters()) or any(True for _ in mod.buffers()):
+        raise Unsupported(f"creating {cls_value.cls.__name__} (which has parameters) inside a "
+                          "compiled region", kind="module_construct")
+    tx.keepalive.append(mod)
+    from ..values.objects import ModuleValue
+    return ModuleValue(mod, ObjectSource(mod, cls_value.cls.__name__))
+
+
+class GenCtxValue(Value):
+    """A @contextlib.contextmanager context: enter runs the generator to its yield,
+    exit runs it to the end."""
+
+    def __init__(self, gen):
+        self.gen = gen
+
+    def enter(self, tx):
+        v = self.gen.next()
+        if v is None:
+            raise UserError(RuntimeError("generator didn't yield"))
+        return v
+
+    def exit(self, tx):
+        if self.gen.next() is not None:
+            raise UserError(RuntimeError("generator didn't stop"))
+        return const(False)
+
+
+def _make_gen_ctx(tx, args, kwargs):
+    func, fargs, fkwargs = args
+    return GenCtxValue(func.call(tx, fargs.unpack(tx), dict(fkwargs.items)))
+
+
 _CONSTRUCTORS = {
+    contextlib._GeneratorContextManager: _make_gen_ctx,
+    collections.OrderedDict: _make_dict_like(collections.OrderedDict),
+    collections.defaultdict: _make_dict_like(collections.defaultdict),
+    functools.partial: _make_partial,
+    operator.itemgetter: lambda tx, args, kwargs: _GetterValue("item", args),
+    operator.attrgetter: lambda tx, args, kwargs: _GetterValue("attr", args),
     torch.no_grad: _make_grad_ctx(False),
     torch.enable_grad: _make_grad_ctx(True),
     torch.set_grad_enabled: _make_set_grad,
@@ -344,6 +425,8 @@ def construct(tx, cls_value, args, kwargs):
     if issubclass(cls, tuple) and hasattr(cls, "_fields"):      # namedtuple
         return _construct_namedtuple(tx, cls, args, kwargs)
     if issubclass(cls, torch.nn.Module):
+        if (cls.__module__ or "").startswith("torch.nn"):
+            return _make_stateless_module(tx, cls_value, args, kwargs)
         raise Unsupported(f"creating the module {cls.__name__} inside a compiled region",
                           kind="module_construct")
     if issubclass(cls, BaseException):

@@ -1,4 +1,4 @@
-"""Opcode handlers: jumps, iteration, with-blocks, return, raise, generators.
+"""Opcode handlers: jumps, iteration, with-blocks, return, raise, generators, match.
 
 Branch conditions must be known at trace time (Python values, tensor metadata);
 a branch on tensor data raises Unsupported (data_dependent).
@@ -80,10 +80,27 @@ def _return_generator(f, inst):
 
 @handler("YIELD_VALUE")
 def _yield_value(f, inst):
-    if f.yields is None:
-        raise Unsupported("yield outside a generator", kind="generator")
-    f.yields.append(f.stack.pop())
-    f.stack.append(NONE)     # the value .send() would deliver
+    f.yielded = f.stack.pop()
+    f.paused = True          # GeneratorValue.next resumes here
+
+
+@handler("GET_YIELD_FROM_ITER")
+def _get_yield_from_iter(f, inst):
+    f.stack.append(BUILTINS[iter](f.tx, f.stack.pop()))
+
+
+@handler("SEND")
+def _send(f, inst):
+    """`yield from it` inside a generator we run to completion: forward it's next item, or
+    finish the delegation (push its return value, None) and jump past the loop."""
+    f.stack.pop()                 # the value sent in: always None here
+    it = f.stack[-1]
+    v = it.next()
+    if v is None:
+        f.stack[-1] = NONE
+        f.ip = inst.target
+    else:
+        f.stack.append(v)
 
 
 @handler("RAISE_VARARGS")
@@ -128,9 +145,59 @@ def _before_with(f, inst):
         if enter is _MISSING or exit_ is _MISSING:
             raise UserError(TypeError(f"{ctx.cls.__name__!r} object does not support the context "
                                       "manager protocol"))
-        if ctx.cls.__module__ == "contextlib":
-            raise Unsupported("contextlib context managers", kind="with")
         f.stack.append(_ExitValue(ctx, exit_))
         f.stack.append(enter.call(tx, [], {}))
         return
     raise Unsupported(f"with-block over {ctx}", kind="with")
+
+
+# --------------------------------------------------------------------------
+# structural pattern matching (the subject's shape is a trace-time fact)
+
+@handler("MATCH_SEQUENCE")
+def _match_sequence(f, inst):
+    from ..values.containers import BaseSeq
+    v = f.stack[-1]
+    is_seq = isinstance(v, BaseSeq) or (type(v) is ConstValue and isinstance(v.value, (tuple, range)))
+    f.stack.append(ConstValue(is_seq))
+
+
+@handler("MATCH_MAPPING")
+def _match_mapping(f, inst):
+    from ..values.containers import DictValue
+    f.stack.append(ConstValue(isinstance(f.stack[-1], DictValue)))
+
+
+@handler("GET_LEN")
+def _get_len(f, inst):
+    f.stack.append(BUILTINS[len](f.tx, f.stack[-1]))
+
+
+@handler("MATCH_KEYS")
+def _match_keys(f, inst):
+    from ..values.containers import TupleValue, py_key
+    keys = f.stack[-1].unpack(f.tx)
+    subject = f.stack[-2]
+    if all(py_key(k) in subject.items for k in keys):
+        f.stack.append(TupleValue([subject.items[py_key(k)] for k in keys]))
+    else:
+        f.stack.append(NONE)
+
+
+@handler("MATCH_CLASS")
+def _match_class(f, inst):
+    from ..values.containers import TupleValue
+    names = f.stack.pop().as_python()
+    cls = f.stack.pop()
+    subject = f.stack.pop()
+    isinst = BUILTINS[isinstance](f.tx, subject, cls).as_python()
+    if not isinst:
+        f.stack.append(NONE)
+        return
+    klass = cls.as_python()
+    positional = getattr(klass, "__match_args__", ())
+    if inst.arg > len(positional):
+        raise Unsupported("match on a class with more positional patterns than __match_args__",
+                          kind="match")
+    attrs = list(positional[:inst.arg]) + list(names)
+    f.stack.append(TupleValue([subject.getattr(f.tx, a) for a in attrs]))

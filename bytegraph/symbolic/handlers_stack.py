@@ -9,7 +9,7 @@ from ..values.objects import PyModuleValue
 from .table import handler, NULL
 
 
-@handler("NOP", "RESUME", "PRECALL")
+@handler("NOP", "RESUME", "PRECALL", "EXTENDED_ARG")
 def _nop(f, inst):
     pass
 

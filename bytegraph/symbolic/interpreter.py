@@ -30,7 +30,7 @@ from .table import HANDLERS, UNSUPPORTED
 
 class Frame:
     __slots__ = ("code", "insts", "globals", "stack", "locals", "cells", "ip", "kw_names", "qualname",
-                 "parent", "yields", "done", "retval", "tx", "inst")
+                 "parent", "is_generator", "paused", "yielded", "done", "retval", "tx", "inst")
 
     def __init__(self, tx, code, globals_, qualname, parent):
         self.tx = tx
@@ -44,7 +44,9 @@ class Frame:
         self.cells = {}
         self.ip = 0
         self.kw_names = None
-        self.yields = [] if code.co_flags & CO_GENERATOR else None
+        self.is_generator = bool(code.co_flags & CO_GENERATOR)
+        self.paused = False       # a generator frame stopped at a yield
+        self.yielded = None
         self.done = False
         self.retval = None
         self.inst = None
@@ -89,6 +91,7 @@ class Tracer:
         self.wrapped = {}          # id(obj) -> (obj, Value): one Value per caller-world object
         self.global_writes = {}    # (id(globals), name) -> Value written by the trace
         self.state_stack = []      # undo actions for global torch state changed while tracing
+        self.keepalive = []        # objects the trace created for real (kept alive with the entry)
         self.frame = None
         self.depth = 0
         self.depth_limit = depth_limit
@@ -127,21 +130,23 @@ class Tracer:
         frame.locals.update(bound)
         for name, cell in zip(code.co_freevars, closure):
             frame.cells[name] = cell
+        if frame.is_generator:
+            return GeneratorValue(frame)
+        return self.run_nested(frame)
+
+    def run_nested(self, frame):
         self.depth += 1
         try:
-            result = self.run_frame(frame)
+            return self.run_frame(frame)
         finally:
             self.depth -= 1
-        if frame.yields is not None:
-            return IteratorValue(frame.yields)
-        return result
 
     def run_frame(self, frame):
         parent = self.frame
         self.frame = frame
         insts = frame.insts
         try:
-            while not frame.done:
+            while not frame.done and not frame.paused:
                 inst = insts[frame.ip]
                 frame.inst = inst
                 frame.ip += 1
@@ -179,6 +184,39 @@ class Tracer:
     def store_global(self, frame, name, value):
         self.global_writes[(id(frame.globals), name)] = value
         self.side_effects.global_write(frame.globals, name, value)
+
+
+class GeneratorValue(IteratorValue):
+    """A generator: a suspended Frame, resumed by next() up to its next yield."""
+
+    def __init__(self, frame):
+        super().__init__([])
+        self.frame = frame
+        self.started = False
+
+    def next(self):
+        f = self.frame
+        if f.done:
+            return None
+        if self.started:
+            f.stack.append(NONE)      # the value of the yield expression (.send() is not used)
+        self.started = True
+        f.paused = False
+        f.tx.run_nested(f)
+        if f.done:
+            return None
+        return f.yielded
+
+    def unpack(self, tx):
+        items = []
+        while True:
+            v = self.next()
+            if v is None:
+                return items
+            items.append(v)
+
+    def __repr__(self):
+        return f"Generator({self.frame.qualname})"
 
 
 def _param_names(code):

@@ -37,12 +37,8 @@ _EXC = "only reached when an exception is raised, which the tracer does not capt
 unsupported(_EXC, "PUSH_EXC_INFO", "POP_EXCEPT", "CHECK_EXC_MATCH", "RERAISE", "WITH_EXCEPT_START",
             "PREP_RERAISE_STAR", "CHECK_EG_MATCH")
 unsupported("async code is not captured", "BEFORE_ASYNC_WITH", "GET_AWAITABLE", "GET_AITER",
-            "GET_ANEXT", "END_ASYNC_FOR", "ASYNC_GEN_WRAP", "SEND")
-unsupported("yield from / await delegation is not captured", "GET_YIELD_FROM_ITER")
+            "GET_ANEXT", "END_ASYNC_FOR", "ASYNC_GEN_WRAP")
 unsupported("module- and class-body code is not compiled (it runs once)", "LOAD_NAME", "STORE_NAME",
             "DELETE_NAME", "LOAD_CLASSDEREF", "SETUP_ANNOTATIONS", "LOAD_BUILD_CLASS", "IMPORT_STAR",
             "PRINT_EXPR")
-unsupported("structural pattern matching is not captured yet", "MATCH_CLASS", "MATCH_MAPPING",
-            "MATCH_SEQUENCE", "MATCH_KEYS", "GET_LEN")
-unsupported("internal to CPython's specializer; never in a code object's co_code", "CACHE",
-            "EXTENDED_ARG")
+unsupported("internal to CPython's specializer; never in a code object's co_code", "CACHE")

@@ -56,6 +56,10 @@ class BuiltinValue(Value):
 
     def call(self, tx, args, kwargs):
         handler = BUILTINS.get(self.fn)
+        if handler is None:
+            owner = getattr(self.fn, "__self__", None)
+            if isinstance(owner, type):           # dict.fromkeys & co: a new object per access
+                handler = BUILTIN_CLASSMETHODS.get((owner, self.fn.__name__))
         if handler is not None:
             return handler(tx, *args, **kwargs)
         return call_on_constants(tx, self.fn, args, kwargs)
@@ -237,6 +241,10 @@ def contains_op(tx, item, container):
             return const(item.value in container.value)
         except Exception as e:
             raise UserError(e)
+    from .objects import _MISSING
+    r = _dunder(tx, container, "__contains__", [item])
+    if r is not _MISSING:
+        return const(r.truth(tx))
     items = container.unpack(tx)
     for x in items:
         if is_same(x, item) or compare_op(tx, operator.eq, x, item).truth(tx):
@@ -279,6 +287,7 @@ def get_item(tx, obj, idx):
 # builtin function handlers
 
 BUILTINS = {}
+BUILTIN_CLASSMETHODS = {}     # (class, name) -> handler, for builtin classmethods like dict.fromkeys
 
 
 def handles(*fns):
@@ -389,15 +398,15 @@ def _type(tx, v, *rest):
 
 @handles(callable)
 def _callable(tx, v):
-    if v.is_const() and type(v) is ConstValue:
-        return const(callable(v.value))
-    from .functions import UserFnValue, NestedFnValue, BoundMethodValue, PartialValue
-    from .objects import ClassValue, _InstanceBase, static_lookup, _MISSING
-    if isinstance(v, (UserFnValue, NestedFnValue, BoundMethodValue, PartialValue, ClassValue, BuiltinValue)):
-        return const(True)
+    from .objects import _InstanceBase, static_lookup, _MISSING
     if isinstance(v, _InstanceBase):
         return const(static_lookup(v.cls, "__call__")[0] is not _MISSING)
-    return const(False)
+    if isinstance(v, (TensorValue, BaseSeq, DictValue, SetValue, IteratorValue)):
+        return const(False)
+    try:
+        return const(callable(v.as_python()))
+    except Unsupported:
+        return const(hasattr(type(v), "call") and type(v).call is not Value.call)
 
 
 @handles(iter)
@@ -597,10 +606,18 @@ def _print(tx, *args, **kwargs):
 
 @handles(id)
 def _id(tx, v):
+    """Caller-world objects have their real id; a value made by the trace gets its Value's id,
+    which is just as unique and stable for the trace (it is never observable outside it)."""
     obj = getattr(v, "obj", None)
     if obj is not None:
         return const(id(obj))
-    raise Unsupported("id() of a traced value", kind="id")
+    try:
+        pv = v.as_python()
+        if not isinstance(pv, (list, dict, set)):
+            return const(id(pv))
+    except Unsupported:
+        pass
+    return const(id(v))
 
 
 @handles(super)
@@ -618,6 +635,18 @@ def _divmod(tx, a, b):
     if isinstance(a, TensorValue) or isinstance(b, TensorValue):
         return TupleValue([binary_op(tx, operator.floordiv, a, b), binary_op(tx, operator.mod, a, b)])
     return call_on_constants(tx, divmod, [a, b], {})
+
+
+def _dict_fromkeys(tx, keys, value=NONE):
+    return DictValue({py_key(k): value for k in keys.unpack(tx)})
+
+
+BUILTIN_CLASSMETHODS[(dict, "fromkeys")] = _dict_fromkeys
+
+
+@handles(tuple.__new__)
+def _tuple_new(tx, cls, it=None):
+    return TupleValue([] if it is None else it.unpack(tx), cls=cls.as_python())
 
 
 @handles(functools.reduce)

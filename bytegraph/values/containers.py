@@ -34,6 +34,9 @@ def key_value(k):
         return TupleValue([key_value(x) for x in k])
     if isinstance(k, _IdentityKey):
         return k.value
+    if isinstance(k, type):
+        from .objects import ClassValue
+        return ClassValue(k)
     return const(k)
 
 
@@ -117,20 +120,33 @@ class TupleValue(BaseSeq):
     def with_items(self, items):
         return TupleValue(items)
 
+    def fields(self):
+        return getattr(self.cls, "_fields", None) or getattr(self.cls, "__match_args__", None) or ()
+
     def getattr(self, tx, name):
-        fields = getattr(self.cls, "_fields", None)
-        if fields and name in fields:
-            return self.items[fields.index(name)]
-        if self.cls is not tuple and hasattr(self.cls, "n_fields"):  # torch.return_types
-            names = [n for n in dir(self.cls) if not n.startswith("_") and
-                     isinstance(getattr(self.cls, n, None), type(self.cls.__dict__.get("values", None)))]
-            del names
-        attr = getattr(self.cls, name, None)
-        if attr is not None and not name.startswith("__"):
+        fields = self.fields()
+        if name in fields:
+            return self.items[list(fields).index(name)]
+        if name == "__class__":
             from .objects import ClassValue
-            return ClassValue(self.cls).getattr(tx, name).bind(self) if hasattr(
-                ClassValue(self.cls).getattr(tx, name), "bind") else _unsupported_attr(self, name)
-        raise Unsupported(f"attribute {name!r} of {self.cls.__name__}", kind="getattr")
+            return ClassValue(self.cls)
+        if name in NAMEDTUPLE_METHODS and hasattr(self.cls, "_fields"):
+            from .functions import BoundMethodValue
+            return BoundMethodValue(self, name)
+        if name in self.METHODS:
+            from .functions import BoundMethodValue
+            return BoundMethodValue(self, name)
+        if self.cls is not tuple:
+            from .objects import bind_class_attr, _MISSING
+            v = bind_class_attr(tx, self, self.cls, name)
+            if v is not _MISSING:
+                return v
+        raise AttributeError(f"{self.cls.__name__!r} object has no attribute {name!r}")
+
+    def call_method(self, tx, name, args, kwargs):
+        if name in NAMEDTUPLE_METHODS and hasattr(self.cls, "_fields"):
+            return NAMEDTUPLE_METHODS[name](tx, self, *args, **kwargs)
+        return super().call_method(tx, name, args, kwargs)
 
     def fx_arg(self, tx):
         return tuple(i.fx_arg(tx) for i in self.items)
@@ -150,8 +166,18 @@ class TupleValue(BaseSeq):
         return f"Tuple{self.items}"
 
 
-def _unsupported_attr(v, name):
-    raise Unsupported(f"attribute {name!r} of {v}", kind="getattr")
+def _nt_replace(tx, t, **kwargs):
+    items = list(t.items)
+    for k, v in kwargs.items():
+        items[list(t.cls._fields).index(k)] = v
+    return TupleValue(items, cls=t.cls)
+
+
+def _nt_asdict(tx, t):
+    return DictValue(dict(zip(t.cls._fields, t.items)))
+
+
+NAMEDTUPLE_METHODS = {"_replace": _nt_replace, "_asdict": _nt_asdict}
 
 
 class ListValue(BaseSeq):
@@ -174,6 +200,12 @@ class ListValue(BaseSeq):
     def with_items(self, items):
         return ListValue(items)
 
+    def getattr(self, tx, name):
+        if name in self.METHODS:
+            from .functions import BoundMethodValue
+            return BoundMethodValue(self, name)
+        raise AttributeError(f"'list' object has no attribute {name!r}")
+
     def mutate(self, tx):
         if self.source is not None:
             tx.side_effects.mutated(self)
@@ -181,8 +213,8 @@ class ListValue(BaseSeq):
     def reconstruct(self, cg):
         return cg.mutable(self, lambda: "[" + ", ".join(cg.expr(i) for i in self.items) + "]")
 
-    def replay(self, cg, target):
-        return f"{target}[:] = [" + ", ".join(cg.expr(i) for i in self.items) + "]"
+    def replay(self, cg, target, temp):
+        return f"{target}[:] = " + temp("[" + ", ".join(cg.expr(i) for i in self.items) + "]")
 
     def __repr__(self):
         return f"List{self.items}"
@@ -341,8 +373,9 @@ class DictValue(Value):
             return f"{cls}({self._literal(cg)})"
         return cg.mutable(self, build)
 
-    def replay(self, cg, target):
-        return f"{target}.clear(); {target}.update({self._literal(cg)})"
+    def replay(self, cg, target, temp):
+        new = temp(self._literal(cg))
+        return f"{target}.clear(); {target}.update({new})"
 
     def __repr__(self):
         return f"Dict{list(self.items)}"
@@ -407,6 +440,17 @@ def _d_copy(tx, d):
     return DictValue(d.items, cls=d.cls, default_factory=d.default_factory)
 
 
+def _d_move_to_end(tx, d, k, last=None):
+    key = py_key(k)
+    d.mutate(tx)
+    v = d.items.pop(key)
+    if last is None or last.as_python():
+        d.items[key] = v
+    else:
+        d.items = {key: v, **d.items}
+    return NONE
+
+
 def _d_popitem(tx, d):
     d.mutate(tx)
     k, v = d.items.popitem()
@@ -415,7 +459,7 @@ def _d_popitem(tx, d):
 
 DICT_METHODS = {"get": _d_get, "items": _d_items, "keys": _d_keys, "values": _d_values,
                 "update": _d_update, "pop": _d_pop, "setdefault": _d_setdefault, "clear": _d_clear,
-                "copy": _d_copy, "popitem": _d_popitem,
+                "copy": _d_copy, "popitem": _d_popitem, "move_to_end": _d_move_to_end,
                 "__getitem__": lambda tx, d, k: d.getitem(tx, k),
                 "__setitem__": lambda tx, d, k, v: (d.setitem(tx, k, v), NONE)[1],
                 "__contains__": lambda tx, d, k: const(py_key(k) in d.items),
@@ -447,7 +491,24 @@ class SetValue(Value):
 
     def mutate(self, tx):
         if self.source is not None:
-            raise Unsupported("mutating a caller's set", kind="side_effect")
+            if self.cls is frozenset:
+                raise UserError(AttributeError("'frozenset' object is immutable"))
+            tx.side_effects.mutated(self)
+
+    def replay(self, cg, target, temp):
+        new = temp(f"[{', '.join(cg.expr(key_value(k)) for k in self.items)}]")
+        return f"{target}.clear(); {target}.update({new})"
+
+    METHODS = frozenset({"add", "discard", "remove", "update", "clear", "pop", "difference_update",
+                         "intersection_update", "symmetric_difference_update", "union", "intersection",
+                         "difference", "symmetric_difference", "issubset", "issuperset", "isdisjoint",
+                         "copy", "__contains__", "__len__"})
+
+    def getattr(self, tx, name):
+        if name in self.METHODS:
+            from .functions import BoundMethodValue
+            return BoundMethodValue(self, name)
+        raise AttributeError(f"{self.cls.__name__!r} object has no attribute {name!r}")
 
     def call_method(self, tx, name, args, kwargs):
         if name in ("add", "discard", "remove", "update", "clear", "pop", "difference_update",
@@ -545,7 +606,12 @@ def wrap_dict(tx, obj, source):
     items = {}
     for k, v in obj.items():
         if type(k) not in (int, str, bool, float, type(None)) and not isinstance(k, tuple):
-            raise Unsupported(f"dict with {type(k).__name__} keys", kind="dict_key")
+            if not isinstance(k, type):
+                raise Unsupported(f"dict with {type(k).__name__} keys", kind="dict_key")
+            from .objects import ClassValue
+            items[_IdentityKey(k, ClassValue(k))] = wrap(tx, v, ItemSource(source, k) if source is not None
+                                                         else None)
+            continue
         items[k] = wrap(tx, v, ItemSource(source, k) if source is not None else None)
     factory = None
     if typ is collections.defaultdict:

@@ -150,9 +150,13 @@ class UserFnValue(Value):
     def getattr(self, tx, name):
         if name in ("__name__", "__qualname__", "__module__", "__doc__"):
             return ConstValue(getattr(self.fn, name))
-        if name in self.fn.__dict__:
-            return wrap(tx, self.fn.__dict__[name], AttrSource(self.fn_source(), name))
-        raise Unsupported(f"attribute {name!r} of function {self.fn.__name__}", kind="getattr")
+        if name in ("__dict__", "__annotations__", "__defaults__", "__kwdefaults__", "__wrapped__",
+                    "__code__", "__globals__", "__closure__") or name in self.fn.__dict__:
+            try:
+                return wrap(tx, getattr(self.fn, name), AttrSource(self.fn_source(), name))
+            except AttributeError as e:
+                raise UserError(e)
+        raise UserError(AttributeError(f"function {self.fn.__name__!r} has no attribute {name!r}"))
 
     def reconstruct(self, cg):
         return self.source.expr(cg) if self.source is not None else cg.const(self.fn, self.fn.__name__)
@@ -171,6 +175,7 @@ class NestedFnValue(Value):
         self.defaults_ = defaults or []
         self.kwdefaults_ = kwdefaults or {}
         self.closure_ = closure or ()
+        self.attrs = DictValue({})     # the function's __dict__ (functools.wraps writes here)
 
     def python_type(self):
         return types.FunctionType
@@ -180,9 +185,27 @@ class NestedFnValue(Value):
         return tx.inline(self.code, self.globals, bound, self.closure_, self.qualname)
 
     def getattr(self, tx, name):
-        if name in ("__name__", "__qualname__"):
-            return ConstValue(self.code.co_name if name == "__name__" else self.qualname)
-        raise Unsupported(f"attribute {name!r} of a nested function", kind="getattr")
+        if name in self.attrs.items:
+            return self.attrs.items[name]
+        if name == "__name__":
+            return ConstValue(self.code.co_name)
+        if name == "__qualname__":
+            return ConstValue(self.qualname)
+        if name == "__module__":
+            return ConstValue(self.globals.get("__name__"))
+        if name == "__doc__":
+            c = self.code.co_consts
+            return ConstValue(c[0] if c and isinstance(c[0], str) else None)
+        if name == "__dict__":
+            return self.attrs
+        if name == "__annotations__":
+            return DictValue({})
+        if name == "__code__":
+            return ConstValue(self.code)
+        raise UserError(AttributeError(f"function {self.code.co_name!r} has no attribute {name!r}"))
+
+    def setattr(self, tx, name, value):
+        self.attrs.items[name] = value     # like a function's __dict__ (name, doc: kept here too)
 
     def identity_key(self):
         from .containers import _IdentityKey

@@ -58,10 +58,9 @@ def call_module(tx, mv, args, kwargs):
     with_kwargs_pre = set(mod.__dict__.get("_forward_pre_hooks_with_kwargs", ()))
     with_kwargs_post = set(mod.__dict__.get("_forward_hooks_with_kwargs", ()))
     if with_kwargs_pre or with_kwargs_post:
-        tx.guards.add_dict_keys(AttrSource(mv.source, "_forward_pre_hooks_with_kwargs"), dict,
-                                list(mod._forward_pre_hooks_with_kwargs.keys()))
-        tx.guards.add_dict_keys(AttrSource(mv.source, "_forward_hooks_with_kwargs"), dict,
-                                list(mod._forward_hooks_with_kwargs.keys()))
+        for dname in ("_forward_pre_hooks_with_kwargs", "_forward_hooks_with_kwargs"):
+            d = mod.__dict__[dname]
+            tx.guards.add_dict_keys(AttrSource(mv.source, dname), type(d), list(d.keys()))
     args = list(args)
     kwargs = dict(kwargs)
     for hid, hook in pre:

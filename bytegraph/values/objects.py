@@ -128,6 +128,8 @@ class _InstanceBase(Value):
 
     def getattr(self, tx, name):
         cls = self.cls
+        if name == "__class__":
+            return ClassValue(cls)
         attr, _ = static_lookup(cls, name)
         if isinstance(attr, property) or (attr is not _MISSING and hasattr(type(attr), "__set__")
                                           and not isinstance(attr, types.FunctionType)
@@ -136,8 +138,6 @@ class _InstanceBase(Value):
         v = self.instance_attr(tx, name)
         if v is not _MISSING:
             return v
-        if name == "__class__":
-            return ClassValue(cls)
         if name == "__dict__":
             raise Unsupported("reading __dict__ of an object", kind="getattr")
         v = bind_class_attr(tx, self, cls, name)
@@ -156,6 +156,12 @@ class _InstanceBase(Value):
         if fn is _MISSING:
             raise UserError(TypeError(f"{self.cls.__name__!r} object is not callable"))
         return fn.call(tx, args, kwargs)
+
+    def unpack(self, tx):
+        it = bind_class_attr(tx, self, self.cls, "__iter__")
+        if it is _MISSING:
+            raise UserError(TypeError(f"{self.cls.__name__!r} object is not iterable"))
+        return it.call(tx, [], {}).unpack(tx)
 
     def truth(self, tx):
         for dunder in ("__bool__", "__len__"):

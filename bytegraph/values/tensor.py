@@ -15,7 +15,7 @@ import operator
 import torch
 
 from ..exc import Unsupported
-from .base import Value, ConstValue, const, register_wrapper
+from .base import Value, ConstValue, NONE, const, register_wrapper
 
 
 class TensorValue(Value):
@@ -166,6 +166,9 @@ def graph_call(tx, kind, target, args, kwargs, run_fake=None):
     fake_kwargs = {k: v.fake_arg(tx) for k, v in kwargs.items()}
     gb = tx.graph
     fake = gb.run_fake(kind, target, fake_args, fake_kwargs, run_fake)
+    if target is operator.setitem:          # mutates its first argument, returns None
+        gb.create(kind, target, fx_args, fx_kwargs, None)
+        return NONE
     if not _has_tensor(fake):
         # a metadata query answered by the fakes (dim(), is_floating_point(), ...)
         from .base import wrap
