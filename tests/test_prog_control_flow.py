@@ -121,7 +121,9 @@ def test_if(fn):
 
 
 def test_if_dtype_int_input():
-    check(cf_if_is_floating_point, torch.arange(6).reshape(2, 3))
+    # The int path returns the input untouched: no tensor op, so bytegraph compiles no graph
+    # (torch.compile counts one empty graph here); only outputs are compared.
+    check(cf_if_is_floating_point, torch.arange(6).reshape(2, 3), graphs=None)
 
 
 # --------------------------------------------------------------------------- loops

@@ -15,6 +15,7 @@ import operator
 
 import torch
 import torch.fx
+from torch.fx.experimental.symbolic_shapes import ShapeEnv
 from torch._subclasses.fake_tensor import (
     FakeTensorMode, DataDependentOutputException, DynamicOutputShapeException,
     UnsupportedOperatorException)
@@ -25,7 +26,9 @@ from ..exc import Unsupported, UserError
 class GraphBuilder:
     def __init__(self):
         self.graph = torch.fx.Graph()
-        self.fake_mode = FakeTensorMode(allow_non_fake_inputs=False)
+        # A ShapeEnv lets ops with data-dependent output sizes (x[mask], nonzero) produce
+        # unbacked sizes; inputs stay static (from_tensor(static_shapes=True)).
+        self.fake_mode = FakeTensorMode(allow_non_fake_inputs=False, shape_env=ShapeEnv())
         self.inputs = []          # [(source, real tensor)] in placeholder order
         self.placeholders = []    # fx Nodes, parallel to inputs
         self._by_id = {}          # id(real tensor) -> (node, fake)
@@ -72,6 +75,9 @@ class GraphBuilder:
         except Unsupported:
             raise
         except Exception as e:  # the user's code fails on these inputs
+            if "GuardOnDataDependentSymNode" in type(e).__name__ or "data-dependent" in str(e):
+                raise Unsupported(f"{_target_name(target)} needs a data-dependent size",
+                                  kind="data_dependent")
             raise UserError(e)
 
     def create(self, kind, target, fx_args, fx_kwargs, fake, counts=True):

@@ -14,6 +14,7 @@ namedtuples, context managers (grad mode, autocast), and builtin types.
 """
 import collections
 import contextlib
+import copy
 import functools
 import operator
 import types
@@ -171,7 +172,12 @@ class _ConstFn(Value):
         return const(self.result)
 
 
-_OVERRIDES = {}
+def _deepcopy_override(tx, fn_value, args, kwargs):
+    from ..values.tensor import deepcopy_value
+    return deepcopy_value(tx, args[0], {})
+
+
+_OVERRIDES = {copy.deepcopy: _deepcopy_override}
 
 
 def lookup_override(fn):
