@@ -95,6 +95,17 @@ class ItemSource(_Chained):
         return f"{self.base.name_hint()}[{self.key!r}]"
 
 
+class RawDictItemSource(_Chained):
+    """dict.__getitem__(base, key): an item of a dict subclass, bypassing its overrides."""
+    __slots__ = ()
+
+    def expr(self, cg):
+        return f"{cg.const(dict.__getitem__, 'dict_getitem')}({self.base.expr(cg)}, {self.key!r})"
+
+    def name_hint(self):
+        return f"{self.base.name_hint()}[{self.key!r}]"
+
+
 class GlobalSource(_Chained):
     """A module global: base is an ObjectSource on the globals dict."""
     __slots__ = ()
@@ -126,6 +137,26 @@ class ModuleDictSource(_Chained):
 
     def name_hint(self):
         return f"{self.base.name_hint()}.{self.key[1]}"
+
+
+class CallSource(Source):
+    """base() for a pure zero-argument call (dereferencing a weakref)."""
+    __slots__ = ("base",)
+
+    def __init__(self, base):
+        self.base = base
+
+    def expr(self, cg):
+        return f"{self.base.expr(cg)}()"
+
+    def name_hint(self):
+        return f"{self.base.name_hint()}()"
+
+    def __eq__(self, other):
+        return type(other) is CallSource and other.base == self.base
+
+    def __hash__(self):
+        return hash(("call", self.base))
 
 
 def global_source(globals_dict, name):

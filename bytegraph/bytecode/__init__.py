@@ -2,6 +2,6 @@
 
 All CPython-version quirks live here; the interpreter sees normalized instructions.
 """
-from .decode import Inst, decode, BINARY_OPS, COMPARE_OPS
+from .decode import Inst, decode, find_handler, BINARY_OPS, COMPARE_OPS
 
-__all__ = ["Inst", "decode", "BINARY_OPS", "COMPARE_OPS"]
+__all__ = ["Inst", "decode", "find_handler", "BINARY_OPS", "COMPARE_OPS"]

@@ -59,7 +59,36 @@ class Inst:
         return f"{self.index}:{self.opname}({self.argval!r})"
 
 
+class Handler:
+    """One exception-table entry: instructions [start, end) jump to `target` on an exception,
+    with the value stack cut to `depth` (and the raising offset pushed first if `lasti`)."""
+    __slots__ = ("start", "end", "target", "depth", "lasti")
+
+    def __init__(self, start, end, target, depth, lasti):
+        self.start, self.end, self.target, self.depth, self.lasti = start, end, target, depth, lasti
+
+
 _cache = weakref.WeakKeyDictionary()
+_handlers = weakref.WeakKeyDictionary()
+
+
+def exception_handlers(code):
+    """The code object's exception table, with targets as instruction indices."""
+    hs = _handlers.get(code)
+    if hs is None:
+        insts = decode(code)
+        by_offset = {i.offset: i.index for i in insts}
+        hs = [Handler(e.start, e.end, by_offset[e.target], e.depth, e.lasti)
+              for e in dis._parse_exception_table(code)]
+        _handlers[code] = hs
+    return hs
+
+
+def find_handler(code, offset):
+    for h in exception_handlers(code):
+        if h.start <= offset < h.end:
+            return h
+    return None
 
 
 def decode(code):

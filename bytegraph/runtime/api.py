@@ -116,7 +116,7 @@ def _miss(state, args, kwargs):
             exc = stop.exc
             stop.record.guard_failure = reason
             if state.fullgraph and not isinstance(exc, UserError):
-                raise Unsupported(exc.msg, kind=exc.kind, hint=exc.hint,
+                raise Unsupported(exc.msg + _call_chain(exc), kind=exc.kind, hint=exc.hint,
                                   location=exc.location) from None
             if isinstance(exc, UserError):
                 log.info("%s raised while tracing (%s); running eagerly", fn.__qualname__, exc)
@@ -149,6 +149,13 @@ def _miss(state, args, kwargs):
                       f"({first_failing_guard(entry, args, kwargs)}); running it eagerly", stacklevel=3)
         return fn(*args, **kwargs)
     return r
+
+
+def _call_chain(exc):
+    stack = getattr(exc, "user_stack", None)
+    if not stack or len(stack) < 2:
+        return ""
+    return "\n  while tracing (innermost last):\n    " + "\n    ".join(reversed(stack))
 
 
 # --------------------------------------------------------------------------

@@ -55,6 +55,8 @@ def _collect_outputs(value, out, seen):
     elif isinstance(value, NewObjectValue):
         for v in value.attrs.values():
             _collect_outputs(v, out, seen)
+        if value.dict_items is not None:
+            _collect_outputs(value.dict_items, out, seen)
     elif isinstance(value, CellValue) and value.contents is not None:
         _collect_outputs(value.contents, out, seen)
 

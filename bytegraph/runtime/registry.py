@@ -16,8 +16,11 @@ import collections
 import contextlib
 import copy
 import functools
+import inspect
+import itertools
 import operator
 import types
+import weakref
 
 import torch
 
@@ -177,7 +180,18 @@ def _deepcopy_override(tx, fn_value, args, kwargs):
     return deepcopy_value(tx, args[0], {})
 
 
-_OVERRIDES = {copy.deepcopy: _deepcopy_override}
+def _signature_override(tx, fn_value, args, kwargs):
+    """inspect.signature of a function the trace already guards is a fixed fact: compute it."""
+    from ..values.functions import BoundMethodValue
+    target = args[0]
+    kw = {k: v.as_python() for k, v in kwargs.items()}
+    if isinstance(target, BoundMethodValue) and not isinstance(target.fn, str):
+        sig = inspect.signature(target.fn.as_python(), **kw)     # a bound method drops `self`
+        return ConstValue(sig.replace(parameters=list(sig.parameters.values())[1:]))
+    return ConstValue(inspect.signature(target.as_python(), **kw))
+
+
+_OVERRIDES = {copy.deepcopy: _deepcopy_override, inspect.signature: _signature_override}
 
 
 def lookup_override(fn):
@@ -205,6 +219,68 @@ def _wrap_builtin(tx, fn, source):
 for _t in (types.BuiltinFunctionType, types.MethodDescriptorType, types.WrapperDescriptorType,
            types.MethodWrapperType, types.ClassMethodDescriptorType, type(torch.Tensor.add)):
     register_wrapper(_t)(_wrap_builtin)
+
+
+class WeakRefValue(Value):
+    """A weakref.ref from the caller's world; calling it dereferences (guarded as ref() is obj)."""
+
+    def __init__(self, ref, source):
+        self.ref = ref
+        self.source = source
+
+    def call(self, tx, args, kwargs):
+        from ..sources import CallSource
+        return wrap(tx, self.ref(), CallSource(self.source))
+
+
+@register_wrapper(weakref.ReferenceType)
+def _wrap_weakref(tx, ref, source):
+    if source is None:
+        source = ObjectSource(ref, "weakref")
+    tx.guards.add_type(source, type(ref))
+    return WeakRefValue(ref, source)
+
+
+def _it(tx, v):
+    return v.unpack(tx)
+
+
+def _make_repeat(tx, args, kwargs):
+    if len(args) < 2 and "times" not in kwargs:
+        raise Unsupported("itertools.repeat without times (infinite)", kind="iter")
+    n = (args[1] if len(args) > 1 else kwargs["times"]).as_python()
+    return IteratorValue([args[0]] * n)
+
+
+def _make_product(tx, args, kwargs):
+    import itertools
+    pools = [_it(tx, a) for a in args] * (kwargs["repeat"].as_python() if "repeat" in kwargs else 1)
+    return IteratorValue([TupleValue(list(p)) for p in itertools.product(*pools)])
+
+
+def _make_islice(tx, args, kwargs):
+    import itertools
+    items = _it(tx, args[0])
+    bounds = [a.as_python() for a in args[1:]]
+    return IteratorValue(list(itertools.islice(items, *bounds)))
+
+
+def _make_zip_longest(tx, args, kwargs):
+    import itertools
+    fill = kwargs.get("fillvalue", NONE)
+    cols = [_it(tx, a) for a in args]
+    return IteratorValue([TupleValue(list(r)) for r in itertools.zip_longest(*cols, fillvalue=fill)])
+
+
+def _make_accumulate(tx, args, kwargs):
+    from ..values.builtins import binary_op
+    items = _it(tx, args[0])
+    out, acc = [], None
+    for v in items:
+        acc = v if acc is None else (args[1].call(tx, [acc, v], {}) if len(args) > 1
+                                     else binary_op(tx, operator.add, acc, v))
+        out.append(acc)
+    return IteratorValue(out)
 
 
 # --------------------------------------------------------------------------
@@ -388,6 +464,14 @@ def _make_gen_ctx(tx, args, kwargs):
 
 
 _CONSTRUCTORS = {
+    itertools.repeat: _make_repeat,
+    itertools.chain: lambda tx, args, kwargs: IteratorValue([x for a in args for x in _it(tx, a)]),
+    itertools.product: _make_product,
+    itertools.islice: _make_islice,
+    itertools.zip_longest: _make_zip_longest,
+    itertools.accumulate: _make_accumulate,
+    itertools.starmap: lambda tx, args, kwargs: IteratorValue(
+        [args[0].call(tx, _it(tx, t), {}) for t in _it(tx, args[1])]),
     contextlib._GeneratorContextManager: _make_gen_ctx,
     collections.OrderedDict: _make_dict_like(collections.OrderedDict),
     collections.defaultdict: _make_dict_like(collections.defaultdict),
@@ -442,6 +526,16 @@ def construct(tx, cls_value, args, kwargs):
             return graph_call(tx, "call_function", cls, list(args), kwargs)
         raise Unsupported(f"constructing torch class {cls.__qualname__}", kind="construct")
     new, _ = static_lookup(cls, "__new__")
+    if issubclass(cls, dict) and new in (dict.__new__, collections.OrderedDict.__new__):
+        obj = NewObjectValue(cls)
+        init, owner = static_lookup(cls, "__init__")
+        if owner in (dict, collections.OrderedDict):
+            if args or kwargs:
+                from ..values.builtins import BUILTINS
+                obj.dict_items = BUILTINS[dict](tx, *args, **kwargs)
+            return obj
+        bind_class_attr(tx, obj, cls, "__init__").call(tx, args, kwargs)
+        return obj
     if new is not object.__new__ and new is not _MISSING:
         if isinstance(new, staticmethod):
             new = new.__func__

@@ -7,6 +7,7 @@ from ..exc import Unsupported, UserError
 from ..values.base import NONE, ConstValue
 from ..values.containers import IteratorValue
 from ..values.builtins import BUILTINS
+from ..values.objects import ExceptionInstanceValue
 from .table import handler
 
 
@@ -106,15 +107,66 @@ def _send(f, inst):
 @handler("RAISE_VARARGS")
 def _raise(f, inst):
     args = f.popn(inst.arg)
-    exc = None
-    if args:
-        v = args[0]
-        from ..runtime.registry import ExceptionValue
-        if isinstance(v, ExceptionValue):
-            exc = v.as_exception()
-        elif v.is_const() and isinstance(v.as_python(), type):
-            exc = v.as_python()()
-    raise UserError(exc if isinstance(exc, BaseException) else RuntimeError("raise in traced code"))
+    if not args:                                  # bare `raise`: re-raise the handled exception
+        current = f.tx.exc_info
+        if not isinstance(current, ExceptionInstanceValue):
+            raise UserError(RuntimeError("No active exception to reraise"))
+        raise UserError(current.exc)
+    exc = _as_exception(args[0])
+    if inst.arg == 2:
+        cause = args[1]
+        exc.__cause__ = None if cause.is_const() and cause.as_python() is None else _as_exception(cause)
+    raise UserError(exc)
+
+
+def _as_exception(v):
+    from ..runtime.registry import ExceptionValue
+    if isinstance(v, ExceptionValue):
+        return v.as_exception()
+    if isinstance(v, ExceptionInstanceValue):
+        return v.exc
+    if v.is_const() and isinstance(v.as_python(), type) and issubclass(v.as_python(), BaseException):
+        return v.as_python()()
+    return TypeError("exceptions must derive from BaseException")
+
+
+# --------------------------------------------------------------------------
+# exception handlers (reached through the exception table, see Tracer.catch)
+
+@handler("PUSH_EXC_INFO")
+def _push_exc_info(f, inst):
+    exc = f.stack.pop()
+    f.stack.append(f.tx.exc_info)
+    f.stack.append(exc)
+    f.tx.exc_info = exc
+
+
+@handler("POP_EXCEPT")
+def _pop_except(f, inst):
+    f.tx.exc_info = f.stack.pop()
+
+
+@handler("CHECK_EXC_MATCH")
+def _check_exc_match(f, inst):
+    typ = f.stack.pop().as_python()
+    exc = f.stack[-1]
+    f.stack.append(ConstValue(isinstance(exc.exc, typ)))
+
+
+@handler("RERAISE")
+def _reraise(f, inst):
+    exc = f.stack.pop()
+    if inst.arg:
+        f.stack.pop()     # lasti: CPython restores f_lasti from it; we report the handler's line
+    raise UserError(exc.exc)
+
+
+@handler("WITH_EXCEPT_START")
+def _with_except_start(f, inst):
+    exc = f.stack[-1]
+    exit_fn = f.stack[-4]
+    res = exit_fn.call(f.tx, [ConstValue(type(exc.exc)), exc, NONE], {})
+    f.stack.append(res)
 
 
 class _ExitValue:

@@ -19,10 +19,10 @@ import inspect
 
 import torch
 
-from ..bytecode import decode
+from ..bytecode import decode, find_handler
 from ..exc import Unsupported, UserError
 from ..sources import LocalSource, ObjectSource, global_source
-from ..values.base import NONE, wrap
+from ..values.base import NONE, ConstValue, wrap
 from ..values.functions import CellValue, CO_GENERATOR
 from ..values.containers import IteratorValue
 from .table import HANDLERS, UNSUPPORTED
@@ -92,6 +92,7 @@ class Tracer:
         self.global_writes = {}    # (id(globals), name) -> Value written by the trace
         self.state_stack = []      # undo actions for global torch state changed while tracing
         self.keepalive = []        # objects the trace created for real (kept alive with the entry)
+        self.exc_info = NONE       # the exception being handled (sys.exc_info() for the trace)
         self.frame = None
         self.depth = 0
         self.depth_limit = depth_limit
@@ -154,7 +155,11 @@ class Tracer:
                 if handler is None:
                     reason = UNSUPPORTED.get(inst.opname, "no handler")
                     raise Unsupported(f"bytecode {inst.opname}: {reason}", kind="opcode")
-                handler(frame, inst)
+                try:
+                    handler(frame, inst)
+                except UserError as e:
+                    if not self.catch(frame, inst, e):
+                        raise
         except (Unsupported, UserError) as e:
             e.with_location(frame.location())
             if not getattr(e, "user_stack", None):
@@ -164,6 +169,22 @@ class Tracer:
         finally:
             self.frame = parent
         return frame.retval
+
+    # -- exceptions ------------------------------------------------------------------
+    def catch(self, frame, inst, err):
+        """Route a user-level exception to the frame's handler, as CPython's exception table
+        would. Only UserError (an exception the user's code really raises) is catchable;
+        Unsupported never is, so a try/except cannot swallow a capture failure."""
+        h = find_handler(frame.code, inst.offset)
+        if h is None:
+            return False
+        from ..values.objects import ExceptionInstanceValue
+        del frame.stack[h.depth:]
+        if h.lasti:
+            frame.stack.append(ConstValue(inst.offset))
+        frame.stack.append(ExceptionInstanceValue(err.exc))
+        frame.ip = h.target
+        return True
 
     # -- globals -------------------------------------------------------------------
     def load_global(self, frame, name):

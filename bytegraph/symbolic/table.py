@@ -33,9 +33,7 @@ def unsupported(reason, *opnames):
         UNSUPPORTED[name] = reason
 
 
-_EXC = "only reached when an exception is raised, which the tracer does not capture yet"
-unsupported(_EXC, "PUSH_EXC_INFO", "POP_EXCEPT", "CHECK_EXC_MATCH", "RERAISE", "WITH_EXCEPT_START",
-            "PREP_RERAISE_STAR", "CHECK_EG_MATCH")
+unsupported("except* (exception groups) is not captured", "PREP_RERAISE_STAR", "CHECK_EG_MATCH")
 unsupported("async code is not captured", "BEFORE_ASYNC_WITH", "GET_AWAITABLE", "GET_AITER",
             "GET_ANEXT", "END_ASYNC_FOR", "ASYNC_GEN_WRAP")
 unsupported("module- and class-body code is not compiled (it runs once)", "LOAD_NAME", "STORE_NAME",

@@ -9,6 +9,8 @@ anything it does not support raises Unsupported with a precise message.
 guards that make the specialization sound. It is a registry keyed by type (walked
 along the MRO), not an isinstance ladder; value families register themselves.
 """
+import collections
+import inspect
 import types
 
 import torch
@@ -83,10 +85,15 @@ class Value:
 # constants
 
 _LITERAL_TYPES = (int, float, bool, str, type(None), bytes, complex)
+# introspection results that are fixed facts of already-guarded objects
+INTROSPECTION_TYPES = (inspect.Signature, inspect.Parameter, types.MappingProxyType,
+                       type({}.keys()), type({}.values()), type({}.items()),
+                       type(collections.OrderedDict().keys()), type(collections.OrderedDict().values()),
+                       type(collections.OrderedDict().items()))
 CONST_TYPES = frozenset({int, float, bool, str, type(None), bytes, complex, type(Ellipsis),
                          type(NotImplemented), torch.dtype, torch.device, torch.Size,
                          torch.layout, torch.memory_format, types.CodeType, range, slice,
-                         torch.finfo, torch.iinfo})
+                         torch.finfo, torch.iinfo, *INTROSPECTION_TYPES})
 
 
 class ConstValue(Value):
@@ -120,6 +127,8 @@ class ConstValue(Value):
         v = self.value
         if type(v) in (str, bytes, range, torch.Size, tuple):
             return [ConstValue(x) for x in v]
+        if isinstance(v, INTROSPECTION_TYPES):
+            return [wrap(tx, x, None) for x in v]
         raise Unsupported(f"iterating over {type(v).__name__}", kind="iter")
 
     def truth(self, tx):

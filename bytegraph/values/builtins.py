@@ -10,6 +10,8 @@ A builtin with no handler may still be called on constants if it is known to be
 pure (PURE_MODULES / PURE_BUILTINS); its result is then a constant.
 """
 import builtins
+import collections
+import sys
 import functools
 import math
 import operator
@@ -17,16 +19,16 @@ import operator
 import torch
 
 from ..exc import Unsupported, UserError
-from .base import Value, ConstValue, NONE, const, wrap, CONST_TYPES
+from .base import Value, ConstValue, NONE, const, wrap, CONST_TYPES, INTROSPECTION_TYPES
 from .containers import (TupleValue, ListValue, DictValue, SetValue, IteratorValue, BaseSeq,
                          py_key, key_value, py_eq_key)
 from .tensor import TensorValue, graph_call
 
 PURE_MODULES = frozenset({"math", "cmath", "operator", "_operator", "string"})
 PURE_BUILTINS = frozenset({abs, bin, chr, divmod, format, hash, hex, oct, ord, pow, repr, round,
-                           ascii, callable})
-PURE_TYPES = (str, bytes, int, float, complex, bool, torch.Size, torch.dtype, torch.device,
-              tuple, range, slice, torch.finfo, torch.iinfo)
+                           ascii, callable, sys.getrecursionlimit, sys.getdefaultencoding})
+PURE_TYPES = (str, bytes, int, float, complex, bool, frozenset, torch.Size, torch.dtype, torch.device,
+              tuple, range, slice, torch.finfo, torch.iinfo, *INTROSPECTION_TYPES)
 
 
 class BuiltinValue(Value):
@@ -56,6 +58,9 @@ class BuiltinValue(Value):
 
     def call(self, tx, args, kwargs):
         handler = BUILTINS.get(self.fn)
+        objclass = getattr(self.fn, "__objclass__", None)
+        if handler is None and objclass in (dict, collections.OrderedDict) and args:
+            return _dict_subclass_method(tx, self.fn.__name__, args[0], args[1:], kwargs)
         if handler is None:
             owner = getattr(self.fn, "__self__", None)
             if isinstance(owner, type):           # dict.fromkeys & co: a new object per access
@@ -72,6 +77,36 @@ class BuiltinValue(Value):
 
     def __repr__(self):
         return f"Builtin({getattr(self.fn, '__qualname__', self.fn)})"
+
+
+_READONLY_DICT_METHODS = frozenset({"get", "keys", "items", "values", "__getitem__", "__contains__",
+                                    "__len__", "copy"})
+
+
+def _dict_subclass_method(tx, name, self_value, args, kwargs):
+    """dict.<method>(obj, ...) on an instance of a dict subclass from the caller's world:
+    read through a guarded view of its contents (read-only methods only)."""
+    from .objects import ObjectValue, NewObjectValue
+    from .containers import DICT_METHODS
+    from ..sources import RawDictItemSource
+    if name not in DICT_METHODS:
+        raise Unsupported(f"dict.{name} on a dict subclass", kind="call_builtin")
+    if isinstance(self_value, DictValue):
+        return DICT_METHODS[name](tx, self_value, *args, **kwargs)
+    if isinstance(self_value, NewObjectValue) and self_value.dict_items is not None:
+        return DICT_METHODS[name](tx, self_value.dict_items, *args, **kwargs)
+    if not (isinstance(self_value, ObjectValue) and isinstance(self_value.obj, dict)):
+        raise Unsupported(f"dict.{name} on {self_value}", kind="call_builtin")
+    if name not in _READONLY_DICT_METHODS:
+        raise Unsupported(f"mutating a dict subclass ({name})", kind="side_effect")
+    obj, src = self_value.obj, self_value.source
+    keys = list(dict.keys(obj))
+    if not all(type(k) in (str, int) for k in keys):
+        raise Unsupported("dict subclass with non-str/int keys", kind="dict_key")
+    tx.guards.add_code(f"list({tx.cg.const(dict.keys, 'dict_keys')}({src.expr(tx.cg)})) == "
+                       f"{tx.cg.const(keys, 'keys')}", src, "dict_keys")
+    view = DictValue({k: wrap(tx, dict.__getitem__(obj, k), RawDictItemSource(src, k)) for k in keys})
+    return DICT_METHODS[name](tx, view, *args, **kwargs)
 
 
 def _is_pure(fn):
@@ -137,6 +172,8 @@ _INPLACE_TO_BINARY = {operator.iadd: operator.add, operator.isub: operator.sub,
 
 def binary_op(tx, op, a, b):
     if isinstance(a, TensorValue) or isinstance(b, TensorValue):
+        if not isinstance(a, TensorValue) and op in _INPLACE_TO_BINARY:
+            op = _INPLACE_TO_BINARY[op]      # `n += t` for a number n is n = n + t
         return graph_call(tx, "call_function", op, [a, b], {})
     if a.is_const() and b.is_const() and not isinstance(a, (ListValue,)) and \
             type(a) in (ConstValue, TupleValue) and type(b) in (ConstValue, TupleValue):
@@ -647,6 +684,13 @@ BUILTIN_CLASSMETHODS[(dict, "fromkeys")] = _dict_fromkeys
 @handles(tuple.__new__)
 def _tuple_new(tx, cls, it=None):
     return TupleValue([] if it is None else it.unpack(tx), cls=cls.as_python())
+
+
+def _chain_from_iterable(tx, its):
+    return IteratorValue([x for it in its.unpack(tx) for x in it.unpack(tx)])
+
+
+BUILTIN_CLASSMETHODS[(__import__("itertools").chain, "from_iterable")] = _chain_from_iterable
 
 
 @handles(functools.reduce)

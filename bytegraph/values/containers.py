@@ -463,6 +463,8 @@ DICT_METHODS = {"get": _d_get, "items": _d_items, "keys": _d_keys, "values": _d_
                 "__getitem__": lambda tx, d, k: d.getitem(tx, k),
                 "__setitem__": lambda tx, d, k, v: (d.setitem(tx, k, v), NONE)[1],
                 "__contains__": lambda tx, d, k: const(py_key(k) in d.items),
+                "__iter__": lambda tx, d: IteratorValue(d.unpack(tx)),
+                "__delitem__": lambda tx, d, k: (d.mutate(tx), d.items.pop(py_key(k)), NONE)[2],
                 "__len__": lambda tx, d: const(len(d.items))}
 
 

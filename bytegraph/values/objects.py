@@ -13,6 +13,7 @@ the epilogue rebuilds them only if they escape.
 """
 import dataclasses
 import types
+from collections import OrderedDict
 
 import torch
 
@@ -130,6 +131,8 @@ class _InstanceBase(Value):
         cls = self.cls
         if name == "__class__":
             return ClassValue(cls)
+        if name == "__dict__":
+            return self.instance_dict(tx)
         attr, _ = static_lookup(cls, name)
         if isinstance(attr, property) or (attr is not _MISSING and hasattr(type(attr), "__set__")
                                           and not isinstance(attr, types.FunctionType)
@@ -138,8 +141,6 @@ class _InstanceBase(Value):
         v = self.instance_attr(tx, name)
         if v is not _MISSING:
             return v
-        if name == "__dict__":
-            raise Unsupported("reading __dict__ of an object", kind="getattr")
         v = bind_class_attr(tx, self, cls, name)
         if v is not _MISSING:
             return v
@@ -172,14 +173,26 @@ class _InstanceBase(Value):
 
 
 class NewObjectValue(_InstanceBase):
-    """An instance of a user class created during the trace."""
+    """An instance of a user class created during the trace. Instances of dict subclasses
+    (transformers' ModelOutput) also carry their dict contents in `dict_items`."""
 
     def __init__(self, cls):
         self.cls = cls
         self.attrs = {}
+        self.dict_items = DictValue({}) if issubclass(cls, dict) else None
+
+    def unpack(self, tx):
+        if self.dict_items is not None and static_lookup(self.cls, "__iter__")[1] in (dict, OrderedDict):
+            return self.dict_items.unpack(tx)
+        return super().unpack(tx)
 
     def instance_attr(self, tx, name):
         return self.attrs.get(name, _MISSING)
+
+    def instance_dict(self, tx):
+        d = DictValue({})
+        d.items = self.attrs          # a live view: writes through it are attribute writes
+        return d
 
     def setattr(self, tx, name, value):
         setter, _ = static_lookup(self.cls, "__setattr__")
@@ -199,8 +212,11 @@ class NewObjectValue(_InstanceBase):
     def reconstruct(self, cg):
         def build():
             cls = cg.const(self.cls, self.cls.__name__)
-            return f"{cg.const(_rebuild_object, 'rebuild')}({cls}, {{" + ", ".join(
-                f"{k!r}: {cg.expr(v)}" for k, v in self.attrs.items()) + "})"
+            attrs = "{" + ", ".join(f"{k!r}: {cg.expr(v)}" for k, v in self.attrs.items()) + "}"
+            if self.dict_items is not None:
+                return f"{cg.const(_rebuild_dict_object, 'rebuild_dict')}({cls}, " \
+                       f"{self.dict_items._literal(cg)}, {attrs})"
+            return f"{cg.const(_rebuild_object, 'rebuild')}({cls}, {attrs})"
         return cg.mutable(self, build)
 
     def __repr__(self):
@@ -209,6 +225,17 @@ class NewObjectValue(_InstanceBase):
 
 def _rebuild_object(cls, attrs):
     obj = object.__new__(cls)
+    obj.__dict__.update(attrs)
+    return obj
+
+
+def _rebuild_dict_object(cls, items, attrs):
+    """An instance of a dict subclass with these items and attributes, built without running
+    the subclass's __init__/__setitem__ (the trace already ran them)."""
+    base = next(b for b in cls.__mro__ if b in (dict, OrderedDict))
+    obj = base.__new__(cls)
+    for k, v in items.items():
+        base.__setitem__(obj, k, v)
     obj.__dict__.update(attrs)
     return obj
 
@@ -255,6 +282,11 @@ class ObjectValue(_InstanceBase):
 
     def as_python(self):
         return self.obj
+
+    def instance_dict(self, tx):
+        if self.pending:
+            raise Unsupported("reading __dict__ after writing attributes", kind="getattr")
+        return wrap(tx, self.obj.__dict__, AttrSource(self.source, "__dict__"))
 
     def __repr__(self):
         return f"Object({self.cls.__name__} @ {self.source.name_hint()})"
@@ -377,10 +409,30 @@ def wrap_object(tx, obj, source):
     cls = type(obj)
     if source is None:
         source = ObjectSource(obj, cls.__name__)
-    if static_lookup(cls, "__getattribute__")[0] not in (object.__getattribute__, _MISSING):
-        raise Unsupported(f"object of {cls.__name__} with a custom __getattribute__", kind="object")
     tx.guards.add_type(source, cls)
+    if static_lookup(cls, "__getattribute__")[0] not in (object.__getattribute__, _MISSING):
+        return DynamicAttrObjectValue(obj, source)
     return ObjectValue(obj, source)
+
+
+class DynamicAttrObjectValue(ObjectValue):
+    """An object whose class defines __getattribute__ (e.g. transformers' PretrainedConfig,
+    which maps attribute aliases). Attributes are read with the real getattr at trace time and
+    re-read by the guard through the same `obj.name` expression, so the mapping is honoured
+    both times; this assumes that __getattribute__ has no side effects."""
+
+    def getattr(self, tx, name):
+        if name in self.pending:
+            return ObjectValue.instance_attr(self, tx, name)
+        if name == "__class__":
+            return ClassValue(self.cls)
+        try:
+            attr = getattr(self.obj, name)
+        except AttributeError as e:
+            raise UserError(e)
+        if isinstance(attr, types.MethodType) and attr.__self__ is self.obj:
+            return BoundMethodValue(self, wrap(tx, attr.__func__, None))
+        return wrap(tx, attr, AttrSource(self.source, name))
 
 
 @register_wrapper(torch.nn.Module)
@@ -407,3 +459,25 @@ def wrap_pymodule(tx, module, source):
 
 def is_dataclass_type(cls):
     return dataclasses.is_dataclass(cls)
+
+
+class ExceptionInstanceValue(Value):
+    """An exception the traced code raised and is now handling (a real exception object)."""
+
+    def __init__(self, exc):
+        self.exc = exc
+
+    def python_type(self):
+        return type(self.exc)
+
+    def as_python(self):
+        return self.exc
+
+    def getattr(self, tx, name):
+        try:
+            return wrap(tx, getattr(self.exc, name), None)
+        except AttributeError as e:
+            raise UserError(e)
+
+    def __repr__(self):
+        return f"Exception({self.exc!r})"
