@@ -62,7 +62,7 @@ class SideEffects:
                 else:
                     applies.append(f"setattr({target}, {name!r}, {temp(cg.expr(value))})")
             elif kind == "global":
-                applies.append(f"{global_source(a, name).expr(cg)} = {temp(cg.expr(value))}")
+                applies.append(f"{global_source(a, name).render(cg)} = {temp(cg.expr(value))}")
             elif kind == "cell":
                 if id(a) in seen_cells:
                     continue

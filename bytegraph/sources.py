@@ -4,7 +4,10 @@ A Source renders a Python expression that fetches the value again at call time,
 inside the generated entry function. Roots are the entry function's parameters
 (LocalSource) or objects bound into its namespace (ObjectSource: globals dicts,
 closure cells, the compiled function). Guards and the epilogue both use these
-expressions, so "how to get it" is written once.
+expressions, so "how to get it" is written once. Chained sources are rendered once per entry
+function: the first use binds a local with `:=`, later uses read the local
+(Codegen.source), so a guard on `m._modules['a']._modules['b']._parameters['w']`
+costs one dict lookup, not a walk from the root.
 
 nn.Module children, parameters and buffers get their own sources that read the
 module's `_modules` / `_parameters` / `_buffers` dicts directly: plain dict
@@ -16,6 +19,10 @@ class Source:
     __slots__ = ()
 
     def expr(self, cg) -> str:
+        """The expression, rendered through the codegen's source cache (see Codegen.source)."""
+        return cg.source(self)
+
+    def render(self, cg) -> str:
         raise NotImplementedError
 
     def name_hint(self) -> str:
@@ -33,6 +40,8 @@ class LocalSource(Source):
 
     def expr(self, cg):
         return self.name
+
+    render = expr
 
     def name_hint(self):
         return f"L['{self.name}']"
@@ -55,6 +64,8 @@ class ObjectSource(Source):
     def expr(self, cg):
         return cg.const(self.obj, self.desc)
 
+    render = expr
+
     def name_hint(self):
         return self.desc
 
@@ -76,7 +87,7 @@ class _Chained(Source):
 class AttrSource(_Chained):
     __slots__ = ()
 
-    def expr(self, cg):
+    def render(self, cg):
         return f"{self.base.expr(cg)}.{self.key}"
 
     def name_hint(self):
@@ -87,7 +98,7 @@ class ItemSource(_Chained):
     """base[key] for a constant key (int, str, ...)."""
     __slots__ = ()
 
-    def expr(self, cg):
+    def render(self, cg):
         k = repr(self.key) if type(self.key) in (int, str, bool) else cg.const(self.key, "key")
         return f"{self.base.expr(cg)}[{k}]"
 
@@ -99,7 +110,7 @@ class RawDictItemSource(_Chained):
     """dict.__getitem__(base, key): an item of a dict subclass, bypassing its overrides."""
     __slots__ = ()
 
-    def expr(self, cg):
+    def render(self, cg):
         return f"{cg.const(dict.__getitem__, 'dict_getitem')}({self.base.expr(cg)}, {self.key!r})"
 
     def name_hint(self):
@@ -110,7 +121,7 @@ class GlobalSource(_Chained):
     """A module global: base is an ObjectSource on the globals dict."""
     __slots__ = ()
 
-    def expr(self, cg):
+    def render(self, cg):
         return f"{self.base.expr(cg)}[{self.key!r}]"
 
     def name_hint(self):
@@ -120,7 +131,7 @@ class GlobalSource(_Chained):
 class CellContentsSource(_Chained):
     __slots__ = ()
 
-    def expr(self, cg):
+    def render(self, cg):
         return f"{self.base.expr(cg)}.cell_contents"
 
     def name_hint(self):
@@ -131,7 +142,7 @@ class ModuleDictSource(_Chained):
     """mod._modules[key] / mod._parameters[key] / mod._buffers[key]; key=(dictname, name)."""
     __slots__ = ()
 
-    def expr(self, cg):
+    def render(self, cg):
         d, name = self.key
         return f"{self.base.expr(cg)}.{d}[{name!r}]"
 
@@ -146,7 +157,7 @@ class CallSource(Source):
     def __init__(self, base):
         self.base = base
 
-    def expr(self, cg):
+    def render(self, cg):
         return f"{self.base.expr(cg)}()"
 
     def name_hint(self):

@@ -32,6 +32,23 @@ class Codegen:
         self.lines = []              # statements of the epilogue (materialized temporaries)
         self._temps = {}             # id(value) -> temp name
         self.outputs = {}            # id(TensorValue) -> index in the graph's output tuple
+        self._sources = {}           # Source -> local bound on its first use
+
+    def source(self, src):
+        """Expression for a chained Source. Its first rendering binds a local (`(__sN := e)`);
+        later renderings are just `__sN`. Sound because the entry function evaluates guards,
+        graph arguments and epilogue in the order they were generated."""
+        name = self._sources.get(src)
+        if name is not None:
+            return name
+        raw = src.render(self)
+        name = f"__s{len(self._sources)}"
+        self._sources[src] = name
+        return f"({name} := {raw})"
+
+    def bound(self, src):
+        """The local a source was bound to, if it was; else its plain expression."""
+        return self._sources.get(src) or src.expr(self)
 
     def const(self, obj, hint="c"):
         name = self._ids.get(id(obj))

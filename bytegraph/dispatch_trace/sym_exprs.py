@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 import operator
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 import sympy
 import torch
@@ -38,9 +38,11 @@ class SymExprEmitter:
     """
 
     def __init__(self, symbol_node: Callable[[sympy.Symbol], Any],
-                 call: Callable[[Any, tuple], Any]) -> None:
+                 call: Callable[[Any, tuple], Any],
+                 make_val: Optional[Callable[[sympy.Basic], Any]] = None) -> None:
         self._symbol_node = symbol_node
         self._call = call
+        self._make_val = make_val
         self._cache: dict = {}
 
     def emit(self, e: sympy.Basic) -> Any:
@@ -48,14 +50,26 @@ class SymExprEmitter:
         if hit is not None:
             return hit
         out = self._emit(e)
+        # every emitted node (including intermediates) gets meta["val"]
+        if self._make_val is not None and hasattr(out, "meta") and "val" not in out.meta:
+            out.meta["val"] = self._make_val(e)
         self._cache[e] = out
         return out
 
     # -- helpers -------------------------------------------------------------
-    def _fold(self, fn, parts):
-        acc = parts[0]
-        for p in parts[1:]:
-            acc = self._call(fn, (acc, p))
+    def _node(self, fn, args, expr):
+        """call_function node for an intermediate value whose sympy form is ``expr``."""
+        node = self._call(fn, args)
+        if self._make_val is not None and hasattr(node, "meta"):
+            node.meta["val"] = self._make_val(expr)
+        return node
+
+    def _fold(self, fn, exprs, combine):
+        acc_e = exprs[0]
+        acc = self.emit(acc_e)
+        for e in exprs[1:]:
+            acc_e = combine(acc_e, e)
+            acc = self._node(fn, (acc, self.emit(e)), acc_e)
         return acc
 
     def _const(self, e):
@@ -89,9 +103,11 @@ class SymExprEmitter:
                     pos.append(t)
             if not pos:
                 return self._call(operator.neg, (self.emit(sympy.Add(*neg)),))
-            acc = self._fold(operator.add, [self.emit(t) for t in pos])
+            acc = self._fold(operator.add, pos, operator.add)
+            acc_e = sympy.Add(*pos)
             for t in neg:
-                acc = self._call(operator.sub, (acc, self.emit(t)))
+                acc_e = acc_e - t
+                acc = self._node(operator.sub, (acc, self.emit(t)), acc_e)
             return acc
         if isinstance(e, sympy.Mul):
             num, den = [], []
@@ -106,11 +122,14 @@ class SymExprEmitter:
                     num.append(t)
             # constants last: "s0 * 2" rather than "2 * s0"
             num.sort(key=lambda t: 1 if t.is_number else 0)
-            acc = self._fold(operator.mul, [self.emit(t) for t in num]) if num else 1
+            acc = self._fold(operator.mul, num, operator.mul) if num else 1
+            acc_e = sympy.Mul(*num) if num else sympy.Integer(1)
             # integer-valued expressions divide exactly: keep them ints
-            div = operator.floordiv if _is_int_expr(e) else operator.truediv
+            exact = _is_int_expr(e)
+            div = operator.floordiv if exact else operator.truediv
             for d in den:
-                acc = self._call(div, (acc, self.emit(d)))
+                acc_e = F.FloorDiv(acc_e, d) if exact else acc_e / d
+                acc = self._node(div, (acc, self.emit(d)), acc_e)
             return acc
         if isinstance(e, sympy.Pow):
             return self._call(operator.pow, (self.emit(e.base), self.emit(e.exp)))
@@ -119,20 +138,22 @@ class SymExprEmitter:
         if isinstance(e, F.FloorDiv):  # includes CleanDiv
             return self._call(operator.floordiv, tuple(self.emit(a) for a in e.args))
         if isinstance(e, F.CeilDiv):
-            a, b = (self.emit(x) for x in e.args)
-            neg_a = self._call(operator.neg, (a,))
-            q = self._call(operator.floordiv, (neg_a, b))
+            ea, eb = e.args
+            a, b = self.emit(ea), self.emit(eb)
+            neg_a = self._node(operator.neg, (a,), -ea)
+            q = self._node(operator.floordiv, (neg_a, b), F.FloorDiv(-ea, eb))
             return self._call(operator.neg, (q,))
         if isinstance(e, F.ModularIndexing):
+            eb, ed, _ = e.args
             base, div, mod = (self.emit(x) for x in e.args)
-            q = self._call(operator.floordiv, (base, div))
+            q = self._node(operator.floordiv, (base, div), F.FloorDiv(eb, ed))
             return self._call(operator.mod, (q, mod))
         if isinstance(e, (F.Mod, F.PythonMod, sympy.Mod)):
             return self._call(operator.mod, tuple(self.emit(a) for a in e.args))
         if isinstance(e, (F.Max, sympy.Max)):
-            return self._fold(torch.sym_max, [self.emit(a) for a in e.args])
+            return self._fold(torch.sym_max, list(e.args), F.Max)
         if isinstance(e, (F.Min, sympy.Min)):
-            return self._fold(torch.sym_min, [self.emit(a) for a in e.args])
+            return self._fold(torch.sym_min, list(e.args), F.Min)
         if isinstance(e, (F.IntTrueDiv, F.FloatTrueDiv)):
             return self._call(operator.truediv, tuple(self.emit(a) for a in e.args))
         if isinstance(e, F.ToFloat):
@@ -153,9 +174,9 @@ class SymExprEmitter:
         if rel is not None:
             return self._call(rel, (self.emit(e.lhs), self.emit(e.rhs)))
         if isinstance(e, sympy.And):
-            return self._fold(operator.and_, [self.emit(a) for a in e.args])
+            return self._fold(operator.and_, list(e.args), sympy.And)
         if isinstance(e, sympy.Or):
-            return self._fold(operator.or_, [self.emit(a) for a in e.args])
+            return self._fold(operator.or_, list(e.args), sympy.Or)
         if isinstance(e, sympy.Not):
             return self._call(torch.sym_not, (self.emit(e.args[0]),))
         raise UnsupportedSymExpr(f"{type(e).__name__}: {e}")

@@ -41,6 +41,7 @@ from torch._subclasses.fake_tensor import (
     FakeTensor,
     FakeTensorMode,
 )
+from torch.fx.experimental.sym_node import SymNode
 from torch.fx.experimental.symbolic_shapes import (
     DimDynamic,
     GuardOnDataDependentSymNode,
@@ -160,7 +161,7 @@ class _Tracer:
         # symbolic mode: sympy.Symbol -> thunk creating its reading node
         self.symbol_sources: dict[Any, Callable[[], fx.Node]] = {}
         self._symbol_nodes: dict[Any, fx.Node] = {}
-        self.sym = SymExprEmitter(self._symbol_node, self._call_sym)
+        self.sym = SymExprEmitter(self._symbol_node, self._call_sym, self._sym_val)
 
     # -- node creation --------------------------------------------------------
     def create_node(self, op, target, args, kwargs, name=None) -> fx.Node:
@@ -253,6 +254,24 @@ class _Tracer:
     def _call_sym(self, target, args) -> fx.Node:
         node = self.create_node("call_function", target, args, {})
         return node
+
+    def _sym_val(self, expr) -> Any:
+        """A SymInt/SymFloat/SymBool for an intermediate sympy expression
+        (meta["val"] of nodes emitted for sub-expressions)."""
+        se = self.fake_mode.shape_env if self.fake_mode is not None else None
+        if se is None:
+            return None
+        if expr.is_Relational or expr.is_Boolean:
+            pytype, wrap = bool, torch.SymBool
+        elif expr.is_integer:
+            pytype, wrap = int, torch.SymInt
+        else:
+            pytype, wrap = float, torch.SymFloat
+        try:
+            hint = pytype(expr.xreplace(se.backed_var_to_val))
+        except Exception:
+            hint = None
+        return wrap(SymNode(expr, se, pytype, hint))
 
     def sym_arg(self, s) -> Any:
         """Graph argument for a SymInt/SymFloat/SymBool."""

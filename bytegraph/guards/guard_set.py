@@ -6,6 +6,8 @@ global torch state). Guards are deduplicated and kept in the order they were
 added, which is also dependency order (a container's type/len guard precedes
 the guards on its items). Global-state guards come first: they are cheapest.
 
+Each add_* is deduplicated on (kind, source) before rendering, because a source's
+first rendering binds a local (see Codegen.source) and later ones differ in text.
 The generated entry function evaluates them as one `and` chain; any exception
 while evaluating counts as a miss. `first_failure()` re-evaluates them one by
 one (slow path only) to name the guard that failed for recompile messages.
@@ -49,20 +51,33 @@ class GuardSet:
 
     # --- specializations on sourced values -----------------------------------
     def add_type(self, source, typ):
+        if ("type", source) in self._seen:
+            return
+        self._seen.add(("type", source))
         self._add(f"type({source.expr(self.cg)}) is {self.cg.const(typ, typ.__name__)}", source, "type")
 
     def add_identity(self, source, obj):
+        if ("id", source) in self._seen:
+            return
+        self._seen.add(("id", source))
         name = getattr(obj, "__name__", type(obj).__name__)
         self._add(f"{source.expr(self.cg)} is {self.cg.const(obj, str(name))}", source, "id")
 
     def add_same_object(self, source, other_source):
+        if ("alias", source, other_source) in self._seen:
+            return
+        self._seen.add(("alias", source, other_source))
         self._add(f"{source.expr(self.cg)} is {other_source.expr(self.cg)}", source, "alias")
 
     def add_value(self, source, value):
         """Type and value equality for constants (int, float, str, bool, None, ...)."""
-        e = source.expr(self.cg)
+        if ("value", source) in self._seen:
+            return
+        self._seen.add(("value", source))
+        first = source.expr(self.cg)
+        e = self.cg.bound(source)
         if value is None or type(value) is bool:
-            self._add(f"{e} is {value!r}", source, "value")
+            self._add(f"{first} is {value!r}", source, "value")
             return
         tname = self.cg.const(type(value), type(value).__name__)
         if type(value) in (int, str) or (type(value) is float and value == value
@@ -71,28 +86,43 @@ class GuardSet:
         else:
             lit = self.cg.const(value, "v")
         if type(value) is float and value != value:
-            self._add(f"type({e}) is {tname} and {e} != {e}", source, "value")
+            self._add(f"type({first}) is {tname} and {e} != {e}", source, "value")
         else:
-            self._add(f"type({e}) is {tname} and {e} == {lit}", source, "value")
+            self._add(f"type({first}) is {tname} and {e} == {lit}", source, "value")
 
     def add_len(self, source, typ, n):
-        e = source.expr(self.cg)
-        self._add(f"type({e}) is {self.cg.const(typ, typ.__name__)} and len({e}) == {n}", source, "len")
+        if ("len", source) in self._seen:
+            return
+        self._seen.add(("len", source))
+        first = source.expr(self.cg)
+        e = self.cg.bound(source)
+        self._add(f"type({first}) is {self.cg.const(typ, typ.__name__)} and len({e}) == {n}", source, "len")
 
     def add_dict_keys(self, source, typ, keys):
-        e = source.expr(self.cg)
-        self._add(f"type({e}) is {self.cg.const(typ, typ.__name__)} and list({e}.keys()) == "
+        if ("keys", source) in self._seen:
+            return
+        self._seen.add(("keys", source))
+        first = source.expr(self.cg)
+        e = self.cg.bound(source)
+        self._add(f"type({first}) is {self.cg.const(typ, typ.__name__)} and list({e}.keys()) == "
                   f"{self.cg.const(list(keys), 'keys')}", source, "dict_keys")
 
     def add_empty(self, source):
+        if ("empty", source) in self._seen:
+            return
+        self._seen.add(("empty", source))
         self._add(f"not {source.expr(self.cg)}", source, "empty")
 
     def add_tensor(self, source, t):
         """Everything about a tensor input the trace (and the backend) may specialize on."""
         cg = self.cg
-        e = source.expr(cg)
+        if ("tensor", source) in self._seen:
+            return
+        self._seen.add(("tensor", source))
+        first = source.expr(cg)
+        e = cg.bound(source)
         ttype = cg.const(type(t), type(t).__name__)
-        checks = [f"type({e}) is {ttype}",
+        checks = [f"type({first}) is {ttype}",
                   f"{e}.dtype is {cg.const(t.dtype, 'dtype')}",
                   f"{e}.shape == {tuple(t.shape)!r}",
                   f"{e}.stride() == {tuple(t.stride())!r}",

@@ -119,17 +119,21 @@ class UserFnValue(Value):
         return self.source if self.source is not None else ObjectSource(self.fn, self.fn.__name__)
 
     def defaults(self, tx):
+        """Guard the defaults tuple's identity (reassigning __defaults__ makes a new tuple);
+        immutable members then need no guard of their own, mutable ones are wrapped."""
         fn = self.fn
         if not fn.__defaults__:
             return []
         src = AttrSource(self.fn_source(), "__defaults__")
-        return [wrap(tx, d, ItemSource(src, i)) for i, d in enumerate(fn.__defaults__)]
+        tx.guards.add_identity(src, fn.__defaults__)
+        return [_default_value(tx, d, ItemSource(src, i)) for i, d in enumerate(fn.__defaults__)]
 
     def kwdefaults(self, tx):
         fn = self.fn
         if not fn.__kwdefaults__:
             return {}
         src = AttrSource(self.fn_source(), "__kwdefaults__")
+        tx.guards.add_identity(src, fn.__kwdefaults__)
         return {k: wrap(tx, d, ItemSource(src, k)) for k, d in fn.__kwdefaults__.items()}
 
     def closure(self, tx):
@@ -163,6 +167,13 @@ class UserFnValue(Value):
 
     def __repr__(self):
         return f"UserFn({self.fn.__qualname__})"
+
+
+def _default_value(tx, d, source):
+    from .base import CONST_TYPES
+    if type(d) in CONST_TYPES:
+        return ConstValue(d)
+    return wrap(tx, d, source)
 
 
 class NestedFnValue(Value):

@@ -28,17 +28,27 @@ def _guard_global_hooks(tx):
         tx.guards.add_empty(ObjectSource(d, name))
 
 
+_HOOK_DICTS = ("_forward_pre_hooks", "_forward_hooks", "_backward_hooks", "_backward_pre_hooks")
+
+
 def _hooks(tx, mv, dname):
-    """Guard and return [(hook_id, hook Value)] of mod.<dname>."""
+    """Guard and return [(hook_id, hook Value)] of a non-empty mod.<dname>."""
     d = mv.obj.__dict__.get(dname)
-    if d is None:
+    if not d:
         return []
     src = AttrSource(mv.source, dname)
-    if not d:
-        tx.guards.add_empty(src)
-        return []
     tx.guards.add_dict_keys(src, type(d), list(d.keys()))
     return [(k, wrap(tx, h, ItemSource(src, k))) for k, h in d.items()]
+
+
+def _guard_no_hooks(tx, mv):
+    """One guard that all of the module's hook dicts that are empty now stay empty."""
+    mod = mv.obj
+    empty = [n for n in _HOOK_DICTS if n in mod.__dict__ and not mod.__dict__[n]]
+    if not empty:
+        return
+    e = tx.cg.bound(mv.source)
+    tx.guards.add_code("not (" + " or ".join(f"{e}.{n}" for n in empty) + ")", mv.source, "no_hooks")
 
 
 def call_module(tx, mv, args, kwargs):
@@ -51,8 +61,7 @@ def call_module(tx, mv, args, kwargs):
     for dname in ("_backward_hooks", "_backward_pre_hooks"):
         if mod.__dict__.get(dname):
             raise Unsupported(f"module backward hooks on {cls.__name__}", kind="hooks")
-        if dname in mod.__dict__:
-            tx.guards.add_empty(AttrSource(mv.source, dname))
+    _guard_no_hooks(tx, mv)
     pre = _hooks(tx, mv, "_forward_pre_hooks")
     post = _hooks(tx, mv, "_forward_hooks")
     with_kwargs_pre = set(mod.__dict__.get("_forward_pre_hooks_with_kwargs", ()))
