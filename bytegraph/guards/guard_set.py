@@ -48,6 +48,11 @@ class GuardSet:
                   None, "default_dtype")
         self._add(f"{t}.are_deterministic_algorithms_enabled() is "
                   f"{torch.are_deterministic_algorithms_enabled()}", None, "deterministic")
+        on = torch.is_autocast_enabled("cpu")
+        check = f"{t}.is_autocast_enabled('cpu') is {on}"
+        if on:
+            check += f" and {t}.get_autocast_dtype('cpu') is {cg.const(torch.get_autocast_dtype('cpu'), 'dtype')}"
+        self._add(check, None, "autocast")
 
     # --- specializations on sourced values -----------------------------------
     def add_type(self, source, typ):
@@ -137,6 +142,19 @@ class GuardSet:
 
     def add_code(self, code, source, kind):
         self._add(code, source, kind)
+
+    def add_distinct(self, sources):
+        """The graph's tensor inputs are distinct objects (one tensor passed twice would
+        alias two placeholders that the graph, and backends, treat as independent)."""
+        if len(sources) > 1:
+            ids = ", ".join(f"id({self.cg.bound(s)})" for s in sources)
+            self._add(f"len({{{ids}}}) == {len(sources)}", None, "distinct_inputs")
+
+    def add_absent(self, source, names):
+        """None of `names` is in the object's instance __dict__ (class attributes it read,
+        attributes it found missing): a later instance attribute would shadow them."""
+        self._add(f"{self.cg.bound(source)}.__dict__.keys().isdisjoint("
+                  f"{self.cg.const(frozenset(names), 'names')})", source, "absent_attrs")
 
     # --- evaluation ---------------------------------------------------------
     def expression(self):

@@ -119,9 +119,8 @@ def _miss(state, args, kwargs):
                 raise Unsupported(exc.msg + _call_chain(exc), kind=exc.kind, hint=exc.hint,
                                   location=exc.location) from None
             if isinstance(exc, UserError):
-                log.info("%s raised while tracing (%s); running eagerly", fn.__qualname__, exc)
-            else:
-                log.info("graph break in %s: %s", fn.__qualname__, exc)
+                return _user_error(state, stop, args, kwargs)
+            log.info("graph break in %s: %s", fn.__qualname__, exc)
             state.entries = state.entries + (stop.entry,)
             return fn(*args, **kwargs)
         except BackendCompilerFailed as e:
@@ -156,6 +155,22 @@ def _call_chain(exc):
     if not stack or len(stack) < 2:
         return ""
     return "\n  while tracing (innermost last):\n    " + "\n    ".join(reversed(stack))
+
+
+def _user_error(state, stop, args, kwargs):
+    """The trace says the user's code raises here. Run it eagerly: if it does raise, that is the
+    user's exception, surfaced unchanged; if it does not, the trace was wrong -- a bytegraph bug,
+    which is reported rather than hidden (fullgraph=True: Unsupported)."""
+    fn, exc = state.fn, stop.exc
+    log.info("%s raised while tracing (%s); running eagerly", fn.__qualname__, exc)
+    result = fn(*args, **kwargs)
+    state.broken = True
+    msg = (f"bytegraph's trace of {fn.__qualname__} raised {exc.msg} ({exc.location}) but the "
+           f"function itself did not; running it eagerly from now on")
+    if state.fullgraph:
+        raise Unsupported(msg, kind="internal", location=location_of(fn))
+    warnings.warn("bytegraph: " + msg, stacklevel=4)
+    return result
 
 
 # --------------------------------------------------------------------------

@@ -102,6 +102,10 @@ def convert(fn, args, kwargs, backend, backend_name, entry_index):
         entry.__bytegraph_guards__ = guards
         raise _TraceStopped(e, entry, record)
 
+    guards.add_distinct([src for src, _ in gb.inputs])
+    for value, names in tracer.absent_attrs.values():
+        guards.add_absent(value.source, names)
+
     # graph outputs: every computed tensor the epilogue needs
     outputs, seen = [], set()
     _collect_outputs(result, outputs, seen)

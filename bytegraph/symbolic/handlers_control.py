@@ -98,7 +98,8 @@ def _send(f, inst):
     it = f.stack[-1]
     v = it.next()
     if v is None:
-        f.stack[-1] = NONE
+        ret = getattr(it, "return_value", None)
+        f.stack[-1] = ret() if ret is not None else NONE
         f.ip = inst.target
     else:
         f.stack.append(v)
@@ -165,7 +166,8 @@ def _reraise(f, inst):
 def _with_except_start(f, inst):
     exc = f.stack[-1]
     exit_fn = f.stack[-4]
-    res = exit_fn.call(f.tx, [ConstValue(type(exc.exc)), exc, NONE], {})
+    from ..values.objects import ClassValue
+    res = exit_fn.call(f.tx, [ClassValue(type(exc.exc)), exc, NONE], {})
     f.stack.append(res)
 
 

@@ -93,6 +93,7 @@ class Tracer:
         self.state_stack = []      # undo actions for global torch state changed while tracing
         self.keepalive = []        # objects the trace created for real (kept alive with the entry)
         self.exc_info = NONE       # the exception being handled (sys.exc_info() for the trace)
+        self.absent_attrs = {}     # id(ObjectValue) -> (value, names it must not have in __dict__)
         self.frame = None
         self.depth = 0
         self.depth_limit = depth_limit
@@ -227,6 +228,10 @@ class GeneratorValue(IteratorValue):
         if f.done:
             return None
         return f.yielded
+
+    def return_value(self):
+        """What the generator returned (the value of `yield from` it), once exhausted."""
+        return self.frame.retval if self.frame.retval is not None else NONE
 
     def unpack(self, tx):
         items = []

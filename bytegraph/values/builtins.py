@@ -259,8 +259,11 @@ def compare_op(tx, op, a, b):
 def is_same(a, b):
     if a is b:
         return True
-    if a.is_const() and b.is_const() and type(a) is ConstValue and type(b) is ConstValue:
-        return a.value is b.value
+    if a.is_const() and b.is_const():
+        try:
+            return a.as_python() is b.as_python()
+        except Unsupported:
+            pass
     for attr in ("obj", "fn", "cls", "module"):
         x, y = getattr(a, attr, a), getattr(b, attr, b)
         if x is not a and y is not b:

@@ -141,10 +141,14 @@ class _InstanceBase(Value):
         v = self.instance_attr(tx, name)
         if v is not _MISSING:
             return v
+        self.note_absent(tx, name)
         v = bind_class_attr(tx, self, cls, name)
         if v is not _MISSING:
             return v
         return self.missing_attr(tx, name)
+
+    def note_absent(self, tx, name):
+        """The trace relies on `name` not being an instance attribute (caller-world objects)."""
 
     def missing_attr(self, tx, name):
         if static_lookup(self.cls, "__getattr__")[0] is not _MISSING:
@@ -282,6 +286,10 @@ class ObjectValue(_InstanceBase):
 
     def as_python(self):
         return self.obj
+
+    def note_absent(self, tx, name):
+        if name not in self.pending and hasattr(self.obj, "__dict__"):
+            tx.absent_attrs.setdefault(id(self), (self, set()))[1].add(name)
 
     def instance_dict(self, tx):
         if self.pending:
