@@ -20,14 +20,7 @@ allow_in_graph = _registry.allow_in_graph
 disallow_in_graph = _registry.disallow_in_graph
 
 
-def __getattr__(name):
-    if name == "make_fx":
-        from .dispatch_trace import make_fx
-        return make_fx
-    if name == "explain":
-        from .observe.explain import explain
-        return explain
-    raise AttributeError(f"module 'bytegraph' has no attribute {name!r}")
+from .dispatch_trace import make_fx
 
 
 __all__ = ["compile", "reset", "disable", "set_stance", "allow_in_graph", "disallow_in_graph",

@@ -306,6 +306,21 @@ def test_symbolic_graph_generalizes_to_other_sizes():
     assert all(isinstance(n.meta["val"], torch.SymInt) for n in sym_nodes)
 
 
+def test_symbolic_compound_size_expressions():
+    def f(x):
+        n = torch.sym_max(x.size(0), x.size(1)) * 3 + x.size(0) * x.size(1) - x.size(1) // 2
+        return torch.zeros(n), x.reshape(x.size(1) // 2, -1)
+
+    gm = make_fx(f, tracing_mode="symbolic")(torch.randn(4, 6))
+    for n in gm.graph.nodes:
+        if n.op != "output":
+            assert "val" in n.meta, n   # intermediates of size arithmetic too
+    for shape in [(4, 6), (7, 2), (3, 10)]:
+        x = torch.randn(*shape)
+        out, ref = gm(x), f(x)
+        assert out[0].shape == ref[0].shape and out[1].shape == ref[1].shape, shape
+
+
 def test_fake_graph_is_static():
     gm = make_fx(lambda x: torch.ones(x.size(0) * 2), tracing_mode="fake")(torch.randn(3))
     assert aten.sym_size.int not in call_targets(gm)
@@ -335,7 +350,6 @@ def test_meta_val_and_tensor_meta_on_every_node(mode):
 
     x = torch.randn(3, 4)
     gm = make_fx(f, tracing_mode=mode)(x, 3)
-    env = {}
     interp = fx.Interpreter(gm)
     real_vals = {}
     orig_run_node = interp.run_node
@@ -347,7 +361,6 @@ def test_meta_val_and_tensor_meta_on_every_node(mode):
 
     interp.run_node = run_node
     interp.run(x, 3)
-    del env
     for n in gm.graph.nodes:
         if n.op == "output":
             continue

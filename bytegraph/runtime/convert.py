@@ -7,6 +7,7 @@ cannot capture, the result is an *eager entry*: the guards gathered so far
 marker telling the runtime to run the original function.
 """
 import inspect
+import operator
 import time
 
 import torch
@@ -61,6 +62,25 @@ def _collect_outputs(value, out, seen):
         _collect_outputs(value.contents, out, seen)
 
 
+_INPLACE_OPERATORS = frozenset({operator.setitem, operator.iadd, operator.isub, operator.imul,
+                                operator.itruediv, operator.ifloordiv, operator.imod, operator.ipow,
+                                operator.imatmul, operator.iand, operator.ior, operator.ixor,
+                                operator.ilshift, operator.irshift})
+
+
+def _mutates(graph):
+    """Does the graph write into any tensor (in-place op, setitem, out=, inplace=True)? Only
+    then can two aliased inputs change its result, so only then is distinctness guarded."""
+    for n in graph.nodes:
+        if n.op not in ("call_function", "call_method"):
+            continue
+        name = n.target if isinstance(n.target, str) else getattr(n.target, "__name__", "")
+        if n.target in _INPLACE_OPERATORS or (name.endswith("_") and not name.endswith("__")) \
+                or n.kwargs.get("inplace") is True or "out" in n.kwargs:
+            return True
+    return False
+
+
 def location_of(fn):
     code = getattr(fn, "__code__", None)
     if code is None:
@@ -102,7 +122,8 @@ def convert(fn, args, kwargs, backend, backend_name, entry_index):
         entry.__bytegraph_guards__ = guards
         raise _TraceStopped(e, entry, record)
 
-    guards.add_distinct([src for src, _ in gb.inputs])
+    if _mutates(gb.graph):
+        guards.add_distinct([src for src, _ in gb.inputs])
     for value, names in tracer.absent_attrs.values():
         guards.add_absent(value.source, names)
 
