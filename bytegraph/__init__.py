@@ -21,6 +21,7 @@ disallow_in_graph = _registry.disallow_in_graph
 
 
 from .dispatch_trace import make_fx
+from .observe.explain import explain, ExplainOutput
 
 
 __all__ = ["compile", "reset", "disable", "set_stance", "allow_in_graph", "disallow_in_graph",

@@ -1,0 +1,70 @@
+"""explain(fn)(*args): what bytegraph captures for one call, like torch._dynamo.explain.
+
+Compiles `fn` afresh with a recording backend, runs it once on the arguments, and
+reports the graphs, their ops, the graph breaks with reasons, and the guards.
+"""
+import dataclasses
+
+from .counters import compile_metrics
+
+
+@dataclasses.dataclass
+class ExplainOutput:
+    graphs: list
+    graph_count: int
+    graph_break_count: int
+    break_reasons: list
+    op_count: int
+    ops_per_graph: list
+    out_guards: list
+    compile_times: str
+
+    def __str__(self):
+        lines = [f"Graph Count: {self.graph_count}",
+                 f"Graph Break Count: {self.graph_break_count}",
+                 f"Op Count: {self.op_count}"]
+        if self.break_reasons:
+            lines.append("Break Reasons:")
+            lines += [f"  {i + 1}. {r}" for i, r in enumerate(self.break_reasons)]
+        for i, ops in enumerate(self.ops_per_graph):
+            lines.append(f"Ops per Graph {i + 1}: " + ", ".join(ops))
+        lines.append(f"Guards: {len(self.out_guards)}")
+        lines.append(f"Compile Times: {self.compile_times}")
+        return "\n".join(lines)
+
+
+def explain(fn, *extra_args, **extra_kwargs):
+    """Use as explain(fn)(*args, **kwargs)."""
+    from ..runtime.api import compile as bg_compile
+
+    def run(*args, **kwargs):
+        graphs = []
+
+        def recording_backend(gm, example_inputs):
+            graphs.append(gm)
+            return gm.forward
+
+        start = len(compile_metrics)
+        compiled = bg_compile(fn, backend=recording_backend)
+        compiled(*args, **kwargs)
+        records = compile_metrics[start:]
+        breaks = [r.reason for r in records if not r.ok]
+        ops = [[getattr(n.target, "__name__", str(n.target)) for n in g.graph.nodes
+                if n.op in ("call_function", "call_method", "call_module")] for g in graphs]
+        guards = []
+        state = getattr(compiled, "__bytegraph_state__", None) or \
+            getattr(getattr(compiled, "__dict__", {}).get("_bytegraph_call"), "__bytegraph_state__", None)
+        if state is not None:
+            for entry in state.entries:
+                gs = getattr(entry, "__bytegraph_guards__", None)
+                if gs is not None:
+                    guards += [g.code for g in gs.guards]
+        times = ", ".join(f"{r.name}: trace {r.trace_s * 1e3:.1f} ms, backend {r.backend_s * 1e3:.1f} ms"
+                          for r in records)
+        return ExplainOutput(graphs=graphs, graph_count=len(graphs), graph_break_count=len(breaks),
+                             break_reasons=breaks, op_count=sum(len(o) for o in ops), ops_per_graph=ops,
+                             out_guards=guards, compile_times=times)
+
+    if extra_args or extra_kwargs:
+        return run(*extra_args, **extra_kwargs)
+    return run

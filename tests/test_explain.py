@@ -1,0 +1,24 @@
+"""bytegraph.explain: graph counts, ops, break reasons and guards for one call."""
+import torch
+
+import bytegraph
+
+
+def test_explain_one_graph():
+    def f(x):
+        return x.cos() + 1
+
+    out = bytegraph.explain(f)(torch.randn(3))
+    assert out.graph_count == 1 and out.graph_break_count == 0
+    assert out.ops_per_graph == [["cos", "add"]]
+    assert out.out_guards and "Graph Count: 1" in str(out)
+
+
+def test_explain_reports_break_reason():
+    def f(x):
+        print("side effect")
+        return x + 1
+
+    out = bytegraph.explain(f)(torch.randn(3))
+    assert out.graph_count == 0 and out.graph_break_count == 1
+    assert "print()" in out.break_reasons[0]
