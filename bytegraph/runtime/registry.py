@@ -26,7 +26,8 @@ import torch
 
 from ..exc import Unsupported, UserError
 from ..sources import ObjectSource
-from ..values.base import Value, ConstValue, NONE, const, wrap, register_wrapper, register_identity
+from ..values.base import (Value, RealCallableValue, ConstValue, NONE, const, wrap, register_wrapper,
+                           register_identity)
 from ..values.containers import TupleValue, IteratorValue
 from ..values.tensor import TensorValue, graph_call
 
@@ -90,32 +91,8 @@ def is_torch_op(fn):
     return True
 
 
-class TorchFnValue(Value):
+class TorchFnValue(RealCallableValue):
     """A torch callable; calling it records a graph node (or answers a metadata query)."""
-
-    def __init__(self, fn):
-        self.fn = fn
-
-    def python_type(self):
-        return type(self.fn)
-
-    def as_python(self):
-        return self.fn
-
-    def is_const(self):
-        return True
-
-    def identity_key(self):
-        from ..values.containers import _IdentityKey
-        return _IdentityKey(self.fn, self)
-
-    def fx_arg(self, tx):
-        return self.fn
-
-    fake_arg = fx_arg
-
-    def getattr(self, tx, name):
-        return wrap(tx, getattr(self.fn, name), None)
 
     def call(self, tx, args, kwargs):
         name = getattr(self.fn, "__name__", "")
@@ -129,9 +106,6 @@ class TorchFnValue(Value):
         if objclass is not None and args and isinstance(args[0], TensorValue):
             return args[0].call_method(tx, name, list(args[1:]), kwargs)
         return graph_call(tx, "call_function", self.fn, list(args), kwargs)
-
-    def reconstruct(self, cg):
-        return cg.const(self.fn, getattr(self.fn, "__name__", "fn"))
 
     def __repr__(self):
         return f"TorchFn({_qualname(self.fn)})"
@@ -149,14 +123,20 @@ def classify_function(tx, fn, source):
     if _in(_disabled, fn):
         raise Unsupported(f"call to {fn.__qualname__}, which is wrapped by bytegraph.disable",
                           kind="disabled")
-    if _in(_disallowed, fn):
-        raise Unsupported(f"{fn.__qualname__} is disallowed in the graph", kind="disallowed")
-    if _in(_allowed, fn):
-        return AllowedFnValue(fn)
     state = getattr(fn, "__bytegraph_state__", None)
     if state is not None:               # a compiled function called from traced code: inline it
         from ..values.functions import UserFnValue
         return UserFnValue(state.fn, None)
+    return _special_callable(fn)
+
+
+def _special_callable(fn):
+    """The Value for a callable with special meaning (user registries, torch ops, compile-time
+    queries), or None."""
+    if _in(_disallowed, fn):
+        raise Unsupported(f"{_qualname(fn)} is disallowed in the graph", kind="disallowed")
+    if _in(_allowed, fn):
+        return AllowedFnValue(fn)
     q = _qualname(fn)
     if q in _COMPILING_FNS:
         return _ConstFn(True)
@@ -201,17 +181,9 @@ def lookup_override(fn):
 def _wrap_builtin(tx, fn, source):
     if source is not None:
         tx.guards.add_identity(source, fn)
-    if _in(_disallowed, fn):
-        raise Unsupported(f"{_qualname(fn)} is disallowed in the graph", kind="disallowed")
-    if _in(_allowed, fn):
-        return AllowedFnValue(fn)
-    q = _qualname(fn)
-    if q in _COMPILING_FNS:
-        return _ConstFn(True)
-    if q in _NOT_SCRIPTING:
-        return _ConstFn(False if "tracing_state" not in q else None)
-    if is_torch_op(fn):
-        return TorchFnValue(fn)
+    special = _special_callable(fn)
+    if special is not None:
+        return special
     from ..values.builtins import BuiltinValue
     return BuiltinValue(fn, source)
 

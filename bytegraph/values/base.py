@@ -153,6 +153,39 @@ class ConstValue(Value):
 NONE = ConstValue(None)
 
 
+class RealCallableValue(Value):
+    """A real callable (builtin or torch function) held by reference: constant, hashable by
+    identity, usable as a graph argument; subclasses define what calling it means."""
+
+    def __init__(self, fn, source=None):
+        self.fn = fn
+        self.source = source
+
+    def python_type(self):
+        return type(self.fn)
+
+    def as_python(self):
+        return self.fn
+
+    def is_const(self):
+        return True
+
+    def identity_key(self):
+        from .containers import _IdentityKey
+        return _IdentityKey(self.fn, self)
+
+    def fx_arg(self, tx):
+        return self.fn
+
+    fake_arg = fx_arg
+
+    def getattr(self, tx, name):
+        return wrap(tx, getattr(self.fn, name), None)
+
+    def reconstruct(self, cg):
+        return cg.const(self.fn, getattr(self.fn, "__name__", "fn"))
+
+
 def const(v):
     return NONE if v is None else ConstValue(v)
 

@@ -19,7 +19,7 @@ import operator
 import torch
 
 from ..exc import Unsupported, UserError
-from .base import Value, ConstValue, NONE, const, wrap, CONST_TYPES, INTROSPECTION_TYPES
+from .base import Value, RealCallableValue, ConstValue, NONE, const, wrap, CONST_TYPES, INTROSPECTION_TYPES
 from .containers import (TupleValue, ListValue, DictValue, SetValue, IteratorValue, BaseSeq,
                          py_key, key_value, py_eq_key)
 from .tensor import TensorValue, graph_call
@@ -31,30 +31,8 @@ PURE_TYPES = (str, bytes, int, float, complex, bool, frozenset, torch.Size, torc
               tuple, range, slice, torch.finfo, torch.iinfo, *INTROSPECTION_TYPES)
 
 
-class BuiltinValue(Value):
+class BuiltinValue(RealCallableValue):
     """A builtin/C function (not from torch) called with trace-time semantics."""
-
-    def __init__(self, fn, source=None):
-        self.fn = fn
-        self.source = source
-
-    def python_type(self):
-        return type(self.fn)
-
-    def as_python(self):
-        return self.fn
-
-    def is_const(self):
-        return True
-
-    def identity_key(self):
-        from .containers import _IdentityKey
-        return _IdentityKey(self.fn, self)
-
-    def fx_arg(self, tx):
-        return self.fn
-
-    fake_arg = fx_arg
 
     def call(self, tx, args, kwargs):
         handler = BUILTINS.get(self.fn)
@@ -68,12 +46,6 @@ class BuiltinValue(Value):
         if handler is not None:
             return handler(tx, *args, **kwargs)
         return call_on_constants(tx, self.fn, args, kwargs)
-
-    def getattr(self, tx, name):
-        return wrap(tx, getattr(self.fn, name), None)
-
-    def reconstruct(self, cg):
-        return cg.const(self.fn, getattr(self.fn, "__name__", "fn"))
 
     def __repr__(self):
         return f"Builtin({getattr(self.fn, '__qualname__', self.fn)})"
@@ -522,15 +494,9 @@ def _tuple(tx, it=None):
 
 @handles(dict)
 def _dict(tx, arg=None, **kwargs):
+    from .containers import DICT_METHODS
     d = DictValue({})
-    if arg is not None:
-        if isinstance(arg, DictValue):
-            d.items.update(arg.items)
-        else:
-            for pair in arg.unpack(tx):
-                k, v = pair.unpack(tx)
-                d.items[py_key(k)] = v
-    d.items.update(kwargs)
+    DICT_METHODS["update"](tx, d, arg, **kwargs)
     return d
 
 

@@ -176,6 +176,18 @@ class _InstanceBase(Value):
         return True
 
 
+def _set_through_property(tx, obj, name, value):
+    """obj.name = value where the class has a property `name`: run its setter. Returns
+    whether it did."""
+    attr, _ = static_lookup(obj.cls, name)
+    if not isinstance(attr, property):
+        return False
+    if attr.fset is None:
+        raise UserError(AttributeError(f"can't set attribute {name!r}"))
+    wrap(tx, attr.fset, None).call(tx, [obj, value], {})
+    return True
+
+
 class NewObjectValue(_InstanceBase):
     """An instance of a user class created during the trace. Instances of dict subclasses
     (transformers' ModelOutput) also carry their dict contents in `dict_items`."""
@@ -202,13 +214,8 @@ class NewObjectValue(_InstanceBase):
         setter, _ = static_lookup(self.cls, "__setattr__")
         if setter is not object.__setattr__ and setter is not _MISSING:
             return bind_class_attr(tx, self, self.cls, "__setattr__").call(tx, [ConstValue(name), value], {})
-        attr, _ = static_lookup(self.cls, name)
-        if isinstance(attr, property):
-            if attr.fset is None:
-                raise UserError(AttributeError(f"can't set attribute {name!r}"))
-            wrap(tx, attr.fset, None).call(tx, [self, value], {})
-            return
-        self.attrs[name] = value
+        if not _set_through_property(tx, self, name, value):
+            self.attrs[name] = value
 
     def delattr(self, tx, name):
         self.attrs.pop(name, None)
@@ -271,11 +278,7 @@ class ObjectValue(_InstanceBase):
         setter, _ = static_lookup(self.cls, "__setattr__")
         if setter not in (object.__setattr__, torch.nn.Module.__setattr__):
             raise Unsupported(f"custom __setattr__ on {self.cls.__name__}", kind="setattr")
-        attr, _ = static_lookup(self.cls, name)
-        if isinstance(attr, property):
-            if attr.fset is None:
-                raise UserError(AttributeError(f"can't set attribute {name!r}"))
-            wrap(tx, attr.fset, None).call(tx, [self, value], {})
+        if _set_through_property(tx, self, name, value):
             return
         self.pending[name] = value
         tx.side_effects.attr_write(self, name, value)
