@@ -1,6 +1,6 @@
 """compile(), the per-function cache, recompiles, stances, reset/disable.
 
-The hot path is `wrapper(*args, **kwargs)`: walk this function's cache entries,
+The hot path is the wrapper `compiled(*args, **kwargs)`: walk this function's cache entries,
 call each generated entry with the caller's arguments, return the first result
 that is not MISS. An entry returns EAGER when its trace could not be captured
 (the original function runs). Everything else is the miss path, taken under one
@@ -53,18 +53,6 @@ class CompileState:
         self.entries = ()
         self.broken = False
         self.limit_warned = False
-
-
-def _run(state, args, kwargs):
-    if _stance["name"] != "default":
-        return _run_with_stance(state, args, kwargs)
-    for entry in state.entries:
-        r = entry(*args, **kwargs)
-        if r is not MISS:
-            if r is EAGER:
-                return state.fn(*args, **kwargs)
-            return r
-    return _miss(state, args, kwargs)
 
 
 def _run_with_stance(state, args, kwargs):
@@ -242,11 +230,18 @@ def _compile_callable(model, backend_fn, backend_name, fullgraph, spec):
 
 
 def _function_wrapper(fn, state):
-    run = _run
+    # The cache walk of _run, inlined: one Python call less on every hit.
+    stance = _stance
 
     @functools.wraps(fn)
     def compiled(*args, **kwargs):
-        return run(state, args, kwargs)
+        if stance["name"] == "default":
+            for entry in state.entries:
+                r = entry(*args, **kwargs)
+                if r is not MISS:
+                    return state.fn(*args, **kwargs) if r is EAGER else r
+            return _miss(state, args, kwargs)
+        return _run_with_stance(state, args, kwargs)
 
     compiled.__bytegraph_state__ = state
     compiled._torchdynamo_orig_callable = fn
