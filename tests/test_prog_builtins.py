@@ -199,3 +199,40 @@ def b_math_only(a):
 
 def test_math_python_only_no_graph():
     check(b_math_only, 4, graphs=0)
+
+
+def _param_type_checks(mod, x):
+    w = mod.weight
+    return (x * 2 if isinstance(w, torch.nn.Parameter) else x, type(w) is torch.nn.Parameter,
+            w.__class__ is torch.nn.Parameter, type(x) is torch.Tensor,
+            isinstance(x * 2, torch.nn.Parameter), isinstance(x, (int, torch.Tensor)))
+
+
+def test_parameter_class_is_visible():
+    """type()/isinstance/__class__ see nn.Parameter for parameters and Tensor for the rest."""
+    from differential import compile_fn, assert_same
+    lin = torch.nn.Linear(2, 2)
+    x = torch.ones(2)
+    assert_same(_param_type_checks(lin, x), compile_fn(_param_type_checks, backend="eager",
+                                                        fullgraph=True)(lin, x))
+
+
+def _identity_checks(a, b, mod):
+    t = a.transpose(0, 1)
+    c = a
+    c += 1                                   # in place: still the same object as a
+    return (a is b, a is c, t is a, mod.weight is mod.weight, mod.weight is mod.bias,
+            a + (1 if a is b else 2), t)
+
+
+def test_is_on_tensors_follows_object_identity():
+    from differential import compile_fn, assert_same
+    import copy
+    lin = torch.nn.Linear(2, 2)
+    for same in (False, True):
+        x = torch.ones(2, 2)
+        args = (x, x if same else torch.ones(2, 2), lin)
+        e_args = copy.deepcopy(args) if not same else (x.clone(),) * 2 + (lin,)
+        expected = _identity_checks(*e_args)
+        actual = compile_fn(_identity_checks, backend="eager", fullgraph=True)(*args)
+        assert_same(expected, actual)

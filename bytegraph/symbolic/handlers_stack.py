@@ -144,12 +144,10 @@ def get_method(tx, obj, name):
         attr = getattr(obj.value, name, None)
         if callable(attr):
             return BoundMethodValue(obj, name)
-    from ..values.objects import ModuleValue, static_lookup
+    from ..values.objects import ModuleValue, _is_torch_nn_method
     from ..values.modules import MODULE_METHODS
-    if isinstance(obj, ModuleValue) and name in MODULE_METHODS:
-        owner = static_lookup(obj.cls, name)[1]
-        if owner is not None and owner.__module__.startswith("torch.nn"):
-            return BoundMethodValue(obj, name)
+    if isinstance(obj, ModuleValue) and name in MODULE_METHODS and _is_torch_nn_method(obj.cls, name):
+        return BoundMethodValue(obj, name)
     return load_attr(tx, obj, name)
 
 

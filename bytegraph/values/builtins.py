@@ -229,18 +229,34 @@ def compare_op(tx, op, a, b):
 
 
 def is_same(a, b):
+    """`a is b` for Values. Values that stand for real objects compare those objects; any other
+    Value is its own identity (wrap() gives one Value per caller-world object, and ops that
+    hand back an input return that input's Value, so this is exact)."""
     if a is b:
         return True
-    if a.is_const() and b.is_const():
-        try:
-            return a.as_python() is b.as_python()
-        except Unsupported:
-            pass
-    for attr in ("obj", "fn", "cls", "module"):
-        x, y = getattr(a, attr, a), getattr(b, attr, b)
-        if x is not a and y is not b:
-            return x is y
-    return False
+    ia, ib = _real_identity(a), _real_identity(b)
+    return ia is not _NO_IDENTITY and ia is ib
+
+
+_NO_IDENTITY = object()
+
+
+def _real_identity(v):
+    from .objects import ClassValue, ObjectValue, PyModuleValue, ExceptionInstanceValue
+    from .functions import UserFnValue
+    if type(v) is ConstValue:
+        return v.value
+    if isinstance(v, (RealCallableValue, UserFnValue)):
+        return v.fn
+    if isinstance(v, ClassValue):
+        return v.cls
+    if isinstance(v, ObjectValue):
+        return v.obj
+    if isinstance(v, PyModuleValue):
+        return v.module
+    if isinstance(v, ExceptionInstanceValue):
+        return v.exc
+    return _NO_IDENTITY
 
 
 def contains_op(tx, item, container):
@@ -332,7 +348,7 @@ def _isinstance_check(v, cls):
     if isinstance(v, ObjectValue):
         return isinstance(v.obj, cls)
     if isinstance(v, TensorValue):
-        return isinstance(v.fake, cls) if cls is not torch._subclasses.FakeTensor else False
+        return issubclass(v.cls, cls) if isinstance(cls, type) else any(issubclass(v.cls, c) for c in cls)
     t = v.python_type()
     try:
         return issubclass(t, cls)

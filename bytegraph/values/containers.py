@@ -70,8 +70,7 @@ class BaseSeq(Value):
         return all(i.is_const() for i in self.items)
 
     def fx_arg(self, tx):
-        return self.python_type()(i.fx_arg(tx) for i in self.items) if self.python_type() in (tuple, list) \
-            else tuple(i.fx_arg(tx) for i in self.items)
+        return tuple(i.fx_arg(tx) for i in self.items)
 
     def fake_arg(self, tx):
         t = self.python_type()

@@ -333,8 +333,7 @@ class ModuleValue(ObjectValue):
     def call_method(self, tx, name, args, kwargs):
         from .modules import MODULE_METHODS
         fn = MODULE_METHODS.get(name)
-        if fn is not None and static_lookup(self.cls, name)[1] in (torch.nn.Module, None) or \
-                (fn is not None and name in ("__len__", "__iter__", "__getitem__")):
+        if fn is not None and _is_torch_nn_method(self.cls, name):
             return fn(tx, self, *args, **kwargs)
         return self.getattr(tx, name).call(tx, args, kwargs)
 
@@ -344,6 +343,12 @@ class ModuleValue(ObjectValue):
 
     def truth(self, tx):
         return True
+
+
+def _is_torch_nn_method(cls, name):
+    """Is cls.<name> torch.nn's own (not a user override)? Then MODULE_METHODS may model it."""
+    owner = static_lookup(cls, name)[1]
+    return owner is not None and (owner.__module__ or "").startswith("torch.nn")
 
 
 class PyModuleValue(Value):

@@ -19,13 +19,14 @@ from .base import Value, ConstValue, NONE, const, register_wrapper
 
 
 class TensorValue(Value):
-    def __init__(self, node, fake, source=None):
+    def __init__(self, node, fake, source=None, cls=torch.Tensor):
         self.node = node
         self.fake = fake
         self.source = source
+        self.cls = cls            # the real class: nn.Parameter for parameters, else torch.Tensor
 
     def python_type(self):
-        return type(self.fake) if not isinstance(self.fake, torch._subclasses.FakeTensor) else torch.Tensor
+        return self.cls
 
     def __repr__(self):
         return f"Tensor({self.node.name}, {tuple(self.fake.shape)}, {self.fake.dtype})"
@@ -165,7 +166,7 @@ _ATTRS["__class__"] = lambda tx, t: _cls(tx, t)
 
 def _cls(tx, t):
     from .objects import ClassValue
-    return ClassValue(torch.nn.Parameter if isinstance(t.fake, torch.nn.Parameter) else torch.Tensor)
+    return ClassValue(t.cls)
 
 
 # --------------------------------------------------------------------------
@@ -242,4 +243,4 @@ def wrap_tensor(tx, t, source):
     node, fake, first_source = tx.graph.add_input(source, t)
     if first_source is None:
         tx.guards.add_tensor(source, t)
-    return TensorValue(node, fake, source)
+    return TensorValue(node, fake, source, cls=type(t))
