@@ -69,6 +69,14 @@ class ObjectSource(Source):
     def name_hint(self):
         return self.desc
 
+    # equal when they capture the same object, so repeated reads of one global or cell
+    # share their guards and their cached locals
+    def __eq__(self, other):
+        return type(other) is ObjectSource and other.obj is self.obj
+
+    def __hash__(self):
+        return id(self.obj)
+
 
 class _Chained(Source):
     __slots__ = ("base", "key")

@@ -126,6 +126,9 @@ def convert(fn, args, kwargs, backend, backend_name, entry_index):
         guards.add_distinct([src for src, _ in gb.inputs])
     for value, names in tracer.absent_attrs.values():
         guards.add_absent(value.source, names)
+    for g, names in tracer.builtins_used.values():
+        guards.add_code(f"{cg.const(g, 'G')}.keys().isdisjoint({cg.const(frozenset(names), 'names')})",
+                        None, "builtins_not_shadowed")
 
     # graph outputs: every computed tensor the epilogue needs
     outputs, seen = [], set()

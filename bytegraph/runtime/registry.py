@@ -15,6 +15,7 @@ namedtuples, context managers (grad mode, autocast), and builtin types.
 import collections
 import contextlib
 import copy
+import dataclasses
 import functools
 import inspect
 import itertools
@@ -171,7 +172,21 @@ def _signature_override(tx, fn_value, args, kwargs):
     return ConstValue(inspect.signature(target.as_python(), **kw))
 
 
-_OVERRIDES = {copy.deepcopy: _deepcopy_override, inspect.signature: _signature_override}
+def _fields_override(tx, fn_value, args, kwargs):
+    """dataclasses.fields(x): a fixed fact of x's class, which the trace already knows exactly
+    (a trace-created instance, a type-guarded object, or an identity-guarded class)."""
+    from ..values.objects import ClassValue
+    target = args[0]
+    cls = target.cls if isinstance(target, ClassValue) else target.python_type()
+    try:
+        fields = dataclasses.fields(cls)
+    except TypeError as e:
+        raise UserError(e)
+    return TupleValue([ConstValue(f) for f in fields])
+
+
+_OVERRIDES = {copy.deepcopy: _deepcopy_override, inspect.signature: _signature_override,
+              dataclasses.fields: _fields_override}
 
 
 def lookup_override(fn):

@@ -16,6 +16,7 @@ code raises here); both get the user's file:line of the innermost frame.
 """
 import builtins as _builtins_mod
 import inspect
+import types
 
 import torch
 
@@ -94,6 +95,7 @@ class Tracer:
         self.keepalive = []        # objects the trace created for real (kept alive with the entry)
         self.exc_info = NONE       # the exception being handled (sys.exc_info() for the trace)
         self.absent_attrs = {}     # id(ObjectValue) -> (value, names it must not have in __dict__)
+        self.builtins_used = {}    # id(globals) -> (globals, builtin names read through it)
         self.frame = None
         self.depth = 0
         self.depth_limit = depth_limit
@@ -193,13 +195,17 @@ class Tracer:
         written = self.global_writes.get((id(g), name))
         if written is not None:
             return written
+        trusted = _is_trusted_module(g.get("__name__"))
         if name in g:
-            return wrap(self, g[name], global_source(g, name))
+            obj = g[name]
+            if trusted and _is_static(obj):
+                return wrap(self, obj, None)
+            return wrap(self, obj, global_source(g, name))
         b = g.get("__builtins__", _builtins_mod)
         bdict = b if isinstance(b, dict) else b.__dict__
         if name in bdict:
-            src = global_source(g, name)
-            self.guards.add_code(f"{name!r} not in {src.base.expr(self.cg)}", src, "builtin_not_shadowed")
+            if not trusted:      # guarded (per module, at the end) as not shadowed by a global
+                self.builtins_used.setdefault(id(g), (g, set()))[1].add(name)
             return wrap(self, bdict[name], None)
         raise UserError(NameError(f"name {name!r} is not defined"))
 
@@ -243,6 +249,24 @@ class GeneratorValue(IteratorValue):
 
     def __repr__(self):
         return f"Generator({self.frame.qualname})"
+
+
+# Modules whose globals are trusted not to be rebound (as Dynamo trusts torch's internals):
+# their functions, classes, submodules and constants are read without guards. Mutable
+# globals there (registries, hook dicts) are still wrapped with sources and guarded.
+_TRUSTED_ROOTS = frozenset({"torch", "dataclasses", "typing", "inspect", "collections", "functools",
+                            "itertools", "operator", "math", "copy", "contextlib", "enum", "abc",
+                            "types", "weakref", "warnings", "re", "numbers", "builtins"})
+
+
+def _is_trusted_module(modname):
+    return bool(modname) and modname.split(".")[0] in _TRUSTED_ROOTS
+
+
+def _is_static(obj):
+    from ..values.base import CONST_TYPES
+    return type(obj) in CONST_TYPES or isinstance(obj, (type, types.ModuleType, types.FunctionType,
+                                                        types.BuiltinFunctionType))
 
 
 def _param_names(code):

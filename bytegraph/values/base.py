@@ -10,6 +10,7 @@ guards that make the specialization sound. It is a registry keyed by type (walke
 along the MRO), not an isinstance ladder; value families register themselves.
 """
 import collections
+import dataclasses
 import inspect
 import types
 
@@ -86,7 +87,7 @@ class Value:
 
 _LITERAL_TYPES = (int, float, bool, str, type(None), bytes, complex)
 # introspection results that are fixed facts of already-guarded objects
-INTROSPECTION_TYPES = (inspect.Signature, inspect.Parameter, types.MappingProxyType,
+INTROSPECTION_TYPES = (inspect.Signature, inspect.Parameter, types.MappingProxyType, dataclasses.Field,
                        type({}.keys()), type({}.values()), type({}.items()),
                        type(collections.OrderedDict().keys()), type(collections.OrderedDict().values()),
                        type(collections.OrderedDict().items()))
