@@ -1,0 +1,51 @@
+"""Diagnostic (not a benchmark): guard count, kinds and guard-only evaluation time per zoo entry.
+
+    .venv/bin/python bench/guard_cost.py gpt2_lm llama_lm linear
+
+Compiles each entry (backend="eager"), then times its first cache entry's guard
+expression alone, evaluated in the entry's namespace on the same inputs.
+"""
+import collections
+import copy
+import os
+import sys
+import time
+
+import torch
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests"))
+import zoo  # noqa: E402
+
+import bytegraph  # noqa: E402
+
+
+def guard_cost(name, reps=2000):
+    entry = zoo.get(name)
+    model, make_inputs = entry.build()
+    compiled = bytegraph.compile(copy.deepcopy(model), backend="eager", fullgraph=True)
+    inputs = make_inputs(0)
+    entry.call(compiled, inputs)
+    state = compiled.__dict__["_bytegraph_call"].__bytegraph_state__
+    guards = state.entries[0].__bytegraph_guards__
+    ns = dict(state.entries[0].__globals__)
+    exec(f"def __g(mod, *args, **kwargs):\n    return {guards.expression()}\n", ns)
+    mod = compiled.__dict__["_orig_mod"]
+    if entry.arg_names is not None:
+        call = lambda: ns["__g"](mod, **dict(zip(entry.arg_names, inputs)))  # noqa: E731
+    else:
+        call = lambda: ns["__g"](mod, *inputs)  # noqa: E731
+    assert call() is True
+    best = float("inf")
+    for _ in range(5):
+        t = time.perf_counter()
+        for _ in range(reps):
+            call()
+        best = min(best, (time.perf_counter() - t) / reps * 1e6)
+    kinds = collections.Counter(g.kind for g in guards.guards).most_common(6)
+    print(f"{name}: {len(guards)} guards, {best:.1f} us; top kinds: {kinds}")
+
+
+if __name__ == "__main__":
+    torch.set_num_threads(1)
+    for n in sys.argv[1:] or ["gpt2_lm", "bert", "linear"]:
+        guard_cost(n)
