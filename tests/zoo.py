@@ -395,6 +395,13 @@ hf_entry("gpt_neox", "GPTNeoXModel", "GPTNeoXConfig", _text_inputs, _TEXT_ARGS, 
 hf_entry("phi_lm", "PhiForCausalLM", "PhiConfig", _text_inputs, _TEXT_ARGS, **_SMALL_LM)
 hf_entry("gemma", "GemmaModel", "GemmaConfig", _text_inputs, _TEXT_ARGS,
          num_key_value_heads=1, head_dim=8, **_SMALL_LM)
+# Bloom's MLP is a custom torch.autograd.Function (GeLUFunction): its backward must be used
+hf_entry("bloom_lm", "BloomForCausalLM", "BloomConfig", _text_inputs, _TEXT_ARGS,
+         vocab_size=VOCAB, hidden_size=32, n_layer=2, n_head=4, use_cache=False,
+         pad_token_id=0, bos_token_id=1, eos_token_id=2)
+hf_entry("mixtral_moe", "MixtralForCausalLM", "MixtralConfig", _text_inputs, _TEXT_ARGS,
+         num_key_value_heads=2, num_local_experts=4, num_experts_per_tok=2,
+         **dict(_SMALL_LM, intermediate_size=32))
 
 # encoder-only
 _SMALL_ENC = dict(vocab_size=VOCAB, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,

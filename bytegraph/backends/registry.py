@@ -49,6 +49,12 @@ def inductor(gm, example_inputs):
 
 @register_backend(name="aten")
 def aten(gm, example_inputs):
-    """Lower the graph to aten ops with bytegraph.make_fx (fake mode) and run that."""
+    """Lower the graph to aten ops with bytegraph.make_fx (fake mode) and run that.
+
+    A graph that calls a custom torch.autograd.Function runs as captured instead: lowering
+    would replace the user's backward with the derivative of the forward's aten ops."""
+    if any(getattr(n.target, "__bytegraph_autograd_function__", None) is not None
+           for n in gm.graph.nodes if n.op == "call_function"):
+        return gm.forward
     from ..dispatch_trace.backend import aten_backend
     return aten_backend(gm, example_inputs)

@@ -13,6 +13,7 @@ the epilogue rebuilds them only if they escape.
 """
 import dataclasses
 import types
+import weakref
 from collections import OrderedDict
 
 import torch
@@ -87,6 +88,8 @@ class ClassValue(Value):
     fake_arg = fx_arg
 
     def getattr(self, tx, name):
+        if name == "apply" and issubclass(self.cls, torch.autograd.Function):
+            return AutogradApplyValue(self.cls)
         attr, owner = static_lookup(self.cls, name)
         if attr is _MISSING:
             if name in ("__name__", "__qualname__", "__module__", "__mro__", "__bases__"):
@@ -110,6 +113,35 @@ class ClassValue(Value):
 
     def __repr__(self):
         return f"Class({self.cls.__name__})"
+
+
+class AutogradApplyValue(Value):
+    """MyFunction.apply for a custom torch.autograd.Function: one graph node whose target is the
+    bound `apply`, so running the graph runs the user's forward and autograd uses their
+    backward (backends that trace autograd, like inductor's AOT, trace through it)."""
+
+    _targets = weakref.WeakKeyDictionary()    # Function class -> its graph target
+
+    def __init__(self, cls):
+        self.cls = cls
+
+    def call(self, tx, args, kwargs):
+        from .tensor import graph_call
+        return graph_call(tx, "call_function", self.target(self.cls), list(args), kwargs)
+
+    @classmethod
+    def target(cls, fn_cls):
+        """A plain function forwarding to fn_cls.apply, named in the user's module: fx prints a
+        bound `apply` as `torch.autograd.function.apply`, which does not exist."""
+        t = cls._targets.get(fn_cls)
+        if t is None:
+            def t(*args, **kwargs):
+                return fn_cls.apply(*args, **kwargs)
+            t.__name__ = t.__qualname__ = f"{fn_cls.__name__}_apply"
+            t.__module__ = fn_cls.__module__
+            t.__bytegraph_autograd_function__ = fn_cls     # backends that lower must keep it whole
+            cls._targets[fn_cls] = t
+        return t
 
 
 _TRUSTED_MODULE_NAMES = frozenset({"builtins", "torch", "math", "operator", "collections",
