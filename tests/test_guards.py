@@ -824,3 +824,20 @@ def test_autocast_state_change_inductor():
         expected = f(x, y)
         actual = c(x, y)
     assert_same(expected, actual, atol=1e-2, rtol=1e-2)
+
+
+def _reads_torch_flag(x):
+    return x * 2 if torch.backends.cudnn.enabled else x * 3
+
+
+def test_torch_module_flag_is_guarded():
+    """Functions and classes of torch are trusted without guards; its flags are not."""
+    c = compile_fn(_reads_torch_flag, backend="eager")
+    x, = tensors_like((3,))
+    saved = torch.backends.cudnn.enabled
+    try:
+        for flag in (True, False, True):
+            torch.backends.cudnn.enabled = flag
+            assert_same(_reads_torch_flag(x), c(x))
+    finally:
+        torch.backends.cudnn.enabled = saved

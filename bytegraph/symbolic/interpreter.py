@@ -23,7 +23,7 @@ import torch
 from ..bytecode import decode, find_handler
 from ..exc import Unsupported, UserError
 from ..sources import LocalSource, ObjectSource, global_source
-from ..values.base import NONE, ConstValue, wrap
+from ..values.base import NONE, ConstValue, wrap, is_trusted_module, is_static
 from ..values.functions import CellValue, CO_GENERATOR
 from ..values.containers import IteratorValue
 from .table import HANDLERS, UNSUPPORTED
@@ -195,10 +195,10 @@ class Tracer:
         written = self.global_writes.get((id(g), name))
         if written is not None:
             return written
-        trusted = _is_trusted_module(g.get("__name__"))
+        trusted = is_trusted_module(g.get("__name__"))
         if name in g:
             obj = g[name]
-            if trusted and _is_static(obj):
+            if trusted and is_static(obj):
                 return wrap(self, obj, None)
             return wrap(self, obj, global_source(g, name))
         b = g.get("__builtins__", _builtins_mod)
@@ -249,24 +249,6 @@ class GeneratorValue(IteratorValue):
 
     def __repr__(self):
         return f"Generator({self.frame.qualname})"
-
-
-# Modules whose globals are trusted not to be rebound (as Dynamo trusts torch's internals):
-# their functions, classes, submodules and constants are read without guards. Mutable
-# globals there (registries, hook dicts) are still wrapped with sources and guarded.
-_TRUSTED_ROOTS = frozenset({"torch", "dataclasses", "typing", "inspect", "collections", "functools",
-                            "itertools", "operator", "math", "copy", "contextlib", "enum", "abc",
-                            "types", "weakref", "warnings", "re", "numbers", "builtins"})
-
-
-def _is_trusted_module(modname):
-    return bool(modname) and modname.split(".")[0] in _TRUSTED_ROOTS
-
-
-def _is_static(obj):
-    from ..values.base import CONST_TYPES
-    return type(obj) in CONST_TYPES or isinstance(obj, (type, types.ModuleType, types.FunctionType,
-                                                        types.BuiltinFunctionType))
 
 
 def _param_names(code):

@@ -192,6 +192,27 @@ def const(v):
 
 
 # --------------------------------------------------------------------------
+# trusted modules
+
+# Modules whose functions, classes and submodules are trusted not to be rebound (as Dynamo
+# trusts torch's internals): reading those needs no guard. Their constants and mutable values
+# (flags such as torch.backends.cudnn.enabled, registries, hook dicts) are still guarded.
+_TRUSTED_ROOTS = frozenset({"torch", "dataclasses", "typing", "inspect", "collections", "functools",
+                            "itertools", "operator", "math", "copy", "contextlib", "enum", "abc",
+                            "types", "weakref", "warnings", "re", "numbers", "builtins"})
+
+
+def is_trusted_module(modname):
+    return bool(modname) and modname.split(".")[0] in _TRUSTED_ROOTS
+
+
+def is_static(obj):
+    """Code-like objects of a trusted module: functions, classes, modules."""
+    return isinstance(obj, (type, types.ModuleType, types.FunctionType, types.BuiltinFunctionType,
+                            types.MethodDescriptorType, types.WrapperDescriptorType))
+
+
+# --------------------------------------------------------------------------
 # wrapping real objects
 
 _wrappers = {}          # type -> fn(tx, obj, source) -> Value

@@ -20,7 +20,7 @@ import torch
 
 from ..exc import Unsupported, UserError
 from ..sources import AttrSource, ObjectSource, ModuleDictSource
-from .base import Value, ConstValue, NONE, const, wrap, register_wrapper
+from .base import Value, ConstValue, NONE, const, wrap, register_wrapper, is_trusted_module, is_static
 from .containers import TupleValue, ListValue, DictValue, IteratorValue, _IdentityKey
 from .functions import BoundMethodValue, UserFnValue
 
@@ -101,8 +101,10 @@ class ClassValue(Value):
             return BoundMethodValue(self, wrap(tx, attr.__func__, None))
         if isinstance(attr, types.FunctionType):
             return wrap(tx, attr, class_attr_source(owner, name))
-        return wrap(tx, getattr(self.cls, name), class_attr_source(owner, name)
-                    if self.cls.__module__ not in _TRUSTED_MODULE_NAMES else None)
+        value = getattr(self.cls, name)
+        if is_trusted_module(self.cls.__module__) and is_static(value):
+            return wrap(tx, value, None)
+        return wrap(tx, value, class_attr_source(owner, name))
 
     def call(self, tx, args, kwargs):
         from ..runtime.registry import construct
@@ -143,9 +145,6 @@ class AutogradApplyValue(Value):
             cls._targets[fn_cls] = t
         return t
 
-
-_TRUSTED_MODULE_NAMES = frozenset({"builtins", "torch", "math", "operator", "collections",
-                                   "functools", "itertools", "typing", "enum", "abc"})
 
 
 class _InstanceBase(Value):
@@ -404,8 +403,7 @@ class PyModuleValue(Value):
             attr = getattr(self.module, name)
         except AttributeError as e:
             raise UserError(e)
-        trusted = self.module.__name__.split(".")[0] in _TRUSTED_MODULE_NAMES
-        if trusted:
+        if is_trusted_module(self.module.__name__) and is_static(attr):
             return wrap(tx, attr, None)
         src = AttrSource(self.source if self.source is not None else
                          ObjectSource(self.module, self.module.__name__), name)
