@@ -22,3 +22,17 @@ def test_explain_reports_break_reason():
     out = bytegraph.explain(f)(torch.randn(3))
     assert out.graph_count == 0 and out.graph_break_count == 1
     assert "print()" in out.break_reasons[0]
+
+
+def test_logs_name_the_recompile_reason(caplog):
+    import logging
+
+    def f(x, n):
+        return x * n
+
+    c = bytegraph.compile(f, backend="eager")
+    with caplog.at_level(logging.INFO, logger="bytegraph"):
+        c(torch.ones(2), 2)
+        c(torch.ones(2), 3)
+    text = caplog.text
+    assert "compiled f" in text and "recompiling f" in text and "L['n']" in text

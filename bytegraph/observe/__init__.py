@@ -1,4 +1,6 @@
 """Observability: counters (torch._dynamo-compatible keys), compile metrics and logging."""
-from .counters import counters, compile_metrics, log, CompileRecord
+from .counters import counters, compile_metrics, log, graph_log, CompileRecord, configure_logging
 
-__all__ = ["counters", "compile_metrics", "log", "CompileRecord"]
+configure_logging()
+
+__all__ = ["counters", "compile_metrics", "log", "graph_log", "CompileRecord", "configure_logging"]

@@ -8,9 +8,27 @@ how long each stage took, what it produced) for explain() and the benchmarks.
 import collections
 import dataclasses
 import logging
+import os
 
 counters = collections.defaultdict(collections.Counter)
 log = logging.getLogger("bytegraph")
+graph_log = logging.getLogger("bytegraph.graph")
+
+
+def configure_logging(spec=None):
+    """BYTEGRAPH_LOGS=info|debug|graph[,..] (like TORCH_LOGS): INFO shows each compile, recompile
+    (with the failing guard) and graph break; DEBUG adds each cache entry's generated source;
+    `graph` prints each captured graph's code."""
+    spec = os.environ.get("BYTEGRAPH_LOGS", "") if spec is None else spec
+    parts = {p.strip().lower() for p in spec.split(",") if p.strip()}
+    if not parts:
+        return
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("[bytegraph] %(message)s"))
+    log.addHandler(handler)
+    log.setLevel(logging.DEBUG if "debug" in parts else logging.INFO)
+    if "graph" in parts:
+        graph_log.setLevel(logging.DEBUG)
 
 
 @dataclasses.dataclass

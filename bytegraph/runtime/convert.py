@@ -7,6 +7,7 @@ cannot capture, the result is an *eager entry*: the guards gathered so far
 marker telling the runtime to run the original function.
 """
 import inspect
+import logging
 import operator
 import time
 
@@ -18,7 +19,7 @@ from ..codegen.entry import Codegen, build_entry, MISS
 from ..exc import Unsupported, UserError, BackendCompilerFailed
 from ..graph import GraphBuilder
 from ..guards import GuardSet
-from ..observe import counters, compile_metrics, CompileRecord, log
+from ..observe import counters, compile_metrics, CompileRecord, log, graph_log
 from ..side_effects import SideEffects
 from ..symbolic.interpreter import Tracer
 from ..values.tensor import TensorValue
@@ -178,9 +179,12 @@ def convert(fn, args, kwargs, backend, backend_name, entry_index):
     record.guards = len(guards)
     counters["frames"]["ok"] += 1
     compile_metrics.append(record)
-    if log.isEnabledFor(10):
-        log.debug("compiled %s (%d ops, %d guards)\n%s", fn.__qualname__, gb.num_ops, len(guards),
-                  entry.__bytegraph_source__)
+    log.info("compiled %s (%s): %d ops, %d guards, trace %.1f ms, backend %.1f ms", fn.__qualname__,
+             record.location, gb.num_ops, len(guards), record.trace_s * 1e3, record.backend_s * 1e3)
+    if log.isEnabledFor(logging.DEBUG):
+        log.debug("cache entry of %s:\n%s", fn.__qualname__, entry.__bytegraph_source__)
+    if graph_log.isEnabledFor(logging.DEBUG) and record.graphs:
+        graph_log.debug("graph of %s:\n%s", fn.__qualname__, record.graph.code)
     return entry, record
 
 
