@@ -834,10 +834,6 @@ def test_torch_module_flag_is_guarded():
     """Functions and classes of torch are trusted without guards; its flags are not."""
     c = compile_fn(_reads_torch_flag, backend="eager")
     x, = tensors_like((3,))
-    saved = torch.backends.cudnn.enabled
-    try:
-        for flag in (True, False, True):
-            torch.backends.cudnn.enabled = flag
+    for flag in (True, False, True):
+        with torch.backends.cudnn.flags(enabled=flag):
             assert_same(_reads_torch_flag(x), c(x))
-    finally:
-        torch.backends.cudnn.enabled = saved
