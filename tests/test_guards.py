@@ -837,3 +837,26 @@ def test_torch_module_flag_is_guarded():
     for flag in (True, False, True):
         with torch.backends.cudnn.flags(enabled=flag):
             assert_same(_reads_torch_flag(x), c(x))
+
+
+def test_eager_fallback_does_not_hold_the_compile_lock():
+    """A function that falls back to eager runs outside the compile lock: here it waits on a
+    thread that has to compile something else (this deadlocked while the lock was held)."""
+    import threading
+
+    def inner(x):
+        return x + 1
+
+    compiled_inner = compile_fn(inner, backend="eager")
+    results = []
+
+    def outer(x):
+        print("graph break: outer runs eagerly")
+        t = threading.Thread(target=lambda: results.append(compiled_inner(x)))
+        t.start()
+        t.join(timeout=20)
+        return not t.is_alive()
+
+    x, = tensors_like((3,))
+    assert compile_fn(outer, backend="eager")(x) is True
+    assert_same(inner(x), results[0])

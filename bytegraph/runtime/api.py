@@ -3,8 +3,9 @@
 The hot path is the wrapper `compiled(*args, **kwargs)`: walk this function's cache entries,
 call each generated entry with the caller's arguments, return the first result
 that is not MISS. An entry returns EAGER when its trace could not be captured
-(the original function runs). Everything else is the miss path, taken under one
-process-wide lock: convert, append the entry, or fall back to eager.
+(the original function runs). Everything else is the miss path: deciding and
+compiling happen under one process-wide lock; the graph or the eager function then
+runs outside it, so user code never holds the lock.
 
 Fallback policy (the user's program never breaks because of bytegraph):
 - Unsupported construct: eager for calls that pass the guards gathered so far;
@@ -74,68 +75,86 @@ def _run_with_stance(state, args, kwargs):
 
 
 def _miss(state, args, kwargs):
+    """The slow path. The lock covers deciding and compiling only: user code (a graph, or the
+    function run eagerly) never runs while it is held."""
     fn = state.fn
-    with _compile_lock:
-        for entry in state.entries:            # another thread may have compiled meanwhile
+    while True:
+        walked = state.entries
+        for entry in walked:                 # another thread may have compiled meanwhile
             r = entry(*args, **kwargs)
             if r is not MISS:
                 return fn(*args, **kwargs) if r is EAGER else r
-        if state.broken:
-            return fn(*args, **kwargs)
-        if len(state.entries) >= config.cache_size_limit:
-            if not state.limit_warned:
-                state.limit_warned = True
-                reason = first_failing_guard(state.entries[-1], args, kwargs)
-                warnings.warn(f"bytegraph: {fn.__qualname__} ({location_of(fn)}) hit "
-                              f"config.cache_size_limit={config.cache_size_limit}; running it "
-                              f"eagerly from now on. Last guard failure: {reason}", stacklevel=3)
-            return fn(*args, **kwargs)
-        if state.entries:
-            reason = first_failing_guard(state.entries[-1], args, kwargs)
-            counters["recompiles"]["total"] += 1
-            counters["recompiles"][fn.__qualname__] += 1
-            log.info("recompiling %s: %s", fn.__qualname__, reason)
-        else:
-            reason = ""
-        try:
-            entry, record = convert(fn, args, kwargs, state.backend, state.backend_name, len(state.entries))
-            record.guard_failure = reason
-        except _TraceStopped as stop:
-            exc = stop.exc
-            stop.record.guard_failure = reason
-            if state.fullgraph and not isinstance(exc, UserError):
-                raise Unsupported(exc.msg + _call_chain(exc), kind=exc.kind, hint=exc.hint,
-                                  location=exc.location) from None
-            if isinstance(exc, UserError):
-                return _user_error(state, stop, args, kwargs)
-            log.info("graph break in %s: %s", fn.__qualname__, exc)
-            state.entries = state.entries + (stop.entry,)
-            return fn(*args, **kwargs)
-        except BackendCompilerFailed as e:
-            if not config.suppress_errors:
-                raise
-            warnings.warn(f"bytegraph: {e}; running {fn.__qualname__} eagerly", stacklevel=3)
-            state.broken = True
-            return fn(*args, **kwargs)
-        except Exception as e:  # a bytegraph bug: never break the user's program for it
-            if state.fullgraph:
-                raise Unsupported(f"internal error while compiling {fn.__qualname__}: "
-                                  f"{type(e).__name__}: {e}", kind="internal",
-                                  location=location_of(fn)) from e
-            counters["frames"]["internal_error"] += 1
-            warnings.warn(f"bytegraph: internal error while compiling {fn.__qualname__} "
-                          f"({location_of(fn)}): {type(e).__name__}: {e}. Running it eagerly.",
-                          stacklevel=3)
-            state.broken = True
-            return fn(*args, **kwargs)
-        state.entries = state.entries + (entry,)
+        with _compile_lock:
+            if state.entries is walked:
+                action, payload = _decide(state, args, kwargs)
+                break
+    if action == "eager":
+        return fn(*args, **kwargs)
+    if action == "user_error":
+        return _user_error(state, payload, args, kwargs)
+    entry = payload
     r = entry(*args, **kwargs)
     if r is MISS:   # guards that do not hold on the very call they were made for: a bytegraph bug
         state.broken = True
         warnings.warn(f"bytegraph: guards of {fn.__qualname__} reject the call they were built from "
                       f"({first_failing_guard(entry, args, kwargs)}); running it eagerly", stacklevel=3)
         return fn(*args, **kwargs)
-    return r
+    return fn(*args, **kwargs) if r is EAGER else r
+
+
+def _decide(state, args, kwargs):
+    """Under the compile lock: ("entry", new entry) | ("eager", None) | ("user_error", stop)."""
+    fn = state.fn
+    if state.broken:
+        return "eager", None
+    if len(state.entries) >= config.cache_size_limit:
+        if not state.limit_warned:
+            state.limit_warned = True
+            reason = first_failing_guard(state.entries[-1], args, kwargs)
+            warnings.warn(f"bytegraph: {fn.__qualname__} ({location_of(fn)}) hit "
+                          f"config.cache_size_limit={config.cache_size_limit}; running it "
+                          f"eagerly from now on. Last guard failure: {reason}", stacklevel=4)
+        return "eager", None
+    if state.entries:
+        reason = first_failing_guard(state.entries[-1], args, kwargs)
+        counters["recompiles"]["total"] += 1
+        counters["recompiles"][fn.__qualname__] += 1
+        log.info("recompiling %s: %s", fn.__qualname__, reason)
+    else:
+        reason = ""
+    try:
+        entry, record = convert(fn, args, kwargs, state.backend, state.backend_name, len(state.entries))
+        record.guard_failure = reason
+    except _TraceStopped as stop:
+        exc = stop.exc
+        stop.record.guard_failure = reason
+        if isinstance(exc, UserError):
+            return "user_error", stop
+        if state.fullgraph:
+            raise Unsupported(exc.msg + _call_chain(exc), kind=exc.kind, hint=exc.hint,
+                              location=exc.location) from None
+        log.info("graph break in %s: %s", fn.__qualname__, exc)
+        state.entries = state.entries + (stop.entry,)
+        return "eager", None
+    except BackendCompilerFailed as e:
+        if not config.suppress_errors:
+            raise
+        warnings.warn(f"bytegraph: {e}; running {fn.__qualname__} eagerly", stacklevel=4)
+        state.broken = True
+        return "eager", None
+    except Exception as e:  # a bytegraph bug: never break the user's program for it
+        if state.fullgraph:
+            raise Unsupported(f"internal error while compiling {fn.__qualname__}: "
+                              f"{type(e).__name__}: {e}", kind="internal",
+                              location=location_of(fn)) from e
+        counters["frames"]["internal_error"] += 1
+        warnings.warn(f"bytegraph: internal error while compiling {fn.__qualname__} "
+                      f"({location_of(fn)}): {type(e).__name__}: {e}. Running it eagerly.",
+                      stacklevel=4)
+        state.broken = True
+        return "eager", None
+    state.entries = state.entries + (entry,)
+    return "entry", entry
 
 
 def _call_chain(exc):
@@ -152,7 +171,8 @@ def _user_error(state, stop, args, kwargs):
     fn, exc = state.fn, stop.exc
     log.info("%s raised while tracing (%s); running eagerly", fn.__qualname__, exc)
     result = fn(*args, **kwargs)
-    state.broken = True
+    with _compile_lock:
+        state.broken = True
     msg = (f"bytegraph's trace of {fn.__qualname__} raised {exc.msg} ({exc.location}) but the "
            f"function itself did not; running it eagerly from now on")
     if state.fullgraph:
