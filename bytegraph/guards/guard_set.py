@@ -12,6 +12,8 @@ The generated entry function evaluates them as one `and` chain; any exception
 while evaluating counts as a miss. `first_failure()` re-evaluates them one by
 one (slow path only) to name the guard that failed for recompile messages.
 """
+import math
+
 import torch
 
 
@@ -48,6 +50,9 @@ class GuardSet:
                   None, "default_dtype")
         self._add(f"{t}.are_deterministic_algorithms_enabled() is "
                   f"{torch.are_deterministic_algorithms_enabled()}", None, "deterministic")
+        # set_default_device and any TorchFunctionMode change what factory calls produce
+        self._add(f"{t}._C._len_torch_function_stack() == {torch._C._len_torch_function_stack()}",
+                  None, "torch_function_mode")
         on = torch.is_autocast_enabled("cpu")
         check = f"{t}.is_autocast_enabled('cpu') is {on}"
         if on:
@@ -92,6 +97,13 @@ class GuardSet:
             lit = self.cg.const(value, "v")
         if type(value) is float and value != value:
             self._add(f"type({first}) is {tname} and {e} != {e}", source, "value")
+        elif type(value) is float and value == 0.0:      # 0.0 == -0.0: compare the sign too
+            sign = self.cg.const(math.copysign, "copysign")
+            self._add(f"type({first}) is {tname} and {e} == 0.0 and {sign}(1.0, {e}) == "
+                      f"{math.copysign(1.0, value)}", source, "value")
+        elif type(value) is range:                        # range equality is sequence equality
+            self._add(f"type({first}) is {tname} and ({e}.start, {e}.stop, {e}.step) == "
+                      f"{(value.start, value.stop, value.step)!r}", source, "value")
         else:
             self._add(f"type({first}) is {tname} and {e} == {lit}", source, "value")
 
@@ -109,8 +121,12 @@ class GuardSet:
         self._seen.add(("keys", source))
         first = source.expr(self.cg)
         e = self.cg.bound(source)
-        self._add(f"type({first}) is {self.cg.const(typ, typ.__name__)} and list({e}.keys()) == "
-                  f"{self.cg.const(list(keys), 'keys')}", source, "dict_keys")
+        keys = list(keys)
+        code = (f"type({first}) is {self.cg.const(typ, typ.__name__)} and list({e}.keys()) == "
+                f"{self.cg.const(keys, 'keys')}")
+        if any(type(k) is not str for k in keys):     # 1 == True == 1.0: compare key types too
+            code += f" and list(map(type, {e})) == {self.cg.const([type(k) for k in keys], 'key_types')}"
+        self._add(code, source, "dict_keys")
 
     def add_empty(self, source):
         if ("empty", source) in self._seen:
@@ -143,12 +159,12 @@ class GuardSet:
     def add_code(self, code, source, kind):
         self._add(code, source, kind)
 
-    def add_distinct(self, sources):
-        """The graph's tensor inputs are distinct objects (one tensor passed twice would
-        alias two placeholders that the graph, and backends, treat as independent)."""
+    def add_distinct(self, sources, kind="distinct_inputs"):
+        """These sources are distinct objects (e.g. one tensor passed twice would alias two
+        placeholders that the graph, and backends, treat as independent)."""
         if len(sources) > 1:
             ids = ", ".join(f"id({self.cg.bound(s)})" for s in sources)
-            self._add(f"len({{{ids}}}) == {len(sources)}", None, "distinct_inputs")
+            self._add(f"len({{{ids}}}) == {len(sources)}", None, kind)
 
     def add_absent(self, source, names):
         """None of `names` is in the object's instance __dict__ (class attributes it read,

@@ -24,7 +24,7 @@ from ..side_effects import SideEffects
 from ..symbolic.interpreter import Tracer
 from ..values.tensor import TensorValue
 from ..values.containers import BaseSeq, DictValue, SetValue
-from ..values.objects import NewObjectValue
+from ..values.objects import NewObjectValue, ObjectValue
 from ..values.functions import CellValue
 
 EAGER = type("EAGER", (), {"__repr__": lambda self: "<run eagerly>"})()
@@ -63,10 +63,17 @@ def _collect_outputs(value, out, seen):
         _collect_outputs(value.contents, out, seen)
 
 
+_MUTABLE_VALUES = (BaseSeq, DictValue, SetValue, ObjectValue)
+
 _INPLACE_OPERATORS = frozenset({operator.setitem, operator.iadd, operator.isub, operator.imul,
                                 operator.itruediv, operator.ifloordiv, operator.imod, operator.ipow,
                                 operator.imatmul, operator.iand, operator.ior, operator.ixor,
                                 operator.ilshift, operator.irshift})
+
+
+_INPLACE_DUNDERS = frozenset({"__setitem__", "__delitem__"} | {f"__i{op}__" for op in (
+    "add", "sub", "mul", "truediv", "floordiv", "mod", "pow", "matmul", "and", "or", "xor",
+    "lshift", "rshift")})
 
 
 def _mutates(graph):
@@ -77,7 +84,7 @@ def _mutates(graph):
             continue
         name = n.target if isinstance(n.target, str) else getattr(n.target, "__name__", "")
         if n.target in _INPLACE_OPERATORS or (name.endswith("_") and not name.endswith("__")) \
-                or n.kwargs.get("inplace") is True or "out" in n.kwargs:
+                or name in _INPLACE_DUNDERS or n.kwargs.get("inplace") is True or "out" in n.kwargs:
             return True
     return False
 
@@ -102,7 +109,12 @@ def convert(fn, args, kwargs, backend, backend_name, entry_index):
     if fn.__defaults__:
         guards.add_code(f"{cg.const(fn, 'fn')}.__defaults__ is __defaults", None, "defaults")
     if fn.__kwdefaults__:
-        guards.add_code(f"{cg.const(fn, 'fn')}.__kwdefaults__ is __defaults_kw", None, "defaults")
+        # the entry's signature bound these values when it was defined: an in-place edit of
+        # __kwdefaults__ must miss, so each value is checked by identity
+        kw = cg.const(fn, 'fn') + ".__kwdefaults__"
+        checks = [f"{kw} is __defaults_kw", f"len({kw}) == {len(fn.__kwdefaults__)}"]
+        checks += [f"{kw}[{k!r}] is {cg.const(v, 'kwdefault')}" for k, v in fn.__kwdefaults__.items()]
+        guards.add_code(" and ".join(checks), None, "defaults")
     gb = GraphBuilder()
     tracer = Tracer(gb, cg, guards, SideEffects())
     name = f"__entry_{entry_index}"
@@ -125,6 +137,11 @@ def convert(fn, args, kwargs, backend, backend_name, entry_index):
 
     if _mutates(gb.graph):
         guards.add_distinct([src for src, _ in gb.inputs])
+    if tracer.side_effects:
+        # a write through one caller object is invisible to reads through another only while
+        # they are distinct objects: guard that the ones the trace saw as distinct stay so
+        guards.add_distinct([v.source for _, v in tracer.wrapped.values()
+                             if v.source is not None and isinstance(v, _MUTABLE_VALUES)], "distinct_objects")
     for value, names in tracer.absent_attrs.values():
         guards.add_absent(value.source, names)
     for g, names in tracer.builtins_used.values():

@@ -131,6 +131,11 @@ def classify_function(tx, fn, source):
     return _special_callable(fn)
 
 
+def user_registered(fn):
+    """Is fn named by allow_in_graph / disallow_in_graph / disable?"""
+    return _in(_allowed, fn) or _in(_disallowed, fn) or _in(_disabled, fn)
+
+
 def _special_callable(fn):
     """The Value for a callable with special meaning (user registries, torch ops, compile-time
     queries), or None."""
@@ -204,7 +209,8 @@ def _wrap_builtin(tx, fn, source):
 
 
 for _t in (types.BuiltinFunctionType, types.MethodDescriptorType, types.WrapperDescriptorType,
-           types.MethodWrapperType, types.ClassMethodDescriptorType, type(torch.Tensor.add)):
+           types.MethodWrapperType, types.ClassMethodDescriptorType, type(torch.Tensor.add),
+           torch._ops.OpOverloadPacket, torch._ops.OpOverload):
     register_wrapper(_t)(_wrap_builtin)
 
 

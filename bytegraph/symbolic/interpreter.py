@@ -116,6 +116,9 @@ class Tracer:
     # -- entry points ------------------------------------------------------------
     def run_root(self, fn, args):
         """Trace `fn` (a Python function); `args` maps each parameter name to its real value."""
+        if torch._C._len_torch_function_stack():
+            raise Unsupported("a TorchFunctionMode is active (e.g. torch.set_default_device)",
+                              kind="torch_function_mode")
         code = fn.__code__
         frame = Frame(self, code, fn.__globals__, fn.__qualname__, None)
         sig_names = _param_names(code)

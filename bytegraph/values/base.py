@@ -91,6 +91,10 @@ INTROSPECTION_TYPES = (inspect.Signature, inspect.Parameter, types.MappingProxyT
                        type({}.keys()), type({}.values()), type({}.items()),
                        type(collections.OrderedDict().keys()), type(collections.OrderedDict().values()),
                        type(collections.OrderedDict().items()))
+# views of mutable mappings: constants only when the trace computed them (signature parameters)
+_LIVE_VIEWS = frozenset({types.MappingProxyType, type({}.keys()), type({}.values()), type({}.items()),
+                         type(collections.OrderedDict().keys()), type(collections.OrderedDict().values()),
+                         type(collections.OrderedDict().items())})
 CONST_TYPES = frozenset({int, float, bool, str, type(None), bytes, complex, type(Ellipsis),
                          type(NotImplemented), torch.dtype, torch.device, torch.Size,
                          torch.layout, torch.memory_format, types.CodeType, range, slice,
@@ -255,6 +259,9 @@ def wrap(tx, obj, source):
         typ = type(obj)
         if typ in CONST_TYPES:
             if source is not None:
+                if typ in _LIVE_VIEWS:
+                    raise Unsupported(f"a {typ.__name__} from the caller (a live view of a mutable "
+                                      "mapping)", kind="live_view")
                 tx.guards.add_value(source, obj)
             return ConstValue(obj, source)
         fn = _lookup_wrapper(typ)

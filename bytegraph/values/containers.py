@@ -627,9 +627,11 @@ def wrap_set(tx, obj, source):
     for x in obj:
         if type(x) not in (int, str, bool, float, type(None), tuple):
             raise Unsupported(f"set of {type(x).__name__}", kind="set_item")
-    if source is not None:
-        e_src = source
-        tx.guards.add_code(f"type({e_src.expr(tx.cg)}) is {tx.cg.const(type(obj), type(obj).__name__)} "
-                           f"and {e_src.expr(tx.cg)} == {tx.cg.const(frozenset(obj), 'set')}",
+    if source is not None:        # (type, element) pairs: {1} == {True} == {1.0} otherwise
+        first = source.expr(tx.cg)
+        e = tx.cg.bound(source)
+        typed = frozenset((type(x), x) for x in obj)
+        tx.guards.add_code(f"type({first}) is {tx.cg.const(type(obj), type(obj).__name__)} and "
+                           f"frozenset((type(v), v) for v in {e}) == {tx.cg.const(typed, 'set')}",
                            source, "set")
     return SetValue(obj, cls=type(obj), source=source)

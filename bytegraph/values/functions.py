@@ -149,6 +149,7 @@ class UserFnValue(Value):
         if override is not None:
             return override(tx, self, args, kwargs)
         bound = bind_args(fn.__code__, fn.__name__, self.defaults(tx), self.kwdefaults(tx), args, kwargs)
+        tx.guards.add_identity(AttrSource(self.fn_source(), "__code__"), fn.__code__)
         return tx.inline(fn.__code__, fn.__globals__, bound, self.closure(tx), fn.__qualname__)
 
     def getattr(self, tx, name):

@@ -19,8 +19,9 @@ from collections import OrderedDict
 import torch
 
 from ..exc import Unsupported, UserError
-from ..sources import AttrSource, ObjectSource, ModuleDictSource
-from .base import Value, ConstValue, NONE, const, wrap, register_wrapper, is_trusted_module, is_static
+from ..sources import AttrSource, ItemSource, ObjectSource, ModuleDictSource
+from .base import (Value, ConstValue, NONE, const, wrap, register_wrapper, is_trusted_module, is_static,
+                   CONST_TYPES)
 from .containers import TupleValue, ListValue, DictValue, IteratorValue, _IdentityKey
 from .functions import BoundMethodValue, UserFnValue
 
@@ -37,32 +38,76 @@ def static_lookup(cls, name):
 
 
 def class_attr_source(klass, name):
-    return AttrSource(ObjectSource(klass, klass.__name__), name)
+    """klass.__dict__[name]: the raw member (a staticmethod/classmethod/property object, not
+    what the descriptor returns)."""
+    return ItemSource(AttrSource(ObjectSource(klass, klass.__name__), "__dict__"), name)
 
 
-def bind_class_attr(tx, self_value, cls, name):
+def class_lookup(tx, cls, name, start=0):
+    """Static MRO lookup of `name` on cls (from cls.__mro__[start]), with the guards it relies
+    on: no class before the owner defines the name (and none at all when it is missing), and
+    the owner's member stays the same object. Classes of trusted modules (torch, stdlib) are
+    trusted not to change, as Dynamo trusts torch internals."""
+    mro = cls.__mro__[start:]
+    for i, k in enumerate(mro):
+        if name in k.__dict__:
+            _guard_not_defined(tx, mro[:i], name)
+            return k.__dict__[name], k
+    _guard_not_defined(tx, mro, name)
+    return _MISSING, None
+
+
+def _guard_not_defined(tx, classes, name):
+    watched = [k for k in classes if not is_trusted_module(k.__module__)]
+    if watched:
+        cg = tx.cg
+        tx.guards.add_code(" and ".join(f"{name!r} not in {cg.const(k, k.__name__)}.__dict__"
+                                        for k in watched), None, "class_attr_absent")
+
+
+def _member_source(tx, owner, name, attr):
+    """Source for owner.__dict__[name], identity-guarded; None for code of trusted modules."""
+    if is_trusted_module(owner.__module__) and (is_static(attr) or isinstance(
+            attr, (staticmethod, classmethod, property))):
+        return None
+    src = class_attr_source(owner, name)
+    if not isinstance(attr, tuple(CONST_TYPES)):
+        tx.guards.add_identity(src, attr)
+    return src
+
+
+def bind_class_attr(tx, self_value, cls, name, start=0):
     """Resolve a non-instance attribute `name` of an instance of `cls` (methods, properties...)."""
-    attr, owner = static_lookup(cls, name)
+    attr, owner = class_lookup(tx, cls, name, start)
     if attr is _MISSING:
         return _MISSING
+    src = _member_source(tx, owner, name, attr)
     if isinstance(attr, staticmethod):
         return wrap(tx, attr.__func__, None)
     if isinstance(attr, classmethod):
-        return BoundMethodValue(ClassValue(cls), wrap(tx, attr.__func__, None))
+        cls_v = self_value if isinstance(self_value, ClassValue) else ClassValue(cls)
+        return BoundMethodValue(cls_v, wrap(tx, attr.__func__, None))
     if isinstance(attr, property):
         if attr.fget is None:
             raise UserError(AttributeError(f"property {name!r} has no getter"))
         return wrap(tx, attr.fget, None).call(tx, [self_value], {})
     if isinstance(attr, types.FunctionType):
-        fn = UserFnValue(attr, class_attr_source(owner, name))
-        tx.guards.add_identity(fn.source, attr)
-        return BoundMethodValue(self_value, fn)
+        return BoundMethodValue(self_value, _function_value(tx, attr, src))
     if isinstance(attr, (types.BuiltinFunctionType, types.WrapperDescriptorType,
                          types.MethodDescriptorType)):
         return BoundMethodValue(self_value, wrap(tx, attr, None))
     if hasattr(type(attr), "__get__") and not isinstance(attr, (type, types.ModuleType)):
         raise Unsupported(f"descriptor {type(attr).__name__} for attribute {name!r}", kind="descriptor")
-    return wrap(tx, attr, class_attr_source(owner, name))
+    return wrap(tx, attr, src)
+
+
+def _function_value(tx, fn, src):
+    """A function found on a class is inlined (its identity is guarded through `src`), unless a
+    user registry (allow_in_graph, disallow_in_graph, disable) names it."""
+    from ..runtime.registry import classify_function, user_registered
+    if user_registered(fn):
+        return classify_function(tx, fn, src)
+    return UserFnValue(fn, src)
 
 
 class ClassValue(Value):
@@ -90,21 +135,23 @@ class ClassValue(Value):
     def getattr(self, tx, name):
         if name == "apply" and issubclass(self.cls, torch.autograd.Function):
             return AutogradApplyValue(self.cls)
-        attr, owner = static_lookup(self.cls, name)
+        if name in ("__name__", "__qualname__", "__module__", "__mro__", "__bases__"):
+            return wrap(tx, getattr(self.cls, name), None)
+        attr, owner = class_lookup(tx, self.cls, name)
         if attr is _MISSING:
-            if name in ("__name__", "__qualname__", "__module__", "__mro__", "__bases__"):
-                return wrap(tx, getattr(self.cls, name), None)
             raise UserError(AttributeError(f"type object {self.cls.__name__!r} has no attribute {name!r}"))
+        src = _member_source(tx, owner, name, attr)
         if isinstance(attr, staticmethod):
             return wrap(tx, attr.__func__, None)
         if isinstance(attr, classmethod):
             return BoundMethodValue(self, wrap(tx, attr.__func__, None))
         if isinstance(attr, types.FunctionType):
-            return wrap(tx, attr, class_attr_source(owner, name))
-        value = getattr(self.cls, name)
-        if is_trusted_module(self.cls.__module__) and is_static(value):
-            return wrap(tx, value, None)
-        return wrap(tx, value, class_attr_source(owner, name))
+            return _function_value(tx, attr, src)
+        if isinstance(attr, property) or (hasattr(type(attr), "__get__") and not isinstance(
+                attr, (type, types.ModuleType, types.BuiltinFunctionType, types.MethodDescriptorType,
+                       types.WrapperDescriptorType))):
+            return wrap(tx, getattr(self.cls, name), None)    # what the descriptor returns on the class
+        return wrap(tx, attr, src)
 
     def call(self, tx, args, kwargs):
         from ..runtime.registry import construct
@@ -182,8 +229,8 @@ class _InstanceBase(Value):
         """The trace relies on `name` not being an instance attribute (caller-world objects)."""
 
     def missing_attr(self, tx, name):
-        if static_lookup(self.cls, "__getattr__")[0] is not _MISSING:
-            getattr_fn = bind_class_attr(tx, self, self.cls, "__getattr__")
+        getattr_fn = bind_class_attr(tx, self, self.cls, "__getattr__")
+        if getattr_fn is not _MISSING:
             return getattr_fn.call(tx, [ConstValue(name)], {})
         raise UserError(AttributeError(f"{self.cls.__name__!r} object has no attribute {name!r}"))
 
@@ -205,6 +252,17 @@ class _InstanceBase(Value):
                 r = bind_class_attr(tx, self, self.cls, dunder).call(tx, [], {})
                 return bool(r.as_python())
         return True
+
+
+def traced_dict(tx, d):
+    """The DictValue the trace made for the real dict `d` (e.g. obj.__dict__ read directly),
+    if any: once it exists, it is the truth about d's contents for the rest of the trace."""
+    if d is None:
+        return None
+    hit = tx.wrapped.get(id(d))
+    if hit is not None and hit[0] is d and isinstance(hit[1], DictValue):
+        return hit[1]
+    return None
 
 
 def _set_through_property(tx, obj, name, value):
@@ -298,6 +356,9 @@ class ObjectValue(_InstanceBase):
                 raise UserError(AttributeError(name))
             return v
         d = getattr(self.obj, "__dict__", None)
+        traced = traced_dict(tx, d)
+        if traced is not None:          # the trace wrote through obj.__dict__: read its state
+            return traced.items.get(name, _MISSING)
         if d is not None and name in d:
             return wrap(tx, d[name], AttrSource(self.source, name))
         attr, _ = static_lookup(self.cls, name)
@@ -312,6 +373,9 @@ class ObjectValue(_InstanceBase):
         if _set_through_property(tx, self, name, value):
             return
         self.pending[name] = value
+        traced = traced_dict(tx, getattr(self.obj, "__dict__", None))
+        if traced is not None:
+            traced.items[name] = value
         tx.side_effects.attr_write(self, name, value)
 
     def delattr(self, tx, name):
@@ -347,6 +411,11 @@ class ModuleValue(ObjectValue):
         mod = self.obj
         for dname in ("_parameters", "_buffers", "_modules"):
             d = mod.__dict__.get(dname)
+            traced = traced_dict(tx, d)
+            if traced is not None:      # the trace wrote into mod._buffers & co: read its state
+                if name in traced.items:
+                    return traced.items[name]
+                continue
             if d is not None and name in d:
                 return wrap(tx, d[name], ModuleDictSource(self.source, (dname, name)))
         return _MISSING
@@ -421,28 +490,14 @@ class SuperValue(Value):
         self.obj = obj
 
     def getattr(self, tx, name):
-        mro = self.obj.python_type().__mro__ if not isinstance(self.obj, ClassValue) else self.obj.cls.__mro__
-        start = mro.index(self.cls) + 1
-        for k in mro[start:]:
-            if name in k.__dict__:
-                attr = k.__dict__[name]
-                if isinstance(attr, types.FunctionType):
-                    fn = UserFnValue(attr, class_attr_source(k, name))
-                    return BoundMethodValue(self.obj, fn)
-                if isinstance(attr, classmethod):
-                    cls_v = self.obj if isinstance(self.obj, ClassValue) else ClassValue(self.obj.python_type())
-                    return BoundMethodValue(cls_v, wrap(tx, attr.__func__, None))
-                if isinstance(attr, staticmethod):
-                    return wrap(tx, attr.__func__, None)
-                if isinstance(attr, property):
-                    return wrap(tx, attr.fget, None).call(tx, [self.obj], {})
-                if attr is object.__init__ or attr is torch.nn.Module.__init__:
-                    return _NoOpInit()
-                if isinstance(attr, (types.WrapperDescriptorType, types.BuiltinFunctionType,
-                                     types.MethodDescriptorType)):
-                    return BoundMethodValue(self.obj, wrap(tx, attr, None))
-                return wrap(tx, attr, class_attr_source(k, name))
-        raise UserError(AttributeError(f"'super' object has no attribute {name!r}"))
+        cls = self.obj.cls if isinstance(self.obj, ClassValue) else self.obj.python_type()
+        start = cls.__mro__.index(self.cls) + 1
+        attr, owner = class_lookup(tx, cls, name, start)
+        if attr is _MISSING:
+            raise UserError(AttributeError(f"'super' object has no attribute {name!r}"))
+        if attr is object.__init__ or attr is torch.nn.Module.__init__:
+            return _NoOpInit()
+        return bind_class_attr(tx, self.obj, cls, name, start)
 
 
 class _NoOpInit(Value):

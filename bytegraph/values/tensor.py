@@ -117,7 +117,27 @@ def _shape(tx, t):
 
 
 def _meta(name):
-    return lambda tx, t: const(getattr(t.fake, name))
+    def read(tx, t):
+        value = getattr(t.fake, name)
+        _guard_uncovered_query(tx, name, [t], value)
+        return const(value)
+    return read
+
+
+# metadata a query can read that the tensor guard (type, dtype, shape, stride, requires_grad,
+# device) does not pin down: reading it adds a guard on exactly that
+_UNCOVERED_QUERIES = {"storage_offset": "storage_offset()", "is_leaf": "is_leaf",
+                      "is_inference": "is_inference()", "is_conj": "is_conj()", "is_neg": "is_neg()",
+                      "_is_view": "_is_view()", "is_shared": "is_shared()"}
+
+
+def _guard_uncovered_query(tx, target, args, result):
+    name = target if isinstance(target, str) else getattr(target, "__name__", "")
+    expr = _UNCOVERED_QUERIES.get(name)
+    if expr is None or not args or not isinstance(args[0], TensorValue) or args[0].source is None:
+        return
+    src = args[0].source
+    tx.guards.add_code(f"{tx.cg.bound(src)}.{expr} == {result!r}", src, "tensor_meta")
 
 
 def _grad(tx, t):
@@ -190,6 +210,9 @@ def _has_tensor(obj):
     return False
 
 
+_MUTATING_NONE_RESULT = (operator.setitem, operator.delitem, "__setitem__", "__delitem__")
+
+
 def graph_call(tx, kind, target, args, kwargs, run_fake=None):
     """Record target(*args, **kwargs) in the graph; returns the result as a Value."""
     fx_args = [a.fx_arg(tx) for a in args]
@@ -198,12 +221,13 @@ def graph_call(tx, kind, target, args, kwargs, run_fake=None):
     fake_kwargs = {k: v.fake_arg(tx) for k, v in kwargs.items()}
     gb = tx.graph
     fake = gb.run_fake(kind, target, fake_args, fake_kwargs, run_fake)
-    if target is operator.setitem:          # mutates its first argument, returns None
+    if target in _MUTATING_NONE_RESULT:     # mutates its first argument, returns None
         gb.create(kind, target, fx_args, fx_kwargs, None)
         return NONE
     if not _has_tensor(fake):
         # a metadata query answered by the fakes (dim(), is_floating_point(), ...)
         from .base import wrap
+        _guard_uncovered_query(tx, target, args, fake)
         return wrap(tx, fake, None)
     # an op that hands back one of its inputs (in-place ops) keeps that Value
     for a in args:

@@ -1,0 +1,1836 @@
+"""Red-team probes for stale cache hits and wrong side effects.
+
+Each probe builds its state from scratch and returns observations (outputs, caller-visible
+state, identities). It runs once eagerly and once through bytegraph.compile(backend="eager");
+the two observation lists must be equal. Bugs found are strict xfails with a diagnosis.
+"""
+import collections
+import dataclasses
+import enum
+import functools
+import math
+import sys
+import types
+import warnings
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import bytegraph
+from differential import assert_same
+
+
+def E(f):
+    return f
+
+
+def C(f):
+    return bytegraph.compile(f, backend="eager")
+
+
+def _diff(probe):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        bytegraph.reset()
+        torch.manual_seed(0)
+        expected = probe(E)
+        bytegraph.reset()
+        torch.manual_seed(0)
+        actual = probe(C)
+    assert_same(expected, actual)
+
+
+def _p_alias_lists_later(C):
+    def fn(x, a, b):
+        a.append(1)
+        return x + len(b)
+    f = C(fn); x = torch.ones(2)
+    r1 = f(x, [0], [0])
+    l = [0]
+    r2 = f(x, l, l)
+    return [r1, r2, l]
+
+
+def test_alias_lists_later():
+    _diff(_p_alias_lists_later)
+
+
+def _p_alias_objs_later(C):
+    class O: pass
+    def fn(x, a, b):
+        a.v = 5
+        return x + b.v
+    f = C(fn); x = torch.ones(2)
+    o1, o2 = O(), O(); o1.v = 1; o2.v = 1
+    r1 = f(x, o1, o2)
+    o = O(); o.v = 1
+    r2 = f(x, o, o)
+    return [r1, r2, o.v]
+
+
+def test_alias_objs_later():
+    _diff(_p_alias_objs_later)
+
+
+def _p_alias_dicts_later(C):
+    def fn(x, a, b):
+        a["k"] = 10
+        return x + b["k"]
+    f = C(fn); x = torch.ones(2)
+    r1 = f(x, {"k": 1}, {"k": 1})
+    d = {"k": 1}
+    r2 = f(x, d, d)
+    return [r1, r2, d]
+
+
+def test_alias_dicts_later():
+    _diff(_p_alias_dicts_later)
+
+
+def _p_alias_then_distinct(C):
+    def fn(x, a, b):
+        a.append(1)
+        return x + len(b)
+    f = C(fn); x = torch.ones(2)
+    l = [0]
+    r1 = f(x, l, l)
+    a, b = [0], [0]
+    r2 = f(x, a, b)
+    return [r1, r2, l, a, b]
+
+
+def test_alias_then_distinct():
+    _diff(_p_alias_then_distinct)
+
+
+def _p_neg_zero_float(C):
+    def fn(x, s):
+        return x * math.copysign(1.0, s)
+    f = C(fn); x = torch.ones(2)
+    return [f(x, 0.0), f(x, -0.0)]
+
+
+def test_neg_zero_float():
+    _diff(_p_neg_zero_float)
+
+
+def _p_storage_offset_const(C):
+    def fn(x):
+        return x + x.storage_offset()
+    f = C(fn); base = torch.arange(6.)
+    return [f(base[:3]), f(base[1:4])]
+
+
+def test_storage_offset_const():
+    _diff(_p_storage_offset_const)
+
+
+def _p_global_int(C):
+    g = {"K": 1}
+    exec("def fn(x):\n    return x + K\n", g)
+    f = C(g["fn"]); x = torch.ones(2)
+    r1 = f(x); g["K"] = 2; r2 = f(x)
+    return [r1, r2]
+
+
+def test_global_int():
+    _diff(_p_global_int)
+
+
+def _p_closure_var(C):
+    k = 1
+    def fn(x): return x + k
+    f = C(fn); x = torch.ones(2)
+    r1 = f(x); k = 3; r2 = f(x)
+    return [r1, r2]
+
+
+def test_closure_var():
+    _diff(_p_closure_var)
+
+
+def _p_default_arg_mutable_list(C):
+    def fn(x, acc=[]):
+        acc.append(1)
+        return x + len(acc)
+    f = C(fn); x = torch.ones(2)
+    return [f(x), f(x), f(x), list(fn.__defaults__[0])]
+
+
+def test_default_arg_mutable_list():
+    _diff(_p_default_arg_mutable_list)
+
+
+def _p_default_reassigned(C):
+    def fn(x, k=1): return x + k
+    f = C(fn); x = torch.ones(2)
+    r1 = f(x); fn.__defaults__ = (5,); r2 = f(x)
+    return [r1, r2]
+
+
+def test_default_reassigned():
+    _diff(_p_default_reassigned)
+
+
+def _p_class_attr_shadow(C):
+    class A: s = 1
+    def fn(x, a): return x + a.s
+    f = C(fn); x = torch.ones(2); a = A()
+    r1 = f(x, a); a.s = 7; r2 = f(x, a); A.s = 3; r3 = f(x, A())
+    return [r1, r2, r3]
+
+
+def test_class_attr_shadow():
+    _diff(_p_class_attr_shadow)
+
+
+def _p_class_attr_changed(C):
+    class A: s = 1
+    def fn(x, a): return x + a.s
+    f = C(fn); x = torch.ones(2); a = A()
+    r1 = f(x, a); A.s = 3; r2 = f(x, a)
+    return [r1, r2]
+
+
+def test_class_attr_changed():
+    _diff(_p_class_attr_changed)
+
+
+def _p_inherited_class_attr_subclass_override(C):
+    class A: s = 1
+    class B(A): pass
+    def fn(x, a): return x + a.s
+    f = C(fn); x = torch.ones(2); b = B()
+    r1 = f(x, b); B.s = 9; r2 = f(x, b)
+    return [r1, r2]
+
+
+def test_inherited_class_attr_subclass_override():
+    _diff(_p_inherited_class_attr_subclass_override)
+
+
+def _p_method_monkeypatch_instance(C):
+    class A:
+        def m(self): return 1
+    def fn(x, a): return x + a.m()
+    f = C(fn); x = torch.ones(2); a = A()
+    r1 = f(x, a); a.m = lambda: 5; r2 = f(x, a)
+    return [r1, r2]
+
+
+def test_method_monkeypatch_instance():
+    _diff(_p_method_monkeypatch_instance)
+
+
+def _p_method_monkeypatch_class(C):
+    class A:
+        def m(self): return 1
+    def fn(x, a): return x + a.m()
+    f = C(fn); x = torch.ones(2); a = A()
+    r1 = f(x, a); A.m = lambda self: 5; r2 = f(x, a)
+    return [r1, r2]
+
+
+def test_method_monkeypatch_class():
+    _diff(_p_method_monkeypatch_class)
+
+
+def _p_method_base_then_subclass_override(C):
+    class A:
+        def m(self): return 1
+    class B(A): pass
+    def fn(x, a): return x + a.m()
+    f = C(fn); x = torch.ones(2); b = B()
+    r1 = f(x, b); B.m = lambda self: 5; r2 = f(x, b)
+    return [r1, r2]
+
+
+def test_method_base_then_subclass_override():
+    _diff(_p_method_base_then_subclass_override)
+
+
+def _p_property_underlying(C):
+    class A:
+        def __init__(self): self._v = 1
+        @property
+        def v(self): return self._v * 2
+    def fn(x, a): return x + a.v
+    f = C(fn); x = torch.ones(2); a = A()
+    r1 = f(x, a); a._v = 4; r2 = f(x, a)
+    return [r1, r2]
+
+
+def test_property_underlying():
+    _diff(_p_property_underlying)
+
+
+def _p_getattr_dunder(C):
+    class A:
+        def __init__(self): self.n = 1
+        def __getattr__(self, name): return self.n * 10
+    def fn(x, a): return x + a.foo
+    f = C(fn); x = torch.ones(2); a = A()
+    r1 = f(x, a); a.n = 2; r2 = f(x, a); a.foo = 1; r3 = f(x, a)
+    return [r1, r2, r3]
+
+
+def test_getattr_dunder():
+    _diff(_p_getattr_dunder)
+
+
+def _p_attr_deleted(C):
+    class A: s = 1
+    def fn(x, a): return x + a.s
+    f = C(fn); x = torch.ones(2); a = A(); a.s = 5
+    r1 = f(x, a); del a.s; r2 = f(x, a)
+    return [r1, r2]
+
+
+def test_attr_deleted():
+    _diff(_p_attr_deleted)
+
+
+def _p_dataclass_field(C):
+    @dataclasses.dataclass
+    class D:
+        a: int
+        b: torch.Tensor
+    def fn(d): return d.b * d.a
+    f = C(fn); d = D(2, torch.ones(2))
+    r1 = f(d); d.a = 3; r2 = f(d); d.b = torch.ones(3); r3 = f(d)
+    return [r1, r2, r3]
+
+
+def test_dataclass_field():
+    _diff(_p_dataclass_field)
+
+
+def _p_namedtuple_field(C):
+    P = collections.namedtuple("P", "a b")
+    def fn(p): return p.b * p.a
+    f = C(fn)
+    return [f(P(2, torch.ones(2))), f(P(3, torch.ones(2))), f(P(3.5, torch.ones(2)))]
+
+
+def test_namedtuple_field():
+    _diff(_p_namedtuple_field)
+
+
+def _p_list_mutated_between(C):
+    def fn(x, l): return x * sum(l)
+    f = C(fn); x = torch.ones(2); l = [1, 2]
+    r1 = f(x, l); l[0] = 5; r2 = f(x, l); l.append(1); r3 = f(x, l)
+    return [r1, r2, r3]
+
+
+def test_list_mutated_between():
+    _diff(_p_list_mutated_between)
+
+
+def _p_nested_dict_item(C):
+    def fn(x, d): return x * d["a"]["b"][0]
+    f = C(fn); x = torch.ones(2); d = {"a": {"b": [1]}}
+    r1 = f(x, d); d["a"]["b"][0] = 4; r2 = f(x, d); d["a"] = {"b": [7]}; r3 = f(x, d)
+    return [r1, r2, r3]
+
+
+def test_nested_dict_item():
+    _diff(_p_nested_dict_item)
+
+
+def _p_grad_mode(C):
+    def fn(x): return x * 2
+    f = C(fn); x = torch.ones(2, requires_grad=True)
+    r1 = f(x)
+    with torch.no_grad(): r2 = f(x)
+    return [r1.requires_grad, r2.requires_grad]
+
+
+def test_grad_mode():
+    _diff(_p_grad_mode)
+
+
+def _p_returns_same_list(C):
+    def fn(x, l):
+        l.append(x + 1)
+        return l
+    f = C(fn); x = torch.ones(2); l = [x]
+    r = f(x, l)
+    return [r is l, len(l), r]
+
+
+def test_returns_same_list():
+    _diff(_p_returns_same_list)
+
+
+def _p_returns_input_tensor_identity(C):
+    def fn(x, y):
+        x.add_(1)
+        return x, y, x.view(2)
+    f = C(fn); x = torch.ones(2); y = torch.ones(2)
+    a, b, c = f(x, y)
+    return [a is x, b is y, c is x, x]
+
+
+def test_returns_input_tensor_identity():
+    _diff(_p_returns_input_tensor_identity)
+
+
+def _p_exc_after_partial_mutation(C):
+    def fn(x, l, d):
+        try:
+            l.append(1)
+            d["a"] = 2
+            raise ValueError
+        except ValueError:
+            l.append(3)
+        return x + 1
+    f = C(fn); l = []; d = {}
+    r = f(torch.ones(2), l, d)
+    return [r, l, d]
+
+
+def test_exc_after_partial_mutation():
+    _diff(_p_exc_after_partial_mutation)
+
+
+def _p_mutate_then_read(C):
+    class O: pass
+    def fn(x, o, l):
+        o.v = o.v + 1
+        l.append(o.v)
+        l[0] = l[-1] * 2
+        return x * o.v, l[0]
+    f = C(fn); o = O(); o.v = 1; l = [0]
+    r1 = f(torch.ones(2), o, l); r2 = f(torch.ones(2), o, l)
+    return [r1, r2, o.v, l]
+
+
+def test_mutate_then_read():
+    _diff(_p_mutate_then_read)
+
+
+def _p_obj_created_prev_call(C):
+    class O:
+        def __init__(self): self.v = 1
+    def fn(x, holder):
+        if "o" not in holder:
+            holder["o"] = O()
+        holder["o"].v += 1
+        return x * holder["o"].v
+    f = C(fn); h = {}
+    r = [f(torch.ones(2), h) for _ in range(3)]
+    return [r, h["o"].v]
+
+
+def test_obj_created_prev_call():
+    _diff(_p_obj_created_prev_call)
+
+
+def _p_return_new_list_vs_same(C):
+    def fn(l):
+        m = list(l)
+        m.append(1)
+        return m, l
+    f = C(fn); l = [torch.ones(1)]
+    m, l2 = f(l)
+    return [m is l, l2 is l, m[0] is l[0], len(l)]
+
+
+def test_return_new_list_vs_same():
+    _diff(_p_return_new_list_vs_same)
+
+
+def _p_returned_obj_twice(C):
+    def fn(x):
+        l = [x + 1]
+        return l, l
+    f = C(fn)
+    a, b = f(torch.ones(2))
+    return [a is b, a]
+
+
+def test_returned_obj_twice():
+    _diff(_p_returned_obj_twice)
+
+
+def _p_global_list_mutation(C):
+    g = {"L": []}
+    exec("def fn(x):\n    L.append(1)\n    return x + len(L)\n", g)
+    f = C(g["fn"])
+    r = [f(torch.ones(2)) for _ in range(3)]
+    return [r, g["L"]]
+
+
+def test_global_list_mutation():
+    _diff(_p_global_list_mutation)
+
+
+def _p_global_rebind(C):
+    g = {"N": 0}
+    exec("def fn(x):\n    global N\n    N += 1\n    return x + N\n", g)
+    f = C(g["fn"])
+    r = [f(torch.ones(2)) for _ in range(3)]
+    return [r, g["N"]]
+
+
+def test_global_rebind():
+    _diff(_p_global_rebind)
+
+
+def _p_nonlocal_counter(C):
+    def make():
+        n = 0
+        def fn(x):
+            nonlocal n
+            n += 1
+            return x + n
+        return fn, lambda: n
+    fn, get = make()
+    f = C(fn)
+    r = [f(torch.ones(2)) for _ in range(3)]
+    return [r, get()]
+
+
+def test_nonlocal_counter():
+    _diff(_p_nonlocal_counter)
+
+
+def _p_dict_order_side_effects(C):
+    def fn(x, d):
+        d.pop("a")
+        d["a"] = 1
+        d["z"] = 0
+        return x
+    f = C(fn); d = {"a": 0, "b": 1}
+    f(torch.ones(1), d)
+    return [list(d.items())]
+
+
+def test_dict_order_side_effects():
+    _diff(_p_dict_order_side_effects)
+
+
+def _p_set_mutation(C):
+    def fn(x, s):
+        s.add(3); s.discard(1)
+        return x + len(s)
+    f = C(fn); s = {1, 2}
+    r = f(torch.ones(1), s)
+    return [r, s]
+
+
+def test_set_mutation():
+    _diff(_p_set_mutation)
+
+
+def _p_list_aliased_in_dict(C):
+    def fn(x, d):
+        d["a"].append(1)
+        return x + len(d["b"])
+    f = C(fn); l = [0]; d = {"a": l, "b": l}
+    r1 = f(torch.ones(1), d)
+    d2 = {"a": [0], "b": [0]}
+    r2 = f(torch.ones(1), d2)
+    l3 = [0]; d3 = {"a": l3, "b": l3}
+    r3 = f(torch.ones(1), d3)
+    return [r1, r2, r3, d, d2, d3]
+
+
+def test_list_aliased_in_dict():
+    _diff(_p_list_aliased_in_dict)
+
+
+def _p_inplace_input_tensor_list(C):
+    def fn(xs):
+        for t in xs: t.mul_(2)
+        return xs[0]
+    f = C(fn); xs = [torch.ones(2), torch.ones(2)]
+    r = f(xs)
+    return [r is xs[0], xs]
+
+
+def test_inplace_input_tensor_list():
+    _diff(_p_inplace_input_tensor_list)
+
+
+def _p_same_tensor_twice_inplace(C):
+    def fn(a, b):
+        a.add_(1)
+        return b * 2
+    f = C(fn)
+    r1 = f(torch.ones(2), torch.ones(2))
+    x = torch.ones(2)
+    r2 = f(x, x)
+    return [r1, r2, x]
+
+
+def test_same_tensor_twice_inplace():
+    _diff(_p_same_tensor_twice_inplace)
+
+
+def _p_tensor_views_of_same_storage(C):
+    def fn(a, b):
+        a.add_(1)
+        return b * 2
+    f = C(fn)
+    base = torch.zeros(4)
+    r1 = f(torch.zeros(2), torch.zeros(2))
+    r2 = f(base[:2], base[:2])  # distinct objects, same memory
+    return [r1, r2, base]
+
+
+def test_tensor_views_of_same_storage():
+    _diff(_p_tensor_views_of_same_storage)
+
+
+def _p_generator_passed_in(C):
+    def fn(x, it):
+        a = next(it)
+        return x + a
+    f = C(fn)
+    it = iter([1, 2, 3])
+    r1 = f(torch.ones(1), it); r2 = f(torch.ones(1), it)
+    return [r1, r2, list(it)]
+
+
+def test_generator_passed_in():
+    _diff(_p_generator_passed_in)
+
+
+def _p_list_iterator_consumed(C):
+    def fn(x, l):
+        s = 0
+        for v in l: s += v
+        return x + s
+    f = C(fn)
+    return [f(torch.ones(1), (1, 2)), f(torch.ones(1), (1, 3))]
+
+
+def test_list_iterator_consumed():
+    _diff(_p_list_iterator_consumed)
+
+
+def _p_attr_on_module_changed(C):
+    class M(torch.nn.Module):
+        def __init__(self):
+            super().__init__(); self.lin = torch.nn.Linear(2, 2); self.scale = 1.0
+        def forward(self, x): return self.lin(x) * self.scale
+    m = M(); c = C(m); x = torch.ones(1, 2)
+    r1 = c(x); m.scale = 3.0; r2 = c(x)
+    m.lin = torch.nn.Identity(); r3 = c(x)
+    return [r1, r2, r3]
+
+
+def test_attr_on_module_changed():
+    _diff(_p_attr_on_module_changed)
+
+
+def _p_module_training_flag(C):
+    m = torch.nn.Dropout(0.5); c = C(m); x = torch.ones(100)
+    m.eval(); r1 = c(x); m.train(); torch.manual_seed(1); r2 = c(x)
+    return [r1, r2]
+
+
+def test_module_training_flag():
+    _diff(_p_module_training_flag)
+
+
+def _p_module_forward_hook_added(C):
+    m = torch.nn.Linear(2, 2); c = C(m); x = torch.ones(1, 2)
+    r1 = c(x)
+    h = m.register_forward_hook(lambda mod, i, o: o * 10)
+    r2 = c(x); h.remove(); r3 = c(x)
+    return [r1, r2, r3]
+
+
+def test_module_forward_hook_added():
+    _diff(_p_module_forward_hook_added)
+
+
+def _p_module_param_inplace(C):
+    m = torch.nn.Linear(2, 2); c = C(m); x = torch.ones(1, 2)
+    r1 = c(x)
+    with torch.no_grad(): m.weight.mul_(2)
+    r2 = c(x)
+    m.weight = torch.nn.Parameter(torch.zeros(2, 2)); r3 = c(x)
+    return [r1, r2, r3]
+
+
+def test_module_param_inplace():
+    _diff(_p_module_param_inplace)
+
+
+def _p_module_buffer_update(C):
+    class M(torch.nn.Module):
+        def __init__(self):
+            super().__init__(); self.register_buffer("n", torch.zeros(1))
+        def forward(self, x):
+            self.n += 1
+            return x + self.n
+    m = M(); c = C(m)
+    r = [c(torch.ones(1)) for _ in range(3)]
+    return [r, m.n]
+
+
+def test_module_buffer_update():
+    _diff(_p_module_buffer_update)
+
+
+def _p_module_new_buffer_assign(C):
+    class M(torch.nn.Module):
+        def __init__(self):
+            super().__init__(); self.register_buffer("n", torch.zeros(1))
+        def forward(self, x):
+            self.n = self.n + 1
+            return x + self.n
+    m = M(); c = C(m)
+    r = [c(torch.ones(1)) for _ in range(3)]
+    return [r, m.n, "n" in m._buffers, "n" in m.__dict__]
+
+
+def test_module_new_buffer_assign():
+    _diff(_p_module_new_buffer_assign)
+
+
+def _p_inference_mode_flag(C):
+    def fn(x):
+        return x + (1 if torch.is_inference_mode_enabled() else 0)
+    f = C(fn); x = torch.ones(2)
+    r1 = f(x)
+    with torch.inference_mode(): r2 = f(torch.ones(2)).clone()
+    return [r1, r2]
+
+
+def test_inference_mode_flag():
+    _diff(_p_inference_mode_flag)
+
+
+def _p_tensor_grad_attr(C):
+    def fn(x):
+        return x * 2 if x.grad is None else x.grad * 3
+    f = C(fn); x = torch.ones(2, requires_grad=True)
+    r1 = f(x).detach(); x.grad = torch.full((2,), 5.); r2 = f(x).detach()
+    return [r1, r2]
+
+
+def test_tensor_grad_attr():
+    _diff(_p_tensor_grad_attr)
+
+
+def _p_tensor_user_attr(C):
+    def fn(x):
+        return x * x.scale
+    f = C(fn); x = torch.ones(2); x.scale = 2
+    r1 = f(x); x.scale = 3; r2 = f(x)
+    return [r1, r2]
+
+
+def test_tensor_user_attr():
+    _diff(_p_tensor_user_attr)
+
+
+def _p_tensor_is_leaf(C):
+    def fn(x):
+        return x * (2 if x.is_leaf else 3)
+    f = C(fn)
+    a = torch.ones(2, requires_grad=True)
+    b = torch.ones(2, requires_grad=True) * 1
+    return [f(a).detach(), f(b).detach()]
+
+
+def test_tensor_is_leaf():
+    _diff(_p_tensor_is_leaf)
+
+
+def _p_tensor_is_inference(C):
+    def fn(x):
+        return x * (2 if x.is_inference() else 3)
+    f = C(fn)
+    a = torch.ones(2)
+    with torch.inference_mode(): b = torch.ones(2)
+    return [f(a), f(b).clone()]
+
+
+def test_tensor_is_inference():
+    _diff(_p_tensor_is_inference)
+
+
+def _p_enum_arg(C):
+    class Mode(enum.Enum):
+        A = 1; B = 2
+    def fn(x, m):
+        return x * (10 if m == Mode.A else 20)
+    f = C(fn); x = torch.ones(2)
+    return [f(x, Mode.A), f(x, Mode.B)]
+
+
+def test_enum_arg():
+    _diff(_p_enum_arg)
+
+
+def _p_int_enum_arg(C):
+    class Mode(enum.IntEnum):
+        A = 1; B = 2
+    def fn(x, m):
+        return x * m
+    f = C(fn); x = torch.ones(2)
+    return [f(x, Mode.A), f(x, Mode.B)]
+
+
+def test_int_enum_arg():
+    _diff(_p_int_enum_arg)
+
+
+def _p_int_subclass_arg(C):
+    class MyInt(int): pass
+    def fn(x, n):
+        return x * n
+    f = C(fn); x = torch.ones(2)
+    return [f(x, MyInt(2)), f(x, MyInt(3))]
+
+
+def test_int_subclass_arg():
+    _diff(_p_int_subclass_arg)
+
+
+def _p_str_subclass_arg(C):
+    class S(str): pass
+    def fn(x, s):
+        return x * len(s)
+    f = C(fn); x = torch.ones(2)
+    return [f(x, S("ab")), f(x, S("abc"))]
+
+
+def test_str_subclass_arg():
+    _diff(_p_str_subclass_arg)
+
+
+def _p_partial_keywords_mutated(C):
+    def g(x, k=1): return x * k
+    def fn(x, p): return p(x)
+    f = C(fn); x = torch.ones(2); p = functools.partial(g, k=2)
+    r1 = f(x, p); p.keywords["k"] = 5; r2 = f(x, p)
+    return [r1, r2]
+
+
+def test_partial_keywords_mutated():
+    _diff(_p_partial_keywords_mutated)
+
+
+def _p_bound_method_arg(C):
+    class A:
+        def __init__(self, k): self.k = k
+        def m(self, x): return x * self.k
+    def fn(x, meth): return meth(x)
+    f = C(fn); x = torch.ones(2)
+    a, b = A(2), A(3)
+    return [f(x, a.m), f(x, b.m)]
+
+
+def test_bound_method_arg():
+    _diff(_p_bound_method_arg)
+
+
+def _p_closure_arg_cell_changed(C):
+    def make(k):
+        def g(x): return x * k
+        return g
+    def fn(x, g): return g(x)
+    f = C(fn); x = torch.ones(2)
+    return [f(x, make(2)), f(x, make(3))]
+
+
+def test_closure_arg_cell_changed():
+    _diff(_p_closure_arg_cell_changed)
+
+
+def _p_lambda_arg_same_code_diff_default(C):
+    def fn(x, g): return g(x)
+    f = C(fn); x = torch.ones(2)
+    gs = [lambda x, k=k: x * k for k in (2, 3)]
+    return [f(x, gs[0]), f(x, gs[1])]
+
+
+def test_lambda_arg_same_code_diff_default():
+    _diff(_p_lambda_arg_same_code_diff_default)
+
+
+def _p_fn_code_replaced(C):
+    def g(x): return x * 2
+    def h(x): return x * 3
+    def fn(x): return g(x)
+    f = C(fn); x = torch.ones(2)
+    r1 = f(x); g.__code__ = h.__code__; r2 = f(x)
+    return [r1, r2]
+
+
+def test_fn_code_replaced():
+    _diff(_p_fn_code_replaced)
+
+
+def _p_pymodule_attr_changed(C):
+    mod = types.ModuleType("rt_fake_mod"); mod.K = 2
+    sys.modules["rt_fake_mod"] = mod
+    g = {"mod": mod}
+    exec("def fn(x):\n    return x * mod.K\n", g)
+    f = C(g["fn"]); x = torch.ones(2)
+    r1 = f(x); mod.K = 5; r2 = f(x)
+    return [r1, r2]
+
+
+def test_pymodule_attr_changed():
+    _diff(_p_pymodule_attr_changed)
+
+
+def _p_global_fn_redefined(C):
+    g = {}
+    exec("def h(x):\n    return x * 2\ndef fn(x):\n    return h(x)\n", g)
+    f = C(g["fn"]); x = torch.ones(2)
+    r1 = f(x); exec("def h(x):\n    return x * 7\n", g); r2 = f(x)
+    return [r1, r2]
+
+
+def test_global_fn_redefined():
+    _diff(_p_global_fn_redefined)
+
+
+def _p_mutable_default_dict_mutated(C):
+    def fn(x, cfg={"a": 1}): return x * cfg["a"]
+    f = C(fn); x = torch.ones(2)
+    r1 = f(x); fn.__defaults__[0]["a"] = 4; r2 = f(x)
+    return [r1, r2]
+
+
+def test_mutable_default_dict_mutated():
+    _diff(_p_mutable_default_dict_mutated)
+
+
+def _p_kwdefault_mutated(C):
+    def fn(x, *, k=1): return x * k
+    f = C(fn); x = torch.ones(2)
+    r1 = f(x); fn.__kwdefaults__["k"] = 4; r2 = f(x)
+    return [r1, r2]
+
+
+def test_kwdefault_mutated():
+    _diff(_p_kwdefault_mutated)
+
+
+def _p_slots_attr(C):
+    class S:
+        __slots__ = ("v",)
+    def fn(x, s): return x * s.v
+    f = C(fn); x = torch.ones(2); s = S(); s.v = 2
+    r1 = f(x, s); s.v = 3; r2 = f(x, s)
+    return [r1, r2]
+
+
+def test_slots_attr():
+    _diff(_p_slots_attr)
+
+
+def _p_property_added_on_class_later(C):
+    class A: pass
+    def fn(x, a): return x * a.v
+    f = C(fn); x = torch.ones(2); a = A(); a.v = 2
+    r1 = f(x, a); A.v = property(lambda s: 9); r2 = f(x, a)
+    return [r1, r2]
+
+
+def test_property_added_on_class_later():
+    _diff(_p_property_added_on_class_later)
+
+
+def _p_dunder_dict_write_then_attr_read(C):
+    class O: pass
+    def fn(x, o):
+        o.__dict__["v"] = 5
+        return x * o.v
+    f = C(fn); o = O(); o.v = 1
+    r = f(torch.ones(2), o)
+    return [r, o.v]
+
+
+def test_dunder_dict_write_then_attr_read():
+    _diff(_p_dunder_dict_write_then_attr_read)
+
+
+def _p_dunder_dict_write_new_attr_then_read(C):
+    class O:
+        v = 1
+    def fn(x, o):
+        o.__dict__["v"] = 5
+        return x * o.v
+    f = C(fn); o = O()
+    r = f(torch.ones(2), o)
+    return [r, o.v]
+
+
+def test_dunder_dict_write_new_attr_then_read():
+    _diff(_p_dunder_dict_write_new_attr_then_read)
+
+
+def _p_attr_write_then_dunder_dict_read(C):
+    class O: pass
+    def fn(x, o):
+        o.v = 5
+        return x * o.__dict__["v"]
+    f = C(fn); o = O(); o.v = 1
+    r = f(torch.ones(2), o)
+    return [r, o.v]
+
+
+def test_attr_write_then_dunder_dict_read():
+    _diff(_p_attr_write_then_dunder_dict_read)
+
+
+def _p_module_buffers_dict_write_then_attr(C):
+    class M(torch.nn.Module):
+        def __init__(self):
+            super().__init__(); self.register_buffer("n", torch.zeros(1))
+        def forward(self, x):
+            self._buffers["n"] = torch.ones(1) * 7
+            return x + self.n
+    m = M(); c = C(m)
+    r = c(torch.ones(1))
+    return [r, m.n]
+
+
+def test_module_buffers_dict_write_then_attr():
+    _diff(_p_module_buffers_dict_write_then_attr)
+
+
+def _p_uncaught_exc_after_mutation(C):
+    def fn(x, l):
+        l.append(1)
+        raise KeyError("boom")
+    f = C(fn); l = []
+    try: f(torch.ones(1), l)
+    except KeyError: pass
+    return [l]
+
+
+def test_uncaught_exc_after_mutation():
+    _diff(_p_uncaught_exc_after_mutation)
+
+
+def _p_list_slice_ops(C):
+    def fn(x, l):
+        l[1:2] = [7, 8, 9]
+        del l[0]
+        l *= 2
+        l += [3]
+        l.sort()
+        return x + len(l)
+    f = C(fn); l = [1, 2, 3]
+    r = f(torch.ones(1), l)
+    return [r, l]
+
+
+def test_list_slice_ops():
+    _diff(_p_list_slice_ops)
+
+
+def _p_tuple_iadd_rebinds(C):
+    def fn(x, t, l):
+        t += (1,)
+        l2 = l
+        l2 += [1]
+        return t, l2 is l
+    f = C(fn); l = []
+    r = f(torch.ones(1), (0,), l)
+    return [r, l]
+
+
+def test_tuple_iadd_rebinds():
+    _diff(_p_tuple_iadd_rebinds)
+
+
+def _p_dict_ior(C):
+    def fn(x, d):
+        d |= {"b": 2}
+        return d
+    f = C(fn); d = {"a": 1}
+    r = f(torch.ones(1), d)
+    return [r is d, d]
+
+
+def test_dict_ior():
+    _diff(_p_dict_ior)
+
+
+def _p_dict_key_int_vs_bool(C):
+    def fn(x, d):
+        k = list(d)[0]
+        return x + (10 if k is True else 1)
+    f = C(fn); x = torch.ones(1)
+    return [f(x, {1: 0}), f(x, {True: 0})]
+
+
+def test_dict_key_int_vs_bool():
+    _diff(_p_dict_key_int_vs_bool)
+
+
+def _p_dict_key_int_vs_float(C):
+    def fn(x, d):
+        k = list(d)[0]
+        return x + k / 2 if type(k) is float else x + k // 2
+    f = C(fn); x = torch.ones(1)
+    return [f(x, {3: 0}), f(x, {3.0: 0})]
+
+
+def test_dict_key_int_vs_float():
+    _diff(_p_dict_key_int_vs_float)
+
+
+def _p_set_elem_int_vs_bool(C):
+    def fn(x, s):
+        k = next(iter(s))
+        return x + (10 if k is True else 1)
+    f = C(fn); x = torch.ones(1)
+    return [f(x, {1}), f(x, {True})]
+
+
+def test_set_elem_int_vs_bool():
+    _diff(_p_set_elem_int_vs_bool)
+
+
+def _p_set_grad_enabled_leaks(C):
+    def fn(x):
+        torch.set_grad_enabled(False)
+        return x * 2
+    f = C(fn)
+    try:
+        r = f(torch.ones(2, requires_grad=True))
+        st = torch.is_grad_enabled()
+    finally:
+        torch.set_grad_enabled(True)
+    return [r.requires_grad, st]
+
+
+def test_set_grad_enabled_leaks():
+    _diff(_p_set_grad_enabled_leaks)
+
+
+def _p_set_default_dtype_inside(C):
+    def fn(x):
+        torch.set_default_dtype(torch.float64)
+        return x + torch.ones(2)
+    f = C(fn)
+    try:
+        r = f(torch.ones(2)); st = torch.get_default_dtype()
+    finally:
+        torch.set_default_dtype(torch.float32)
+    return [r, str(st)]
+
+
+def test_set_default_dtype_inside():
+    _diff(_p_set_default_dtype_inside)
+
+
+def _p_manual_seed_inside(C):
+    def fn(x):
+        torch.manual_seed(5)
+        return x + torch.rand(2)
+    f = C(fn)
+    r = f(torch.ones(2)); after = torch.rand(2)
+    return [r, after]
+
+
+def test_manual_seed_inside():
+    _diff(_p_manual_seed_inside)
+
+
+def _p_requires_grad_on_input(C):
+    def fn(x):
+        x.requires_grad_()
+        return x * 2
+    f = C(fn); x = torch.ones(2)
+    r = f(x)
+    return [x.requires_grad, r.requires_grad]
+
+
+def test_requires_grad_on_input():
+    _diff(_p_requires_grad_on_input)
+
+
+def _p_tensor_attr_set_inside(C):
+    def fn(x):
+        x.tag = 3
+        return x * 2
+    f = C(fn); x = torch.ones(2)
+    r = f(x)
+    return [r, getattr(x, "tag", None)]
+
+
+def test_tensor_attr_set_inside():
+    _diff(_p_tensor_attr_set_inside)
+
+
+def _p_input_t_inplace(C):
+    def fn(x):
+        x.t_()
+        return x.sum(0)
+    f = C(fn); x = torch.arange(6.).reshape(2, 3)
+    r = f(x)
+    return [r, tuple(x.shape), x.stride()]
+
+
+def test_input_t_inplace():
+    _diff(_p_input_t_inplace)
+
+
+def _p_input_unsqueeze_inplace(C):
+    def fn(x):
+        x.unsqueeze_(0)
+        return x
+    f = C(fn); x = torch.ones(3)
+    r = f(x)
+    return [r is x, tuple(x.shape)]
+
+
+def test_input_unsqueeze_inplace():
+    _diff(_p_input_unsqueeze_inplace)
+
+
+def _p_dunder_iadd_alias(C):
+    def fn(a, b):
+        a.__iadd__(1)
+        return b * 2
+    f = C(fn)
+    r1 = f(torch.ones(2), torch.ones(2))
+    x = torch.ones(2)
+    r2 = f(x, x)
+    return [r1, r2, x]
+
+
+def test_dunder_iadd_alias():
+    _diff(_p_dunder_iadd_alias)
+
+
+def _p_dunder_setitem_alias(C):
+    def fn(a, b):
+        a.__setitem__(0, 5.0)
+        return b * 2
+    f = C(fn)
+    r1 = f(torch.ones(2), torch.ones(2))
+    x = torch.ones(2)
+    r2 = f(x, x)
+    return [r1, r2, x]
+
+
+def test_dunder_setitem_alias():
+    _diff(_p_dunder_setitem_alias)
+
+
+def _p_aten_overload_inplace_alias(C):
+    def fn(a, b):
+        torch.ops.aten.add_.Tensor(a, torch.ones(2))
+        return b * 2
+    f = C(fn)
+    r1 = f(torch.ones(2), torch.ones(2))
+    x = torch.ones(2)
+    r2 = f(x, x)
+    return [r1, r2, x]
+
+
+def test_aten_overload_inplace_alias():
+    _diff(_p_aten_overload_inplace_alias)
+
+
+def _p_relu_positional_inplace_alias(C):
+    def fn(a, b):
+        F.relu(a, True)
+        return b * 2
+    f = C(fn)
+    r1 = f(-torch.ones(2), -torch.ones(2))
+    x = -torch.ones(2)
+    r2 = f(x, x)
+    return [r1, r2, x]
+
+
+def test_relu_positional_inplace_alias():
+    _diff(_p_relu_positional_inplace_alias)
+
+
+def _p_relu_module_inplace_alias(C):
+    r = torch.nn.ReLU(inplace=True)
+    def fn(a, b):
+        r(a)
+        return b * 2
+    f = C(fn)
+    r1 = f(-torch.ones(2), -torch.ones(2))
+    x = -torch.ones(2)
+    r2 = f(x, x)
+    return [r1, r2, x]
+
+
+def test_relu_module_inplace_alias():
+    _diff(_p_relu_module_inplace_alias)
+
+
+def _p_list_item_tensor_alias_inplace(C):
+    def fn(l):
+        l[0].mul_(3)
+        return l[1] + 1
+    f = C(fn)
+    r1 = f([torch.ones(2), torch.ones(2)])
+    x = torch.ones(2)
+    r2 = f([x, x])
+    return [r1, r2, x]
+
+
+def test_list_item_tensor_alias_inplace():
+    _diff(_p_list_item_tensor_alias_inplace)
+
+
+def _p_module_attr_list_mutated(C):
+    class M(torch.nn.Module):
+        def __init__(self):
+            super().__init__(); self.cfg = [1, 2]
+        def forward(self, x): return x * self.cfg[-1]
+    m = M(); c = C(m); x = torch.ones(2)
+    r1 = c(x); m.cfg.append(5); r2 = c(x); m.cfg[-1] = 7; r3 = c(x)
+    return [r1, r2, r3]
+
+
+def test_module_attr_list_mutated():
+    _diff(_p_module_attr_list_mutated)
+
+
+def _p_module_child_swapped_sequential(C):
+    m = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.ReLU())
+    c = C(m); x = torch.ones(1, 2)
+    r1 = c(x); m[1] = torch.nn.Sigmoid(); r2 = c(x); m.append(torch.nn.Tanh()); r3 = c(x)
+    return [r1, r2, r3]
+
+
+def test_module_child_swapped_sequential():
+    _diff(_p_module_child_swapped_sequential)
+
+
+def _p_module_pre_hook_on_child(C):
+    m = torch.nn.Sequential(torch.nn.Linear(2, 2))
+    c = C(m); x = torch.ones(1, 2)
+    r1 = c(x)
+    m[0].register_forward_pre_hook(lambda mod, a: (a[0] * 5,))
+    r2 = c(x)
+    return [r1, r2]
+
+
+def test_module_pre_hook_on_child():
+    _diff(_p_module_pre_hook_on_child)
+
+
+def _p_global_hook_registered(C):
+    m = torch.nn.Linear(2, 2)
+    c = C(m); x = torch.ones(1, 2)
+    r1 = c(x)
+    h = torch.nn.modules.module.register_module_forward_hook(lambda mod, i, o: o * 0)
+    try:
+        r2 = c(x)
+    finally:
+        h.remove()
+    return [r1, r2]
+
+
+def test_global_hook_registered():
+    _diff(_p_global_hook_registered)
+
+
+def _p_module_param_requires_grad_toggled(C):
+    m = torch.nn.Linear(2, 2); c = C(m); x = torch.ones(1, 2)
+    r1 = c(x).requires_grad
+    m.weight.requires_grad_(False); m.bias.requires_grad_(False)
+    r2 = c(x).requires_grad
+    return [r1, r2]
+
+
+def test_module_param_requires_grad_toggled():
+    _diff(_p_module_param_requires_grad_toggled)
+
+
+def _p_default_device_changed(C):
+    def fn(x): return torch.ones(2).device.type
+    f = C(fn)
+    r1 = f(torch.ones(1))
+    torch.set_default_device("meta")
+    try:
+        r2 = f(torch.ones(1, device="cpu"))
+    finally:
+        torch.set_default_device(None)
+    return [r1, r2]
+
+
+def test_default_device_changed():
+    _diff(_p_default_device_changed)
+
+
+def _p_attr_rebound_then_old_mutated(C):
+    class O: pass
+    def fn(x, o):
+        old = o.items
+        o.items = [5]
+        old.append(1)
+        return x + len(old)
+    f = C(fn); o = O(); o.items = [0]; keep = o.items
+    r = f(torch.ones(1), o)
+    return [r, o.items, keep]
+
+
+def test_attr_rebound_then_old_mutated():
+    _diff(_p_attr_rebound_then_old_mutated)
+
+
+def _p_attr_rebound_then_old_obj_attr(C):
+    class O: pass
+    def fn(x, o):
+        c = o.child
+        o.child = O()
+        o.child.v = 1
+        c.v = 5
+        return x + c.v
+    f = C(fn); o = O(); o.child = O(); o.child.v = 0; keep = o.child
+    r = f(torch.ones(1), o)
+    return [r, o.child.v, keep.v]
+
+
+def test_attr_rebound_then_old_obj_attr():
+    _diff(_p_attr_rebound_then_old_obj_attr)
+
+
+def _p_dict_item_rebound_then_old_mutated(C):
+    def fn(x, d):
+        old = d["l"]
+        d["l"] = [5]
+        old.append(1)
+        return x + len(old)
+    f = C(fn); d = {"l": [0]}; keep = d["l"]
+    r = f(torch.ones(1), d)
+    return [r, d, keep]
+
+
+def test_dict_item_rebound_then_old_mutated():
+    _diff(_p_dict_item_rebound_then_old_mutated)
+
+
+def _p_list_item_rebound_then_old_mutated(C):
+    def fn(x, l):
+        old = l[0]
+        l[0] = {"k": 5}
+        old["k"] = 1
+        return x + old["k"]
+    f = C(fn); l = [{"k": 0}]; keep = l[0]
+    r = f(torch.ones(1), l)
+    return [r, l, keep]
+
+
+def test_list_item_rebound_then_old_mutated():
+    _diff(_p_list_item_rebound_then_old_mutated)
+
+
+def _p_list_popped_then_mutated(C):
+    def fn(x, l):
+        inner = l.pop(0)
+        inner.append(9)
+        return x + len(inner)
+    f = C(fn); keep = [1]; l = [keep, [2]]
+    r = f(torch.ones(1), l)
+    return [r, l, keep]
+
+
+def test_list_popped_then_mutated():
+    _diff(_p_list_popped_then_mutated)
+
+
+def _p_global_rebound_then_old_mutated(C):
+    g = {"G": [0]}
+    exec("def fn(x):\n    global G\n    old = G\n    G = [5]\n    old.append(1)\n    return x + len(old)\n", g)
+    keep = g["G"]
+    f = C(g["fn"])
+    r = f(torch.ones(1))
+    return [r, g["G"], keep]
+
+
+def test_global_rebound_then_old_mutated():
+    _diff(_p_global_rebound_then_old_mutated)
+
+
+def _p_range_arg_equal_but_different(C):
+    def fn(x, r): return x + r.start
+    f = C(fn); x = torch.ones(1)
+    return [f(x, range(0)), f(x, range(5, 5))]
+
+
+def test_range_arg_equal_but_different():
+    _diff(_p_range_arg_equal_but_different)
+
+
+def _p_range_arg_step(C):
+    def fn(x, r): return x + r.step
+    f = C(fn); x = torch.ones(1)
+    return [f(x, range(0, 1, 1)), f(x, range(0, 1, 2))]
+
+
+def test_range_arg_step():
+    _diff(_p_range_arg_step)
+
+
+def _p_dict_keys_view_arg(C):
+    def fn(x, ks): return x + len(ks)
+    f = C(fn); x = torch.ones(1); d = {"a": 1}
+    r1 = f(x, d.keys()); d["b"] = 2; r2 = f(x, d.keys())
+    return [r1, r2]
+
+
+def test_dict_keys_view_arg():
+    _diff(_p_dict_keys_view_arg)
+
+
+def _p_dict_items_view_arg(C):
+    def fn(x, it):
+        s = 0
+        for k, v in it: s += v
+        return x + s
+    f = C(fn); x = torch.ones(1); d = {"a": 1}
+    r1 = f(x, d.items()); d["a"] = 5; r2 = f(x, d.items())
+    return [r1, r2]
+
+
+def test_dict_items_view_arg():
+    _diff(_p_dict_items_view_arg)
+
+
+def _p_mappingproxy_arg(C):
+    class A: s = 1
+    def fn(x, mp): return x * mp["s"]
+    f = C(fn); x = torch.ones(1)
+    r1 = f(x, A.__dict__); A.s = 5; r2 = f(x, A.__dict__)
+    return [r1, r2]
+
+
+def test_mappingproxy_arg():
+    _diff(_p_mappingproxy_arg)
+
+
+def _p_neg_zero_in_tuple(C):
+    def fn(x, t): return x * math.copysign(1.0, t[0])
+    f = C(fn); x = torch.ones(1)
+    return [f(x, (0.0,)), f(x, (-0.0,))]
+
+
+def test_neg_zero_in_tuple():
+    _diff(_p_neg_zero_in_tuple)
+
+
+def _p_list_subclass_arg(C):
+    class L(list): pass
+    def fn(x, l): return x + len(l)
+    f = C(fn); x = torch.ones(1); l = L([1])
+    r1 = f(x, l); l.append(2); r2 = f(x, l)
+    return [r1, r2]
+
+
+def test_list_subclass_arg():
+    _diff(_p_list_subclass_arg)
+
+
+def _p_ordered_dict_arg_move(C):
+    def fn(x, d):
+        d.move_to_end("a")
+        return x + list(d.values())[0]
+    f = C(fn); d = collections.OrderedDict(a=1, b=2)
+    r = f(torch.ones(1), d)
+    return [r, list(d.items())]
+
+
+def test_ordered_dict_arg_move():
+    _diff(_p_ordered_dict_arg_move)
+
+
+def _p_defaultdict_arg(C):
+    def fn(x, d):
+        d["new"].append(1)
+        return x + len(d)
+    f = C(fn); d = collections.defaultdict(list)
+    r1 = f(torch.ones(1), d); r2 = f(torch.ones(1), d)
+    return [r1, r2, dict(d), type(d).__name__]
+
+
+def test_defaultdict_arg():
+    _diff(_p_defaultdict_arg)
+
+
+def _p_defaultdict_factory_changed(C):
+    def fn(x, d):
+        return x + d["missing"]
+    f = C(fn)
+    d1 = collections.defaultdict(lambda: 1); d2 = collections.defaultdict(lambda: 7)
+    return [f(torch.ones(1), d1), f(torch.ones(1), d2), dict(d1), dict(d2)]
+
+
+def test_defaultdict_factory_changed():
+    _diff(_p_defaultdict_factory_changed)
+
+
+def _p_closure_cell_list_mutated(C):
+    cfg = [1]
+    def fn(x): return x * cfg[0]
+    f = C(fn); x = torch.ones(1)
+    r1 = f(x); cfg[0] = 4; r2 = f(x)
+    return [r1, r2]
+
+
+def test_closure_cell_list_mutated():
+    _diff(_p_closure_cell_list_mutated)
+
+
+def _p_instance_method_via_class_attr_fn_replaced_on_owner(C):
+    class A:
+        def m(self): return 1
+    class B(A):
+        def m(self): return super().m() + 1
+    def fn(x, b): return x * b.m()
+    f = C(fn); b = B(); x = torch.ones(1)
+    r1 = f(x, b); A.m = lambda self: 10; r2 = f(x, b)
+    return [r1, r2]
+
+
+def test_instance_method_via_class_attr_fn_replaced_on_owner():
+    _diff(_p_instance_method_via_class_attr_fn_replaced_on_owner)
+
+
+def _p_staticmethod_replaced(C):
+    class A:
+        @staticmethod
+        def k(): return 1
+    def fn(x, a): return x * a.k()
+    f = C(fn); a = A(); x = torch.ones(1)
+    r1 = f(x, a); A.k = staticmethod(lambda: 6); r2 = f(x, a)
+    return [r1, r2]
+
+
+def test_staticmethod_replaced():
+    _diff(_p_staticmethod_replaced)
+
+
+def _p_classmethod_reads_cls_attr(C):
+    class A:
+        s = 2
+        @classmethod
+        def k(cls): return cls.s
+    def fn(x, a): return x * a.k()
+    f = C(fn); a = A(); x = torch.ones(1)
+    r1 = f(x, a); A.s = 6; r2 = f(x, a)
+    return [r1, r2]
+
+
+def test_classmethod_reads_cls_attr():
+    _diff(_p_classmethod_reads_cls_attr)
+
+
+def _p_property_replaced_on_class(C):
+    class A:
+        @property
+        def v(self): return 1
+    def fn(x, a): return x * a.v
+    f = C(fn); a = A(); x = torch.ones(1)
+    r1 = f(x, a); A.v = property(lambda s: 8); r2 = f(x, a)
+    return [r1, r2]
+
+
+def test_property_replaced_on_class():
+    _diff(_p_property_replaced_on_class)
+
+
+def _p_classmethod_replaced(C):
+    class A:
+        @classmethod
+        def k(cls): return 1
+    def fn(x, a): return x * a.k()
+    f = C(fn); a = A(); x = torch.ones(1)
+    r1 = f(x, a); A.k = classmethod(lambda cls: 6); r2 = f(x, a)
+    return [r1, r2]
+
+
+def test_classmethod_replaced():
+    _diff(_p_classmethod_replaced)
+
+
+def _p_return_identity_input(C):
+    def fn(x, l):
+        return x, x, l[0], l
+    f = C(fn); x = torch.ones(1); l = [torch.ones(2)]
+    a, b, c, d = f(x, l)
+    return [a is x, b is x, c is l[0], d is l]
+
+
+def test_return_identity_input():
+    _diff(_p_return_identity_input)
+
+
+def _p_module_python_counter(C):
+    class M(torch.nn.Module):
+        def __init__(self):
+            super().__init__(); self.count = 0
+        def forward(self, x):
+            self.count += 1
+            return x * self.count
+    m = M(); c = C(m)
+    r = [c(torch.ones(1)) for _ in range(3)]
+    return [r, m.count]
+
+
+def test_module_python_counter():
+    _diff(_p_module_python_counter)
+
+
+def _p_hasattr_later_added(C):
+    class O: pass
+    def fn(x, o): return x + (1 if hasattr(o, "v") else 0)
+    f = C(fn); o = O(); x = torch.ones(1)
+    r1 = f(x, o); o.v = 1; r2 = f(x, o); del o.v; O.v = 2; r3 = f(x, o)
+    return [r1, r2, r3]
+
+
+def test_hasattr_later_added():
+    _diff(_p_hasattr_later_added)
+
+
+def _p_getattr_default_later_added(C):
+    class O: pass
+    def fn(x, o): return x + getattr(o, "v", 0)
+    f = C(fn); o = O(); x = torch.ones(1)
+    r1 = f(x, o); o.v = 3; r2 = f(x, o)
+    return [r1, r2]
+
+
+def test_getattr_default_later_added():
+    _diff(_p_getattr_default_later_added)
+
+
+def _p_del_attr_inside(C):
+    class O:
+        v = 1
+    def fn(x, o):
+        del o.v
+        return x + o.v
+    f = C(fn); o = O(); o.v = 5
+    r = f(torch.ones(1), o)
+    return [r, "v" in o.__dict__]
+
+
+def test_del_attr_inside():
+    _diff(_p_del_attr_inside)
+
+
+def _p_class_swap_dunder_class(C):
+    class A:
+        def m(self): return 1
+    class B:
+        def m(self): return 2
+    def fn(x, a): return x * a.m()
+    f = C(fn); a = A(); x = torch.ones(1)
+    r1 = f(x, a); a.__class__ = B; r2 = f(x, a)
+    return [r1, r2]
+
+
+def test_class_swap_dunder_class():
+    _diff(_p_class_swap_dunder_class)
+
+
+def _p_nested_closure_write(C):
+    def fn(x):
+        n = 0
+        def inc():
+            nonlocal n
+            n += 1
+        inc(); inc()
+        return x + n
+    f = C(fn)
+    return [f(torch.ones(1))]
+
+
+def test_nested_closure_write():
+    _diff(_p_nested_closure_write)
+
+
+def _p_exc_in_callee_partial_mutation(C):
+    def g(l):
+        l.append(1)
+        raise RuntimeError("x")
+    def fn(x, l):
+        try:
+            g(l)
+        except RuntimeError:
+            l.append(2)
+        return x + len(l)
+    f = C(fn); l = []
+    r = f(torch.ones(1), l)
+    return [r, l]
+
+
+def test_exc_in_callee_partial_mutation():
+    _diff(_p_exc_in_callee_partial_mutation)
+
+
+def _p_finally_mutation_order(C):
+    def fn(x, l):
+        try:
+            l.append("a")
+            return x + len(l)
+        finally:
+            l.append("b")
+    f = C(fn); l = []
+    r = f(torch.ones(1), l)
+    return [r, l]
+
+
+def test_finally_mutation_order():
+    _diff(_p_finally_mutation_order)
+
+
+def _p_return_new_dict_with_input_list(C):
+    def fn(x, l):
+        l.append(1)
+        return {"l": l, "x": x}
+    f = C(fn); l = []; x = torch.ones(1)
+    r = f(x, l)
+    return [r["l"] is l, r["x"] is x, l]
+
+
+def test_return_new_dict_with_input_list():
+    _diff(_p_return_new_dict_with_input_list)
+
+
+def _p_two_paths_same_dict_mutated(C):
+    class O: pass
+    def fn(x, o, d):
+        o.d["k"] = 1
+        d["k"] += 1
+        return x + o.d["k"]
+    f = C(fn); d = {"k": 0}; o = O(); o.d = d
+    r = f(torch.ones(1), o, d)
+    return [r, d, o.d is d]
+
+
+def test_two_paths_same_dict_mutated():
+    _diff(_p_two_paths_same_dict_mutated)
+
+
+def _p_mutate_obj_created_in_prev_call_via_global(C):
+    g = {"REG": []}
+    exec("class O:\n    pass\n"
+         "def fn(x):\n"
+         "    if REG:\n        REG[0].v += 1\n"
+         "    else:\n        o = O(); o.v = 1; REG.append(o)\n"
+         "    return x + REG[0].v\n", g)
+    f = C(g["fn"])
+    r = [f(torch.ones(1)) for _ in range(3)]
+    return [r, g["REG"][0].v]
+
+
+def test_mutate_obj_created_in_prev_call_via_global():
+    _diff(_p_mutate_obj_created_in_prev_call_via_global)
