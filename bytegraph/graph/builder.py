@@ -12,12 +12,13 @@ are classified: data-dependent output -> Unsupported; anything else -> the
 user's code would raise -> UserError (eager reproduces the real exception).
 """
 import operator
+import warnings
 
 import torch
 import torch.fx
 from torch.fx.experimental.symbolic_shapes import ShapeEnv
 from torch._subclasses.fake_tensor import (
-    FakeTensorMode, DataDependentOutputException, DynamicOutputShapeException,
+    FakeTensor, FakeTensorMode, DataDependentOutputException, DynamicOutputShapeException,
     UnsupportedOperatorException)
 
 from ..exc import Unsupported, UserError
@@ -64,8 +65,14 @@ class GraphBuilder:
         """Run target on fake arguments; classify failures (see module docstring)."""
         fn = run_fake or _runner(kind, target)
         try:
-            with self.fake_mode:
-                return fn(*fake_args, **fake_kwargs)
+            # warnings belong to the real run (the graph emits them when it runs): none here
+            with self.fake_mode, warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                result = fn(*fake_args, **fake_kwargs)
+            if _has_real_tensor(result):
+                raise Unsupported(f"{_target_name(target)} returned a real tensor while tracing "
+                                  "(it reads process state, e.g. the RNG state)", kind="real_tensor")
+            return result
         except (DataDependentOutputException, DynamicOutputShapeException) as e:
             raise Unsupported(f"data-dependent operator {_target_name(target)}: {type(e).__name__}",
                               kind="data_dependent",
@@ -78,7 +85,11 @@ class GraphBuilder:
             if "GuardOnDataDependentSymNode" in type(e).__name__ or "data-dependent" in str(e):
                 raise Unsupported(f"{_target_name(target)} needs a data-dependent size",
                                   kind="data_dependent")
-            raise UserError(e)
+            if "FakeTensor" in str(e):
+                raise Unsupported(f"{_target_name(target)} failed on fake tensors: {e}", kind="fake_tensor")
+            err = UserError(e)
+            err.from_graph = True   # raised by a fake op: its message is not the real one
+            raise err
 
     def create(self, kind, target, fx_args, fx_kwargs, fake, counts=True):
         """Append a node; `counts=False` for state switches (grad mode, autocast) that are
@@ -96,6 +107,14 @@ class GraphBuilder:
 
     def output(self, nodes):
         self.graph.output(tuple(nodes))
+
+
+def _has_real_tensor(obj):
+    if isinstance(obj, torch.Tensor):
+        return not isinstance(obj, FakeTensor)
+    if isinstance(obj, (list, tuple)):
+        return any(_has_real_tensor(x) for x in obj)
+    return False
 
 
 def _runner(kind, target):

@@ -70,6 +70,7 @@ _COMPILING_FNS = {"torch.compiler.is_compiling", "torch.compiler.is_dynamo_compi
 _NOT_SCRIPTING = {"torch._jit_internal.is_scripting", "torch.jit.is_tracing",
                   "torch._C._get_tracing_state", "torch.jit._trace.is_tracing"}
 _REFUSED_PREFIXES = ("set_", "_set_", "manual_seed", "seed", "initial_seed", "use_deterministic",
+                     "get_rng_state", "set_rng_state",
                      "save", "load", "_log_api_usage", "set_default", "empty_cache")
 _INLINED_TORCH_MODULES = ("torch.nn.modules", "torch.nn.utils.parametriz", "torch.utils._contextlib",
                           "torch.nn.parameter", "torch._tensor", "torch.overrides", "torch.autograd.grad_mode",
@@ -490,6 +491,14 @@ def construct(tx, cls_value, args, kwargs):
     from ..values.builtins import BUILTINS, call_on_constants
     from ..values.objects import NewObjectValue, bind_class_attr, static_lookup, _MISSING
     cls = cls_value.cls
+    if type(cls).__call__ is not type.__call__ and not (type(cls).__module__ or "").startswith(
+            ("torch", "abc", "enum", "typing")):
+        raise Unsupported(f"calling {cls.__name__}, whose metaclass overrides __call__", kind="metaclass")
+    abstract = getattr(cls, "__abstractmethods__", None)
+    if abstract:                    # CPython's own message, word for word
+        plural = "s" if len(abstract) > 1 else ""
+        raise UserError(TypeError(f"Can't instantiate abstract class {cls.__name__} with abstract "
+                                  f"method{plural} {', '.join(sorted(abstract))}"))
     ctor = _CONSTRUCTORS.get(cls)
     if ctor is not None:
         return ctor(tx, args, kwargs)

@@ -152,10 +152,13 @@ def _format_value(f, inst):
         raise Unsupported("formatting a tensor into a string depends on its data", kind="data_dependent")
     conv = flags & 0x03
     from ..values.builtins import BUILTINS
-    if conv == 0 and not v.is_const():
+    if conv == 2:
+        v = BUILTINS[repr](f.tx, v)
+    elif conv in (0, 1) and type(v) is not ConstValue:
         v = BUILTINS[str](f.tx, v)
     pv = v.as_python()
-    pv = {0: lambda x: x, 1: str, 2: repr, 3: ascii}[conv](pv)
+    if conv == 3:
+        pv = ascii(pv)
     f.stack.append(const(format(pv, spec)))
 
 

@@ -120,6 +120,9 @@ class Tracer:
             raise Unsupported("a TorchFunctionMode is active (e.g. torch.set_default_device)",
                               kind="torch_function_mode")
         code = fn.__code__
+        if code.co_flags & (inspect.CO_GENERATOR | inspect.CO_COROUTINE | inspect.CO_ASYNC_GENERATOR):
+            raise Unsupported(f"compiling a generator or coroutine function ({fn.__qualname__})",
+                              kind="generator_function")
         frame = Frame(self, code, fn.__globals__, fn.__qualname__, None)
         sig_names = _param_names(code)
         for name in sig_names:
@@ -184,6 +187,10 @@ class Tracer:
         h = find_handler(frame.code, inst.offset)
         if h is None:
             return False
+        if getattr(err, "from_graph", False):
+            raise Unsupported(f"catching an exception raised by a tensor op ({err.msg})",
+                              kind="caught_tensor_error",
+                              hint="the traced exception comes from fake tensors; its details differ")
         from ..values.objects import ExceptionInstanceValue
         del frame.stack[h.depth:]
         if h.lasti:

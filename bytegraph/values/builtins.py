@@ -97,9 +97,28 @@ def _is_pure(fn):
     return False
 
 
+def _plain_data(v):
+    """Values a pure builtin may see as real objects: constants and containers of them (never a
+    user object, whose dunders would run for real while tracing)."""
+    from .objects import ClassValue, PyModuleValue
+    if type(v) is ConstValue or isinstance(v, (ClassValue, PyModuleValue, RealCallableValue)):
+        return True
+    if isinstance(v, (TupleValue, ListValue)):
+        return all(_plain_data(i) for i in v.items)
+    if isinstance(v, DictValue):
+        return all(_plain_data(i) for i in v.items.values())
+    return isinstance(v, SetValue)
+
+
 def call_on_constants(tx, fn, args, kwargs):
     if not _is_pure(fn):
         raise Unsupported(f"call to {getattr(fn, '__qualname__', fn)!s}", kind="call_builtin")
+    if not all(_plain_data(a) for a in args) or not all(_plain_data(v) for v in kwargs.values()):
+        if any(isinstance(a, TensorValue) for a in args) and getattr(fn, "__module__", "") in (
+                "operator", "_operator", "math"):
+            return graph_call(tx, "call_function", fn, list(args), dict(kwargs))
+        raise Unsupported(f"{getattr(fn, '__qualname__', fn)} on a non-constant argument",
+                          kind="call_builtin")
     try:
         pargs = [a.as_python() for a in args]
         pkw = {k: v.as_python() for k, v in kwargs.items()}
@@ -604,9 +623,12 @@ def _scalar_conv(pytype):
         if pytype is bool:
             return const(v.truth(tx))
         if pytype is str:
-            from .objects import _InstanceBase, bind_class_attr
+            from .objects import _InstanceBase
             if isinstance(v, _InstanceBase):
-                return bind_class_attr(tx, v, v.cls, "__str__").call(tx, [], {})
+                m = bind_class_attr_(tx, v, "__str__") or bind_class_attr_(tx, v, "__repr__")
+                if m is None:
+                    raise Unsupported(f"str() of {v.cls.__name__} uses object's default", kind="repr")
+                return m.call(tx, [], {})
         try:
             return const(pytype(v.as_python()))
         except Unsupported:
@@ -620,6 +642,35 @@ for _t in (int, float, bool, str, complex):
     BUILTINS[_t] = _scalar_conv(_t)
 
 
+def _dunder_text(name):
+    """repr()/str() of a user object runs its own __repr__/__str__ (inlined); the defaults, which
+    print an address, are not captured."""
+    def handler(tx, v, *rest):
+        from .objects import _InstanceBase
+        if isinstance(v, _InstanceBase):
+            m = bind_class_attr_(tx, v, name)
+            if m is not None:
+                return m.call(tx, [], {})
+            raise Unsupported(f"{name[2:-2]}() of {v.cls.__name__} uses object's default", kind="repr")
+        if isinstance(v, TensorValue):
+            raise Unsupported(f"{name[2:-2]}() of a tensor depends on its data", kind="data_dependent")
+        return call_on_constants(tx, repr if name == "__repr__" else str, [v] + list(rest), {})
+    return handler
+
+
+def bind_class_attr_(tx, v, name):
+    """The user-defined (Python) dunder `name` of v's class bound to v, or None."""
+    from .objects import bind_class_attr, _MISSING
+    from .functions import BoundMethodValue, UserFnValue
+    m = bind_class_attr(tx, v, v.cls, name)
+    if m is _MISSING or not (isinstance(m, BoundMethodValue) and isinstance(m.fn, UserFnValue)):
+        return None
+    return m
+
+
+BUILTINS[repr] = _dunder_text("__repr__")
+
+
 @handles(print)
 def _print(tx, *args, **kwargs):
     raise Unsupported("print() inside a compiled region", kind="print",
@@ -630,15 +681,15 @@ def _print(tx, *args, **kwargs):
 def _id(tx, v):
     """Caller-world objects have their real id; a value made by the trace gets its Value's id,
     which is just as unique and stable for the trace (it is never observable outside it)."""
-    obj = getattr(v, "obj", None)
-    if obj is not None:
-        return const(id(obj))
-    try:
-        pv = v.as_python()
-        if not isinstance(pv, (list, dict, set)):
-            return const(id(pv))
-    except Unsupported:
-        pass
+    if isinstance(v, TensorValue):
+        raise Unsupported("id() of a tensor (a run-time object)", kind="id")
+    from .objects import ObjectValue
+    if isinstance(v, ObjectValue):       # specializes on that very object
+        tx.guards.add_identity(v.source, v.obj)
+        return const(id(v.obj))
+    ident = _real_identity(v)
+    if ident is not _NO_IDENTITY:
+        return const(id(ident))
     return const(id(v))
 
 

@@ -203,7 +203,13 @@ class _InstanceBase(Value):
         return self.cls
 
     def identity_key(self):
-        return _IdentityKey(self, self)
+        h = static_lookup(self.cls, "__hash__")[0]
+        if h is None:
+            raise UserError(TypeError(f"unhashable type: {self.cls.__name__!r}"))
+        if h is not object.__hash__ and not isinstance(self, ModuleValue):
+            raise Unsupported(f"{self.cls.__name__} hashes by value (a user __hash__) as a dict key or "
+                              "set element", kind="dict_key")
+        return _IdentityKey(self.obj if isinstance(self, ObjectValue) else self, self)
 
     def getattr(self, tx, name):
         cls = self.cls
@@ -215,7 +221,13 @@ class _InstanceBase(Value):
         if isinstance(attr, property) or (attr is not _MISSING and hasattr(type(attr), "__set__")
                                           and not isinstance(attr, types.FunctionType)
                                           and type(attr).__name__ != "member_descriptor"):
-            return bind_class_attr(tx, self, cls, name)
+            try:
+                return bind_class_attr(tx, self, cls, name)
+            except UserError as e:    # a property raising AttributeError falls back to __getattr__
+                if not isinstance(e.exc, AttributeError) or \
+                        static_lookup(cls, "__getattr__")[0] in (_MISSING, _module_getattr):
+                    raise
+                return self.missing_attr(tx, name)
         v = self.instance_attr(tx, name)
         if v is not _MISSING:
             return v

@@ -19,11 +19,12 @@ from .base import Value, ConstValue, NONE, const, register_wrapper
 
 
 class TensorValue(Value):
-    def __init__(self, node, fake, source=None, cls=torch.Tensor):
+    def __init__(self, node, fake, source=None, cls=torch.Tensor, real=None):
         self.node = node
         self.fake = fake
         self.source = source
         self.cls = cls            # the real class: nn.Parameter for parameters, else torch.Tensor
+        self.real = real          # the caller's tensor, for inputs
 
     def python_type(self):
         return self.cls
@@ -57,6 +58,10 @@ class TensorValue(Value):
                               hint=_BANNED_METHODS[name])
         attr = getattr(torch.Tensor, name, None)
         if attr is None:
+            if self.real is not None and name in getattr(self.real, "__dict__", {}):
+                raise Unsupported(f"Python attribute {name!r} set on a tensor", kind="tensor_attr")
+            if self.source is not None:       # missing now: guard that it stays missing
+                tx.guards.add_absent(self.source, {name})
             raise AttributeError(f"'Tensor' object has no attribute {name!r}")
         if callable(attr):
             return TensorMethodValue(self, name)
@@ -106,6 +111,8 @@ _BANNED_METHODS = {
     "storage": "storage access is not captured",
     "share_memory_": "not captured",
     "pin_memory": "not captured",
+    "_version": "the version counter changes with every in-place op",
+    "_base": "the base of a view is a run-time object",
 }
 
 
@@ -138,6 +145,26 @@ def _guard_uncovered_query(tx, target, args, result):
         return
     src = args[0].source
     tx.guards.add_code(f"{tx.cg.bound(src)}.{expr} == {result!r}", src, "tensor_meta")
+
+
+def _guard_global_query(tx, kind, target, args, kwargs, result):
+    """torch.get_num_threads(), torch.cuda.is_available(), ...: no tensor in, a plain value out.
+    The answer comes from process state, so the guard asks again on every call."""
+    if kind != "call_function" or type(result) not in (int, float, bool, str, type(None), torch.dtype,
+                                                        torch.device):
+        return
+    try:        # only calls whose arguments are all plain constants ask about global state
+        pargs = [a.as_python() for a in args]
+        pkwargs = {k: v.as_python() for k, v in kwargs.items()}
+    except Unsupported:
+        return
+    if _has_tensor(pargs) or _has_tensor(pkwargs):
+        return
+    cg = tx.cg
+    call_args = [cg.const(a, "arg") for a in pargs]
+    call_args += [f"{k}={cg.const(v, 'arg')}" for k, v in pkwargs.items()]
+    res = cg.const(result, "result")
+    tx.guards.add_code(f"{cg.const(target, 'query')}({', '.join(call_args)}) == {res}", None, "torch_query")
 
 
 def _grad(tx, t):
@@ -228,6 +255,7 @@ def graph_call(tx, kind, target, args, kwargs, run_fake=None):
         # a metadata query answered by the fakes (dim(), is_floating_point(), ...)
         from .base import wrap
         _guard_uncovered_query(tx, target, args, fake)
+        _guard_global_query(tx, kind, target, args, kwargs, fake)
         return wrap(tx, fake, None)
     # an op that hands back one of its inputs (in-place ops) keeps that Value
     for a in args:
@@ -267,4 +295,4 @@ def wrap_tensor(tx, t, source):
     node, fake, first_source = tx.graph.add_input(source, t)
     if first_source is None:
         tx.guards.add_tensor(source, t)
-    return TensorValue(node, fake, source, cls=type(t))
+    return TensorValue(node, fake, source, cls=type(t), real=t)
