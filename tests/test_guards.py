@@ -860,3 +860,19 @@ def test_eager_fallback_does_not_hold_the_compile_lock():
     x, = tensors_like((3,))
     assert compile_fn(outer, backend="eager")(x) is True
     assert_same(inner(x), results[0])
+
+
+def test_class_property_added_later_shadows_instance_attribute():
+    class Box:
+        def __init__(self):
+            self.v = 1
+
+    def f(x, b):
+        return x * b.v
+
+    c = compile_fn(f, backend="eager")
+    x, = tensors_like((3,))
+    b = Box()
+    assert_same(f(x, b), c(x, b))
+    Box.v = property(lambda self: 7)          # a data descriptor now beats the instance dict
+    assert_same(f(x, b), c(x, b))

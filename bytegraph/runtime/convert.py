@@ -144,6 +144,9 @@ def convert(fn, args, kwargs, backend, backend_name, entry_index):
                              if v.source is not None and isinstance(v, _MUTABLE_VALUES)], "distinct_objects")
     for value, names in tracer.absent_attrs.values():
         guards.add_absent(value.source, names)
+    for klass, names in tracer.class_absent.values():
+        guards.add_code(f"{cg.const(klass, klass.__name__)}.__dict__.keys().isdisjoint("
+                        f"{cg.const(frozenset(names), 'names')})", None, "class_attr_absent")
     for g, names in tracer.builtins_used.values():
         guards.add_code(f"{cg.const(g, 'G')}.keys().isdisjoint({cg.const(frozenset(names), 'names')})",
                         None, "builtins_not_shadowed")

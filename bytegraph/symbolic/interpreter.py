@@ -96,6 +96,7 @@ class Tracer:
         self.exc_info = NONE       # the exception being handled (sys.exc_info() for the trace)
         self.absent_attrs = {}     # id(ObjectValue) -> (value, names it must not have in __dict__)
         self.builtins_used = {}    # id(globals) -> (globals, builtin names read through it)
+        self.class_absent = {}     # id(class) -> (class, names it must not define)
         self.frame = None
         self.depth = 0
         self.depth_limit = depth_limit

@@ -58,11 +58,11 @@ def class_lookup(tx, cls, name, start=0):
 
 
 def _guard_not_defined(tx, classes, name):
-    watched = [k for k in classes if not is_trusted_module(k.__module__)]
-    if watched:
-        cg = tx.cg
-        tx.guards.add_code(" and ".join(f"{name!r} not in {cg.const(k, k.__name__)}.__dict__"
-                                        for k in watched), None, "class_attr_absent")
+    """The trace relies on these classes not defining `name`. Collected per class; convert emits
+    one `K.__dict__.keys().isdisjoint(names)` guard per class at the end of the trace."""
+    for k in classes:
+        if not is_trusted_module(k.__module__):
+            tx.class_absent.setdefault(id(k), (k, set()))[1].add(name)
 
 
 def _member_source(tx, owner, name, attr):
@@ -230,6 +230,11 @@ class _InstanceBase(Value):
                 return self.missing_attr(tx, name)
         v = self.instance_attr(tx, name)
         if v is not _MISSING:
+            # the instance attribute wins only while no class makes `name` a data descriptor
+            if attr is _MISSING:
+                _guard_not_defined(tx, cls.__mro__, name)
+            else:
+                class_lookup(tx, cls, name)
             return v
         self.note_absent(tx, name)
         v = bind_class_attr(tx, self, cls, name)
