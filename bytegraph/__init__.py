@@ -1,6 +1,6 @@
 """bytegraph: a pure-Python JIT graph-capture compiler for PyTorch.
 
-    model = bytegraph.compile(model)            # like torch.compile(model)
+    model = bytegraph.compile(model)     # same arguments and backends as torch.compile
 
 It interprets the function's CPython bytecode symbolically, records the tensor
 work into a torch.fx graph, guards every assumption, caches the result and hands
