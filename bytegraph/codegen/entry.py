@@ -139,8 +139,3 @@ def build_entry(fn, cg, guard_expr, graph_call_expr, epilogue_lines, return_expr
     entry = ns[name]
     entry.__bytegraph_source__ = src
     return entry
-
-
-def build_eager_entry(fn, cg, guard_expr, name):
-    """A cache entry that only guards and then reports 'run eagerly' (for unsupported traces)."""
-    return build_entry(fn, cg, guard_expr, None, [], "EAGER", name)

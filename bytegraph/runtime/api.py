@@ -10,7 +10,8 @@ runs outside it, so user code never holds the lock.
 Fallback policy (the user's program never breaks because of bytegraph):
 - Unsupported construct: eager for calls that pass the guards gathered so far;
   counted in counters["graph_break"]; raised as Unsupported when fullgraph=True.
-- The user's code raises while tracing: run eagerly, so the real exception surfaces.
+- The user's code raises while tracing: run eagerly, so the real exception surfaces (if eager
+  does not raise, the trace was wrong: a warning, or Unsupported under fullgraph=True).
 - bytegraph's own bug: one warning naming the function and file:line, then eager
   for this function from then on (fullgraph=True raises Unsupported instead).
 - Backend failure: BackendCompilerFailed naming the backend (like torch.compile);

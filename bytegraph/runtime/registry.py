@@ -27,8 +27,7 @@ import torch
 
 from ..exc import Unsupported, UserError
 from ..sources import ObjectSource
-from ..values.base import (Value, RealCallableValue, ConstValue, NONE, const, wrap, register_wrapper,
-                           register_identity)
+from ..values.base import Value, RealCallableValue, ConstValue, NONE, const, wrap, register_wrapper
 from ..values.containers import TupleValue, IteratorValue
 from ..values.tensor import TensorValue, graph_call
 

@@ -8,6 +8,7 @@ anything it does not support raises Unsupported with a precise message.
 `wrap(tx, obj, source)` turns a real Python object into a Value, installing the
 guards that make the specialization sound. It is a registry keyed by type (walked
 along the MRO), not an isinstance ladder; value families register themselves.
+This module also holds the trust rule for torch/stdlib modules (is_trusted_module).
 """
 import collections
 import dataclasses
@@ -56,15 +57,6 @@ class Value:
 
     def truth(self, tx):
         raise Unsupported(f"truth value of {self}", kind="truth")
-
-    def hasattr(self, tx, name):
-        try:
-            self.getattr(tx, name)
-            return True
-        except Unsupported:
-            raise
-        except AttributeError:
-            return False
 
     # -- graph / output conversion -------------------------------------------
     def fx_arg(self, tx):
@@ -220,7 +212,6 @@ def is_static(obj):
 # wrapping real objects
 
 _wrappers = {}          # type -> fn(tx, obj, source) -> Value
-_by_identity = {}       # id(obj) -> fn(tx, obj, source) -> Value  (special objects)
 
 
 def register_wrapper(*types_):
@@ -229,10 +220,6 @@ def register_wrapper(*types_):
             _wrappers[t] = fn
         return fn
     return deco
-
-
-def register_identity(obj, fn):
-    _by_identity[id(obj)] = (obj, fn)
 
 
 def _lookup_wrapper(typ):
@@ -252,23 +239,19 @@ def wrap(tx, obj, source):
             if value.source is not None and value.source != source:
                 tx.guards.add_same_object(source, value.source)
             return value
-    special = _by_identity.get(id(obj))
-    if special is not None and special[0] is obj:
-        value = special[1](tx, obj, source)
-    else:
-        typ = type(obj)
-        if typ in CONST_TYPES:
-            if source is not None:
-                if typ in _LIVE_VIEWS:
-                    raise Unsupported(f"a {typ.__name__} from the caller (a live view of a mutable "
-                                      "mapping)", kind="live_view")
-                tx.guards.add_value(source, obj)
-            return ConstValue(obj, source)
-        fn = _lookup_wrapper(typ)
-        if fn is None:
-            from .objects import wrap_object
-            fn = wrap_object
-        value = fn(tx, obj, source)
+    typ = type(obj)
+    if typ in CONST_TYPES:
+        if source is not None:
+            if typ in _LIVE_VIEWS:
+                raise Unsupported(f"a {typ.__name__} from the caller (a live view of a mutable "
+                                  "mapping)", kind="live_view")
+            tx.guards.add_value(source, obj)
+        return ConstValue(obj, source)
+    fn = _lookup_wrapper(typ)
+    if fn is None:
+        from .objects import wrap_object
+        fn = wrap_object
+    value = fn(tx, obj, source)
     if source is not None and _aliasable(obj):
         tx.wrapped[id(obj)] = (obj, value)
     return value
