@@ -24,7 +24,7 @@ from ..side_effects import SideEffects
 from ..symbolic.interpreter import Tracer
 from ..values.tensor import TensorValue
 from ..values.containers import BaseSeq, DictValue, SetValue
-from ..values.objects import NewObjectValue, ObjectValue
+from ..values.objects import NewObjectValue, ObjectValue, ModuleValue
 from ..values.functions import CellValue
 
 EAGER = type("EAGER", (), {"__repr__": lambda self: "<run eagerly>"})()
@@ -144,6 +144,11 @@ def convert(fn, args, kwargs, backend, backend_name, entry_index):
                              if v.source is not None and isinstance(v, _MUTABLE_VALUES)], "distinct_objects")
     for value, names in tracer.absent_attrs.values():
         guards.add_absent(value.source, names)
+        if isinstance(value, ModuleValue):    # a module's attributes also live in these dicts
+            for dname in ("_parameters", "_buffers", "_modules"):
+                if dname in value.obj.__dict__:
+                    guards.add_code(f"{cg.bound(value.source)}.{dname}.keys().isdisjoint("
+                                    f"{cg.const(frozenset(names), 'names')})", value.source, "absent_attrs")
     for klass, names in tracer.class_absent.values():
         guards.add_code(f"{cg.const(klass, klass.__name__)}.__dict__.keys().isdisjoint("
                         f"{cg.const(frozenset(names), 'names')})", None, "class_attr_absent")

@@ -1,19 +1,37 @@
 """OptimizedModule: what compile(nn.Module) returns.
 
-It is an nn.Module whose own __dict__ holds only the wrapped module and the
-compiled call; every other attribute read, write and delete goes to the wrapped
-module. nn.Module's own methods therefore run against the wrapped module's state:
-state_dict() has the same keys as the original (no `_orig_mod.` prefix),
-train()/eval() flip the original's flags, hooks registered on the wrapper land on
-the original (and the compiled call honours them, guarded).
+It is an nn.Module (isinstance holds) whose own __dict__ holds only the wrapped
+module and the compiled call. Every other attribute -- including nn.Module's methods
+-- is read from the wrapped module, so methods run on the original with the
+original's class: state_dict() has the original's keys (no `_orig_mod.` prefix),
+version metadata and extra state; train()/apply()/modules()/register_buffer() and the
+class's own overrides of them behave exactly as on the original; hooks registered
+through the wrapper land on the original (and the compiled call honours them,
+guarded). A method that returns the original module (train(), to(), ...) returns
+the wrapper instead, so `model = compile(m).eval()` keeps the compiled module.
 
 Calls run `mod(*args, **kwargs)` through a compiled trampoline, so the trace sees
 Module.__call__ semantics (hooks, then forward). Pickling and deepcopy rebuild a
 wrapper around a copy of the original with the same compile settings.
 """
+import functools
+import types
+
 import torch
 
 from .api import CompileState, _function_wrapper
+
+
+_OWN = frozenset({"forward", "_orig_mod", "_bytegraph_call", "_bytegraph_spec"})  # answered by the wrapper
+
+
+def _returning_wrapper(wrapper, orig, method):
+    """orig.method, except that returning orig returns the wrapper (method chaining)."""
+    @functools.wraps(method)
+    def call(*args, **kwargs):
+        result = method(*args, **kwargs)
+        return wrapper if result is orig else result
+    return call
 
 
 def _module_call(mod, *args, **kwargs):
@@ -24,6 +42,9 @@ def _rebuild(mod, spec):
     from .api import compile
     backend, fullgraph, dynamic, options, mode = spec
     return compile(mod, backend=backend, fullgraph=fullgraph, dynamic=dynamic, options=options, mode=mode)
+
+
+_dict_of = object.__getattribute__
 
 
 class OptimizedModule(torch.nn.Module):
@@ -37,13 +58,20 @@ class OptimizedModule(torch.nn.Module):
         d["_bytegraph_call"] = _function_wrapper(_module_call, state)
 
     def __call__(self, *args, **kwargs):
-        return self.__dict__["_bytegraph_call"](self.__dict__["_orig_mod"], *args, **kwargs)
+        d = _dict_of(self, "__dict__")
+        return d["_bytegraph_call"](d["_orig_mod"], *args, **kwargs)
 
     def forward(self, *args, **kwargs):
         return self.__call__(*args, **kwargs)
 
-    def __getattr__(self, name):
-        return getattr(self.__dict__["_orig_mod"], name)
+    def __getattribute__(self, name):
+        if name.startswith("__") or name in _OWN:
+            return _dict_of(self, name)
+        orig = _dict_of(self, "__dict__")["_orig_mod"]
+        attr = getattr(orig, name)
+        if isinstance(attr, types.MethodType) and attr.__self__ is orig:
+            return _returning_wrapper(self, orig, attr)
+        return attr
 
     def __setattr__(self, name, value):
         setattr(self.__dict__["_orig_mod"], name, value)
