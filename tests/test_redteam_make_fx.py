@@ -550,32 +550,22 @@ _GUARDS = ("the ShapeEnv records a guard (gm.shape_env.guards) but the tracer ne
            "result for other sizes")
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: Python control flow on sizes (`if x.shape[0] > 4`) "
-                   "is specialized; " + _GUARDS)
 def test_sym_control_flow_on_size():
     check(lambda x: x * 2 if x.shape[0] > 4 else x * 3, (r(6),), "symbolic", (r(3),))
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: Python min()/max() on SymInts picks a branch via a "
-                   "comparison guard; " + _GUARDS)
 def test_sym_python_min_on_sizes():
     check(lambda x: x[: min(x.shape[0], 5)], (r(3),), "symbolic", (r(8),))
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: loop/unbind lengths over sizes are unrolled to the "
-                   "trace size (range(x.shape[0]), unbind+stack); " + _GUARDS)
 def test_sym_loop_over_size():
     check(lambda x: torch.stack(list(x.unbind(0))), (r(3, 2),), "symbolic", (r(4, 2),))
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: size-1 input dims are specialized to 1 by the "
-                   "ShapeEnv (no guard at all), so `x.shape[0]*2` is baked as 2")
 def test_sym_size_one_specialized():
     check(lambda x: x.new_zeros(x.shape[0] * 2), (r(1),), "symbolic", (r(5),))
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: size-0 input dims are specialized to 0 "
-                   "(`x.shape[0]+1` baked as 1), silently wrong for other sizes")
 def test_sym_size_zero_specialized():
     check(lambda x: x.new_zeros(x.shape[0] + 1), (r(0),), "symbolic", (r(5),))
 
@@ -593,19 +583,12 @@ SYM_INT_ARGS = {
 }
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: a SymInt passed where the schema/Python needs a "
-                   "plain int (linspace steps, one_hot num_classes, pool kernel, unfold size, "
-                   "chunk count, select index, math.log2/sqrt) is guarded to its trace value; "
-                   + _GUARDS)
 @pytest.mark.parametrize("case", sorted(SYM_INT_ARGS))
 def test_sym_int_arg_specialized(case):
     fn, args, other = SYM_INT_ARGS[case]
     check(fn, args, "symbolic", other)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: torch.tensor(x.shape[0]) / torch.tensor([size, ...]) "
-                   "is baked into a _tensor_constant (lift_fresh_copy) with the trace-time size; "
-                   + _GUARDS)
 @pytest.mark.parametrize("which", ["scalar", "list"])
 def test_sym_tensor_from_size(which):
     if which == "scalar":
@@ -623,10 +606,6 @@ SYM_EXPR_UNSUPPORTED = {
 }
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: sym_exprs.SymExprEmitter has no case for "
-                   "OpaqueUnaryFn_sqrt / Abs / RoundToInt / BitwiseFn_*; _Tracer.sym_arg catches "
-                   "UnsupportedSymExpr and silently specializes to the hint (no guard, no error). "
-                   "torch's make_fx handles all of these")
 @pytest.mark.parametrize("case", sorted(SYM_EXPR_UNSUPPORTED))
 def test_sym_expr_unsupported_silently_specialized(case):
     fn, args, other = SYM_EXPR_UNSUPPORTED[case]
@@ -655,11 +634,6 @@ def _squeeze_then_size(x):
     return torch.arange(x.shape[0])
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: _register_symbols emits the sym_size(placeholder, d) "
-                   "node lazily at first use, i.e. AFTER an in-place metadata op (t_/transpose_/"
-                   "unsqueeze_/squeeze_) has changed the placeholder's shape, so it reads the wrong "
-                   "dim: silently wrong even on the trace input itself. sym_size nodes must be "
-                   "emitted right after the placeholders")
 @pytest.mark.parametrize("fn", [_t_then_size, _transpose_then_size, _unsqueeze_then_size,
                                 _squeeze_then_size], ids=lambda f: f.__name__.strip("_"))
 def test_sym_size_read_after_inplace_metadata_change(fn):

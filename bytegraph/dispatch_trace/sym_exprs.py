@@ -21,6 +21,13 @@ import torch
 from torch.utils._sympy import functions as F
 
 
+_OPAQUE_UNARY = {f"OpaqueUnaryFn_{n}": getattr(math, n) for n in (
+    "sqrt", "exp", "log", "log2", "sin", "cos", "tan", "asin", "acos", "atan", "sinh", "cosh", "tanh",
+    "asinh")}
+_BITWISE = {F.BitwiseFn_bitwise_and: operator.and_, F.BitwiseFn_bitwise_or: operator.or_,
+            F.BitwiseFn_bitwise_xor: operator.xor}
+
+
 class UnsupportedSymExpr(Exception):
     """Raised for sympy constructs we cannot express as graph nodes."""
 
@@ -166,6 +173,18 @@ class SymExprEmitter:
             return self._call(math.ceil, (self.emit(e.args[0]),))
         if isinstance(e, F.Identity):
             return self.emit(e.args[0])
+        opaque = _OPAQUE_UNARY.get(type(e).__name__)
+        if opaque is not None:          # OpaqueUnaryFn_sqrt & co: the math function of a SymFloat
+            return self._call(opaque, (self.emit(e.args[0]),))
+        if isinstance(e, sympy.Abs):
+            return self._call(operator.abs, (self.emit(e.args[0]),))
+        if isinstance(e, F.RoundToInt):
+            return self._call(round, (self.emit(e.args[0]),))
+        if isinstance(e, F.TruncToFloat):
+            return self._call(torch.sym_float, (self._call(torch.sym_int, (self.emit(e.args[0]),)),))
+        bitwise = _BITWISE.get(type(e))
+        if bitwise is not None:
+            return self._call(bitwise, tuple(self.emit(a) for a in e.args))
         rel = {
             sympy.Eq: operator.eq, sympy.Ne: operator.ne,
             sympy.StrictLessThan: operator.lt, sympy.LessThan: operator.le,

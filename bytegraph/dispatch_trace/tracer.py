@@ -29,6 +29,7 @@ import operator
 import weakref
 from typing import Any, Callable, Optional
 
+import sympy
 import torch
 import torch.fx as fx
 import torch.utils._pytree as pytree
@@ -162,6 +163,10 @@ class _Tracer:
         self.symbol_sources: dict[Any, Callable[[], fx.Node]] = {}
         self._symbol_nodes: dict[Any, fx.Node] = {}
         self.sym = SymExprEmitter(self._symbol_node, self._call_sym, self._sym_val)
+        # runtime checks of a symbolic trace's assumptions (_add_runtime_checks)
+        self.symbol_reads: list = []         # sym_size/sym_stride nodes made after the placeholders
+        self.input_checks: list = []         # (read node, expected sympy expr or int)
+        self.pinned_symbols: set = set()     # symbols a specialized expression depended on
 
     # -- node creation --------------------------------------------------------
     def create_node(self, op, target, args, kwargs, name=None) -> fx.Node:
@@ -286,7 +291,9 @@ class _Tracer:
                 raise DataDependentError(
                     f"value {s} depends on tensor data (unbacked symbol); "
                     "data-dependent values cannot be traced in fake/symbolic mode")
-            # Unknown source / construct: specialize to the current value.
+            # Unknown construct: specialize to the current value, and pin the input symbols it
+            # depends on with runtime checks (_add_runtime_checks) so other sizes raise.
+            self.pinned_symbols.update(free)
             return s.node.pytype(s.node.hint) if s.node.hint is not None else s.node.pytype(s)
         if isinstance(node, fx.Node) and "val" not in node.meta:
             node.meta["val"] = s
@@ -611,7 +618,12 @@ def _trace(fn, args: tuple, mode: str, decomp: dict, record_module_stack: bool) 
             out_args.append(tracer.lift(o)[1])
         else:
             out_args.append(o)
-    graph.output(out_args)
+    if mode == "symbolic":
+        # checks go first, inserted in the graph before any computation
+        graph.output(out_args)
+        _add_runtime_checks(tracer, graph, fake_mode.shape_env)
+    else:
+        graph.output(out_args)
     # forward() takes the original (unflattened) args; the codegen flattens
     # them with in_spec into the per-leaf placeholders.
     if len(names) == len(args) and all(pytree.tree_is_leaf(a) for a in args):
@@ -626,31 +638,74 @@ def _trace(fn, args: tuple, mode: str, decomp: dict, record_module_stack: bool) 
 
 
 def _register_symbols(tracer: _Tracer, v: torch.Tensor, ph: fx.Node) -> None:
-    """Map each fresh size/stride/offset symbol of input ``v`` to a thunk that
-    emits the node reading it from placeholder ``ph``."""
-    def reader(target, *extra, val):
-        def make():
-            n = tracer.graph.create_node("call_function", target, (ph, *extra), {},
-                                         _op_name(target))
-            n.meta["val"] = val
-            return n
-        return make
+    """Read each size/stride/offset of input ``v`` from placeholder ``ph`` right away (an
+    in-place shape op later in fn must not change what the read sees). A fresh symbol maps to
+    its read; a dim whose symbol another input already owns (equal sizes share a symbol) or
+    that was specialized to a constant (sizes 0 and 1) gets a runtime check instead, so the
+    graph raises rather than computing garbage for inputs where that no longer holds."""
+    def read(target, *extra, val):
+        n = tracer.graph.create_node("call_function", target, (ph, *extra), {}, _op_name(target))
+        n.meta["val"] = val
+        tracer.symbol_reads.append(n)
+        return n
 
-    if v.layout is not torch.strided:
-        for d, s in enumerate(v.shape):
-            if isinstance(s, torch.SymInt) and s.node.expr.is_Symbol:
-                tracer.symbol_sources.setdefault(s.node.expr, reader(aten.sym_size.int, d, val=s))
-        return
+    def bind(value, target, *extra):
+        n = read(target, *extra, val=value)
+        if isinstance(value, torch.SymInt) and value.node.expr.is_Symbol:
+            expr = value.node.expr
+            if expr not in tracer.symbol_sources:
+                tracer.symbol_sources[expr] = lambda n=n: n
+                return
+            tracer.input_checks.append((n, expr))          # duck-sized: must equal the owner
+        elif not isinstance(value, torch.SymInt):
+            tracer.input_checks.append((n, int(value)))     # specialized: must stay this value
+
     for d, s in enumerate(v.shape):
-        if isinstance(s, torch.SymInt) and s.node.expr.is_Symbol:
-            tracer.symbol_sources.setdefault(s.node.expr, reader(aten.sym_size.int, d, val=s))
+        bind(s, aten.sym_size.int, d)
+    if v.layout is not torch.strided:
+        return
     for d, s in enumerate(v.stride()):
-        if isinstance(s, torch.SymInt) and s.node.expr.is_Symbol:
-            tracer.symbol_sources.setdefault(s.node.expr, reader(aten.sym_stride.int, d, val=s))
+        if isinstance(s, torch.SymInt):
+            bind(s, aten.sym_stride.int, d)
     off = v.storage_offset()
-    if isinstance(off, torch.SymInt) and off.node.expr.is_Symbol:
-        tracer.symbol_sources.setdefault(off.node.expr,
-                                         reader(aten.sym_storage_offset.default, val=off))
+    if isinstance(off, torch.SymInt):
+        bind(off, aten.sym_storage_offset.default)
+
+
+def _add_runtime_checks(tracer: _Tracer, graph: fx.Graph, shape_env) -> None:
+    """Turn what the symbolic trace assumed into torch._check nodes before the first
+    computation: the ShapeEnv's guards, duck-sized and specialized input dims, and the
+    symbols of size expressions that had to be specialized."""
+    anchor = tracer.symbol_reads[-1] if tracer.symbol_reads else None
+    if anchor is None:
+        return
+    # a fresh emitter: the trace's cache points at nodes later in the graph than these checks
+    emit = SymExprEmitter(tracer._symbol_node, tracer._call_sym, tracer._sym_val).emit
+    with graph.inserting_before(anchor.next):     # before a fixed node: keeps creation order
+        checks = []
+        def eq(a, b):
+            node = graph.call_function(operator.eq, (a, b))
+            node.meta["val"] = True          # holds for the trace's inputs
+            return node
+
+        for n, want in tracer.input_checks:
+            checks.append(eq(n, emit(want) if isinstance(want, sympy.Basic) else want))
+        for g in list(shape_env.guards):
+            try:
+                checks.append(emit(g.expr))
+            except (KeyError, UnsupportedSymExpr):
+                for sym in g.expr.free_symbols:
+                    tracer.pinned_symbols.add(sym)
+        for sym in tracer.pinned_symbols:
+            hint = shape_env.backed_var_to_val.get(sym)
+            if hint is not None and sym in tracer.symbol_sources:
+                checks.append(eq(tracer._symbol_node(sym), int(hint)))
+        for c in checks:
+            if isinstance(c, fx.Node):
+                graph.call_function(torch._check, (c,)).meta["val"] = None
+    for n in list(tracer.symbol_reads):          # reads nothing ended up using
+        if not n.users:
+            graph.erase_node(n)
 
 
 def _class_name(fn) -> str:
