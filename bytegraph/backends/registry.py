@@ -52,9 +52,17 @@ def aten(gm, example_inputs):
     """Lower the graph to aten ops with bytegraph.make_fx (fake mode) and run that.
 
     A graph that calls a custom torch.autograd.Function runs as captured instead: lowering
-    would replace the user's backward with the derivative of the forward's aten ops."""
+    would replace the user's backward with the derivative of the forward's aten ops. So does a
+    graph with data-dependent output shapes (nonzero, x[mask]), which fake lowering cannot
+    trace."""
     if any(getattr(n.target, "__bytegraph_autograd_function__", None) is not None
            for n in gm.graph.nodes if n.op == "call_function"):
         return gm.forward
+    from ..dispatch_trace import DataDependentError
     from ..dispatch_trace.backend import aten_backend
-    return aten_backend(gm, example_inputs)
+    try:
+        return aten_backend(gm, example_inputs)
+    except DataDependentError as e:     # nonzero & co cannot be lowered with fake tensors
+        from ..observe import log
+        log.info("aten backend: running the graph unlowered (%s)", e)
+        return gm.forward

@@ -329,6 +329,9 @@ class _Tracer:
             return a, self.sym_arg(a)
         if isinstance(a, torch.Generator):
             return a, self.get_attr(a, "generator")
+        if isinstance(a, (torch.UntypedStorage, torch.TypedStorage)):
+            raise TypeError("make_fx: an op took a storage argument (e.g. Tensor.set_(storage, ...)); "
+                            "storages cannot be graph arguments")
         return a, a
 
     def lift_all(self, args, kwargs):
