@@ -52,8 +52,5 @@ class _Config:
 
         return _Patch()
 
-    def to_dict(self):
-        return dict(self._values)
-
 
 config = _Config()

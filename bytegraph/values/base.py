@@ -77,7 +77,6 @@ class Value:
 # --------------------------------------------------------------------------
 # constants
 
-_LITERAL_TYPES = (int, float, bool, str, type(None), bytes, complex)
 # introspection results that are fixed facts of already-guarded objects
 INTROSPECTION_TYPES = (inspect.Signature, inspect.Parameter, types.MappingProxyType, dataclasses.Field,
                        type({}.keys()), type({}.values()), type({}.items()),

@@ -11,7 +11,6 @@ Writes to them are recorded in the side-effect log and replayed after the graph.
 Instances created during the trace (NewObjectValue) are plain attribute maps;
 the epilogue rebuilds them only if they escape.
 """
-import dataclasses
 import types
 import weakref
 from collections import OrderedDict
@@ -574,9 +573,6 @@ def wrap_pymodule(tx, module, source):
         tx.guards.add_identity(source, module)
     return PyModuleValue(module, source)
 
-
-def is_dataclass_type(cls):
-    return dataclasses.is_dataclass(cls)
 
 
 class ExceptionInstanceValue(Value):

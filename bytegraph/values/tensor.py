@@ -219,14 +219,6 @@ def _cls(tx, t):
 # --------------------------------------------------------------------------
 # the graph door
 
-def _to_fx(tx, v):
-    return v.fx_arg(tx)
-
-
-def _to_fake(tx, v):
-    return v.fake_arg(tx)
-
-
 def _has_tensor(obj):
     if isinstance(obj, torch.Tensor):
         return True
