@@ -290,11 +290,17 @@ def _mod():
     return Scaled().eval()
 
 
-def test_module_attribute_scale_changed():
+def _compiled_mod():
+    """A fresh module, its compiled wrapper and an input, after one checked call."""
     m = _mod()
     c = compile_fn(m, backend="eager")
     x, = tensors_like((2, 4))
     same(m, c, x)
+    return m, c, x
+
+
+def test_module_attribute_scale_changed():
+    m, c, x = _compiled_mod()
     r0 = recompiles()
     m.scale = 3.0
     same(m, c, x)
@@ -302,30 +308,21 @@ def test_module_attribute_scale_changed():
 
 
 def test_module_flag_changed():
-    m = _mod()
-    c = compile_fn(m, backend="eager")
-    x, = tensors_like((2, 4))
-    same(m, c, x)
+    m, c, x = _compiled_mod()
     m.use_bias = False
     same(m, c, x)
     assert recompiles() == 1
 
 
 def test_parameter_replaced_same_shape():
-    m = _mod()
-    c = compile_fn(m, backend="eager")
-    x, = tensors_like((2, 4))
-    same(m, c, x)
+    m, c, x = _compiled_mod()
     m.lin.weight = nn.Parameter(torch.randn(4, 4))
     out = c(x)
     assert_same(m(x), out)
 
 
 def test_parameter_replaced_different_shape():
-    m = _mod()
-    c = compile_fn(m, backend="eager")
-    x, = tensors_like((2, 4))
-    same(m, c, x)
+    m, c, x = _compiled_mod()
     m.lin = nn.Linear(4, 4, bias=False)
     same(m, c, x)
     m.b = nn.Parameter(torch.randn(1))   # broadcasts
@@ -335,20 +332,14 @@ def test_parameter_replaced_different_shape():
 
 
 def test_parameter_resized_via_data():
-    m = _mod()
-    c = compile_fn(m, backend="eager")
-    x, = tensors_like((2, 4))
-    same(m, c, x)
+    m, c, x = _compiled_mod()
     m.b.data = torch.randn(1)
     same(m, c, x)
     assert recompiles() == 1
 
 
 def test_parameter_value_updated_in_place_no_recompile():
-    m = _mod()
-    c = compile_fn(m, backend="eager")
-    x, = tensors_like((2, 4))
-    same(m, c, x)
+    m, c, x = _compiled_mod()
     with torch.no_grad():
         m.lin.weight.mul_(2)
     same(m, c, x)
@@ -356,10 +347,7 @@ def test_parameter_value_updated_in_place_no_recompile():
 
 
 def test_train_eval_toggle():
-    m = _mod()
-    c = compile_fn(m, backend="eager")
-    x, = tensors_like((2, 4))
-    same(m, c, x)
+    m, c, x = _compiled_mod()
     m.train()
     torch.manual_seed(1)
     e = m(x)
@@ -373,10 +361,7 @@ def test_train_eval_toggle():
 
 
 def test_forward_hook_added_after_compile():
-    m = _mod()
-    c = compile_fn(m, backend="eager")
-    x, = tensors_like((2, 4))
-    same(m, c, x)
+    m, c, x = _compiled_mod()
     seen = []
 
     def hook(mod, inp, out):
@@ -394,10 +379,7 @@ def test_forward_hook_added_after_compile():
 
 
 def test_forward_pre_hook_on_submodule_after_compile():
-    m = _mod()
-    c = compile_fn(m, backend="eager")
-    x, = tensors_like((2, 4))
-    same(m, c, x)
+    m, c, x = _compiled_mod()
     h = m.lin.register_forward_pre_hook(lambda mod, inp: (inp[0] + 1,))
     try:
         same(m, c, x)
