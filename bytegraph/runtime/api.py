@@ -61,30 +61,33 @@ def _run_with_stance(state, args, kwargs):
     stance = _stance["name"]
     if stance == "force_eager":
         return state.fn(*args, **kwargs)
-    for entry in state.entries:
+    entries = state.entries
+    for entry in entries:
         r = entry(*args, **kwargs)
         if r is not MISS:
             return state.fn(*args, **kwargs) if r is EAGER else r
-    if state.entries:
+    if entries:
         if stance == "eager_on_recompile":
             return state.fn(*args, **kwargs)
         if stance == "fail_on_recompile":
-            reason = first_failing_guard(state.entries[-1], args, kwargs)
+            reason = first_failing_guard(entries[-1], args, kwargs)
             raise RuntimeError(f"bytegraph: {state.fn.__qualname__} would recompile "
                                f"(stance 'fail_on_recompile'); guard: {reason}")
-    return _miss(state, args, kwargs)
+    return _miss(state, args, kwargs, entries)
 
 
-def _miss(state, args, kwargs):
-    """The slow path. The lock covers deciding and compiling only: user code (a graph, or the
-    function run eagerly) never runs while it is held."""
+def _miss(state, args, kwargs, walked=()):
+    """The slow path; `walked` is the entries tuple the caller already tried. The lock covers
+    deciding and compiling only: user code (a graph, or the function run eagerly) never runs
+    while it is held."""
     fn = state.fn
     while True:
-        walked = state.entries
-        for entry in walked:                 # another thread may have compiled meanwhile
-            r = entry(*args, **kwargs)
+        current = state.entries
+        for entry in current[len(walked):] if current[:len(walked)] == walked else current:
+            r = entry(*args, **kwargs)       # entries another thread added meanwhile
             if r is not MISS:
                 return fn(*args, **kwargs) if r is EAGER else r
+        walked = current
         with _compile_lock:
             if state.entries is walked:
                 action, payload = _decide(state, args, kwargs)
@@ -257,11 +260,12 @@ def _function_wrapper(fn, state):
     @functools.wraps(fn)
     def compiled(*args, **kwargs):
         if stance["name"] == "default":
-            for entry in state.entries:
+            entries = state.entries
+            for entry in entries:
                 r = entry(*args, **kwargs)
                 if r is not MISS:
                     return state.fn(*args, **kwargs) if r is EAGER else r
-            return _miss(state, args, kwargs)
+            return _miss(state, args, kwargs, entries)
         return _run_with_stance(state, args, kwargs)
 
     compiled.__bytegraph_state__ = state
