@@ -462,7 +462,9 @@ def gpt2_use_cache():
     m = _gpt2()
     def f(ids):
         o = m(ids, use_cache=True)
-        o2 = m(ids[:, -1:], past_key_values=o.past_key_values, use_cache=True)
+        # transformers >= 5.24 renamed past_key_values to cache (the old name warns, except
+        # when compiling, by the library's own choice)
+        o2 = m(ids[:, -1:], cache=o.past_key_values, use_cache=True)
         return o2.logits
     return f, (torch.randint(0, 50, (1, 4)),)
 

@@ -7,6 +7,7 @@ from ..exc import Unsupported, UserError
 from ..values.base import NONE, ConstValue
 from ..values.containers import IteratorValue
 from ..values.builtins import BUILTINS
+from ..protocols import truth
 from ..values.objects import ExceptionInstanceValue
 from .table import handler
 
@@ -28,9 +29,9 @@ def _is_none(f, v):
     return v.is_const() and type(v) is ConstValue and v.value is None
 
 
-handler("POP_JUMP_FORWARD_IF_TRUE", "POP_JUMP_BACKWARD_IF_TRUE")(_pop_jump(lambda f, v: v.truth(f.tx)))
+handler("POP_JUMP_FORWARD_IF_TRUE", "POP_JUMP_BACKWARD_IF_TRUE")(_pop_jump(lambda f, v: truth(f.tx, v)))
 handler("POP_JUMP_FORWARD_IF_FALSE", "POP_JUMP_BACKWARD_IF_FALSE")(
-    _pop_jump(lambda f, v: not v.truth(f.tx)))
+    _pop_jump(lambda f, v: not truth(f.tx, v)))
 handler("POP_JUMP_FORWARD_IF_NONE", "POP_JUMP_BACKWARD_IF_NONE")(_pop_jump(_is_none))
 handler("POP_JUMP_FORWARD_IF_NOT_NONE", "POP_JUMP_BACKWARD_IF_NOT_NONE")(
     _pop_jump(lambda f, v: not _is_none(f, v)))
@@ -38,7 +39,7 @@ handler("POP_JUMP_FORWARD_IF_NOT_NONE", "POP_JUMP_BACKWARD_IF_NOT_NONE")(
 
 @handler("JUMP_IF_TRUE_OR_POP")
 def _jump_if_true_or_pop(f, inst):
-    if f.stack[-1].truth(f.tx):
+    if truth(f.tx, f.stack[-1]):
         f.ip = inst.target
     else:
         f.stack.pop()
@@ -46,7 +47,7 @@ def _jump_if_true_or_pop(f, inst):
 
 @handler("JUMP_IF_FALSE_OR_POP")
 def _jump_if_false_or_pop(f, inst):
-    if not f.stack[-1].truth(f.tx):
+    if not truth(f.tx, f.stack[-1]):
         f.ip = inst.target
     else:
         f.stack.pop()

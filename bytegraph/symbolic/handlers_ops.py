@@ -3,7 +3,8 @@ import operator
 
 from ..exc import Unsupported, UserError
 from ..values.base import NONE, ConstValue, const
-from ..values.builtins import binary_op, compare_op, contains_op, unary_op, get_item, is_same
+from ..values.builtins import get_item
+from ..protocols import binary_op, compare_op, contains_op, unary_op, is_same
 from ..values.containers import (TupleValue, ListValue, DictValue, SetValue, py_key)
 from ..values.tensor import TensorValue, graph_call
 from .table import handler

@@ -23,6 +23,9 @@ from .base import Value, RealCallableValue, ConstValue, NONE, const, wrap, CONST
 from .containers import (TupleValue, ListValue, DictValue, SetValue, IteratorValue, BaseSeq,
                          py_key, key_value, py_eq_key)
 from .tensor import TensorValue, graph_call
+from ..protocols import binary_op, compare_op, contains_op, unary_op, truth, is_same, INPLACE_TO_BINARY
+from ..protocols.operators import real_identity, NO_IDENTITY
+from ..protocols.natives import dict_view_of
 
 PURE_MODULES = frozenset({"math", "cmath", "operator", "_operator", "string"})
 PURE_BUILTINS = frozenset({abs, bin, chr, divmod, format, hash, hex, oct, ord, pow, repr, round,
@@ -56,28 +59,17 @@ _READONLY_DICT_METHODS = frozenset({"get", "keys", "items", "values", "__getitem
 
 
 def _dict_subclass_method(tx, name, self_value, args, kwargs):
-    """dict.<method>(obj, ...) on an instance of a dict subclass from the caller's world:
-    read through a guarded view of its contents (read-only methods only)."""
-    from .objects import ObjectValue, NewObjectValue
+    """dict.<method>(obj, ...) on an instance of a dict subclass: through the Values it maps to
+    (a guarded view for a caller's object: read-only methods only)."""
+    from .objects import ObjectValue
     from .containers import DICT_METHODS
-    from ..sources import RawDictItemSource
     if name not in DICT_METHODS:
         raise Unsupported(f"dict.{name} on a dict subclass", kind="call_builtin")
-    if isinstance(self_value, DictValue):
-        return DICT_METHODS[name](tx, self_value, *args, **kwargs)
-    if isinstance(self_value, NewObjectValue) and self_value.dict_items is not None:
-        return DICT_METHODS[name](tx, self_value.dict_items, *args, **kwargs)
-    if not (isinstance(self_value, ObjectValue) and isinstance(self_value.obj, dict)):
-        raise Unsupported(f"dict.{name} on {self_value}", kind="call_builtin")
-    if name not in _READONLY_DICT_METHODS:
+    if isinstance(self_value, ObjectValue) and name not in _READONLY_DICT_METHODS:
         raise Unsupported(f"mutating a dict subclass ({name})", kind="side_effect")
-    obj, src = self_value.obj, self_value.source
-    keys = list(dict.keys(obj))
-    if not all(type(k) in (str, int) for k in keys):
-        raise Unsupported("dict subclass with non-str/int keys", kind="dict_key")
-    tx.guards.add_code(f"list({tx.cg.const(dict.keys, 'dict_keys')}({src.expr(tx.cg)})) == "
-                       f"{tx.cg.const(keys, 'keys')}", src, "dict_keys")
-    view = DictValue({k: wrap(tx, dict.__getitem__(obj, k), RawDictItemSource(src, k)) for k in keys})
+    view = dict_view_of(tx, self_value)
+    if view is None:
+        raise Unsupported(f"dict.{name} on {self_value}", kind="call_builtin")
     return DICT_METHODS[name](tx, view, *args, **kwargs)
 
 
@@ -137,184 +129,6 @@ def call_on_constants(tx, fn, args, kwargs):
 
 # --------------------------------------------------------------------------
 # operators
-
-def _dunder(tx, v, name, args):
-    from .objects import _InstanceBase, bind_class_attr, _MISSING
-    if isinstance(v, _InstanceBase):
-        m = bind_class_attr(tx, v, v.cls, name)
-        if m is not _MISSING:
-            return m.call(tx, args, {})
-    return _MISSING
-
-
-_REFLECTED = {operator.add: "__radd__", operator.sub: "__rsub__", operator.mul: "__rmul__",
-              operator.truediv: "__rtruediv__", operator.floordiv: "__rfloordiv__",
-              operator.mod: "__rmod__", operator.pow: "__rpow__", operator.matmul: "__rmatmul__",
-              operator.and_: "__rand__", operator.or_: "__ror__", operator.xor: "__rxor__",
-              operator.lshift: "__rlshift__", operator.rshift: "__rrshift__"}
-_INPLACE_TO_BINARY = {operator.iadd: operator.add, operator.isub: operator.sub,
-                      operator.imul: operator.mul, operator.itruediv: operator.truediv,
-                      operator.ifloordiv: operator.floordiv, operator.imod: operator.mod,
-                      operator.ipow: operator.pow, operator.imatmul: operator.matmul,
-                      operator.iand: operator.and_, operator.ior: operator.or_,
-                      operator.ixor: operator.xor, operator.ilshift: operator.lshift,
-                      operator.irshift: operator.rshift}
-
-
-def binary_op(tx, op, a, b):
-    if isinstance(a, TensorValue) or isinstance(b, TensorValue):
-        if not isinstance(a, TensorValue) and op in _INPLACE_TO_BINARY:
-            op = _INPLACE_TO_BINARY[op]      # `n += t` for a number n is n = n + t
-        return graph_call(tx, "call_function", op, [a, b], {})
-    if a.is_const() and b.is_const() and not isinstance(a, (ListValue,)) and \
-            type(a) in (ConstValue, TupleValue) and type(b) in (ConstValue, TupleValue):
-        try:
-            return wrap(tx, op(a.as_python(), b.as_python()), None)
-        except Exception as e:
-            raise UserError(e)
-    base = _INPLACE_TO_BINARY.get(op)
-    # containers
-    if isinstance(a, ListValue) and base is not None and op is operator.iadd:
-        a.mutate(tx)
-        a.items.extend(b.unpack(tx))
-        return a
-    if isinstance(a, ListValue) and op is operator.imul:
-        a.mutate(tx)
-        a.items[:] = a.items * b.as_python()
-        return a
-    bop = base or op
-    if isinstance(a, BaseSeq) and isinstance(b, BaseSeq) and bop is operator.add:
-        if isinstance(a, ListValue) and isinstance(b, ListValue):
-            return ListValue(a.items + b.items)
-        if isinstance(a, TupleValue) and isinstance(b, TupleValue):
-            return TupleValue(a.items + b.items)
-    if isinstance(a, BaseSeq) and bop is operator.mul and b.is_const():
-        return a.with_items(a.items * b.as_python())
-    if isinstance(b, BaseSeq) and bop is operator.mul and a.is_const():
-        return b.with_items(b.items * a.as_python())
-    if isinstance(a, (DictValue,)) and bop is operator.or_ and isinstance(b, DictValue):
-        if op is operator.ior:
-            a.mutate(tx)
-            a.items.update(b.items)
-            return a
-        return DictValue({**a.items, **b.items}, cls=a.cls)
-    if isinstance(a, SetValue) or isinstance(b, SetValue):
-        from .containers import _set_arg
-        res = bop(set(_set_arg(tx, a)), set(_set_arg(tx, b)))
-        return SetValue(res)
-    # user objects: a.__op__(b), then b.__rop__(a)
-    from .objects import _MISSING
-    name = f"__{bop.__name__.strip('_')}__"
-    if base is not None:
-        r = _dunder(tx, a, f"__i{bop.__name__.strip('_')}__", [b])
-        if r is not _MISSING:
-            return r
-    r = _dunder(tx, a, name, [b])
-    if r is not _MISSING and not (r.is_const() and r.as_python() is NotImplemented):
-        return r
-    rname = _REFLECTED.get(bop)
-    if rname:
-        r = _dunder(tx, b, rname, [a])
-        if r is not _MISSING:
-            return r
-    raise Unsupported(f"operator {bop.__name__} on {a} and {b}", kind="operator")
-
-
-def compare_op(tx, op, a, b):
-    if isinstance(a, TensorValue) or isinstance(b, TensorValue):
-        return graph_call(tx, "call_function", op, [a, b], {})
-    if a.is_const() and b.is_const():
-        try:
-            return const(op(a.as_python(), b.as_python()))
-        except Exception as e:
-            raise UserError(e)
-    if op in (operator.eq, operator.ne):
-        from .objects import _MISSING
-        r = _dunder(tx, a, f"__{op.__name__}__", [b])
-        if r is not _MISSING:
-            return r
-        if isinstance(a, BaseSeq) and isinstance(b, BaseSeq):
-            same = len(a.items) == len(b.items) and all(
-                compare_op(tx, operator.eq, x, y).truth(tx) for x, y in zip(a.items, b.items))
-            return const(same if op is operator.eq else not same)
-        same = is_same(a, b)
-        return const(same if op is operator.eq else not same)
-    if isinstance(a, BaseSeq) and isinstance(b, BaseSeq):
-        try:
-            return const(op([py_key(x) for x in a.items], [py_key(x) for x in b.items]))
-        except Unsupported:
-            pass
-    raise Unsupported(f"comparison {op.__name__} of {a} and {b}", kind="operator")
-
-
-def is_same(a, b):
-    """`a is b` for Values. Values that stand for real objects compare those objects; any other
-    Value is its own identity (wrap() gives one Value per caller-world object, and ops that
-    hand back an input return that input's Value, so this is exact)."""
-    if a is b:
-        return True
-    ia, ib = _real_identity(a), _real_identity(b)
-    return ia is not _NO_IDENTITY and ia is ib
-
-
-_NO_IDENTITY = object()
-
-
-def _real_identity(v):
-    from .objects import ClassValue, ObjectValue, PyModuleValue, ExceptionInstanceValue
-    from .functions import UserFnValue
-    if type(v) is ConstValue:
-        return v.value
-    if isinstance(v, (RealCallableValue, UserFnValue)):
-        return v.fn
-    if isinstance(v, ClassValue):
-        return v.cls
-    if isinstance(v, ObjectValue):
-        return v.obj
-    if isinstance(v, PyModuleValue):
-        return v.module
-    if isinstance(v, ExceptionInstanceValue):
-        return v.exc
-    return _NO_IDENTITY
-
-
-def contains_op(tx, item, container):
-    if isinstance(container, TensorValue):
-        return graph_call(tx, "call_method", "__contains__", [container, item], {})
-    if isinstance(container, (DictValue, SetValue)):
-        return const(py_key(item) in container.items)
-    if isinstance(container, ConstValue) and isinstance(item, ConstValue):
-        try:
-            return const(item.value in container.value)
-        except Exception as e:
-            raise UserError(e)
-    from .objects import _MISSING
-    r = _dunder(tx, container, "__contains__", [item])
-    if r is not _MISSING:
-        return const(r.truth(tx))
-    items = container.unpack(tx)
-    for x in items:
-        if is_same(x, item) or compare_op(tx, operator.eq, x, item).truth(tx):
-            return const(True)
-    return const(False)
-
-
-def unary_op(tx, op, v):
-    if isinstance(v, TensorValue):
-        return graph_call(tx, "call_function", op, [v], {})
-    if op is operator.not_:
-        return const(not v.truth(tx))
-    if v.is_const():
-        try:
-            return wrap(tx, op(v.as_python()), None)
-        except Exception as e:
-            raise UserError(e)
-    from .objects import _MISSING
-    r = _dunder(tx, v, f"__{op.__name__.strip('_')}__", [])
-    if r is not _MISSING:
-        return r
-    raise Unsupported(f"unary {op.__name__} on {v}", kind="operator")
-
 
 def get_item(tx, obj, idx):
     if isinstance(obj, TensorValue):
@@ -509,7 +323,7 @@ def _map(tx, fn, *its):
 def _filter(tx, fn, it):
     out = []
     for v in it.unpack(tx):
-        keep = v.truth(tx) if fn.is_const() and fn.as_python() is None else fn.call(tx, [v], {}).truth(tx)
+        keep = truth(tx, v) if fn.is_const() and fn.as_python() is None else truth(tx, fn.call(tx, [v], {}))
         if keep:
             out.append(v)
     return IteratorValue(out)
@@ -574,12 +388,12 @@ def _sum(tx, it, start=None):
 
 @handles(any)
 def _any(tx, it):
-    return const(any(v.truth(tx) for v in it.unpack(tx)))
+    return const(any(truth(tx, v) for v in it.unpack(tx)))
 
 
 @handles(all)
 def _all(tx, it):
-    return const(all(v.truth(tx) for v in it.unpack(tx)))
+    return const(all(truth(tx, v) for v in it.unpack(tx)))
 
 
 def sorted_items(tx, items, key=None, reverse=None):
@@ -621,7 +435,7 @@ def _scalar_conv(pytype):
             except Exception as e:
                 raise UserError(e)
         if pytype is bool:
-            return const(v.truth(tx))
+            return const(truth(tx, v))
         if pytype is str:
             from .objects import _InstanceBase
             if isinstance(v, _InstanceBase):
@@ -687,8 +501,8 @@ def _id(tx, v):
     if isinstance(v, ObjectValue):       # specializes on that very object
         tx.guards.add_identity(v.source, v.obj)
         return const(id(v.obj))
-    ident = _real_identity(v)
-    if ident is not _NO_IDENTITY:
+    ident = real_identity(v)
+    if ident is not NO_IDENTITY:
         return const(id(ident))
     return const(id(v))
 
@@ -766,7 +580,7 @@ def _op_is_not(tx, a, b):
 def _register_operator_module():
     binops = [operator.add, operator.sub, operator.mul, operator.truediv, operator.floordiv,
               operator.mod, operator.pow, operator.matmul, operator.and_, operator.or_, operator.xor,
-              operator.lshift, operator.rshift] + list(_INPLACE_TO_BINARY)
+              operator.lshift, operator.rshift] + list(INPLACE_TO_BINARY)
     for op in binops:
         BUILTINS[op] = functools.partial(lambda op, tx, a, b: binary_op(tx, op, a, b), op)
     for op in (operator.lt, operator.le, operator.eq, operator.ne, operator.gt, operator.ge):

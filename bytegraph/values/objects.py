@@ -11,6 +11,7 @@ Writes to them are recorded in the side-effect log and replayed after the graph.
 Instances created during the trace (NewObjectValue) are plain attribute maps;
 the epilogue rebuilds them only if they escape.
 """
+import enum
 import types
 import weakref
 from collections import OrderedDict
@@ -95,9 +96,24 @@ def bind_class_attr(tx, self_value, cls, name, start=0):
     if isinstance(attr, (types.BuiltinFunctionType, types.WrapperDescriptorType,
                          types.MethodDescriptorType)):
         return BoundMethodValue(self_value, wrap(tx, attr, None))
-    if hasattr(type(attr), "__get__") and not isinstance(attr, (type, types.ModuleType)):
-        raise Unsupported(f"descriptor {type(attr).__name__} for attribute {name!r}", kind="descriptor")
+    get = getattr(type(attr), "__get__", None)
+    if get is not None and not isinstance(attr, (type, types.ModuleType)):
+        return _call_descriptor_get(tx, attr, get, src, self_value, cls, name)
     return wrap(tx, attr, src)
+
+
+def _call_descriptor_get(tx, attr, get, src, self_value, cls, name):
+    """type(attr).__get__(attr, instance, cls), as CPython's lookup calls it: a __get__ written in
+    Python is inlined; one of a trusted module (enum's member properties) is run for real on an
+    immutable instance; anything else is refused."""
+    if isinstance(get, types.FunctionType):
+        if isinstance(self_value, ImmutableValue) and is_trusted_module(get.__module__):
+            try:
+                return wrap(tx, get(attr, self_value.obj, cls), None)
+            except Exception as e:
+                raise UserError(e)
+        return wrap(tx, get, None).call(tx, [wrap(tx, attr, src), self_value, ClassValue(cls)], {})
+    raise Unsupported(f"descriptor {type(attr).__name__} for attribute {name!r}", kind="descriptor")
 
 
 def _function_value(tx, fn, src):
@@ -262,12 +278,6 @@ class _InstanceBase(Value):
             raise UserError(TypeError(f"{self.cls.__name__!r} object is not iterable"))
         return it.call(tx, [], {}).unpack(tx)
 
-    def truth(self, tx):
-        for dunder in ("__bool__", "__len__"):
-            if static_lookup(self.cls, dunder)[0] is not _MISSING:
-                r = bind_class_attr(tx, self, self.cls, dunder).call(tx, [], {})
-                return bool(r.as_python())
-        return True
 
 
 def traced_dict(tx, d):
@@ -282,14 +292,25 @@ def traced_dict(tx, d):
 
 
 def _set_through_property(tx, obj, name, value):
-    """obj.name = value where the class has a property `name`: run its setter. Returns
-    whether it did."""
-    attr, _ = static_lookup(obj.cls, name)
-    if not isinstance(attr, property):
+    """obj.name = value where the class makes `name` a data descriptor: run its setter (a
+    property's fset, or a __set__ written in Python, inlined). Returns whether it did; slots
+    (member descriptors) are plain instance storage."""
+    attr, owner = class_lookup(tx, obj.cls, name)
+    if attr is _MISSING or type(attr).__name__ == "member_descriptor":
         return False
-    if attr.fset is None:
-        raise UserError(AttributeError(f"can't set attribute {name!r}"))
-    wrap(tx, attr.fset, None).call(tx, [obj, value], {})
+    if isinstance(attr, property):
+        if attr.fset is None:
+            raise UserError(AttributeError(f"can't set attribute {name!r}"))
+        _member_source(tx, owner, name, attr)
+        wrap(tx, attr.fset, None).call(tx, [obj, value], {})
+        return True
+    setter = getattr(type(attr), "__set__", None)
+    if setter is None:
+        return False
+    if not isinstance(setter, types.FunctionType):
+        raise Unsupported(f"setting {name!r} through a {type(attr).__name__}", kind="descriptor")
+    src = _member_source(tx, owner, name, attr)
+    wrap(tx, setter, None).call(tx, [wrap(tx, attr, src), obj, value], {})
     return True
 
 
@@ -524,12 +545,81 @@ class _NoOpInit(Value):
 def wrap_object(tx, obj, source):
     """Fallback wrapper: instances of user classes."""
     cls = type(obj)
+    base = _scalar_base(obj)
+    if isinstance(obj, enum.Enum) or base is not None:
+        if source is not None and base is None:
+            tx.guards.add_identity(source, obj)          # Enum members are singletons
+        elif source is not None:
+            tx.guards.add_type(source, cls)
+            conv = _SCALAR_CORE[base]
+            tx.guards.add_code(f"{tx.cg.const(conv, 'core')}({source.expr(tx.cg)}) == "
+                               f"{tx.cg.const(conv(obj), 'v')}", source, "value")
+        return ImmutableValue(obj, source or ObjectSource(obj, cls.__name__), _plain_dunders(tx, cls))
     if source is None:
         source = ObjectSource(obj, cls.__name__)
     tx.guards.add_type(source, cls)
     if static_lookup(cls, "__getattribute__")[0] not in (object.__getattribute__, _MISSING):
         return DynamicAttrObjectValue(obj, source)
     return ObjectValue(obj, source)
+
+
+# Immutable builtins whose instances of subclasses keep an immutable "core" value; the C-level
+# dunders of the base read only that core (float by repr, so -0.0 and nan compare exactly).
+_SCALAR_CORE = {int: int.__index__, str: str.__str__, float: float.__repr__, bytes: bytes.__bytes__,
+                complex: complex.__repr__}
+# dunders that C code called on a constant may call back into; "plain" means none is written
+# in Python outside the trusted enum module, so the real object may be handed to C code
+_CALLBACK_DUNDERS = frozenset({"__eq__", "__ne__", "__lt__", "__le__", "__gt__", "__ge__", "__hash__",
+                               "__str__", "__repr__", "__format__", "__index__", "__int__", "__float__",
+                               "__bool__", "__len__", "__complex__"})
+
+
+def _scalar_base(obj):
+    """The immutable builtin base of an instance of a subclass of one (bool is final)."""
+    for base in _SCALAR_CORE:
+        if isinstance(obj, base) and type(obj) is not base:
+            return base
+    return None
+
+
+def _plain_dunders(tx, cls):
+    """Do the dunders C code may call back into resolve to C or to the enum module? (guarded)"""
+    plain = True
+    for name in _CALLBACK_DUNDERS:
+        attr, owner = class_lookup(tx, cls, name)
+        if isinstance(attr, types.FunctionType) and owner.__module__ != "enum":
+            plain = False
+        elif attr is not _MISSING and not isinstance(attr, types.FunctionType):
+            _member_source(tx, owner, name, attr)
+    return plain
+
+
+class ImmutableValue(ObjectValue):
+    """An immutable instance from the caller's world or from folding: an Enum member (guarded
+    by identity) or an instance of a subclass of int/str/float/bytes/complex (type and core value
+    guarded). Its attributes are read like any object's (properties inlined, instance dict
+    sourced); the protocol layer may hand the real object to the C-level dunders of its builtin
+    base, which read only the immutable core. `plain`: no dunder C code could call back into is
+    written in Python (outside enum), so the object is a constant usable as a dict key."""
+
+    def __init__(self, obj, source, plain):
+        super().__init__(obj, source)
+        self.plain = plain
+
+    def is_const(self):
+        return self.plain
+
+    def identity_key(self):
+        if self.plain:
+            return self.obj
+        return super().identity_key()
+
+    def fx_arg(self, tx):
+        if self.plain:
+            return self.obj
+        return super().fx_arg(tx)
+
+    fake_arg = fx_arg
 
 
 class DynamicAttrObjectValue(ObjectValue):
