@@ -20,6 +20,7 @@ they are recorded when DATAMODEL_REPORT=path is set (one JSON line per probe), a
 """
 import enum
 import json
+import operator
 import os
 import sys
 import types
@@ -110,15 +111,27 @@ def _attrs(v, seen, args):
 
 
 def canon(v, seen=None, args=()):
-    """A comparable picture of v made of str/tuple/list/dict and tensor clones. Objects that are
-    not immutable builtins are also tagged with the index of the argument they are (identity)."""
-    seen = {} if seen is None else seen
+    """A comparable picture of v made of str/tuple/list/dict and tensor clones. A mutable object met
+    a second time is shown as ("<alias>", n) (its first position); objects that are not immutable
+    builtins are also tagged with the index of the argument they are (identity)."""
+    seen = {"mutable": {}, "open": set()} if seen is None else seen
     t = type(v)
     if t in _IMMUTABLE:
         return (t.__name__, repr(v))
-    if id(v) in seen:
-        return ("<cycle>", seen[id(v)])
-    seen[id(v)] = len(seen)
+    if id(v) in seen["mutable"]:
+        return ("<alias>", seen["mutable"][id(v)])
+    if id(v) in seen["open"]:
+        return ("<cycle>",)
+    if t not in (tuple, frozenset):
+        seen["mutable"][id(v)] = len(seen["mutable"])
+    seen["open"].add(id(v))
+    try:
+        return _canon(v, t, seen, args)
+    finally:
+        seen["open"].discard(id(v))
+
+
+def _canon(v, t, seen, args):
     ident = [i for i, a in enumerate(args) if a is v]
     tag = ("@arg", ident[0]) if ident else ()
     if issubclass(t, torch.Tensor):
@@ -226,17 +239,15 @@ def _show(c):
         return c[1]
     if c and c[0] == "tensor":
         return f"tensor({c[3]}){c[5].tolist()}" + (f"@arg{c[7]}" if len(c) > 6 else "")
-    if c and c[0] in ("class", "enum", "callable", "opaque", "<cycle>"):
+    if c and c[0] in ("class", "enum", "callable", "opaque", "<cycle>", "<alias>"):
         return "<" + " ".join(str(p) for p in c) + ">"
     if not (len(c) >= 3 and isinstance(c[0], str) and isinstance(c[2], dict)):
         return "(" + ", ".join(_show(x) for x in c) + ")"
     qual, body, attrs, *tag = c
     name = qual.rsplit(".", 1)[-1]
     if isinstance(body, list):
-        inner = ", ".join(f"{_show(k)}: {_show(v)}" if isinstance(k, tuple) and len(k) == 2
-                          and isinstance(k[0], tuple) else _show(k) for k in body)
-        if body and all(isinstance(k, tuple) and len(k) == 2 and isinstance(k[0], tuple) for k in body):
-            inner = ", ".join(f"{_show(k)}: {_show(v)}" for k, v in body)
+        pairs = body and all(isinstance(k, tuple) and len(k) == 2 and isinstance(k[0], tuple) for k in body)
+        inner = ", ".join(f"{_show(k[0])}: {_show(k[1])}" if pairs else _show(k) for k in body)
         text = f"{name}[{inner}]"
     else:
         text = f"{name}({body if body is not None else ''})"
@@ -256,11 +267,20 @@ def fn_from(src, name="f", env=None):
     real opcode, not operator.add). env: its globals (classes it refers to)."""
     ns = dict(env or {})
     ns.setdefault("torch", torch)
+    ns.setdefault("operator", operator)
     exec(compile(src, f"<datamodel probe {name}>", "exec"), ns)
     return ns[name]
 
 
-# --------------------------------------------------------------------------- shared classes
+# --------------------------------------------------------------------------- shared helpers
+
+def caught(fn, *types):
+    """For probe bodies: fn(), or (exception type name, message) if it raises one of `types`."""
+    try:
+        return fn()
+    except types or (Exception,) as e:
+        return (type(e).__name__, str(e))
+
 
 def dunder(log, owner, name, behaviour="tag", unary=False):
     """A dunder that appends (owner, name[, type name of its argument]) to log, then:
