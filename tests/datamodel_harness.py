@@ -65,10 +65,12 @@ class Probes(dict):
 class Case:
     """fn(*args) is the program; log: the list user dunders append to; state(): extra Python
     state to compare (class attributes, globals, ...); args2: arguments of the second call
-    (default: the same objects again, with whatever state the first call left)."""
+    (default: the same objects again, with whatever state the first call left); between(): run
+    before the second call (e.g. monkeypatch a class, so a cache hit must be refused)."""
 
-    def __init__(self, fn, args, log=None, state=None, args2=None):
+    def __init__(self, fn, args, log=None, state=None, args2=None, between=None):
         self.fn, self.args, self.log, self.state, self.args2 = fn, tuple(args), log, state, args2
+        self.between = between
 
 
 # --------------------------------------------------------------------------- canonical form
@@ -209,6 +211,8 @@ def run_probe(name, ncalls=2):
         fn = case.fn if mode == "eager" else compile_fn(case.fn, backend="eager")
         calls = []
         for i in range(ncalls):
+            if i == 1 and case.between is not None:
+                case.between()
             call_args = case.args if i == 0 or case.args2 is None else tuple(case.args2)
             obs, bw = _observe(case, fn, call_args)
             calls.append(obs)
