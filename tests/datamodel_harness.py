@@ -18,6 +18,7 @@ they are recorded when DATAMODEL_REPORT=path is set (one JSON line per probe), a
 
 `python tests/datamodel_harness.py` prints the number of probes per protocol.
 """
+import copy
 import enum
 import json
 import operator
@@ -277,6 +278,12 @@ def fn_from(src, name="f", env=None):
 
 
 # --------------------------------------------------------------------------- shared helpers
+
+def table_probe(src, *values):
+    """The build of a table-driven probe: fn_from(src) called on (tensor, *values), with the
+    values deep-copied for every build so the eager and compiled runs never share a container."""
+    return lambda: Case(fn_from(src), (torch.ones(2),) + copy.deepcopy(values))
+
 
 def caught(fn, *types):
     """For probe bodies: fn(), or (exception type name, message) if it raises one of `types`."""

@@ -3,7 +3,7 @@ NotImplemented, builtins, builtin subclasses, enums, tensors with user operands)
 import pytest
 import torch
 
-from datamodel_harness import OPS, Case, Probes, enums, fn_from, klass, run_probe
+from datamodel_harness import OPS, Case, Probes, enums, fn_from, klass, run_probe, table_probe
 
 P = Probes()
 
@@ -152,9 +152,7 @@ def f(x, a, b):
 """
 
 for _n, _expr, _a, _b in _BUILTIN:
-    P.add(f"bin_builtin_{_n}", "binary",
-          (lambda e, a, b: lambda: Case(fn_from(_BUILTIN_SRC.format(expr=e)), (torch.ones(2), a, b)))(
-              _expr, _a, _b))
+    P.add(f"bin_builtin_{_n}", "binary", table_probe(_BUILTIN_SRC.format(expr=_expr), _a, _b))
 
 
 # --------------------------------------------------------------------------- builtin subclasses

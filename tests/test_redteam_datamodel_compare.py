@@ -9,7 +9,7 @@ import typing
 import pytest
 import torch
 
-from datamodel_harness import Case, Probes, enums, fn_from, klass, run_probe
+from datamodel_harness import Case, Probes, enums, fn_from, klass, run_probe, table_probe
 
 P = Probes()
 
@@ -125,8 +125,7 @@ def f(x, a, b):
 """
 
 for _n, _expr, _a, _b in _BUILTIN:
-    P.add(f"cmp_builtin_{_n}", "compare",
-          (lambda e, a, b: lambda: Case(fn_from(_BSRC.format(expr=e)), (torch.ones(2), a, b)))(_expr, _a, _b))
+    P.add(f"cmp_builtin_{_n}", "compare", table_probe(_BSRC.format(expr=_expr), _a, _b))
 
 _ENUM = [
     ("issue_str_mixin_eq_str", "'a' == b", "Action.A"),

@@ -6,7 +6,7 @@ import operator
 import pytest
 import torch
 
-from datamodel_harness import OPS, Case, Probes, enums, fn_from, klass, run_probe
+from datamodel_harness import OPS, Case, Probes, enums, fn_from, klass, run_probe, table_probe
 
 P = Probes()
 
@@ -81,8 +81,7 @@ _IP_BUILTIN = [
 ]
 
 for _n, _op, _a, _b in _IP_BUILTIN:
-    P.add(f"inplace_builtin_{_n}", "inplace",
-          (lambda o, a, b: lambda: Case(fn_from(_IP_SRC.format(op=o)), (torch.ones(2), a, b)))(_op, _a, _b))
+    P.add(f"inplace_builtin_{_n}", "inplace", table_probe(_IP_SRC.format(op=_op), _a, _b))
 
 
 @P("inplace")
@@ -437,8 +436,7 @@ def f(x, a):
 """
 
 for _n, _expr, _a in _UNARY_VALUES:
-    P.add(f"unary_builtin_{_n}", "unary",
-          (lambda e, a: lambda: Case(fn_from(_UNARY_SRC.format(expr=e)), (torch.ones(2), a)))(_expr, _a))
+    P.add(f"unary_builtin_{_n}", "unary", table_probe(_UNARY_SRC.format(expr=_expr), _a))
 
 _UNARY_ENUM = [
     ("neg_intenum_is_int", "-a", "N.ONE"),

@@ -10,7 +10,7 @@ import typing
 import pytest
 import torch
 
-from datamodel_harness import Case, Probes, enums, fn_from, klass, run_probe
+from datamodel_harness import Case, Probes, enums, fn_from, klass, run_probe, table_probe
 
 P = Probes()
 
@@ -280,7 +280,7 @@ def f(x, a):
 """
 
 for _n, _v in _VALUES:
-    P.add(f"truth_builtin_{_n}", "truth", (lambda v: lambda: Case(fn_from(_VSRC), (torch.ones(2), v)))(_v))
+    P.add(f"truth_builtin_{_n}", "truth", table_probe(_VSRC, _v))
 
 
 def _subclass_truth(make):
@@ -713,8 +713,7 @@ def f(x):
 """
 
 for _n, _item, _c in _BUILTIN_IN:
-    P.add(f"in_builtin_{_n}", "membership",
-          (lambda i, c: lambda: Case(fn_from(_BSRC.format(item=i, c=c)), (torch.ones(2),)))(_item, _c))
+    P.add(f"in_builtin_{_n}", "membership", table_probe(_BSRC.format(item=_item, c=_c)))
 
 _ENUM_IN = [
     ("str_mixin_in_str_tuple", "Action.A", "('a', 'b')"),
