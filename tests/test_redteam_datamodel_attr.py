@@ -1,8 +1,7 @@
 """Data-model red-team probes: attribute lookup (data descriptors before the instance dict,
 non-data descriptors after, slots, properties, __getattr__/__getattribute__/__setattr__/__delattr__,
-__set_name__, class vs instance attributes, metaclass attributes, enum members, frozen dataclasses,
-cached_property, super()). Enum members, dataclasses and NamedTuples: test_redteam_datamodel_records.py."""
-import dataclasses
+__set_name__, __init_subclass__, class vs instance attributes, metaclass attributes,
+cached_property, super()). Enum members, dataclasses, NamedTuples: test_redteam_datamodel_records.py."""
 import functools
 
 import pytest
