@@ -102,6 +102,18 @@ class AttrSource(_Chained):
         return f"{self.base.name_hint()}.{self.key}"
 
 
+class RawAttrSource(_Chained):
+    """object.__getattribute__(base, key): an attribute read bypassing a Python-level
+    __getattribute__ (so guards do not run user code)."""
+    __slots__ = ()
+
+    def render(self, cg):
+        return f"{cg.const(object.__getattribute__, 'getattribute')}({self.base.expr(cg)}, {self.key!r})"
+
+    def name_hint(self):
+        return f"{self.base.name_hint()}.{self.key}"
+
+
 class ItemSource(_Chained):
     """base[key] for a constant key (int, str, ...)."""
     __slots__ = ()

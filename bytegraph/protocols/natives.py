@@ -6,6 +6,7 @@ through `==`, so a user `__eq__` on an item is inlined). A rule returns NotImple
 exactly where the C method does, and MISSING to decline (the caller then refuses or
 folds constants).
 """
+import collections
 import operator
 
 from ..exc import Unsupported, UserError
@@ -191,27 +192,26 @@ def _dict_eq_ne(tx, a, b, name):
 native([dict], "__ne__")(lambda tx, a, b: _dict_eq_ne(tx, a, b, "__ne__"))
 
 
-@native([dict], "__or__")
-def _dict_or(tx, a, b):
-    da, db = dict_view_of(tx, a), dict_view_of(tx, b)
-    if da is None:
-        return MISSING
-    if db is None:
-        return NI
-    return DictValue({**da.items, **db.items}, cls=type_of(a))
+def _dict_union(owner, reflected):
+    """dict.__or__ builds a plain dict; OrderedDict.__or__ builds type(self) (modelled only for
+    OrderedDict itself, whose constructor runs no user code)."""
+    def rule(tx, a, b):
+        da, db = dict_view_of(tx, a), dict_view_of(tx, b)
+        if da is None or (owner is not dict and type_of(a) is not owner):
+            return MISSING
+        if db is None:
+            return NI
+        first, second = (db, da) if reflected else (da, db)
+        return DictValue({**first.items, **second.items}, cls=owner)
+    return rule
 
 
-@native([dict], "__ror__")
-def _dict_ror(tx, a, b):
-    da, db = dict_view_of(tx, a), dict_view_of(tx, b)
-    if da is None:
-        return MISSING
-    if db is None:
-        return NI
-    return DictValue({**db.items, **da.items}, cls=type_of(a))
+for _owner in (dict, collections.OrderedDict):
+    native([_owner], "__or__")(_dict_union(_owner, False))
+    native([_owner], "__ror__")(_dict_union(_owner, True))
 
 
-@native([dict], "__ior__")
+@native([dict, collections.OrderedDict], "__ior__")
 def _dict_ior(tx, a, b):
     if not isinstance(a, DictValue):
         return MISSING
@@ -236,7 +236,9 @@ def _dict_len(tx, a):
 # --------------------------------------------------------------------------
 # set and frozenset
 
-def _set_rule(fn, reflected=False):
+def _set_rule(owner, fn, reflected=False):
+    """A set operator of `owner` (set or frozenset): the result is exactly `owner`, whatever
+    subclass the operand is."""
     def rule(tx, a, b):
         ka, kb = set_keys_of(a), set_keys_of(b)
         if ka is None:
@@ -245,18 +247,19 @@ def _set_rule(fn, reflected=False):
             return NI
         res = fn(kb, ka) if reflected else fn(ka, kb)
         if isinstance(res, (set, frozenset)):
-            return SetValue(res, cls=type_of(a) if type_of(a) in (set, frozenset) else set)
+            return SetValue(res, cls=owner)
         return const(res)
     return rule
 
 
-for _name, _fn in {"__and__": operator.and_, "__or__": operator.or_, "__sub__": operator.sub,
-                   "__xor__": operator.xor, "__eq__": operator.eq, "__ne__": operator.ne,
-                   **_ORDER_NAMES}.items():
-    native([set, frozenset], _name)(_set_rule(_fn))
-for _name, _fn in {"__rand__": operator.and_, "__ror__": operator.or_, "__rsub__": operator.sub,
-                   "__rxor__": operator.xor}.items():
-    native([set, frozenset], _name)(_set_rule(_fn, reflected=True))
+for _owner in (set, frozenset):
+    for _name, _fn in {"__and__": operator.and_, "__or__": operator.or_, "__sub__": operator.sub,
+                       "__xor__": operator.xor, "__eq__": operator.eq, "__ne__": operator.ne,
+                       **_ORDER_NAMES}.items():
+        native([_owner], _name)(_set_rule(_owner, _fn))
+    for _name, _fn in {"__rand__": operator.and_, "__ror__": operator.or_, "__rsub__": operator.sub,
+                       "__rxor__": operator.xor}.items():
+        native([_owner], _name)(_set_rule(_owner, _fn, reflected=True))
 
 
 def _set_inplace(fn):

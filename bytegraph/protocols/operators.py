@@ -15,12 +15,15 @@ Tensors take the graph path: a tensor operand makes the operator one graph node,
 other operand is a user object, whose Python-level dunders decide (as Tensor's C methods
 return NotImplemented for objects they do not know).
 """
+import enum
 import operator
 
 from ..exc import Unsupported, UserError
 from ..values.base import ConstValue, CONST_TYPES, const, RealCallableValue
-from ..values.objects import _InstanceBase, ClassValue, ObjectValue, PyModuleValue, ExceptionInstanceValue
+from ..values.objects import (_InstanceBase, ClassValue, ObjectValue, PyModuleValue, ExceptionInstanceValue,
+                              ModuleValue, ImmutableValue)
 from ..values.functions import UserFnValue
+from ..values.containers import IteratorValue
 from ..values.tensor import TensorValue, graph_call
 from .special import MISSING, call_special, is_ni, type_of, lookup
 
@@ -63,17 +66,19 @@ def binary_op(tx, op, a, b):
         return _tensor_binary(tx, op, base, a, b)
     if _plain(a) and _plain(b):                     # builtin immutables: no user code anywhere
         try:
-            return ConstValue(op(a.value, b.value)) if base is None else ConstValue(base(a.value, b.value))
+            return ConstValue(op(a.value, b.value))
         except Exception as e:
             raise UserError(e)
     if base is not None:
         r = call_special(tx, a, f"__i{base.__name__.strip('_')}__", [b])
         if r is not MISSING and not is_ni(r):
             return r
-        op = base
-    r = _binary(tx, op, a, b)
+    r = _binary(tx, base or op, a, b)
     if r is MISSING:
-        raise UserError(TypeError(f"unsupported operand type(s) for {_SYMBOL.get(op, op.__name__)}: "
+        sym = _SYMBOL.get(base or op, op.__name__) + ("=" if base is not None else "")
+        if base is operator.pow:
+            sym = "**="
+        raise UserError(TypeError(f"unsupported operand type(s) for {sym}: "
                                   f"'{type_of(a).__name__}' and '{type_of(b).__name__}'"))
     return r
 
@@ -144,9 +149,9 @@ def compare_op(tx, op, a, b):
     if r is not MISSING:
         return r
     if op is operator.eq:
-        return const(is_same(a, b))
+        return const(is_same(a, b, tx))
     if op is operator.ne:
-        return const(not is_same(a, b))
+        return const(not is_same(a, b, tx))
     raise UserError(TypeError(f"'{_SYMBOL[op]}' not supported between instances of "
                               f"'{type_of(a).__name__}' and '{type_of(b).__name__}'"))
 
@@ -171,22 +176,49 @@ def _richcompare(tx, op, a, b):
 
 def equal(tx, a, b):
     """PyObject_RichCompareBool(a, b, Py_EQ): identity first, then `==` and truth."""
-    if is_same(a, b):
+    if is_same(a, b, tx):
         return True
     return truth(tx, compare_op(tx, operator.eq, a, b))
+
+
+class Ordered:
+    """A Value handed to CPython's own sorted()/min()/max(), so that each comparison they make
+    runs through the protocol, in exactly the sequence CPython makes it."""
+    __slots__ = ("tx", "v")
+
+    def __init__(self, tx, v):
+        self.tx = tx
+        self.v = v
+
+    def __lt__(self, other):
+        return truth(self.tx, compare_op(self.tx, operator.lt, self.v, other.v))
+
+    def __gt__(self, other):
+        return truth(self.tx, compare_op(self.tx, operator.gt, self.v, other.v))
 
 
 # --------------------------------------------------------------------------
 # identity
 
-def is_same(a, b):
+def is_same(a, b, tx=None):
     """`a is b` for Values. Values that stand for real objects compare those objects; any other
     Value is its own identity (wrap() gives one Value per caller-world object, and ops that
-    hand back an input return that input's Value, so this is exact)."""
+    hand back an input return that input's Value, so this is exact). With `tx`, an answer
+    that rests on which caller objects were passed is guarded: two caller instances found
+    distinct must stay distinct (their type guards alone would not say so)."""
     if a is b:
         return True
     ia, ib = real_identity(a), real_identity(b)
-    return ia is not NO_IDENTITY and ia is ib
+    same = ia is not NO_IDENTITY and ia is ib
+    if tx is not None and not same and _identity_unguarded(a) and _identity_unguarded(b):
+        tx.guards.add_distinct([a.source, b.source], kind="identity")
+    return same
+
+
+def _identity_unguarded(v):
+    """A caller instance guarded by type only (modules and enum members are identity-guarded)."""
+    return isinstance(v, ObjectValue) and v.source is not None and not isinstance(v, ModuleValue) \
+        and not (isinstance(v, ImmutableValue) and isinstance(v.obj, enum.Enum))
 
 
 NO_IDENTITY = object()
@@ -226,6 +258,14 @@ def truth(tx, v):
     return True
 
 
+def length(tx, v):
+    """len(v) for values whose length is not a fact of the Value itself."""
+    r = call_special(tx, v, "__len__", [])
+    if r is MISSING:
+        raise UserError(TypeError(f"object of type '{type_of(v).__name__}' has no len()"))
+    return length_result(r)
+
+
 def length_result(r):
     if not r.is_const() or not isinstance(r.as_python(), int):
         raise UserError(TypeError(f"'{type_of(r).__name__}' object cannot be interpreted as an integer"))
@@ -247,6 +287,21 @@ def hash_value(tx, v):
     return call_special(tx, v, "__hash__", [])
 
 
+def next_item(tx, it):
+    """next(it) as a Value, or None when the iterator is exhausted."""
+    if isinstance(it, IteratorValue):
+        return it.next()
+    try:
+        r = call_special(tx, it, "__next__", [])
+    except UserError as e:
+        if isinstance(e.exc, StopIteration):
+            return None
+        raise
+    if r is MISSING:
+        raise UserError(TypeError(f"'{type_of(it).__name__}' object is not an iterator"))
+    return r
+
+
 def iterate(tx, v):
     """The items `for x in v` would produce, as Values."""
     return v.unpack(tx)
@@ -263,21 +318,24 @@ def contains_op(tx, item, container):
             return const(item.value in container.value)
         except Exception as e:
             raise UserError(e)
-    r = call_special(tx, container, "__contains__", [item])
+    found = lookup(tx, type_of(container), "__contains__")
+    if found[0] is None:
+        raise UserError(TypeError(f"'{type_of(container).__name__}' object is not a container"))
+    r = call_special(tx, container, "__contains__", [item], found)
     if r is not MISSING:
         return const(truth(tx, r))
-    if not has_iter(tx, container):
+    if not _user_object(container):
+        return const(any(equal(tx, x, item) for x in container.unpack(tx)))
+    it = lookup(tx, type_of(container), "__iter__")
+    if it[0] is MISSING or it[0] is None:
         raise UserError(TypeError(f"argument of type '{type_of(container).__name__}' is not iterable"))
-    for x in container.unpack(tx):
+    iterator = call_special(tx, container, "__iter__", [], it)
+    while True:                          # stop at the first match, as CPython does
+        x = next_item(tx, iterator)
+        if x is None:
+            return const(False)
         if equal(tx, x, item):
             return const(True)
-    return const(False)
-
-
-def has_iter(tx, v):
-    if not _user_object(v):
-        return True
-    return lookup(tx, type_of(v), "__iter__")[0] is not MISSING
 
 
 # --------------------------------------------------------------------------
@@ -297,7 +355,11 @@ def unary_op(tx, op, v):
             raise UserError(e)
     r = call_special(tx, v, dunder(op), [])
     if r is MISSING:
-        raise UserError(TypeError(f"bad operand type for unary {op.__name__}: '{type_of(v).__name__}'"))
+        what = "abs()" if op is operator.abs else f"unary {_UNARY_SYMBOL[op]}"
+        raise UserError(TypeError(f"bad operand type for {what}: '{type_of(v).__name__}'"))
     return r
+
+
+_UNARY_SYMBOL = {operator.neg: "-", operator.pos: "+", operator.invert: "~"}
 
 

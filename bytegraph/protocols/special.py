@@ -17,13 +17,14 @@ earlier class defines the name), then calls what it found the way CPython would:
   * refused otherwise.
 """
 import types
+import warnings
 
 import torch
 
 from ..exc import Unsupported, UserError
 from ..values.base import ConstValue, CONST_TYPES, wrap
-from ..values.containers import TupleValue
-from ..values.objects import class_lookup, bind_class_attr, ImmutableValue, _MISSING as MISSING
+from ..values.containers import TupleValue, IteratorValue
+from ..values.objects import class_lookup, bind_class_attr, ImmutableValue, ClassValue, _MISSING as MISSING
 
 NI = ConstValue(NotImplemented)
 
@@ -80,8 +81,8 @@ def call_special(tx, v, name, args, found=None):
     attr, owner = found if found is not None else lookup(tx, cls, name)
     if attr is MISSING:
         return MISSING
-    if attr is None:
-        raise UserError(TypeError(f"{cls.__name__}.{name} is None"))
+    if attr is None:                    # a dunder set to None blocks the operation
+        raise UserError(TypeError("'NoneType' object is not callable"))
     if isinstance(attr, C_LEVEL):
         return _call_c(tx, owner, name, attr, v, args)
     if is_python_level(attr) and owner.__module__ == "enum" and _foldable(owner, name, [v, *args]):
@@ -121,6 +122,8 @@ def _foldable(owner, name, values):
             continue
         if isinstance(v, ImmutableValue) and (v.plain or (scalar and name not in _CALLBACK_BINARY)):
             continue
+        if isinstance(v, ClassValue) and owner.__module__ == "enum":
+            continue            # an Enum class: members fixed at creation, identity guarded
         return False
     return True
 
@@ -134,8 +137,18 @@ def is_plain_constant(v):
 
 def fold(tx, fn, values):
     """Run fn on the real immutable objects; its result is a constant of this trace."""
-    try:
-        res = fn(*[v.obj if isinstance(v, ImmutableValue) else v.as_python() for v in values])
-    except Exception as e:
-        raise UserError(e)
-    return wrap(tx, res, None)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            res = fn(*[v.obj if isinstance(v, ImmutableValue) else v.as_python() for v in values])
+            if isinstance(res, types.GeneratorType):        # e.g. iterating an Enum class
+                res = IteratorValue([wrap(tx, x, None) for x in res])
+        except Exception as e:
+            exc = e
+        else:
+            exc = None
+    if caught:        # a warning is a side effect each call must show: not a constant
+        raise Unsupported(f"{getattr(fn, '__qualname__', fn)} warns ({caught[0].message})", kind="warning")
+    if exc is not None:
+        raise UserError(exc)
+    return res if isinstance(res, IteratorValue) else wrap(tx, res, None)

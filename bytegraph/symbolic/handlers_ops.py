@@ -28,7 +28,7 @@ def _compare_op(f, inst):
 def _is_op(f, inst):
     b = f.stack.pop()
     a = f.stack.pop()
-    same = is_same(a, b)
+    same = is_same(a, b, f.tx)
     f.stack.append(const(same != bool(inst.arg)))
 
 

@@ -203,8 +203,8 @@ def is_trusted_module(modname):
 
 def is_static(obj):
     """Code-like objects of a trusted module: functions, classes, modules."""
-    return isinstance(obj, (type, types.ModuleType, types.FunctionType, types.BuiltinFunctionType,
-                            types.MethodDescriptorType, types.WrapperDescriptorType))
+    return issubclass(type(obj), (type, types.ModuleType, types.FunctionType, types.BuiltinFunctionType,
+                                  types.MethodDescriptorType, types.WrapperDescriptorType))
 
 
 # --------------------------------------------------------------------------
@@ -257,5 +257,5 @@ def wrap(tx, obj, source):
 
 
 def _aliasable(obj):
-    return type(obj) not in CONST_TYPES and not isinstance(obj, (types.FunctionType,
-                                                                 types.BuiltinFunctionType, type))
+    return type(obj) not in CONST_TYPES and not issubclass(type(obj), (types.FunctionType,
+                                                                       types.BuiltinFunctionType, type))

@@ -23,8 +23,10 @@ from .base import Value, RealCallableValue, ConstValue, NONE, const, wrap, CONST
 from .containers import (TupleValue, ListValue, DictValue, SetValue, IteratorValue, BaseSeq,
                          py_key, key_value, py_eq_key)
 from .tensor import TensorValue, graph_call
-from ..protocols import binary_op, compare_op, contains_op, unary_op, truth, is_same, INPLACE_TO_BINARY
-from ..protocols.operators import real_identity, NO_IDENTITY
+from ..protocols import (binary_op, compare_op, contains_op, unary_op, truth, is_same, hash_value,
+                         INPLACE_TO_BINARY)
+from ..protocols.operators import real_identity, NO_IDENTITY, length, Ordered
+from ..protocols.special import call_special, MISSING
 from ..protocols.natives import dict_view_of
 
 PURE_MODULES = frozenset({"math", "cmath", "operator", "_operator", "string"})
@@ -141,6 +143,12 @@ def get_item(tx, obj, idx):
             return wrap(tx, obj.value[idx.as_python()], None)
         except Exception as e:
             raise UserError(e)
+    from .objects import ClassValue
+    if isinstance(obj, ClassValue):           # the metaclass's __getitem__, else __class_getitem__
+        r = call_special(tx, obj, "__getitem__", [idx])
+        if r is not MISSING:
+            return r
+        return obj.getattr(tx, "__class_getitem__").call(tx, [idx], {})
     return obj.call_method(tx, "__getitem__", [idx], {})
 
 
@@ -159,6 +167,12 @@ def handles(*fns):
     return deco
 
 
+@handles(object.__getattribute__)
+def _object_getattribute(tx, v, name):
+    from .objects import generic_getattr
+    return generic_getattr(tx, v, name.as_python())
+
+
 @handles(len)
 def _len(tx, v):
     if isinstance(v, TensorValue):
@@ -173,12 +187,18 @@ def _len(tx, v):
             return const(len(v.value))
         except TypeError as e:
             raise UserError(e)
+    from .objects import ClassValue, _InstanceBase, ModuleValue
+    if isinstance(v, ClassValue) or (isinstance(v, _InstanceBase) and not isinstance(v, ModuleValue)):
+        return const(length(tx, v))
     return v.call_method(tx, "__len__", [], {})
 
 
 def _isinstance_check(v, cls):
-    from .objects import ObjectValue
+    from .objects import ObjectValue, DynamicAttrObjectValue, static_lookup
     if isinstance(v, ObjectValue):
+        if isinstance(v, DynamicAttrObjectValue) or static_lookup(v.cls, "__class__")[0] is not \
+                object.__dict__["__class__"]:   # isinstance would read obj.__class__: user code
+            raise Unsupported(f"isinstance() of a {v.cls.__name__}, whose __class__ is computed", kind="isinstance")
         return isinstance(v.obj, cls)
     if isinstance(v, TensorValue):
         return issubclass(v.cls, cls) if isinstance(cls, type) else any(issubclass(v.cls, c) for c in cls)
@@ -349,9 +369,26 @@ def _dict(tx, arg=None, **kwargs):
     return d
 
 
-@handles(set, frozenset)
+@handles(set)
 def _set(tx, it=None):
     return SetValue([] if it is None else [py_key(x) for x in it.unpack(tx)])
+
+
+@handles(frozenset)
+def _frozenset(tx, it=None):
+    return SetValue([] if it is None else [py_key(x) for x in it.unpack(tx)], cls=frozenset)
+
+
+@handles(hash)
+def _hash(tx, v):
+    if isinstance(v, TensorValue):
+        raise Unsupported("hash() of a tensor (its id)", kind="id")
+    if isinstance(v, SetValue) and v.cls is frozenset:
+        return const(hash(frozenset(v.items)))
+    r = hash_value(tx, v)
+    if not (r.is_const() and isinstance(r.as_python(), int)):
+        raise UserError(TypeError("__hash__ method should return an integer"))
+    return const(hash(int(r.as_python())))      # CPython reduces the result the same way
 
 
 def _reduce_builtin(name, pyfn):
@@ -366,10 +403,8 @@ def _reduce_builtin(name, pyfn):
                 raise Unsupported(f"{name}() over tensors", kind="data_dependent")
             # max(a, b) of tensors compares by truth value: data-dependent
             raise Unsupported(f"{name}() of tensors depends on their values", kind="data_dependent")
-        if key is None:
-            return const(pyfn(i.as_python() for i in items))
-        keys = [key.call(tx, [i], {}).as_python() for i in items]
-        best = pyfn(range(len(items)), key=lambda j: keys[j])
+        keys = items if key is None else [key.call(tx, [i], {}) for i in items]
+        best = pyfn(range(len(items)), key=lambda j: Ordered(tx, keys[j]))
         return items[best]
     return handler
 
@@ -397,9 +432,10 @@ def _all(tx, it):
 
 
 def sorted_items(tx, items, key=None, reverse=None):
-    keys = [key.call(tx, [i], {}).as_python() if key is not None and not (
-        key.is_const() and key.as_python() is None) else i.as_python() for i in items]
-    order = sorted(range(len(items)), key=lambda j: keys[j],
+    """CPython's sort over the items (or their keys), comparing through the protocol."""
+    keys = [key.call(tx, [i], {}) if key is not None and not (
+        key.is_const() and key.as_python() is None) else i for i in items]
+    order = sorted(range(len(items)), key=lambda j: Ordered(tx, keys[j]),
                    reverse=bool(reverse.as_python()) if reverse is not None else False)
     return [items[j] for j in order]
 
@@ -569,12 +605,12 @@ def _op_not(tx, a):
 
 @handles(operator.is_)
 def _op_is(tx, a, b):
-    return const(is_same(a, b))
+    return const(is_same(a, b, tx))
 
 
 @handles(operator.is_not)
 def _op_is_not(tx, a, b):
-    return const(not is_same(a, b))
+    return const(not is_same(a, b, tx))
 
 
 def _register_operator_module():

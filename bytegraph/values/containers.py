@@ -17,15 +17,31 @@ from ..sources import ItemSource
 
 
 def py_key(v):
-    """A Value used as a dict key / set element -> its Python hashable key."""
+    """A Value used as a dict key / set element -> its Python hashable key. The real object
+    serves only when hashing and comparing it runs no Python code (a class whose metaclass
+    defines __hash__/__eq__ in Python is refused: those would run for real, once)."""
     if v.is_const():
-        return v.as_python()
+        key = v.as_python()
+        if isinstance(key, type) and _python_hash(type(key)):
+            raise Unsupported(f"a class with a Python-level metaclass __hash__/__eq__ as a dict key",
+                              kind="dict_key")
+        return key
     if isinstance(v, TupleValue):
         return tuple(py_key(x) for x in v.items)
     key = getattr(v, "identity_key", None)
     if key is not None:
         return key()
     raise Unsupported(f"{v} as a dict key or set element", kind="dict_key")
+
+
+def _python_hash(meta):
+    for name in ("__hash__", "__eq__"):
+        for k in meta.__mro__:
+            if name in k.__dict__:
+                if type(k.__dict__[name]).__name__ == "function":
+                    return True
+                break
+    return False
 
 
 def key_value(k):

@@ -19,7 +19,7 @@ from collections import OrderedDict
 import torch
 
 from ..exc import Unsupported, UserError
-from ..sources import AttrSource, ItemSource, ObjectSource, ModuleDictSource
+from ..sources import AttrSource, ItemSource, ObjectSource, ModuleDictSource, RawAttrSource
 from .base import (Value, ConstValue, NONE, const, wrap, register_wrapper, is_trusted_module, is_static,
                    CONST_TYPES)
 from .containers import TupleValue, ListValue, DictValue, IteratorValue, _IdentityKey
@@ -152,8 +152,16 @@ class ClassValue(Value):
             return AutogradApplyValue(self.cls)
         if name in ("__name__", "__qualname__", "__module__", "__mro__", "__bases__"):
             return wrap(tx, getattr(self.cls, name), None)
+        # type.__getattribute__: a data descriptor of the metaclass first, then the class's MRO
+        # (descriptors called with instance None), then the metaclass's other attributes
+        meta = type(self.cls)
+        mattr, mowner = (_MISSING, None) if meta is type else class_lookup(tx, meta, name)
+        if mattr is not _MISSING and _is_data_descriptor(mattr):
+            return self._meta_attr(tx, mattr, mowner, name)
         attr, owner = class_lookup(tx, self.cls, name)
         if attr is _MISSING:
+            if mattr is not _MISSING:
+                return self._meta_attr(tx, mattr, mowner, name)
             raise UserError(AttributeError(f"type object {self.cls.__name__!r} has no attribute {name!r}"))
         src = _member_source(tx, owner, name, attr)
         if isinstance(attr, staticmethod):
@@ -162,11 +170,47 @@ class ClassValue(Value):
             return BoundMethodValue(self, wrap(tx, attr.__func__, None))
         if isinstance(attr, types.FunctionType):
             return _function_value(tx, attr, src)
-        if isinstance(attr, property) or (hasattr(type(attr), "__get__") and not isinstance(
-                attr, (type, types.ModuleType, types.BuiltinFunctionType, types.MethodDescriptorType,
-                       types.WrapperDescriptorType))):
-            return wrap(tx, getattr(self.cls, name), None)    # what the descriptor returns on the class
+        get = getattr(type(attr), "__get__", None)
+        if isinstance(attr, property):
+            return wrap(tx, attr, src)                     # a property read on its class is itself
+        if isinstance(get, types.FunctionType) and not is_trusted_module(get.__module__):
+            return wrap(tx, get, None).call(tx, [wrap(tx, attr, src), NONE, self], {})
+        if get is not None and not isinstance(attr, (type, types.ModuleType, types.BuiltinFunctionType,
+                                                     types.MethodDescriptorType, types.WrapperDescriptorType)):
+            return wrap(tx, getattr(self.cls, name), None)    # a C or trusted descriptor on the class
         return wrap(tx, attr, src)
+
+    def _meta_attr(self, tx, attr, owner, name):
+        """An attribute found on the metaclass, bound to this class as its instance."""
+        src = _member_source(tx, owner, name, attr)
+        if isinstance(attr, types.FunctionType):
+            return BoundMethodValue(self, _function_value(tx, attr, src))
+        if owner.__module__ == "enum" or (hasattr(type(attr), "__get__") and is_trusted_module(
+                type(attr).__module__) and not isinstance(attr, property)):
+            try:                                          # enum's class properties (__members__)
+                return wrap(tx, getattr(self.cls, name), None)
+            except AttributeError as e:
+                raise UserError(e)
+        if isinstance(attr, property):
+            if attr.fget is None:
+                raise UserError(AttributeError(f"property {name!r} of {type(self.cls).__name__!r} object "
+                                               "has no getter"))
+            return wrap(tx, attr.fget, None).call(tx, [self], {})
+        get = getattr(type(attr), "__get__", None)
+        if isinstance(get, types.FunctionType):
+            return wrap(tx, get, None).call(tx, [wrap(tx, attr, src), self, ClassValue(type(self.cls))], {})
+        if get is not None:
+            raise Unsupported(f"metaclass descriptor {type(attr).__name__} for {name!r}", kind="descriptor")
+        return wrap(tx, attr, src)
+
+    def unpack(self, tx):
+        meta = type(self.cls)
+        if isinstance(self.cls, enum.EnumMeta):
+            return [wrap(tx, m, None) for m in self.cls]   # members are fixed at class creation
+        it = bind_class_attr(tx, self, meta, "__iter__") if meta is not type else _MISSING
+        if it is _MISSING:
+            raise UserError(TypeError(f"'{meta.__name__}' object is not iterable"))
+        return it.call(tx, [], {}).unpack(tx)
 
     def call(self, tx, args, kwargs):
         from ..runtime.registry import construct
@@ -226,20 +270,20 @@ class _InstanceBase(Value):
                               "set element", kind="dict_key")
         return _IdentityKey(self.obj if isinstance(self, ObjectValue) else self, self)
 
-    def getattr(self, tx, name):
+    def getattr(self, tx, name, fallback=True):
         cls = self.cls
         if name == "__class__":
             return ClassValue(cls)
         if name == "__dict__":
             return self.instance_dict(tx)
         attr, _ = static_lookup(cls, name)
-        if isinstance(attr, property) or (attr is not _MISSING and hasattr(type(attr), "__set__")
-                                          and not isinstance(attr, types.FunctionType)
+        if isinstance(attr, property) or (attr is not _MISSING and _is_data_descriptor(attr)
+                                          and hasattr(type(attr), "__get__")
                                           and type(attr).__name__ != "member_descriptor"):
             try:
                 return bind_class_attr(tx, self, cls, name)
             except UserError as e:    # a property raising AttributeError falls back to __getattr__
-                if not isinstance(e.exc, AttributeError) or \
+                if not fallback or not isinstance(e.exc, AttributeError) or \
                         static_lookup(cls, "__getattr__")[0] in (_MISSING, _module_getattr):
                     raise
                 return self.missing_attr(tx, name)
@@ -255,6 +299,8 @@ class _InstanceBase(Value):
         v = bind_class_attr(tx, self, cls, name)
         if v is not _MISSING:
             return v
+        if not fallback:
+            raise UserError(AttributeError(f"{cls.__name__!r} object has no attribute {name!r}"))
         return self.missing_attr(tx, name)
 
     def note_absent(self, tx, name):
@@ -291,6 +337,40 @@ def traced_dict(tx, d):
     return None
 
 
+def _is_data_descriptor(attr):
+    t = type(attr)
+    return not isinstance(attr, types.FunctionType) and (hasattr(t, "__set__") or hasattr(t, "__delete__"))
+
+
+def _delete_through_descriptor(tx, obj, name):
+    """del obj.name where the class makes `name` a data descriptor: a property's fdel or a
+    __delete__ written in Python, inlined. Returns whether it did."""
+    attr, owner = class_lookup(tx, obj.cls, name)
+    if attr is _MISSING or type(attr).__name__ == "member_descriptor" or not _is_data_descriptor(attr):
+        return False
+    if isinstance(attr, property):
+        if attr.fdel is None:
+            raise UserError(AttributeError(f"property {name!r} of {obj.cls.__qualname__!r} object has no deleter"))
+        _member_source(tx, owner, name, attr)
+        wrap(tx, attr.fdel, None).call(tx, [obj], {})
+        return True
+    deleter = getattr(type(attr), "__delete__", None)
+    if not isinstance(deleter, types.FunctionType):
+        raise Unsupported(f"deleting {name!r} through a {type(attr).__name__}", kind="descriptor")
+    src = _member_source(tx, owner, name, attr)
+    wrap(tx, deleter, None).call(tx, [wrap(tx, attr, src), obj], {})
+    return True
+
+
+def _check_slot_store(cls, name):
+    """A class with __slots__ and no __dict__ refuses unknown attribute names (at the store, so
+    the user's try/except sees it)."""
+    if "__dict__" in dir(cls) or static_lookup(cls, "__setattr__")[0] not in (object.__setattr__, _MISSING):
+        return
+    if type(static_lookup(cls, name)[0]).__name__ != "member_descriptor":
+        raise UserError(AttributeError(f"{cls.__name__!r} object has no attribute {name!r}"))
+
+
 def _set_through_property(tx, obj, name, value):
     """obj.name = value where the class makes `name` a data descriptor: run its setter (a
     property's fset, or a __set__ written in Python, inlined). Returns whether it did; slots
@@ -300,7 +380,7 @@ def _set_through_property(tx, obj, name, value):
         return False
     if isinstance(attr, property):
         if attr.fset is None:
-            raise UserError(AttributeError(f"can't set attribute {name!r}"))
+            raise UserError(AttributeError(f"property {name!r} of {obj.cls.__qualname__!r} object has no setter"))
         _member_source(tx, owner, name, attr)
         wrap(tx, attr.fset, None).call(tx, [obj, value], {})
         return True
@@ -341,10 +421,15 @@ class NewObjectValue(_InstanceBase):
         if setter is not object.__setattr__ and setter is not _MISSING:
             return bind_class_attr(tx, self, self.cls, "__setattr__").call(tx, [ConstValue(name), value], {})
         if not _set_through_property(tx, self, name, value):
+            _check_slot_store(self.cls, name)
             self.attrs[name] = value
 
     def delattr(self, tx, name):
-        self.attrs.pop(name, None)
+        if _delete_through_descriptor(tx, self, name):
+            return
+        if name not in self.attrs:
+            raise UserError(AttributeError(name))
+        del self.attrs[name]
 
     def reconstruct(self, cg):
         def build():
@@ -392,16 +477,22 @@ class ObjectValue(_InstanceBase):
             if v is _DELETED:
                 raise UserError(AttributeError(name))
             return v
-        d = getattr(self.obj, "__dict__", None)
+        d = _raw_dict(self.obj)
         traced = traced_dict(tx, d)
         if traced is not None:          # the trace wrote through obj.__dict__: read its state
             return traced.items.get(name, _MISSING)
         if d is not None and name in d:
-            return wrap(tx, d[name], AttrSource(self.source, name))
+            return wrap(tx, d[name], self.attr_source(name))
         attr, _ = static_lookup(self.cls, name)
         if type(attr).__name__ == "member_descriptor":   # __slots__
-            return wrap(tx, getattr(self.obj, name), AttrSource(self.source, name))
+            try:
+                return wrap(tx, attr.__get__(self.obj, self.cls), self.attr_source(name))
+            except AttributeError:
+                return _MISSING
         return _MISSING
+
+    def attr_source(self, name):
+        return AttrSource(self.source, name)
 
     def setattr(self, tx, name, value):
         setter, _ = static_lookup(self.cls, "__setattr__")
@@ -409,13 +500,18 @@ class ObjectValue(_InstanceBase):
             raise Unsupported(f"custom __setattr__ on {self.cls.__name__}", kind="setattr")
         if _set_through_property(tx, self, name, value):
             return
+        _check_slot_store(self.cls, name)
         self.pending[name] = value
-        traced = traced_dict(tx, getattr(self.obj, "__dict__", None))
+        traced = traced_dict(tx, _raw_dict(self.obj))
         if traced is not None:
             traced.items[name] = value
         tx.side_effects.attr_write(self, name, value)
 
     def delattr(self, tx, name):
+        if _delete_through_descriptor(tx, self, name):
+            return
+        if self.instance_attr(tx, name) is _MISSING:
+            raise UserError(AttributeError(name))
         self.pending[name] = _DELETED
         tx.side_effects.attr_write(self, name, _DELETED)
 
@@ -423,13 +519,13 @@ class ObjectValue(_InstanceBase):
         return self.obj
 
     def note_absent(self, tx, name):
-        if name not in self.pending and hasattr(self.obj, "__dict__"):
+        if name not in self.pending and _raw_dict(self.obj) is not None:
             tx.absent_attrs.setdefault(id(self), (self, set()))[1].add(name)
 
     def instance_dict(self, tx):
         if self.pending:
             raise Unsupported("reading __dict__ after writing attributes", kind="getattr")
-        return wrap(tx, self.obj.__dict__, AttrSource(self.source, "__dict__"))
+        return wrap(tx, _raw_dict(self.obj), self.attr_source("__dict__"))
 
     def __repr__(self):
         return f"Object({self.cls.__name__} @ {self.source.name_hint()})"
@@ -546,7 +642,7 @@ def wrap_object(tx, obj, source):
     """Fallback wrapper: instances of user classes."""
     cls = type(obj)
     base = _scalar_base(obj)
-    if isinstance(obj, enum.Enum) or base is not None:
+    if issubclass(cls, enum.Enum) or base is not None:
         if source is not None and base is None:
             tx.guards.add_identity(source, obj)          # Enum members are singletons
         elif source is not None:
@@ -558,8 +654,11 @@ def wrap_object(tx, obj, source):
     if source is None:
         source = ObjectSource(obj, cls.__name__)
     tx.guards.add_type(source, cls)
-    if static_lookup(cls, "__getattribute__")[0] not in (object.__getattribute__, _MISSING):
+    hook, owner = static_lookup(cls, "__getattribute__")
+    if isinstance(hook, types.FunctionType):
         return DynamicAttrObjectValue(obj, source)
+    if hook is not _MISSING and owner.__module__ != "builtins":   # builtins' is the generic lookup
+        raise Unsupported(f"{cls.__name__} has a C-level __getattribute__", kind="getattr")
     return ObjectValue(obj, source)
 
 
@@ -576,8 +675,8 @@ _CALLBACK_DUNDERS = frozenset({"__eq__", "__ne__", "__lt__", "__le__", "__gt__",
 
 def _scalar_base(obj):
     """The immutable builtin base of an instance of a subclass of one (bool is final)."""
-    for base in _SCALAR_CORE:
-        if isinstance(obj, base) and type(obj) is not base:
+    for base in _SCALAR_CORE:            # by type: isinstance would read obj.__class__, user code
+        if issubclass(type(obj), base) and type(obj) is not base:
             return base
     return None
 
@@ -623,23 +722,40 @@ class ImmutableValue(ObjectValue):
 
 
 class DynamicAttrObjectValue(ObjectValue):
-    """An object whose class defines __getattribute__ (e.g. transformers' PretrainedConfig,
-    which maps attribute aliases). Attributes are read with the real getattr at trace time and
-    re-read by the guard through the same `obj.name` expression, so the mapping is honoured
-    both times; this assumes that __getattribute__ has no side effects."""
+    """An object whose class defines __getattribute__ in Python (e.g. transformers'
+    PretrainedConfig, which maps attribute aliases). Every attribute read calls it, inlined, as
+    CPython does (an AttributeError then falls back to __getattr__); `object.__getattribute__`
+    inside it is the generic lookup. Guards read attributes with object.__getattribute__, so
+    they run none of the user's code."""
 
     def getattr(self, tx, name):
         if name in self.pending:
             return ObjectValue.instance_attr(self, tx, name)
-        if name == "__class__":
-            return ClassValue(self.cls)
+        hook = bind_class_attr(tx, self, self.cls, "__getattribute__")
         try:
-            attr = getattr(self.obj, name)
-        except AttributeError as e:
-            raise UserError(e)
-        if isinstance(attr, types.MethodType) and attr.__self__ is self.obj:
-            return BoundMethodValue(self, wrap(tx, attr.__func__, None))
-        return wrap(tx, attr, AttrSource(self.source, name))
+            return hook.call(tx, [ConstValue(name)], {})
+        except UserError as e:
+            if not isinstance(e.exc, AttributeError) or static_lookup(self.cls, "__getattr__")[0] is _MISSING:
+                raise
+            return self.missing_attr(tx, name)
+
+    def attr_source(self, name):
+        return RawAttrSource(self.source, name)
+
+
+def generic_getattr(tx, v, name):
+    """object.__getattribute__(v, name): the lookup without a __getattribute__ hook and without
+    the __getattr__ fallback."""
+    if isinstance(v, _InstanceBase):
+        return _InstanceBase.getattr(v, tx, name, fallback=False)
+    return v.getattr(tx, name)
+
+
+def _raw_dict(obj):
+    try:
+        return object.__getattribute__(obj, "__dict__")
+    except AttributeError:
+        return None
 
 
 @register_wrapper(torch.nn.Module)
