@@ -26,25 +26,30 @@ def recompiles():
 
 @pytest.fixture(autouse=True)
 def _restore_switches():
-    """Put every switch back: the generic fp32 precision (which resets every backend and op),
-    then the legacy setters (restoring only the new fp32 API would leave the legacy getters
-    raising on a 'mix of APIs')."""
-    generic = torch.backends.fp32_precision
-    saved = (torch.get_float32_matmul_precision(), torch.backends.cudnn.allow_tf32,
-             torch.backends.cuda.matmul.allow_fp16_reduced_precision_reduction,
-             torch.backends.cuda.matmul.allow_bf16_reduced_precision_reduction,
-             torch.get_num_threads(), torch.backends.mkldnn.enabled,
-             torch.are_deterministic_algorithms_enabled(),
-             torch.is_deterministic_algorithms_warn_only_enabled())
-    yield
-    torch.backends.fp32_precision = generic      # resets every backend and op, then:
-    torch.set_float32_matmul_precision(saved[0])
-    torch.backends.cudnn.allow_tf32 = saved[1]
-    torch.backends.cuda.matmul.allow_fp16_reduced_precision_reduction = saved[2]
-    torch.backends.cuda.matmul.allow_bf16_reduced_precision_reduction = saved[3]
-    torch.set_num_threads(saved[4])
-    torch.backends.mkldnn.enabled = saved[5]
-    torch.use_deterministic_algorithms(saved[6], warn_only=saved[7])
+    """Allow setting torch.backends flags (torch.testing's common_utils, imported by other test
+    modules of the same worker, freezes them), then put every switch back: the generic fp32
+    precision (which resets every backend and op), then the legacy setters (restoring only
+    the new fp32 API would leave the legacy getters raising on a 'mix of APIs')."""
+    with getattr(torch.backends, "__allow_nonbracketed_mutation")():
+        generic = torch.backends.fp32_precision
+        saved = (torch.get_float32_matmul_precision(), torch.backends.cudnn.allow_tf32,
+                 torch.backends.cuda.matmul.allow_fp16_reduced_precision_reduction,
+                 torch.backends.cuda.matmul.allow_bf16_reduced_precision_reduction,
+                 torch.get_num_threads(), torch.backends.mkldnn.enabled,
+                 torch.are_deterministic_algorithms_enabled(),
+                 torch.is_deterministic_algorithms_warn_only_enabled())
+        try:
+            yield
+        finally:
+            torch.backends.fp32_precision = generic
+            torch.set_float32_matmul_precision(saved[0])
+            torch.backends.cudnn.allow_tf32 = saved[1]
+            torch.backends.cuda.matmul.allow_fp16_reduced_precision_reduction = saved[2]
+            torch.backends.cuda.matmul.allow_bf16_reduced_precision_reduction = saved[3]
+            torch.set_num_threads(saved[4])
+            torch.backends.mkldnn.enabled = saved[5]
+            torch.use_deterministic_algorithms(saved[6], warn_only=saved[7])
+            assert torch.get_float32_matmul_precision() == saved[0]    # the legacy getter works
     assert counters()["stats"]["guard_errors"] == 0
 
 
