@@ -13,7 +13,7 @@ user's code would raise -> UserError (eager reproduces the real exception).
 
 Mutation is observed, not inferred from names: each fake run compares the version
 counters of the fake tensors it was given (views share their base's counter), and the
-fake mode notes every aten call whose schema writes into an argument (this covers ops
+fake mode's dispatch notes every aten call whose schema writes into an argument (this covers ops
 without a version-counter kernel: foreach ops, old-style custom ops). `run_fake` reports
 whether the op wrote into one of its tensor arguments; `mutates_inputs()` says whether
 the graph writes into a placeholder's storage.
@@ -31,15 +31,19 @@ from torch._subclasses.fake_tensor import (
 from ..exc import Unsupported, UserError
 
 
-class _WriteNotingFakeMode(FakeTensorMode):
-    """FakeTensorMode that, while `writes` is a list, appends every aten call whose schema
-    writes into one of its arguments (`Tensor(a!)`), with its arguments."""
-    writes = None
-
-    def dispatch(self, func, types, args=(), kwargs=None):
-        if self.writes is not None and func._schema.is_mutable:
-            self.writes.append((func, args, kwargs))
-        return super().dispatch(func, types, args, kwargs)
+def _noting_writes(dispatch, builder):
+    """Wrap a FakeTensorMode's `dispatch` so that, while `builder.writes` is a list, every
+    aten call whose schema writes into an argument (`Tensor(a!)`) is appended to it with its
+    arguments. An instance attribute, not a subclass: torch looks up per-mode kernels (higher
+    order ops, py_impl) by the mode's exact type."""
+    def noting(func, types, args=(), kwargs=None):
+        writes = builder.writes
+        if writes is not None:
+            schema = getattr(func, "_schema", None)
+            if schema is not None and schema.is_mutable:
+                writes.append((func, args, kwargs))
+        return dispatch(func, types, args, kwargs)
+    return noting
 
 
 class GraphBuilder:
@@ -47,7 +51,9 @@ class GraphBuilder:
         self.graph = torch.fx.Graph()
         # A ShapeEnv lets ops with data-dependent output sizes (x[mask], nonzero) produce
         # unbacked sizes; inputs stay static (from_tensor(static_shapes=True)).
-        self.fake_mode = _WriteNotingFakeMode(allow_non_fake_inputs=False, shape_env=ShapeEnv())
+        self.fake_mode = FakeTensorMode(allow_non_fake_inputs=False, shape_env=ShapeEnv())
+        self.writes = None                # see _noting_writes
+        self.fake_mode.dispatch = _noting_writes(self.fake_mode.dispatch, self)
         self.mutated_storages = set()   # storage keys of fake tensors some op wrote into
         self.inputs = []          # [(source, real tensor)] in placeholder order
         self.placeholders = []    # fx Nodes, parallel to inputs
@@ -88,14 +94,13 @@ class GraphBuilder:
         _collect_fakes(fake_args, tensors)
         _collect_fakes(fake_kwargs, tensors)
         before = [_version(t) for t in tensors]
-        mode = self.fake_mode
-        outer, writes = mode.writes, []
-        mode.writes = writes
+        outer, writes = self.writes, []
+        self.writes = writes
         try:
             result = self._run_classified(run_fake or _runner(kind, target), target, fake_args,
                                           fake_kwargs)
         finally:
-            mode.writes = outer
+            self.writes = outer
         return result, self._note_mutation(tensors, before, writes)
 
     def _run_classified(self, fn, target, fake_args, fake_kwargs):
