@@ -222,16 +222,17 @@ def test_inference_mode_recompiles():
 
 
 def test_state_queries_inside_the_region_it_changes():
-    """torch.is_grad_enabled() inside no_grad and torch.is_autocast_enabled('cpu') inside
-    autocast answer what the trace itself set: the guard is on the entry state, so the entry
+    """torch.is_grad_enabled() inside no_grad and the autocast queries inside autocast
+    answer what the trace itself set: the guard is on the entry state, so the entry
     serves the call it was built from (it used to reject it and turn the function eager)."""
     def f(x):
         with torch.no_grad():
             a = x + (1 if torch.is_grad_enabled() else 2)
-        with torch.autocast("cpu", dtype=torch.bfloat16):
+        with torch.autocast("cpu", dtype=torch.bfloat16, cache_enabled=False):
             b = x * (3 if torch.is_autocast_enabled("cpu") else 4)
             dt = torch.get_autocast_dtype("cpu")
-        return a, b.float(), dt
+            cache = torch.is_autocast_cache_enabled()
+        return a, b.float(), dt, cache
     compiled = compile_fn(f, backend="eager", fullgraph=True)
     x = torch.ones(3)
     with warnings.catch_warnings():

@@ -13,10 +13,11 @@ user's code would raise -> UserError (eager reproduces the real exception).
 
 Mutation is observed, not inferred from names: each fake run compares the version
 counters of the fake tensors it was given (views share their base's counter), and the
-fake mode's dispatch notes every aten call whose schema writes into an argument (this covers ops
-without a version-counter kernel: foreach ops, old-style custom ops). `run_fake` reports
-whether the op wrote into one of its tensor arguments; `mutates_inputs()` says whether
-the graph writes into a placeholder's storage.
+fake mode's dispatch notes every aten call whose schema writes into an argument (this
+covers ops without a version-counter kernel: foreach ops, old-style custom ops, and
+inference tensors, which have no counter). `run_fake` reports whether the op wrote into
+one of its tensor arguments; `mutates_inputs()` says whether the graph writes into a
+placeholder's storage.
 """
 import operator
 import warnings

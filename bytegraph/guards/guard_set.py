@@ -39,6 +39,9 @@ def _autocast_snapshot():
     return {d: (_C.is_autocast_enabled(d), _C.get_autocast_dtype(d)) for d in _AUTOCAST_DEVICES}
 
 
+_ON, _DTYPE, _CACHE = _C.is_autocast_enabled, _C.get_autocast_dtype, _C.is_autocast_cache_enabled
+
+
 def _autocast_unseen():
     """Device types whose autocast state `_is_any_autocast_enabled()` ignores (maia and mps in
     torch 2.13), found once by switching each on alone (this thread's state is restored)."""
@@ -79,6 +82,7 @@ class GuardSet:
         self.guards = []
         self._seen = set()
         self.entry_autocast = {}      # device type -> (enabled, dtype) when the trace began
+        self.entry_autocast_cache = True
 
     def _add(self, code, source, kind):
         if code in self._seen:
@@ -91,6 +95,7 @@ class GuardSet:
         """Switches every trace depends on. Each getter is a torch._C function bound into the
         entry's namespace, so a check is one call with no attribute lookup (module docstring)."""
         self.entry_autocast = _autocast_snapshot()
+        self.entry_autocast_cache = _CACHE()
         self._state_check("grad_mode", [(_C.is_grad_enabled, "grad")])
         self._state_check("inference_mode", [(_C.is_inference_mode_enabled, "inference")])
         self._state_check("default_dtype", [(_C.get_default_dtype, "default_dtype")])
@@ -105,11 +110,11 @@ class GuardSet:
             # one call covers every device type but those it does not see (see add_graph_state)
             self._state_check("autocast", [(_C._is_any_autocast_enabled, "any_autocast")])
         else:
-            checks = [(_C.is_autocast_cache_enabled, "autocast_cache")]
+            checks = [(_CACHE, "autocast_cache")]
             for dev, (on, dtype) in self.entry_autocast.items():
-                checks.append((_C.is_autocast_enabled, "autocast_on", dev))
+                checks.append((_ON, "autocast_on", dev))
                 if on:
-                    checks.append((_C.get_autocast_dtype, "autocast_dtype", dev))
+                    checks.append((_DTYPE, "autocast_dtype", dev))
             self._state_check("autocast", checks)
 
     def add_graph_state(self, device_types, backend_reads_flags):
@@ -123,7 +128,7 @@ class GuardSet:
         if not _C._is_any_autocast_enabled():
             unseen = [d for d in _autocast_unseen() if d in device_types]
             if unseen:
-                self._state_check("autocast", [(_C.is_autocast_enabled, "autocast_on", d) for d in unseen])
+                self._state_check("autocast", [(_ON, "autocast_on", d) for d in unseen])
         if backend_reads_flags:
             # a CPU-only graph cannot be affected by the CUDA switches
             cpu_only = device_types <= {"cpu"}
@@ -139,37 +144,38 @@ class GuardSet:
 
     def _state_check(self, kind, calls):
         """One guard: each (getter, hint, *args) still returns what it returns now."""
-        parts = []
-        for fn, hint, *args in calls:
-            value = fn(*args)
-            call = f"{self.cg.const(fn, hint)}({', '.join(repr(a) for a in args)})"
-            if value is None or type(value) is bool:
-                parts.append(f"{call} is {value}")
-            elif type(value) in (int, str) or (type(value) is tuple and all(type(v) is bool for v in value)):
-                parts.append(f"{call} == {value!r}")
-            elif isinstance(value, torch.dtype):
-                parts.append(f"{call} is {self.cg.const(value, 'dtype')}")
-            else:
-                parts.append(f"{call} == {self.cg.const(value, hint)}")
+        parts = [self._returns(fn, hint, args, fn(*args)) for fn, hint, *args in calls]
         self._add(" and ".join(parts), None, kind)
 
+    def _returns(self, fn, hint, args, value):
+        call = f"{self.cg.const(fn, hint)}({', '.join(repr(a) for a in args)})"
+        if value is None or type(value) is bool:
+            return f"{call} is {value}"
+        if type(value) in (int, str) or (type(value) is tuple and all(type(v) is bool
+                                                                      for v in value)):
+            return f"{call} == {value!r}"
+        if isinstance(value, torch.dtype):
+            return f"{call} is {self.cg.const(value, 'dtype')}"
+        return f"{call} == {self.cg.const(value, hint)}"
+
     def add_state_query(self, fn, args):
-        """A query of state the trace itself may change (it mirrors autocast regions in the real
-        state): its answer at trace time is not the answer on entry, so guard the entry state
-        instead. False when `fn` is not such a query (the caller guards the answer)."""
+        """A query of state the trace itself may change (it mirrors grad-mode and autocast
+        regions in the real state): its answer at trace time is not the answer on entry, so
+        guard the entry state instead. False when `fn` is not such a query (the caller then
+        guards the answer)."""
         if fn is _C.is_grad_enabled or fn is _C._is_any_autocast_enabled:
             return True                           # guarded on every entry
-        if fn is _C.is_autocast_cache_enabled and not args:
-            self._state_check("autocast", [(fn, "autocast_cache")])
+        if fn is _CACHE and not args:
+            self._add(self._returns(fn, "autocast_cache", (), self.entry_autocast_cache), None,
+                      "autocast")
             return True
-        if fn in (_C.is_autocast_enabled, _C.get_autocast_dtype) and len(args) == 1 \
+        if (fn is _ON or fn is _DTYPE) and len(args) == 1 and type(args[0]) is str \
                 and args[0] in self.entry_autocast:
             on, dtype = self.entry_autocast[args[0]]
-            hint = "autocast_on" if fn is _C.is_autocast_enabled else "autocast_dtype"
-            value = on if fn is _C.is_autocast_enabled else dtype
-            call = f"{self.cg.const(fn, hint)}({args[0]!r})"
-            self._add(f"{call} is {value}" if type(value) is bool else
-                      f"{call} is {self.cg.const(value, 'dtype')}", None, "autocast")
+            if fn is _ON:
+                self._add(self._returns(fn, "autocast_on", args, on), None, "autocast")
+            else:
+                self._add(self._returns(fn, "autocast_dtype", args, dtype), None, "autocast")
             return True
         return False
 
