@@ -3,7 +3,7 @@
     def __entry(<the user's parameters, same names and kinds>):
         try:
             if not (<guards>): return MISS
-        except Exception: return MISS
+        except Exception as __e: return _guard_error(__e)   # counted, reported, a miss
         __o = __graph(<input sources...>)
         <side effects replayed>
         return <the return value rebuilt from graph outputs, sources and constants>
@@ -116,19 +116,27 @@ def signature_source(code, defaults_name, has_defaults, kwdefaults):
     return ", ".join(parts)
 
 
-def build_entry(fn, cg, guard_expr, graph_call_expr, epilogue_lines, return_expr, name):
+def _miss_on_guard_error(exc):
+    return MISS
+
+
+def build_entry(fn, cg, guard_expr, graph_call_expr, epilogue_lines, return_expr, name,
+                on_guard_error=None):
+    """`on_guard_error(exc)` is called when evaluating the guards raises; what it returns
+    (normally MISS) is the entry's result. The try costs nothing when nothing raises."""
     code = fn.__code__
     defaults = fn.__defaults__ or ()
     kwdefaults = fn.__kwdefaults__ or {}
     cg.namespace["__defaults"] = defaults
     cg.namespace["__defaults_kw"] = kwdefaults
+    cg.namespace["_guard_error"] = on_guard_error or _miss_on_guard_error
     params = signature_source(code, "__defaults", len(defaults), kwdefaults)
     body = [f"def {name}({params}):",
             "    try:",
             f"        if not ({guard_expr}):",
             "            return MISS",
-            "    except Exception:",
-            "        return MISS"]
+            "    except Exception as __e:",
+            "        return _guard_error(__e)"]
     if graph_call_expr:
         body.append(f"    __o = {graph_call_expr}")
     body += [f"    {line}" for line in epilogue_lines]

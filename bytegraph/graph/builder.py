@@ -10,6 +10,14 @@ matching fake arguments, runs the target on the fakes under FakeTensorMode to
 learn the output's metadata, and creates the node. Failures of that fake run
 are classified: data-dependent output -> Unsupported; anything else -> the
 user's code would raise -> UserError (eager reproduces the real exception).
+
+Mutation is observed, not inferred from names: each fake run compares the version
+counters of the fake tensors it was given (views share their base's counter), and the
+fake mode's dispatch notes every aten call whose schema writes into an argument (this
+covers ops without a version-counter kernel: foreach ops, old-style custom ops, and
+inference tensors, which have no counter). `run_fake` reports whether the op wrote into
+one of its tensor arguments; `mutates_inputs()` says whether the graph writes into a
+placeholder's storage.
 """
 import operator
 import warnings
@@ -24,12 +32,30 @@ from torch._subclasses.fake_tensor import (
 from ..exc import Unsupported, UserError
 
 
+def _noting_writes(dispatch, builder):
+    """Wrap a FakeTensorMode's `dispatch` so that, while `builder.writes` is a list, every
+    aten call whose schema writes into an argument (`Tensor(a!)`) is appended to it with its
+    arguments. An instance attribute, not a subclass: torch looks up per-mode kernels (higher
+    order ops, py_impl) by the mode's exact type."""
+    def noting(func, types, args=(), kwargs=None):
+        writes = builder.writes
+        if writes is not None:
+            schema = getattr(func, "_schema", None)
+            if schema is not None and schema.is_mutable:
+                writes.append((func, args, kwargs))
+        return dispatch(func, types, args, kwargs)
+    return noting
+
+
 class GraphBuilder:
     def __init__(self):
         self.graph = torch.fx.Graph()
         # A ShapeEnv lets ops with data-dependent output sizes (x[mask], nonzero) produce
         # unbacked sizes; inputs stay static (from_tensor(static_shapes=True)).
         self.fake_mode = FakeTensorMode(allow_non_fake_inputs=False, shape_env=ShapeEnv())
+        self.writes = None                # see _noting_writes
+        self.fake_mode.dispatch = _noting_writes(self.fake_mode.dispatch, self)
+        self.mutated_storages = set()   # storage keys of fake tensors some op wrote into
         self.inputs = []          # [(source, real tensor)] in placeholder order
         self.placeholders = []    # fx Nodes, parallel to inputs
         self._by_id = {}          # id(real tensor) -> (node, fake)
@@ -62,8 +88,23 @@ class GraphBuilder:
 
     # --- ops -----------------------------------------------------------------
     def run_fake(self, kind, target, fake_args, fake_kwargs, run_fake=None):
-        """Run target on fake arguments; classify failures (see module docstring)."""
-        fn = run_fake or _runner(kind, target)
+        """Run target on fake arguments; classify failures (see module docstring).
+        Returns (result, mutated): mutated is True when the op wrote into one of its tensor
+        arguments (or into a tensor sharing storage with one)."""
+        tensors = []
+        _collect_fakes(fake_args, tensors)
+        _collect_fakes(fake_kwargs, tensors)
+        before = [_version(t) for t in tensors]
+        outer, writes = self.writes, []
+        self.writes = writes
+        try:
+            result = self._run_classified(run_fake or _runner(kind, target), target, fake_args,
+                                          fake_kwargs)
+        finally:
+            self.writes = outer
+        return result, self._note_mutation(tensors, before, writes)
+
+    def _run_classified(self, fn, target, fake_args, fake_kwargs):
         try:
             # warnings belong to the real run (the graph emits them when it runs): none here
             with self.fake_mode, warnings.catch_warnings():
@@ -91,6 +132,33 @@ class GraphBuilder:
             err.from_graph = True   # raised by a fake op: its message is not the real one
             raise err
 
+    def _note_mutation(self, tensors, before, writes):
+        """Did the op just run write into one of `tensors`? Records the written storages."""
+        written = [t for t, v in zip(tensors, before) if v is not None and _version(t) != v]
+        if writes:
+            mine = {_storage_key(t) for t in tensors}
+            for func, args, kwargs in writes:
+                for t in _written_args(func, args, kwargs):
+                    if _storage_key(t) in mine:
+                        written.append(t)
+        for t in written:
+            self.mutated_storages.add(_storage_key(t))
+        return bool(written)
+
+    def mutates_inputs(self):
+        """Does the graph write into the storage of any placeholder?"""
+        if not self.mutated_storages:
+            return False
+        return any(_storage_key(node.meta["example_value"]) in self.mutated_storages
+                   for node in self.placeholders)
+
+    def device_types(self):
+        """Device types of every tensor the graph takes or computes."""
+        tensors = []
+        for node in self.graph.nodes:
+            _collect_fakes(node.meta.get("example_value"), tensors)
+        return {t.device.type for t in tensors}
+
     def create(self, kind, target, fx_args, fx_kwargs, fake, counts=True):
         """Append a node; `counts=False` for state switches (grad mode, autocast) that are
         not tensor work: a graph with only those is not worth compiling."""
@@ -107,6 +175,49 @@ class GraphBuilder:
 
     def output(self, nodes):
         self.graph.output(tuple(nodes))
+
+
+def _collect_fakes(obj, out):
+    if isinstance(obj, torch.Tensor):
+        out.append(obj)
+    elif isinstance(obj, (list, tuple)):
+        for x in obj:
+            _collect_fakes(x, out)
+    elif isinstance(obj, dict):
+        for x in obj.values():
+            _collect_fakes(x, out)
+
+
+def _version(t):
+    """The tensor's version counter; None for inference tensors, which have none (their
+    writes are still seen through the fake mode's write notes)."""
+    try:
+        return t._version
+    except RuntimeError:
+        return None
+
+
+def _storage_key(t):
+    try:
+        return t.untyped_storage()._cdata
+    except (RuntimeError, NotImplementedError, TypeError):    # no storage (sparse, nested)
+        return ("tensor", id(t))
+
+
+def _written_args(func, args, kwargs):
+    """The tensors an aten call writes into, per its schema (`Tensor(a!)`, `Tensor(a!)[]`)."""
+    out = []
+    for i, arg in enumerate(func._schema.arguments):
+        if arg.alias_info is None or not arg.alias_info.is_write:
+            continue
+        if i < len(args):
+            value = args[i]
+        elif kwargs and arg.name in kwargs:
+            value = kwargs[arg.name]
+        else:
+            continue
+        _collect_fakes(value, out)
+    return out
 
 
 def _has_real_tensor(obj):

@@ -8,13 +8,60 @@ the guards on its items). Global-state guards come first: they are cheapest.
 
 Each add_* is deduplicated on (kind, source) before rendering, because a source's
 first rendering binds a local (see Codegen.source) and later ones differ in text.
-The generated entry function evaluates them as one `and` chain; any exception
-while evaluating counts as a miss. `first_failure()` re-evaluates them one by
-one (slow path only) to name the guard that failed for recompile messages.
+
+Global torch state is read with torch._C getters bound into the entry's namespace
+(`_grad_3()`), one call each with no attribute lookup; the switches every trace depends on
+are checked on every entry (`add_global_state`), those that matter only to a compiling
+backend or to tensors on a given device once the graph is known (`add_graph_state`).
+
+The generated entry function evaluates them as one `and` chain; an exception while
+evaluating is counted and reported, then treated as a miss (codegen/entry.py).
+`runtime/convert.py: first_failing_guard` re-evaluates them one by one (slow path only)
+to name the guard that failed for recompile messages.
 """
 import math
 
 import torch
+
+_C = torch._C
+
+# fp32 precision per (backend, op): what torch.set_float32_matmul_precision, backends.*.allow_tf32
+# and backends.*.fp32_precision set. The legacy getters raise once old and new APIs were mixed;
+# these never do.
+_FP32_PRECISION = (("generic", "all"), ("cuda", "all"), ("cuda", "matmul"), ("cuda", "conv"),
+                   ("cuda", "rnn"), ("mkldnn", "all"), ("mkldnn", "matmul"), ("mkldnn", "conv"),
+                   ("mkldnn", "rnn"))
+_AUTOCAST_DEVICES = tuple(_C._autocast_supported_devices())
+_probed = {}
+
+
+def _autocast_snapshot():
+    return {d: (_C.is_autocast_enabled(d), _C.get_autocast_dtype(d)) for d in _AUTOCAST_DEVICES}
+
+
+_ON, _DTYPE, _CACHE = _C.is_autocast_enabled, _C.get_autocast_dtype, _C.is_autocast_cache_enabled
+
+
+def _autocast_unseen():
+    """Device types whose autocast state `_is_any_autocast_enabled()` ignores (maia and mps in
+    torch 2.13), found once by switching each on alone (this thread's state is restored)."""
+    unseen = _probed.get("autocast")
+    if unseen is None:
+        unseen = []
+        saved = _autocast_snapshot()
+        try:
+            for d in _AUTOCAST_DEVICES:
+                _C.set_autocast_enabled(d, False)
+            for d in _AUTOCAST_DEVICES:
+                _C.set_autocast_enabled(d, True)
+                if not _C._is_any_autocast_enabled():
+                    unseen.append(d)
+                _C.set_autocast_enabled(d, False)
+        finally:
+            for d, (on, _) in saved.items():
+                _C.set_autocast_enabled(d, on)
+        unseen = _probed["autocast"] = tuple(unseen)
+    return unseen
 
 
 class Guard:
@@ -34,6 +81,8 @@ class GuardSet:
         self.cg = cg                  # the codegen namespace shared with the entry function
         self.guards = []
         self._seen = set()
+        self.entry_autocast = {}      # device type -> (enabled, dtype) when the trace began
+        self.entry_autocast_cache = True
 
     def _add(self, code, source, kind):
         if code in self._seen:
@@ -43,21 +92,92 @@ class GuardSet:
 
     # --- global torch state -------------------------------------------------
     def add_global_state(self):
-        cg = self.cg
-        t = cg.const(torch, "torch")
-        self._add(f"{t}.is_grad_enabled() is {torch.is_grad_enabled()}", None, "grad_mode")
-        self._add(f"{t}.get_default_dtype() is {cg.const(torch.get_default_dtype(), 'dtype')}",
-                  None, "default_dtype")
-        self._add(f"{t}.are_deterministic_algorithms_enabled() is "
-                  f"{torch.are_deterministic_algorithms_enabled()}", None, "deterministic")
+        """Switches every trace depends on. Each getter is a torch._C function bound into the
+        entry's namespace, so a check is one call with no attribute lookup (module docstring)."""
+        self.entry_autocast = _autocast_snapshot()
+        self.entry_autocast_cache = _CACHE()
+        self._state_check("grad_mode", [(_C.is_grad_enabled, "grad")])
+        self._state_check("inference_mode", [(_C.is_inference_mode_enabled, "inference")])
+        self._state_check("default_dtype", [(_C.get_default_dtype, "default_dtype")])
+        det = [(_C._get_deterministic_algorithms, "deterministic")]
+        if _C._get_deterministic_algorithms():     # the other two only matter when it is on
+            det += [(_C._get_deterministic_algorithms_warn_only, "det_warn_only"),
+                    (_C._get_deterministic_fill_uninitialized_memory, "det_fill")]
+        self._state_check("deterministic", det)
         # set_default_device and any TorchFunctionMode change what factory calls produce
-        self._add(f"{t}._C._len_torch_function_stack() == {torch._C._len_torch_function_stack()}",
-                  None, "torch_function_mode")
-        on = torch.is_autocast_enabled("cpu")
-        check = f"{t}.is_autocast_enabled('cpu') is {on}"
-        if on:
-            check += f" and {t}.get_autocast_dtype('cpu') is {cg.const(torch.get_autocast_dtype('cpu'), 'dtype')}"
-        self._add(check, None, "autocast")
+        self._state_check("torch_function_mode", [(_C._len_torch_function_stack, "tf_stack")])
+        if not _C._is_any_autocast_enabled():
+            # one call covers every device type but those it does not see (see add_graph_state)
+            self._state_check("autocast", [(_C._is_any_autocast_enabled, "any_autocast")])
+        else:
+            checks = [(_CACHE, "autocast_cache")]
+            for dev, (on, dtype) in self.entry_autocast.items():
+                checks.append((_ON, "autocast_on", dev))
+                if on:
+                    checks.append((_DTYPE, "autocast_dtype", dev))
+            self._state_check("autocast", checks)
+
+    def add_graph_state(self, device_types, backend_reads_flags):
+        """Switches that matter only because a graph runs: autocast of device types that
+        `_is_any_autocast_enabled` does not see, when the graph holds tensors there; and, for a
+        backend that compiles (anything but the built-in eager backend, which runs the graph's
+        ops and so reads these switches when they run, as eager does), every switch a compiler
+        may bake into its code: fp32 precision (matmul precision, TF32) per backend and op,
+        reduced-precision reductions, mkldnn/cudnn enablement, thread count -- the CUDA ones
+        only when the graph has a tensor on another device than the CPU."""
+        if not _C._is_any_autocast_enabled():
+            unseen = [d for d in _autocast_unseen() if d in device_types]
+            if unseen:
+                self._state_check("autocast", [(_ON, "autocast_on", d) for d in unseen])
+        if backend_reads_flags:
+            # a CPU-only graph cannot be affected by the CUDA switches
+            cpu_only = device_types <= {"cpu"}
+            checks = [(_C._get_fp32_precision_getter, "fp32_precision", b, op)
+                      for b, op in _FP32_PRECISION if not (cpu_only and b == "cuda")]
+            checks += [(_C._get_cpu_allow_fp16_reduced_precision_reduction, "cpu_fp16_reduce"),
+                       (_C._get_mkldnn_enabled, "mkldnn"), (_C.get_num_threads, "num_threads")]
+            if not cpu_only:
+                checks += [(_C._get_cublas_allow_fp16_reduced_precision_reduction, "fp16_reduce"),
+                           (_C._get_cublas_allow_bf16_reduced_precision_reduction, "bf16_reduce"),
+                           (_C._get_cudnn_enabled, "cudnn")]
+            self._state_check("backend_flags", checks)
+
+    def _state_check(self, kind, calls):
+        """One guard: each (getter, hint, *args) still returns what it returns now."""
+        parts = [self._returns(fn, hint, args, fn(*args)) for fn, hint, *args in calls]
+        self._add(" and ".join(parts), None, kind)
+
+    def _returns(self, fn, hint, args, value):
+        call = f"{self.cg.const(fn, hint)}({', '.join(repr(a) for a in args)})"
+        if value is None or type(value) is bool:
+            return f"{call} is {value}"
+        if type(value) in (int, str) or (type(value) is tuple and all(type(v) is bool
+                                                                      for v in value)):
+            return f"{call} == {value!r}"
+        if isinstance(value, torch.dtype):
+            return f"{call} is {self.cg.const(value, 'dtype')}"
+        return f"{call} == {self.cg.const(value, hint)}"
+
+    def add_state_query(self, fn, args):
+        """A query of state the trace itself may change (it mirrors grad-mode and autocast
+        regions in the real state): its answer at trace time is not the answer on entry, so
+        guard the entry state instead. False when `fn` is not such a query (the caller then
+        guards the answer)."""
+        if fn is _C.is_grad_enabled or fn is _C._is_any_autocast_enabled:
+            return True                           # guarded on every entry
+        if fn is _CACHE and not args:
+            self._add(self._returns(fn, "autocast_cache", (), self.entry_autocast_cache), None,
+                      "autocast")
+            return True
+        if (fn is _ON or fn is _DTYPE) and len(args) == 1 and type(args[0]) is str \
+                and args[0] in self.entry_autocast:
+            on, dtype = self.entry_autocast[args[0]]
+            if fn is _ON:
+                self._add(self._returns(fn, "autocast_on", args, on), None, "autocast")
+            else:
+                self._add(self._returns(fn, "autocast_dtype", args, dtype), None, "autocast")
+            return True
+        return False
 
     # --- specializations on sourced values -----------------------------------
     def add_type(self, source, typ):

@@ -14,6 +14,9 @@ Fallback policy (the user's program never breaks because of bytegraph):
   does not raise, the trace was wrong: a warning, or Unsupported under fullgraph=True).
 - bytegraph's own bug: one warning naming the function and file:line, then eager
   for this function from then on (fullgraph=True raises Unsupported instead).
+- A cache guard that raises: a miss, counted in counters["stats"]["guard_errors"], one
+  warning per function; guards that reject (or raise on) the call they were built from
+  make the function eager, with a warning.
 - Backend failure: BackendCompilerFailed naming the backend (like torch.compile);
   config.suppress_errors=True turns it into a warning and eager.
 """
@@ -49,12 +52,29 @@ class CompileState:
         self.entries = ()            # generated entry functions, newest last
         self.broken = False          # an internal error: run eagerly from now on
         self.limit_warned = False
+        self.guard_error_warned = False
         _all_states.add(self)
 
     def reset(self):
         self.entries = ()
         self.broken = False
         self.limit_warned = False
+        self.guard_error_warned = False
+
+    def guard_error(self, exc):
+        """An entry's guards raised: count it, warn once per function, treat it as a miss. A
+        guard that raises is a bytegraph bug or an object changed in a way no guard foresaw;
+        either way it must not turn into silent recompiles. If the entry was just built for
+        this very call, _miss then runs the function eagerly from now on."""
+        counters["stats"]["guard_errors"] += 1
+        if not self.guard_error_warned:
+            self.guard_error_warned = True
+            fn = self.fn
+            warnings.warn(f"bytegraph: a cache guard of {fn.__qualname__} ({location_of(fn)}) raised "
+                          f"{type(exc).__name__}: {exc}; treated as a cache miss. Guard errors are "
+                          f"counted in bytegraph.counters['stats']['guard_errors'] (warned once per "
+                          f"function)", stacklevel=4)
+        return MISS
 
 
 def _run_with_stance(state, args, kwargs):
@@ -127,7 +147,8 @@ def _decide(state, args, kwargs):
     else:
         reason = ""
     try:
-        entry, record = convert(fn, args, kwargs, state.backend, state.backend_name, len(state.entries))
+        entry, record = convert(fn, args, kwargs, state.backend, state.backend_name, len(state.entries),
+                                state.guard_error)
         record.guard_failure = reason
     except _TraceStopped as stop:
         exc = stop.exc

@@ -8,13 +8,13 @@ marker telling the runtime to run the original function.
 """
 import inspect
 import logging
-import operator
 import time
 
 import torch
 import torch.fx
 
 from .. import symbolic  # noqa: F401  (registers the opcode handlers)
+from ..backends.registry import eager as eager_backend
 from ..codegen.entry import Codegen, build_entry, MISS
 from ..exc import Unsupported, UserError, BackendCompilerFailed
 from ..graph import GraphBuilder
@@ -65,30 +65,6 @@ def _collect_outputs(value, out, seen):
 
 _MUTABLE_VALUES = (BaseSeq, DictValue, SetValue, ObjectValue)
 
-_INPLACE_OPERATORS = frozenset({operator.setitem, operator.iadd, operator.isub, operator.imul,
-                                operator.itruediv, operator.ifloordiv, operator.imod, operator.ipow,
-                                operator.imatmul, operator.iand, operator.ior, operator.ixor,
-                                operator.ilshift, operator.irshift})
-
-
-_INPLACE_DUNDERS = frozenset({"__setitem__", "__delitem__"} | {f"__i{op}__" for op in (
-    "add", "sub", "mul", "truediv", "floordiv", "mod", "pow", "matmul", "and", "or", "xor",
-    "lshift", "rshift")})
-
-
-def _mutates(graph):
-    """Does the graph write into any tensor (in-place op, setitem, out=, inplace=True)? Only
-    then can two aliased inputs change its result, so only then is distinctness guarded."""
-    for n in graph.nodes:
-        if n.op not in ("call_function", "call_method"):
-            continue
-        name = n.target if isinstance(n.target, str) else getattr(n.target, "__name__", "")
-        if n.target in _INPLACE_OPERATORS or (name.endswith("_") and not name.endswith("__")) \
-                or name in _INPLACE_DUNDERS or n.kwargs.get("inplace") is True or "out" in n.kwargs:
-            return True
-    return False
-
-
 def location_of(fn):
     code = getattr(fn, "__code__", None)
     if code is None:
@@ -96,8 +72,9 @@ def location_of(fn):
     return f"{code.co_filename}:{code.co_firstlineno}"
 
 
-def convert(fn, args, kwargs, backend, backend_name, entry_index):
-    """Trace fn(*args, **kwargs) and return (entry function, CompileRecord)."""
+def convert(fn, args, kwargs, backend, backend_name, entry_index, on_guard_error=None):
+    """Trace fn(*args, **kwargs) and return (entry function, CompileRecord). `on_guard_error`:
+    see codegen.entry.build_entry."""
     record = CompileRecord(name=fn.__qualname__, location=location_of(fn))
     counters["frames"]["total"] += 1
     t0 = time.perf_counter()
@@ -131,11 +108,13 @@ def convert(fn, args, kwargs, backend, backend_name, entry_index):
         if not isinstance(e, UserError):
             counters["graph_break"][e.msg] += 1
         compile_metrics.append(record)
-        entry = build_entry(fn, cg, guards.expression(), None, [], "EAGER", name)
+        entry = build_entry(fn, cg, guards.expression(), None, [], "EAGER", name, on_guard_error)
         entry.__bytegraph_guards__ = guards
         raise _TraceStopped(e, entry, record)
 
-    if _mutates(gb.graph):
+    if gb.mutates_inputs():
+        # the graph writes into an input: two inputs that are one object would make placeholders
+        # the graph (and backends) treat as independent alias each other
         guards.add_distinct([src for src, _ in gb.inputs])
     if tracer.side_effects:
         # a write through one caller object is invisible to reads through another only while
@@ -178,6 +157,7 @@ def convert(fn, args, kwargs, backend, backend_name, entry_index):
         if not callable(compiled):
             raise BackendCompilerFailed(backend_name, TypeError(
                 f"backend returned {type(compiled).__name__}, expected a callable"))
+        guards.add_graph_state(gb.device_types(), backend is not eager_backend)
         gname = cg.const(compiled, "graph")
         graph_call_expr = f"{gname}({', '.join(src.expr(cg) for src, _ in gb.inputs)})"
         counters["stats"]["unique_graphs"] += 1
@@ -198,7 +178,7 @@ def convert(fn, args, kwargs, backend, backend_name, entry_index):
     if grad_at_end != grad_at_start:
         lines.append(f"{cg.const(torch, 'torch')}._C._set_grad_enabled({grad_at_end})")
     ret = "__r"
-    entry = build_entry(fn, cg, guards.expression(), graph_call_expr, lines, ret, name)
+    entry = build_entry(fn, cg, guards.expression(), graph_call_expr, lines, ret, name, on_guard_error)
     entry.__bytegraph_guards__ = guards
     record.ok = True
     record.guards = len(guards)

@@ -8,7 +8,9 @@ static facts of the fakes and need no node).
 
 An op whose fake result *is* one of its fake inputs (in-place methods,
 `x += 1`, `contiguous()` on a contiguous tensor) returns that input's Value
-itself, so Python identity is preserved exactly as in eager.
+itself, so Python identity is preserved exactly as in eager. An op that wrote into
+one of its arguments (observed on the fakes, see graph/builder.py) is always a node,
+even when it returns no tensor.
 """
 import operator
 
@@ -160,6 +162,8 @@ def _guard_global_query(tx, kind, target, args, kwargs, result):
         return
     if _has_tensor(pargs) or _has_tensor(pkwargs):
         return
+    if not pkwargs and tx.guards.add_state_query(target, pargs):
+        return
     cg = tx.cg
     call_args = [cg.const(a, "arg") for a in pargs]
     call_args += [f"{k}={cg.const(v, 'arg')}" for k, v in pkwargs.items()]
@@ -239,22 +243,26 @@ def graph_call(tx, kind, target, args, kwargs, run_fake=None):
     fake_args = [a.fake_arg(tx) for a in args]
     fake_kwargs = {k: v.fake_arg(tx) for k, v in kwargs.items()}
     gb = tx.graph
-    fake = gb.run_fake(kind, target, fake_args, fake_kwargs, run_fake)
-    if target in _MUTATING_NONE_RESULT:     # mutates its first argument, returns None
-        gb.create(kind, target, fx_args, fx_kwargs, None)
-        return NONE
-    if not _has_tensor(fake):
+    fake, mutated = gb.run_fake(kind, target, fake_args, fake_kwargs, run_fake)
+    mutated = mutated or target in _MUTATING_NONE_RESULT
+    if not mutated and not _has_tensor(fake):
         # a metadata query answered by the fakes (dim(), is_floating_point(), ...)
         from .base import wrap
         _guard_uncovered_query(tx, target, args, fake)
         _guard_global_query(tx, kind, target, args, kwargs, fake)
         return wrap(tx, fake, None)
+    # an op that wrote into an argument is a node even when it returns no tensor (setitem,
+    # custom ops with mutates_args, foreach ops)
+    node = gb.create(kind, target, fx_args, fx_kwargs, fake)
+    if mutated:
+        node.meta["mutates"] = True
+        if not _has_tensor(fake):
+            from .base import wrap
+            return wrap(tx, fake, None)
     # an op that hands back one of its inputs (in-place ops) keeps that Value
     for a in args:
         if isinstance(a, TensorValue) and a.fake is fake:
-            gb.create(kind, target, fx_args, fx_kwargs, fake)
             return a
-    node = gb.create(kind, target, fx_args, fx_kwargs, fake)
     return wrap_graph_result(tx, node, fake)
 
 
