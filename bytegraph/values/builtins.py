@@ -209,15 +209,42 @@ def _isinstance_check(v, cls):
         return False
 
 
+def _classinfo(classes):
+    if isinstance(classes, tuple):
+        return [c for x in classes for c in _classinfo(x)]
+    args = getattr(classes, "__args__", None) if type(classes).__name__ in ("UnionType", "_UnionGenericAlias") else None
+    return _classinfo(args) if args else [classes]
+
+
+def _guard_abc_registry(tx, v, classes):
+    """isinstance/issubclass against an ABC depends on its registry (ABC.register): guarded by
+    the global ABC cache token, which every register() bumps. Runtime-checkable Protocols read
+    the object's attributes for real: refused."""
+    import abc
+    for c in _classinfo(classes):
+        if getattr(c, "_is_protocol", False) and getattr(c, "_is_runtime_protocol", False):
+            raise Unsupported(f"isinstance against the runtime-checkable Protocol {c.__name__}",
+                              kind="isinstance")
+        if isinstance(c, abc.ABCMeta):
+            tx.guards.add_code(f"{tx.cg.const(abc.get_cache_token, 'abc_token')}() == "
+                               f"{abc.get_cache_token()}", None, "abc_registry")
+
+
 @handles(isinstance)
 def _isinstance(tx, v, cls):
     classes = cls.as_python()
+    _guard_abc_registry(tx, v, classes)
     return const(_isinstance_check(v, classes))
 
 
 @handles(issubclass)
 def _issubclass(tx, a, b):
-    return const(issubclass(a.as_python(), b.as_python()))
+    classes = b.as_python()
+    _guard_abc_registry(tx, a, classes)
+    try:
+        return const(issubclass(a.as_python(), classes))
+    except TypeError as e:
+        raise UserError(e)
 
 
 @handles(hasattr)
@@ -317,8 +344,8 @@ def _range(tx, *args):
 @handles(enumerate)
 def _enumerate(tx, it, start=None):
     if _lazy([it]):
-        from ..runtime.stdlib import zip_rows, CONSTRUCTORS
-        return zip_rows(tx, [CONSTRUCTORS[__import__("itertools").count](tx, [start or const(0)], {}), it])
+        from ..runtime.stdlib_iter import zip_rows, count_from
+        return zip_rows(tx, [count_from(tx, start or const(0)), it])
     s = 0 if start is None else start.as_python()
     return IteratorValue([TupleValue([const(i + s), v]) for i, v in enumerate(it.unpack(tx))])
 
@@ -331,7 +358,7 @@ def _lazy(vs):
 @handles(zip)
 def _zip(tx, *its, strict=None):
     if _lazy(its) and not (strict is not None and strict.as_python()):
-        from ..runtime.stdlib import zip_rows
+        from ..runtime.stdlib_iter import zip_rows
         return zip_rows(tx, its)
     cols = [it.unpack(tx) for it in its]
     if strict is not None and strict.as_python() and len({len(c) for c in cols}) > 1:
@@ -347,7 +374,7 @@ def _reversed(tx, v):
 @handles(map)
 def _map(tx, fn, *its):
     if _lazy(its):
-        from ..runtime.stdlib import lazy_map
+        from ..runtime.stdlib_iter import lazy_map
         return lazy_map(tx, fn, its)
     cols = [it.unpack(tx) for it in its]
     return IteratorValue([fn.call(tx, list(row), {}) for row in zip(*cols)])

@@ -146,11 +146,15 @@ class UserFnValue(Value):
                      for n, c in zip(self.fn.__code__.co_freevars, self.fn.__closure__))
 
     def call(self, tx, args, kwargs):
-        fn = self.fn
         from ..runtime.registry import lookup_override
-        override = lookup_override(fn)
+        override = lookup_override(self.fn)
         if override is not None:
             return override(tx, self, args, kwargs)
+        return self.inline_call(tx, args, kwargs)
+
+    def inline_call(self, tx, args, kwargs):
+        """Inline the function's own code (also what an override falls back to)."""
+        fn = self.fn
         bound = bind_args(fn.__code__, fn.__name__, self.defaults(tx), self.kwdefaults(tx), args, kwargs)
         tx.guards.add_identity(AttrSource(self.fn_source(), "__code__"), fn.__code__)
         return tx.inline(fn.__code__, fn.__globals__, bound, self.closure(tx), fn.__qualname__)
