@@ -351,7 +351,10 @@ def _make_dict_like(cls):
 
 def _make_partial(tx, args, kwargs):
     from ..values.functions import PartialValue
-    return PartialValue(args[0], args[1:], kwargs)
+    func = args[0]
+    if isinstance(func, PartialValue):      # partial(partial(f, a), b) is partial(f, a, b)
+        return PartialValue(func.func, func.args + list(args[1:]), {**func.kwargs, **kwargs})
+    return PartialValue(func, args[1:], kwargs)
 
 
 def _make_stateless_module(tx, cls_value, args, kwargs):

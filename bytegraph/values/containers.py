@@ -466,10 +466,13 @@ def _d_move_to_end(tx, d, k, last=None):
     return NONE
 
 
-def _d_popitem(tx, d):
+def _d_popitem(tx, d, last=None):
+    if not d.items:
+        from ..exc import UserError
+        raise UserError(KeyError("popitem(): dictionary is empty"))
     d.mutate(tx)
-    k, v = d.items.popitem()
-    return TupleValue([key_value(k), v])
+    k = next(reversed(d.items)) if last is None or last.as_python() else next(iter(d.items))
+    return TupleValue([key_value(k), d.items.pop(k)])
 
 
 DICT_METHODS = {"get": _d_get, "items": _d_items, "keys": _d_keys, "values": _d_values,
