@@ -1,13 +1,16 @@
-"""Probe (not a test): the FIRST Unsupported reason each of a few transformers models hits.
+"""Probe (not a test): the FIRST Unsupported reason each of a few real models hits.
 
-Builds tiny random configs of real transformers architectures with their *default* settings
+Builds tiny random configs of real transformers architectures (and two diffusers models)
+with their *default* settings
 (default attention implementation, default use_cache), compiles each with fullgraph=True and
 the eager backend, calls it once with attention_mask (and decoder_input_ids for
 encoder-decoders), and prints either "OK (n graphs)" or the first Unsupported reason with its
 user location. Run from the repository root (PYTHONPATH=. so the checkout's bytegraph is used):
 
-    PYTHONPATH=. .venv/bin/python bench/probe_hf_models.py [--enum-ops] [name ...]
+    PYTHONPATH=. .venv/bin/python bench/probe_hf_models.py [name ...]
+    PYTHONPATH=. .venv/bin/python bench/probe_hf_models.py --zoo     # tests/zoo.py's 23, defaults
 """
+import os
 import sys
 import traceback
 import warnings
@@ -65,17 +68,46 @@ MODELS = {
 }
 
 
-def probe(name):
+def _unet():
+    import diffusers
+    return diffusers.UNet2DConditionModel(
+        sample_size=8, in_channels=4, out_channels=4, layers_per_block=1, block_out_channels=(32, 64),
+        down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"), up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
+        cross_attention_dim=32, attention_head_dim=8, norm_num_groups=8)
+
+
+def _vae():
+    import diffusers
+    return diffusers.AutoencoderKL(
+        in_channels=3, out_channels=3, down_block_types=("DownEncoderBlock2D",), up_block_types=("UpDecoderBlock2D",),
+        block_out_channels=(32,), latent_channels=4, norm_num_groups=8, sample_size=16)
+
+
+DIFFUSERS = {
+    "unet2d": (_unet, lambda: dict(sample=torch.randn(1, 4, 8, 8), timestep=torch.tensor(3),
+                                   encoder_hidden_states=torch.randn(1, 5, 32))),
+    "vae": (_vae, lambda: dict(sample=torch.randn(1, 3, 16, 16))),
+}
+
+
+def build(name):
+    torch.manual_seed(0)
+    if name in DIFFUSERS:
+        ctor, make = DIFFUSERS[name]
+        return ctor().eval(), make()
     import transformers
     model_cls, cfg_cls, cfg, make = MODELS[name]
-    torch.manual_seed(0)
-    model = getattr(transformers, model_cls)(getattr(transformers, cfg_cls)(**cfg)).eval()
-    kwargs = make()
+    return getattr(transformers, model_cls)(getattr(transformers, cfg_cls)(**cfg)).eval(), make()
+
+
+def probe(name):
+    model, kwargs = build(name)
     bytegraph.reset()
     compiled = bytegraph.compile(model, backend="eager", fullgraph=True)
     with torch.no_grad():
         try:
-            compiled(**kwargs)
+            out = compiled(**kwargs)
+            ref = model(**kwargs)
         except bytegraph.Unsupported as e:
             lines = str(e).splitlines()
             frames = [ln.strip().split("site-packages/")[-1] for ln in lines
@@ -83,40 +115,33 @@ def probe(name):
             return f"UNSUPPORTED [{e.kind}] {lines[0]}\n           " + "\n           ".join(frames)
         except Exception as e:          # noqa: BLE001 -- a probe reports everything
             return f"ERROR {type(e).__name__}: {e}\n{traceback.format_exc(limit=-3)}"
-    return f"OK ({bytegraph.counters['stats']['unique_graphs']} graph(s))"
+    import torch.utils._pytree as pytree
+    pairs = [(a, b) for a, b in zip(pytree.tree_leaves(out), pytree.tree_leaves(ref)) if isinstance(a, torch.Tensor)]
+    same = pairs and all(torch.allclose(a, b, atol=1e-5, rtol=1e-4) for a, b in pairs)
+    return (f"OK ({bytegraph.counters['stats']['unique_graphs']} graph(s), "
+            f"{len(pairs)} output tensors {'match' if same else 'DIFFER FROM'} eager)")
 
 
-def _approximate_enum_operators():
-    """--enum-ops: a probe-only stand-in for the lead's operator work (comparisons of str/int
-    Enum members), so the probe can see what a model hits after that. Not sound (no guards)."""
-    import enum
-    from bytegraph.values import builtins as b
-    from bytegraph.values.base import const
-
-    def real(v):
-        obj = getattr(v, "obj", None)
-        if isinstance(obj, enum.Enum):
-            return obj
-        return v.as_python() if v.is_const() else b._NO_IDENTITY
-
-    orig = b.compare_op
-
-    def compare_op(tx, op, a, c):
-        ra, rc = real(a), real(c)
-        if (isinstance(ra, enum.Enum) or isinstance(rc, enum.Enum)) and b._NO_IDENTITY not in (ra, rc):
-            return const(op(ra, rc))
-        return orig(tx, op, a, c)
-    from bytegraph.symbolic import handlers_ops
-    b.compare_op = handlers_ops.compare_op = compare_op
+def zoo_defaults():
+    """--zoo: every transformers entry of tests/zoo.py, rebuilt with the library's defaults
+    (default attention implementation and use_cache) instead of the zoo's eager/no-cache."""
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
+    import zoo
+    for e in zoo.entries("transformers"):
+        cells = dict(zip(e.build.__code__.co_freevars, (c.cell_contents for c in e.build.__closure__)))
+        cfg = {k: v for k, v in cells["cfg"].items() if k != "use_cache"}
+        make = e.build()[1]
+        MODELS[e.name] = (cells["model_cls"], cells["config_cls"], cfg,
+                          lambda make=make, names=e.arg_names: dict(zip(names, make(0))))
+        yield e.name
 
 
 def main(names):
     warnings.simplefilter("ignore")
-    if "--enum-ops" in names:
-        names = [n for n in names if n != "--enum-ops"]
-        _approximate_enum_operators()
-    for name in names or MODELS:
-        print(f"{name:8s} {probe(name)}", flush=True)
+    if "--zoo" in names:
+        names = list(zoo_defaults())
+    for name in names or [*MODELS, *DIFFUSERS]:
+        print(f"{name:12s} {probe(name)}", flush=True)
 
 
 if __name__ == "__main__":

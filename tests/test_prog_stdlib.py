@@ -615,7 +615,7 @@ TABLE = weakref.WeakKeyDictionary({HELD: 2.0})
 def weak_reads(x):
     h = REF()
     k = weakref.ref(HELD)
-    return x * h.w + TABLE[HELD] + TABLE.get(HELD, 0.0) + (k() is HELD)
+    return x * h.w + TABLE[HELD] + TABLE.get(HELD, 0.0) + (k() is HELD) + (HELD in TABLE) + len(TABLE)
 
 
 def test_weakref_reads():
@@ -626,11 +626,18 @@ def test_weak_key_dictionary_value_guarded():
     s = Step(weak_reads)
     x, = tensors_like((3,))
     s(x)
+    other = Holder(torch.ones(3))
     try:
         TABLE[HELD] = 3.0
         assert s(x) == 1
+        TABLE[other] = 1.0                 # len(TABLE) changes
+        assert s(x) == 1
+        del TABLE[HELD]                    # HELD missing: TABLE[HELD] raises KeyError, as eagerly
+        with pytest.raises(KeyError):
+            s.c(x)
     finally:
         TABLE[HELD] = 2.0
+        TABLE.pop(other, None)
 
 
 # ==================================================================================== abc

@@ -125,7 +125,11 @@ def coll_deque(x):
     d.extend([4, 4])
     d.remove(4)
     e = collections.deque(x)      # rows of a tensor
-    return x * left + right + len(d), list(d), d.maxlen, d.index(9), d.count(4), e[0] + e[-1], d
+    alias = d
+    d += [5]                      # in place: `alias` sees it
+    d *= 1
+    return (x * left + right + len(d), list(alias), d.maxlen, d.index(9), d.count(4), e[0] + e[-1], d,
+            9 in d, 42 in d, d == collections.deque(list(d)), bool(collections.deque()))
 
 
 def coll_counter(x):

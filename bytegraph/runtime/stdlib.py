@@ -44,7 +44,7 @@ from ..values.containers import TupleValue, ListValue, DictValue, SetValue
 from ..values.tensor import TensorValue, graph_call
 from ..values.builtins import BUILTINS, BUILTIN_CLASSMETHODS
 from ..values.objects import (ClassValue, ObjectValue, ModuleValue, NewObjectValue, PyModuleValue,
-                              _InstanceBase, static_lookup, bind_class_attr, _MISSING)
+                              _InstanceBase, static_lookup, class_lookup, bind_class_attr, _MISSING)
 from ..values.functions import UserFnValue, NestedFnValue, BoundMethodValue
 from . import stdlib_iter
 from .stdlib_iter import DequeValue, _py
@@ -217,21 +217,21 @@ class _MemoDict(DictValue):
         self.memo = memo
 
 
-def _instance_state_copyable(cls, deep):
+def _instance_state_copyable(tx, cls):
     """Does copy.copy/deepcopy of an instance of cls take the default path (object.__reduce_ex__,
     state = the instance __dict__, rebuilt with cls.__new__ + __dict__.update)? Returns the
-    reason it does not, or None."""
+    reason it does not, or None. Every fact it relies on is guarded (class_lookup's guards that
+    no class defines the names; the copyreg registry not naming cls)."""
+    tx.guards.add_code(f"{tx.cg.const(cls, cls.__name__)} not in "
+                       f"{tx.cg.const(copyreg.dispatch_table, 'copyreg_dispatch')}", None, "copyreg")
     if cls in copyreg.dispatch_table:
         return "a copyreg reducer"
     for name, default in (("__reduce_ex__", object.__reduce_ex__), ("__reduce__", object.__reduce__),
-                          ("__getstate__", object.__getstate__), ("__new__", object.__new__)):
-        attr = static_lookup(cls, name)[0]
-        if isinstance(attr, staticmethod):
-            attr = attr.__func__
-        if attr is not default:
-            return f"a custom {name}"
-    for name in ("__setstate__", "__getnewargs_ex__", "__getnewargs__"):
-        if static_lookup(cls, name)[0] is not _MISSING:
+                          ("__getstate__", object.__getstate__), ("__new__", object.__new__),
+                          ("__setstate__", _MISSING), ("__getnewargs_ex__", _MISSING),
+                          ("__getnewargs__", _MISSING)):
+        attr = class_lookup(tx, cls, name)[0]
+        if (attr.__func__ if isinstance(attr, staticmethod) else attr) is not default:
             return f"a custom {name}"
     if any("__slots__" in k.__dict__ for k in cls.__mro__[:-1]):
         return "__slots__"
@@ -308,13 +308,13 @@ def _copy_instance(tx, v, deep, memo):
         own = v.instance_attr(tx, hook)
         if own is not _MISSING:
             raise Unsupported(f"{hook} set on an instance of {cls.__name__}", kind="copy")
-    method = static_lookup(cls, hook)[0]
+    method = class_lookup(tx, cls, hook)[0]
     if method is not _MISSING:
         if not isinstance(method, types.FunctionType):
             raise Unsupported(f"copy of {cls.__name__}, whose {hook} is not Python code", kind="copy")
         bound = bind_class_attr(tx, v, cls, hook)
         return bound.call(tx, [_MemoDict(memo)] if deep else [], {})
-    reason = _instance_state_copyable(cls, deep)
+    reason = _instance_state_copyable(tx, cls)
     if reason is not None:
         raise Unsupported(f"{'deep' if deep else ''}copy of {cls.__name__}, which has {reason}", kind="copy")
     state = v.getattr(tx, "__dict__") if isinstance(v, ObjectValue) else v.instance_dict(tx)
@@ -858,6 +858,16 @@ class WeakKeyDictValue(Value):
         return wrap(tx, self.d[real], _CallSource(self.source, ("__getitem__", key.source)))
 
 
+def _weak_key_dict_method(name):
+    """WeakKeyDictionary's Python methods, reached through the protocol layer (`k in d`,
+    `d[k]`): answered by WeakKeyDictValue on the caller's dictionary, inlined otherwise."""
+    def override(tx, fn_value, args, kwargs):
+        if args and isinstance(args[0], WeakKeyDictValue):
+            return args[0].call_method(tx, name, list(args[1:]), kwargs)
+        return fn_value.inline_call(tx, args, kwargs)
+    return override
+
+
 @register_wrapper(weakref.WeakKeyDictionary)
 def _wrap_weak_key_dict(tx, d, source):
     if source is None:
@@ -881,6 +891,7 @@ OVERRIDES = {
     copy.deepcopy: _deepcopy_override,
     **stdlib_iter.OVERRIDES,
     logging.getLogger: _get_logger,
+    **{getattr(weakref.WeakKeyDictionary, n): _weak_key_dict_method(n) for n in WeakKeyDictValue.METHODS},
     logging.Logger.isEnabledFor: _logger_query("isEnabledFor"),
     logging.Logger.getEffectiveLevel: _logger_query("getEffectiveLevel"),
     logging.Logger.log: _logger_log,

@@ -16,6 +16,8 @@ from ..exc import Unsupported, UserError
 from ..values.base import Value, NONE, const, wrap, register_wrapper
 from ..values.containers import TupleValue, ListValue, IteratorValue, BaseSeq
 from ..values.functions import BoundMethodValue
+from ..protocols import operators as ops
+from ..protocols.special import native, NI, MISSING
 
 
 def _py(v, what):
@@ -377,7 +379,11 @@ def _index_combinatoric(fn):
         pool = _as_iter(tx, args[0]).unpack(tx)
         r = args[1] if len(args) > 1 else kwargs.get("r")
         rr = [] if r is None else [_py(r, "r")]
-        return IteratorValue([TupleValue([pool[i] for i in idx]) for idx in fn(range(len(pool)), *rr)])
+        try:
+            picks = list(fn(range(len(pool)), *rr))
+        except (TypeError, ValueError) as e:
+            raise UserError(e)
+        return IteratorValue([TupleValue([pool[i] for i in idx]) for idx in picks])
     return make
 
 
@@ -400,8 +406,7 @@ def _groupby(tx, args, kwargs):
         return True
 
     def same(a, b):
-        from ..values.builtins import compare_op, is_same
-        return is_same(a, b) or compare_op(tx, operator.eq, a, b).truth(tx)
+        return ops.equal(tx, a, b)
 
     def next_():
         st["gen"] += 1
@@ -548,6 +553,75 @@ DequeValue.METHODS = {
     "remove": _dq(lambda tx, d, v: ListValue.METHODS["remove"](tx, d, v)),
     "__len__": lambda tx, d: const(len(d.items)),
 }
+
+
+# C-level special methods of deque, for the protocol layer (operators, `in`, ==)
+def _deque_items(v):
+    return v.items if isinstance(v, DequeValue) else None
+
+
+@native([collections.deque], "__contains__")
+def _dq_contains(tx, d, item):
+    xs = _deque_items(d)
+    return MISSING if xs is None else const(any(ops.equal(tx, x, item) for x in xs))
+
+
+@native([collections.deque], "__len__")
+def _dq_len(tx, d):
+    xs = _deque_items(d)
+    return MISSING if xs is None else const(len(xs))
+
+
+def _dq_equality(negate):
+    def rule(tx, a, b):
+        xs, ys = _deque_items(a), _deque_items(b)
+        if xs is None:
+            return MISSING
+        if ys is None:
+            return NI
+        same = len(xs) == len(ys) and all(ops.equal(tx, x, y) for x, y in zip(xs, ys))
+        return const(same != negate)
+    return rule
+
+
+native([collections.deque], "__eq__")(_dq_equality(False))
+native([collections.deque], "__ne__")(_dq_equality(True))
+
+
+@native([collections.deque], "__iadd__")
+def _dq_iadd(tx, d, other):
+    if not isinstance(d, DequeValue):
+        return MISSING
+    d.mutate(tx)
+    d.items.extend(ops.iterate(tx, other))
+    d._trim(right=True)
+    return d
+
+
+@native([collections.deque], "__add__")
+def _dq_add(tx, a, b):
+    if not isinstance(a, DequeValue):
+        return MISSING
+    if not isinstance(b, DequeValue):
+        raise UserError(TypeError(f'can only concatenate deque (not "{b.python_type().__name__}") to deque'))
+    return DequeValue(a.items + b.items, a.maxlen)
+
+
+@native([collections.deque], "__mul__", "__rmul__")
+def _dq_mul(tx, d, n):
+    if not isinstance(d, DequeValue) or not (n.is_const() and isinstance(n.as_python(), int)):
+        return MISSING
+    return DequeValue(d.items * n.as_python(), d.maxlen)
+
+
+@native([collections.deque], "__imul__")
+def _dq_imul(tx, d, n):
+    if not isinstance(d, DequeValue) or not (n.is_const() and isinstance(n.as_python(), int)):
+        return MISSING
+    d.mutate(tx)
+    d.items[:] = d.items * n.as_python()
+    d._trim(right=True)
+    return d
 
 
 def _make_deque(tx, args, kwargs):
