@@ -423,6 +423,15 @@ def test_lru_cache_refused_when_eager_could_differ(fn):
     refused(fn, torch.ones(2))
 
 
+def lru_unhashable(x):
+    return x + _cached_double([1])
+
+
+def test_lru_cache_unhashable_argument_raises_like_eager():
+    with pytest.raises(TypeError, match="unhashable"):
+        compile_fn(lru_unhashable, backend="eager", fullgraph=True)(torch.ones(2))
+
+
 class Once:
     """transformers' logger.warning_once: an lru_cache'd method that only warns."""
 

@@ -101,6 +101,26 @@ def test_itertools_consume_generators_lazily():
     assert_same(expected, actual)
 
 
+def it_short_circuit(x):
+    log = []
+
+    def numbers():
+        for i in itertools.count():
+            log.append(i)
+            yield i
+    found = any(v > 2 for v in numbers())              # stops pulling at 3
+    pairs = list(zip(numbers(), "ab"))                 # pulls 3 items from the generator
+    odd = list(filter(lambda v: v % 2, itertools.islice(numbers(), 5)))
+    every = all(log.append(-i) or i < 2 for i in range(5))
+    first = next(filter(lambda v: v > 3, numbers()))
+    squares = list(map(lambda v: v * v, itertools.takewhile(lambda v: v < 3, numbers())))
+    return x + first, found, pairs, odd, every, squares, log
+
+
+def test_consumers_pull_generators_lazily():
+    check(it_short_circuit, *tensors_like((3,)))
+
+
 def it_consume_infinite(x):
     return x + len(list(itertools.count()))
 

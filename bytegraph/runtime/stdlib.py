@@ -46,6 +46,7 @@ from ..values.builtins import BUILTINS, BUILTIN_CLASSMETHODS
 from ..values.objects import (ClassValue, ObjectValue, ModuleValue, NewObjectValue, PyModuleValue,
                               _InstanceBase, static_lookup, class_lookup, bind_class_attr, _MISSING)
 from ..values.functions import UserFnValue, NestedFnValue, BoundMethodValue
+from ..protocols import operators as ops
 from . import stdlib_iter
 from .stdlib_iter import DequeValue, _py
 
@@ -464,15 +465,16 @@ def _cached_result_ok(v):
     return isinstance(v, SetValue) and v.cls is frozenset
 
 
-def _check_hashable(v):
+def _check_hashable(tx, v):
+    """The cache hashes its arguments: refuse tensors (eager keys them by identity, so it would
+    return a result computed from their old data), raise TypeError for unhashable ones."""
     if isinstance(v, TensorValue):
         raise Unsupported("a tensor argument to an lru_cache-wrapped function (eager would return "
                           "the cached result for the same tensor object)", kind="lru_cache")
-    if isinstance(v, (ListValue, DictValue, DequeValue)) or isinstance(v, SetValue) and v.cls is set:
-        raise UserError(TypeError(f"unhashable type: {v.python_type().__name__!r}"))
     if isinstance(v, TupleValue):
         for i in v.items:
-            _check_hashable(i)
+            _check_hashable(tx, i)
+    ops.check_hashable(tx, v)
 
 
 class CachedFnValue(Value):
@@ -515,7 +517,7 @@ class CachedFnValue(Value):
     def call(self, tx, args, kwargs, self_value=None):
         allargs = ([self_value] if self_value is not None else []) + list(args)
         for a in allargs + list(kwargs.values()):
-            _check_hashable(a)
+            _check_hashable(tx, a)
         func = cached_function(self.wrapper)
         inner = wrap(tx, func, ObjectSource(func, getattr(func, "__name__", "cached_fn")))
         watch = _EffectWatch(tx.side_effects)

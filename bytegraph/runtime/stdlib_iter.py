@@ -137,7 +137,8 @@ def _as_iter(tx, v):
 
 
 def is_lazy(v):
-    return isinstance(v, LazyIterValue)
+    """An iterator whose items are produced on demand (itertools objects, generators)."""
+    return isinstance(v, IteratorValue) and type(v) is not IteratorValue
 
 
 def _count(tx, args, kwargs):
@@ -265,14 +266,15 @@ def _accumulate(tx, args, kwargs):
 
 
 def _predicate_iter(kind):
+    """takewhile / dropwhile / filterfalse, and the builtin filter (kind "filter")."""
     def make(tx, args, kwargs):
         pred, src = args[0], _as_iter(tx, args[1])
         state = {"flag": False}
 
         def test(v):
-            if kind == "filterfalse" and pred.is_const() and pred.as_python() is None:
-                return v.truth(tx)
-            return pred.call(tx, [v], {}).truth(tx)
+            if kind in ("filter", "filterfalse") and pred.is_const() and pred.as_python() is None:
+                return ops.truth(tx, v)
+            return ops.truth(tx, pred.call(tx, [v], {}))
 
         def next_():
             if kind == "takewhile":
@@ -291,10 +293,13 @@ def _predicate_iter(kind):
                     if state["flag"] or not test(v):
                         state["flag"] = True
                         return v
-                elif not test(v):          # filterfalse
+                elif test(v) == (kind == "filter"):
                     return v
-        return LazyIterValue(next_, getattr(itertools, kind))
+        return LazyIterValue(next_, filter if kind == "filter" else getattr(itertools, kind))
     return make
+
+
+lazy_filter = _predicate_iter("filter")
 
 
 def _compress(tx, args, kwargs):
@@ -305,7 +310,7 @@ def _compress(tx, args, kwargs):
             d, s = data.next(), sel.next()
             if d is None or s is None:
                 return None
-            if s.truth(tx):
+            if ops.truth(tx, s):
                 return d
     return LazyIterValue(next_, itertools.compress)
 
@@ -357,9 +362,9 @@ def zip_rows(tx, its, longest=False, fill=NONE):
         if longest and not any(live):
             return None
         return TupleValue(row)
+    endless = [getattr(s, "infinite", False) for s in srcs]
     return LazyIterValue(next_, itertools.zip_longest if longest else zip,
-                         infinite=all(is_lazy(s) and s.infinite for s in srcs) and bool(srcs)
-                         or longest and any(is_lazy(s) and s.infinite for s in srcs))
+                         infinite=bool(srcs) and (any(endless) if longest else all(endless)))
 
 
 def _zip_longest(tx, args, kwargs):

@@ -351,8 +351,10 @@ def _enumerate(tx, it, start=None):
 
 
 def _lazy(vs):
-    """Is any of these an on-demand iterator (itertools.count & co, runtime/stdlib.py)?"""
-    return any(getattr(v, "lazy", False) for v in vs)
+    """Is any of these an on-demand iterator (a generator, itertools.count & co)? Then zip, map,
+    filter and enumerate pull from it lazily, as CPython's do (runtime/stdlib_iter.py)."""
+    from ..runtime.stdlib_iter import is_lazy
+    return any(is_lazy(v) for v in vs)
 
 
 @handles(zip)
@@ -382,6 +384,9 @@ def _map(tx, fn, *its):
 
 @handles(filter)
 def _filter(tx, fn, it):
+    if _lazy([it]):
+        from ..runtime.stdlib_iter import lazy_filter
+        return lazy_filter(tx, [fn, it], {})
     out = []
     for v in it.unpack(tx):
         keep = truth(tx, v) if fn.is_const() and fn.as_python() is None else truth(tx, fn.call(tx, [v], {}))
@@ -462,14 +467,26 @@ def _sum(tx, it, start=None):
     return acc
 
 
+def _short_circuit(tx, it, stop_on):
+    """any()/all(): pull items until one's truth is `stop_on` (later items are never produced,
+    so a generator's remaining side effects do not happen, as in CPython)."""
+    it = _iter(tx, it)
+    while True:
+        v = it.next()
+        if v is None:
+            return const(not stop_on)
+        if truth(tx, v) == stop_on:
+            return const(stop_on)
+
+
 @handles(any)
 def _any(tx, it):
-    return const(any(truth(tx, v) for v in it.unpack(tx)))
+    return _short_circuit(tx, it, True)
 
 
 @handles(all)
 def _all(tx, it):
-    return const(all(truth(tx, v) for v in it.unpack(tx)))
+    return _short_circuit(tx, it, False)
 
 
 def sorted_items(tx, items, key=None, reverse=None):
