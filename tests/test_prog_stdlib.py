@@ -115,6 +115,32 @@ def test_environ_getitem_and_contains(clean_env):
     assert s(x) == 1
 
 
+def env_contains(x):
+    return x + ("BG_STDLIB_A" in os.environ)
+
+
+def test_environ_contains_guards_presence_only(clean_env):
+    s = Step(env_contains)
+    x, = tensors_like((3,))
+    s(x)
+    clean_env.setenv("BG_STDLIB_A", "1")
+    assert s(x) == 1
+    clean_env.setenv("BG_STDLIB_A", "2")     # present either way: the value is not read
+    assert s(x) == 0
+
+
+def env_iterate(x):
+    return x + len([k for k in os.environ if k.startswith("BG_STDLIB_")])
+
+
+def test_environ_iteration_guards_the_whole_environment(clean_env):
+    s = Step(env_iterate)
+    x, = tensors_like((3,))
+    s(x)
+    clean_env.setenv("BG_STDLIB_B", "1")
+    assert s(x) == 1
+
+
 def env_missing_key(x):
     return x * len(os.environ["BG_STDLIB_A"])
 

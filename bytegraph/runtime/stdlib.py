@@ -140,11 +140,16 @@ class EnvironValue(Value):
         tx.side_effects.mutated(self)
 
     def call_method(self, tx, name, args, kwargs):
-        if name in ("get", "__getitem__", "__contains__", "pop", "setdefault"):
+        if name == "__contains__":
+            key = _py(args[0], "an os.environ key")
+            if key in self.overlay:
+                return const(self.overlay[key] is not _DELETED)
+            present = type(key) is self.key_type and key in self.env
+            tx.guards.add_value(_EnvContainsSource(self.source, key), present)
+            return const(present)
+        if name in ("get", "__getitem__", "pop", "setdefault"):
             key = self._key(args[0])
             value = self.read(tx, key)
-            if name == "__contains__":
-                return const(value is not None)
             if value is None:
                 if name == "get":
                     return args[1] if len(args) > 1 else kwargs.get("default", NONE)
@@ -197,6 +202,16 @@ class EnvironValue(Value):
 
     def __repr__(self):
         return "Environ()"
+
+
+def _mapping_method(name, value_type):
+    """Mapping's Python methods reached through the protocol layer (`key in os.environ` calls
+    Mapping.__contains__): answered by the Value when it models the mapping, else inlined."""
+    def override(tx, fn_value, args, kwargs):
+        if args and isinstance(args[0], value_type):
+            return args[0].call_method(tx, name, list(args[1:]), kwargs)
+        return fn_value.inline_call(tx, args, kwargs)
+    return override
 
 
 @register_wrapper(os._Environ)
@@ -860,16 +875,6 @@ class WeakKeyDictValue(Value):
         return wrap(tx, self.d[real], _CallSource(self.source, ("__getitem__", key.source)))
 
 
-def _weak_key_dict_method(name):
-    """WeakKeyDictionary's Python methods, reached through the protocol layer (`k in d`,
-    `d[k]`): answered by WeakKeyDictValue on the caller's dictionary, inlined otherwise."""
-    def override(tx, fn_value, args, kwargs):
-        if args and isinstance(args[0], WeakKeyDictValue):
-            return args[0].call_method(tx, name, list(args[1:]), kwargs)
-        return fn_value.inline_call(tx, args, kwargs)
-    return override
-
-
 @register_wrapper(weakref.WeakKeyDictionary)
 def _wrap_weak_key_dict(tx, d, source):
     if source is None:
@@ -893,7 +898,8 @@ OVERRIDES = {
     copy.deepcopy: _deepcopy_override,
     **stdlib_iter.OVERRIDES,
     logging.getLogger: _get_logger,
-    **{getattr(weakref.WeakKeyDictionary, n): _weak_key_dict_method(n) for n in WeakKeyDictValue.METHODS},
+    **{getattr(weakref.WeakKeyDictionary, n): _mapping_method(n, WeakKeyDictValue) for n in WeakKeyDictValue.METHODS},
+    collections.abc.Mapping.__contains__: _mapping_method("__contains__", EnvironValue),
     logging.Logger.isEnabledFor: _logger_query("isEnabledFor"),
     logging.Logger.getEffectiveLevel: _logger_query("getEffectiveLevel"),
     logging.Logger.log: _logger_log,
