@@ -12,11 +12,17 @@ import pytest
 import torch
 
 import bytegraph
-from differential import assert_same, check, compile_fn, counters, graph_count, reset, tensors_like
+from differential import REFERENCE, assert_same, check, compile_fn, reset, tensors_like
 
 
 def ids(fn):
     return fn.__name__
+
+
+def beyond_torch_compile(reason):
+    """torch.compile cannot be this test's reference (BYTEGRAPH_TEST_REFERENCE=1): it breaks the
+    graph (fullgraph=True fails), refuses differently, or returns a different or stale result."""
+    return pytest.mark.skipif(REFERENCE, reason=f"torch.compile: {reason}")
 
 
 # ==================================================================================== itertools
@@ -69,7 +75,9 @@ def it_tensor_rows(x):
     return acc, pairs, [r * i for i, r in zip(itertools.count(), x)]
 
 
-ITER = [it_basic, it_groupby, it_infinite, it_tensor_rows]
+ITER = [pytest.param(it_basic, marks=beyond_torch_compile("graph break")),
+        pytest.param(it_groupby, marks=beyond_torch_compile("wrong result: groups read after groupby advanced")),
+        it_infinite, it_tensor_rows]
 
 
 @pytest.mark.parametrize("fn", ITER, ids=ids)
@@ -125,6 +133,7 @@ def it_consume_infinite(x):
     return x + len(list(itertools.count()))
 
 
+@beyond_torch_compile("unrolls itertools.count() without end")
 def test_consuming_an_infinite_iterator_is_refused():
     reset()
     with pytest.raises(bytegraph.Unsupported):
@@ -174,7 +183,8 @@ def coll_dicts(x):
     return x * len(od), list(od), od.popitem(last=False), dict(dd), cm["a"], cm["b"], len(cm), sorted(cm), od, dd
 
 
-COLLECTIONS = [coll_deque, coll_counter, coll_dicts]
+COLLECTIONS = [pytest.param(coll_deque, marks=beyond_torch_compile("graph break")),
+               pytest.param(coll_counter, marks=beyond_torch_compile("graph break")), coll_dicts]
 
 
 @pytest.mark.parametrize("fn", COLLECTIONS, ids=ids)
@@ -188,6 +198,7 @@ def deque_arg(x, d):
     return x * d[1] + d[-1]
 
 
+@beyond_torch_compile("returns wrong results for a caller's deque")
 def test_caller_deque_mutated_in_place_and_guarded():
     x, = tensors_like((3,))
     check(deque_arg, x, collections.deque([1.0, 2.0], maxlen=3),
@@ -221,6 +232,7 @@ def fn_tools(x):
             functools.reduce(lambda a, b: a + b, [x, x, x]), inner.keywords, inner.func is add2)
 
 
+@beyond_torch_compile("graph break (_heapq.heapify)")
 def test_functools_operator():
     check(fn_tools, *tensors_like((3, 4)))
 
@@ -229,6 +241,7 @@ def reduce_empty(x):
     return functools.reduce(operator.add, [], ) + x
 
 
+@beyond_torch_compile("raises its own Unsupported ('Observed exception')")
 def test_reduce_of_empty_raises_like_eager():
     with pytest.raises(TypeError):
         compile_fn(reduce_empty, backend="eager", fullgraph=True)(torch.ones(2))
@@ -258,4 +271,3 @@ def test_sizes_change_recompiles():
     x, = tensors_like((4, 3, 2))
     y, = tensors_like((2, 3, 8))
     check(sizes_guarded, x, calls=[(y,), (x,)], graphs=2)
-    assert counters()["recompiles"]["total"] == 1
