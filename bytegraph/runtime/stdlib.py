@@ -370,9 +370,9 @@ def new_instance(cls):
 
 
 class DynamicNewObjectValue(NewObjectValue):
-    """A trace-created instance whose class defines __getattribute__ in Python: attribute reads
-    inline it (its `super().__getattribute__` / `object.__getattribute__` reaches the static
-    lookup), then __getattr__ on AttributeError, as CPython's slot does."""
+    """A trace-created instance whose class defines __getattribute__ in Python (a copied
+    transformers config): attribute reads inline it, then __getattr__ on AttributeError, as
+    DynamicAttrObjectValue does for caller-world ones; a Python __delattr__ is inlined too."""
 
     def getattr(self, tx, name):
         getattribute = bind_class_attr(tx, self, self.cls, "__getattribute__")
@@ -381,30 +381,13 @@ class DynamicNewObjectValue(NewObjectValue):
         except UserError as e:
             if not isinstance(e.exc, AttributeError) or static_lookup(self.cls, "__getattr__")[0] is _MISSING:
                 raise
-        return bind_class_attr(tx, self, self.cls, "__getattr__").call(tx, [ConstValue(name)], {})
-
-    def missing_attr(self, tx, name):     # the static lookup (object.__getattribute__) part
-        raise UserError(AttributeError(f"{self.cls.__name__!r} object has no attribute {name!r}"))
+        return self.missing_attr(tx, name)
 
     def delattr(self, tx, name):
         if static_lookup(self.cls, "__delattr__")[0] is not object.__delattr__:
             bind_class_attr(tx, self, self.cls, "__delattr__").call(tx, [ConstValue(name)], {})
             return
-        if name not in self.attrs:
-            raise UserError(AttributeError(name))
-        del self.attrs[name]
-
-
-def object_getattribute(tx, v, name):
-    """object.__getattribute__(v, name): the static lookup, without the __getattr__ fallback."""
-    name = _py(name, "an attribute name")
-    if isinstance(v, _InstanceBase):
-        if isinstance(v, ModuleValue) or (not isinstance(v, DynamicNewObjectValue) and
-                                          static_lookup(v.cls, "__getattr__")[0] is not _MISSING):
-            raise Unsupported(f"object.__getattribute__ on {v} (its class has __getattr__)",
-                              kind="getattr")
-        return _InstanceBase.getattr(v, tx, name)
-    return v.getattr(tx, name)
+        super().delattr(tx, name)
 
 
 # ==========================================================================================

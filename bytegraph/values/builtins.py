@@ -732,12 +732,6 @@ def _count_elements(tx, mapping, iterable):
     return NONE
 
 
-@handles(object.__getattribute__)
-def _object_getattribute(tx, v, name):
-    from ..runtime.stdlib import object_getattribute
-    return object_getattribute(tx, v, name)
-
-
 @handles(object.__new__)
 def _object_new(tx, cls, *args, **kwargs):
     from .objects import ClassValue, static_lookup

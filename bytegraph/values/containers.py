@@ -627,7 +627,7 @@ def wrap_dict(tx, obj, source):
     for k, v in obj.items():
         if type(k) not in (int, str, bool, float, type(None)) and not isinstance(k, tuple):
             if not isinstance(k, type) and not (type(k).__hash__ is object.__hash__ and
-                                                type(k).__eq__ is object.__eq__):
+                                                type(k).__eq__ is object.__eq__) or _python_hash(type(k)):
                 raise Unsupported(f"dict with {type(k).__name__} keys", kind="dict_key")
             key = k if isinstance(k, type) else _IdentityKey(k, wrap(tx, k, None))
             items[key] = wrap(tx, v, ItemSource(source, k) if source is not None
