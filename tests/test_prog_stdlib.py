@@ -15,6 +15,7 @@ import functools
 import inspect
 import logging
 import os
+import types
 import typing
 import warnings
 import weakref
@@ -825,6 +826,27 @@ def introspection(x):
 
 def test_dataclasses_typing_inspect():
     check(introspection, *tensors_like((3,)))
+
+
+FieldType = int | None          # types.UnionType / types.GenericAlias: constants, equality-guarded
+
+
+def type_expressions(x, value):
+    t = FieldType
+    ok = isinstance(value, t) and typing.get_origin(t) is types.UnionType
+    return x + ok, typing.get_args(t), typing.get_origin(list[int]), list[int].__args__
+
+
+def test_type_expressions_guarded():
+    global FieldType
+    s = Step(type_expressions)
+    x, = tensors_like((3,))
+    s(x, 3)
+    try:
+        FieldType = str | None
+        assert s(x, 3) == 1
+    finally:
+        FieldType = int | None
 
 
 # ==================================================================================== compile-time queries

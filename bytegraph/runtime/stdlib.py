@@ -867,6 +867,24 @@ def _wrap_weak_key_dict(tx, d, source):
 
 
 # ==========================================================================================
+# typing: `int | None` and `list[int]` are immutable type expressions (a C-level __getattribute__
+# that only forwards to their immutable origin and args): constants, guarded by equality
+
+@register_wrapper(types.UnionType, types.GenericAlias)
+def _wrap_type_expression(tx, obj, source):
+    if source is not None:
+        tx.guards.add_value(source, obj)
+    return ConstValue(obj, source)
+
+
+def _class_getitem(owner):
+    """list[int] & co written in the traced code: a GenericAlias of constants."""
+    def handler(tx, item):
+        return ConstValue(types.GenericAlias(owner, _py(item, "a type argument")))
+    return handler
+
+
+# ==========================================================================================
 # tables merged into runtime/registry.py
 
 CONSTRUCTORS = {
@@ -895,7 +913,10 @@ for _name, _level in (("debug", logging.DEBUG), ("info", logging.INFO), ("warnin
 
 # builtin callables (C functions): handlers in values/builtins.py's BUILTINS table
 BUILTIN_HANDLERS = {warnings.warn: _warn, sys.exc_info: _exc_info, **stdlib_iter.BUILTIN_HANDLERS}
-CLASSMETHOD_HANDLERS = stdlib_iter.CLASSMETHOD_HANDLERS
+CLASSMETHOD_HANDLERS = {**stdlib_iter.CLASSMETHOD_HANDLERS,
+                        **{(t, "__class_getitem__"): _class_getitem(t) for t in (
+                            list, dict, tuple, set, frozenset, type, collections.deque,
+                            collections.defaultdict, collections.OrderedDict)}}
 
 
 
