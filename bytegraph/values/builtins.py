@@ -209,15 +209,42 @@ def _isinstance_check(v, cls):
         return False
 
 
+def _classinfo(classes):
+    if isinstance(classes, tuple):
+        return [c for x in classes for c in _classinfo(x)]
+    args = getattr(classes, "__args__", None) if type(classes).__name__ in ("UnionType", "_UnionGenericAlias") else None
+    return _classinfo(args) if args else [classes]
+
+
+def _guard_abc_registry(tx, v, classes):
+    """isinstance/issubclass against an ABC depends on its registry (ABC.register): guarded by
+    the global ABC cache token, which every register() bumps. Runtime-checkable Protocols read
+    the object's attributes for real: refused."""
+    import abc
+    for c in _classinfo(classes):
+        if getattr(c, "_is_protocol", False) and getattr(c, "_is_runtime_protocol", False):
+            raise Unsupported(f"isinstance against the runtime-checkable Protocol {c.__name__}",
+                              kind="isinstance")
+        if isinstance(c, abc.ABCMeta):
+            tx.guards.add_code(f"{tx.cg.const(abc.get_cache_token, 'abc_token')}() == "
+                               f"{abc.get_cache_token()}", None, "abc_registry")
+
+
 @handles(isinstance)
 def _isinstance(tx, v, cls):
     classes = cls.as_python()
+    _guard_abc_registry(tx, v, classes)
     return const(_isinstance_check(v, classes))
 
 
 @handles(issubclass)
 def _issubclass(tx, a, b):
-    return const(issubclass(a.as_python(), b.as_python()))
+    classes = b.as_python()
+    _guard_abc_registry(tx, a, classes)
+    try:
+        return const(issubclass(a.as_python(), classes))
+    except TypeError as e:
+        raise UserError(e)
 
 
 @handles(hasattr)
@@ -316,12 +343,25 @@ def _range(tx, *args):
 
 @handles(enumerate)
 def _enumerate(tx, it, start=None):
+    if _lazy([it]):
+        from ..runtime.stdlib_iter import zip_rows, count_from
+        return zip_rows(tx, [count_from(tx, start or const(0)), it])
     s = 0 if start is None else start.as_python()
     return IteratorValue([TupleValue([const(i + s), v]) for i, v in enumerate(it.unpack(tx))])
 
 
+def _lazy(vs):
+    """Is any of these an on-demand iterator (a generator, itertools.count & co)? Then zip, map,
+    filter and enumerate pull from it lazily, as CPython's do (runtime/stdlib_iter.py)."""
+    from ..runtime.stdlib_iter import is_lazy
+    return any(is_lazy(v) for v in vs)
+
+
 @handles(zip)
 def _zip(tx, *its, strict=None):
+    if _lazy(its) and not (strict is not None and strict.as_python()):
+        from ..runtime.stdlib_iter import zip_rows
+        return zip_rows(tx, its)
     cols = [it.unpack(tx) for it in its]
     if strict is not None and strict.as_python() and len({len(c) for c in cols}) > 1:
         raise UserError(ValueError("zip() arguments have different lengths"))
@@ -335,12 +375,18 @@ def _reversed(tx, v):
 
 @handles(map)
 def _map(tx, fn, *its):
+    if _lazy(its):
+        from ..runtime.stdlib_iter import lazy_map
+        return lazy_map(tx, fn, its)
     cols = [it.unpack(tx) for it in its]
     return IteratorValue([fn.call(tx, list(row), {}) for row in zip(*cols)])
 
 
 @handles(filter)
 def _filter(tx, fn, it):
+    if _lazy([it]):
+        from ..runtime.stdlib_iter import lazy_filter
+        return lazy_filter(tx, [fn, it], {})
     out = []
     for v in it.unpack(tx):
         keep = truth(tx, v) if fn.is_const() and fn.as_python() is None else truth(tx, fn.call(tx, [v], {}))
@@ -421,14 +467,26 @@ def _sum(tx, it, start=None):
     return acc
 
 
+def _short_circuit(tx, it, stop_on):
+    """any()/all(): pull items until one's truth is `stop_on` (later items are never produced,
+    so a generator's remaining side effects do not happen, as in CPython)."""
+    it = _iter(tx, it)
+    while True:
+        v = it.next()
+        if v is None:
+            return const(not stop_on)
+        if truth(tx, v) == stop_on:
+            return const(stop_on)
+
+
 @handles(any)
 def _any(tx, it):
-    return const(any(truth(tx, v) for v in it.unpack(tx)))
+    return _short_circuit(tx, it, True)
 
 
 @handles(all)
 def _all(tx, it):
-    return const(all(truth(tx, v) for v in it.unpack(tx)))
+    return _short_circuit(tx, it, False)
 
 
 def sorted_items(tx, items, key=None, reverse=None):
@@ -572,16 +630,11 @@ def _tuple_new(tx, cls, it=None):
     return TupleValue([] if it is None else it.unpack(tx), cls=cls.as_python())
 
 
-def _chain_from_iterable(tx, its):
-    return IteratorValue([x for it in its.unpack(tx) for x in it.unpack(tx)])
-
-
-BUILTIN_CLASSMETHODS[(__import__("itertools").chain, "from_iterable")] = _chain_from_iterable
-
-
 @handles(functools.reduce)
 def _reduce(tx, fn, it, *init):
     items = it.unpack(tx)
+    if not init and not items:
+        raise UserError(TypeError("reduce() of empty iterable with no initial value"))
     acc = init[0] if init else items.pop(0)
     for v in items:
         acc = fn.call(tx, [acc, v], {})
@@ -626,3 +679,76 @@ def _register_operator_module():
 
 
 _register_operator_module()
+
+
+# --------------------------------------------------------------------------
+# dict subclasses (collections.Counter, user dicts), object's own slots, vars()
+
+def _dict_items_of(v):
+    """The DictValue holding the items of a dict or trace-created dict-subclass instance."""
+    from .objects import NewObjectValue
+    if isinstance(v, DictValue):
+        return v
+    if isinstance(v, NewObjectValue) and v.dict_items is not None:
+        return v.dict_items
+    return None
+
+
+@handles(dict.__init__)
+def _dict_init(tx, self_value, *args, **kwargs):
+    items = _dict_items_of(self_value)
+    if items is None:
+        raise Unsupported(f"dict.__init__ on {self_value}", kind="call_builtin")
+    from .containers import DICT_METHODS
+    if len(args) > 1:
+        raise UserError(TypeError(f"dict expected at most 1 argument, got {len(args)}"))
+    DICT_METHODS["update"](tx, items, args[0] if args else None, **kwargs)
+    return NONE
+
+
+@handles(dict.__getitem__)
+def _dict_getitem(tx, self_value, key):
+    """d[key] through dict's own __getitem__: a missing key calls the subclass's __missing__
+    (collections.Counter, user dicts), as CPython's dict_subscript does."""
+    from .objects import _InstanceBase, bind_class_attr, _MISSING
+    if isinstance(self_value, DictValue):
+        return self_value.getitem(tx, key)
+    if not isinstance(self_value, _InstanceBase):
+        raise Unsupported(f"dict.__getitem__ on {self_value}", kind="call_builtin")
+    if _dict_subclass_method(tx, "__contains__", self_value, [key], {}).as_python():
+        return _dict_subclass_method(tx, "__getitem__", self_value, [key], {})
+    missing = bind_class_attr(tx, self_value, self_value.cls, "__missing__")
+    if missing is not _MISSING:
+        return missing.call(tx, [key], {})
+    raise UserError(KeyError(py_key(key)))
+
+
+@handles(__import__("_collections")._count_elements)
+def _count_elements(tx, mapping, iterable):
+    """collections.Counter's helper: mapping[elem] = mapping.get(elem, 0) + 1 for each elem."""
+    for elem in iterable.unpack(tx):
+        current = mapping.call_method(tx, "get", [elem, const(0)], {})
+        mapping.call_method(tx, "__setitem__", [elem, binary_op(tx, operator.add, current, const(1))], {})
+    return NONE
+
+
+@handles(object.__new__)
+def _object_new(tx, cls, *args, **kwargs):
+    from .objects import ClassValue, static_lookup
+    from ..runtime.stdlib import new_instance
+    if not isinstance(cls, ClassValue):
+        raise Unsupported(f"object.__new__({cls})", kind="construct")
+    klass = cls.cls
+    if klass.__module__ == "builtins" or any(k.__module__ == "builtins" and k is not object
+                                              for k in klass.__mro__):
+        raise Unsupported(f"object.__new__ of {klass.__name__}", kind="construct")
+    if (args or kwargs) and static_lookup(klass, "__init__")[0] is object.__init__:
+        raise UserError(TypeError(f"{klass.__name__}() takes no arguments"))
+    return new_instance(klass)
+
+
+@handles(vars)
+def _vars(tx, *args):
+    if not args:
+        raise Unsupported("vars() without an argument", kind="call_builtin")
+    return args[0].getattr(tx, "__dict__")

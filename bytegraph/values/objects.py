@@ -12,6 +12,7 @@ Instances created during the trace (NewObjectValue) are plain attribute maps;
 the epilogue rebuilds them only if they escape.
 """
 import enum
+import functools
 import types
 import weakref
 from collections import OrderedDict
@@ -96,6 +97,9 @@ def bind_class_attr(tx, self_value, cls, name, start=0):
     if isinstance(attr, (types.BuiltinFunctionType, types.WrapperDescriptorType,
                          types.MethodDescriptorType)):
         return BoundMethodValue(self_value, wrap(tx, attr, None))
+    if isinstance(attr, functools._lru_cache_wrapper):         # a cached method (runtime/stdlib.py)
+        from ..runtime.stdlib import bind_cached_method
+        return bind_cached_method(tx, self_value, attr, src)
     get = getattr(type(attr), "__get__", None)
     if get is not None and not isinstance(attr, (type, types.ModuleType)):
         return _call_descriptor_get(tx, attr, get, src, self_value, cls, name)
