@@ -32,7 +32,7 @@ from ..config import config
 from ..exc import Unsupported, UserError, BackendCompilerFailed
 from ..observe import counters, compile_metrics, log
 from ..codegen.entry import MISS
-from . import registry
+from ..policy import calls as registry
 from .convert import convert, EAGER, _TraceStopped, first_failing_guard, location_of
 
 _compile_lock = threading.RLock()

@@ -11,8 +11,8 @@ so adding one is adding a row, not a branch.
 """
 import collections
 
-from ..exc import Unsupported
-from .base import Value, ConstValue, NONE, const, wrap, register_wrapper
+from ..exc import Unsupported, UserError
+from .base import Value, ConstValue, NONE, const, wrap, register_wrapper, POLICY
 from ..sources import ItemSource
 
 
@@ -23,7 +23,7 @@ def py_key(v):
     if v.is_const():
         key = v.as_python()
         if isinstance(key, type) and _python_hash(type(key)):
-            raise Unsupported(f"a class with a Python-level metaclass __hash__/__eq__ as a dict key",
+            raise Unsupported("a class with a Python-level metaclass __hash__/__eq__ as a dict key",
                               kind="dict_key")
         return key
     if isinstance(v, TupleValue):
@@ -289,8 +289,7 @@ def _list_copy(tx, lst):
 
 
 def _list_sort(tx, lst, key=None, reverse=None):
-    from .builtins import sorted_items
-    items = sorted_items(tx, lst.items, key, reverse)
+    items = POLICY.sorted_items(tx, lst.items, key, reverse)
     lst.mutate(tx)
     lst.items[:] = items
     return NONE

@@ -14,7 +14,7 @@ import types
 
 from ..exc import Unsupported, UserError
 from ..sources import AttrSource, ItemSource, ObjectSource, CellContentsSource
-from .base import Value, ConstValue, NONE, wrap, register_wrapper
+from .base import Value, ConstValue, NONE, wrap, register_wrapper, POLICY
 from .containers import TupleValue, DictValue
 
 
@@ -146,8 +146,7 @@ class UserFnValue(Value):
                      for n, c in zip(self.fn.__code__.co_freevars, self.fn.__closure__))
 
     def call(self, tx, args, kwargs):
-        from ..runtime.registry import lookup_override
-        override = lookup_override(self.fn)
+        override = POLICY.lookup_override(self.fn)
         if override is not None:
             return override(tx, self, args, kwargs)
         return self.inline_call(tx, args, kwargs)
@@ -311,8 +310,7 @@ class PartialValue(Value):
 def wrap_function(tx, fn, source):
     if source is not None:
         tx.guards.add_identity(source, fn)
-    from ..runtime.registry import classify_function
-    special = classify_function(tx, fn, source)
+    special = POLICY.classify_function(tx, fn, source)
     if special is not None:
         return special
     return UserFnValue(fn, source)

@@ -42,13 +42,14 @@ from ..sources import AttrSource, ObjectSource, _Chained
 from ..values.base import Value, ConstValue, RealCallableValue, NONE, const, wrap, register_wrapper
 from ..values.containers import TupleValue, ListValue, DictValue, SetValue
 from ..values.tensor import TensorValue, graph_call
-from ..values.builtins import BUILTINS, BUILTIN_CLASSMETHODS
+from .builtins import BUILTINS, BUILTIN_CLASSMETHODS
 from ..values.objects import (ClassValue, ObjectValue, ModuleValue, NewObjectValue, PyModuleValue,
                               _InstanceBase, static_lookup, class_lookup, bind_class_attr, _MISSING)
 from ..values.functions import UserFnValue, NestedFnValue, BoundMethodValue
 from ..protocols import operators as ops
 from . import stdlib_iter
 from .stdlib_iter import DequeValue, _py
+from ..values.containers import _IdentityKey
 
 
 # ==========================================================================================
@@ -498,7 +499,6 @@ class CachedFnValue(Value):
         return True
 
     def identity_key(self):
-        from ..values.containers import _IdentityKey
         return _IdentityKey(self.wrapper, self)
 
     def getattr(self, tx, name):
@@ -659,7 +659,7 @@ def _warn(tx, message, category=None, stacklevel=None, source=None):
     msg = message
     if isinstance(message, TensorValue):
         raise Unsupported("warnings.warn with a tensor message", kind="warn")
-    from ..runtime.registry import ExceptionValue
+    from .calls import ExceptionValue
     if isinstance(message, ExceptionValue):
         msg_obj = message.as_exception()
     else:
@@ -721,7 +721,6 @@ def _log_call(tx, logger_value, level, msg, args, kwargs):
     site, beyond = _site(tx, stacklevel, skip=_log_internal)
     logger = None
     if logger_value is not None:
-        from ..values.objects import ObjectValue
         if not isinstance(logger_value, ObjectValue):
             raise Unsupported(f"logging through {logger_value}", kind="logging")
         tx.guards.add_identity(logger_value.source, logger_value.obj)
@@ -759,7 +758,6 @@ def _logger_query(method):
     """logger.isEnabledFor(level) / getEffectiveLevel(): logging configuration, asked again by a
     guard on every call."""
     def override(tx, fn_value, args, kwargs):
-        from ..values.objects import ObjectValue
         lg = args[0]
         if not isinstance(lg, ObjectValue):
             raise Unsupported(f"{method} of {lg}", kind="logging")

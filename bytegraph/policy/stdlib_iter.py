@@ -18,6 +18,8 @@ from ..values.containers import TupleValue, ListValue, IteratorValue, BaseSeq
 from ..values.functions import BoundMethodValue
 from ..protocols import operators as ops
 from ..protocols.special import native, NI, MISSING
+from ..sources import ItemSource
+from ..values.objects import wrap_object
 
 
 def _py(v, what):
@@ -42,7 +44,7 @@ class GetterValue(Value):
         return operator.itemgetter if self.kind == "item" else operator.attrgetter
 
     def _one(self, tx, obj, key):
-        from ..values.builtins import get_item
+        from .builtins import get_item
         if self.kind == "item":
             return get_item(tx, obj, key)
         for part in _py(key, "an attrgetter name").split("."):
@@ -79,7 +81,7 @@ def _make_methodcaller(tx, args, kwargs):
 
 def _nlargest(largest):
     def handler(tx, fn_value, args, kwargs):
-        from ..values.builtins import sorted_items
+        from .builtins import sorted_items
         n, it = _py(args[0], "n"), args[1]
         key = args[2] if len(args) > 2 else kwargs.get("key")
         items = sorted_items(tx, _as_iter(tx, it).unpack(tx), key, const(largest))
@@ -132,7 +134,7 @@ class LazyIterValue(IteratorValue):
 
 
 def _as_iter(tx, v):
-    from ..values.builtins import BUILTINS
+    from .builtins import BUILTINS
     return BUILTINS[iter](tx, v)
 
 
@@ -150,7 +152,7 @@ def count_from(tx, start, step=const(1)):
     state = [start]
 
     def next_():
-        from ..values.builtins import binary_op
+        from .builtins import binary_op
         v = state[0]
         state[0] = binary_op(tx, operator.add, v, step)
         return v
@@ -241,7 +243,7 @@ def _islice(tx, args, kwargs):
 
 
 def _accumulate(tx, args, kwargs):
-    from ..values.builtins import binary_op
+    from .builtins import binary_op
     src = _as_iter(tx, args[0])
     func = args[1] if len(args) > 1 else kwargs.get("func")
     if func is not None and func.is_const() and func.as_python() is None:
@@ -641,11 +643,9 @@ def _make_deque(tx, args, kwargs):
 @register_wrapper(collections.deque)
 def _wrap_deque(tx, dq, source):
     if type(dq) is not collections.deque:
-        from ..values.objects import wrap_object
         return wrap_object(tx, dq, source)
     if source is None:
         raise Unsupported("a deque reached without a source", kind="deque")
-    from ..sources import ItemSource
     tx.guards.add_len(source, collections.deque, len(dq))
     tx.guards.add_code(f"{tx.cg.bound(source)}.maxlen == {dq.maxlen!r}", source, "deque_maxlen")
     return DequeValue([wrap(tx, x, ItemSource(source, i)) for i, x in enumerate(dq)], dq.maxlen, source)

@@ -28,6 +28,11 @@ from ..values.base import Value, RealCallableValue, ConstValue, NONE, const, wra
 from ..values.containers import TupleValue
 from ..values.tensor import TensorValue, graph_call
 from . import stdlib
+from .builtins import BuiltinValue, BUILTINS
+from ..sources import CallSource
+from ..values.containers import DictValue
+from ..values.functions import BoundMethodValue, PartialValue, UserFnValue
+from ..values.objects import ClassValue, ModuleValue, NewObjectValue, _MISSING, bind_class_attr, static_lookup
 
 # --------------------------------------------------------------------------
 # user registries (bytegraph.allow_in_graph / disallow_in_graph / disable)
@@ -124,7 +129,6 @@ def classify_function(tx, fn, source):
                           kind="disabled")
     state = getattr(fn, "__bytegraph_state__", None)
     if state is not None:               # a compiled function called from traced code: inline it
-        from ..values.functions import UserFnValue
         return UserFnValue(state.fn, None)
     return _special_callable(fn)
 
@@ -161,7 +165,6 @@ class _ConstFn(Value):
 
 def _signature_override(tx, fn_value, args, kwargs):
     """inspect.signature of a function the trace already guards is a fixed fact: compute it."""
-    from ..values.functions import BoundMethodValue
     target = args[0]
     kw = {k: v.as_python() for k, v in kwargs.items()}
     if isinstance(target, BoundMethodValue) and not isinstance(target.fn, str):
@@ -173,7 +176,6 @@ def _signature_override(tx, fn_value, args, kwargs):
 def _fields_override(tx, fn_value, args, kwargs):
     """dataclasses.fields(x): a fixed fact of x's class, which the trace already knows exactly
     (a trace-created instance, a type-guarded object, or an identity-guarded class)."""
-    from ..values.objects import ClassValue
     target = args[0]
     cls = target.cls if isinstance(target, ClassValue) else target.python_type()
     try:
@@ -197,7 +199,6 @@ def _wrap_builtin(tx, fn, source):
     special = _special_callable(fn)
     if special is not None:
         return special
-    from ..values.builtins import BuiltinValue
     return BuiltinValue(fn, source)
 
 
@@ -215,7 +216,6 @@ class WeakRefValue(Value):
         self.source = source
 
     def call(self, tx, args, kwargs):
-        from ..sources import CallSource
         return wrap(tx, self.ref(), CallSource(self.source))
 
 
@@ -336,8 +336,6 @@ def _make_cpu_autocast(tx, args, kwargs):
 
 def _make_dict_like(cls):
     def make(tx, args, kwargs):
-        from ..values.builtins import BUILTINS
-        from ..values.containers import DictValue
         factory = None
         if cls is collections.defaultdict:
             factory = args[0] if args else None
@@ -350,7 +348,6 @@ def _make_dict_like(cls):
 
 
 def _make_partial(tx, args, kwargs):
-    from ..values.functions import PartialValue
     func = args[0]
     if isinstance(func, PartialValue):      # partial(partial(f, a), b) is partial(f, a, b)
         return PartialValue(func.func, func.args + list(args[1:]), {**func.kwargs, **kwargs})
@@ -367,7 +364,6 @@ def _make_stateless_module(tx, cls_value, args, kwargs):
         raise Unsupported(f"creating {cls_value.cls.__name__} (which has parameters) inside a "
                           "compiled region", kind="module_construct")
     tx.keepalive.append(mod)
-    from ..values.objects import ModuleValue
     return ModuleValue(mod, ObjectSource(mod, cls_value.cls.__name__))
 
 
@@ -417,8 +413,6 @@ _IMMUTABLE_TORCH_CLASSES = (torch.Size, torch.device, torch.dtype, torch.finfo, 
 
 
 def construct(tx, cls_value, args, kwargs):
-    from ..values.builtins import BUILTINS
-    from ..values.objects import NewObjectValue, bind_class_attr, static_lookup, _MISSING
     cls = cls_value.cls
     if type(cls).__call__ is not type.__call__ and not (type(cls).__module__ or "").startswith(
             ("torch", "abc", "enum", "typing")):
@@ -462,7 +456,6 @@ def construct(tx, cls_value, args, kwargs):
         init, owner = static_lookup(cls, "__init__")
         if owner in (dict, collections.OrderedDict):
             if args or kwargs:
-                from ..values.builtins import BUILTINS
                 obj.dict_items = BUILTINS[dict](tx, *args, **kwargs)
             return obj
         bind_class_attr(tx, obj, cls, "__init__").call(tx, args, kwargs)
