@@ -32,7 +32,9 @@ EAGER = type("EAGER", (), {"__repr__": lambda self: "<run eagerly>"})()
 
 
 def bind_call(fn, args, kwargs):
-    sig = inspect.signature(fn)
+    # the function's own parameters: functools.wraps copies __wrapped__, which signature()
+    # would otherwise follow to the decorated function's (different) parameters
+    sig = inspect.signature(fn, follow_wrapped=False)
     ba = sig.bind(*args, **kwargs)
     ba.apply_defaults()
     return dict(ba.arguments)

@@ -1,0 +1,26 @@
+"""Regressions found on real library code (the corpus in bench/corpus), each reduced to a few lines."""
+import functools
+
+import torch
+
+from differential import check
+
+
+def _deprecating(fn):
+    """transformers' deprecate_kwarg shape: a (*args, **kwargs) wrapper with functools.wraps, so
+    inspect.signature() follows __wrapped__ to parameters the wrapper does not have."""
+    @functools.wraps(fn)
+    def wrapped(*args, **kwargs):
+        kwargs.pop("old_name", None)
+        return fn(*args, **kwargs)
+    return wrapped
+
+
+@_deprecating
+def _forward(x, scale=2.0, *, bias=None):
+    return x * scale + (0 if bias is None else bias)
+
+
+def test_compiled_wraps_decorated_function_binds_its_own_parameters():
+    check(_forward, torch.randn(3), kwargs={"bias": 1.0, "old_name": 5})
+    check(_forward, torch.randn(3), 3.0)
