@@ -24,3 +24,27 @@ def _forward(x, scale=2.0, *, bias=None):
 def test_compiled_wraps_decorated_function_binds_its_own_parameters():
     check(_forward, torch.randn(3), kwargs={"bias": 1.0, "old_name": 5})
     check(_forward, torch.randn(3), 3.0)
+
+
+def _marked_constant(fn):
+    fn._dynamo_marked_constant = True         # the attribute torch.compile honours
+    return fn
+
+
+_PROBES = []
+
+
+@functools.lru_cache
+@_marked_constant
+def _install_probe():
+    import importlib.util
+    _PROBES.append(1)                        # runs once, at trace time, as under torch.compile
+    return importlib.util.find_spec("torch") is not None
+
+
+def test_marked_constant_helpers_are_called_once_at_trace_time():
+    def fn(x):
+        return x + 1 if _install_probe() else x - 1
+
+    check(fn, torch.randn(3), calls=[(torch.randn(3),)])
+    assert _PROBES == [1]

@@ -130,7 +130,16 @@ def classify_function(tx, fn, source):
     state = getattr(fn, "__bytegraph_state__", None)
     if state is not None:               # a compiled function called from traced code: inline it
         return UserFnValue(state.fn, None)
+    if stdlib.is_marked_constant(fn):
+        return _MarkedConstantValue(fn)
     return _special_callable(fn)
+
+
+class _MarkedConstantValue(RealCallableValue):
+    """A function its library declares constant for the process (see stdlib.is_marked_constant)."""
+
+    def call(self, tx, args, kwargs):
+        return stdlib.call_marked_constant(tx, self.fn, args, kwargs)
 
 
 def user_registered(fn):

@@ -47,6 +47,7 @@ from ..values.objects import (ClassValue, ObjectValue, ModuleValue, NewObjectVal
                               _InstanceBase, static_lookup, class_lookup, bind_class_attr, _MISSING)
 from ..values.functions import UserFnValue, NestedFnValue, BoundMethodValue
 from ..protocols import operators as ops
+from ..protocols.special import is_plain_constant
 from . import stdlib_iter
 from .stdlib_iter import DequeValue, _py
 from ..values.containers import _IdentityKey
@@ -517,6 +518,8 @@ class CachedFnValue(Value):
         for a in allargs + list(kwargs.values()):
             _check_hashable(tx, a)
         func = cached_function(self.wrapper)
+        if is_marked_constant(func):
+            return call_marked_constant(tx, self.wrapper, allargs, kwargs)
         inner = wrap(tx, func, ObjectSource(func, getattr(func, "__name__", "cached_fn")))
         watch = _EffectWatch(tx.side_effects)
         tx.side_effects = watch
@@ -535,6 +538,25 @@ class CachedFnValue(Value):
 
     def __repr__(self):
         return f"LruCache({getattr(self.wrapper, '__qualname__', '?')})"
+
+
+def is_marked_constant(fn):
+    """Library helpers declared constant for the process's lifetime (an install probe, a hardware
+    capability) with the attribute torch.compile reads, `_dynamo_marked_constant` (transformers'
+    is_torch_available & co). As torch.compile does, they are called once at trace time and
+    their answer is a constant of the graph, unguarded: that is the library's own contract."""
+    return getattr(fn, "_dynamo_marked_constant", False) is True
+
+
+def call_marked_constant(tx, fn, args, kwargs):
+    if not all(is_plain_constant(a) for a in list(args) + list(kwargs.values())):
+        raise Unsupported(f"{getattr(fn, '__qualname__', fn)} (a marked constant) on non-constant "
+                          "arguments", kind="marked_constant")
+    try:
+        res = fn(*[a.as_python() for a in args], **{k: v.as_python() for k, v in kwargs.items()})
+    except Exception as e:
+        raise UserError(e)
+    return wrap(tx, res, None)
 
 
 def cached_function(wrapper):
