@@ -201,6 +201,17 @@ def run_generate(model, target, built):
 
 CONFIGS = {"eval": run_eval, "train": run_train, "cache": run_cache, "generate": run_generate}
 
+# Graphs of a whole capture: one per distinct call signature a configuration makes (cache: the
+# prefill and the step fed a cache; generate: the prefill and two decoding steps, whose cache
+# length differs -- torch.compile marks it dynamic at the second, bytegraph specializes).
+FULL_GRAPHS = {"eval": 1, "train": 1, "cache": 2, "generate": 3}
+
+
+def whole(row):
+    """True for a correct row captured as one graph per call signature (FULL_GRAPHS)."""
+    return bool(row and row.get("status") == "ok" and row.get("correct")
+                and row.get("graphs") == FULL_GRAPHS[row["config"]])
+
 # What each configuration compiles: the model object (its __call__ -> forward, hooks included),
 # except `generate`, which compiles the bound `model.forward` and installs it on the instance,
 # so the model's own Python `generate` loop calls the compiled forward every step.

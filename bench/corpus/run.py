@@ -153,9 +153,10 @@ def do_run(args):
     configs = args.configs.split(",") if args.configs else None
     pairs = [p for p in pairs if (not configs or p[1] in configs)
              and (not args.filter or re.search(args.filter, f"{p[0]}:{p[1]}"))]
-    # The CI sample first, then by configuration: an interrupted run still covers them evenly.
+    # The CI sample first, then the few cache/generate pairs, then eval, then train: an
+    # interrupted run (continued later with --resume) still covers every configuration.
     first = {(n, c) for n, c, _ in cases.ci_sample(models)}
-    order = {c: i for i, c in enumerate(cases.CONFIGS)}
+    order = {c: i for i, c in enumerate(("cache", "generate", "eval", "train"))}
     pairs.sort(key=lambda p: ((p[0], p[1]) not in first, order[p[1]], p[0]))
     if args.limit:
         pairs = pairs[:args.limit]
