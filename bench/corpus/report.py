@@ -62,6 +62,7 @@ def reason(r):
 
 def _norm(msg):
     """Group reasons that differ only by numbers, addresses, file lines, names in quotes."""
+    msg = re.sub(r"while compiling \S+ \([^)]*\)", "while compiling <fn> (<file>)", msg)
     msg = re.sub(r"0x[0-9a-f]+", "0x..", msg)
     msg = re.sub(r"\(([^()]*\.py):\d+\)", r"(\1)", msg)
     msg = re.sub(r"\d+(\.\d+)?", "N", msg)
