@@ -48,3 +48,20 @@ def test_marked_constant_helpers_are_called_once_at_trace_time():
 
     check(fn, torch.randn(3), calls=[(torch.randn(3),)])
     assert _PROBES == [1]
+
+
+class _SiLUActivation(torch.nn.Module):      # transformers' activations: no __init__ of their own
+    def forward(self, x):
+        return torch.nn.functional.silu(x)
+
+
+def test_parameterless_module_built_inside_forward():
+    class Block(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = torch.nn.Linear(4, 4)
+
+        def forward(self, x):
+            return _SiLUActivation()(self.lin(x))    # ACT2FN["silu"] builds one per access
+
+    check(Block(), torch.randn(2, 4))

@@ -363,6 +363,18 @@ def _make_partial(tx, args, kwargs):
     return PartialValue(func, args[1:], kwargs)
 
 
+def _constructed_by_torch_only(cls):
+    """Does building an instance run only torch.nn's own code? (torch.nn classes, and user
+    subclasses such as transformers' activation modules that define no __init__/__new__/
+    __setattr__ of their own.) Then building it for real at trace time runs no user code."""
+    for k in cls.__mro__:
+        if (k.__module__ or "").startswith("torch.nn") or k is object:
+            continue
+        if any(n in k.__dict__ for n in ("__init__", "__new__", "__setattr__", "__post_init__")):
+            return False
+    return True
+
+
 def _make_stateless_module(tx, cls_value, args, kwargs):
     """A torch.nn module built inside forward (nn.ReLU()(x)): build it for real once; only
     modules with no parameters or buffers qualify, so sharing the instance is invisible."""
@@ -449,7 +461,7 @@ def construct(tx, cls_value, args, kwargs):
     if issubclass(cls, tuple) and hasattr(cls, "_fields"):      # namedtuple
         return _construct_namedtuple(tx, cls, args, kwargs)
     if issubclass(cls, torch.nn.Module):
-        if (cls.__module__ or "").startswith("torch.nn"):
+        if _constructed_by_torch_only(cls):
             return _make_stateless_module(tx, cls_value, args, kwargs)
         raise Unsupported(f"creating the module {cls.__name__} inside a compiled region",
                           kind="module_construct")
