@@ -3,7 +3,7 @@ import functools
 
 import torch
 
-from differential import check
+from differential import check, compile_fn, reset
 
 
 def _deprecating(fn):
@@ -47,6 +47,14 @@ def test_marked_constant_helpers_are_called_once_at_trace_time():
         return x + 1 if _install_probe() else x - 1
 
     check(fn, torch.randn(3), calls=[(torch.randn(3),)])
+    # compiled alone, on a cold lru_cache: the trace calls the helper for real once; cache hits
+    # run the graph only (the answer is a constant of the graph, as under torch.compile)
+    _install_probe.cache_clear()
+    _PROBES.clear()
+    reset()
+    compiled = compile_fn(fn, backend="eager", fullgraph=True)
+    for _ in range(3):
+        compiled(torch.randn(3))
     assert _PROBES == [1]
 
 
