@@ -26,6 +26,11 @@ class SideEffects:
     def mutated(self, container_value):
         self.containers[id(container_value)] = container_value
 
+    def clear(self):
+        """After a graph break replayed everything logged so far."""
+        self.writes = []
+        self.containers = {}
+
     def __bool__(self):
         return bool(self.writes or self.containers)
 

@@ -4,7 +4,8 @@
         try:
             if not (<guards>): return MISS
         except Exception as __e: return _guard_error(__e)   # counted, reported, a miss
-        __o = __graph(<input sources...>)
+        __g_a, __g_b = __graph_0(<input sources...>)      # one line per graph
+        <Python code of a graph break; then the next graph, ...>
         <side effects replayed>
         return <the return value rebuilt from graph outputs, sources and constants>
 
@@ -31,8 +32,10 @@ class Codegen:
         self._keep = []              # keep bound objects alive for id() stability
         self.lines = []              # statements of the epilogue (materialized temporaries)
         self._temps = {}             # id(value) -> temp name
-        self.outputs = {}            # id(TensorValue) -> index in the graph's output tuple
+        self.temp_values = {}        # id(value) -> value (kept alive, so ids stay unique)
         self._sources = {}           # Source -> local bound on its first use
+        self.used_nodes = {}         # fx Node of a computed tensor the Python code reads -> its local
+        self.no_bind = False         # render sources without binding new locals (see source())
 
     def source(self, src):
         """Expression for a chained Source. Its first rendering binds a local (`(__sN := e)`);
@@ -42,6 +45,10 @@ class Codegen:
         if name is not None:
             return name
         raw = src.render(self)
+        if self.no_bind:
+            # code placed before later-rendered code (a graph break's Python part): a binding
+            # made here could be read by text that runs earlier, so none is made
+            return raw
         name = f"__s{len(self._sources)}"
         self._sources[src] = name
         return f"({name} := {raw})"
@@ -64,9 +71,12 @@ class Codegen:
         """Python expression that evaluates to `value` after the graph ran."""
         from ..values.tensor import TensorValue
         if isinstance(value, TensorValue):
-            idx = self.outputs.get(id(value))
-            if idx is not None:
-                return f"__o[{idx}]"
+            node = value.node
+            if node.op != "placeholder":
+                name = self.used_nodes.get(node)
+                if name is None:
+                    name = self.used_nodes[node] = f"__g_{node.name}"
+                return name
             if value.source is not None:
                 return value.source.expr(self)
             raise Unsupported("internal: tensor value is neither a graph output nor an input",
@@ -80,6 +90,7 @@ class Codegen:
                 return value.source.expr(self)
             name = f"__t{len(self._temps)}"
             self._temps[id(value)] = name
+            self.temp_values[id(value)] = value
             self.lines.append(f"{name} = {build()}")
         return name
 
@@ -120,8 +131,7 @@ def _miss_on_guard_error(exc):
     return MISS
 
 
-def build_entry(fn, cg, guard_expr, graph_call_expr, epilogue_lines, return_expr, name,
-                on_guard_error=None):
+def build_entry(fn, cg, guard_expr, body_lines, return_expr, name, on_guard_error=None):
     """`on_guard_error(exc)` is called when evaluating the guards raises; what it returns
     (normally MISS) is the entry's result. The try costs nothing when nothing raises."""
     code = fn.__code__
@@ -137,9 +147,7 @@ def build_entry(fn, cg, guard_expr, graph_call_expr, epilogue_lines, return_expr
             "            return MISS",
             "    except Exception as __e:",
             "        return _guard_error(__e)"]
-    if graph_call_expr:
-        body.append(f"    __o = {graph_call_expr}")
-    body += [f"    {line}" for line in epilogue_lines]
+    body += [f"    {line}" for line in body_lines]
     body.append(f"    return {return_expr}")
     src = "\n".join(body) + "\n"
     ns = cg.namespace

@@ -13,6 +13,7 @@ import os
 counters = collections.defaultdict(collections.Counter)
 log = logging.getLogger("bytegraph")
 graph_log = logging.getLogger("bytegraph.graph")
+break_log = logging.getLogger("bytegraph.graph_breaks")
 
 
 def configure_logging(spec=None):
@@ -43,6 +44,7 @@ class CompileRecord:
     backend_s: float = 0.0
     reason: str = ""             # why it fell back or recompiled
     guard_failure: str = ""      # the guard that failed, when this is a recompile
+    breaks: list = dataclasses.field(default_factory=list)   # BreakRecords (policy/breaks.py)
 
 
 compile_metrics: list = []

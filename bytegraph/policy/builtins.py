@@ -27,6 +27,7 @@ from ..protocols.special import call_special, MISSING
 from ..protocols.natives import dict_view_of
 from ..values.containers import DICT_METHODS
 from ..values.functions import BoundMethodValue, UserFnValue
+from .breaks import printable_call, run_in_python
 from ..values.objects import (ClassValue, DynamicAttrObjectValue, ModuleValue, NewObjectValue, ObjectValue,
                               PyModuleValue, SuperValue, _InstanceBase, _MISSING, bind_class_attr,
                               generic_getattr, static_lookup)
@@ -568,8 +569,13 @@ BUILTINS[repr] = _dunder_text("__repr__")
 
 @handles(print)
 def _print(tx, *args, **kwargs):
-    raise Unsupported("print() inside a compiled region", kind="print",
-                      hint="printing is a side effect the graph cannot hold")
+    if printable_call(args, kwargs):
+        run_in_python(tx, print, args, kwargs, "print()", _PRINT_HINT)
+        return NONE
+    raise Unsupported("print() of values whose printing runs user code", kind="print", hint=_PRINT_HINT)
+
+
+_PRINT_HINT = "printing is a side effect the graph cannot hold; move it out of the compiled function"
 
 
 @handles(id)

@@ -33,6 +33,8 @@ from ..exc import Unsupported, UserError, BackendCompilerFailed
 from ..observe import counters, compile_metrics, log
 from ..codegen.entry import MISS
 from ..policy import calls as registry
+from ..policy.breaks import graph_break  # noqa: F401  (public API)
+from .resume import ResumeCache, Trampoline
 from .convert import convert, EAGER, _TraceStopped, first_failing_guard, location_of
 
 _compile_lock = threading.RLock()
@@ -53,7 +55,12 @@ class CompileState:
         self.broken = False          # an internal error: run eagerly from now on
         self.limit_warned = False
         self.guard_error_warned = False
+        # what graph breaks that stop the trace hand on to (runtime/resume.py)
+        self.children = _Children(self._child)
         _all_states.add(self)
+
+    def _child(self, fn):
+        return _function_wrapper(fn, CompileState(fn, self.backend, self.backend_name, False))
 
     def reset(self):
         self.entries = ()
@@ -75,6 +82,12 @@ class CompileState:
                           f"counted in bytegraph.counters['stats']['guard_errors'] (warned once per "
                           f"function)", stacklevel=4)
         return MISS
+
+
+class _Children:
+    def __init__(self, compile_fn):
+        self.resumes = ResumeCache(compile_fn)
+        self.trampoline = Trampoline(compile_fn)
 
 
 def _run_with_stance(state, args, kwargs):
@@ -147,15 +160,18 @@ def _decide(state, args, kwargs):
     else:
         reason = ""
     try:
+        forced = _error_on_break["on"]
+        allow_breaks = not state.fullgraph if forced is None else not forced
         entry, record = convert(fn, args, kwargs, state.backend, state.backend_name, len(state.entries),
-                                state.guard_error)
+                                state.guard_error, allow_breaks, state.children)
         record.guard_failure = reason
     except _TraceStopped as stop:
         exc = stop.exc
         stop.record.guard_failure = reason
         if isinstance(exc, UserError):
             return "user_error", stop
-        if state.fullgraph:
+        forced = _error_on_break["on"]
+        if state.fullgraph if forced is None else forced:
             raise Unsupported(exc.msg + _call_chain(exc), kind=exc.kind, hint=exc.hint,
                               location=exc.location) from None
         log.info("graph break in %s: %s", fn.__qualname__, exc)
@@ -322,11 +338,6 @@ def disable(fn=None, recursive=True):
     registry.mark_disabled(disabled)
     disabled.__bytegraph_disabled__ = fn
     return disabled
-
-
-def graph_break():
-    """Split the graph here (a no-op when run eagerly), like torch._dynamo.graph_break()."""
-    return None
 
 
 _error_on_break = {"on": None}     # None: follow fullgraph; True/False: forced for a region

@@ -101,6 +101,17 @@ class Tracer:
         self.depth = 0
         self.depth_limit = depth_limit
         self.grad_enabled_at_start = torch.is_grad_enabled()
+        self.grad_changed = False
+        self.autocast_depth = 0
+        # graph breaks (symbolic/breaks.py): the entry body in program order (lines, and
+        # ("graph", k) where graph k runs), the cut after each break, what explain() reports
+        self.allow_breaks = False
+        self.body = []
+        self.splits = []           # (last fx node before the break, grad mode there)
+        self.break_records = []
+        self.adopted = set()       # ids of trace-made Values made real at a break
+        self.stop_at = None        # root instruction index to stop before (a resume split)
+        self.stopped = None        # the root Frame, when the trace stopped there
 
     # -- global torch state ----------------------------------------------------
     def set_grad_mode(self, mode):
@@ -108,6 +119,7 @@ class Tracer:
             return
         self.graph.create("call_function", torch._C._set_grad_enabled, [mode], {}, None, counts=False)
         torch._C._set_grad_enabled(mode)
+        self.grad_changed = True
 
     def restore_state(self):
         while self.state_stack:
@@ -156,8 +168,12 @@ class Tracer:
         parent = self.frame
         self.frame = frame
         insts = frame.insts
+        stop = self.stop_at if frame.parent is None and self.stop_at is not None else -1
         try:
             while not frame.done and not frame.paused:
+                if frame.ip == stop:
+                    self.stopped = frame
+                    break
                 inst = insts[frame.ip]
                 frame.inst = inst
                 frame.ip += 1
@@ -171,6 +187,8 @@ class Tracer:
                     if not self.catch(frame, inst, e):
                         raise
         except (Unsupported, UserError) as e:
+            if frame.parent is None and getattr(e, "root_index", None) is None and frame.inst is not None:
+                e.root_index = frame.inst.index      # where a graph break would stop (runtime/resume.py)
             e.with_location(frame.location())
             if not getattr(e, "user_stack", None):
                 e.user_stack = []
