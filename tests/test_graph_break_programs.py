@@ -185,3 +185,60 @@ def test_corpus_covers_positions_and_kinds():
                  "if_tensor", "if_bare", "disabled_tensor", "disabled_list", "disabled_raise",
                  "logging", "c_function"]:
         assert kinds[kind] >= 10, kind
+
+
+# ------------------------------------------------------------------------------------------
+# the harness itself: each kind of wrong result a compiler could produce is caught
+
+def _right(x, acc):
+    lst = [x * 2]
+    acc.append(1)
+    print("p", len(acc))
+    G.LOG.info("after")
+    return lst, lst
+
+
+def _wrong_stdout(x, acc):
+    lst = [x * 2]
+    acc.append(1)
+    G.LOG.info("after")          # logging replayed before the print
+    print("p", len(acc))
+    return lst, lst
+
+
+def _wrong_identity(x, acc):
+    lst = [x * 2]
+    acc.append(1)
+    print("p", len(acc))
+    G.LOG.info("after")
+    return lst, list(lst)
+
+
+def _wrong_state(x, acc):
+    lst = [x * 2]
+    print("p", len(acc) + 1)
+    G.LOG.info("after")
+    return lst, lst
+
+
+def _wrong_grads(x, acc):
+    lst = [(x * 2).detach().requires_grad_()]
+    acc.append(1)
+    print("p", len(acc))
+    G.LOG.info("after")
+    return lst, lst
+
+
+@pytest.mark.parametrize("wrong", [_wrong_stdout, _wrong_identity, _wrong_state, _wrong_grads],
+                         ids=lambda f: f.__name__)
+def test_harness_detects_wrong_results(wrong):
+    def env_of(fn):
+        return G.Env(fn=fn, inputs=lambda: ((G.t(4, rg=True), []), {}))
+    results = []
+    for fn in (_right, _right, wrong):
+        env = env_of(fn)
+        args, kwargs = env.inputs()
+        results.append(G.run_env(env, fn, args, kwargs))
+    assert_same_run(results[0], results[1], "same")
+    with pytest.raises(AssertionError):
+        assert_same_run(results[0], results[2], "wrong")
