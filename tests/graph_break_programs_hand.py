@@ -800,3 +800,170 @@ def callee_in_while_counter(x):
         x = h_iter(x, i)
         i += 1
     return x
+
+
+# --------------------------------------------------------------------------------------------
+# breaks in the middle of an expression or statement: the stack holds partial results
+
+def _ident(v):
+    return v
+
+
+dis_id = disabled(_ident)
+
+
+def three(a, b, c):
+    return a + b * c
+
+
+class Holder:
+    def __init__(self):
+        self.v = torch.zeros(4)
+        self.log = []
+
+    def m(self, z):
+        self.log.append(len(self.log))
+        return z * 3
+
+
+@program(1, "mid_expression", "disabled_tensor", inputs=x4())
+def mid_binary_operand(x):
+    return x + dis_id(x) * 2
+
+
+@program(1, "mid_expression", "disabled_tensor", inputs=x4())
+def mid_list_display(x):
+    return [x, dis_id(x), x * 2]
+
+
+@program(2, "mid_expression", "disabled_tensor", inputs=x4())
+def mid_call_arguments(x):
+    return three(x, dis_id(x + 1), x * 3)
+
+
+@program(2, "mid_expression", "disabled_tensor", inputs=x4())
+def mid_dict_display(x):
+    return {"a": x, "b": dis_id(x * 2), "c": x - 1}
+
+
+@program(1, "mid_expression", "disabled_list", inputs=lambda: (t(4, rg=True), 3))
+def mid_comparison_chain(x, n):
+    return 0 < dis_id(n) < 5, x * n
+
+
+@program(1, "mid_expression", "disabled_list", inputs=x4())
+def mid_conditional_expression(x):
+    return x * 2 if dis_id(True) else x * 3
+
+
+@program(1, "mid_expression", "disabled_tensor", inputs=x4())
+def mid_nested_disabled_calls(x):
+    return dis_id(x * dis_id(3))
+
+
+@program(2, "mid_expression", "disabled_tensor", inputs=x4())
+def mid_for_iterable(x):
+    out = x * 2
+    for v in dis_id([x, x * 2]):
+        out = out + v
+    return out
+
+
+@program(3, "while_counter", "disabled_list", inputs=x4(),
+         note="the break is the loop condition: (-) | (add) | (add) | (add) | (-); n differs "
+              "each time, so no cache hits")
+def mid_while_condition(x):
+    n = 0
+    while dis_id(n) < 3:
+        n += 1
+        x = x + 1
+    return x, n
+
+
+@program(2, "mid_expression", "disabled_tensor", inputs=x4())
+def mid_unpacking(x):
+    a, b = dis_id((x, x * 2))
+    c, *rest = dis_id([x, 1, 2])
+    return a + b + c, rest
+
+
+@program(2, "mid_expression", "disabled_tensor", inputs=x4())
+def mid_augmented_attribute(x):
+    o = Holder()
+    o.v += dis_id(x)
+    o.v = o.v * 2
+    return o.v, o
+
+
+@program(1, "mid_expression", "disabled_tensor", inputs=lambda: (t(4), {"k": t(4, seed=1)}))
+def mid_augmented_subscript(x, d):
+    d["k"] += dis_id(x)
+    return d
+
+
+@program(2, "mid_expression", "disabled_tensor", inputs=x4())
+def mid_method_call_argument(x):
+    o = Holder()
+    r = o.m(dis_id(x))
+    return r, o.log, o
+
+
+@program(1, "mid_expression", "disabled_tensor", inputs=x4())
+def mid_star_arguments(x):
+    args = [x, dis_id(x), 2]
+    return three(*args)
+
+
+@program(1, "mid_expression", "disabled_list", inputs=x4())
+def mid_slice_bound(x):
+    return x[dis_id(1):] * 2
+
+
+@program(1, "mid_expression", "disabled_list", inputs=x4())
+def mid_closure_cell_after_break(x):
+    k = dis_id(3)
+    f = lambda z: z * k  # noqa: E731
+    k = 4
+    return f(x)
+
+
+@program(3, "genexpr", "disabled_tensor", inputs=x4(),
+         note="sum() of a generator: (mul) | dis | (0 + v) | dis | (+ v)")
+def mid_generator_sum(x):
+    return sum(dis_id(v) for v in [x, x * 2])
+
+
+@program(1, "mid_expression", "item+disabled", inputs=x4())
+def mid_fstring(x):
+    return f"{x.sum().item():.3f}-{dis_id(7)}-{tuple(x.shape)}"
+
+
+@program(2, "cm_class", "disabled_tensor", inputs=x4acc())
+def mid_user_cm_value(x, acc):
+    with Suppress(acc) as cm:
+        y = x * len(cm.acc)
+        z = dis_id(y) + len(acc)
+    return z, acc
+
+
+@program(1, "finally", "disabled_tensor", inputs=x4acc())
+def mid_return_in_nested_finally(x, acc):
+    try:
+        try:
+            return dis_id(x) * 2
+        finally:
+            acc.append("inner")
+    finally:
+        acc.append("outer")
+
+
+@program(1, "except_handler", "disabled_list", inputs=x4acc())
+def mid_break_in_handler_then_reraise(x, acc):
+    try:
+        try:
+            raise ValueError("v")
+        except ValueError:
+            acc.append(dis_id("h"))
+            raise
+    except ValueError as e:
+        return x * 2, str(e), acc
