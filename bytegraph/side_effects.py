@@ -29,7 +29,7 @@ class SideEffects:
     def clear(self):
         """After a graph break replayed everything logged so far."""
         self.writes = []
-        self.containers = {}
+        self.containers = {k: c for k, c in self.containers.items() if getattr(c, "sticky", False)}
 
     def __bool__(self):
         return bool(self.writes or self.containers)

@@ -74,7 +74,8 @@ def _no_location(units):
 def resume_code(code, target_offset, stack, dead, name):
     """The resume function's code object. `target_offset`: byte offset (in `code`) of the
     first instruction to run; `stack`: per stack slot bottom first, NULL or None (a value);
-    `dead`: names of locals unbound at the break. Returns (code, parameter names)."""
+    `dead`: names of locals unbound at the break. Returns (code, parameter names, the byte
+    offset of the original code in the new one)."""
     if code.co_flags & (inspect.CO_GENERATOR | inspect.CO_COROUTINE | inspect.CO_ASYNC_GENERATOR):
         raise Unsupported("a graph break in a generator or coroutine", kind="graph_break_generator")
     cells = code.co_cellvars
@@ -139,4 +140,4 @@ def resume_code(code, target_offset, stack, dead, name):
         co_linetable=_no_location(size // 2) + code.co_linetable,
         co_exceptiontable=_exception_table(code, size), co_name=name,
         co_qualname=f"{code.co_qualname}.{name}")
-    return new, params
+    return new, params, size

@@ -263,7 +263,36 @@ def tensor_read(tx, tensor, name, args, kwargs):
                          _READ_HINT, opaque_desc=f"Tensor.{name}()")
 
 
-OVERRIDES = {graph_break: _graph_break_override}
+class GradRestore:
+    """The real context manager a resume function gets in place of a `with torch.no_grad()`
+    (enable_grad, set_grad_enabled) a graph break stopped inside: its __exit__ restores the
+    grad mode from before the with statement (modelled by the tracer, see _grad_restore_exit)."""
+
+    def __init__(self, prev):
+        self.prev = prev
+
+    def __exit__(self, *exc):
+        torch._C._set_grad_enabled(self.prev)
+        return False
+
+
+def exit_of_modelled(ctx, cg):
+    """Expression for the real __exit__ of a context manager the tracer models, or refuse."""
+    from .calls import GradModeCtx
+    if type(ctx) is GradModeCtx:
+        return f"{cg.const(GradRestore, 'GradRestore')}({ctx.prev!r}).__exit__"
+    raise Unsupported(f"a graph break that stops the trace inside a with-block over {ctx}",
+                      kind="graph_break_with")
+
+
+def _grad_restore_exit(tx, fn_value, args, kwargs):
+    from .calls import GradModeCtx
+    prev = args[0].getattr(tx, "prev").as_python()
+    GradModeCtx(prev).enter(tx)
+    return ConstValue(False)
+
+
+OVERRIDES = {graph_break: _graph_break_override, GradRestore.__exit__: _grad_restore_exit}
 
 
 def _adopt_materialized(tx):

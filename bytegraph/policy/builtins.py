@@ -426,7 +426,15 @@ def _hash(tx, v):
     r = hash_value(tx, v)
     if not (r.is_const() and isinstance(r.as_python(), int)):
         raise UserError(TypeError("__hash__ method should return an integer"))
-    return const(hash(int(r.as_python())))      # CPython reduces the result the same way
+    return const(_hash_result(int(r.as_python())))
+
+
+def _hash_result(h):
+    """What hash() makes of a __hash__ result (CPython's slot_tp_hash): kept as is when it
+    fits a Py_ssize_t (-1 becomes -2), else reduced by int's own hash."""
+    if -(1 << 63) <= h < (1 << 63):
+        return -2 if h == -1 else h
+    return hash(h)
 
 
 def _reduce_builtin(name, pyfn):

@@ -31,6 +31,7 @@ from ..bytecode.resume import resume_code, NULL as CODE_NULL
 from ..exc import Unsupported
 from ..policy.calls import _in, _disabled
 from ..symbolic.table import NULL
+from ..symbolic.interpreter import Lazy
 from ..values.base import is_trusted_module
 
 _POP_JUMPS = {"POP_JUMP_FORWARD_IF_TRUE": True, "POP_JUMP_BACKWARD_IF_TRUE": True,
@@ -103,14 +104,16 @@ class ResumeCache:
         self.compile_fn = compile_fn
         self.entries = {}
 
-    def get(self, fn, code, offset, layout, dead):
-        key = (code, offset, layout, dead)
+    def get(self, fn, code, offset, layout, dead, compiled=True):
+        """(callable, byte offset of the original code in the resume code). `compiled=False`:
+        the plain function (exception handlers after a break run as Python)."""
+        key = (code, offset, layout, dead, compiled)
         hit = self.entries.get(key)
         if hit is None:
             name = f"resume_in_{code.co_name}_at_{decode_line(code, offset)}"
-            rcode, params = resume_code(code, offset, [CODE_NULL if n else None for n in layout], dead, name)
+            rcode, _, shift = resume_code(code, offset, [CODE_NULL if n else None for n in layout], dead, name)
             rfn = types.FunctionType(rcode, fn.__globals__, name, None, fn.__closure__)
-            hit = self.entries[key] = (self.compile_fn(rfn), params)
+            hit = self.entries[key] = (self.compile_fn(rfn) if compiled else rfn, shift)
         return hit
 
 
@@ -119,6 +122,34 @@ def decode_line(code, offset):
         if inst.offset == offset:
             return inst.line
     return code.co_firstlineno
+
+
+def _guarded(line, h, inst, below, layout, local_args, stack_args, fn, code, cg, resumes, dead, insts):
+    """`line` inside try: an exception it raises goes where CPython's exception table sends
+    it -- the handler's code, with the stack cut to the handler's depth, the raising offset
+    (if the handler wants it) and the exception pushed -- run as plain Python (handlers
+    after a break are not compiled)."""
+    kept = sum(1 for n in layout[:h.depth] if not n)          # stack values below the cut
+    exc_layout = layout[:h.depth] + ((False,) if h.lasti else ()) + (False,)
+    r_exc, shift = resumes.get(fn, code, insts[h.target].offset, exc_layout, dead, compiled=False)
+    extra = [str((inst.offset + shift) // 2)] if h.lasti else []
+    args = ", ".join(local_args + stack_args[:kept] + extra + ["__x"])
+    return ["__x = None",
+            "try:",
+            f"    {line}",
+            "except BaseException as __e:",
+            "    __x = __e",
+            "if __x is not None:",
+            f"    return {cg.const(r_exc, 'handler')}({args})"]
+
+
+def _local_arg(frame, name, cg, temp):
+    v = frame.locals.get(name)
+    if v is None:
+        return "None"
+    if type(v) is Lazy:          # a parameter the trace never read: passed on as it came
+        return v.source.expr(cg)
+    return temp(cg.expr(v))
 
 
 def break_tail(tracer, fn, cg, resumes, trampoline):
@@ -130,8 +161,7 @@ def break_tail(tracer, fn, cg, resumes, trampoline):
         raise Unsupported("a graph break in a function whose locals are captured by closures",
                           kind="graph_break_cells")
     inst = frame.insts[frame.ip]
-    if find_handler(code, inst.offset) is not None:
-        raise Unsupported("a graph break inside a try or with block", kind="graph_break_try")
+    handler = find_handler(code, inst.offset)
     stack = list(frame.stack)
     insts = frame.insts
     if inst.opname == "PRECALL":
@@ -170,7 +200,7 @@ def break_tail(tracer, fn, cg, resumes, trampoline):
         pre.append(f"{name} = {expr}")
         return name
 
-    local_args = [temp(cg.expr(frame.locals[v])) if v in frame.locals else "None" for v in varnames]
+    local_args = [_local_arg(frame, v, cg, temp) for v in varnames]
     stack_args = [temp(cg.expr(v)) for v in below if v is not NULL]
     layout = tuple(v is NULL for v in below)
     post = []
@@ -182,7 +212,12 @@ def break_tail(tracer, fn, cg, resumes, trampoline):
         r_jump, _ = resumes.get(fn, code, target, layout, dead)
         r_fall, _ = resumes.get(fn, code, fall, layout, dead)
         args = ", ".join(local_args + stack_args)
-        post.append(f"if {'' if jump_if else 'not '}{cond}:")
+        test = f"{'' if jump_if else 'not '}{cond}"
+        if handler is not None:      # bool() of the tensor can raise (more than one element)
+            post += _guarded(f"__c = {test}", handler, inst, below, layout, local_args, stack_args,
+                             fn, code, cg, resumes, dead, insts)
+            test = "__c"
+        post.append(f"if {test}:")
         post.append(f"    return {cg.const(r_jump, 'resume')}({args})")
         post.append(f"return {cg.const(r_fall, 'resume')}({args})")
         return pre, post
@@ -196,6 +231,10 @@ def break_tail(tracer, fn, cg, resumes, trampoline):
         call = f"{tramp}({temp(cg.expr(callee))})(*{temp(cg.expr(star))}" + \
             (f", **{temp(cg.expr(kw))})" if kw is not None else ")")
     r, _ = resumes.get(fn, code, after, layout + (False,), dead)
-    post.append(f"__c = {call}")
+    if handler is None:
+        post.append(f"__c = {call}")
+    else:
+        post += _guarded(f"__c = {call}", handler, inst, below, layout, local_args, stack_args,
+                         fn, code, cg, resumes, dead, insts)
     post.append(f"return {cg.const(r, 'resume')}({', '.join(local_args + stack_args + ['__c'])})")
     return pre, post

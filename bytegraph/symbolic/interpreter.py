@@ -66,6 +66,13 @@ class Frame:
         del self.stack[-n:]
         return vals
 
+    def local(self, name):
+        """The Value of a bound local (KeyError if unbound); wraps a parameter on first read."""
+        v = self.locals[name]
+        if type(v) is Lazy:
+            v = self.locals[name] = wrap(self.tx, v.obj, v.source)
+        return v
+
     def jump(self, inst):
         self.ip = inst.target
 
@@ -79,8 +86,17 @@ class Frame:
             raise Unsupported("super() without a __class__ cell", kind="super")
         cls = cell.get(self.tx).as_python()
         first = self.code.co_varnames[0]
-        obj = self.cells[first].get(self.tx) if first in self.cells else self.locals[first]
+        obj = self.cells[first].get(self.tx) if first in self.cells else self.local(first)
         return cls, obj
+
+
+class Lazy:
+    """A parameter of the root frame not read yet: the real object and its source."""
+    __slots__ = ("obj", "source")
+
+    def __init__(self, obj, source):
+        self.obj = obj
+        self.source = source
 
 
 class Tracer:
@@ -139,7 +155,9 @@ class Tracer:
         frame = Frame(self, code, fn.__globals__, fn.__qualname__, None)
         sig_names = _param_names(code)
         for name in sig_names:
-            frame.locals[name] = wrap(self, args[name], LocalSource(name))
+            # wrapped (and guarded) when first read: a parameter the code never reads, like
+            # most locals a resume function receives, adds no guard
+            frame.locals[name] = Lazy(args[name], LocalSource(name))
         if fn.__closure__:
             for name, cell in zip(code.co_freevars, fn.__closure__):
                 frame.cells[name] = CellValue(source=ObjectSource(cell, f"cell_{name}"), real=cell)
