@@ -31,6 +31,7 @@ from ..side_effects import SideEffects
 from ..sources import Source
 from ..values.base import NONE, ConstValue, Value
 from ..values.tensor import TensorValue
+from ..values.opaque import Opaque
 from ..values.containers import BaseSeq, DictValue
 
 
@@ -105,53 +106,6 @@ class TempSource(Source):
 
     def __hash__(self):
         return hash(("T", self.name))
-
-
-class Opaque(Value):
-    """A result of Python code run at a graph break: known only when the entry runs."""
-
-    def __init__(self, name, desc, root_index):
-        self.name = name
-        self.desc = desc
-        self.root_index = root_index      # the root frame's instruction that produced it
-
-    def reconstruct(self, cg):
-        return self.name
-
-    def _needed(self, what):
-        e = Unsupported(f"{what} of {self.desc}, which ran in Python at a graph break",
-                        kind="opaque", hint="the trace cannot see values computed outside it")
-        e.root_index = self.root_index
-        raise e
-
-    def python_type(self):
-        self._needed("the type")
-
-    def getattr(self, tx, name):
-        self._needed(f"attribute {name!r}")
-
-    def call(self, tx, args, kwargs):
-        self._needed("a call")
-
-    def call_method(self, tx, name, args, kwargs):
-        self._needed(f"method {name!r}")
-
-    def unpack(self, tx):
-        self._needed("iterating")
-
-    def truth(self, tx):
-        self._needed("the truth value")
-
-    def fx_arg(self, tx):
-        self._needed("a graph op on the value")
-
-    fake_arg = fx_arg
-
-    def as_python(self):
-        self._needed("the value")
-
-    def __repr__(self):
-        return f"Opaque({self.name}: {self.desc})"
 
 
 def _printable(v, depth=0):
@@ -231,7 +185,7 @@ def run_in_python(tx, fn_obj, args, kwargs, reason, hint="", opaque_desc=None):
         return None
     name = f"__b{k}"
     tx.body.append(f"{name} = {call}")
-    return Opaque(name, opaque_desc, root_index(tx))
+    return Opaque(name, opaque_desc, root_index(tx), scalar=opaque_desc == "Tensor.item()")
 
 
 def split_only(tx, reason, hint=""):

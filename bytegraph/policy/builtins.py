@@ -28,6 +28,7 @@ from ..protocols.natives import dict_view_of
 from ..values.containers import DICT_METHODS
 from ..values.functions import BoundMethodValue, UserFnValue
 from .breaks import printable_call, run_in_python
+from ..values.opaque import Opaque, scalar_op
 from ..values.objects import (ClassValue, DynamicAttrObjectValue, ModuleValue, NewObjectValue, ObjectValue,
                               PyModuleValue, SuperValue, _InstanceBase, _MISSING, bind_class_attr,
                               generic_getattr, static_lookup)
@@ -523,6 +524,9 @@ def _scalar_conv(pytype):
             return const(pytype())
         if isinstance(v, TensorValue):
             raise Unsupported(f"{pytype.__name__}() of a tensor depends on its data", kind="data_dependent")
+        if isinstance(v, Opaque):
+            r = scalar_op(pytype, [v, *rest])
+            return r if r is not None else v._needed(f"{pytype.__name__}()")
         if type(v) is ConstValue:
             try:
                 return const(pytype(v.value, *[r.as_python() for r in rest]))

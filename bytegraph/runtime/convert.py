@@ -63,7 +63,11 @@ def _break_point(fn, e, allow_breaks):
     index = getattr(e, "root_index", None)
     if not allow_breaks or index is None or isinstance(e, UserError) or e.kind in _NO_BREAK:
         return None
-    return stop_index(fn.__code__, index)
+    stop = stop_index(fn.__code__, index)
+    producer = getattr(e, "producer_index", None)      # a value computed at a break (values/opaque.py)
+    if stop is None and producer is not None:
+        stop = stop_index(fn.__code__, producer)
+    return stop
 
 
 def _eager_entry(fn, failed, record, t0, name, on_guard_error):
@@ -88,7 +92,7 @@ def _record_of(e):
     return BreakRecord(e.msg, filename, int(line) if line.isdigit() else 0, stack, e.hint)
 
 
-def _trace(fn, bound, shape_env, allow_breaks, stop_at=None):
+def _trace(fn, bound, shape_env, allow_breaks, stop_at=None, specialize=()):
     """One symbolic run of fn over the bound arguments: (cg, guards, builder, tracer, result,
     grad mode at start, grad mode at end). Unsupported asking for a ShapeEnv propagates as is;
     any other stop is wrapped with the guards gathered so far."""
@@ -109,6 +113,7 @@ def _trace(fn, bound, shape_env, allow_breaks, stop_at=None):
     tracer = Tracer(gb, cg, guards, SideEffects())
     tracer.allow_breaks = allow_breaks
     tracer.stop_at = stop_at
+    tracer.specialize = specialize
     grad_at_start = torch.is_grad_enabled()
     try:
         try:
@@ -134,15 +139,25 @@ def convert(fn, args, kwargs, backend, backend_name, entry_index, on_guard_error
     t0 = time.perf_counter()
     bound = bind_call(fn, args, kwargs)
     name = f"__entry_{entry_index}"
+    specialize = set()
+
     def attempt(stop_at):
-        try:
-            return _trace(fn, bound, False, allow_breaks, stop_at)
-        except Unsupported as e:
-            if e.kind != NEEDS_SHAPE_ENV:
-                raise
-            # an op with a data-dependent output size: trace again with a ShapeEnv (unbacked
-            # sizes). Static traces never build one, so they never import its machinery.
-            return _trace(fn, bound, True, allow_breaks, stop_at)
+        while True:
+            try:
+                try:
+                    return _trace(fn, bound, False, allow_breaks, stop_at, specialize)
+                except Unsupported as e:
+                    if e.kind != NEEDS_SHAPE_ENV:
+                        raise
+                    # an op with a data-dependent output size: trace again with a ShapeEnv
+                    # (unbacked sizes). Static traces never build one, so they never import
+                    # its machinery.
+                    return _trace(fn, bound, True, allow_breaks, stop_at, specialize)
+            except _TraceFailed as failed:
+                name = getattr(failed.exc, "specialize", None)
+                if name is None or name in specialize:
+                    raise
+                specialize.add(name)       # an opaque parameter whose value the code needs
 
     stopped_by = None
     try:

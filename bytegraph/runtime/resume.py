@@ -32,6 +32,7 @@ from ..exc import Unsupported
 from ..policy.calls import _in, _disabled
 from ..symbolic.table import NULL
 from ..symbolic.interpreter import Lazy
+from ..values.opaque import Opaque
 from ..values.base import is_trusted_module
 
 _POP_JUMPS = {"POP_JUMP_FORWARD_IF_TRUE": True, "POP_JUMP_BACKWARD_IF_TRUE": True,
@@ -104,15 +105,18 @@ class ResumeCache:
         self.compile_fn = compile_fn
         self.entries = {}
 
-    def get(self, fn, code, offset, layout, dead, compiled=True):
+    def get(self, fn, code, offset, layout, dead, compiled=True, opaque=()):
         """(callable, byte offset of the original code in the resume code). `compiled=False`:
-        the plain function (exception handlers after a break run as Python)."""
-        key = (code, offset, layout, dead, compiled)
+        the plain function (exception handlers after a break run as Python). `opaque`: the
+        positions of parameters that get item() results (values/opaque.py, OpaqueParam)."""
+        key = (code, offset, layout, dead, compiled, opaque)
         hit = self.entries.get(key)
         if hit is None:
             name = f"resume_in_{code.co_name}_at_{decode_line(code, offset)}"
-            rcode, _, shift = resume_code(code, offset, [CODE_NULL if n else None for n in layout], dead, name)
+            rcode, params, shift = resume_code(code, offset, [CODE_NULL if n else None for n in layout],
+                                               dead, name)
             rfn = types.FunctionType(rcode, fn.__globals__, name, None, fn.__closure__)
+            rfn.__bytegraph_opaque__ = frozenset(params[i] for i in opaque)
             hit = self.entries[key] = (self.compile_fn(rfn) if compiled else rfn, shift)
         return hit
 
@@ -203,14 +207,17 @@ def break_tail(tracer, fn, cg, resumes, trampoline):
     local_args = [_local_arg(frame, v, cg, temp) for v in varnames]
     stack_args = [temp(cg.expr(v)) for v in below if v is not NULL]
     layout = tuple(v is NULL for v in below)
+    # parameters that receive scalars the trace saw as opaque stay opaque (values/opaque.py)
+    values = [frame.locals.get(v) for v in varnames] + [v for v in below if v is not NULL]
+    opaque = tuple(i for i, v in enumerate(values) if isinstance(v, Opaque) and v.scalar)
     post = []
     if op[0] == "branch":
         cond = temp(cg.expr(op[1]))
         target = insts[inst.target].offset
         fall = insts[frame.ip + 1].offset
         jump_if = op[2]
-        r_jump, _ = resumes.get(fn, code, target, layout, dead)
-        r_fall, _ = resumes.get(fn, code, fall, layout, dead)
+        r_jump, _ = resumes.get(fn, code, target, layout, dead, opaque=opaque)
+        r_fall, _ = resumes.get(fn, code, fall, layout, dead, opaque=opaque)
         args = ", ".join(local_args + stack_args)
         test = f"{'' if jump_if else 'not '}{cond}"
         if handler is not None:      # bool() of the tensor can raise (more than one element)
@@ -230,7 +237,9 @@ def break_tail(tracer, fn, cg, resumes, trampoline):
         _, callee, star, kw = op
         call = f"{tramp}({temp(cg.expr(callee))})(*{temp(cg.expr(star))}" + \
             (f", **{temp(cg.expr(kw))})" if kw is not None else ")")
-    r, _ = resumes.get(fn, code, after, layout + (False,), dead)
+    if type(callee).__name__ == "_TensorRead" and callee.name == "item":
+        opaque += (len(values),)       # the item() result itself
+    r, _ = resumes.get(fn, code, after, layout + (False,), dead, opaque=opaque)
     if handler is None:
         post.append(f"__c = {call}")
     else:

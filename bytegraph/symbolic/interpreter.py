@@ -26,6 +26,7 @@ from ..sources import LocalSource, ObjectSource, global_source
 from ..values.base import NONE, ConstValue, wrap, is_trusted_module, is_static
 from ..values.functions import CellValue, CO_GENERATOR
 from ..values.containers import IteratorValue
+from ..values.opaque import OpaqueParam
 from .table import HANDLERS, UNSUPPORTED
 
 
@@ -128,6 +129,7 @@ class Tracer:
         self.adopted = set()       # ids of trace-made Values made real at a break
         self.stop_at = None        # root instruction index to stop before (a resume split)
         self.stopped = None        # the root Frame, when the trace stopped there
+        self.specialize = ()       # opaque parameters to trace with their values known
 
     # -- global torch state ----------------------------------------------------
     def set_grad_mode(self, mode):
@@ -154,7 +156,12 @@ class Tracer:
                               kind="generator_function")
         frame = Frame(self, code, fn.__globals__, fn.__qualname__, None)
         sig_names = _param_names(code)
+        opaque = getattr(fn, "__bytegraph_opaque__", ())      # a resume function's (runtime/resume.py)
         for name in sig_names:
+            if name in opaque and name not in self.specialize:
+                self.guards.add_type(LocalSource(name), type(args[name]))
+                frame.locals[name] = OpaqueParam(name)
+                continue
             # wrapped (and guarded) when first read: a parameter the code never reads, like
             # most locals a resume function receives, adds no guard
             frame.locals[name] = Lazy(args[name], LocalSource(name))
