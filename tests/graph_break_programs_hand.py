@@ -812,6 +812,13 @@ def _ident(v):
 dis_id = disabled(_ident)
 
 
+def _push(lst, v):
+    lst.append(v)
+
+
+dis_push = disabled(_push)
+
+
 def three(a, b, c):
     return a + b * c
 
@@ -967,3 +974,25 @@ def mid_break_in_handler_then_reraise(x, acc):
             raise
     except ValueError as e:
         return x * 2, str(e), acc
+
+
+@program(4, "for_list", "print", inputs=x4(),
+         note="the loop runs 4 times: the body appends to the list it iterates (eager semantics)")
+def loop_over_list_that_grows(x):
+    lst = [1, 2]
+    for v in lst:
+        x = x + v
+        print("v", v)
+        if len(lst) < 4:
+            lst.append(v + 10)
+    return x, lst
+
+
+@program(3, "for_list", "disabled_list", inputs=lambda: (t(4, rg=True), [1, 2]))
+def loop_over_arg_list_grown_by_disabled(x, lst):
+    # 4 iterations (the disabled function appends twice): (add) | (add) | (add, add)
+    for v in lst:
+        x = x + v
+        if len(lst) < 4:
+            dis_push(lst, v + 10)
+    return x
