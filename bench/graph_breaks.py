@@ -36,7 +36,8 @@ import graph_break_programs as G  # noqa: E402
 SUBSET = [
     "grid_top__print", "grid_top__item_arith", "grid_top__if_tensor", "grid_top__disabled_tensor",
     "grid_top__numpy", "grid_top__c_function", "grid_for_range__print", "grid_for_list__tolist",
-    "grid_for_enumerate__item_if", "grid_for_zip__graph_break", "grid_while_counter__disabled_list",
+    "grid_for_enumerate__item_if", "grid_for_zip__graph_break", "grid_for_range__item_print",
+    "loop_over_list_that_grows", "grid_while_counter__disabled_list",
     "grid_no_grad__print", "grid_enable_grad__item_print", "grid_autocast__graph_break",
     "grid_cm_class__print", "grid_cm_generator__if_bare", "grid_try_body__disabled_raise",
     "grid_except_handler__logging", "grid_finally__tolist", "grid_helper_d1__print",
