@@ -119,6 +119,10 @@ def _raise(f, inst):
     if inst.arg == 2:
         cause = args[1]
         exc.__cause__ = None if cause.is_const() and cause.as_python() is None else _as_exception(cause)
+        exc.__suppress_context__ = True
+    current = f.tx.exc_info          # raised while handling another: CPython chains it
+    if isinstance(current, ExceptionInstanceValue) and current.exc is not exc:
+        exc.__context__ = current.exc
     raise UserError(exc)
 
 
