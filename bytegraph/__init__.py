@@ -21,8 +21,18 @@ allow_in_graph = _registry.allow_in_graph
 disallow_in_graph = _registry.disallow_in_graph
 
 
-from .dispatch_trace import make_fx
 from .observe.explain import explain, ExplainOutput
+
+
+def __getattr__(name):
+    # make_fx lives in dispatch_trace, whose tracer imports sympy and the symbolic-shapes
+    # module (about 0.3 s): loaded on first use, not by `import bytegraph` (docs/architecture.md,
+    # "Cold start")
+    if name == "make_fx":
+        from .dispatch_trace import make_fx
+        globals()["make_fx"] = make_fx
+        return make_fx
+    raise AttributeError(f"module 'bytegraph' has no attribute {name!r}")
 
 
 __all__ = ["compile", "reset", "disable", "set_stance", "allow_in_graph", "disallow_in_graph",
