@@ -6,6 +6,9 @@ import functools
 class _Config:
     _defaults = dict(
         cache_size_limit=8,          # cache entries per compiled function before it runs eagerly
+        # the same for code compiled on an entry's behalf (resume functions after a graph
+        # break, Python callees): one entry per loop position or module instance is expected
+        resume_cache_size_limit=64,
         suppress_errors=False,       # backend failures: raise (False, like torch.compile) or warn + eager
         inline_depth_limit=64,       # nested inlined calls before the trace gives up
         verbose=False,               # log each compile at INFO

@@ -163,7 +163,6 @@ GRAPH_GAPS = {
     "while_tensor_with_print": "a tensor-driven while loop makes one resume entry per iteration",
     "while_true_break_on_tensor": "a tensor-driven while loop makes one resume entry per iteration",
     "ModWhileTensor": "a tensor-driven while loop makes one resume entry per iteration",
-    "ModModuleListSubBreak": "a break in a submodule with an open with/try stops at the caller",
     "listcomp_item": "a comprehension is an inlined frame with cell variables",
     "mid_closure_cell_after_break": "the function's locals are captured by a closure (cell variables)",
     "mid_generator_sum": "a break inside a generator expression stops at the caller",

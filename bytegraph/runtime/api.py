@@ -52,6 +52,7 @@ class CompileState:
         self.backend_name = backend_name
         self.fullgraph = fullgraph
         self.entries = ()            # generated entry functions, newest last
+        self.limit_option = "cache_size_limit"
         self.broken = False          # an internal error: run eagerly from now on
         self.limit_warned = False
         self.guard_error_warned = False
@@ -60,7 +61,9 @@ class CompileState:
         _all_states.add(self)
 
     def _child(self, fn):
-        return _function_wrapper(fn, CompileState(fn, self.backend, self.backend_name, False))
+        child = CompileState(fn, self.backend, self.backend_name, False)
+        child.limit_option = "resume_cache_size_limit"
+        return _function_wrapper(fn, child)
 
     def reset(self):
         self.entries = ()
@@ -144,12 +147,13 @@ def _decide(state, args, kwargs):
     fn = state.fn
     if state.broken:
         return "eager", None
-    if len(state.entries) >= config.cache_size_limit:
+    limit = getattr(config, state.limit_option)
+    if len(state.entries) >= limit:
         if not state.limit_warned:
             state.limit_warned = True
             reason = first_failing_guard(state.entries[-1], args, kwargs)
             warnings.warn(f"bytegraph: {fn.__qualname__} ({location_of(fn)}) hit "
-                          f"config.cache_size_limit={config.cache_size_limit}; running it "
+                          f"config.{state.limit_option}={limit}; running it "
                           f"eagerly from now on. Last guard failure: {reason}", stacklevel=4)
         return "eager", None
     if state.entries:
