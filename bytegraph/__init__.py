@@ -22,6 +22,7 @@ disallow_in_graph = _registry.disallow_in_graph
 
 
 from .observe.explain import explain, ExplainOutput
+from .export import export, ExportResult
 
 
 def __getattr__(name):
@@ -38,4 +39,4 @@ def __getattr__(name):
 __all__ = ["compile", "reset", "disable", "set_stance", "allow_in_graph", "disallow_in_graph",
            "register_backend", "list_backends", "config", "counters", "compile_metrics",
            "Unsupported", "BackendCompilerFailed", "make_fx", "explain", "graph_break",
-           "error_on_graph_break"]
+           "error_on_graph_break", "export", "ExportResult"]
