@@ -149,12 +149,10 @@ def test_program_correct(prog):
 _GAP_KINDS = {
     "grid_autocast__": "a break that stops the trace inside autocast runs the function eagerly",
     "grid_cm_generator__": "a break that stops the trace inside a @contextmanager block runs it eagerly",
-    "grid_except_handler__": "a break that stops the trace inside an except block runs it eagerly",
 }
 GRAPH_GAPS = {
     "cm_suppresses_disabled_raise": "the handler path after a suppressed exception runs as Python",
     "finally_runs_when_disabled_raises": "the exception path through finally runs as Python",
-    "raise_after_break_caught": "the exception path after the break runs as Python",
     "grid_helper_d1__disabled_raise": "a break inside try in an inlined frame stops at the caller",
     "grid_helper_d2__disabled_raise": "a break inside try in an inlined frame stops at the caller",
     "grid_helper_d3__disabled_raise": "a break inside try in an inlined frame stops at the caller",
@@ -166,7 +164,6 @@ GRAPH_GAPS = {
     "listcomp_item": "a comprehension is an inlined frame with cell variables",
     "mid_closure_cell_after_break": "the function's locals are captured by a closure (cell variables)",
     "mid_generator_sum": "a break inside a generator expression stops at the caller",
-    "mid_break_in_handler_then_reraise": "a break that stops the trace inside an except block",
     "log_tensor_then_inplace": "logging a tensor's value needs the value: a stop at the log call",
 }
 
