@@ -162,7 +162,6 @@ GRAPH_GAPS = {
     "while_true_break_on_tensor": "a tensor-driven while loop makes one resume entry per iteration",
     "ModWhileTensor": "a tensor-driven while loop makes one resume entry per iteration",
     "listcomp_item": "a comprehension is an inlined frame with cell variables",
-    "mid_closure_cell_after_break": "the function's locals are captured by a closure (cell variables)",
     "mid_generator_sum": "a break inside a generator expression stops at the caller",
     "log_tensor_then_inplace": "logging a tensor's value needs the value: a stop at the log call",
 }

@@ -14,10 +14,10 @@ code with a short prologue in front:
 Every original instruction stays where it was relative to the others: 3.11 jumps are
 all relative, so they need no rewriting; the exception table and the line table are
 shifted by the prologue's length (the prologue has no line). Parameters: every local
-of the original (cell variables excepted) followed by the stack slots, all positional.
-Cell variables of the original become free variables, so the caller passes the very
-cells that closures made before the break share. Instructions that index locals are
-renumbered by name for the new layout.
+of the original, cell variables included, followed by the stack slots, all positional.
+For a cell variable the caller passes the cell object itself, which lands in the cell's
+slot (the original's MAKE_CELL is skipped), so closures made before the break keep
+sharing it. Instructions that index locals are renumbered by name for the new layout.
 
 Why not the `bytecode` package: it reassembles the whole function (labels, stack depth,
 tables) from scratch, about 1.4 ms for a 12-line function; this copies the original
@@ -84,10 +84,12 @@ def resume_code(code, target_offset, stack, dead, name, inner=None):
     if code.co_flags & (inspect.CO_GENERATOR | inspect.CO_COROUTINE | inspect.CO_ASYNC_GENERATOR):
         raise Unsupported("a graph break in a generator or coroutine", kind="graph_break_generator")
     cells = code.co_cellvars
-    # locals keep their slots; names that are not identifiers (pytest's assertion rewriting
-    # makes `@py_assert0`) get one, as they become parameters
-    varnames = [v if v.isidentifier() else f"__local{i}" for i, v in enumerate(code.co_varnames)
-                if v not in cells]
+    # every local is a parameter, cell variables included (the caller passes the cell object
+    # itself: MAKE_CELL is skipped, so the slot holds the very cell closures made before the
+    # break share); names that are not identifiers (pytest's assertion rewriting makes
+    # `@py_assert0`) get one
+    varnames = [v if v.isidentifier() else f"__local{i}" for i, v in enumerate(code.co_varnames)]
+    varnames += [c for c in cells if c not in code.co_varnames]
     level = 0
     while any(v.startswith((f"__stack{level}_", f"__inner{level}_")) for v in code.co_varnames):
         level += 1          # a resume function of a resume function: fresh slot names
@@ -95,10 +97,10 @@ def resume_code(code, target_offset, stack, dead, name, inner=None):
     inner_fn, n_inner = inner if inner is not None else (None, 0)
     inner_params = [f"__inner{level}_{i}" for i in range(n_inner)]
     params = varnames + slots + inner_params
-    freevars = list(cells) + list(code.co_freevars)
+    freevars = list(code.co_freevars)
     index = {n: i for i, n in enumerate(params + freevars)}
     for i, v in enumerate(code.co_varnames):
-        if not v.isidentifier() and v not in cells:
+        if not v.isidentifier():
             index[v] = index[f"__local{i}"]
 
     pro = []
@@ -149,11 +151,9 @@ def resume_code(code, target_offset, stack, dead, name, inner=None):
         extended = op == _EXTENDED_ARG
     co_code = bytes(b for op, arg in pro for b in (op, arg)) + bytes(body)
     flags = code.co_flags & ~(inspect.CO_VARARGS | inspect.CO_VARKEYWORDS)
-    if freevars:
-        flags |= inspect.CO_NESTED
     new = code.replace(
         co_code=co_code, co_argcount=len(params), co_posonlyargcount=0, co_kwonlyargcount=0,
-        co_nlocals=len(params), co_varnames=tuple(params), co_cellvars=(), co_freevars=tuple(freevars),
+        co_nlocals=len(params), co_varnames=tuple(params), co_cellvars=cells, co_freevars=tuple(freevars),
         co_flags=flags, co_stacksize=max(code.co_stacksize, len(stack) + n_inner + 2) + 2,
         co_consts=consts,
         co_linetable=_no_location(size // 2) + code.co_linetable,

@@ -53,10 +53,9 @@ def _stop_step(frame, inst, step):
 
 def _resumable(frame):
     """Can a resume function be made from this frame's code and state?"""
-    code = frame.code
-    if code.co_cellvars or frame.is_generator:
+    if frame.is_generator:
         return False
-    return all(getattr(frame.cells.get(n), "real", None) is not None for n in code.co_freevars)
+    return all(getattr(frame.cells.get(n), "real", None) is not None for n in frame.code.co_freevars)
 
 
 def choose_stop(chain):
@@ -155,6 +154,7 @@ class ResumeCache:
                                                dead, name, inner)
             closure = tuple(frame.cells[n].real for n in code.co_freevars)
             rfn = types.FunctionType(rcode, frame.globals, name, None, closure)
+            rfn.__bytegraph_cells__ = frozenset(code.co_cellvars)
             rfn.__bytegraph_opaque__ = frozenset(params[i] for i in opaque)
             hit = self.entries[key] = (self.compile_fn(rfn) if compiled else rfn, shift)
         return hit
@@ -168,6 +168,14 @@ def decode_line(code, offset):
         if inst.offset == offset:
             return inst.line
     return code.co_firstlineno
+
+
+def _cell_arg(frame, name, cg, temp):
+    """A cell variable's cell (real, or made once for a cell the trace created)."""
+    cell = frame.cells.get(name)
+    if cell is None:                  # MAKE_CELL not reached yet: an empty cell
+        return f"{cg.const(types.CellType, 'CellType')}()"
+    return temp(cg.expr(cell))
 
 
 def _local_arg(frame, name, cg, temp):
@@ -290,13 +298,16 @@ def _split_stack(frame, inst):
 
 def _frame_state(frame, stack, cg, temp):
     """(argument expressions, stack layout, dead locals, opaque flags) of one frame."""
-    varnames = list(frame.code.co_varnames)
+    code = frame.code
+    varnames = list(code.co_varnames) + [c for c in code.co_cellvars if c not in code.co_varnames]
     values = [frame.locals.get(v) for v in varnames] + [v for v in stack if v is not NULL]
-    args = [_local_arg(frame, v, cg, temp) for v in varnames] + \
+    args = [_cell_arg(frame, v, cg, temp) if v in code.co_cellvars else _local_arg(frame, v, cg, temp)
+            for v in varnames] + \
         [temp(cg.expr(v.handled if type(v) is SavedExcInfo else v)) for v in stack if v is not NULL]
     flags = [isinstance(v, Opaque) and v.scalar for v in values]
     layout = tuple("n" if v is NULL else "x" if type(v) is SavedExcInfo else "v" for v in stack)
-    return args, layout, tuple(v for v in varnames if v not in frame.locals), flags
+    dead = tuple(v for v in varnames if v not in frame.locals and v not in code.co_cellvars)
+    return args, layout, dead, flags
 
 
 def _guarded(line, h, inst, frame, state, cg, resumes):

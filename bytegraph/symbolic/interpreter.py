@@ -167,7 +167,13 @@ class Tracer:
         frame = Frame(self, code, fn.__globals__, fn.__qualname__, None)
         sig_names = _param_names(code)
         opaque = getattr(fn, "__bytegraph_opaque__", ())      # a resume function's (runtime/resume.py)
+        cells = getattr(fn, "__bytegraph_cells__", ())        # parameters that are cells (same)
         for name in sig_names:
+            if name in cells:
+                src = LocalSource(name)
+                self.guards.add_type(src, types.CellType)
+                frame.cells[name] = wrap(self, args[name], src)
+                continue
             if name in opaque and name not in self.specialize:
                 self.guards.add_type(LocalSource(name), type(args[name]))
                 frame.locals[name] = OpaqueParam(name)
@@ -177,7 +183,7 @@ class Tracer:
             frame.locals[name] = Lazy(args[name], LocalSource(name))
         if fn.__closure__:
             for name, cell in zip(code.co_freevars, fn.__closure__):
-                frame.cells[name] = CellValue(source=ObjectSource(cell, f"cell_{name}"), real=cell)
+                frame.cells[name] = wrap(self, cell, ObjectSource(cell, f"cell_{name}"))
         return self.run_frame(frame)
 
     def inline(self, code, globals_, bound, closure, qualname, direct=False):

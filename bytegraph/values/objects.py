@@ -606,6 +606,9 @@ class PyModuleValue(Value):
         self.module = module
         self.source = source
 
+    def reconstruct(self, cg):
+        return self.source.expr(cg) if self.source is not None else cg.const(self.module, "module")
+
     def python_type(self):
         return types.ModuleType
 
