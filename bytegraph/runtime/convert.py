@@ -134,6 +134,7 @@ def convert(fn, args, kwargs, backend, backend_name, entry_index, on_guard_error
     for g, names in tracer.builtins_used.values():
         guards.add_code(f"{cg.const(g, 'G')}.keys().isdisjoint({cg.const(frozenset(names), 'names')})",
                         None, "builtins_not_shadowed")
+    cg.end_guards()     # the graph and the epilogue bind strongly (codegen.entry: weak bindings)
 
     # graph outputs: every computed tensor the epilogue needs
     outputs, seen = [], set()
