@@ -13,6 +13,7 @@ compile(options=...) applied.
   (unknown keys and wrong value types are errors, as in torch.compile); a backend callable with
   an `options` parameter receives them as options=...; any other backend refuses them.
 """
+import contextlib
 import difflib
 import functools
 import inspect
@@ -72,8 +73,9 @@ def _run_with_timeout(backend, name, gm, example_inputs, timeout):
 
     def work():
         try:
-            _apply_thread_state(state)
-            with torch.inference_mode(state[1]):
+            # entering inference_mode(False) would switch grad mode on: only enter it when on
+            with torch.inference_mode() if state[1] else contextlib.nullcontext():
+                _apply_thread_state(state)
                 box["result"] = backend(gm, example_inputs)
         except BaseException as e:       # handed to the caller
             box["error"] = e

@@ -266,6 +266,7 @@ def build_entry(fn, cg, guard_expr, graph_call_expr, epilogue_lines, return_expr
     ns = cg.namespace
     exec(compile(src, f"<bytegraph entry {fn.__qualname__}>", "exec"), ns)
     entry = ns[name]
+    entry.__qualname__ = fn.__qualname__     # a call that does not bind raises eager's TypeError
     entry.__bytegraph_source__ = src
     entry.__bytegraph_life__ = cg.life
     cg.finish(ns)

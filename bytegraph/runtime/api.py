@@ -207,6 +207,10 @@ def _decide(state, args, kwargs):
     fn = state.fn
     if state.broken:
         return "eager", None
+    try:
+        inspect.signature(fn).bind(*args, **kwargs)
+    except TypeError:       # the call does not bind: eager raises the user's TypeError
+        return "eager", None
     _drop_dead(state)
     if len(state.entries) >= config.cache_size_limit:
         if not state.limit_warned:
@@ -371,7 +375,7 @@ def _user_error(state, info, args, kwargs):
     next such call without a retrace); if it does not, the trace was wrong -- a bytegraph bug,
     which is reported rather than hidden (fullgraph=True: Unsupported)."""
     msg, location, entry = info
-    result = state.fn(*args, **kwargs)
+    result = _run_eager(state, args, kwargs)
     with state.lock:
         state.entries = tuple(e for e in state.entries if e is not entry)
         state.broken = True
@@ -573,6 +577,7 @@ def set_stance(stance="default"):
 
         def __call__(self, f):
             if not callable(f):
+                _stance["name"] = prev
                 raise TypeError(f"set_stance(...) used as a decorator expects a callable, got "
                                 f"{type(f).__name__}")
 
