@@ -12,10 +12,13 @@ record holds its GraphModule only weakly (it is inspectable while the cache entr
 runs it lives) unless config.keep_graphs is set, and the list keeps the newest
 config.compile_metrics_limit records.
 """
+import array
 import collections
 import dataclasses
+import functools
 import logging
 import os
+import threading
 import weakref
 
 from ..config import config
@@ -73,30 +76,151 @@ class CompileRecord:
                 self._graph = None
 
 
-class _Metrics(list):
-    """A list of CompileRecords that keeps the newest config.compile_metrics_limit of them.
-    `total` counts every record ever appended (since clear()), so `since(n)` slices reliably
-    even after old records were dropped."""
+_STR_FIELDS = ("name", "location", "reason", "guard_failure")
+_INT_FIELDS = ("ok", "graphs", "ops", "guards")
+_FLOAT_FIELDS = ("trace_s", "backend_s")
+
+
+class _Metrics:
+    """The CompileRecords of the process (a read-only sequence: len, index, slice, iterate),
+    keeping the newest config.compile_metrics_limit. `total` counts every record appended since
+    clear(), so `since(n)` slices reliably even after old records were dropped.
+
+    Finished records are stored compactly -- numbers in arrays, strings in one byte buffer --
+    and rebuilt on access: a compile leaves no small Python objects behind, which would pin
+    the allocator's memory pages of everything else that compile allocated (RSS would not
+    return after compiled functions are dropped). A record is finished when the runtime
+    `seal`s it; until then the record object itself is kept (and may still be updated)."""
 
     def __init__(self):
-        super().__init__()
-        self.total = 0
-
-    def append(self, record):
-        super().append(record)
-        self.total += 1
-        extra = len(self) - config.compile_metrics_limit
-        if extra > 0:
-            del self[:extra]
+        self._lock = threading.Lock()
+        self.clear()
 
     def clear(self):
-        super().clear()
         self.total = 0
+        self._first = 0                       # total index of the first kept record
+        self._ints = array.array("q")         # len(_INT_FIELDS) per record
+        self._floats = array.array("d")
+        self._spans = array.array("q")        # start of each record's strings in _blob
+        self._blob = bytearray()
+        self._pending = {}                    # total index -> CompileRecord not sealed yet
+        self._graphs = {}                     # total index -> GraphModule or weakref to it
+
+    def append(self, record):
+        with self._lock:
+            index = self.total
+            self.total += 1
+            self._pending[index] = record
+            record._index = index
+            self._store(index, record)
+            self._trim()
+
+    def seal(self, record):
+        """`record` is final: store it compactly (its graph stays reachable, weakly unless
+        config.keep_graphs)."""
+        with self._lock:
+            index = getattr(record, "_index", None)
+            if self._pending.pop(index, None) is None:
+                return
+            self._rewrite(index, record)
+            graph = record._graph
+            if graph is not None:
+                if isinstance(graph, weakref.ref):
+                    graph = weakref.ref(graph(), functools.partial(self._graph_freed, index)) \
+                        if graph() is not None else None
+                if graph is not None:
+                    self._graphs[index] = graph
+
+    def _graph_freed(self, index, _ref):
+        self._graphs.pop(index, None)
+
+    def _store(self, index, record):
+        self._ints.extend(int(getattr(record, f)) for f in _INT_FIELDS)
+        self._floats.extend(float(getattr(record, f)) for f in _FLOAT_FIELDS)
+        self._spans.append(len(self._blob))
+        self._blob += _encode(record)
+
+    def _rewrite(self, index, record):
+        """Replace the stored copy of a record appended earlier (its fields changed since)."""
+        i = index - self._first
+        if i < 0:
+            return
+        n_int, n_float = len(_INT_FIELDS), len(_FLOAT_FIELDS)
+        self._ints[i * n_int:(i + 1) * n_int] = array.array("q", (int(getattr(record, f)) for f in _INT_FIELDS))
+        self._floats[i * n_float:(i + 1) * n_float] = array.array("d", (float(getattr(record, f))
+                                                                         for f in _FLOAT_FIELDS))
+        start = self._spans[i]
+        end = self._spans[i + 1] if i + 1 < len(self._spans) else len(self._blob)
+        data = _encode(record)
+        self._blob[start:end] = data
+        delta = len(data) - (end - start)
+        if delta:
+            for j in range(i + 1, len(self._spans)):
+                self._spans[j] += delta
+
+    def _trim(self):
+        limit = config.compile_metrics_limit
+        extra = len(self._spans) - limit
+        if extra <= 0:
+            return
+        cut = self._spans[extra] if extra < len(self._spans) else len(self._blob)
+        del self._ints[:extra * len(_INT_FIELDS)]
+        del self._floats[:extra * len(_FLOAT_FIELDS)]
+        del self._spans[:extra]
+        del self._blob[:cut]
+        for j in range(len(self._spans)):
+            self._spans[j] -= cut
+        for index in range(self._first, self._first + extra):
+            self._pending.pop(index, None)
+            self._graphs.pop(index, None)
+        self._first += extra
+
+    def __len__(self):
+        return len(self._spans)
+
+    def _record(self, i):
+        index = self._first + i
+        pending = self._pending.get(index)
+        if pending is not None:
+            return pending
+        n_int, n_float = len(_INT_FIELDS), len(_FLOAT_FIELDS)
+        start = self._spans[i]
+        end = self._spans[i + 1] if i + 1 < len(self._spans) else len(self._blob)
+        strs = bytes(self._blob[start:end]).decode("utf-8").split("\0")
+        ints = self._ints[i * n_int:(i + 1) * n_int]
+        floats = self._floats[i * n_float:(i + 1) * n_float]
+        rec = CompileRecord(**dict(zip(_STR_FIELDS, strs)), **dict(zip(_FLOAT_FIELDS, floats)),
+                            **{f: (bool(v) if f == "ok" else v) for f, v in zip(_INT_FIELDS, ints)})
+        rec._graph = self._graphs.get(index)
+        return rec
+
+    def __getitem__(self, key):
+        with self._lock:
+            if isinstance(key, slice):
+                return [self._record(i) for i in range(*key.indices(len(self._spans)))]
+            n = len(self._spans)
+            i = key + n if key < 0 else key
+            if not 0 <= i < n:
+                raise IndexError("compile_metrics index out of range")
+            return self._record(i)
+
+    def __iter__(self):
+        return iter(self[:])
+
+    def __bool__(self):
+        return bool(len(self))
 
     def since(self, total):
         """Records appended after `self.total` was `total` (those still kept)."""
         n = self.total - total
-        return list(self[-n:]) if n > 0 else []
+        return self[-n:] if n > 0 else []
+
+    def __repr__(self):
+        return f"compile_metrics({len(self)} records kept of {self.total})"
+
+
+def _encode(record):
+    return "\0".join(str(getattr(record, f)).replace("\0", " ") for f in _STR_FIELDS).encode("utf-8")
 
 
 compile_metrics = _Metrics()

@@ -51,6 +51,7 @@ import weakref
 
 import torch
 
+from ..backends.calling import guarded_backend, with_options
 from ..config import config
 from ..exc import Unsupported, UserError, BackendCompilerFailed
 from ..observe import counters, compile_metrics, log
@@ -73,7 +74,6 @@ class CompileState:
     """Cache and settings of one compiled callable."""
 
     def __init__(self, fn, backend, backend_name, fullgraph):
-        from ..backends.calling import guarded_backend
         self.fn = fn
         self.name = fn.__qualname__
         self.backend = guarded_backend(backend, backend_name)
@@ -243,12 +243,23 @@ def _decide(state, args, kwargs):
     state.compiles += 1
     generation = state.generation
     try:
+        return _convert_and_install(state, args, kwargs, reason, generation)
+    finally:
+        _clear_shape_env_caches()
+
+
+def _convert_and_install(state, args, kwargs, reason, generation):
+    fn = state.fn
+    try:
         entry, record = convert(fn, args, kwargs, state.backend, state.backend_name, state.compiles - 1,
                                 state.guard_error_handler())
         record.guard_failure = reason
+        _forget_source_when_freed(record.graph)
+        compile_metrics.seal(record)
     except _TraceStopped as stop:
         exc = stop.exc
         stop.record.guard_failure = reason
+        compile_metrics.seal(stop.record)
         if isinstance(exc, UserError) and isinstance(exc.exc, _RESOURCE_ERRORS):
             return _resource_error(state, exc.exc, stop.entry, generation)
         if isinstance(exc, UserError):
@@ -269,7 +280,7 @@ def _decide(state, args, kwargs):
             counters["fallback"][kind] += 1
             raise
         state.broken = True
-        _fallback(state, kind, f"{e}; running {state.name} eagerly", warn=True, stacklevel=5)
+        _fallback(state, kind, f"{e}; running {state.name} eagerly", warn=True, stacklevel=6)
         return "eager", None
     except _RESOURCE_ERRORS as e:
         return _resource_error(state, e, None, generation)
@@ -282,11 +293,49 @@ def _decide(state, args, kwargs):
         state.broken = True
         _fallback(state, "internal_error", f"internal error while compiling {state.name} "
                   f"({location_of(fn)}): {type(e).__name__}: {e}. Running it eagerly.",
-                  warn=True, stacklevel=5)
+                  warn=True, stacklevel=6)
         return "eager", None
     if not _install(state, entry, generation):
         return "eager", None
     return "entry", entry
+
+
+def _forget_source_when_freed(gm):
+    """torch.fx registers each GraphModule's generated source in linecache and in its loader's
+    eval cache, and never removes it: a small leak per graph that never ends in a process that
+    keeps compiling. Remove both when the GraphModule is freed."""
+    forward = getattr(type(gm), "forward", None) if gm is not None else None
+    key = getattr(getattr(forward, "__code__", None), "co_filename", "")
+    if key.startswith("<eval_with_key>"):
+        weakref.finalize(gm, _forget_source, key)
+
+
+def _forget_source(key):
+    import linecache
+    linecache.cache.pop(key, None)
+    try:
+        from torch.fx.graph_module import _loader
+        _loader.eval_cache.pop(key, None)
+    except (ImportError, AttributeError):
+        pass
+
+
+_shape_env_caches = []
+
+
+def _clear_shape_env_caches():
+    """torch memoizes ShapeEnv methods in process-wide functools caches keyed by the ShapeEnv
+    (some unbounded), and only clears them when a ShapeEnv's version counter moves -- so every
+    trace's ShapeEnv (and what it references) would stay alive forever. The caches only speed up
+    one trace; clear them after each compile."""
+    if not _shape_env_caches:
+        from torch.fx.experimental.symbolic_shapes import ShapeEnv
+        for attr in vars(ShapeEnv).values():
+            clear = getattr(attr, "cache_clear", None)
+            if callable(clear):
+                _shape_env_caches.append(clear)
+    for clear in _shape_env_caches:
+        clear()
 
 
 def _resource_error(state, exc, entry, generation):
@@ -303,7 +352,7 @@ def _resource_error(state, exc, entry, generation):
         state.broken = True
         scope = "running it eagerly from now on"
     _fallback(state, "resource_error", f"ran out of {what} while tracing {state.name} "
-              f"({location_of(state.fn)}): {type(exc).__name__}; {scope}", warn=True, stacklevel=6)
+              f"({location_of(state.fn)}): {type(exc).__name__}; {scope}", warn=True, stacklevel=7)
     return "eager", None
 
 
@@ -429,7 +478,6 @@ def compile(model=None, *, backend="inductor", fullgraph=False, dynamic=None, op
     _check_compile_args(fullgraph, dynamic, options, mode, disable)
     backend_fn, backend_name = _resolve_backend(backend)
     if options:
-        from ..backends.calling import with_options
         backend_fn = with_options(backend_fn, backend_name, options)
     if model is None:
         return functools.partial(compile, backend=backend, fullgraph=fullgraph, dynamic=dynamic,
