@@ -6,6 +6,7 @@ Sections (docs/reliability.md has the figures):
              compiled modules and through one shared compiled function, drop them: freed?
   calls      one compiled function called C times: RSS growth (noise only?) and time
   storm      a function that raises for some inputs, called S times with them: traces once?
+  weakcost   (not in the default run) hit-path cost of the weak bindings, per zoo entry
 
 RSS is read from /proc/self/status after gc.collect() and malloc_trim(0) (glibc keeps freed
 heap pages otherwise, which would look like a leak). Exit status 1 if a check fails.
@@ -182,6 +183,49 @@ def section_storm(n):
     return raised == n and traces == 1
 
 
+def section_weakcost(names):
+    """What the weak bindings cost on the hit path: each zoo entry's guard expression as
+    generated (weak references read with `_name()`) vs the same expression with each weak
+    reference replaced by its object, timed interleaved in this process (min of 40 x 200)."""
+    import copy
+    import re
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tests"))
+    import zoo
+    for name in names:
+        e = zoo.get(name)
+        model, make_inputs = e.build()
+        c = bytegraph.compile(copy.deepcopy(model), backend="eager", fullgraph=True)
+        inputs = make_inputs(0)
+        e.call(c, inputs)
+        entry = c.__dict__["_bytegraph_call"].__bytegraph_state__.entries[0]
+        expr = entry.__bytegraph_guards__.expression()
+        life = entry.__bytegraph_life__
+        weak_names = list(life.names) if life is not None else []
+        ns_weak, ns_strong, expr_strong = dict(entry.__globals__), dict(entry.__globals__), expr
+        for n in weak_names:
+            ns_strong[n] = ns_strong[n]()
+            expr_strong = re.sub(rf"\b{n}\(\)", n, expr_strong)
+        exec(f"def __g(mod, *args, **kwargs):\n    return {expr}\n", ns_weak)
+        exec(f"def __g(mod, *args, **kwargs):\n    return {expr_strong}\n", ns_strong)
+        mod = c.__dict__["_orig_mod"]
+        kw = dict(zip(e.arg_names, inputs)) if e.arg_names is not None else {}
+        pos = () if e.arg_names is not None else tuple(inputs)
+        calls = {"weak": lambda: ns_weak["__g"](mod, *pos, **kw),
+                 "strong": lambda: ns_strong["__g"](mod, *pos, **kw)}
+        assert all(f() is True for f in calls.values())
+        best = dict.fromkeys(calls, float("inf"))
+        for rep in range(40):
+            for k in (("weak", "strong") if rep % 2 else ("strong", "weak")):
+                t = time.perf_counter()
+                for _ in range(200):
+                    calls[k]()
+                best[k] = min(best[k], (time.perf_counter() - t) / 200 * 1e6)
+        log(f"weakcost {name}: {len(entry.__bytegraph_guards__)} guards, {len(weak_names)} weak "
+            f"bindings; guards {best['weak']:.1f} us with weak references, {best['strong']:.1f} us "
+            f"with strong ones (delta {best['weak'] - best['strong']:+.1f} us)")
+    return True
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--sections", default="functions,modules,calls,storm")
@@ -190,6 +234,7 @@ def main(argv=None):
     p.add_argument("--calls", type=int, default=1_000_000)
     p.add_argument("--storm", type=int, default=10_000)
     p.add_argument("--backend", default="eager")
+    p.add_argument("--zoo", default="gpt2_lm,bert,mlp_sequential", help="zoo entries for --sections weakcost")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     sections = {s.strip() for s in args.sections.split(",") if s.strip()}
@@ -209,6 +254,8 @@ def main(argv=None):
         ok &= section_calls(args.calls)
     if "storm" in sections:
         ok &= section_storm(args.storm)
+    if "weakcost" in sections:
+        ok &= section_weakcost([n.strip() for n in args.zoo.split(",") if n.strip()])
     log("PASS" if ok else "FAIL")
     return 0 if ok else 1
 

@@ -17,8 +17,8 @@ Values that are mutable and built by the trace (a new list, an instance of a use
 class) are materialized once into a local (`Codegen.mutable`) so that identity is
 preserved when the same object is returned twice or stored in two places.
 
-User-owned objects the guards name (nn.Modules, tensors, user class instances, local functions
-and classes) are bound *weakly*: the namespace holds a `weakref.ref` and the guard reads
+User-owned data the guards name (nn.Modules, tensors, instances of user classes; see
+holds_weakly) is bound *weakly*: the namespace holds a `weakref.ref` and the guard reads
 `_name()`. When one of them dies the entry is dead (`EntryLife`): its names are rebound to a
 sentinel no guard accepts, a guard that raises because of it is a silent miss, and the runtime
 drops the entry (the callback it installs). So a cache entry never keeps a dropped model alive.
