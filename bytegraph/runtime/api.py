@@ -207,6 +207,12 @@ def _decide(state, args, kwargs):
     fn = state.fn
     if state.broken:
         return "eager", None
+    what = _deferred_body(fn)
+    if what is not None and not state.fullgraph:      # as torch.compile: accepted, runs eagerly
+        state.broken = True
+        _fallback(state, "generator_function", f"{state.name} is {what}: its body runs when "
+                  f"iterated or awaited, outside the call, so it runs eagerly")
+        return "eager", None
     try:
         inspect.signature(fn).bind(*args, **kwargs)
     except TypeError:       # the call does not bind: eager raises the user's TypeError
@@ -488,17 +494,19 @@ def compile(model=None, *, backend="inductor", fullgraph=False, dynamic=None, op
                                                                           options, mode))
 
 
-def _check_function(fn):
+_DEFERRED_BODIES = ((inspect.CO_COROUTINE, "an async def (coroutine) function"),
+                    (inspect.CO_ASYNC_GENERATOR, "an async generator function"),
+                    (inspect.CO_GENERATOR, "a generator function"))
+
+
+def _deferred_body(fn):
+    """What `fn` is if calling it only creates a generator or coroutine (its body runs later,
+    outside the call: nothing to capture), else None."""
     flags = fn.__code__.co_flags
-    kinds = ((inspect.CO_COROUTINE, "an async def (coroutine) function"),
-             (inspect.CO_ASYNC_GENERATOR, "an async generator function"),
-             (inspect.CO_GENERATOR, "a generator function"))
-    for flag, what in kinds:
+    for flag, what in _DEFERRED_BODIES:
         if flags & flag:
-            raise TypeError(f"bytegraph.compile expects a function that computes and returns; "
-                            f"{fn.__qualname__} is {what}, whose body runs later (when iterated or "
-                            f"awaited), outside any compiled call. Compile the function that does "
-                            f"the tensor work instead")
+            return what
+    return None
 
 
 def _compile_callable(model, backend_fn, backend_name, fullgraph, spec):
@@ -517,7 +525,6 @@ def _compile_callable(model, backend_fn, backend_name, fullgraph, spec):
     if isinstance(state, CompileState):
         model = state.fn                         # re-compiling a compiled function
     if isinstance(model, types.FunctionType):
-        _check_function(model)
         return _function_wrapper(model, CompileState(model, backend_fn, backend_name, fullgraph))
     if isinstance(model, types.MethodType):
         inner = _compile_callable(model.__func__, backend_fn, backend_name, fullgraph, spec)
