@@ -28,6 +28,7 @@ function at INFO; the ones that mean a bytegraph bug or a limit also warn once p
   cached; config.suppress_errors=True turns it into a warning and eager.
 - Limits: config.cache_size_limit live entries ("cache_limit") and
   config.accumulated_cache_size_limit compiles since reset ("accumulated_limit"), then eager.
+- Generator / async functions ("generator_function"): never traced, eager (as torch.compile).
 
 Threads. Each compiled callable has its own lock: misses of one function with the same guards
 compile once (a waiting thread re-walks the entries the first one added); different functions
