@@ -67,8 +67,6 @@ _STANCES = ("default", "force_eager", "eager_on_recompile", "fail_on_recompile")
 _MODES = ("default", "lite", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 _tls = threading.local()        # .compiling: compiles in progress on this thread
 _RESOURCE_ERRORS = (RecursionError, MemoryError)
-_BUG_KINDS = frozenset({"internal_error", "trace_mismatch", "bad_guards", "resource_error",
-                        "cache_limit", "accumulated_limit", "backend_error", "backend_timeout"})
 
 
 class CompileState:
