@@ -8,8 +8,9 @@ the graph to a backend ("eager", "inductor", "aten" or any callable
 backend(gm, example_inputs)).
 """
 from . import values as _values  # noqa: F401  (registers value wrappers)
+from . import policy as _policy  # noqa: F401  (installs the call policy into values)
 from . import runtime as _runtime  # noqa: F401
-from .runtime import registry as _registry
+from .policy import calls as _registry
 from .runtime.api import compile, reset, disable, set_stance
 from .backends import register_backend, list_backends
 from .config import config

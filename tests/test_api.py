@@ -204,7 +204,7 @@ def test_disallow_in_graph_torch_sin():
             compile_fn(f, backend="eager", fullgraph=True)(x)
     finally:
         bytegraph.allow_in_graph(torch.sin)   # undo: removes from the disallowed table
-        from bytegraph.runtime import registry
+        from bytegraph.policy import calls as registry
         registry._allowed.pop(id(torch.sin), None)
     bytegraph.reset()
     c = compile_fn(f, backend="eager", fullgraph=True)

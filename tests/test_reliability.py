@@ -16,7 +16,8 @@ import torch.nn as nn
 
 import bytegraph
 from bytegraph.graph.builder import GraphBuilder
-from bytegraph.runtime import api, registry
+import bytegraph.policy.calls as registry
+from bytegraph.runtime import api
 from bytegraph.symbolic.interpreter import Tracer
 from differential import assert_same, compile_fn, counters
 

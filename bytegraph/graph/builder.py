@@ -25,7 +25,6 @@ import weakref
 
 import torch
 import torch.fx
-from torch.fx.experimental.symbolic_shapes import ShapeEnv
 from torch._subclasses.fake_tensor import (
     FakeTensor, FakeTensorMode, DataDependentOutputException, DynamicOutputShapeException,
     UnsupportedOperatorException)
@@ -53,12 +52,22 @@ def _noting_writes(dispatch, builder):
     return noting
 
 
+NEEDS_SHAPE_ENV = "needs_shape_env"
+
+
 class GraphBuilder:
-    def __init__(self):
+    def __init__(self, shape_env=False):
         self.graph = torch.fx.Graph()
         # A ShapeEnv lets ops with data-dependent output sizes (x[mask], nonzero) produce
-        # unbacked sizes; inputs stay static (from_tensor(static_shapes=True)).
-        self.fake_mode = FakeTensorMode(allow_non_fake_inputs=False, shape_env=ShapeEnv())
+        # unbacked sizes; inputs stay static (from_tensor(static_shapes=True)). Building one
+        # imports sympy and torch._dynamo (its validator), about a second: only traces that
+        # meet such an op get one (convert retries them with shape_env=True).
+        env = None
+        if shape_env:
+            from torch.fx.experimental.symbolic_shapes import ShapeEnv
+            env = ShapeEnv()
+        self.has_shape_env = shape_env
+        self.fake_mode = FakeTensorMode(allow_non_fake_inputs=False, shape_env=env)
         self.writes = None                # see _noting_writes
         self.fake_mode.dispatch = _noting_writes(self.fake_mode.dispatch, self)
         self.mutated_storages = set()   # storage keys of fake tensors some op wrote into
@@ -121,6 +130,9 @@ class GraphBuilder:
                                   "(it reads process state, e.g. the RNG state)", kind="real_tensor")
             return result
         except (DataDependentOutputException, DynamicOutputShapeException) as e:
+            if not self.has_shape_env and isinstance(e, DynamicOutputShapeException):
+                raise Unsupported(f"{_target_name(target)} has a data-dependent output size",
+                                  kind=NEEDS_SHAPE_ENV)
             raise Unsupported(f"data-dependent operator {_target_name(target)}: {type(e).__name__}",
                               kind="data_dependent",
                               hint="the result depends on tensor values, which are unknown while tracing")

@@ -67,10 +67,6 @@ def lookup(tx, cls, name):
     return class_lookup(tx, cls, name)
 
 
-def has_special(tx, v, name):
-    return lookup(tx, type_of(v), name)[0] is not MISSING
-
-
 def is_python_level(attr):
     return isinstance(attr, types.FunctionType)
 

@@ -58,7 +58,7 @@ from ..exc import Unsupported, UserError, BackendCompilerFailed
 from ..observe import counters, compile_metrics, log
 from ..codegen.entry import MISS
 from ..guards.guard_set import GuardSet
-from . import registry
+from ..policy import calls as registry
 from .convert import convert, EAGER, _TraceStopped, first_failing_guard, location_of
 
 _all_states = weakref.WeakSet()
@@ -213,7 +213,8 @@ def _decide(state, args, kwargs):
                   f"iterated or awaited, outside the call, so it runs eagerly")
         return "eager", None
     try:
-        inspect.signature(fn).bind(*args, **kwargs)
+        # the function's own parameters, not those of what functools.wraps says it wraps
+        inspect.signature(fn, follow_wrapped=False).bind(*args, **kwargs)
     except TypeError:       # the call does not bind: eager raises the user's TypeError
         return "eager", None
     _drop_dead(state)

@@ -18,6 +18,7 @@ from ..backends.registry import eager as eager_backend
 from ..codegen.entry import Codegen, build_entry, MISS
 from ..exc import Unsupported, UserError, BackendCompilerFailed
 from ..graph import GraphBuilder
+from ..graph.builder import NEEDS_SHAPE_ENV
 from ..guards import GuardSet
 from ..observe import counters, compile_metrics, CompileRecord, log, graph_log
 from ..side_effects import SideEffects
@@ -31,7 +32,9 @@ EAGER = type("EAGER", (), {"__repr__": lambda self: "<run eagerly>"})()
 
 
 def bind_call(fn, args, kwargs):
-    sig = inspect.signature(fn)
+    # the function's own parameters: functools.wraps copies __wrapped__, which signature()
+    # would otherwise follow to the decorated function's (different) parameters
+    sig = inspect.signature(fn, follow_wrapped=False)
     ba = sig.bind(*args, **kwargs)
     ba.apply_defaults()
     return dict(ba.arguments)
@@ -72,13 +75,15 @@ def location_of(fn):
     return f"{code.co_filename}:{code.co_firstlineno}"
 
 
-def convert(fn, args, kwargs, backend, backend_name, entry_index, on_guard_error=None):
-    """Trace fn(*args, **kwargs) and return (entry function, CompileRecord). `on_guard_error`:
-    see codegen.entry.build_entry."""
-    record = CompileRecord(name=fn.__qualname__, location=location_of(fn))
-    counters["frames"]["total"] += 1
-    t0 = time.perf_counter()
-    bound = bind_call(fn, args, kwargs)
+class _TraceFailed(Exception):
+    def __init__(self, exc, cg, guards):
+        self.exc, self.cg, self.guards = exc, cg, guards
+
+
+def _trace(fn, bound, shape_env):
+    """One symbolic run of fn over the bound arguments: (cg, guards, builder, tracer, result,
+    grad mode at start, grad mode at end). Unsupported asking for a ShapeEnv propagates as is;
+    any other stop is wrapped with the guards gathered so far."""
     cg = Codegen()
     cg.namespace["EAGER"] = EAGER
     guards = GuardSet(cg)
@@ -92,9 +97,8 @@ def convert(fn, args, kwargs, backend, backend_name, entry_index, on_guard_error
         checks = [f"{kw} is __defaults_kw", f"len({kw}) == {len(fn.__kwdefaults__)}"]
         checks += [f"{kw}[{k!r}] is {cg.const(v, 'kwdefault')}" for k, v in fn.__kwdefaults__.items()]
         guards.add_code(" and ".join(checks), None, "defaults")
-    gb = GraphBuilder()
+    gb = GraphBuilder(shape_env=shape_env)
     tracer = Tracer(gb, cg, guards, SideEffects())
-    name = f"__entry_{entry_index}"
     grad_at_start = torch.is_grad_enabled()
     try:
         try:
@@ -103,6 +107,31 @@ def convert(fn, args, kwargs, backend, backend_name, entry_index, on_guard_error
         finally:
             tracer.restore_state()
     except Unsupported as e:
+        if e.kind == NEEDS_SHAPE_ENV and not shape_env:
+            raise
+        raise _TraceFailed(e, cg, guards)
+    return cg, guards, gb, tracer, result, grad_at_start, grad_at_end
+
+
+def convert(fn, args, kwargs, backend, backend_name, entry_index, on_guard_error=None):
+    """Trace fn(*args, **kwargs) and return (entry function, CompileRecord). `on_guard_error`:
+    see codegen.entry.build_entry."""
+    record = CompileRecord(name=fn.__qualname__, location=location_of(fn))
+    counters["frames"]["total"] += 1
+    t0 = time.perf_counter()
+    bound = bind_call(fn, args, kwargs)
+    name = f"__entry_{entry_index}"
+    try:
+        try:
+            cg, guards, gb, tracer, result, grad_at_start, grad_at_end = _trace(fn, bound, shape_env=False)
+        except Unsupported as e:
+            if e.kind != NEEDS_SHAPE_ENV:
+                raise
+            # an op with a data-dependent output size: trace again with a ShapeEnv (unbacked
+            # sizes). Static traces never build one, so they never import its machinery.
+            cg, guards, gb, tracer, result, grad_at_start, grad_at_end = _trace(fn, bound, shape_env=True)
+    except _TraceFailed as failed:
+        e, cg, guards = failed.exc, failed.cg, failed.guards
         record.trace_s = time.perf_counter() - t0
         record.reason = str(e)
         if not isinstance(e, UserError):

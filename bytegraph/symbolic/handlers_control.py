@@ -6,7 +6,7 @@ a branch on tensor data raises Unsupported (data_dependent).
 from ..exc import Unsupported, UserError
 from ..values.base import NONE, ConstValue
 from ..values.containers import IteratorValue
-from ..values.builtins import BUILTINS
+from ..policy.builtins import BUILTINS
 from ..protocols import truth
 from ..values.objects import ExceptionInstanceValue
 from .table import handler
@@ -122,7 +122,7 @@ def _raise(f, inst):
 
 
 def _as_exception(v):
-    from ..runtime.registry import ExceptionValue
+    from ..policy.calls import ExceptionValue
     if isinstance(v, ExceptionValue):
         return v.as_exception()
     if isinstance(v, ExceptionInstanceValue):

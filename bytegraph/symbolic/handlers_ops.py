@@ -3,7 +3,7 @@ import operator
 
 from ..exc import Unsupported, UserError
 from ..values.base import NONE, ConstValue, const
-from ..values.builtins import get_item
+from ..policy.builtins import get_item
 from ..protocols import binary_op, compare_op, contains_op, unary_op, is_same
 from ..values.containers import (TupleValue, ListValue, DictValue, SetValue, py_key)
 from ..values.tensor import TensorValue, graph_call
@@ -152,7 +152,7 @@ def _format_value(f, inst):
     if isinstance(v, TensorValue):
         raise Unsupported("formatting a tensor into a string depends on its data", kind="data_dependent")
     conv = flags & 0x03
-    from ..values.builtins import BUILTINS
+    from ..policy.builtins import BUILTINS
     if conv == 2:
         v = BUILTINS[repr](f.tx, v)
     elif conv in (0, 1) and type(v) is not ConstValue:

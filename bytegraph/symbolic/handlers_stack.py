@@ -1,4 +1,5 @@
 """Opcode handlers: stack shuffling, constants, locals, cells, globals, attributes."""
+import importlib.util
 import sys
 
 from ..exc import Unsupported, UserError
@@ -165,13 +166,22 @@ def _delete_attr(f, inst):
 
 @handler("IMPORT_NAME")
 def _import_name(f, inst):
-    fromlist = f.stack.pop()
-    level = f.stack.pop()
+    fromlist = f.stack.pop().as_python()
+    level = f.stack.pop().as_python()
     name = inst.argval
-    if level.as_python() != 0 or name not in sys.modules:
-        raise Unsupported(f"import of {name!r} inside a compiled region (not already imported)",
+    absolute = name
+    if level:                       # `from . import x`: resolved against the module's package
+        package = f.globals.get("__package__") or f.globals.get("__name__", "").rpartition(".")[0]
+        try:
+            absolute = importlib.util.resolve_name("." * level + name, package)
+        except (ImportError, ValueError) as e:
+            raise UserError(ImportError(str(e)))
+    pending = [f"{absolute}.{n}" for n in fromlist or () if n != "*" and
+               not hasattr(sys.modules.get(absolute), n)]
+    if absolute not in sys.modules or any(m not in sys.modules for m in pending):
+        raise Unsupported(f"import of {absolute!r} inside a compiled region (not already imported)",
                           kind="import")
-    mod = __import__(name, f.globals, None, fromlist.as_python(), 0)
+    mod = __import__(name, f.globals, None, fromlist, level)
     f.stack.append(PyModuleValue(mod))
 
 

@@ -20,6 +20,26 @@ import torch
 from ..exc import Unsupported
 
 
+class CallPolicy:
+    """What values/ needs from the call policy (bytegraph/policy/), which sits above it and
+    installs these at import: values never import policy. Each entry is a function:
+
+    - classify_function(tx, fn, source) -> Value or None: a torch op, a user-registered or
+      otherwise special function (None: inline it);
+    - user_registered(fn) -> bool: allow_in_graph / disallow_in_graph / disable name it;
+    - lookup_override(fn) -> handler or None: a Python function the policy models itself;
+    - construct(tx, class_value, args, kwargs) -> Value: calling a class;
+    - call_on_constants(tx, fn, args, kwargs) -> Value: a builtin method on constants;
+    - sorted_items(tx, items, key, reverse) -> list: CPython's sort through the protocol;
+    - bind_cached_method(tx, self_value, wrapper, source) -> Value: an lru_cache'd method.
+    """
+    __slots__ = ("classify_function", "user_registered", "lookup_override", "construct",
+                 "call_on_constants", "sorted_items", "bind_cached_method")
+
+
+POLICY = CallPolicy()
+
+
 class Value:
     source = None
     mutable = False
@@ -116,8 +136,7 @@ class ConstValue(Value):
         return wrap(tx, attr, None)
 
     def call_method(self, tx, name, args, kwargs):
-        from .builtins import call_on_constants
-        return call_on_constants(tx, getattr(self.value, name), args, kwargs)
+        return POLICY.call_on_constants(tx, getattr(self.value, name), args, kwargs)
 
     def unpack(self, tx):
         v = self.value

@@ -11,8 +11,8 @@ so adding one is adding a row, not a branch.
 """
 import collections
 
-from ..exc import Unsupported
-from .base import Value, ConstValue, NONE, const, wrap, register_wrapper
+from ..exc import Unsupported, UserError
+from .base import Value, ConstValue, NONE, const, wrap, register_wrapper, POLICY
 from ..sources import ItemSource
 
 
@@ -23,7 +23,7 @@ def py_key(v):
     if v.is_const():
         key = v.as_python()
         if isinstance(key, type) and _python_hash(type(key)):
-            raise Unsupported(f"a class with a Python-level metaclass __hash__/__eq__ as a dict key",
+            raise Unsupported("a class with a Python-level metaclass __hash__/__eq__ as a dict key",
                               kind="dict_key")
         return key
     if isinstance(v, TupleValue):
@@ -289,8 +289,7 @@ def _list_copy(tx, lst):
 
 
 def _list_sort(tx, lst, key=None, reverse=None):
-    from .builtins import sorted_items
-    items = sorted_items(tx, lst.items, key, reverse)
+    items = POLICY.sorted_items(tx, lst.items, key, reverse)
     lst.mutate(tx)
     lst.items[:] = items
     return NONE
@@ -466,10 +465,13 @@ def _d_move_to_end(tx, d, k, last=None):
     return NONE
 
 
-def _d_popitem(tx, d):
+def _d_popitem(tx, d, last=None):
+    if not d.items:
+        from ..exc import UserError
+        raise UserError(KeyError("popitem(): dictionary is empty"))
     d.mutate(tx)
-    k, v = d.items.popitem()
-    return TupleValue([key_value(k), v])
+    k = next(reversed(d.items)) if last is None or last.as_python() else next(iter(d.items))
+    return TupleValue([key_value(k), d.items.pop(k)])
 
 
 DICT_METHODS = {"get": _d_get, "items": _d_items, "keys": _d_keys, "values": _d_values,
@@ -623,10 +625,11 @@ def wrap_dict(tx, obj, source):
     items = {}
     for k, v in obj.items():
         if type(k) not in (int, str, bool, float, type(None)) and not isinstance(k, tuple):
-            if not isinstance(k, type):
+            if not isinstance(k, type) and not (type(k).__hash__ is object.__hash__ and
+                                                type(k).__eq__ is object.__eq__) or _python_hash(type(k)):
                 raise Unsupported(f"dict with {type(k).__name__} keys", kind="dict_key")
-            from .objects import ClassValue
-            items[_IdentityKey(k, ClassValue(k))] = wrap(tx, v, ItemSource(source, k) if source is not None
+            key = k if isinstance(k, type) else _IdentityKey(k, wrap(tx, k, None))
+            items[key] = wrap(tx, v, ItemSource(source, k) if source is not None
                                                          else None)
             continue
         items[k] = wrap(tx, v, ItemSource(source, k) if source is not None else None)

@@ -14,7 +14,7 @@ import types
 
 from ..exc import Unsupported, UserError
 from ..sources import AttrSource, ItemSource, ObjectSource, CellContentsSource
-from .base import Value, ConstValue, NONE, wrap, register_wrapper
+from .base import Value, ConstValue, NONE, wrap, register_wrapper, POLICY
 from .containers import TupleValue, DictValue
 
 
@@ -105,6 +105,9 @@ class UserFnValue(Value):
         self.fn = fn
         self.source = source
 
+    def truth(self, tx):          # functions are always true
+        return True
+
     def python_type(self):
         return types.FunctionType
 
@@ -143,11 +146,14 @@ class UserFnValue(Value):
                      for n, c in zip(self.fn.__code__.co_freevars, self.fn.__closure__))
 
     def call(self, tx, args, kwargs):
-        fn = self.fn
-        from ..runtime.registry import lookup_override
-        override = lookup_override(fn)
+        override = POLICY.lookup_override(self.fn)
         if override is not None:
             return override(tx, self, args, kwargs)
+        return self.inline_call(tx, args, kwargs)
+
+    def inline_call(self, tx, args, kwargs):
+        """Inline the function's own code (also what an override falls back to)."""
+        fn = self.fn
         bound = bind_args(fn.__code__, fn.__name__, self.defaults(tx), self.kwdefaults(tx), args, kwargs)
         tx.guards.add_identity(AttrSource(self.fn_source(), "__code__"), fn.__code__)
         return tx.inline(fn.__code__, fn.__globals__, bound, self.closure(tx), fn.__qualname__)
@@ -155,6 +161,8 @@ class UserFnValue(Value):
     def getattr(self, tx, name):
         if name in ("__name__", "__qualname__", "__module__", "__doc__"):
             return ConstValue(getattr(self.fn, name))
+        if name == "__class__":
+            return _class_value(types.FunctionType)
         if name in ("__dict__", "__annotations__", "__defaults__", "__kwdefaults__", "__wrapped__",
                     "__code__", "__globals__", "__closure__") or name in self.fn.__dict__:
             try:
@@ -168,6 +176,11 @@ class UserFnValue(Value):
 
     def __repr__(self):
         return f"UserFn({self.fn.__qualname__})"
+
+
+def _class_value(cls):
+    from .objects import ClassValue
+    return ClassValue(cls)
 
 
 def _default_value(tx, d, source):
@@ -189,6 +202,9 @@ class NestedFnValue(Value):
         self.closure_ = closure or ()
         self.attrs = DictValue({})     # the function's __dict__ (functools.wraps writes here)
 
+    def truth(self, tx):          # functions are always true
+        return True
+
     def python_type(self):
         return types.FunctionType
 
@@ -199,6 +215,8 @@ class NestedFnValue(Value):
     def getattr(self, tx, name):
         if name in self.attrs.items:
             return self.attrs.items[name]
+        if name == "__class__":
+            return _class_value(types.FunctionType)
         if name == "__name__":
             return ConstValue(self.code.co_name)
         if name == "__qualname__":
@@ -242,11 +260,16 @@ class BoundMethodValue(Value):
     def getattr(self, tx, name):
         if name == "__self__":
             return self.self_value
+        if name == "__class__":
+            return _class_value(types.MethodType)
         if name == "__func__" and not isinstance(self.fn, str):
             return self.fn
         if name == "__name__":
             return ConstValue(self.fn if isinstance(self.fn, str) else self.fn.getattr(tx, name).as_python())
         raise Unsupported(f"attribute {name!r} of a bound method", kind="getattr")
+
+    def truth(self, tx):          # functions are always true
+        return True
 
     def python_type(self):
         return types.MethodType
@@ -261,6 +284,9 @@ class PartialValue(Value):
         self.args = list(args)
         self.kwargs = dict(kwargs)
         self.source = source
+
+    def truth(self, tx):          # functions are always true
+        return True
 
     def python_type(self):
         return functools.partial
@@ -284,8 +310,7 @@ class PartialValue(Value):
 def wrap_function(tx, fn, source):
     if source is not None:
         tx.guards.add_identity(source, fn)
-    from ..runtime.registry import classify_function
-    special = classify_function(tx, fn, source)
+    special = POLICY.classify_function(tx, fn, source)
     if special is not None:
         return special
     return UserFnValue(fn, source)

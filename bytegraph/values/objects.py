@@ -12,6 +12,7 @@ Instances created during the trace (NewObjectValue) are plain attribute maps;
 the epilogue rebuilds them only if they escape.
 """
 import enum
+import functools
 import types
 import weakref
 from collections import OrderedDict
@@ -20,7 +21,7 @@ import torch
 
 from ..exc import Unsupported, UserError
 from ..sources import AttrSource, ItemSource, ObjectSource, ModuleDictSource, RawAttrSource
-from .base import (Value, ConstValue, NONE, const, wrap, register_wrapper, is_trusted_module, is_static,
+from .base import (POLICY, Value, ConstValue, NONE, const, wrap, register_wrapper, is_trusted_module, is_static,
                    CONST_TYPES)
 from .containers import TupleValue, ListValue, DictValue, IteratorValue, _IdentityKey
 from .functions import BoundMethodValue, UserFnValue
@@ -96,6 +97,8 @@ def bind_class_attr(tx, self_value, cls, name, start=0):
     if isinstance(attr, (types.BuiltinFunctionType, types.WrapperDescriptorType,
                          types.MethodDescriptorType)):
         return BoundMethodValue(self_value, wrap(tx, attr, None))
+    if isinstance(attr, functools._lru_cache_wrapper):         # a cached method (runtime/stdlib.py)
+        return POLICY.bind_cached_method(tx, self_value, attr, src)
     get = getattr(type(attr), "__get__", None)
     if get is not None and not isinstance(attr, (type, types.ModuleType)):
         return _call_descriptor_get(tx, attr, get, src, self_value, cls, name)
@@ -119,9 +122,8 @@ def _call_descriptor_get(tx, attr, get, src, self_value, cls, name):
 def _function_value(tx, fn, src):
     """A function found on a class is inlined (its identity is guarded through `src`), unless a
     user registry (allow_in_graph, disallow_in_graph, disable) names it."""
-    from ..runtime.registry import classify_function, user_registered
-    if user_registered(fn):
-        return classify_function(tx, fn, src)
+    if POLICY.user_registered(fn):
+        return POLICY.classify_function(tx, fn, src)
     return UserFnValue(fn, src)
 
 
@@ -213,8 +215,7 @@ class ClassValue(Value):
         return it.call(tx, [], {}).unpack(tx)
 
     def call(self, tx, args, kwargs):
-        from ..runtime.registry import construct
-        return construct(tx, self, args, kwargs)
+        return POLICY.construct(tx, self, args, kwargs)
 
     def reconstruct(self, cg):
         return cg.const(self.cls, self.cls.__name__)

@@ -17,7 +17,7 @@ import operator
 import torch
 
 from ..exc import Unsupported
-from .base import Value, ConstValue, NONE, const, register_wrapper
+from .base import Value, ConstValue, const, register_wrapper
 
 
 class TensorValue(Value):
@@ -182,32 +182,6 @@ def _data(tx, t):
 _ATTRS = {"shape": _shape, "grad": _grad, "data": _data, "grad_fn": _grad}
 
 
-def deepcopy_value(tx, v, memo):
-    """copy.deepcopy inside the trace (dataclasses.asdict uses it)."""
-    if id(v) in memo:
-        return memo[id(v)]
-    from .containers import TupleValue, ListValue, DictValue
-    from .objects import NewObjectValue
-    if v.is_const() and not isinstance(v, (ListValue, DictValue)):
-        out = v
-    elif isinstance(v, TensorValue):
-        if v.fake.requires_grad:
-            raise Unsupported("deepcopy of a tensor that requires grad", kind="deepcopy")
-        out = graph_call(tx, "call_method", "clone", [v], {})
-    elif isinstance(v, TupleValue):
-        out = TupleValue([deepcopy_value(tx, i, memo) for i in v.items], cls=v.cls)
-    elif isinstance(v, ListValue):
-        out = ListValue([deepcopy_value(tx, i, memo) for i in v.items])
-    elif isinstance(v, DictValue):
-        out = DictValue({k: deepcopy_value(tx, i, memo) for k, i in v.items.items()}, cls=v.cls,
-                        default_factory=v.default_factory)
-    elif isinstance(v, NewObjectValue):
-        out = NewObjectValue(v.cls)
-        out.attrs = {k: deepcopy_value(tx, i, memo) for k, i in v.attrs.items()}
-    else:
-        raise Unsupported(f"deepcopy of {v}", kind="deepcopy")
-    memo[id(v)] = out
-    return out
 for _n in ("dtype", "device", "ndim", "requires_grad", "is_cuda", "is_cpu", "is_sparse",
            "is_quantized", "is_meta", "is_leaf", "layout", "is_nested", "is_mkldnn",
            "itemsize", "nbytes", "is_mps", "is_xpu"):

@@ -9,25 +9,27 @@ dunder method.
 A builtin with no handler may still be called on constants if it is known to be
 pure (PURE_MODULES / PURE_BUILTINS); its result is then a constant.
 """
-import builtins
 import collections
 import sys
 import functools
-import math
 import operator
 
 import torch
 
 from ..exc import Unsupported, UserError
-from .base import Value, RealCallableValue, ConstValue, NONE, const, wrap, CONST_TYPES, INTROSPECTION_TYPES
-from .containers import (TupleValue, ListValue, DictValue, SetValue, IteratorValue, BaseSeq,
-                         py_key, key_value, py_eq_key)
-from .tensor import TensorValue, graph_call
+from ..values.base import Value, RealCallableValue, ConstValue, NONE, const, wrap, INTROSPECTION_TYPES
+from ..values.containers import TupleValue, ListValue, DictValue, SetValue, IteratorValue, BaseSeq, py_key
+from ..values.tensor import TensorValue, graph_call
 from ..protocols import (binary_op, compare_op, contains_op, unary_op, truth, is_same, hash_value,
                          INPLACE_TO_BINARY)
 from ..protocols.operators import real_identity, NO_IDENTITY, length, Ordered
 from ..protocols.special import call_special, MISSING
 from ..protocols.natives import dict_view_of
+from ..values.containers import DICT_METHODS
+from ..values.functions import BoundMethodValue, UserFnValue
+from ..values.objects import (ClassValue, DynamicAttrObjectValue, ModuleValue, NewObjectValue, ObjectValue,
+                              PyModuleValue, SuperValue, _InstanceBase, _MISSING, bind_class_attr,
+                              generic_getattr, static_lookup)
 
 PURE_MODULES = frozenset({"math", "cmath", "operator", "_operator", "string"})
 PURE_BUILTINS = frozenset({abs, bin, chr, divmod, format, hash, hex, oct, ord, pow, repr, round,
@@ -63,8 +65,6 @@ _READONLY_DICT_METHODS = frozenset({"get", "keys", "items", "values", "__getitem
 def _dict_subclass_method(tx, name, self_value, args, kwargs):
     """dict.<method>(obj, ...) on an instance of a dict subclass: through the Values it maps to
     (a guarded view for a caller's object: read-only methods only)."""
-    from .objects import ObjectValue
-    from .containers import DICT_METHODS
     if name not in DICT_METHODS:
         raise Unsupported(f"dict.{name} on a dict subclass", kind="call_builtin")
     if isinstance(self_value, ObjectValue) and name not in _READONLY_DICT_METHODS:
@@ -94,7 +94,6 @@ def _is_pure(fn):
 def _plain_data(v):
     """Values a pure builtin may see as real objects: constants and containers of them (never a
     user object, whose dunders would run for real while tracing)."""
-    from .objects import ClassValue, PyModuleValue
     if type(v) is ConstValue or isinstance(v, (ClassValue, PyModuleValue, RealCallableValue)):
         return True
     if isinstance(v, (TupleValue, ListValue)):
@@ -143,7 +142,6 @@ def get_item(tx, obj, idx):
             return wrap(tx, obj.value[idx.as_python()], None)
         except Exception as e:
             raise UserError(e)
-    from .objects import ClassValue
     if isinstance(obj, ClassValue):           # the metaclass's __getitem__, else __class_getitem__
         r = call_special(tx, obj, "__getitem__", [idx])
         if r is not MISSING:
@@ -169,7 +167,6 @@ def handles(*fns):
 
 @handles(object.__getattribute__)
 def _object_getattribute(tx, v, name):
-    from .objects import generic_getattr
     return generic_getattr(tx, v, name.as_python())
 
 
@@ -187,14 +184,12 @@ def _len(tx, v):
             return const(len(v.value))
         except TypeError as e:
             raise UserError(e)
-    from .objects import ClassValue, _InstanceBase, ModuleValue
     if isinstance(v, ClassValue) or (isinstance(v, _InstanceBase) and not isinstance(v, ModuleValue)):
         return const(length(tx, v))
     return v.call_method(tx, "__len__", [], {})
 
 
 def _isinstance_check(v, cls):
-    from .objects import ObjectValue, DynamicAttrObjectValue, static_lookup
     if isinstance(v, ObjectValue):
         if isinstance(v, DynamicAttrObjectValue) or static_lookup(v.cls, "__class__")[0] is not \
                 object.__dict__["__class__"]:   # isinstance would read obj.__class__: user code
@@ -209,15 +204,42 @@ def _isinstance_check(v, cls):
         return False
 
 
+def _classinfo(classes):
+    if isinstance(classes, tuple):
+        return [c for x in classes for c in _classinfo(x)]
+    args = getattr(classes, "__args__", None) if type(classes).__name__ in ("UnionType", "_UnionGenericAlias") else None
+    return _classinfo(args) if args else [classes]
+
+
+def _guard_abc_registry(tx, v, classes):
+    """isinstance/issubclass against an ABC depends on its registry (ABC.register): guarded by
+    the global ABC cache token, which every register() bumps. Runtime-checkable Protocols read
+    the object's attributes for real: refused."""
+    import abc
+    for c in _classinfo(classes):
+        if getattr(c, "_is_protocol", False) and getattr(c, "_is_runtime_protocol", False):
+            raise Unsupported(f"isinstance against the runtime-checkable Protocol {c.__name__}",
+                              kind="isinstance")
+        if isinstance(c, abc.ABCMeta):
+            tx.guards.add_code(f"{tx.cg.const(abc.get_cache_token, 'abc_token')}() == "
+                               f"{abc.get_cache_token()}", None, "abc_registry")
+
+
 @handles(isinstance)
 def _isinstance(tx, v, cls):
     classes = cls.as_python()
+    _guard_abc_registry(tx, v, classes)
     return const(_isinstance_check(v, classes))
 
 
 @handles(issubclass)
 def _issubclass(tx, a, b):
-    return const(issubclass(a.as_python(), b.as_python()))
+    classes = b.as_python()
+    _guard_abc_registry(tx, a, classes)
+    try:
+        return const(issubclass(a.as_python(), classes))
+    except TypeError as e:
+        raise UserError(e)
 
 
 @handles(hasattr)
@@ -255,7 +277,6 @@ def _setattr(tx, v, name, value):
 
 @handles(object.__setattr__)
 def _object_setattr(tx, v, name, value):
-    from .objects import NewObjectValue
     if isinstance(v, NewObjectValue):
         v.attrs[name.as_python()] = value
         return NONE
@@ -273,13 +294,11 @@ def _delattr(tx, v, name):
 def _type(tx, v, *rest):
     if rest:
         raise Unsupported("type() with 3 arguments", kind="call_builtin")
-    from .objects import ClassValue
     return ClassValue(v.python_type())
 
 
 @handles(callable)
 def _callable(tx, v):
-    from .objects import _InstanceBase, static_lookup, _MISSING
     if isinstance(v, _InstanceBase):
         return const(static_lookup(v.cls, "__call__")[0] is not _MISSING)
     if isinstance(v, (TensorValue, BaseSeq, DictValue, SetValue, IteratorValue)):
@@ -316,12 +335,25 @@ def _range(tx, *args):
 
 @handles(enumerate)
 def _enumerate(tx, it, start=None):
+    if _lazy([it]):
+        from .stdlib_iter import zip_rows, count_from
+        return zip_rows(tx, [count_from(tx, start or const(0)), it])
     s = 0 if start is None else start.as_python()
     return IteratorValue([TupleValue([const(i + s), v]) for i, v in enumerate(it.unpack(tx))])
 
 
+def _lazy(vs):
+    """Is any of these an on-demand iterator (a generator, itertools.count & co)? Then zip, map,
+    filter and enumerate pull from it lazily, as CPython's do (runtime/stdlib_iter.py)."""
+    from .stdlib_iter import is_lazy
+    return any(is_lazy(v) for v in vs)
+
+
 @handles(zip)
 def _zip(tx, *its, strict=None):
+    if _lazy(its) and not (strict is not None and strict.as_python()):
+        from .stdlib_iter import zip_rows
+        return zip_rows(tx, its)
     cols = [it.unpack(tx) for it in its]
     if strict is not None and strict.as_python() and len({len(c) for c in cols}) > 1:
         raise UserError(ValueError("zip() arguments have different lengths"))
@@ -335,12 +367,18 @@ def _reversed(tx, v):
 
 @handles(map)
 def _map(tx, fn, *its):
+    if _lazy(its):
+        from .stdlib_iter import lazy_map
+        return lazy_map(tx, fn, its)
     cols = [it.unpack(tx) for it in its]
     return IteratorValue([fn.call(tx, list(row), {}) for row in zip(*cols)])
 
 
 @handles(filter)
 def _filter(tx, fn, it):
+    if _lazy([it]):
+        from .stdlib_iter import lazy_filter
+        return lazy_filter(tx, [fn, it], {})
     out = []
     for v in it.unpack(tx):
         keep = truth(tx, v) if fn.is_const() and fn.as_python() is None else truth(tx, fn.call(tx, [v], {}))
@@ -363,7 +401,6 @@ def _tuple(tx, it=None):
 
 @handles(dict)
 def _dict(tx, arg=None, **kwargs):
-    from .containers import DICT_METHODS
     d = DictValue({})
     DICT_METHODS["update"](tx, d, arg, **kwargs)
     return d
@@ -421,14 +458,26 @@ def _sum(tx, it, start=None):
     return acc
 
 
+def _short_circuit(tx, it, stop_on):
+    """any()/all(): pull items until one's truth is `stop_on` (later items are never produced,
+    so a generator's remaining side effects do not happen, as in CPython)."""
+    it = _iter(tx, it)
+    while True:
+        v = it.next()
+        if v is None:
+            return const(not stop_on)
+        if truth(tx, v) == stop_on:
+            return const(stop_on)
+
+
 @handles(any)
 def _any(tx, it):
-    return const(any(truth(tx, v) for v in it.unpack(tx)))
+    return _short_circuit(tx, it, True)
 
 
 @handles(all)
 def _all(tx, it):
-    return const(all(truth(tx, v) for v in it.unpack(tx)))
+    return _short_circuit(tx, it, False)
 
 
 def sorted_items(tx, items, key=None, reverse=None):
@@ -473,7 +522,6 @@ def _scalar_conv(pytype):
         if pytype is bool:
             return const(truth(tx, v))
         if pytype is str:
-            from .objects import _InstanceBase
             if isinstance(v, _InstanceBase):
                 m = bind_class_attr_(tx, v, "__str__") or bind_class_attr_(tx, v, "__repr__")
                 if m is None:
@@ -496,7 +544,6 @@ def _dunder_text(name):
     """repr()/str() of a user object runs its own __repr__/__str__ (inlined); the defaults, which
     print an address, are not captured."""
     def handler(tx, v, *rest):
-        from .objects import _InstanceBase
         if isinstance(v, _InstanceBase):
             m = bind_class_attr_(tx, v, name)
             if m is not None:
@@ -510,8 +557,6 @@ def _dunder_text(name):
 
 def bind_class_attr_(tx, v, name):
     """The user-defined (Python) dunder `name` of v's class bound to v, or None."""
-    from .objects import bind_class_attr, _MISSING
-    from .functions import BoundMethodValue, UserFnValue
     m = bind_class_attr(tx, v, v.cls, name)
     if m is _MISSING or not (isinstance(m, BoundMethodValue) and isinstance(m.fn, UserFnValue)):
         return None
@@ -533,7 +578,6 @@ def _id(tx, v):
     which is just as unique and stable for the trace (it is never observable outside it)."""
     if isinstance(v, TensorValue):
         raise Unsupported("id() of a tensor (a run-time object)", kind="id")
-    from .objects import ObjectValue
     if isinstance(v, ObjectValue):       # specializes on that very object
         tx.guards.add_identity(v.source, v.obj)
         return const(id(v.obj))
@@ -545,7 +589,6 @@ def _id(tx, v):
 
 @handles(super)
 def _super(tx, *args):
-    from .objects import SuperValue, ClassValue
     if not args:
         cls, obj = tx.frame.zero_arg_super()
     else:
@@ -572,16 +615,11 @@ def _tuple_new(tx, cls, it=None):
     return TupleValue([] if it is None else it.unpack(tx), cls=cls.as_python())
 
 
-def _chain_from_iterable(tx, its):
-    return IteratorValue([x for it in its.unpack(tx) for x in it.unpack(tx)])
-
-
-BUILTIN_CLASSMETHODS[(__import__("itertools").chain, "from_iterable")] = _chain_from_iterable
-
-
 @handles(functools.reduce)
 def _reduce(tx, fn, it, *init):
     items = it.unpack(tx)
+    if not init and not items:
+        raise UserError(TypeError("reduce() of empty iterable with no initial value"))
     acc = init[0] if init else items.pop(0)
     for v in items:
         acc = fn.call(tx, [acc, v], {})
@@ -626,3 +664,72 @@ def _register_operator_module():
 
 
 _register_operator_module()
+
+
+# --------------------------------------------------------------------------
+# dict subclasses (collections.Counter, user dicts), object's own slots, vars()
+
+def _dict_items_of(v):
+    """The DictValue holding the items of a dict or trace-created dict-subclass instance."""
+    if isinstance(v, DictValue):
+        return v
+    if isinstance(v, NewObjectValue) and v.dict_items is not None:
+        return v.dict_items
+    return None
+
+
+@handles(dict.__init__)
+def _dict_init(tx, self_value, *args, **kwargs):
+    items = _dict_items_of(self_value)
+    if items is None:
+        raise Unsupported(f"dict.__init__ on {self_value}", kind="call_builtin")
+    if len(args) > 1:
+        raise UserError(TypeError(f"dict expected at most 1 argument, got {len(args)}"))
+    DICT_METHODS["update"](tx, items, args[0] if args else None, **kwargs)
+    return NONE
+
+
+@handles(dict.__getitem__)
+def _dict_getitem(tx, self_value, key):
+    """d[key] through dict's own __getitem__: a missing key calls the subclass's __missing__
+    (collections.Counter, user dicts), as CPython's dict_subscript does."""
+    if isinstance(self_value, DictValue):
+        return self_value.getitem(tx, key)
+    if not isinstance(self_value, _InstanceBase):
+        raise Unsupported(f"dict.__getitem__ on {self_value}", kind="call_builtin")
+    if _dict_subclass_method(tx, "__contains__", self_value, [key], {}).as_python():
+        return _dict_subclass_method(tx, "__getitem__", self_value, [key], {})
+    missing = bind_class_attr(tx, self_value, self_value.cls, "__missing__")
+    if missing is not _MISSING:
+        return missing.call(tx, [key], {})
+    raise UserError(KeyError(py_key(key)))
+
+
+@handles(__import__("_collections")._count_elements)
+def _count_elements(tx, mapping, iterable):
+    """collections.Counter's helper: mapping[elem] = mapping.get(elem, 0) + 1 for each elem."""
+    for elem in iterable.unpack(tx):
+        current = mapping.call_method(tx, "get", [elem, const(0)], {})
+        mapping.call_method(tx, "__setitem__", [elem, binary_op(tx, operator.add, current, const(1))], {})
+    return NONE
+
+
+@handles(object.__new__)
+def _object_new(tx, cls, *args, **kwargs):
+    from .stdlib import new_instance
+    if not isinstance(cls, ClassValue):
+        raise Unsupported(f"object.__new__({cls})", kind="construct")
+    klass = cls.cls
+    if klass.__module__ == "builtins" or any(k.__module__ == "builtins" and k is not object
+                                              for k in klass.__mro__):
+        raise Unsupported(f"object.__new__ of {klass.__name__}", kind="construct")
+    if (args or kwargs) and static_lookup(klass, "__init__")[0] is object.__init__:
+        raise UserError(TypeError(f"{klass.__name__}() takes no arguments"))
+    return new_instance(klass)
+
+
+@handles(vars)
+def _vars(tx, *args):
+    if not args:
+        raise Unsupported("vars() without an argument", kind="call_builtin")
+    return args[0].getattr(tx, "__dict__")

@@ -14,12 +14,9 @@ namedtuples, context managers (grad mode, autocast), and builtin types.
 """
 import collections
 import contextlib
-import copy
 import dataclasses
 import functools
 import inspect
-import itertools
-import operator
 import types
 import weakref
 
@@ -28,8 +25,14 @@ import torch
 from ..exc import Unsupported, UserError
 from ..sources import ObjectSource
 from ..values.base import Value, RealCallableValue, ConstValue, NONE, const, wrap, register_wrapper
-from ..values.containers import TupleValue, IteratorValue
+from ..values.containers import TupleValue
 from ..values.tensor import TensorValue, graph_call
+from . import stdlib
+from .builtins import BuiltinValue, BUILTINS
+from ..sources import CallSource
+from ..values.containers import DictValue
+from ..values.functions import BoundMethodValue, PartialValue, UserFnValue
+from ..values.objects import ClassValue, ModuleValue, NewObjectValue, _MISSING, bind_class_attr, static_lookup
 
 # --------------------------------------------------------------------------
 # user registries (bytegraph.allow_in_graph / disallow_in_graph / disable)
@@ -126,9 +129,17 @@ def classify_function(tx, fn, source):
                           kind="disabled")
     state = getattr(fn, "__bytegraph_state__", None)
     if state is not None:               # a compiled function called from traced code: inline it
-        from ..values.functions import UserFnValue
         return UserFnValue(state.fn, None)
+    if stdlib.is_marked_constant(fn):
+        return _MarkedConstantValue(fn)
     return _special_callable(fn)
+
+
+class _MarkedConstantValue(RealCallableValue):
+    """A function its library declares constant for the process (see stdlib.is_marked_constant)."""
+
+    def call(self, tx, args, kwargs):
+        return stdlib.call_marked_constant(tx, self.fn, args, kwargs)
 
 
 def user_registered(fn):
@@ -161,14 +172,8 @@ class _ConstFn(Value):
         return const(self.result)
 
 
-def _deepcopy_override(tx, fn_value, args, kwargs):
-    from ..values.tensor import deepcopy_value
-    return deepcopy_value(tx, args[0], {})
-
-
 def _signature_override(tx, fn_value, args, kwargs):
     """inspect.signature of a function the trace already guards is a fixed fact: compute it."""
-    from ..values.functions import BoundMethodValue
     target = args[0]
     kw = {k: v.as_python() for k, v in kwargs.items()}
     if isinstance(target, BoundMethodValue) and not isinstance(target.fn, str):
@@ -180,7 +185,6 @@ def _signature_override(tx, fn_value, args, kwargs):
 def _fields_override(tx, fn_value, args, kwargs):
     """dataclasses.fields(x): a fixed fact of x's class, which the trace already knows exactly
     (a trace-created instance, a type-guarded object, or an identity-guarded class)."""
-    from ..values.objects import ClassValue
     target = args[0]
     cls = target.cls if isinstance(target, ClassValue) else target.python_type()
     try:
@@ -190,8 +194,8 @@ def _fields_override(tx, fn_value, args, kwargs):
     return TupleValue([ConstValue(f) for f in fields])
 
 
-_OVERRIDES = {copy.deepcopy: _deepcopy_override, inspect.signature: _signature_override,
-              dataclasses.fields: _fields_override}
+_OVERRIDES = {inspect.signature: _signature_override, dataclasses.fields: _fields_override,
+              **stdlib.OVERRIDES}
 
 
 def lookup_override(fn):
@@ -204,7 +208,6 @@ def _wrap_builtin(tx, fn, source):
     special = _special_callable(fn)
     if special is not None:
         return special
-    from ..values.builtins import BuiltinValue
     return BuiltinValue(fn, source)
 
 
@@ -222,7 +225,6 @@ class WeakRefValue(Value):
         self.source = source
 
     def call(self, tx, args, kwargs):
-        from ..sources import CallSource
         return wrap(tx, self.ref(), CallSource(self.source))
 
 
@@ -232,48 +234,6 @@ def _wrap_weakref(tx, ref, source):
         source = ObjectSource(ref, "weakref")
     tx.guards.add_type(source, type(ref))
     return WeakRefValue(ref, source)
-
-
-def _it(tx, v):
-    return v.unpack(tx)
-
-
-def _make_repeat(tx, args, kwargs):
-    if len(args) < 2 and "times" not in kwargs:
-        raise Unsupported("itertools.repeat without times (infinite)", kind="iter")
-    n = (args[1] if len(args) > 1 else kwargs["times"]).as_python()
-    return IteratorValue([args[0]] * n)
-
-
-def _make_product(tx, args, kwargs):
-    import itertools
-    pools = [_it(tx, a) for a in args] * (kwargs["repeat"].as_python() if "repeat" in kwargs else 1)
-    return IteratorValue([TupleValue(list(p)) for p in itertools.product(*pools)])
-
-
-def _make_islice(tx, args, kwargs):
-    import itertools
-    items = _it(tx, args[0])
-    bounds = [a.as_python() for a in args[1:]]
-    return IteratorValue(list(itertools.islice(items, *bounds)))
-
-
-def _make_zip_longest(tx, args, kwargs):
-    import itertools
-    fill = kwargs.get("fillvalue", NONE)
-    cols = [_it(tx, a) for a in args]
-    return IteratorValue([TupleValue(list(r)) for r in itertools.zip_longest(*cols, fillvalue=fill)])
-
-
-def _make_accumulate(tx, args, kwargs):
-    from ..values.builtins import binary_op
-    items = _it(tx, args[0])
-    out, acc = [], None
-    for v in items:
-        acc = v if acc is None else (args[1].call(tx, [acc, v], {}) if len(args) > 1
-                                     else binary_op(tx, operator.add, acc, v))
-        out.append(acc)
-    return IteratorValue(out)
 
 
 # --------------------------------------------------------------------------
@@ -385,8 +345,6 @@ def _make_cpu_autocast(tx, args, kwargs):
 
 def _make_dict_like(cls):
     def make(tx, args, kwargs):
-        from ..values.builtins import BUILTINS
-        from ..values.containers import DictValue
         factory = None
         if cls is collections.defaultdict:
             factory = args[0] if args else None
@@ -399,23 +357,22 @@ def _make_dict_like(cls):
 
 
 def _make_partial(tx, args, kwargs):
-    from ..values.functions import PartialValue
-    return PartialValue(args[0], args[1:], kwargs)
+    func = args[0]
+    if isinstance(func, PartialValue):      # partial(partial(f, a), b) is partial(f, a, b)
+        return PartialValue(func.func, func.args + list(args[1:]), {**func.kwargs, **kwargs})
+    return PartialValue(func, args[1:], kwargs)
 
 
-class _GetterValue(Value):
-    """operator.itemgetter / attrgetter built in the trace."""
-
-    def __init__(self, kind, keys):
-        self.kind = kind
-        self.keys = keys
-
-    def call(self, tx, args, kwargs):
-        from ..values.builtins import get_item
-        obj = args[0]
-        got = [get_item(tx, obj, k) if self.kind == "item" else obj.getattr(tx, k.as_python())
-               for k in self.keys]
-        return got[0] if len(got) == 1 else TupleValue(got)
+def _constructed_by_torch_only(cls):
+    """Does building an instance run only torch.nn's own code? (torch.nn classes, and user
+    subclasses such as transformers' activation modules that define no __init__/__new__/
+    __setattr__ of their own.) Then building it for real at trace time runs no user code."""
+    for k in cls.__mro__:
+        if (k.__module__ or "").startswith("torch.nn") or k is object:
+            continue
+        if any(n in k.__dict__ for n in ("__init__", "__new__", "__setattr__", "__post_init__")):
+            return False
+    return True
 
 
 def _make_stateless_module(tx, cls_value, args, kwargs):
@@ -428,7 +385,6 @@ def _make_stateless_module(tx, cls_value, args, kwargs):
         raise Unsupported(f"creating {cls_value.cls.__name__} (which has parameters) inside a "
                           "compiled region", kind="module_construct")
     tx.keepalive.append(mod)
-    from ..values.objects import ModuleValue
     return ModuleValue(mod, ObjectSource(mod, cls_value.cls.__name__))
 
 
@@ -457,20 +413,11 @@ def _make_gen_ctx(tx, args, kwargs):
 
 
 _CONSTRUCTORS = {
-    itertools.repeat: _make_repeat,
-    itertools.chain: lambda tx, args, kwargs: IteratorValue([x for a in args for x in _it(tx, a)]),
-    itertools.product: _make_product,
-    itertools.islice: _make_islice,
-    itertools.zip_longest: _make_zip_longest,
-    itertools.accumulate: _make_accumulate,
-    itertools.starmap: lambda tx, args, kwargs: IteratorValue(
-        [args[0].call(tx, _it(tx, t), {}) for t in _it(tx, args[1])]),
+    **stdlib.CONSTRUCTORS,
     contextlib._GeneratorContextManager: _make_gen_ctx,
     collections.OrderedDict: _make_dict_like(collections.OrderedDict),
     collections.defaultdict: _make_dict_like(collections.defaultdict),
     functools.partial: _make_partial,
-    operator.itemgetter: lambda tx, args, kwargs: _GetterValue("item", args),
-    operator.attrgetter: lambda tx, args, kwargs: _GetterValue("attr", args),
     torch.no_grad: _make_grad_ctx(False),
     torch.enable_grad: _make_grad_ctx(True),
     torch.set_grad_enabled: _make_set_grad,
@@ -487,8 +434,6 @@ _IMMUTABLE_TORCH_CLASSES = (torch.Size, torch.device, torch.dtype, torch.finfo, 
 
 
 def construct(tx, cls_value, args, kwargs):
-    from ..values.builtins import BUILTINS, call_on_constants
-    from ..values.objects import NewObjectValue, bind_class_attr, static_lookup, _MISSING
     cls = cls_value.cls
     if type(cls).__call__ is not type.__call__ and not (type(cls).__module__ or "").startswith(
             ("torch", "abc", "enum", "typing")):
@@ -516,7 +461,7 @@ def construct(tx, cls_value, args, kwargs):
     if issubclass(cls, tuple) and hasattr(cls, "_fields"):      # namedtuple
         return _construct_namedtuple(tx, cls, args, kwargs)
     if issubclass(cls, torch.nn.Module):
-        if (cls.__module__ or "").startswith("torch.nn"):
+        if _constructed_by_torch_only(cls):
             return _make_stateless_module(tx, cls_value, args, kwargs)
         raise Unsupported(f"creating the module {cls.__name__} inside a compiled region",
                           kind="module_construct")
@@ -528,11 +473,10 @@ def construct(tx, cls_value, args, kwargs):
         raise Unsupported(f"constructing torch class {cls.__qualname__}", kind="construct")
     new, _ = static_lookup(cls, "__new__")
     if issubclass(cls, dict) and new in (dict.__new__, collections.OrderedDict.__new__):
-        obj = NewObjectValue(cls)
+        obj = stdlib.new_instance(cls)
         init, owner = static_lookup(cls, "__init__")
         if owner in (dict, collections.OrderedDict):
             if args or kwargs:
-                from ..values.builtins import BUILTINS
                 obj.dict_items = BUILTINS[dict](tx, *args, **kwargs)
             return obj
         bind_class_attr(tx, obj, cls, "__init__").call(tx, args, kwargs)
@@ -546,7 +490,7 @@ def construct(tx, cls_value, args, kwargs):
     else:
         if cls.__module__ == "builtins" and cls is not object:
             raise Unsupported(f"constructing builtin {cls.__name__}", kind="construct")
-        obj = NewObjectValue(cls)
+        obj = stdlib.new_instance(cls)
     init = bind_class_attr(tx, obj, cls, "__init__")
     if init is not _MISSING and static_lookup(cls, "__init__")[0] is not object.__init__:
         init.call(tx, args, kwargs)
