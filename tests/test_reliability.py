@@ -270,6 +270,67 @@ def test_dead_entry_on_another_thread_misses_not_none():
     assert counters()["stats"]["guard_errors"] == 0
 
 
+class _Gelu(nn.GELU):
+    """transformers' activation shape: a torch.nn subclass with no __init__ of its own."""
+
+
+class _BuildsLossInForward(nn.Module):
+    """hf/electra:train's shape: a loss module constructed inside forward on every call."""
+
+    def __init__(self):
+        super().__init__()
+        self.lin = nn.Linear(8, 4)
+
+    def forward(self, x, labels):
+        h = _Gelu()(self.lin(x))
+        return nn.CrossEntropyLoss()(h, labels)
+
+
+def test_module_built_inside_forward_keeps_its_entry():
+    """The trace builds such a module once, for real, and the entry reads it: the entry owns it
+    and binds it strongly. (Bound weakly, it died with the trace, so every call recompiled.)"""
+    m = _BuildsLossInForward()
+    c = compile_fn(m, backend="eager", fullgraph=True)
+    x, labels = torch.randn(3, 8), torch.tensor([0, 3, 1])
+    for _ in range(3):
+        assert_same(m(x, labels), c(x, labels))
+    gc.collect()
+    assert len(_state(c).entries) == 1
+    assert counters()["stats"]["unique_graphs"] == 1
+    assert counters()["recompiles"]["total"] == 0
+    assert counters()["stats"]["invalidated_entries"] == 0
+    ref = weakref.ref(m)
+    del m, c
+    gc.collect()
+    assert ref() is None                         # the owned module does not pin the model
+
+
+class _Settings:
+    def __init__(self):
+        self.scale = 3.0
+
+
+def _settings():
+    return _Settings()                           # a fresh object per call
+
+
+_settings._dynamo_marked_constant = True
+
+
+def test_marked_constant_result_is_owned_by_the_entry():
+    """A marked constant is called once at trace time; its result is a constant of the entry,
+    which must keep it alive even when the library does not."""
+    def f(x):
+        return x * _settings().scale
+    c = compile_fn(f, backend="eager", fullgraph=True)
+    for _ in range(3):
+        assert_same(f(torch.ones(2)), c(torch.ones(2)))
+    gc.collect()
+    assert len(_state(c).entries) == 1
+    assert counters()["stats"]["unique_graphs"] == 1
+    assert counters()["stats"]["invalidated_entries"] == 0
+
+
 def test_compile_metrics_keep_summaries_not_graphs():
     def f(x):
         return x.sin() + 1

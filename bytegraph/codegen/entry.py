@@ -105,6 +105,7 @@ class Codegen:
         self._ids = {}               # id(obj) -> name (strong bindings)
         self._weak_ids = {}          # id(obj) -> expression `name()` (weak bindings)
         self._keep = []              # keep bound objects alive for id() stability (until finish)
+        self._owned = {}             # id(obj) -> obj the trace created: bound strongly (own)
         self.weak_ok = True          # guards are being built: user objects may be bound weakly
         self.life = None             # EntryLife, once something is bound weakly
         self.lines = []              # statements of the epilogue (materialized temporaries)
@@ -140,7 +141,7 @@ class Codegen:
             return name
         base = "".join(ch if ch.isalnum() else "_" for ch in str(hint))[:24] or "c"
         name = f"_{base}_{len(self._ids) + len(self._weak_ids)}"
-        if self.weak_ok and holds_weakly(obj):
+        if self.weak_ok and holds_weakly(obj) and id(obj) not in self._owned:
             if self.life is None:
                 self.life = EntryLife()
             try:
@@ -158,6 +159,11 @@ class Codegen:
         self.namespace[name] = obj
         return name
 
+    def own(self, obj):
+        """`obj` was created by the trace itself (nothing outside the entry holds it), so the
+        entry owns it: bound strongly, else it would die with the trace and kill the entry."""
+        self._owned[id(obj)] = obj
+
     def end_guards(self):
         """The guards are complete: what is bound from now on (graph, epilogue) is bound
         strongly, so code after the guards never reads a dead weak reference."""
@@ -167,6 +173,7 @@ class Codegen:
         """The entry function exists: drop what only the trace needed (so that the weak
         bindings are the only references the entry holds to those objects)."""
         self._keep = []
+        self._owned = {}
         self._sources = {}
         self._temps = {}
         self.outputs = {}

@@ -384,7 +384,7 @@ def _make_stateless_module(tx, cls_value, args, kwargs):
     if any(True for _ in mod.parameters()) or any(True for _ in mod.buffers()):
         raise Unsupported(f"creating {cls_value.cls.__name__} (which has parameters) inside a "
                           "compiled region", kind="module_construct")
-    tx.keepalive.append(mod)
+    tx.own(mod)         # nothing else holds it: the entry must keep it alive
     return ModuleValue(mod, ObjectSource(mod, cls_value.cls.__name__))
 
 
