@@ -369,6 +369,31 @@ def test_disable_same_function_twice_registers_once():
     assert bytegraph.disable(d1) is d1
 
 
+def test_registries_hold_functions_weakly():
+    """allow_in_graph / disallow_in_graph / disable do not keep the user's functions alive."""
+    def make():
+        def helper(x):
+            return x + 1
+        return helper
+    before = [len(t) for t in (registry._allowed, registry._disallowed, registry._disabled)]
+    a, b, c = make(), make(), make()
+    bytegraph.allow_in_graph(a)
+    bytegraph.disallow_in_graph(b)
+    d = bytegraph.disable(c)
+    assert a in registry._allowed and b in registry._disallowed and d in registry._disabled
+    refs = [weakref.ref(f) for f in (a, b, c, d)]
+    del a, b, c, d
+    gc.collect()
+    assert all(r() is None for r in refs)
+    assert [len(t) for t in (registry._allowed, registry._disallowed, registry._disabled)] == before
+    bytegraph.disallow_in_graph(torch.cos)        # not weakly referenceable: held, and found
+    try:
+        assert torch.cos in registry._disallowed
+    finally:
+        registry._disallowed.discard(torch.cos)
+    assert torch.cos not in registry._disallowed
+
+
 # --------------------------------------------------------------------------
 # faults: each leaves the cache consistent and the program running
 

@@ -37,30 +37,62 @@ from ..values.objects import ClassValue, ModuleValue, NewObjectValue, _MISSING, 
 # --------------------------------------------------------------------------
 # user registries (bytegraph.allow_in_graph / disallow_in_graph / disable)
 
-_allowed = {}
-_disallowed = {}
-_disabled = {}
+class WeakIdTable:
+    """A set of objects matched by identity that does not keep them alive: dropping a function
+    frees its entry (a weakref callback removes it). Objects that cannot be weakly referenced
+    (builtin functions such as torch.sin) are held strongly; they live as long as their module."""
+    __slots__ = ("_refs",)
+
+    def __init__(self):
+        self._refs = {}                 # id(obj) -> weakref.ref(obj) | a callable returning obj
+
+    def add(self, obj):
+        key = id(obj)
+        try:
+            ref = weakref.ref(obj, functools.partial(self._forget, key))
+        except TypeError:
+            ref = functools.partial(_identity, obj)
+        self._refs[key] = ref
+
+    def _forget(self, key, ref):
+        if self._refs.get(key) is ref:   # not a newer object that took the same id
+            del self._refs[key]
+
+    def discard(self, obj):
+        if obj in self:
+            del self._refs[id(obj)]
+
+    def __contains__(self, obj):
+        ref = self._refs.get(id(obj))
+        return ref is not None and ref() is obj
+
+    def __len__(self):
+        return len(self._refs)
+
+
+def _identity(obj):
+    return obj
+
+
+_allowed = WeakIdTable()
+_disallowed = WeakIdTable()
+_disabled = WeakIdTable()
 
 
 def allow_in_graph(fn):
-    _allowed[id(fn)] = fn
-    _disallowed.pop(id(fn), None)
+    _allowed.add(fn)
+    _disallowed.discard(fn)
     return fn
 
 
 def disallow_in_graph(fn):
-    _disallowed[id(fn)] = fn
-    _allowed.pop(id(fn), None)
+    _disallowed.add(fn)
+    _allowed.discard(fn)
     return fn
 
 
 def mark_disabled(fn):
-    _disabled[id(fn)] = fn
-
-
-def _in(table, fn):
-    hit = table.get(id(fn))
-    return hit is not None and hit is fn
+    _disabled.add(fn)
 
 
 # --------------------------------------------------------------------------
@@ -104,7 +136,7 @@ class TorchFnValue(RealCallableValue):
                                                                   torch._C.TensorBase):
             raise Unsupported(f"torch function {_qualname(self.fn)} changes global state",
                               kind="torch_global_state")
-        if _in(_disallowed, self.fn):
+        if self.fn in _disallowed:
             raise Unsupported(f"{_qualname(self.fn)} is disallowed in the graph", kind="disallowed")
         objclass = getattr(self.fn, "__objclass__", None)
         if objclass is not None and args and isinstance(args[0], TensorValue):
@@ -124,7 +156,7 @@ class AllowedFnValue(TorchFnValue):
 
 def classify_function(tx, fn, source):
     """Python function -> special Value, or None to inline it as user code."""
-    if _in(_disabled, fn):
+    if fn in _disabled:
         raise Unsupported(f"call to {fn.__qualname__}, which is wrapped by bytegraph.disable",
                           kind="disabled")
     state = getattr(fn, "__bytegraph_state__", None)
@@ -144,15 +176,15 @@ class _MarkedConstantValue(RealCallableValue):
 
 def user_registered(fn):
     """Is fn named by allow_in_graph / disallow_in_graph / disable?"""
-    return _in(_allowed, fn) or _in(_disallowed, fn) or _in(_disabled, fn)
+    return fn in _allowed or fn in _disallowed or fn in _disabled
 
 
 def _special_callable(fn):
     """The Value for a callable with special meaning (user registries, torch ops, compile-time
     queries), or None."""
-    if _in(_disallowed, fn):
+    if fn in _disallowed:
         raise Unsupported(f"{_qualname(fn)} is disallowed in the graph", kind="disallowed")
-    if _in(_allowed, fn):
+    if fn in _allowed:
         return AllowedFnValue(fn)
     q = _qualname(fn)
     if q in _COMPILING_FNS:
