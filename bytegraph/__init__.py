@@ -11,7 +11,7 @@ from . import values as _values  # noqa: F401  (registers value wrappers)
 from . import policy as _policy  # noqa: F401  (installs the call policy into values)
 from . import runtime as _runtime  # noqa: F401
 from .policy import calls as _registry
-from .runtime.api import compile, reset, disable, set_stance
+from .runtime.api import compile, reset, disable, set_stance, graph_break, error_on_graph_break
 from .backends import register_backend, list_backends
 from .config import config
 from .exc import Unsupported, BackendCompilerFailed
@@ -27,4 +27,5 @@ from .observe.explain import explain, ExplainOutput
 
 __all__ = ["compile", "reset", "disable", "set_stance", "allow_in_graph", "disallow_in_graph",
            "register_backend", "list_backends", "config", "counters", "compile_metrics",
-           "Unsupported", "BackendCompilerFailed", "make_fx", "explain"]
+           "Unsupported", "BackendCompilerFailed", "make_fx", "explain", "graph_break",
+           "error_on_graph_break"]

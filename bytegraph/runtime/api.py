@@ -612,6 +612,45 @@ def disable(fn=None, recursive=True):
     return disabled
 
 
+def graph_break():
+    """Split the graph here (a no-op when run eagerly), like torch._dynamo.graph_break()."""
+    return None
+
+
+_error_on_break = {"on": None}     # None: follow fullgraph; True/False: forced for a region
+
+
+class error_on_graph_break:
+    """`with bytegraph.error_on_graph_break(True):` / `@bytegraph.error_on_graph_break(False)`:
+    while active, a graph break raises Unsupported (True) or splits the graph (False),
+    whatever `fullgraph` says. Read when a function is compiled."""
+
+    def __init__(self, error_on_break):
+        if not isinstance(error_on_break, bool):
+            raise TypeError(f"error_on_graph_break expects a bool, got {type(error_on_break).__name__}")
+        self.value = error_on_break
+        self._saved = []
+
+    def __enter__(self):
+        self._saved.append(_error_on_break["on"])
+        _error_on_break["on"] = self.value
+        return None
+
+    def __exit__(self, *exc):
+        _error_on_break["on"] = self._saved.pop()
+        return False
+
+    def __call__(self, fn):
+        if not callable(fn):
+            raise TypeError(f"error_on_graph_break(...) decorates a callable, got {type(fn).__name__}")
+
+        @functools.wraps(fn)
+        def inner(*args, **kwargs):
+            with error_on_graph_break(self.value):
+                return fn(*args, **kwargs)
+        return inner
+
+
 def set_stance(stance="default"):
     """'default' | 'force_eager' | 'eager_on_recompile' | 'fail_on_recompile' (torch.compiler.set_stance)."""
     if not isinstance(stance, str):
