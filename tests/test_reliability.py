@@ -386,6 +386,12 @@ def test_registries_hold_functions_weakly():
     gc.collect()
     assert all(r() is None for r in refs)
     assert [len(t) for t in (registry._allowed, registry._disallowed, registry._disabled)] == before
+    e, g = make(), make()
+    assert bytegraph.allow_in_graph([e, g]) == [e, g]    # a list registers each, as torch's
+    assert e in registry._allowed and g in registry._allowed
+    del e, g
+    gc.collect()
+    assert len(registry._allowed) == before[0]
     bytegraph.disallow_in_graph(torch.cos)        # not weakly referenceable: held, and found
     try:
         assert torch.cos in registry._disallowed

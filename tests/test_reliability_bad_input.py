@@ -191,6 +191,11 @@ CASES = [
     ("disable-str", lambda: bytegraph.disable("f"), TypeError, "callable"),
     ("disable-recursive", lambda: bytegraph.disable(f, recursive="y"), TypeError, "recursive.*bool"),
     ("disable-decorator-recursive", lambda: bytegraph.disable(recursive=1), TypeError, "recursive"),
+    # allow_in_graph / disallow_in_graph
+    ("allow_in_graph-int", lambda: bytegraph.allow_in_graph(5), TypeError, "allow_in_graph expects a callable"),
+    ("allow_in_graph-list-of-str", lambda: bytegraph.allow_in_graph(["f"]), TypeError, "callable"),
+    ("disallow_in_graph-none", lambda: bytegraph.disallow_in_graph(None), TypeError,
+     "disallow_in_graph expects a callable"),
     # calling a compiled function wrongly: eager's TypeError, naming the user's function
     ("call-too-many", lambda: C(f, backend="eager")(torch.ones(1), 2), TypeError,
      r"f\(\) takes 1 positional argument but 2"),

@@ -79,16 +79,22 @@ _disallowed = WeakIdTable()
 _disabled = WeakIdTable()
 
 
-def allow_in_graph(fn):
-    _allowed.add(fn)
-    _disallowed.discard(fn)
+def _register(api, fn, into, out_of):
+    if isinstance(fn, (list, tuple)):       # as torch._dynamo: each element, a list back
+        return [_register(api, f, into, out_of) for f in fn]
+    if not callable(fn):
+        raise TypeError(f"{api} expects a callable (or a list of them), got {type(fn).__name__}")
+    into.add(fn)
+    out_of.discard(fn)
     return fn
+
+
+def allow_in_graph(fn):
+    return _register("allow_in_graph", fn, _allowed, _disallowed)
 
 
 def disallow_in_graph(fn):
-    _disallowed.add(fn)
-    _allowed.discard(fn)
-    return fn
+    return _register("disallow_in_graph", fn, _disallowed, _allowed)
 
 
 def mark_disabled(fn):
