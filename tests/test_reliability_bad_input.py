@@ -196,6 +196,11 @@ CASES = [
     ("allow_in_graph-list-of-str", lambda: bytegraph.allow_in_graph(["f"]), TypeError, "callable"),
     ("disallow_in_graph-none", lambda: bytegraph.disallow_in_graph(None), TypeError,
      "disallow_in_graph expects a callable"),
+    # error_on_graph_break
+    ("error_on_graph_break-str", lambda: bytegraph.error_on_graph_break("yes"), TypeError,
+     "error_on_graph_break expects a bool"),
+    ("error_on_graph_break-decorate-int", lambda: bytegraph.error_on_graph_break(True)(42), TypeError,
+     "decorates a callable"),
     # calling a compiled function wrongly: eager's TypeError, naming the user's function
     ("call-too-many", lambda: C(f, backend="eager")(torch.ones(1), 2), TypeError,
      r"f\(\) takes 1 positional argument but 2"),
