@@ -26,6 +26,11 @@ class SideEffects:
     def mutated(self, container_value):
         self.containers[id(container_value)] = container_value
 
+    def clear(self):
+        """After a graph break replayed everything logged so far."""
+        self.writes = []
+        self.containers = {k: c for k, c in self.containers.items() if getattr(c, "sticky", False)}
+
     def __bool__(self):
         return bool(self.writes or self.containers)
 

@@ -102,6 +102,17 @@ class AttrSource(_Chained):
         return f"{self.base.name_hint()}.{self.key}"
 
 
+class ReduceSource(_Chained):
+    """base.__reduce__(): the state of a builtin iterator, read without advancing it."""
+    __slots__ = ()
+
+    def render(self, cg):
+        return f"{self.base.expr(cg)}.__reduce__()"
+
+    def name_hint(self):
+        return f"{self.base.name_hint()}.__reduce__()"
+
+
 class RawAttrSource(_Chained):
     """object.__getattribute__(base, key): an attribute read bypassing a Python-level
     __getattribute__ (so guards do not run user code)."""

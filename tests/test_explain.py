@@ -20,8 +20,10 @@ def test_explain_reports_break_reason():
         return x + 1
 
     out = bytegraph.explain(f)(torch.randn(3))
-    assert out.graph_count == 0 and out.graph_break_count == 1
-    assert "print()" in out.break_reasons[0]
+    assert out.graph_count == 1 and out.graph_break_count == 1
+    rec = out.break_reasons[0]
+    assert "print()" in rec.reason and rec.line == 'print("side effect")'
+    assert rec.lineno == f.__code__.co_firstlineno + 1 and rec.hint
 
 
 def test_logs_name_the_recompile_reason(caplog):

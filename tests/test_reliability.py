@@ -89,14 +89,35 @@ def test_user_exception_fullgraph_traces_once():
     assert frames() == 1
 
 
-def test_graph_break_traces_once():
+def test_trace_stop_traces_once():
+    """A break the graph cannot be split at (here: inside autocast) runs the function eagerly,
+    remembered under the guards: one trace, one fallback counted by the construct's kind."""
     def f(x):
-        return x + 1 if x.sum().item() > 0 else x - 1
+        with torch.autocast("cpu"):
+            y = x + 1
+            logging.getLogger("bytegraph.test").debug("%s", y.sum().item())
+            return y
     c = compile_fn(f, backend="eager")
     x = torch.ones(3)
     for _ in range(50):
         assert_same(f(x), c(x))
-    assert frames() == 1 and counters()["fallback"]["graph_break"] == 1
+    assert frames() == 1 and dict(counters()["fallback"]) == {"graph_break_autocast": 1}
+    assert counters()["stats"]["eager_runs"] == 50
+
+
+def test_graph_break_traces_once():
+    """A graph break that splits the function is not a fallback: the function and the code
+    after the break are each traced once."""
+    def f(x):
+        return x + 1 if x.sum().item() > 0 else x - 1
+    c = compile_fn(f, backend="eager")
+    x = torch.ones(3)
+    assert_same(f(x), c(x))
+    first = frames()
+    for _ in range(50):
+        assert_same(f(x), c(x))
+    assert frames() == first and not counters()["fallback"]
+    assert sum(counters()["graph_break"].values()) >= 1
 
 
 def test_internal_error_traces_once(monkeypatch):
@@ -329,6 +350,36 @@ def test_marked_constant_result_is_owned_by_the_entry():
     assert len(_state(c).entries) == 1
     assert counters()["stats"]["unique_graphs"] == 1
     assert counters()["stats"]["invalidated_entries"] == 0
+
+
+def test_graph_break_code_binds_strongly():
+    """A graph break's Python part is rendered mid-trace (Codegen.no_bind): it runs after the
+    guards, so it must not read a weak binding (a guard-only name may be dead by then)."""
+    from bytegraph.codegen.entry import Codegen
+    cg = Codegen()
+    obj = Big()
+    weak = cg.const(obj, "m")
+    assert weak.endswith("()")                  # a guard's binding
+    cg.no_bind = True
+    strong = cg.const(obj, "m")
+    cg.no_bind = False
+    assert not strong.endswith("()") and cg.namespace[strong] is obj
+
+
+def test_compile_metrics_keep_break_records():
+    """compile_metrics stores records compactly; their graph-break records survive the trip."""
+    def f(x):
+        y = x + 1
+        bytegraph.graph_break()
+        return y * 2
+    out = bytegraph.explain(f)(torch.ones(2))
+    assert out.graph_count == 2 and out.graph_break_count == 1
+    rec = out.break_reasons[0]
+    assert "graph_break()" in rec.reason and rec.lineno == f.__code__.co_firstlineno + 2
+    assert rec.line == "bytegraph.graph_break()"
+    stored = [b for r in bytegraph.compile_metrics for b in r.breaks]
+    assert [(b.reason, b.filename, b.lineno, b.line, b.hint, b.stack) for b in stored] == \
+        [(rec.reason, rec.filename, rec.lineno, rec.line, rec.hint, rec.stack)]
 
 
 def test_compile_metrics_keep_summaries_not_graphs():

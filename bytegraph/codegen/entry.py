@@ -4,7 +4,8 @@
         try:
             if not (<guards>): return MISS
         except Exception as __e: return _guard_error(__e)   # counted, reported, a miss
-        __o = __graph(<input sources...>)
+        __g_a, __g_b = __graph_0(<input sources...>)      # one line per graph
+        <Python code of a graph break; then the next graph, ...>
         <side effects replayed>
         return <the return value rebuilt from graph outputs, sources and constants>
 
@@ -22,7 +23,8 @@ holds_weakly) is bound *weakly*: the namespace holds a `weakref.ref` and the gua
 `_name()`. When one of them dies the entry is dead (`EntryLife`): its names are rebound to a
 sentinel no guard accepts, a guard that raises because of it is a silent miss, and the runtime
 drops the entry (the callback it installs). So a cache entry never keeps a dropped model alive.
-The epilogue (everything after the guards) binds strongly: it never reads a dead reference.
+Everything after the guards binds strongly, so it never reads a dead reference: the epilogue
+(bound after `end_guards`) and a graph break's Python part (rendered mid-trace, under `no_bind`).
 """
 import inspect
 import types
@@ -110,8 +112,10 @@ class Codegen:
         self.life = None             # EntryLife, once something is bound weakly
         self.lines = []              # statements of the epilogue (materialized temporaries)
         self._temps = {}             # id(value) -> temp name
-        self.outputs = {}            # id(TensorValue) -> index in the graph's output tuple
+        self.temp_values = {}        # id(value) -> value (kept alive, so ids stay unique)
         self._sources = {}           # Source -> local bound on its first use
+        self.used_nodes = {}         # fx Node of a computed tensor the Python code reads -> its local
+        self.no_bind = False         # render sources without binding new locals (see source())
 
     def source(self, src):
         """Expression for a chained Source. Its first rendering binds a local (`(__sN := e)`);
@@ -121,6 +125,10 @@ class Codegen:
         if name is not None:
             return name
         raw = src.render(self)
+        if self.no_bind:
+            # code placed before later-rendered code (a graph break's Python part): a binding
+            # made here could be read by text that runs earlier, so none is made
+            return raw
         name = f"__s{len(self._sources)}"
         self._sources[src] = name
         return f"({name} := {raw})"
@@ -132,7 +140,10 @@ class Codegen:
     def const(self, obj, hint="c"):
         """An expression for `obj`, bound into the namespace: a name, or `name()` for a weak
         binding (guards only, see holds_weakly)."""
-        if self.weak_ok:
+        # guards may bind weakly; code the entry runs after them must not (a graph break's
+        # Python part is rendered mid-trace, with no_bind set: see source())
+        weak = self.weak_ok and not self.no_bind
+        if weak:
             expr = self._weak_ids.get(id(obj))
             if expr is not None:
                 return expr
@@ -141,7 +152,7 @@ class Codegen:
             return name
         base = "".join(ch if ch.isalnum() else "_" for ch in str(hint))[:24] or "c"
         name = f"_{base}_{len(self._ids) + len(self._weak_ids)}"
-        if self.weak_ok and holds_weakly(obj) and id(obj) not in self._owned:
+        if weak and holds_weakly(obj) and id(obj) not in self._owned:
             if self.life is None:
                 self.life = EntryLife()
             try:
@@ -176,7 +187,8 @@ class Codegen:
         self._owned = {}
         self._sources = {}
         self._temps = {}
-        self.outputs = {}
+        self.temp_values = {}
+        self.used_nodes = {}
         self._ids = {}
         self._weak_ids = {}
         life = self.life
@@ -189,9 +201,12 @@ class Codegen:
         """Python expression that evaluates to `value` after the graph ran."""
         from ..values.tensor import TensorValue
         if isinstance(value, TensorValue):
-            idx = self.outputs.get(id(value))
-            if idx is not None:
-                return f"__o[{idx}]"
+            node = value.node
+            if node.op != "placeholder":
+                name = self.used_nodes.get(node)
+                if name is None:
+                    name = self.used_nodes[node] = f"__g_{node.name}"
+                return name
             if value.source is not None:
                 return value.source.expr(self)
             raise Unsupported("internal: tensor value is neither a graph output nor an input",
@@ -205,6 +220,7 @@ class Codegen:
                 return value.source.expr(self)
             name = f"__t{len(self._temps)}"
             self._temps[id(value)] = name
+            self.temp_values[id(value)] = value
             self.lines.append(f"{name} = {build()}")
         return name
 
@@ -245,8 +261,7 @@ def _miss_on_guard_error(exc):
     return MISS
 
 
-def build_entry(fn, cg, guard_expr, graph_call_expr, epilogue_lines, return_expr, name,
-                on_guard_error=None):
+def build_entry(fn, cg, guard_expr, body_lines, return_expr, name, on_guard_error=None):
     """`on_guard_error(exc)` is called when evaluating the guards raises; what it returns
     (normally MISS) is the entry's result. The try costs nothing when nothing raises."""
     code = fn.__code__
@@ -265,9 +280,7 @@ def build_entry(fn, cg, guard_expr, graph_call_expr, epilogue_lines, return_expr
             "            return MISS",
             "    except Exception as __e:",
             "        return _guard_error(__e)"]
-    if graph_call_expr:
-        body.append(f"    __o = {graph_call_expr}")
-    body += [f"    {line}" for line in epilogue_lines]
+    body += [f"    {line}" for line in body_lines]
     body.append(f"    return {return_expr}")
     src = "\n".join(body) + "\n"
     ns = cg.namespace

@@ -184,7 +184,17 @@ class GraphBuilder:
         node.meta["example_value"] = fake
         if counts:
             self.num_ops += 1
+        else:
+            node.meta["counts"] = False
         return node
+
+    def last_node(self):
+        """The newest node that is not a placeholder (None if there is none): a graph break
+        cuts the graph after it."""
+        for node in reversed(self.graph.nodes):
+            if node.op != "placeholder":
+                return node
+        return None
 
     def getitem(self, node, fake, i):
         n = self.graph.create_node("call_function", operator.getitem, (node, i), {})

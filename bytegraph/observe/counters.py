@@ -26,6 +26,7 @@ from ..config import config
 counters = collections.defaultdict(collections.Counter)
 log = logging.getLogger("bytegraph")
 graph_log = logging.getLogger("bytegraph.graph")
+break_log = logging.getLogger("bytegraph.graph_breaks")
 
 
 def configure_logging(spec=None):
@@ -56,6 +57,7 @@ class CompileRecord:
     backend_s: float = 0.0
     reason: str = ""             # why it fell back or recompiled
     guard_failure: str = ""      # the guard that failed, when this is a recompile
+    breaks: list = dataclasses.field(default_factory=list)   # BreakRecords (policy/breaks.py)
     _graph: object = dataclasses.field(default=None, repr=False, compare=False)
 
     @property
@@ -189,8 +191,10 @@ class _Metrics:
         strs = bytes(self._blob[start:end]).decode("utf-8").split("\0")
         ints = self._ints[i * n_int:(i + 1) * n_int]
         floats = self._floats[i * n_float:(i + 1) * n_float]
-        rec = CompileRecord(**dict(zip(_STR_FIELDS, strs)), **dict(zip(_FLOAT_FIELDS, floats)),
-                            **{f: (bool(v) if f == "ok" else v) for f, v in zip(_INT_FIELDS, ints)})
+        n_str = len(_STR_FIELDS)
+        rec = CompileRecord(**dict(zip(_STR_FIELDS, strs[:n_str])), **dict(zip(_FLOAT_FIELDS, floats)),
+                            **{f: (bool(v) if f == "ok" else v) for f, v in zip(_INT_FIELDS, ints)},
+                            breaks=_decode_breaks(strs[n_str:]))
         rec._graph = self._graphs.get(index)
         return rec
 
@@ -219,8 +223,36 @@ class _Metrics:
         return f"compile_metrics({len(self)} records kept of {self.total})"
 
 
+_BREAK_FIELDS = ("reason", "filename", "lineno", "line", "hint", "stack")
+
+
+def _clean(text):
+    return str(text).replace("\0", " ").replace("\1", " ")
+
+
 def _encode(record):
-    return "\0".join(str(getattr(record, f)).replace("\0", " ") for f in _STR_FIELDS).encode("utf-8")
+    """The record's strings, then six per graph break (the stack's frames joined by \\1), all
+    joined by \\0."""
+    parts = [_clean(getattr(record, f)) for f in _STR_FIELDS]
+    for b in record.breaks:
+        parts += [_clean(b.reason), _clean(b.filename), str(b.lineno), _clean(b.line), _clean(b.hint),
+                  "\1".join(_clean(frame) for frame in b.stack)]
+    return "\0".join(parts).encode("utf-8")
+
+
+def _decode_breaks(fields):
+    if not fields:
+        return []
+    from ..policy.breaks import BreakRecord      # (observe sits below policy: imported late)
+    out = []
+    n = len(_BREAK_FIELDS)
+    for i in range(0, len(fields), n):
+        reason, filename, lineno, line, hint, stack = fields[i:i + n]
+        rec = BreakRecord.__new__(BreakRecord)     # not __init__: it would re-read the line
+        rec.reason, rec.filename, rec.lineno, rec.line, rec.hint = reason, filename, int(lineno), line, hint
+        rec.stack = stack.split("\1") if stack else []
+        out.append(rec)
+    return out
 
 
 compile_metrics = _Metrics()

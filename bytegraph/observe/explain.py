@@ -1,7 +1,10 @@
 """explain(fn)(*args): what bytegraph captures for one call, like torch._dynamo.explain.
 
 Compiles `fn` afresh with a recording backend, runs it once on the arguments, and
-reports the graphs, their ops, the graph breaks with reasons, and the guards.
+reports the graphs (including those of the code after each graph break, compiled in
+their turn), their ops, the graph breaks (one BreakRecord each: reason, file:line, the
+line's text, the inlined call stack, a hint), and the guards. A function that ran
+eagerly as a whole counts as one break with its reason.
 """
 import dataclasses
 
@@ -25,7 +28,8 @@ class ExplainOutput:
                  f"Op Count: {self.op_count}"]
         if self.break_reasons:
             lines.append("Break Reasons:")
-            lines += [f"  {i + 1}. {r}" for i, r in enumerate(self.break_reasons)]
+            for i, r in enumerate(self.break_reasons):
+                lines += [f"  {i + 1}. " + str(r).replace("\n", "\n  ")]
         for i, ops in enumerate(self.ops_per_graph):
             lines.append(f"Ops per Graph {i + 1}: " + ", ".join(ops))
         lines.append(f"Guards: {len(self.out_guards)}")
@@ -51,7 +55,7 @@ def explain(fn, *extra_args, **extra_kwargs):
         compiled = bg_compile(fn, backend=recording_backend)
         compiled(*args, **kwargs)
         records = compile_metrics.since(start)
-        breaks = [r.reason for r in records if not r.ok]
+        breaks = [b for r in records for b in r.breaks]
         ops = [[getattr(n.target, "__name__", str(n.target)) for n in g.graph.nodes
                 if n.op in ("call_function", "call_method", "call_module")] for g in graphs]
         guards = []

@@ -9,7 +9,7 @@ The policy sits above values/ and protocols/: it imports them, and installs the 
 values/ needs into `values.base.POLICY` here, so no arrow points back up.
 """
 from ..values.base import POLICY
-from . import builtins, stdlib_iter, stdlib, calls
+from . import builtins, stdlib_iter, stdlib, calls, breaks
 
 POLICY.classify_function = calls.classify_function
 POLICY.user_registered = calls.user_registered
@@ -18,3 +18,4 @@ POLICY.construct = calls.construct
 POLICY.call_on_constants = builtins.call_on_constants
 POLICY.sorted_items = builtins.sorted_items
 POLICY.bind_cached_method = stdlib.bind_cached_method
+POLICY.tensor_read = breaks.tensor_read

@@ -27,6 +27,8 @@ from ..protocols.special import call_special, MISSING
 from ..protocols.natives import dict_view_of
 from ..values.containers import DICT_METHODS
 from ..values.functions import BoundMethodValue, UserFnValue
+from .breaks import printable_call, run_in_python
+from ..values.opaque import Opaque, scalar_op
 from ..values.objects import (ClassValue, DynamicAttrObjectValue, ModuleValue, NewObjectValue, ObjectValue,
                               PyModuleValue, SuperValue, _InstanceBase, _MISSING, bind_class_attr,
                               generic_getattr, static_lookup)
@@ -425,7 +427,15 @@ def _hash(tx, v):
     r = hash_value(tx, v)
     if not (r.is_const() and isinstance(r.as_python(), int)):
         raise UserError(TypeError("__hash__ method should return an integer"))
-    return const(hash(int(r.as_python())))      # CPython reduces the result the same way
+    return const(_hash_result(int(r.as_python())))
+
+
+def _hash_result(h):
+    """What hash() makes of a __hash__ result (CPython's slot_tp_hash): kept as is when it
+    fits a Py_ssize_t (-1 becomes -2), else reduced by int's own hash."""
+    if -(1 << 63) <= h < (1 << 63):
+        return -2 if h == -1 else h
+    return hash(h)
 
 
 def _reduce_builtin(name, pyfn):
@@ -514,6 +524,9 @@ def _scalar_conv(pytype):
             return const(pytype())
         if isinstance(v, TensorValue):
             raise Unsupported(f"{pytype.__name__}() of a tensor depends on its data", kind="data_dependent")
+        if isinstance(v, Opaque):
+            r = scalar_op(pytype, [v, *rest])
+            return r if r is not None else v._needed(f"{pytype.__name__}()")
         if type(v) is ConstValue:
             try:
                 return const(pytype(v.value, *[r.as_python() for r in rest]))
@@ -568,8 +581,13 @@ BUILTINS[repr] = _dunder_text("__repr__")
 
 @handles(print)
 def _print(tx, *args, **kwargs):
-    raise Unsupported("print() inside a compiled region", kind="print",
-                      hint="printing is a side effect the graph cannot hold")
+    if printable_call(args, kwargs):
+        run_in_python(tx, print, args, kwargs, "print()", _PRINT_HINT)
+        return NONE
+    raise Unsupported("print() of values whose printing runs user code", kind="print", hint=_PRINT_HINT)
+
+
+_PRINT_HINT = "printing is a side effect the graph cannot hold; move it out of the compiled function"
 
 
 @handles(id)

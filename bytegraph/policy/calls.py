@@ -27,7 +27,7 @@ from ..sources import ObjectSource
 from ..values.base import Value, RealCallableValue, ConstValue, NONE, const, wrap, register_wrapper
 from ..values.containers import TupleValue
 from ..values.tensor import TensorValue, graph_call
-from . import stdlib
+from . import stdlib, breaks
 from .builtins import BuiltinValue, BUILTINS
 from ..sources import CallSource
 from ..values.containers import DictValue
@@ -72,6 +72,10 @@ class WeakIdTable:
 
 def _identity(obj):
     return obj
+
+
+def _in(table, fn):
+    return fn in table
 
 
 _allowed = WeakIdTable()
@@ -142,7 +146,7 @@ class TorchFnValue(RealCallableValue):
                                                                   torch._C.TensorBase):
             raise Unsupported(f"torch function {_qualname(self.fn)} changes global state",
                               kind="torch_global_state")
-        if self.fn in _disallowed:
+        if _in(_disallowed, self.fn):
             raise Unsupported(f"{_qualname(self.fn)} is disallowed in the graph", kind="disallowed")
         objclass = getattr(self.fn, "__objclass__", None)
         if objclass is not None and args and isinstance(args[0], TensorValue):
@@ -162,15 +166,35 @@ class AllowedFnValue(TorchFnValue):
 
 def classify_function(tx, fn, source):
     """Python function -> special Value, or None to inline it as user code."""
-    if fn in _disabled:
-        raise Unsupported(f"call to {fn.__qualname__}, which is wrapped by bytegraph.disable",
-                          kind="disabled")
+    if _in(_disabled, fn):
+        return DisabledFnValue(fn, source)
     state = getattr(fn, "__bytegraph_state__", None)
     if state is not None:               # a compiled function called from traced code: inline it
         return UserFnValue(state.fn, None)
     if stdlib.is_marked_constant(fn):
         return _MarkedConstantValue(fn)
     return _special_callable(fn)
+
+
+class DisabledFnValue(Value):
+    """A function wrapped by bytegraph.disable (or named by disallow_in_graph): calling it is
+    a graph break."""
+
+    def __init__(self, fn, source, reason=None, kind="disabled"):
+        self.fn = fn
+        self.source = source
+        self.reason = reason or f"call to {_qualname(fn)}, which is wrapped by bytegraph.disable"
+        self.kind = kind
+
+    def python_type(self):
+        return type(self.fn)
+
+    def call(self, tx, args, kwargs):
+        raise Unsupported(self.reason, kind=self.kind,
+                          hint="it always runs eagerly (bytegraph.disable / disallow_in_graph)")
+
+    def reconstruct(self, cg):
+        return self.source.expr(cg) if self.source is not None else cg.const(self.fn, self.fn.__name__)
 
 
 class _MarkedConstantValue(RealCallableValue):
@@ -182,15 +206,15 @@ class _MarkedConstantValue(RealCallableValue):
 
 def user_registered(fn):
     """Is fn named by allow_in_graph / disallow_in_graph / disable?"""
-    return fn in _allowed or fn in _disallowed or fn in _disabled
+    return _in(_allowed, fn) or _in(_disallowed, fn) or _in(_disabled, fn)
 
 
 def _special_callable(fn):
     """The Value for a callable with special meaning (user registries, torch ops, compile-time
     queries), or None."""
-    if fn in _disallowed:
-        raise Unsupported(f"{_qualname(fn)} is disallowed in the graph", kind="disallowed")
-    if fn in _allowed:
+    if _in(_disallowed, fn):
+        return DisabledFnValue(fn, None, f"{_qualname(fn)} is disallowed in the graph", "disallowed")
+    if _in(_allowed, fn):
         return AllowedFnValue(fn)
     q = _qualname(fn)
     if q in _COMPILING_FNS:
@@ -233,7 +257,7 @@ def _fields_override(tx, fn_value, args, kwargs):
 
 
 _OVERRIDES = {inspect.signature: _signature_override, dataclasses.fields: _fields_override,
-              **stdlib.OVERRIDES}
+              **stdlib.OVERRIDES, **breaks.OVERRIDES}
 
 
 def lookup_override(fn):
@@ -330,6 +354,7 @@ class AutocastCtx(Value):
         self.real = torch.autocast(device_type, dtype=dtype, enabled=enabled, cache_enabled=cache)
         self.real.__enter__()
         tx.state_stack.append(lambda: self.real.__exit__(None, None, None))
+        tx.autocast_depth += 1
         self.node = tx.graph.create("call_function", torch.amp.autocast_mode._enter_autocast,
                                     list(self.args), {}, None, counts=False)
         return NONE
@@ -339,6 +364,7 @@ class AutocastCtx(Value):
                         counts=False)
         undo = tx.state_stack.pop()
         undo()
+        tx.autocast_depth -= 1
         return NONE
 
 

@@ -25,6 +25,7 @@ from ..values.objects import (_InstanceBase, ClassValue, ObjectValue, PyModuleVa
 from ..values.functions import UserFnValue
 from ..values.containers import IteratorValue
 from ..values.tensor import TensorValue, graph_call
+from ..values.opaque import Opaque, scalar_op
 from .special import MISSING, call_special, is_ni, type_of, lookup
 
 _SYMBOL = {operator.add: "+", operator.sub: "-", operator.mul: "*", operator.truediv: "/",
@@ -61,6 +62,8 @@ def _user_object(v):
 # binary and in-place operators
 
 def binary_op(tx, op, a, b):
+    if isinstance(a, Opaque) or isinstance(b, Opaque):
+        return _opaque_op(INPLACE_TO_BINARY.get(op) or op, [a, b])
     base = INPLACE_TO_BINARY.get(op)
     if isinstance(a, TensorValue) or isinstance(b, TensorValue):
         return _tensor_binary(tx, op, base, a, b)
@@ -133,6 +136,8 @@ def _tensor_binary(tx, op, base, a, b):
 # rich comparisons
 
 def compare_op(tx, op, a, b):
+    if isinstance(a, Opaque) or isinstance(b, Opaque):
+        return _opaque_op(op, [a, b])
     if isinstance(a, TensorValue) or isinstance(b, TensorValue):
         if _user_object(a) or _user_object(b):
             r = _richcompare(tx, op, a, b)
@@ -245,6 +250,8 @@ def real_identity(v):
 
 def truth(tx, v):
     """bool(v) as a Python bool: __bool__ (must return a bool), then __len__, else True."""
+    if isinstance(v, Opaque):
+        v.truth(tx)
     if not _user_object(v):
         return v.truth(tx)
     r = call_special(tx, v, "__bool__", [])
@@ -341,7 +348,18 @@ def contains_op(tx, item, container):
 # --------------------------------------------------------------------------
 # unary operators
 
+def _opaque_op(op, operands):
+    """Arithmetic on values only the entry will know (values/opaque.py)."""
+    r = scalar_op(op, operands)
+    if r is None:
+        o = next(o for o in operands if isinstance(o, Opaque))
+        o._needed(f"{getattr(op, '__name__', op)}()")
+    return r
+
+
 def unary_op(tx, op, v):
+    if isinstance(v, Opaque):
+        return _opaque_op(op, [v])
     if op is operator.not_:
         if isinstance(v, TensorValue):
             return graph_call(tx, "call_function", op, [v], {})

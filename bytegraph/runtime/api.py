@@ -11,8 +11,10 @@ Fallback policy (the user's program never breaks because of bytegraph, and no fa
 retried in a loop). Each fallback is counted in counters["fallback"][kind] and logged once per
 function at INFO; the ones that mean a bytegraph bug or a limit also warn once per function
 (docs/reliability.md lists the kinds):
-- Unsupported construct ("graph_break"): an eager entry under the guards gathered so far; raised as
-  Unsupported when fullgraph=True.
+- An unsupported construct the trace can neither split the graph at nor resume after (the kind is
+  the construct's, Unsupported.kind): an eager entry under the guards gathered so far; raised as
+  Unsupported when fullgraph=True. (Graph breaks that split the graph are not fallbacks: they
+  are counted in counters["graph_break"].)
 - The user's code raises while tracing ("user_error"): an eager entry under its guards, so the
   same inputs run eagerly without retracing and the real exception surfaces. If eager does not
   raise, the trace was wrong ("trace_mismatch"): a warning (Unsupported under fullgraph) and eager
@@ -59,6 +61,8 @@ from ..observe import counters, compile_metrics, log
 from ..codegen.entry import MISS
 from ..guards.guard_set import GuardSet
 from ..policy import calls as registry
+from ..policy.breaks import graph_break  # noqa: F401  (public API)
+from .resume import ResumeCache, Trampoline
 from .convert import convert, EAGER, _TraceStopped, first_failing_guard, location_of
 
 _all_states = weakref.WeakSet()
@@ -75,14 +79,20 @@ class CompileState:
     def __init__(self, fn, backend, backend_name, fullgraph):
         self.fn = fn
         self.name = fn.__qualname__
+        self.raw_backend = backend   # what children (below) are compiled with
         self.backend = guarded_backend(backend, backend_name)
         self.backend_name = backend_name
         self.fullgraph = fullgraph
         self.lock = threading.RLock()
         self.entries = ()            # generated entry functions, newest last
         self.generation = 0          # bumped by reset(): a compile that began before does not install
+        # what graph breaks that stop the trace hand on to (runtime/resume.py)
+        self.children = _Children(self._child)
         self._clear()
         _all_states.add(self)
+
+    def _child(self, fn):
+        return _function_wrapper(fn, CompileState(fn, self.raw_backend, self.backend_name, False))
 
     def _clear(self):
         self.broken = False          # eager from now on (an internal error, a wrong trace, ...)
@@ -133,6 +143,12 @@ def _fallback(state, kind, reason, warn=False, stacklevel=4):
 def _run_eager(state, args, kwargs):
     counters["stats"]["eager_runs"] += 1
     return state.fn(*args, **kwargs)
+
+
+class _Children:
+    def __init__(self, compile_fn):
+        self.resumes = ResumeCache(compile_fn)
+        self.trampoline = Trampoline(compile_fn)
 
 
 def _run_with_stance(state, args, kwargs):
@@ -256,11 +272,12 @@ def _decide(state, args, kwargs):
 
 def _convert_and_install(state, args, kwargs, reason, generation):
     fn = state.fn
+    forced = _error_on_break["on"]
+    fullgraph = state.fullgraph if forced is None else forced
     try:
         entry, record = convert(fn, args, kwargs, state.backend, state.backend_name, state.compiles - 1,
-                                state.guard_error_handler())
+                                state.guard_error_handler(), not fullgraph, state.children)
         record.guard_failure = reason
-        _forget_source_when_freed(record.graph)
         compile_metrics.seal(record)
     except _TraceStopped as stop:
         exc = stop.exc
@@ -273,10 +290,11 @@ def _convert_and_install(state, args, kwargs, reason, generation):
                                            f"pass its guards run eagerly")
             _install(state, stop.entry, generation)
             return "user_error", (exc.msg, exc.location, stop.entry)
-        if state.fullgraph:
+        if fullgraph:
             raise Unsupported(exc.msg + _call_chain(exc), kind=exc.kind, hint=exc.hint,
                               location=exc.location) from None
-        _fallback(state, "graph_break", f"graph break: {exc}")
+        # the trace stopped and could not resume after the break: counted by the construct's kind
+        _fallback(state, exc.kind, f"graph break that stops the trace, so it runs eagerly: {exc}")
         _install(state, stop.entry, generation)
         return "eager", None
     except BackendCompilerFailed as e:
@@ -304,26 +322,6 @@ def _convert_and_install(state, args, kwargs, reason, generation):
     if not _install(state, entry, generation):
         return "eager", None
     return "entry", entry
-
-
-def _forget_source_when_freed(gm):
-    """torch.fx registers each GraphModule's generated source in linecache and in its loader's
-    eval cache, and never removes it: a small leak per graph that never ends in a process that
-    keeps compiling. Remove both when the GraphModule is freed."""
-    forward = getattr(type(gm), "forward", None) if gm is not None else None
-    key = getattr(getattr(forward, "__code__", None), "co_filename", "")
-    if key.startswith("<eval_with_key>"):
-        weakref.finalize(gm, _forget_source, key)
-
-
-def _forget_source(key):
-    import linecache
-    linecache.cache.pop(key, None)
-    try:
-        from torch.fx.graph_module import _loader
-        _loader.eval_cache.pop(key, None)
-    except (ImportError, AttributeError):
-        pass
 
 
 _shape_env_caches = []
@@ -610,11 +608,6 @@ def disable(fn=None, recursive=True):
     disabled.__bytegraph_disabled__ = fn
     _disabled_memo[key] = disabled
     return disabled
-
-
-def graph_break():
-    """Split the graph here (a no-op when run eagerly), like torch._dynamo.graph_break()."""
-    return None
 
 
 _error_on_break = {"on": None}     # None: follow fullgraph; True/False: forced for a region

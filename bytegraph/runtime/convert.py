@@ -9,6 +9,7 @@ marker telling the runtime to run the original function.
 import inspect
 import logging
 import time
+import weakref
 
 import torch
 import torch.fx
@@ -19,14 +20,15 @@ from ..codegen.entry import Codegen, build_entry, MISS
 from ..exc import Unsupported, UserError, BackendCompilerFailed
 from ..graph import GraphBuilder
 from ..graph.builder import NEEDS_SHAPE_ENV
+from ..graph.segments import partition
+from ..policy.breaks import BreakRecord
+from .resume import break_tail, stop_index
 from ..guards import GuardSet
-from ..observe import counters, compile_metrics, CompileRecord, log, graph_log
+from ..observe import counters, compile_metrics, CompileRecord, log, graph_log, break_log
 from ..side_effects import SideEffects
 from ..symbolic.interpreter import Tracer
-from ..values.tensor import TensorValue
 from ..values.containers import BaseSeq, DictValue, SetValue
-from ..values.objects import NewObjectValue, ObjectValue, ModuleValue
-from ..values.functions import CellValue
+from ..values.objects import ObjectValue, ModuleValue
 
 EAGER = type("EAGER", (), {"__repr__": lambda self: "<run eagerly>"})()
 
@@ -38,32 +40,6 @@ def bind_call(fn, args, kwargs):
     ba = sig.bind(*args, **kwargs)
     ba.apply_defaults()
     return dict(ba.arguments)
-
-
-def _collect_outputs(value, out, seen):
-    """Tensor Values (computed by the graph) reachable from `value`, in first-seen order."""
-    if id(value) in seen:
-        return
-    seen.add(id(value))
-    if isinstance(value, TensorValue):
-        if value.node.op != "placeholder":
-            out.append(value)
-        return
-    if isinstance(value, BaseSeq):
-        for v in value.items:
-            _collect_outputs(v, out, seen)
-    elif isinstance(value, DictValue):
-        for v in value.items.values():
-            _collect_outputs(v, out, seen)
-        if value.default_factory is not None:
-            _collect_outputs(value.default_factory, out, seen)
-    elif isinstance(value, NewObjectValue):
-        for v in value.attrs.values():
-            _collect_outputs(v, out, seen)
-        if value.dict_items is not None:
-            _collect_outputs(value.dict_items, out, seen)
-    elif isinstance(value, CellValue) and value.contents is not None:
-        _collect_outputs(value.contents, out, seen)
 
 
 _MUTABLE_VALUES = (BaseSeq, DictValue, SetValue, ObjectValue)
@@ -80,7 +56,43 @@ class _TraceFailed(Exception):
         self.exc, self.cg, self.guards = exc, cg, guards
 
 
-def _trace(fn, bound, shape_env):
+_NO_BREAK = frozenset({"internal", "recursion", NEEDS_SHAPE_ENV, "torch_function_mode", "generator_function"})
+
+
+def _break_point(fn, e, allow_breaks):
+    """The root instruction to stop before for a graph break at `e`, or None."""
+    index = getattr(e, "root_index", None)
+    if not allow_breaks or index is None or isinstance(e, UserError) or e.kind in _NO_BREAK:
+        return None
+    stop = stop_index(fn.__code__, index)
+    producer = getattr(e, "producer_index", None)      # a value computed at a break (values/opaque.py)
+    if stop is None and producer is not None:
+        stop = stop_index(fn.__code__, producer)
+    return stop
+
+
+def _eager_entry(fn, failed, record, t0, name, on_guard_error):
+    """Raise _TraceStopped with an entry that runs fn eagerly for calls passing the guards
+    the failed trace gathered (which decide that it fails the same way)."""
+    e, cg, guards = failed.exc, failed.cg, failed.guards
+    record.trace_s = time.perf_counter() - t0
+    record.reason = str(e)
+    if not isinstance(e, UserError):      # counted by the runtime (fallback, by e.kind)
+        record.breaks = [_record_of(e)]
+    compile_metrics.append(record)
+    entry = build_entry(fn, cg, guards.expression(), [], "EAGER", name, on_guard_error)
+    entry.__bytegraph_guards__ = guards
+    raise _TraceStopped(e, entry, record)
+
+
+def _record_of(e):
+    """explain()'s record of a break that stopped the trace (the exception knows where)."""
+    filename, _, line = (e.location or "?:0").rpartition(":")
+    stack = list(reversed(getattr(e, "user_stack", None) or []))
+    return BreakRecord(e.msg, filename, int(line) if line.isdigit() else 0, stack, e.hint)
+
+
+def _trace(fn, bound, shape_env, allow_breaks, stop_at=None, specialize=()):
     """One symbolic run of fn over the bound arguments: (cg, guards, builder, tracer, result,
     grad mode at start, grad mode at end). Unsupported asking for a ShapeEnv propagates as is;
     any other stop is wrapped with the guards gathered so far."""
@@ -99,6 +111,9 @@ def _trace(fn, bound, shape_env):
         guards.add_code(" and ".join(checks), None, "defaults")
     gb = GraphBuilder(shape_env=shape_env)
     tracer = Tracer(gb, cg, guards, SideEffects())
+    tracer.allow_breaks = allow_breaks
+    tracer.stop_at = stop_at
+    tracer.specialize = specialize
     grad_at_start = torch.is_grad_enabled()
     try:
         try:
@@ -113,33 +128,55 @@ def _trace(fn, bound, shape_env):
     return cg, guards, gb, tracer, result, grad_at_start, grad_at_end
 
 
-def convert(fn, args, kwargs, backend, backend_name, entry_index, on_guard_error=None):
+def convert(fn, args, kwargs, backend, backend_name, entry_index, on_guard_error=None,
+            allow_breaks=True, children=None):
     """Trace fn(*args, **kwargs) and return (entry function, CompileRecord). `on_guard_error`:
-    see codegen.entry.build_entry."""
+    see codegen.entry.build_entry; `allow_breaks=False` (fullgraph): the first graph break
+    stops the trace; `children` (resumes, trampoline: runtime/resume.py) compile the code
+    a graph break that stops the trace hands on to."""
     record = CompileRecord(name=fn.__qualname__, location=location_of(fn))
     counters["frames"]["total"] += 1
     t0 = time.perf_counter()
     bound = bind_call(fn, args, kwargs)
     name = f"__entry_{entry_index}"
+    specialize = set()
+
+    def attempt(stop_at):
+        while True:
+            try:
+                try:
+                    return _trace(fn, bound, False, allow_breaks, stop_at, specialize)
+                except Unsupported as e:
+                    if e.kind != NEEDS_SHAPE_ENV:
+                        raise
+                    # an op with a data-dependent output size: trace again with a ShapeEnv
+                    # (unbacked sizes). Static traces never build one, so they never import
+                    # its machinery.
+                    return _trace(fn, bound, True, allow_breaks, stop_at, specialize)
+            except _TraceFailed as failed:
+                name = getattr(failed.exc, "specialize", None)
+                if name is None or name in specialize:
+                    raise
+                specialize.add(name)       # an opaque parameter whose value the code needs
+
+    stopped_by = None
     try:
-        try:
-            cg, guards, gb, tracer, result, grad_at_start, grad_at_end = _trace(fn, bound, shape_env=False)
-        except Unsupported as e:
-            if e.kind != NEEDS_SHAPE_ENV:
-                raise
-            # an op with a data-dependent output size: trace again with a ShapeEnv (unbacked
-            # sizes). Static traces never build one, so they never import its machinery.
-            cg, guards, gb, tracer, result, grad_at_start, grad_at_end = _trace(fn, bound, shape_env=True)
+        traced = attempt(None)
     except _TraceFailed as failed:
-        e, cg, guards = failed.exc, failed.cg, failed.guards
-        record.trace_s = time.perf_counter() - t0
-        record.reason = str(e)
-        if not isinstance(e, UserError):
-            counters["graph_break"][e.msg] += 1
-        compile_metrics.append(record)
-        entry = build_entry(fn, cg, guards.expression(), None, [], "EAGER", name, on_guard_error)
-        entry.__bytegraph_guards__ = guards
-        raise _TraceStopped(e, entry, record)
+        traced, e = None, failed.exc
+        stop = _break_point(fn, e, allow_breaks and children is not None)
+        if stop is not None:
+            # a graph break: trace again up to just before that instruction of fn's own frame
+            try:
+                traced = attempt(stop)
+            except _TraceFailed:
+                traced = None
+            if traced is not None and traced[3].stopped is None:
+                traced = None
+        if traced is None:
+            _eager_entry(fn, failed, record, t0, name, on_guard_error)
+        stopped_by = failed
+    cg, guards, gb, tracer, result, grad_at_start, grad_at_end = traced
 
     if gb.mutates_inputs():
         # the graph writes into an input: two inputs that are one object would make placeholders
@@ -165,62 +202,130 @@ def convert(fn, args, kwargs, backend, backend_name, entry_index, on_guard_error
                         None, "builtins_not_shadowed")
     cg.end_guards()     # the graph and the epilogue bind strongly (codegen.entry: weak bindings)
 
-    # graph outputs: every computed tensor the epilogue needs
-    outputs, seen = [], set()
-    _collect_outputs(result, outputs, seen)
-    for v in tracer.side_effects.values():
-        _collect_outputs(v, outputs, seen)
-    graph_call_expr = None
-    if gb.num_ops:
-        for i, v in enumerate(outputs):
-            cg.outputs[id(v)] = i
-        gb.output([v.node for v in outputs])
-        gm = torch.fx.GraphModule(torch.nn.Module(), gb.graph)
-        example_inputs = [t for _, t in gb.inputs]
-        record.trace_s = time.perf_counter() - t0
-        t1 = time.perf_counter()
-        try:
-            compiled = backend(gm, example_inputs)
-        except Exception as e:
-            raise BackendCompilerFailed(backend_name, e) from e
-        record.backend_s = time.perf_counter() - t1
-        if not callable(compiled):
-            raise BackendCompilerFailed(backend_name, TypeError(
-                f"backend returned {type(compiled).__name__}, expected a callable"))
-        guards.add_graph_state(gb.device_types(), backend is not eager_backend)
-        gname = cg.const(compiled, "graph")
-        graph_call_expr = f"{gname}({', '.join(src.expr(cg) for src, _ in gb.inputs)})"
-        counters["stats"]["unique_graphs"] += 1
-        counters["stats"]["calls_captured"] += gb.num_ops
-        record.graphs = 1
-        record.ops = gb.num_ops
-        record.graph = gm
-    elif outputs:
-        raise Unsupported("internal: computed tensors without graph ops", kind="internal")
+    # the epilogue: everything it reads is evaluated before anything is written back
+    if stopped_by is None:
+        tail, after = cg.lines + [f"__r = {cg.expr(result)}"], []
     else:
-        record.trace_s = time.perf_counter() - t0
-    # everything the epilogue reads is evaluated before anything is written back
-    ret = cg.expr(result)
-    lines = cg.lines + [f"__r = {ret}"]
+        tracer.break_records.append(_record_of(stopped_by.exc))
+        try:
+            tail, after = break_tail(tracer, fn, cg, children.resumes, children.trampoline)
+        except Unsupported as why:
+            # the stop point cannot be resumed from: the first trace's eager entry
+            stopped_by.exc.msg += f" (and no graph break there: {why.msg})"
+            _eager_entry(fn, stopped_by, record, t0, name, on_guard_error)
+        tail = cg.lines + tail
     cg.lines = []
     values, applies = tracer.side_effects.replay(cg)
-    lines += values + applies
+    tail += values + applies
     if grad_at_end != grad_at_start:
-        lines.append(f"{cg.const(torch, 'torch')}._C._set_grad_enabled({grad_at_end})")
-    ret = "__r"
-    entry = build_entry(fn, cg, guards.expression(), graph_call_expr, lines, ret, name, on_guard_error)
+        tail.append(f"{cg.const(torch, 'torch')}._C._set_grad_enabled({grad_at_end})")
+    tail += after
+    record.trace_s = time.perf_counter() - t0
+    body, gms = _compile_graphs(tracer, gb, cg, guards, backend, backend_name, grad_at_start, record)
+    entry = build_entry(fn, cg, guards.expression(), body + tail, "__r", name, on_guard_error)
     entry.__bytegraph_guards__ = guards
     record.ok = True
     record.guards = len(guards)
     counters["frames"]["ok"] += 1
     compile_metrics.append(record)
-    log.info("compiled %s (%s): %d ops, %d guards, trace %.1f ms, backend %.1f ms", fn.__qualname__,
-             record.location, gb.num_ops, len(guards), record.trace_s * 1e3, record.backend_s * 1e3)
+    for rec in tracer.break_records:
+        _note_break(rec)
+    record.breaks = list(tracer.break_records)
+    log.info("compiled %s (%s): %d ops in %d graphs, %d breaks, %d guards, trace %.1f ms, "
+             "backend %.1f ms", fn.__qualname__, record.location, gb.num_ops, record.graphs,
+             len(record.breaks), len(guards), record.trace_s * 1e3, record.backend_s * 1e3)
     if log.isEnabledFor(logging.DEBUG):
         log.debug("cache entry of %s:\n%s", fn.__qualname__, entry.__bytegraph_source__)
-    if graph_log.isEnabledFor(logging.DEBUG) and record.graphs:
-        graph_log.debug("graph of %s:\n%s", fn.__qualname__, record.graph.code)
+    if graph_log.isEnabledFor(logging.DEBUG):
+        for gm in gms:
+            graph_log.debug("graph of %s:\n%s", fn.__qualname__, gm.code)
     return entry, record
+
+
+_logged_breaks = set()
+
+
+def _note_break(rec):
+    """Count a graph break; log it once per (place, reason) on `bytegraph.graph_breaks`."""
+    counters["graph_break"][rec.reason] += 1
+    key = (rec.location, rec.reason)
+    if key not in _logged_breaks:
+        _logged_breaks.add(key)
+        break_log.info("graph break: %s", rec)
+
+
+def _example(node):
+    """A real tensor with the metadata of an intermediate a later graph takes as input (its
+    values do not exist at compile time; backends only need the metadata)."""
+    fake = node.meta["example_value"]
+    t = torch.empty_strided(fake.shape, fake.stride(), dtype=fake.dtype, device=fake.device)
+    return t.requires_grad_(fake.requires_grad) if fake.requires_grad else t
+
+
+def _forget_source_when_freed(gm):
+    """torch.fx registers each GraphModule's generated source in linecache and in its loader's
+    eval cache, and never removes it: a small leak per graph that never ends in a process that
+    keeps compiling. Remove both when the GraphModule is freed."""
+    forward = getattr(type(gm), "forward", None) if gm is not None else None
+    key = getattr(getattr(forward, "__code__", None), "co_filename", "")
+    if key.startswith("<eval_with_key>"):
+        weakref.finalize(gm, _forget_source, key)
+
+
+def _forget_source(key):
+    import linecache
+    linecache.cache.pop(key, None)
+    try:
+        from torch.fx.graph_module import _loader
+        _loader.eval_cache.pop(key, None)
+    except (ImportError, AttributeError):
+        pass
+
+
+def _compile_graphs(tracer, gb, cg, guards, backend, backend_name, grad_at_start, record):
+    """Cut the trace's graph at its breaks, compile each piece, and return the entry body
+    (graph calls interleaved with the breaks' Python code) and the GraphModules."""
+    segments = partition(gb, [cut for cut, _ in tracer.splits], cg.used_nodes)
+    modes = [grad_at_start] + [mode for _, mode in tracer.splits]
+    calls, gms = {}, []
+    for k, seg in enumerate(segments):
+        if seg is None:
+            continue
+        gm = torch.fx.GraphModule(torch.nn.Module(), seg.graph)
+        _forget_source_when_freed(gm)
+        example_inputs = [gb.inputs[ref][1] if kind == "input" else _example(ref) for kind, ref in seg.inputs]
+        t1 = time.perf_counter()
+        try:
+            with torch.set_grad_enabled(modes[k]):
+                compiled = backend(gm, example_inputs)
+        except Exception as e:
+            raise BackendCompilerFailed(backend_name, e) from e
+        record.backend_s += time.perf_counter() - t1
+        if not callable(compiled):
+            raise BackendCompilerFailed(backend_name, TypeError(
+                f"backend returned {type(compiled).__name__}, expected a callable"))
+        args = ", ".join(gb.inputs[ref][0].expr(cg) if kind == "input" else f"__g_{ref.name}"
+                         for kind, ref in seg.inputs)
+        call = f"{cg.const(compiled, 'graph')}({args})"
+        if seg.outputs:
+            call = "".join(f"__g_{n.name}, " for n in seg.outputs) + "= " + call
+        calls[k] = call
+        gms.append(gm)
+        counters["stats"]["unique_graphs"] += 1
+        counters["stats"]["calls_captured"] += seg.num_ops
+    if gms:
+        guards.add_graph_state(gb.device_types(), backend is not eager_backend)
+    record.graphs = len(gms)
+    record.ops = gb.num_ops
+    record.graph = gms[0] if len(gms) == 1 else None
+    body = []
+    for item in tracer.body + [("graph", len(tracer.splits))]:
+        if type(item) is tuple:
+            if item[1] in calls:
+                body.append(calls[item[1]])
+        else:
+            body.append(item)
+    return body, gms
 
 
 class _TraceStopped(Exception):

@@ -7,6 +7,7 @@ from ..exc import Unsupported, UserError
 from ..values.base import NONE, ConstValue
 from ..values.containers import IteratorValue
 from ..policy.builtins import BUILTINS
+from ..policy.breaks import exit_of_modelled
 from ..protocols import truth
 from ..values.objects import ExceptionInstanceValue
 from .table import handler
@@ -172,6 +173,12 @@ def _with_except_start(f, inst):
     f.stack.append(res)
 
 
+def bind_exit(ctx):
+    """type(ctx).__exit__ bound to ctx, as the with statement looks it up."""
+    cls = type(ctx)
+    return cls.__exit__.__get__(ctx, cls)
+
+
 class _ExitValue:
     """The bound __exit__ BEFORE_WITH leaves on the stack; CALL runs it."""
 
@@ -183,6 +190,13 @@ class _ExitValue:
         if self.user_exit is not None:
             return self.user_exit.call(tx, args, kwargs)
         return self.ctx.exit(tx)
+
+    def reconstruct(self, cg):
+        """The real bound __exit__ a resume function finds on its stack when a graph break
+        stopped the trace inside this with-block (runtime/resume.py)."""
+        if self.user_exit is not None:
+            return f"{cg.const(bind_exit, 'bind_exit')}({cg.expr(self.ctx)})"
+        return exit_of_modelled(self.ctx, cg)
 
 
 @handler("BEFORE_WITH")

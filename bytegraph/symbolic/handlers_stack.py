@@ -53,7 +53,7 @@ def _load_const(f, inst):
 @handler("LOAD_FAST")
 def _load_fast(f, inst):
     try:
-        f.stack.append(f.locals[inst.argval])
+        f.stack.append(f.local(inst.argval))
     except KeyError:
         raise UserError(UnboundLocalError(f"local variable {inst.argval!r} referenced before assignment"))
 
@@ -72,7 +72,8 @@ def _delete_fast(f, inst):
 def _make_cell(f, inst):
     name = inst.argval
     if name not in f.cells:
-        f.cells[name] = CellValue(contents=f.locals.pop(name, None))
+        f.cells[name] = CellValue(contents=f.local(name) if name in f.locals else None)
+        f.locals.pop(name, None)
 
 
 @handler("COPY_FREE_VARS")

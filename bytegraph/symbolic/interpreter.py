@@ -26,6 +26,7 @@ from ..sources import LocalSource, ObjectSource, global_source
 from ..values.base import NONE, ConstValue, wrap, is_trusted_module, is_static
 from ..values.functions import CellValue, CO_GENERATOR
 from ..values.containers import IteratorValue
+from ..values.opaque import OpaqueParam
 from .table import HANDLERS, UNSUPPORTED
 
 
@@ -66,6 +67,13 @@ class Frame:
         del self.stack[-n:]
         return vals
 
+    def local(self, name):
+        """The Value of a bound local (KeyError if unbound); wraps a parameter on first read."""
+        v = self.locals[name]
+        if type(v) is Lazy:
+            v = self.locals[name] = wrap(self.tx, v.obj, v.source)
+        return v
+
     def jump(self, inst):
         self.ip = inst.target
 
@@ -79,8 +87,17 @@ class Frame:
             raise Unsupported("super() without a __class__ cell", kind="super")
         cls = cell.get(self.tx).as_python()
         first = self.code.co_varnames[0]
-        obj = self.cells[first].get(self.tx) if first in self.cells else self.locals[first]
+        obj = self.cells[first].get(self.tx) if first in self.cells else self.local(first)
         return cls, obj
+
+
+class Lazy:
+    """A parameter of the root frame not read yet: the real object and its source."""
+    __slots__ = ("obj", "source")
+
+    def __init__(self, obj, source):
+        self.obj = obj
+        self.source = source
 
 
 class Tracer:
@@ -100,18 +117,31 @@ class Tracer:
         self.depth = 0
         self.depth_limit = depth_limit
         self.grad_enabled_at_start = torch.is_grad_enabled()
+        self.grad_changed = False
+        self.autocast_depth = 0
+        # graph breaks (symbolic/breaks.py): the entry body in program order (lines, and
+        # ("graph", k) where graph k runs), the cut after each break, what explain() reports
+        self.allow_breaks = False
+        self.body = []
+        self.splits = []           # (last fx node before the break, grad mode there)
+        self.break_records = []
+        self.adopted = set()       # ids of trace-made Values made real at a break
+        self.stop_at = None        # root instruction index to stop before (a resume split)
+        self.stopped = None        # the root Frame, when the trace stopped there
+        self.specialize = ()       # opaque parameters to trace with their values known
 
-    # -- global torch state ----------------------------------------------------
     def own(self, obj):
         """`obj` was created for real by the trace (a module built inside forward, a marked
         constant's result): the entry owns it and binds it strongly (Codegen.own)."""
         self.cg.own(obj)
 
+    # -- global torch state ----------------------------------------------------
     def set_grad_mode(self, mode):
         if torch.is_grad_enabled() == mode:
             return
         self.graph.create("call_function", torch._C._set_grad_enabled, [mode], {}, None, counts=False)
         torch._C._set_grad_enabled(mode)
+        self.grad_changed = True
 
     def restore_state(self):
         while self.state_stack:
@@ -130,8 +160,15 @@ class Tracer:
                               kind="generator_function")
         frame = Frame(self, code, fn.__globals__, fn.__qualname__, None)
         sig_names = _param_names(code)
+        opaque = getattr(fn, "__bytegraph_opaque__", ())      # a resume function's (runtime/resume.py)
         for name in sig_names:
-            frame.locals[name] = wrap(self, args[name], LocalSource(name))
+            if name in opaque and name not in self.specialize:
+                self.guards.add_type(LocalSource(name), type(args[name]))
+                frame.locals[name] = OpaqueParam(name)
+                continue
+            # wrapped (and guarded) when first read: a parameter the code never reads, like
+            # most locals a resume function receives, adds no guard
+            frame.locals[name] = Lazy(args[name], LocalSource(name))
         if fn.__closure__:
             for name, cell in zip(code.co_freevars, fn.__closure__):
                 frame.cells[name] = CellValue(source=ObjectSource(cell, f"cell_{name}"), real=cell)
@@ -160,8 +197,12 @@ class Tracer:
         parent = self.frame
         self.frame = frame
         insts = frame.insts
+        stop = self.stop_at if frame.parent is None and self.stop_at is not None else -1
         try:
             while not frame.done and not frame.paused:
+                if frame.ip == stop:
+                    self.stopped = frame
+                    break
                 inst = insts[frame.ip]
                 frame.inst = inst
                 frame.ip += 1
@@ -175,6 +216,8 @@ class Tracer:
                     if not self.catch(frame, inst, e):
                         raise
         except (Unsupported, UserError) as e:
+            if frame.parent is None and getattr(e, "root_index", None) is None and frame.inst is not None:
+                e.root_index = frame.inst.index      # where a graph break would stop (runtime/resume.py)
             e.with_location(frame.location())
             if not getattr(e, "user_stack", None):
                 e.user_stack = []

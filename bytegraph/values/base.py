@@ -31,10 +31,12 @@ class CallPolicy:
     - construct(tx, class_value, args, kwargs) -> Value: calling a class;
     - call_on_constants(tx, fn, args, kwargs) -> Value: a builtin method on constants;
     - sorted_items(tx, items, key, reverse) -> list: CPython's sort through the protocol;
-    - bind_cached_method(tx, self_value, wrapper, source) -> Value: an lru_cache'd method.
+    - bind_cached_method(tx, self_value, wrapper, source) -> Value: an lru_cache'd method;
+    - tensor_read(tx, tensor_value, name, args, kwargs) -> Value: t.item()/.tolist()/.numpy()
+      (a graph break that runs it in Python).
     """
     __slots__ = ("classify_function", "user_registered", "lookup_override", "construct",
-                 "call_on_constants", "sorted_items", "bind_cached_method")
+                 "call_on_constants", "sorted_items", "bind_cached_method", "tensor_read")
 
 
 POLICY = CallPolicy()

@@ -13,7 +13,7 @@ import collections
 
 from ..exc import Unsupported, UserError
 from .base import Value, ConstValue, NONE, const, wrap, register_wrapper, POLICY
-from ..sources import ItemSource
+from ..sources import ItemSource, ReduceSource
 
 
 def py_key(v):
@@ -586,8 +586,62 @@ class IteratorValue(Value):
     def python_type(self):
         return type(iter([]))
 
+    def reconstruct(self, cg):
+        """A real iterator over the items not consumed yet (a graph break inside a loop hands
+        the loop's iterator to the resume function). Only this exact family: generators and
+        lazy itertools have state a tuple cannot carry."""
+        if type(self) is not IteratorValue:
+            return super().reconstruct(cg)
+        return cg.mutable(self, lambda: "iter((" + "".join(cg.expr(i) + ", " for i in self.items[self.pos:]) + "))")
+
     def __repr__(self):
         return f"Iterator({len(self.items) - self.pos} left)"
+
+
+class SeqIteratorValue(IteratorValue):
+    """A real tuple/list/range iterator from the caller (a resume function's loop iterator):
+    its items are read through __reduce__ (no element is consumed by guards), and its final
+    position is written back with __setstate__ after the call."""
+    mutable = True
+
+    def __init__(self, items, start, source):
+        super().__init__(items)
+        self.start = start
+        self.source = source
+
+    def replay(self, cg, target, temp):
+        return f"{target}.__setstate__({self.start + self.pos})"
+
+    def reconstruct(self, cg):
+        return self.source.expr(cg)
+
+
+_SEQ_ITERS = (type(iter(())), type(iter([])), type(iter(range(0))))
+
+
+def wrap_seq_iterator(tx, obj, source):
+    if source is None:
+        raise Unsupported(f"a {type(obj).__name__} made outside the trace", kind="iter")
+    red = obj.__reduce__()
+    tx.guards.add_type(source, type(obj))
+    state = ReduceSource(source, None)
+    if len(red) < 3:                       # exhausted: reduces to iter(())
+        tx.guards.add_code(f"len({state.expr(tx.cg)}) == 2", source, "iterator_exhausted")
+        value = SeqIteratorValue([], 0, source)
+    else:
+        seq, start = red[1][0], red[2]
+        tx.guards.add_code(f"len({state.expr(tx.cg)}) == 3 and {state.expr(tx.cg)}[2] == {start}",
+                           source, "iterator_position")
+        seq_value = wrap(tx, seq, ItemSource(ItemSource(state, 1), 0))
+        items = seq_value.unpack(tx) if not isinstance(seq_value, ConstValue) else \
+            [ConstValue(x) for x in seq_value.value]
+        value = SeqIteratorValue(items[start:], start, source)
+    tx.side_effects.mutated(value)
+    return value
+
+
+for _t in _SEQ_ITERS:
+    register_wrapper(_t)(wrap_seq_iterator)
 
 
 # --------------------------------------------------------------------------

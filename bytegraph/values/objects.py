@@ -448,8 +448,21 @@ class NewObjectValue(_InstanceBase):
 
 def _rebuild_object(cls, attrs):
     obj = object.__new__(cls)
-    obj.__dict__.update(attrs)
+    d = getattr(obj, "__dict__", None)
+    if d is not None and not any(_slot_of(cls, k) for k in attrs):
+        d.update(attrs)
+    else:
+        for k, v in attrs.items():       # __slots__: the slot descriptors store them
+            object.__setattr__(obj, k, v)
     return obj
+
+
+def _slot_of(cls, name):
+    for c in cls.__mro__:
+        slots = c.__dict__.get("__slots__", ())
+        if name == slots or not isinstance(slots, str) and name in slots:
+            return True
+    return False
 
 
 def _rebuild_dict_object(cls, items, attrs):

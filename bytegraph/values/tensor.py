@@ -17,7 +17,7 @@ import operator
 import torch
 
 from ..exc import Unsupported
-from .base import Value, ConstValue, const, register_wrapper
+from .base import Value, ConstValue, const, register_wrapper, POLICY
 
 
 class TensorValue(Value):
@@ -55,6 +55,8 @@ class TensorValue(Value):
         handler = _ATTRS.get(name)
         if handler is not None:
             return handler(tx, self)
+        if name in _READS:
+            return _TensorRead(self, name)
         if name in _BANNED_METHODS:
             raise Unsupported(f"Tensor.{name}", kind="tensor_method",
                               hint=_BANNED_METHODS[name])
@@ -95,6 +97,23 @@ class TensorMethodValue(Value):
 
     def __repr__(self):
         return f"TensorMethod({self.name})"
+
+
+_READS = ("item", "tolist", "numpy")
+
+
+class _TensorRead(Value):
+    """t.item / t.tolist / t.numpy: calling it is a graph break (policy/breaks.py)."""
+
+    def __init__(self, tensor, name):
+        self.tensor = tensor
+        self.name = name
+
+    def call(self, tx, args, kwargs):
+        return POLICY.tensor_read(tx, self.tensor, self.name, args, kwargs)
+
+    def reconstruct(self, cg):
+        return f"{cg.expr(self.tensor)}.{self.name}"
 
 
 _BANNED_METHODS = {

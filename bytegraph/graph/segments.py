@@ -1,0 +1,74 @@
+"""Cut one traced fx graph into the graphs that run between graph breaks.
+
+The tracer records every tensor op of a call into one fx Graph, and marks where it
+ran code in Python (a graph break): the last node created before each break.
+`partition` cuts the node list at those marks. Each segment becomes its own fx
+Graph whose placeholders are the caller-world inputs it reads plus the nodes of
+earlier segments it reads; its outputs are its nodes that later segments or the
+Python code of the entry read. A segment with no tensor work produces no graph.
+"""
+import dataclasses
+
+import torch.fx
+
+
+@dataclasses.dataclass
+class Segment:
+    graph: torch.fx.Graph
+    inputs: list         # per placeholder: ("input", index into builder.inputs) | ("node", old Node)
+    outputs: list        # old Nodes, in output order
+    num_ops: int
+
+
+def partition(gb, cut_after, used_nodes):
+    """Split `gb.graph` (a GraphBuilder's graph, no output node yet) after each node of
+    `cut_after` (None: a cut before any node). `used_nodes`: old nodes the entry's Python
+    code reads. Returns len(cut_after) + 1 Segments (None where nothing is computed)."""
+    nodes = [n for n in gb.graph.nodes if n.op != "placeholder"]
+    pos = {n: i for i, n in enumerate(nodes)}
+    bounds = [0 if c is None else pos[c] + 1 for c in cut_after] + [len(nodes)]
+    seg_of, start = {}, 0
+    for k, end in enumerate(bounds):
+        for n in nodes[start:end]:
+            seg_of[n] = k
+        start = max(start, end)
+    # which nodes leave their segment: read by a later segment or by Python code
+    leaving = set(used_nodes)
+    for n in nodes:
+        for a in n.all_input_nodes:
+            if a.op != "placeholder" and seg_of[a] != seg_of[n]:
+                leaving.add(a)
+    input_index = {node: i for i, node in enumerate(gb.placeholders)}
+    segments, start = [], 0
+    for k, end in enumerate(bounds):
+        members = nodes[start:end]
+        start = max(start, end)
+        counted = sum(1 for n in members if n.meta.get("counts", True))
+        if not members or not counted:
+            if any(n in leaving for n in members):
+                raise AssertionError("a segment without tensor work computes a value used later")
+            segments.append(None)
+            continue
+        g = torch.fx.Graph()
+        env, inputs = {}, []
+
+        def load(old):
+            new = env.get(old)
+            if new is None:
+                new = g.placeholder(old.name)
+                new.meta.update(old.meta)
+                env[old] = new
+                inputs.append(("input", input_index[old]) if old.op == "placeholder" else ("node", old))
+            return new
+
+        # placeholders first, in first-use order
+        for n in members:
+            for a in n.all_input_nodes:
+                if a.op == "placeholder" or seg_of[a] != k:
+                    load(a)
+        for n in members:
+            env[n] = g.node_copy(n, lambda a: env[a])
+        outs = [n for n in members if n in leaving]
+        g.output(tuple(env[n] for n in outs))
+        segments.append(Segment(g, inputs, outs, counted))
+    return segments

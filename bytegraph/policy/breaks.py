@@ -1,0 +1,267 @@
+"""Graph breaks that keep the trace going: run one call in Python between two graphs.
+
+Some calls cannot go into a graph but do not stop the trace either, because what the
+rest of the function does does not depend on what they do: `print`, an explicit
+`graph_break()`, and reading a tensor's values (`.item()`, `.tolist()`, `.numpy()`)
+when the result only travels (printed, stored, returned). At such a call the tracer
+ends the current graph (a cut after the newest node), and appends to the entry's body,
+in program order:
+
+1. the call's arguments, evaluated into a temporary (before anything is written back);
+2. the side effects logged so far, replayed (so the call sees the state eager would);
+3. the grad mode of this point of the program, if the trace ever changed it;
+4. the call itself; its result is an `Opaque` value named by a local of the entry.
+
+Tracing then continues into the next graph. A value the Python code produced is opaque
+to the trace: using it in any way that needs its value (a branch, arithmetic, a tensor
+op) stops the trace with kind "opaque", naming the instruction that produced it, so the
+converter can split there with a resume function instead (runtime/convert.py).
+
+Objects the trace created and that the Python code received become real objects at the
+break; from then on they are caller-world objects (mutations are replayed on them), or,
+where the value family cannot follow that (instances of user classes), frozen: mutating
+one later stops the trace.
+"""
+import linecache
+
+import torch
+
+from ..exc import Unsupported
+from ..side_effects import SideEffects
+from ..sources import Source
+from ..values.base import NONE, ConstValue, Value
+from ..values.tensor import TensorValue
+from ..values.opaque import Opaque
+from ..values.containers import BaseSeq, DictValue
+
+
+class BreakRecord:
+    """One graph break, as explain() reports it."""
+
+    def __init__(self, reason, filename, lineno, stack, hint=""):
+        self.reason = reason
+        self.filename = filename
+        self.lineno = lineno
+        self.line = linecache.getline(filename, lineno).strip() if lineno else ""
+        self.stack = stack            # "qualname at file:line", outermost first
+        self.hint = hint
+
+    @property
+    def location(self):
+        return f"{self.filename}:{self.lineno}"
+
+    def __str__(self):
+        s = f"{self.reason}\n    at {self.location}"
+        if self.line:
+            s += f": {self.line}"
+        if len(self.stack) > 1:
+            s += "\n    inlined call stack (outermost first):\n      " + "\n      ".join(self.stack)
+        if self.hint:
+            s += f"\n    hint: {self.hint}"
+        return s
+
+    __repr__ = __str__
+
+
+def frame_stack(tx):
+    """(filename, line, ["qualname at file:line" outermost first]) of the tracer's frames."""
+    frames = []
+    f = tx.frame
+    while f is not None:
+        frames.append(f)
+        f = f.parent
+    frames.reverse()
+    stack = [f"{f.qualname} at {f.location()}" for f in frames]
+    inner = frames[-1] if frames else None
+    if inner is None:
+        return "?", 0, stack
+    line = inner.inst.line if inner.inst is not None else inner.code.co_firstlineno
+    return inner.code.co_filename, line, stack
+
+
+def record_break(tx, reason, hint=""):
+    filename, line, stack = frame_stack(tx)
+    rec = BreakRecord(reason, filename, line, stack, hint)
+    tx.break_records.append(rec)
+    return rec
+
+
+class TempSource(Source):
+    """A local of the entry function holding an object made real at a graph break."""
+    __slots__ = ("name",)
+
+    def __init__(self, name):
+        self.name = name
+
+    def expr(self, cg):
+        return self.name
+
+    render = expr
+
+    def name_hint(self):
+        return self.name
+
+    def __eq__(self, other):
+        return type(other) is TempSource and other.name == self.name
+
+    def __hash__(self):
+        return hash(("T", self.name))
+
+
+def _printable(v, depth=0):
+    """Can print() show v without running user code (whose effects the trace would miss)?"""
+    if depth > 4:
+        return False
+    if isinstance(v, (TensorValue, Opaque)):
+        return True
+    if type(v) is ConstValue:
+        return True
+    if isinstance(v, BaseSeq) and type(v).__name__ in ("ListValue", "TupleValue") and \
+            getattr(v, "cls", tuple) in (tuple, list):
+        return all(_printable(i, depth + 1) for i in v.items)
+    if isinstance(v, DictValue) and getattr(v, "cls", dict) is dict:
+        return all(_printable(i, depth + 1) for i in v.items.values()) and \
+            all(type(k) in (str, int) for k in v.items)
+    return False
+
+
+def printable_call(args, kwargs):
+    if not all(_printable(a) for a in args):
+        return False
+    for k, v in kwargs.items():
+        if k not in ("sep", "end", "flush") or type(v) is not ConstValue:
+            return False
+    return True
+
+
+def root_index(tx):
+    """Index of the instruction the root frame is executing (the call that led here)."""
+    f = tx.frame
+    while f.parent is not None:
+        f = f.parent
+    return f.inst.index
+
+
+def run_in_python(tx, fn_obj, args, kwargs, reason, hint="", opaque_desc=None):
+    """Break the graph here and run fn_obj(*args, **kwargs) in Python (see module docstring).
+    Returns the Opaque result (opaque_desc given) or None (the result is dropped)."""
+    if not tx.allow_breaks:
+        raise Unsupported(reason, kind="graph_break", hint=hint)
+    if type(tx.side_effects) is not SideEffects:
+        raise Unsupported(f"{reason} inside a function whose effects are being watched "
+                          "(an lru_cache'd call)", kind="graph_break_watched")
+    if tx.autocast_depth:
+        raise Unsupported(f"{reason} inside an autocast region", kind="graph_break_autocast",
+                          hint="a graph cannot be split inside autocast yet")
+    cg = tx.cg
+    k = len(tx.splits)
+    cg.no_bind = True
+    try:
+        fn = cg.const(fn_obj, getattr(fn_obj, "__name__", "fn")) if fn_obj is not None else None
+        parts = [cg.expr(a) for a in args] + [f"{n}={cg.expr(v)}" for n, v in kwargs.items()]
+        lines = list(cg.lines)
+        cg.lines.clear()
+        values, applies = tx.side_effects.replay(cg)
+        tx.side_effects.clear()
+    finally:
+        cg.no_bind = False
+    if values or applies:
+        # the arguments are read before the writes, as the program order has it
+        for i, p in enumerate(parts):
+            lines.append(f"__p{k}_{i} = {p.split('=', 1)[1] if i >= len(args) else p}")
+            parts[i] = (p.split('=', 1)[0] + f"=__p{k}_{i}") if i >= len(args) else f"__p{k}_{i}"
+    _adopt_materialized(tx)
+    tx.body.append(("graph", k))
+    tx.splits.append((tx.graph.last_node(), torch.is_grad_enabled()))
+    tx.body += lines + values + applies
+    if tx.grad_changed:
+        tx.body.append(f"{cg.const(torch, 'torch')}._C._set_grad_enabled({torch.is_grad_enabled()})")
+    record_break(tx, reason, hint)
+    if fn is None:
+        return None
+    call = f"{fn}({', '.join(parts)})"
+    if opaque_desc is None:
+        tx.body.append(call)
+        return None
+    name = f"__b{k}"
+    tx.body.append(f"{name} = {call}")
+    return Opaque(name, opaque_desc, root_index(tx), scalar=opaque_desc == "Tensor.item()")
+
+
+def split_only(tx, reason, hint=""):
+    """An explicit graph_break(): cut the graph, run nothing."""
+    run_in_python(tx, None, [], {}, reason, hint)
+    return NONE
+
+
+def graph_break():
+    """Split the graph here (a no-op when run eagerly), like torch._dynamo.graph_break()."""
+    return None
+
+
+def _graph_break_override(tx, fn_value, args, kwargs):
+    if args or kwargs:
+        raise Unsupported("graph_break() takes no arguments", kind="call")
+    return split_only(tx, "explicit graph_break()", "remove the graph_break() call to fuse "
+                                                    "the graphs around it")
+
+
+_READ_HINT = "the value leaves the graph; keep it as a tensor (or use torch.where) to stay in one graph"
+
+
+def tensor_read(tx, tensor, name, args, kwargs):
+    """t.item() / t.tolist() / t.numpy(): run in Python at a graph break; the result is
+    opaque to the rest of the trace."""
+    method = getattr(torch.Tensor, name)
+    return run_in_python(tx, method, [tensor] + list(args), kwargs, f"Tensor.{name}() reads tensor data",
+                         _READ_HINT, opaque_desc=f"Tensor.{name}()")
+
+
+class GradRestore:
+    """The real context manager a resume function gets in place of a `with torch.no_grad()`
+    (enable_grad, set_grad_enabled) a graph break stopped inside: its __exit__ restores the
+    grad mode from before the with statement (modelled by the tracer, see _grad_restore_exit)."""
+
+    def __init__(self, prev):
+        self.prev = prev
+
+    def __exit__(self, *exc):
+        torch._C._set_grad_enabled(self.prev)
+        return False
+
+
+def exit_of_modelled(ctx, cg):
+    """Expression for the real __exit__ of a context manager the tracer models, or refuse."""
+    from .calls import GradModeCtx
+    if type(ctx) is GradModeCtx:
+        return f"{cg.const(GradRestore, 'GradRestore')}({ctx.prev!r}).__exit__"
+    raise Unsupported(f"a graph break that stops the trace inside a with-block over {ctx}",
+                      kind="graph_break_with")
+
+
+def _grad_restore_exit(tx, fn_value, args, kwargs):
+    from .calls import GradModeCtx
+    prev = args[0].getattr(tx, "prev").as_python()
+    GradModeCtx(prev).enter(tx)
+    return ConstValue(False)
+
+
+OVERRIDES = {graph_break: _graph_break_override, GradRestore.__exit__: _grad_restore_exit}
+
+
+def _adopt_materialized(tx):
+    """Objects the trace made and the Python code just received now exist for real, in entry
+    locals: later mutations must be replayed on them (or, if their family cannot log
+    mutations, stop the trace)."""
+    cg = tx.cg
+    for vid, name in list(cg._temps.items()):
+        if vid in tx.adopted:
+            continue
+        value = cg.temp_values.get(vid)
+        if value is None:
+            continue
+        tx.adopted.add(vid)
+        if hasattr(value, "mutate"):
+            value.source = TempSource(name)
+        else:
+            value.frozen_by_break = True
