@@ -34,6 +34,7 @@ _LOCAL_OPS = {_OP[n] for n in ("LOAD_FAST", "STORE_FAST", "DELETE_FAST", "LOAD_D
                                "DELETE_DEREF", "LOAD_CLOSURE", "LOAD_CLASSDEREF")}
 _PREFIX_OPS = {_OP["MAKE_CELL"], _OP["COPY_FREE_VARS"]}
 _EXTENDED_ARG = _OP["EXTENDED_ARG"]
+_CACHES = {name: dis._inline_cache_entries[_OP[name]] for name in ("PRECALL", "CALL")}
 NULL = object()     # a stack slot holding CPython's NULL (pushed by PUSH_NULL)
 
 
@@ -71,11 +72,13 @@ def _no_location(units):
     return bytes(out)
 
 
-def resume_code(code, target_offset, stack, dead, name):
+def resume_code(code, target_offset, stack, dead, name, inner=None):
     """The resume function's code object. `target_offset`: byte offset (in `code`) of the
     first instruction to run; `stack`: per stack slot bottom first, NULL or None (a value);
-    `dead`: names of locals unbound at the break. Returns (code, parameter names, the byte
-    offset of the original code in the new one)."""
+    `dead`: names of locals unbound at the break; `inner`: (function, n) -- the resume
+    function of the frame this one was calling, called first with the last n parameters,
+    its result pushed as the call's result. Returns (code, parameter names, the byte offset
+    of the original code in the new one)."""
     if code.co_flags & (inspect.CO_GENERATOR | inspect.CO_COROUTINE | inspect.CO_ASYNC_GENERATOR):
         raise Unsupported("a graph break in a generator or coroutine", kind="graph_break_generator")
     cells = code.co_cellvars
@@ -87,7 +90,9 @@ def resume_code(code, target_offset, stack, dead, name):
     while any(v.startswith(f"__stack{level}_") for v in code.co_varnames):
         level += 1          # a resume function of a resume function: fresh slot names
     slots = [f"__stack{level}_{i}" for i, s in enumerate(stack) if s is not NULL]
-    params = varnames + slots
+    inner_fn, n_inner = inner if inner is not None else (None, 0)
+    inner_params = [f"__inner{level}_{i}" for i in range(n_inner)]
+    params = varnames + slots + inner_params
     freevars = list(cells) + list(code.co_freevars)
     index = {n: i for i, n in enumerate(params + freevars)}
     for i, v in enumerate(code.co_varnames):
@@ -105,7 +110,14 @@ def resume_code(code, target_offset, stack, dead, name):
         else:
             pro.append((_OP["LOAD_FAST"], index[slots[j]]))
             j += 1
-    pro += [(_OP["DELETE_FAST"], index[s]) for s in slots]
+    consts = code.co_consts
+    if inner is not None:
+        consts = consts + (inner_fn,)
+        pro += [(_OP["PUSH_NULL"], 0), (_OP["LOAD_CONST"], len(consts) - 1)]
+        pro += [(_OP["LOAD_FAST"], index[p]) for p in inner_params]
+        pro += [(_OP["PRECALL"], n_inner)] + [(0, 0)] * _CACHES["PRECALL"]
+        pro += [(_OP["CALL"], n_inner)] + [(0, 0)] * _CACHES["CALL"]
+    pro += [(_OP["DELETE_FAST"], index[s]) for s in slots + inner_params]
     pro += [(_OP["DELETE_FAST"], index[d]) for d in dead if d not in cells]   # a cell: passed empty
     size = 2 * (len(pro) + 2)              # + EXTENDED_ARG, JUMP_FORWARD
     delta = target_offset // 2             # from the end of JUMP_FORWARD, in code units
@@ -136,7 +148,8 @@ def resume_code(code, target_offset, stack, dead, name):
     new = code.replace(
         co_code=co_code, co_argcount=len(params), co_posonlyargcount=0, co_kwonlyargcount=0,
         co_nlocals=len(params), co_varnames=tuple(params), co_cellvars=(), co_freevars=tuple(freevars),
-        co_flags=flags, co_stacksize=max(code.co_stacksize, len(stack)) + 1,
+        co_flags=flags, co_stacksize=max(code.co_stacksize, len(stack) + n_inner + 2) + 1,
+        co_consts=consts,
         co_linetable=_no_location(size // 2) + code.co_linetable,
         co_exceptiontable=_exception_table(code, size), co_name=name,
         co_qualname=f"{code.co_qualname}.{name}")

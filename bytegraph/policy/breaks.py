@@ -134,12 +134,13 @@ def printable_call(args, kwargs):
     return True
 
 
-def root_index(tx):
-    """Index of the instruction the root frame is executing (the call that led here)."""
-    f = tx.frame
-    while f.parent is not None:
+def producer_chain(tx):
+    """(frame, instruction, step) from the innermost frame out: where the trace is now."""
+    chain, f = [], tx.frame
+    while f is not None:
+        chain.append((f, f.inst, f.step))
         f = f.parent
-    return f.inst.index
+    return chain
 
 
 def run_in_python(tx, fn_obj, args, kwargs, reason, hint="", opaque_desc=None):
@@ -185,7 +186,7 @@ def run_in_python(tx, fn_obj, args, kwargs, reason, hint="", opaque_desc=None):
         return None
     name = f"__b{k}"
     tx.body.append(f"{name} = {call}")
-    return Opaque(name, opaque_desc, root_index(tx), scalar=opaque_desc == "Tensor.item()")
+    return Opaque(name, opaque_desc, producer_chain(tx), scalar=opaque_desc == "Tensor.item()")
 
 
 def split_only(tx, reason, hint=""):

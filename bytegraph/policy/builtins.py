@@ -18,7 +18,8 @@ import torch
 
 from ..exc import Unsupported, UserError
 from ..values.base import Value, RealCallableValue, ConstValue, NONE, const, wrap, INTROSPECTION_TYPES
-from ..values.containers import TupleValue, ListValue, DictValue, SetValue, IteratorValue, BaseSeq, py_key
+from ..values.containers import (TupleValue, ListValue, DictValue, SetValue, IteratorValue, BaseSeq, py_key,
+                                 ListIterValue)
 from ..values.tensor import TensorValue, graph_call
 from ..protocols import (binary_op, compare_op, contains_op, unary_op, truth, is_same, hash_value,
                          INPLACE_TO_BINARY)
@@ -108,6 +109,10 @@ def _plain_data(v):
 def call_on_constants(tx, fn, args, kwargs):
     if not _is_pure(fn):
         raise Unsupported(f"call to {getattr(fn, '__qualname__', fn)!s}", kind="call_builtin")
+    if not kwargs and any(isinstance(a, Opaque) for a in args):
+        r = scalar_op(fn, args)        # a pure function of item() results: computed by the entry
+        if r is not None:
+            return r
     if not all(_plain_data(a) for a in args) or not all(_plain_data(v) for v in kwargs.values()):
         if any(isinstance(a, TensorValue) for a in args) and getattr(fn, "__module__", "") in (
                 "operator", "_operator", "math"):
@@ -315,6 +320,8 @@ def _callable(tx, v):
 def _iter(tx, v):
     if isinstance(v, IteratorValue):
         return v
+    if type(v) is ListValue:
+        return ListIterValue(v)
     return IteratorValue(v.unpack(tx))
 
 

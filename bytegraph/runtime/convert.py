@@ -22,11 +22,11 @@ from ..graph import GraphBuilder
 from ..graph.builder import NEEDS_SHAPE_ENV
 from ..graph.segments import partition
 from ..policy.breaks import BreakRecord
-from .resume import break_tail, stop_index
+from .resume import break_tail, choose_stop
 from ..guards import GuardSet
 from ..observe import counters, compile_metrics, CompileRecord, log, graph_log, break_log
 from ..side_effects import SideEffects
-from ..symbolic.interpreter import Tracer
+from ..symbolic.interpreter import Tracer, Stopped
 from ..values.containers import BaseSeq, DictValue, SetValue
 from ..values.objects import ObjectValue, ModuleValue
 
@@ -59,16 +59,21 @@ class _TraceFailed(Exception):
 _NO_BREAK = frozenset({"internal", "recursion", NEEDS_SHAPE_ENV, "torch_function_mode", "generator_function"})
 
 
-def _break_point(fn, e, allow_breaks):
-    """The root instruction to stop before for a graph break at `e`, or None."""
-    index = getattr(e, "root_index", None)
-    if not allow_breaks or index is None or isinstance(e, UserError) or e.kind in _NO_BREAK:
+def _break_point(e, allow_breaks):
+    """The step to stop the trace before, for a graph break at `e` (None: no break)."""
+    if not allow_breaks or isinstance(e, UserError) or e.kind in _NO_BREAK:
         return None
-    stop = stop_index(fn.__code__, index)
-    producer = getattr(e, "producer_index", None)      # a value computed at a break (values/opaque.py)
-    if stop is None and producer is not None:
-        stop = stop_index(fn.__code__, producer)
-    return stop
+    chains = []
+    if not getattr(e, "at_producer", False):
+        chains.append(getattr(e, "frames", None))
+    chains.append(getattr(e, "producer", None))        # a value computed at a break (values/opaque.py)
+    for chain in chains:
+        if chain:
+            stop = choose_stop([(f, f.inst, f.step) for f in chain] if not isinstance(chain[0], tuple)
+                               else chain)
+            if stop is not None:
+                return stop
+    return None
 
 
 def _eager_entry(fn, failed, record, t0, name, on_guard_error):
@@ -117,7 +122,10 @@ def _trace(fn, bound, shape_env, allow_breaks, stop_at=None, specialize=()):
     grad_at_start = torch.is_grad_enabled()
     try:
         try:
-            result = tracer.run_root(fn, bound)
+            try:
+                result = tracer.run_root(fn, bound)
+            except Stopped:                  # at stop_at: a graph break ends the entry there
+                result = None
             grad_at_end = torch.is_grad_enabled()
         finally:
             tracer.restore_state()
@@ -164,7 +172,7 @@ def convert(fn, args, kwargs, backend, backend_name, entry_index, on_guard_error
         traced = attempt(None)
     except _TraceFailed as failed:
         traced, e = None, failed.exc
-        stop = _break_point(fn, e, allow_breaks and children is not None)
+        stop = _break_point(e, allow_breaks and children is not None)
         if stop is not None:
             # a graph break: trace again up to just before that instruction of fn's own frame
             try:
@@ -208,7 +216,7 @@ def convert(fn, args, kwargs, backend, backend_name, entry_index, on_guard_error
     else:
         tracer.break_records.append(_record_of(stopped_by.exc))
         try:
-            tail, after = break_tail(tracer, fn, cg, children.resumes, children.trampoline)
+            tail, after = break_tail(tracer, cg, children.resumes, children.trampoline)
         except Unsupported as why:
             # the stop point cannot be resumed from: the first trace's eager entry
             stopped_by.exc.msg += f" (and no graph break there: {why.msg})"

@@ -39,15 +39,41 @@ _POP_JUMPS = {"POP_JUMP_FORWARD_IF_TRUE": True, "POP_JUMP_BACKWARD_IF_TRUE": Tru
               "POP_JUMP_FORWARD_IF_FALSE": False, "POP_JUMP_BACKWARD_IF_FALSE": False}
 
 
-def stop_index(code, index):
-    """Where to stop the trace for a break raised while the root frame ran instruction
-    `index`: the index of the instruction to run in Python, or None (no break there)."""
-    insts = decode(code)
-    inst = insts[index]
-    if inst.opname == "CALL" and index and insts[index - 1].opname == "PRECALL":
-        return index - 1
+def _stop_step(frame, inst, step):
+    """The step to stop before when `inst` (run at `step`) is where Python takes over."""
+    insts = frame.insts
+    if inst.opname == "CALL" and inst.index and insts[inst.index - 1].opname == "PRECALL":
+        return step - 1
     if inst.opname == "CALL_FUNCTION_EX" or inst.opname in _POP_JUMPS:
-        return index
+        return step
+    return None
+
+
+def _resumable(frame):
+    """Can a resume function be made from this frame's code and state?"""
+    code = frame.code
+    if code.co_cellvars or frame.is_generator:
+        return False
+    return all(getattr(frame.cells.get(n), "real", None) is not None for n in code.co_freevars)
+
+
+def choose_stop(chain):
+    """`chain`: (frame, instruction, step) from the innermost frame out, as a trace stopped.
+    The step to stop before: the innermost frame whose instruction can run in Python and
+    from which every frame out to the root can be resumed (each was inlined for exactly its
+    parent's CALL, outside any try/with in the parent); else None."""
+    for d, (frame, inst, step) in enumerate(chain):
+        outer = chain[d:]
+        if not all(_resumable(f) for f, _, _ in outer):
+            continue
+        if any(not f.direct or find_handler(p.code, pi.offset) is not None
+               for (f, _, _), (p, pi, _) in zip(outer, outer[1:])):
+            continue
+        if d < len(chain) - 1 and find_handler(frame.code, inst.offset) is not None:
+            continue           # a try/with around a break in an inlined frame: stop further out
+        stop = _stop_step(frame, inst, step)
+        if stop is not None:
+            return stop
     return None
 
 
@@ -105,17 +131,21 @@ class ResumeCache:
         self.compile_fn = compile_fn
         self.entries = {}
 
-    def get(self, fn, code, offset, layout, dead, compiled=True, opaque=()):
-        """(callable, byte offset of the original code in the resume code). `compiled=False`:
-        the plain function (exception handlers after a break run as Python). `opaque`: the
-        positions of parameters that get item() results (values/opaque.py, OpaqueParam)."""
-        key = (code, offset, layout, dead, compiled, opaque)
+    def get(self, frame, offset, layout, dead, compiled=True, opaque=(), inner=None):
+        """(callable, byte offset of the original code in the resume code) for `frame`'s code.
+        `compiled=False`: the plain function (exception handlers after a break, and the
+        resume functions of inlined frames, which the root's resume function calls first).
+        `opaque`: positions of parameters that get item() results (values/opaque.py).
+        `inner`: (function, number of arguments) to call first (bytecode/resume.py)."""
+        code = frame.code
+        key = (code, offset, layout, dead, compiled, opaque, inner)
         hit = self.entries.get(key)
         if hit is None:
             name = f"resume_in_{code.co_name}_at_{decode_line(code, offset)}"
             rcode, params, shift = resume_code(code, offset, [CODE_NULL if n else None for n in layout],
-                                               dead, name)
-            rfn = types.FunctionType(rcode, fn.__globals__, name, None, fn.__closure__)
+                                               dead, name, inner)
+            closure = tuple(frame.cells[n].real for n in code.co_freevars)
+            rfn = types.FunctionType(rcode, frame.globals, name, None, closure)
             rfn.__bytegraph_opaque__ = frozenset(params[i] for i in opaque)
             hit = self.entries[key] = (self.compile_fn(rfn) if compiled else rfn, shift)
         return hit
@@ -156,45 +186,15 @@ def _local_arg(frame, name, cg, temp):
     return temp(cg.expr(v))
 
 
-def break_tail(tracer, fn, cg, resumes, trampoline):
-    """Entry lines that end a trace stopped before a root instruction (see module docstring).
-    Returns (lines evaluated before the side effects, lines after them)."""
+def break_tail(tracer, cg, resumes, trampoline):
+    """Entry lines that end a trace stopped before an instruction (see module docstring).
+    Returns (lines evaluated before the side effects are replayed, lines after them)."""
     frame = tracer.stopped
-    code = frame.code
-    if code.co_cellvars:
-        raise Unsupported("a graph break in a function whose locals are captured by closures",
-                          kind="graph_break_cells")
-    inst = frame.insts[frame.ip]
-    handler = find_handler(code, inst.offset)
-    stack = list(frame.stack)
-    insts = frame.insts
-    if inst.opname == "PRECALL":
-        argc = inst.arg
-        items = stack[len(stack) - argc - 2:]
-        below = stack[:len(stack) - argc - 2]
-        if items[0] is NULL:
-            callee, args = items[1], items[2:]
-        else:
-            callee, args = items[0], items[1:]
-        kwnames = frame.kw_names or ()
-        after = insts[frame.ip + 2].offset        # PRECALL, CALL, then the next instruction
-        op = ("call", callee, args[:len(args) - len(kwnames)], dict(zip(kwnames, args[len(args) - len(kwnames):])))
-    elif inst.opname == "CALL_FUNCTION_EX":
-        has_kw = inst.arg & 1
-        kw = stack.pop() if has_kw else None
-        star = stack.pop()
-        callee = stack.pop()
-        if stack and stack[-1] is NULL:
-            stack.pop()
-        below = stack
-        after = insts[frame.ip + 1].offset
-        op = ("call_ex", callee, star, kw)
-    else:
-        below = stack[:-1]
-        op = ("branch", stack[-1], _POP_JUMPS[inst.opname])
-        after = None
-    varnames = list(code.co_varnames)
-    dead = tuple(v for v in varnames if v not in frame.locals)
+    chain = []
+    f = frame
+    while f is not None:
+        chain.append(f)
+        f = f.parent
     pre = []
 
     def temp(expr):
@@ -204,46 +204,132 @@ def break_tail(tracer, fn, cg, resumes, trampoline):
         pre.append(f"{name} = {expr}")
         return name
 
-    local_args = [_local_arg(frame, v, cg, temp) for v in varnames]
-    stack_args = [temp(cg.expr(v)) for v in below if v is not NULL]
-    layout = tuple(v is NULL for v in below)
-    # parameters that receive scalars the trace saw as opaque stay opaque (values/opaque.py)
-    values = [frame.locals.get(v) for v in varnames] + [v for v in below if v is not NULL]
-    opaque = tuple(i for i, v in enumerate(values) if isinstance(v, Opaque) and v.scalar)
+    inst = frame.insts[frame.ip]
+    below, op, after = _split_stack(frame, inst)
+    # per frame, innermost first: (argument expressions, layout, dead locals, opaque flags)
+    states = [_frame_state(frame, below, cg, temp)]
+    for f in chain[1:]:
+        states.append(_frame_state(f, list(f.stack), cg, temp))
+    handler = find_handler(frame.code, inst.offset) if len(chain) == 1 else None
+
+    def resume_chain(first_offset, first_layout, result=None, result_opaque=False):
+        """The root's resume function (compiled), which calls the inner frames' resume
+        functions (plain) first, innermost out, and the argument list it takes: per frame
+        from the root in, its locals and stack values (then `result`, the value the
+        instruction run in Python pushed)."""
+        fn_inner, n_inner = None, 0
+        args_all, flags_all = [], []
+        for j, f in enumerate(chain):
+            fargs, layout, dead, flags = states[j]
+            if j == 0:
+                offset, layout = first_offset, first_layout
+                fargs = fargs + ([result] if result else [])
+                flags = flags + ([result_opaque] if result else [])
+            else:
+                offset = f.insts[f.ip].offset       # after its CALL: the callee's result pushed
+            args_all = fargs + args_all
+            flags_all = flags + flags_all
+            root = j == len(chain) - 1
+            opaque = tuple(i for i, o in enumerate(flags_all) if o) if root else ()
+            fn_inner, _ = resumes.get(f, offset, layout, dead, compiled=root, opaque=opaque,
+                                      inner=(fn_inner, n_inner) if fn_inner is not None else None)
+            n_inner = len(args_all)
+        return cg.const(fn_inner, "resume"), ", ".join(args_all)
+
     post = []
     if op[0] == "branch":
         cond = temp(cg.expr(op[1]))
-        target = insts[inst.target].offset
-        fall = insts[frame.ip + 1].offset
-        jump_if = op[2]
-        r_jump, _ = resumes.get(fn, code, target, layout, dead, opaque=opaque)
-        r_fall, _ = resumes.get(fn, code, fall, layout, dead, opaque=opaque)
-        args = ", ".join(local_args + stack_args)
-        test = f"{'' if jump_if else 'not '}{cond}"
+        target = frame.insts[inst.target].offset
+        fall = frame.insts[frame.ip + 1].offset
+        layout = states[0][1]
+        r_jump, args = resume_chain(target, layout)
+        r_fall, _ = resume_chain(fall, layout)
+        test = f"{'' if op[2] else 'not '}{cond}"
         if handler is not None:      # bool() of the tensor can raise (more than one element)
-            post += _guarded(f"__c = {test}", handler, inst, below, layout, local_args, stack_args,
-                             fn, code, cg, resumes, dead, insts)
+            post += _guarded(f"__c = {test}", handler, inst, frame, states[0], cg, resumes)
             test = "__c"
         post.append(f"if {test}:")
-        post.append(f"    return {cg.const(r_jump, 'resume')}({args})")
-        post.append(f"return {cg.const(r_fall, 'resume')}({args})")
+        post.append(f"    return {r_jump}({args})")
+        post.append(f"return {r_fall}({args})")
         return pre, post
     tramp = cg.const(trampoline, "trampoline")
+    callee = op[1]
     if op[0] == "call":
-        _, callee, args, kwargs = op
+        _, _, args, kwargs = op
         parts = [temp(cg.expr(a)) for a in args] + [f"{k}={temp(cg.expr(v))}" for k, v in kwargs.items()]
         call = f"{tramp}({temp(cg.expr(callee))})({', '.join(parts)})"
     else:
-        _, callee, star, kw = op
+        _, _, star, kw = op
         call = f"{tramp}({temp(cg.expr(callee))})(*{temp(cg.expr(star))}" + \
             (f", **{temp(cg.expr(kw))})" if kw is not None else ")")
-    if type(callee).__name__ == "_TensorRead" and callee.name == "item":
-        opaque += (len(values),)       # the item() result itself
-    r, _ = resumes.get(fn, code, after, layout + (False,), dead, opaque=opaque)
+    is_item = type(callee).__name__ == "_TensorRead" and callee.name == "item"
+    r, args = resume_chain(after, states[0][1] + (False,), "__c", is_item)
     if handler is None:
         post.append(f"__c = {call}")
     else:
-        post += _guarded(f"__c = {call}", handler, inst, below, layout, local_args, stack_args,
-                         fn, code, cg, resumes, dead, insts)
-    post.append(f"return {cg.const(r, 'resume')}({', '.join(local_args + stack_args + ['__c'])})")
+        post += _guarded(f"__c = {call}", handler, inst, frame, states[0], cg, resumes)
+    post.append(f"return {r}({args})")
     return pre, post
+
+
+def _split_stack(frame, inst):
+    """(stack values below what the instruction consumes, the operation, resume offset)."""
+    stack = list(frame.stack)
+    insts = frame.insts
+    if inst.opname == "PRECALL":
+        argc = inst.arg
+        items = stack[len(stack) - argc - 2:]
+        below = stack[:len(stack) - argc - 2]
+        callee, args = (items[1], items[2:]) if items[0] is NULL else (items[0], items[1:])
+        kwnames = frame.kw_names or ()
+        npos = len(args) - len(kwnames)
+        after = insts[frame.ip + 2].offset        # PRECALL, CALL, then the next instruction
+        return below, ("call", callee, args[:npos], dict(zip(kwnames, args[npos:]))), after
+    if inst.opname == "CALL_FUNCTION_EX":
+        kw = stack.pop() if inst.arg & 1 else None
+        star = stack.pop()
+        callee = stack.pop()
+        if stack and stack[-1] is NULL:
+            stack.pop()
+        return stack, ("call_ex", callee, star, kw), insts[frame.ip + 1].offset
+    return stack[:-1], ("branch", stack[-1], _POP_JUMPS[inst.opname]), None
+
+
+def _frame_state(frame, stack, cg, temp):
+    """(argument expressions, stack layout, dead locals, opaque flags) of one frame."""
+    varnames = list(frame.code.co_varnames)
+    values = [frame.locals.get(v) for v in varnames] + [v for v in stack if v is not NULL]
+    args = [_local_arg(frame, v, cg, temp) for v in varnames] + \
+        [temp(cg.expr(v)) for v in stack if v is not NULL]
+    flags = [isinstance(v, Opaque) and v.scalar for v in values]
+    return args, tuple(v is NULL for v in stack), tuple(v for v in varnames if v not in frame.locals), flags
+
+
+def _guarded(line, h, inst, frame, state, cg, resumes):
+    """`line` inside try: an exception it raises goes where CPython's exception table sends
+    it -- the handler's code, with the stack cut to the handler's depth, the raising offset
+    (if the handler wants it) and the exception pushed -- run as plain Python (handlers
+    after a break are not compiled). Root frame only."""
+    args, layout, dead, _ = state
+    nlocals = len(frame.code.co_varnames)
+    kept = sum(1 for n in layout[:h.depth] if not n)          # stack values below the cut
+    exc_layout = layout[:h.depth] + ((False,) if h.lasti else ()) + (False,)
+    r_exc, shift = resumes.get(frame, frame.insts[h.target].offset, exc_layout, dead, compiled=False)
+    extra = [str((inst.offset + shift) // 2)] if h.lasti else []
+    call_args = ", ".join(args[:nlocals + kept] + extra + ["__x"])
+    return ["__x = None",
+            "try:",
+            f"    {line}",
+            "except BaseException as __e:",
+            "    __x = __e",
+            "if __x is not None:",
+            f"    return {cg.const(r_exc, 'handler')}({call_args})"]
+
+
+def _local_arg(frame, name, cg, temp):
+    v = frame.locals.get(name)
+    if v is None:
+        return "None"
+    if type(v) is Lazy:          # a parameter the trace never read: passed on as it came
+        return v.source.expr(cg)
+    return temp(cg.expr(v))

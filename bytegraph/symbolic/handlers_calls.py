@@ -27,6 +27,7 @@ def _call(f, inst):
         kwargs = dict(zip(f.kw_names, args[-n:]))
         args = args[:-n]
         f.kw_names = None
+    f.tx.direct_call = fn      # a user function inlined for exactly this call (runtime/resume.py)
     stack.append(fn.call(f.tx, args, kwargs))
 
 

@@ -1,11 +1,12 @@
 """Opcode handlers: stack shuffling, constants, locals, cells, globals, attributes."""
+import types
 import importlib.util
 import sys
 
 from ..exc import Unsupported, UserError
 from ..values.base import NONE, ConstValue, wrap
 from ..values.containers import TupleValue
-from ..values.functions import CellValue, BoundMethodValue
+from ..values.functions import CellValue, BoundMethodValue, UserFnValue
 from ..values.objects import PyModuleValue
 from .table import handler, NULL
 
@@ -47,7 +48,11 @@ def const_value(obj):
 
 @handler("LOAD_CONST")
 def _load_const(f, inst):
-    f.stack.append(const_value(inst.argval))
+    v = inst.argval
+    if type(v) is types.FunctionType:     # an inlined frame's resume function (bytecode/resume.py)
+        f.stack.append(UserFnValue(v, None))
+        return
+    f.stack.append(const_value(v))
 
 
 @handler("LOAD_FAST")

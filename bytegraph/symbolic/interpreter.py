@@ -32,7 +32,8 @@ from .table import HANDLERS, UNSUPPORTED
 
 class Frame:
     __slots__ = ("code", "insts", "globals", "stack", "locals", "cells", "ip", "kw_names", "qualname",
-                 "parent", "is_generator", "paused", "yielded", "done", "retval", "tx", "inst")
+                 "parent", "is_generator", "paused", "yielded", "done", "retval", "tx", "inst", "step",
+                 "direct")
 
     def __init__(self, tx, code, globals_, qualname, parent):
         self.tx = tx
@@ -52,6 +53,8 @@ class Frame:
         self.done = False
         self.retval = None
         self.inst = None
+        self.step = 0             # the tracer's step number of the current instruction
+        self.direct = False       # inlined for exactly the parent's current CALL (nothing around it)
 
     # -- stack helpers --------------------------------------------------------
     def push(self, v):
@@ -91,6 +94,10 @@ class Frame:
         return cls, obj
 
 
+class Stopped(Exception):
+    """The trace reached its stop_at step: tracer.stopped is the frame, about to run it."""
+
+
 class Lazy:
     """A parameter of the root frame not read yet: the real object and its source."""
     __slots__ = ("obj", "source")
@@ -126,8 +133,10 @@ class Tracer:
         self.splits = []           # (last fx node before the break, grad mode there)
         self.break_records = []
         self.adopted = set()       # ids of trace-made Values made real at a break
-        self.stop_at = None        # root instruction index to stop before (a resume split)
-        self.stopped = None        # the root Frame, when the trace stopped there
+        self.stop_at = None        # step number to stop before (a graph break that resumes)
+        self.stopped = None        # the Frame the trace stopped in (see stop_at)
+        self.steps = 0             # instructions executed so far (stop_at counts them)
+        self.direct_call = None    # the callee Value of the CALL being executed
         self.specialize = ()       # opaque parameters to trace with their values known
 
     def own(self, obj):
@@ -174,11 +183,14 @@ class Tracer:
                 frame.cells[name] = CellValue(source=ObjectSource(cell, f"cell_{name}"), real=cell)
         return self.run_frame(frame)
 
-    def inline(self, code, globals_, bound, closure, qualname):
+    def inline(self, code, globals_, bound, closure, qualname, direct=False):
         if self.depth >= self.depth_limit:
             raise Unsupported(f"inlining deeper than {self.depth_limit} calls (unbounded recursion?)",
                               kind="recursion")
         frame = Frame(self, code, globals_, qualname, self.frame)
+        frame.direct = direct and self.frame is not None and self.frame.inst is not None and \
+            self.frame.inst.opname == "CALL"
+        self.direct_call = None
         frame.locals.update(bound)
         for name, cell in zip(code.co_freevars, closure):
             frame.cells[name] = cell
@@ -197,14 +209,16 @@ class Tracer:
         parent = self.frame
         self.frame = frame
         insts = frame.insts
-        stop = self.stop_at if frame.parent is None and self.stop_at is not None else -1
+        stop = self.stop_at if self.stop_at is not None else -1
         try:
             while not frame.done and not frame.paused:
-                if frame.ip == stop:
+                self.steps += 1
+                if self.steps == stop:
                     self.stopped = frame
-                    break
+                    raise Stopped()
                 inst = insts[frame.ip]
                 frame.inst = inst
+                frame.step = self.steps
                 frame.ip += 1
                 handler = HANDLERS.get(inst.opname)
                 if handler is None:
@@ -216,8 +230,10 @@ class Tracer:
                     if not self.catch(frame, inst, e):
                         raise
         except (Unsupported, UserError) as e:
-            if frame.parent is None and getattr(e, "root_index", None) is None and frame.inst is not None:
-                e.root_index = frame.inst.index      # where a graph break would stop (runtime/resume.py)
+            if frame.inst is not None:          # where a graph break could stop (runtime/resume.py)
+                if not hasattr(e, "frames"):
+                    e.frames = []
+                e.frames.append(frame)
             e.with_location(frame.location())
             if not getattr(e, "user_stack", None):
                 e.user_stack = []

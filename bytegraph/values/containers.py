@@ -603,6 +603,7 @@ class SeqIteratorValue(IteratorValue):
     its items are read through __reduce__ (no element is consumed by guards), and its final
     position is written back with __setstate__ after the call."""
     mutable = True
+    sticky = True       # stays in the side-effect log after a graph break replays it
 
     def __init__(self, items, start, source):
         super().__init__(items)
@@ -614,6 +615,40 @@ class SeqIteratorValue(IteratorValue):
 
     def reconstruct(self, cg):
         return self.source.expr(cg)
+
+
+class ListIterValue(IteratorValue):
+    """iter(a_list): reads the list as it is at each step, as CPython's list iterator does
+    (a loop over a list the body appends to sees the new items)."""
+
+    def __init__(self, lst, pos=0, source=None):
+        self.lst = lst
+        self.pos = pos
+        self.source = source
+
+    @property
+    def items(self):
+        return self.lst.items
+
+    def reconstruct(self, cg):
+        if self.source is not None:
+            return self.source.expr(cg)
+        return cg.mutable(self, lambda: f"{cg.const(_list_iter_at, 'list_iter')}({cg.expr(self.lst)}, {self.pos})")
+
+    def replay(self, cg, target, temp):
+        return f"{target}.__setstate__({self.pos})"
+
+    def __repr__(self):
+        return f"ListIter({self.pos}/{len(self.lst.items)})"
+
+
+ListIterValue.sticky = True
+
+
+def _list_iter_at(lst, pos):
+    it = iter(lst)
+    it.__setstate__(pos)
+    return it
 
 
 _SEQ_ITERS = (type(iter(())), type(iter([])), type(iter(range(0))))
@@ -633,6 +668,10 @@ def wrap_seq_iterator(tx, obj, source):
         tx.guards.add_code(f"len({state.expr(tx.cg)}) == 3 and {state.expr(tx.cg)}[2] == {start}",
                            source, "iterator_position")
         seq_value = wrap(tx, seq, ItemSource(ItemSource(state, 1), 0))
+        if isinstance(seq_value, ListValue):
+            value = ListIterValue(seq_value, start, source)
+            tx.side_effects.mutated(value)
+            return value
         items = seq_value.unpack(tx) if not isinstance(seq_value, ConstValue) else \
             [ConstValue(x) for x in seq_value.value]
         value = SeqIteratorValue(items[start:], start, source)

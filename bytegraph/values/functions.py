@@ -154,9 +154,11 @@ class UserFnValue(Value):
     def inline_call(self, tx, args, kwargs):
         """Inline the function's own code (also what an override falls back to)."""
         fn = self.fn
+        d = tx.direct_call
+        direct = d is self or (type(d) is BoundMethodValue and d.fn is self)
         bound = bind_args(fn.__code__, fn.__name__, self.defaults(tx), self.kwdefaults(tx), args, kwargs)
         tx.guards.add_identity(AttrSource(self.fn_source(), "__code__"), fn.__code__)
-        return tx.inline(fn.__code__, fn.__globals__, bound, self.closure(tx), fn.__qualname__)
+        return tx.inline(fn.__code__, fn.__globals__, bound, self.closure(tx), fn.__qualname__, direct)
 
     def getattr(self, tx, name):
         if name in ("__name__", "__qualname__", "__module__", "__doc__"):

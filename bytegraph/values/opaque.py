@@ -7,7 +7,7 @@ float()/int()/bool() with constants and other scalars: the result is another Opa
 an expression the entry evaluates where it needs it (a branch on it becomes a graph
 break that tests it in Python, so the resumed code is not specialized on the number).
 Anything else that needs the value stops the trace with kind "opaque", naming the
-instruction that produced it (`producer_index`), where the converter then splits.
+instruction that produced it (`producer`), where the converter then splits.
 """
 import operator
 
@@ -18,10 +18,10 @@ from .base import Value, ConstValue
 class Opaque(Value):
     param = None        # the parameter of a resume function it arrived through (see below)
 
-    def __init__(self, name, desc, producer_index, scalar=False):
+    def __init__(self, name, desc, producer, scalar=False):
         self.name = name
         self.desc = desc
-        self.producer_index = producer_index      # root-frame instruction that produced it
+        self.producer = producer      # (frame, instruction, step) from the innermost out, at its making
         self.scalar = scalar
 
     def reconstruct(self, cg):
@@ -31,11 +31,10 @@ class Opaque(Value):
         e = Unsupported(f"{what} of {self.desc}, which ran in Python at a graph break",
                         kind="opaque", hint="the trace cannot see values computed outside it; keep "
                                             "the value a tensor (e.g. torch.where) to stay in the graph")
-        e.producer_index = self.producer_index
+        e.producer = self.producer
+        e.at_producer = at_producer and self.param is None
         if self.param is not None:
             e.specialize = self.param      # trace again with the parameter's value known
-        elif at_producer:
-            e.root_index = self.producer_index
         raise e
 
     def python_type(self):
@@ -83,9 +82,9 @@ class OpaqueParam(Opaque):
 class OpaqueOp(Opaque):
     """fn(*operands) over scalar Opaques and constants, evaluated by the entry."""
 
-    def __init__(self, fn, operands, producer_index):
+    def __init__(self, fn, operands, producer):
         super().__init__(None, f"{getattr(fn, '__name__', fn)}(...) of a Tensor.item() result",
-                         producer_index, scalar=True)
+                         producer, scalar=True)
         self.fn = fn
         self.operands = operands
 
@@ -109,7 +108,7 @@ def scalar_op(fn, operands):
                 return None
             opaque = True
             param = param or o.param
-            producer = o.producer_index if producer is None else producer
+            producer = o.producer if producer is None else producer
         elif not (type(o) is ConstValue and type(o.value) in _NUMBERS):
             return None
     if not opaque:
