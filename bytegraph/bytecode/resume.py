@@ -87,7 +87,7 @@ def resume_code(code, target_offset, stack, dead, name, inner=None):
     varnames = [v if v.isidentifier() else f"__local{i}" for i, v in enumerate(code.co_varnames)
                 if v not in cells]
     level = 0
-    while any(v.startswith(f"__stack{level}_") for v in code.co_varnames):
+    while any(v.startswith((f"__stack{level}_", f"__inner{level}_")) for v in code.co_varnames):
         level += 1          # a resume function of a resume function: fresh slot names
     slots = [f"__stack{level}_{i}" for i, s in enumerate(stack) if s is not NULL]
     inner_fn, n_inner = inner if inner is not None else (None, 0)

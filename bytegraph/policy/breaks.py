@@ -151,15 +151,12 @@ def run_in_python(tx, fn_obj, args, kwargs, reason, hint="", opaque_desc=None):
     if type(tx.side_effects) is not SideEffects:
         raise Unsupported(f"{reason} inside a function whose effects are being watched "
                           "(an lru_cache'd call)", kind="graph_break_watched")
-    if tx.autocast_depth:
-        raise Unsupported(f"{reason} inside an autocast region", kind="graph_break_autocast",
-                          hint="a graph cannot be split inside autocast yet")
     cg = tx.cg
     k = len(tx.splits)
     cg.no_bind = True
     try:
         fn = cg.const(fn_obj, getattr(fn_obj, "__name__", "fn")) if fn_obj is not None else None
-        parts = [cg.expr(a) for a in args] + [f"{n}={cg.expr(v)}" for n, v in kwargs.items()]
+        parts = [(None, cg.expr(a)) for a in args] + [(n, cg.expr(v)) for n, v in kwargs.items()]
         lines = list(cg.lines)
         cg.lines.clear()
         values, applies = tx.side_effects.replay(cg)
@@ -168,24 +165,38 @@ def run_in_python(tx, fn_obj, args, kwargs, reason, hint="", opaque_desc=None):
         cg.no_bind = False
     if values or applies:
         # the arguments are read before the writes, as the program order has it
-        for i, p in enumerate(parts):
-            lines.append(f"__p{k}_{i} = {p.split('=', 1)[1] if i >= len(args) else p}")
-            parts[i] = (p.split('=', 1)[0] + f"=__p{k}_{i}") if i >= len(args) else f"__p{k}_{i}"
+        for i, (n, p) in enumerate(parts):
+            lines.append(f"__p{k}_{i} = {p}")
+            parts[i] = (n, f"__p{k}_{i}")
+    parts = [p if n is None else f"{n}={p}" for n, p in parts]
     _adopt_materialized(tx)
+    # autocast regions open here: the graph so far closes them, the Python code runs inside
+    # real ones (as eagerly), the next graph opens them again
+    for ctx in reversed(tx.autocasts):
+        ctx.exit_node(tx)
     tx.body.append(("graph", k))
     tx.splits.append((tx.graph.last_node(), torch.is_grad_enabled()))
     tx.body += lines + values + applies
     if tx.grad_changed:
         tx.body.append(f"{cg.const(torch, 'torch')}._C._set_grad_enabled({torch.is_grad_enabled()})")
     record_break(tx, reason, hint)
-    if fn is None:
-        return None
-    call = f"{fn}({', '.join(parts)})"
-    if opaque_desc is None:
+    call = f"{fn}({', '.join(parts)})" if fn is not None else None
+    name = f"__b{k}" if opaque_desc is not None else None
+    if call is not None and name is not None:
+        call = f"{name} = {call}"
+    if tx.autocasts and call is not None:
+        enter = cg.const(torch.amp.autocast_mode._enter_autocast, "enter_autocast")
+        leave = cg.const(torch.amp.autocast_mode._exit_autocast, "exit_autocast")
+        tx.body += [f"__ac{k}_{i} = {enter}(*{cg.const(ctx.args, 'autocast_args')})"
+                    for i, ctx in enumerate(tx.autocasts)]
+        tx.body += ["try:", f"    {call}", "finally:"]
+        tx.body += [f"    {leave}(__ac{k}_{i})" for i in reversed(range(len(tx.autocasts)))]
+    elif call is not None:
         tx.body.append(call)
+    for ctx in tx.autocasts:
+        ctx.enter_node(tx)
+    if opaque_desc is None:
         return None
-    name = f"__b{k}"
-    tx.body.append(f"{name} = {call}")
     return Opaque(name, opaque_desc, producer_chain(tx), scalar=opaque_desc == "Tensor.item()")
 
 

@@ -23,7 +23,7 @@ import weakref
 import torch
 
 from ..exc import Unsupported, UserError
-from ..sources import ObjectSource
+from ..sources import ObjectSource, AttrSource
 from ..values.base import Value, RealCallableValue, ConstValue, NONE, const, wrap, register_wrapper
 from ..values.containers import TupleValue
 from ..values.tensor import TensorValue, graph_call
@@ -265,6 +265,12 @@ def lookup_override(fn):
 
 
 def _wrap_builtin(tx, fn, source):
+    owner = getattr(fn, "__self__", None)
+    if source is not None and type(owner) in (list, dict, set) and type(fn) is types.BuiltinMethodType:
+        # a container's bound method handed over by a graph break (`acc.append` on the stack)
+        tx.guards.add_type(source, type(fn))
+        tx.guards.add_code(f"{source.expr(tx.cg)}.__name__ == {fn.__name__!r}", source, "method_name")
+        return BoundMethodValue(wrap(tx, owner, AttrSource(source, "__self__")), fn.__name__)
     if source is not None:
         tx.guards.add_identity(source, fn)
     special = _special_callable(fn)
@@ -354,17 +360,25 @@ class AutocastCtx(Value):
         self.real = torch.autocast(device_type, dtype=dtype, enabled=enabled, cache_enabled=cache)
         self.real.__enter__()
         tx.state_stack.append(lambda: self.real.__exit__(None, None, None))
-        tx.autocast_depth += 1
+        tx.autocasts.append(self)
         self.node = tx.graph.create("call_function", torch.amp.autocast_mode._enter_autocast,
                                     list(self.args), {}, None, counts=False)
         return NONE
 
-    def exit(self, tx):
+    def exit_node(self, tx):
         tx.graph.create("call_function", torch.amp.autocast_mode._exit_autocast, [self.node], {}, None,
                         counts=False)
+
+    def enter_node(self, tx):
+        """Open the region again in the graph after a graph break (policy/breaks.py)."""
+        self.node = tx.graph.create("call_function", torch.amp.autocast_mode._enter_autocast,
+                                    list(self.args), {}, None, counts=False)
+
+    def exit(self, tx):
+        self.exit_node(tx)
         undo = tx.state_stack.pop()
         undo()
-        tx.autocast_depth -= 1
+        tx.autocasts.remove(self)
         return NONE
 
 

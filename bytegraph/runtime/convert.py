@@ -91,10 +91,17 @@ def _eager_entry(fn, failed, record, t0, name, on_guard_error):
 
 
 def _record_of(e):
-    """explain()'s record of a break that stopped the trace (the exception knows where)."""
+    """explain()'s record of a break that stopped the trace: where the exception arose, or,
+    when the stop is where a value it needed was produced, there."""
+    hint = e.hint or "this runs in Python; the code around it is compiled in separate graphs"
+    if getattr(e, "at_producer", False) and e.producer:
+        chain = list(reversed(e.producer))          # outermost first
+        stack = [f"{f.qualname} at {f.code.co_filename}:{inst.line}" for f, inst, _ in chain]
+        f, inst, _ = chain[-1]
+        return BreakRecord(e.msg, f.code.co_filename, inst.line, stack, hint)
     filename, _, line = (e.location or "?:0").rpartition(":")
     stack = list(reversed(getattr(e, "user_stack", None) or []))
-    return BreakRecord(e.msg, filename, int(line) if line.isdigit() else 0, stack, e.hint)
+    return BreakRecord(e.msg, filename, int(line) if line.isdigit() else 0, stack, hint)
 
 
 def _trace(fn, bound, shape_env, allow_breaks, stop_at=None, specialize=()):

@@ -21,6 +21,7 @@ What stays uncompiled: code called from inside C functions (a `sorted` key, a ho
 called by torch), and the callees of the Python code run at the break that are not
 themselves a call the entry makes (e.g. what `print` calls).
 """
+import sysconfig
 import types
 import weakref
 
@@ -33,6 +34,7 @@ from ..policy.calls import _in, _disabled
 from ..symbolic.table import NULL
 from ..symbolic.interpreter import Lazy
 from ..values.opaque import Opaque
+from ..values.base import NONE
 from ..values.base import is_trusted_module
 
 _POP_JUMPS = {"POP_JUMP_FORWARD_IF_TRUE": True, "POP_JUMP_BACKWARD_IF_TRUE": True,
@@ -63,6 +65,8 @@ def choose_stop(chain):
     from which every frame out to the root can be resumed (each was inlined for exactly its
     parent's CALL, outside any try/with in the parent); else None."""
     for d, (frame, inst, step) in enumerate(chain):
+        if is_trusted_module(frame.globals.get("__name__")) and d < len(chain) - 1:
+            continue           # inside library code (logging, torch): run the user's call to it
         outer = chain[d:]
         if not all(_resumable(f) for f, _, _ in outer):
             continue
@@ -111,7 +115,12 @@ def _compilable(fn):
     code = fn.__code__
     if code.co_flags & 0x2A0:          # generator, coroutine, async generator
         return False
+    if code.co_filename.startswith(_STDLIB) and "site-packages" not in code.co_filename:
+        return False           # the standard library (logging, copy, ...) runs as it is
     return not is_trusted_module(getattr(fn, "__module__", None))
+
+
+_STDLIB = sysconfig.get_paths()["stdlib"]
 
 
 def _plain_module_call(m):
@@ -190,6 +199,10 @@ def break_tail(tracer, cg, resumes, trampoline):
     """Entry lines that end a trace stopped before an instruction (see module docstring).
     Returns (lines evaluated before the side effects are replayed, lines after them)."""
     frame = tracer.stopped
+    if tracer.exc_info is not NONE:
+        # an except block's exception is the thread's "current" one, which a resume function
+        # entered halfway through the block would not have (a bare `raise` there fails)
+        raise Unsupported("a graph break inside an except block", kind="graph_break_handler")
     chain = []
     f = frame
     while f is not None:
@@ -308,13 +321,13 @@ def _frame_state(frame, stack, cg, temp):
 def _guarded(line, h, inst, frame, state, cg, resumes):
     """`line` inside try: an exception it raises goes where CPython's exception table sends
     it -- the handler's code, with the stack cut to the handler's depth, the raising offset
-    (if the handler wants it) and the exception pushed -- run as plain Python (handlers
-    after a break are not compiled). Root frame only."""
+    (if the handler wants it) and the exception pushed -- compiled like any resume
+    function. Root frame only."""
     args, layout, dead, _ = state
     nlocals = len(frame.code.co_varnames)
     kept = sum(1 for n in layout[:h.depth] if not n)          # stack values below the cut
     exc_layout = layout[:h.depth] + ((False,) if h.lasti else ()) + (False,)
-    r_exc, shift = resumes.get(frame, frame.insts[h.target].offset, exc_layout, dead, compiled=False)
+    r_exc, shift = resumes.get(frame, frame.insts[h.target].offset, exc_layout, dead)
     extra = [str((inst.offset + shift) // 2)] if h.lasti else []
     call_args = ", ".join(args[:nlocals + kept] + extra + ["__x"])
     return ["__x = None",

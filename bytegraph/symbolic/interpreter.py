@@ -125,7 +125,7 @@ class Tracer:
         self.depth_limit = depth_limit
         self.grad_enabled_at_start = torch.is_grad_enabled()
         self.grad_changed = False
-        self.autocast_depth = 0
+        self.autocasts = []        # AutocastCtx entered and not exited yet, outermost first
         # graph breaks (symbolic/breaks.py): the entry body in program order (lines, and
         # ("graph", k) where graph k runs), the cut after each break, what explain() reports
         self.allow_breaks = False

@@ -108,6 +108,14 @@ class UserFnValue(Value):
     def truth(self, tx):          # functions are always true
         return True
 
+    def reconstruct(self, cg):
+        """The real bound method (a graph break hands it to the code that calls it)."""
+        if self.source is not None:
+            return self.source.expr(cg)
+        if isinstance(self.fn, str):            # a container's method: obj.name
+            return f"{cg.expr(self.self_value)}.{self.fn}"
+        return f"{cg.const(types.MethodType, 'MethodType')}({cg.expr(self.fn)}, {cg.expr(self.self_value)})"
+
     def python_type(self):
         return types.FunctionType
 
@@ -275,6 +283,14 @@ class BoundMethodValue(Value):
 
     def python_type(self):
         return types.MethodType
+
+    def reconstruct(self, cg):
+        """The real bound method (a graph break hands it to the code that calls it)."""
+        if self.source is not None:
+            return self.source.expr(cg)
+        if isinstance(self.fn, str):            # a container's method: obj.name
+            return f"{cg.expr(self.self_value)}.{self.fn}"
+        return f"{cg.const(types.MethodType, 'MethodType')}({cg.expr(self.fn)}, {cg.expr(self.self_value)})"
 
     def __repr__(self):
         return f"BoundMethod({self.fn})"

@@ -813,5 +813,18 @@ class ExceptionInstanceValue(Value):
         except AttributeError as e:
             raise UserError(e)
 
+    def reconstruct(self, cg):
+        return self.source.expr(cg) if self.source is not None else cg.const(self.exc, "exc")
+
     def __repr__(self):
         return f"Exception({self.exc!r})"
+
+
+@register_wrapper(BaseException)
+def wrap_exception(tx, exc, source):
+    """A real exception from the caller (the one a resume function's handler is handling)."""
+    if source is not None:
+        tx.guards.add_type(source, type(exc))
+    v = ExceptionInstanceValue(exc)
+    v.source = source
+    return v
