@@ -89,19 +89,21 @@ def test_user_exception_fullgraph_traces_once():
     assert frames() == 1
 
 
+def _countdown(x, n):
+    return x if n == 0 else _countdown(x + 1, n - 1)
+
+
 def test_trace_stop_traces_once():
-    """A construct the trace can neither split the graph at nor resume after (here: a torch
-    global-state switch) runs the function eagerly, remembered under the guards: one trace,
-    one fallback, counted by the construct's kind."""
+    """A construct the trace can neither split the graph at nor resume after (here: recursion
+    deeper than the inlining limit) runs the function eagerly, remembered under the guards:
+    one trace, one fallback, counted by the construct's kind."""
     def f(x):
-        y = x + 1
-        torch._C._set_grad_enabled(torch.is_grad_enabled())
-        return y
+        return _countdown(x, 100)
     c = compile_fn(f, backend="eager")
     x = torch.ones(3)
     for _ in range(50):
         assert_same(f(x), c(x))
-    assert frames() == 1 and dict(counters()["fallback"]) == {"torch_global_state": 1}
+    assert frames() == 1 and dict(counters()["fallback"]) == {"recursion": 1}
     assert counters()["stats"]["eager_runs"] == 50
 
 
