@@ -2,6 +2,8 @@
 
 Sections (docs/reliability.md has the figures):
   functions  compile and call N distinct small functions, drop them: RSS back near the start?
+  breaks     the same with B functions that each stop at a graph break and resume in compiled
+             resume functions: are those freed too?
   modules    compile and call M distinct nn.Modules (1 MiB of parameters each), both as
              compiled modules and through one shared compiled function, drop them: freed?
   calls      one compiled function called C times: RSS growth (noise only?) and time
@@ -60,30 +62,44 @@ def make_function(i):
     return ns[f"f_{i}"]
 
 
-def section_functions(n, backend):
+def make_breaking_function(i):
+    """A distinct small function with a graph break that stops the trace: a branch on a
+    tensor's value, so each compile also makes resume functions (their own compiled states)."""
+    ns = {"torch": torch}
+    exec(f"def g_{i}(x, y):\n    z = torch.relu(x * {i % 97 + 1}) + y\n"
+         f"    if z.sum().item() > {i % 7}:\n        return z * 2\n    return z - 1\n", ns)
+    return ns[f"g_{i}"]
+
+
+def section_functions(n, backend, make=make_function, label="functions"):
+    from bytegraph.runtime import api
     x, y = torch.randn(4), torch.randn(4)
     start = rss_mb()
     t0 = time.perf_counter()
     compiled = []
     states = weakref.WeakSet()        # (weak references that die with their object leave no trace)
     for i in range(n):
-        fn = make_function(i)
+        fn = make(i)
         c = bytegraph.compile(fn, backend=backend)
-        out = c(x, y)
-        if not torch.allclose(out, fn(x, y)):
-            raise AssertionError(f"wrong result for f_{i}")
+        for args in ((x, y), (-x, -y)):
+            if not torch.allclose(c(*args), fn(*args)):
+                raise AssertionError(f"wrong result for {fn.__name__}")
         compiled.append(c)
         states.add(c.__bytegraph_state__)
     peak = rss_mb()
     took = time.perf_counter() - t0
+    all_states = len(api._all_states)
     del compiled, c, fn
     end = rss_mb()
     alive = len(states)
-    log(f"functions: {n} compiled+called in {took:.1f} s; RSS start {start:.0f} MB, with all "
+    alive_all = len(api._all_states)
+    log(f"{label}: {n} compiled+called in {took:.1f} s; RSS start {start:.0f} MB, with all "
         f"{n} alive {peak:.0f} MB, after dropping {end:.0f} MB (delta {end - start:+.0f} MB); "
-        f"states still alive: {alive}; compile_metrics kept {len(bytegraph.compile_metrics)} "
-        f"records of {getattr(bytegraph.compile_metrics, 'total', '?')}")
-    return end - start <= 50 and alive == 0
+        f"states still alive: {alive} (all compile states, resume functions included: "
+        f"{all_states} -> {alive_all}); compile_metrics kept {len(bytegraph.compile_metrics)} "
+        f"records of {getattr(bytegraph.compile_metrics, 'total', '?')}; graph breaks "
+        f"{sum(bytegraph.counters['graph_break'].values())}")
+    return end - start <= 50 and alive == 0 and alive_all == 0
 
 
 class Block(nn.Module):
@@ -228,8 +244,9 @@ def section_weakcost(names):
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--sections", default="functions,modules,calls,storm")
+    p.add_argument("--sections", default="functions,breaks,modules,calls,storm")
     p.add_argument("--functions", type=int, default=5000)
+    p.add_argument("--breaks", type=int, default=1000, help="functions with a graph break")
     p.add_argument("--modules", type=int, default=200)
     p.add_argument("--calls", type=int, default=1_000_000)
     p.add_argument("--storm", type=int, default=10_000)
@@ -248,6 +265,8 @@ def main(argv=None):
     ok = True
     if "functions" in sections:
         ok &= section_functions(args.functions, args.backend)
+    if "breaks" in sections:
+        ok &= section_functions(args.breaks, args.backend, make_breaking_function, "breaks")
     if "modules" in sections:
         ok &= section_modules(args.modules, args.backend)
     if "calls" in sections:
