@@ -38,6 +38,9 @@ class _Config:
     _options = dict(
         # name: (default, checker)
         cache_size_limit=(8, _int(0)),              # live cache entries per compiled function, then eager
+        # the same for code compiled on an entry's behalf (resume functions after a graph
+        # break, Python callees): one entry per loop position or module instance is expected
+        resume_cache_size_limit=(64, _int(0)),
         accumulated_cache_size_limit=(256, _int(1)),  # compiles per function since reset, then eager
         suppress_errors=(False, _bool),             # backend failures: raise (False, like torch.compile) or warn + eager
         inline_depth_limit=(64, _int(1)),           # nested inlined calls before the trace gives up

@@ -201,6 +201,10 @@ CASES = [
      "error_on_graph_break expects a bool"),
     ("error_on_graph_break-decorate-int", lambda: bytegraph.error_on_graph_break(True)(42), TypeError,
      "decorates a callable"),
+    # export (its argument checks)
+    ("export-int", lambda: bytegraph.export(42), TypeError, "export expects"),
+    ("export-aten_graph", lambda: bytegraph.export(f, aten_graph="yes"), TypeError, "aten_graph.*bool"),
+    ("export-tracing_mode", lambda: bytegraph.export(f, tracing_mode="magic"), ValueError, "tracing_mode"),
     # calling a compiled function wrongly: eager's TypeError, naming the user's function
     ("call-too-many", lambda: C(f, backend="eager")(torch.ones(1), 2), TypeError,
      r"f\(\) takes 1 positional argument but 2"),

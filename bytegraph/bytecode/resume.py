@@ -36,6 +36,7 @@ _PREFIX_OPS = {_OP["MAKE_CELL"], _OP["COPY_FREE_VARS"]}
 _EXTENDED_ARG = _OP["EXTENDED_ARG"]
 _CACHES = {name: dis._inline_cache_entries[_OP[name]] for name in ("PRECALL", "CALL")}
 NULL = object()     # a stack slot holding CPython's NULL (pushed by PUSH_NULL)
+EXC = object()      # a slot where PUSH_EXC_INFO saved the exception state of an except block
 
 
 def _varint(value, out, first):
@@ -75,6 +76,7 @@ def _no_location(units):
 def resume_code(code, target_offset, stack, dead, name, inner=None):
     """The resume function's code object. `target_offset`: byte offset (in `code`) of the
     first instruction to run; `stack`: per stack slot bottom first, NULL or None (a value);
+    EXC (an except block's saved exception state: pass the handled exception);
     `dead`: names of locals unbound at the break; `inner`: (function, n) -- the resume
     function of the frame this one was calling, called first with the last n parameters,
     its result pushed as the call's result. Returns (code, parameter names, the byte offset
@@ -107,9 +109,13 @@ def resume_code(code, target_offset, stack, dead, name, inner=None):
     for s in stack:
         if s is NULL:
             pro.append((_OP["PUSH_NULL"], 0))
-        else:
-            pro.append((_OP["LOAD_FAST"], index[slots[j]]))
-            j += 1
+            continue
+        pro.append((_OP["LOAD_FAST"], index[slots[j]]))
+        j += 1
+        if s is EXC:
+            # the slot gets the exception the block handles: PUSH_EXC_INFO makes it the
+            # thread's current exception again and leaves the state it saved in the slot
+            pro += [(_OP["PUSH_EXC_INFO"], 0), (_OP["POP_TOP"], 0)]
     consts = code.co_consts
     if inner is not None:
         consts = consts + (inner_fn,)
@@ -148,7 +154,7 @@ def resume_code(code, target_offset, stack, dead, name, inner=None):
     new = code.replace(
         co_code=co_code, co_argcount=len(params), co_posonlyargcount=0, co_kwonlyargcount=0,
         co_nlocals=len(params), co_varnames=tuple(params), co_cellvars=(), co_freevars=tuple(freevars),
-        co_flags=flags, co_stacksize=max(code.co_stacksize, len(stack) + n_inner + 2) + 1,
+        co_flags=flags, co_stacksize=max(code.co_stacksize, len(stack) + n_inner + 2) + 2,
         co_consts=consts,
         co_linetable=_no_location(size // 2) + code.co_linetable,
         co_exceptiontable=_exception_table(code, size), co_name=name,

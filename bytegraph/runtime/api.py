@@ -28,8 +28,9 @@ function at INFO; the ones that mean a bytegraph bug or a limit also warn once p
 - Backend failure, timeout (config.backend_timeout) or non-callable result ("backend_error",
   "backend_timeout"): BackendCompilerFailed naming the backend (like torch.compile), nothing
   cached; config.suppress_errors=True turns it into a warning and eager.
-- Limits: config.cache_size_limit live entries ("cache_limit") and
-  config.accumulated_cache_size_limit compiles since reset ("accumulated_limit"), then eager.
+- Limits: config.cache_size_limit live entries (config.resume_cache_size_limit for code compiled
+  on an entry's behalf) ("cache_limit") and config.accumulated_cache_size_limit compiles since
+  reset ("accumulated_limit"), then eager.
 - Generator / async functions ("generator_function"): never traced, eager (as torch.compile).
 
 Threads. Each compiled callable has its own lock: misses of one function with the same guards
@@ -86,13 +87,16 @@ class CompileState:
         self.lock = threading.RLock()
         self.entries = ()            # generated entry functions, newest last
         self.generation = 0          # bumped by reset(): a compile that began before does not install
+        self.limit_option = "cache_size_limit"      # the config option bounding self.entries
         # what graph breaks that stop the trace hand on to (runtime/resume.py)
         self.children = _Children(self._child)
         self._clear()
         _all_states.add(self)
 
     def _child(self, fn):
-        return _function_wrapper(fn, CompileState(fn, self.raw_backend, self.backend_name, False))
+        child = CompileState(fn, self.raw_backend, self.backend_name, False)
+        child.limit_option = "resume_cache_size_limit"
+        return _function_wrapper(fn, child)
 
     def _clear(self):
         self.broken = False          # eager from now on (an internal error, a wrong trace, ...)
@@ -187,7 +191,7 @@ def _miss(state, args, kwargs, walked=()):
             if r is not MISS:
                 return _run_eager(state, args, kwargs) if r is EAGER else r
         walked = current
-        if state.limit_warned and len(current) >= config.cache_size_limit:
+        if state.limit_warned and len(current) >= getattr(config, state.limit_option):
             return _run_eager(state, args, kwargs)      # at the limit: no lock needed
         with state.lock:
             if state.entries is walked:
@@ -234,12 +238,13 @@ def _decide(state, args, kwargs):
     except TypeError:       # the call does not bind: eager raises the user's TypeError
         return "eager", None
     _drop_dead(state)
-    if len(state.entries) >= config.cache_size_limit:
+    limit = getattr(config, state.limit_option)
+    if len(state.entries) >= limit:
         if not state.limit_warned:
             state.limit_warned = True
             reason = first_failing_guard(state.entries[-1], args, kwargs) if state.entries else "-"
             _fallback(state, "cache_limit", f"{state.name} ({location_of(fn)}) hit "
-                      f"config.cache_size_limit={config.cache_size_limit}; running it eagerly "
+                      f"config.{state.limit_option}={limit}; running it eagerly "
                       f"from now on. Last guard failure: {reason}", warn=True, stacklevel=5)
         return "eager", None
     if state.compiles >= config.accumulated_cache_size_limit:
@@ -248,7 +253,7 @@ def _decide(state, args, kwargs):
                   f"{state.compiles} times (config.accumulated_cache_size_limit); running it "
                   f"eagerly from now on", warn=True, stacklevel=5)
         return "eager", None
-    if state.invalidated >= config.cache_size_limit and "churn" not in state.reported:
+    if state.invalidated >= limit and "churn" not in state.reported:
         _fallback(state, "churn", f"{state.invalidated} cache entries of {state.name} "
                   f"({location_of(fn)}) were dropped because an object they guard was freed (a "
                   f"new nn.Module or object per call?); each such call recompiles, up to "

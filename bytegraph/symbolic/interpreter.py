@@ -113,6 +113,7 @@ class Tracer:
         self.cg = cg
         self.guards = guards
         self.side_effects = side_effects
+        side_effects.locate = lambda: self.frame.location() if self.frame is not None else ""
         self.wrapped = {}          # id(obj) -> (obj, Value): one Value per caller-world object
         self.global_writes = {}    # (id(globals), name) -> Value written by the trace
         self.state_stack = []      # undo actions for global torch state changed while tracing
