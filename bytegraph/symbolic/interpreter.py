@@ -117,7 +117,6 @@ class Tracer:
         self.wrapped = {}          # id(obj) -> (obj, Value): one Value per caller-world object
         self.global_writes = {}    # (id(globals), name) -> Value written by the trace
         self.state_stack = []      # undo actions for global torch state changed while tracing
-        self.keepalive = []        # objects the trace created for real (kept alive with the entry)
         self.exc_info = NONE       # the exception being handled (sys.exc_info() for the trace)
         self.absent_attrs = {}     # id(ObjectValue) -> (value, names it must not have in __dict__)
         self.builtins_used = {}    # id(globals) -> (globals, builtin names read through it)
@@ -140,6 +139,11 @@ class Tracer:
         self.steps = 0             # instructions executed so far (stop_at counts them)
         self.direct_call = None    # the callee Value of the CALL being executed
         self.specialize = ()       # opaque parameters to trace with their values known
+
+    def own(self, obj):
+        """`obj` was created for real by the trace (a module built inside forward, a marked
+        constant's result): the entry owns it and binds it strongly (Codegen.own)."""
+        self.cg.own(obj)
 
     # -- global torch state ----------------------------------------------------
     def set_grad_mode(self, mode):
