@@ -111,6 +111,8 @@ class Trampoline:
 def _compilable(fn):
     if getattr(fn, "__bytegraph_state__", None) is not None or _in(_disabled, fn):
         return False
+    if fn.__closure__ and "<locals>" in fn.__qualname__:
+        return False           # a closure made per call: its own cache would start anew each call
     code = fn.__code__
     if code.co_flags & 0x2A0:          # generator, coroutine, async generator
         return False
