@@ -47,6 +47,8 @@ def _torch_rows():
 CAPTURE_GAPS = {       # "name:config": why bytegraph makes more graphs than torch.compile
     "hf/falcon_mamba:eval": "higher-order op (associative_scan) with a nested combine function "
                             "(a graph break per layer)",
+    "hf/unlimited_ocr:train": "constructing torch's TransformGetItemToIndex (a TorchFunctionMode): "
+                              "graph breaks around it",
 }
 
 PAIRS = _sample()
