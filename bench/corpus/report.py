@@ -110,6 +110,13 @@ def summary(sources, tc):
                      f"**{ratio(both, 'first_call_s'):.2f}x**, steady call **{ratio(both, 'steady_s'):.2f}x**; "
                      f"over the {len(one_both)} pairs both captured whole: first call "
                      f"**{ratio(one_both, 'first_call_s'):.2f}x**, steady call **{ratio(one_both, 'steady_s'):.2f}x**.")
+
+        def vs_eager(rows):
+            return geomean([rows[k]["steady_s"] / rows[k]["eager_steady_s"] for k in both
+                            if rows[k].get("steady_s") and rows[k].get("eager_steady_s")])
+        lines.append(f"- steady call / eager call of the same run (independent of the machine's load when each "
+                     f"compiler ran), geomean over the same {len(both)} pairs: {label} **{vs_eager(bg):.3f}x**, "
+                     f"torch.compile **{vs_eager(tc):.3f}x**.")
     return lines
 
 
