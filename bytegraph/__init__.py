@@ -21,11 +21,22 @@ allow_in_graph = _registry.allow_in_graph
 disallow_in_graph = _registry.disallow_in_graph
 
 
-from .dispatch_trace import make_fx
 from .observe.explain import explain, ExplainOutput
+from .export import export, ExportResult
+
+
+def __getattr__(name):
+    # make_fx lives in dispatch_trace, whose tracer imports sympy and the symbolic-shapes
+    # module (about 0.3 s): loaded on first use, not by `import bytegraph` (docs/architecture.md,
+    # "Cold start")
+    if name == "make_fx":
+        from .dispatch_trace import make_fx
+        globals()["make_fx"] = make_fx
+        return make_fx
+    raise AttributeError(f"module 'bytegraph' has no attribute {name!r}")
 
 
 __all__ = ["compile", "reset", "disable", "set_stance", "allow_in_graph", "disallow_in_graph",
            "register_backend", "list_backends", "config", "counters", "compile_metrics",
            "Unsupported", "BackendCompilerFailed", "make_fx", "explain", "graph_break",
-           "error_on_graph_break"]
+           "error_on_graph_break", "export", "ExportResult"]

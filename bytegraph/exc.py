@@ -54,5 +54,10 @@ class InternalError(BytegraphError):
     pass
 
 
+class UnknownOptionError(BytegraphError, AttributeError, ValueError):
+    """An option name bytegraph does not know: an AttributeError (as torch's configs raise for
+    unknown names) and a ValueError (a bad argument value)."""
+
+
 def unsupported(msg, kind="unsupported", hint=""):
     raise Unsupported(msg, kind=kind, hint=hint)

@@ -13,18 +13,32 @@ class SideEffects:
     def __init__(self):
         self.writes = []          # ("attr", objvalue, name, value) / ("global", g, name, value) / ("cell", cell)
         self.containers = {}      # id(value) -> mutated caller-world container Value
+        self.locate = None        # () -> the user's file:line now (set by the tracer)
+        self.first = None         # (what, file:line) of the first effect (export refuses effects)
+
+    def _note(self, what):
+        if self.first is None:
+            self.first = (what, self.locate() if self.locate is not None else "")
 
     def attr_write(self, obj_value, name, value):
+        self._note(f"setting attribute {name!r} of a Python object")
         self.writes.append(("attr", obj_value, name, value))
 
     def global_write(self, globals_dict, name, value):
+        self._note(f"writing global {name!r}")
         self.writes.append(("global", globals_dict, name, value))
 
     def cell_write(self, cell_value):
+        self._note("writing a closure variable")
         self.writes.append(("cell", cell_value, None, None))
 
     def mutated(self, container_value):
+        self._note(f"mutating a {type(container_value).__name__.replace('Value', '').lower() or 'Python'} "
+                   "object from outside the function (or emitting a warning/log record)")
         self.containers[id(container_value)] = container_value
+
+    def first_effect(self):
+        return self.first or ("a Python side effect", "")
 
     def clear(self):
         """After a graph break replayed everything logged so far."""

@@ -347,3 +347,19 @@ def test_counters_logs_and_explain(caplog):
     assert bytegraph.counters["graph_break"]["print()"] >= 1
     text = str(out)
     assert "Graph Break Count: 2" in text and "print(v)" in text
+
+
+def test_closure_made_before_a_stop_shares_its_cell_after_it():
+    @bytegraph.disable
+    def ext(f, t):
+        return f(t) * 10
+
+    def f(x):
+        scale = 2.0
+
+        def mul(t):
+            return t * scale
+        y = ext(mul, x)          # stops the trace; `scale` is a cell variable
+        scale = 3.0              # written in the resume function ...
+        return mul(y) + 1        # ... and read through the closure made before the break
+    run_both(f, lambda: (torch.ones(2),), graphs=1, calls=3)     # no tensor work before the break

@@ -2,22 +2,37 @@
 _BACKENDS = {}
 
 
-def register_backend(compiler_fn=None, name=None):
-    """Register a backend; usable as @register_backend, @register_backend(name="x") or a call."""
+def register_backend(compiler_fn=None, name=None, tags=()):
+    """Register a backend; usable as @register_backend, @register_backend(name="x") or a call.
+    A name can be registered once (as in torch); registering the same callable again is a no-op."""
     if isinstance(compiler_fn, str):
         compiler_fn, name = None, compiler_fn
+    if name is not None and not isinstance(name, str):
+        raise TypeError(f"register_backend(name=...) expects a str, got {type(name).__name__}")
+    if not isinstance(tags, (tuple, list, set, frozenset)):
+        raise TypeError(f"register_backend(tags=...) expects a sequence of str, got {type(tags).__name__}")
     if compiler_fn is None:
-        return lambda fn: register_backend(fn, name=name)
+        return lambda fn: register_backend(fn, name=name, tags=tags)
     if not callable(compiler_fn):
-        raise TypeError(f"register_backend expects a callable, got {type(compiler_fn).__name__}")
-    key = name or compiler_fn.__name__
+        raise TypeError(f"register_backend expects a callable backend(gm, example_inputs) -> "
+                        f"callable, got {type(compiler_fn).__name__}")
+    key = name if name is not None else getattr(compiler_fn, "__name__", None)
     if not isinstance(key, str):
-        raise TypeError("backend name must be a str")
+        raise TypeError(f"register_backend could not name {compiler_fn!r}; pass name=\"...\"")
+    if not key.strip():
+        raise ValueError("register_backend(name=...) expects a non-empty name")
+    known = _BACKENDS.get(key)
+    if known is not None and known is not compiler_fn:
+        raise ValueError(f"a backend named {key!r} is already registered ({known!r}); register "
+                         f"{compiler_fn!r} under another name")
     _BACKENDS[key] = compiler_fn
     return compiler_fn
 
 
 def list_backends(exclude_tags=None):
+    if exclude_tags is not None and not isinstance(exclude_tags, (tuple, list, set, frozenset)):
+        raise TypeError(f"list_backends(exclude_tags=...) expects a sequence of str or None, got "
+                        f"{type(exclude_tags).__name__}")
     return sorted(_BACKENDS)
 
 

@@ -14,10 +14,10 @@ code with a short prologue in front:
 Every original instruction stays where it was relative to the others: 3.11 jumps are
 all relative, so they need no rewriting; the exception table and the line table are
 shifted by the prologue's length (the prologue has no line). Parameters: every local
-of the original (cell variables excepted) followed by the stack slots, all positional.
-Cell variables of the original become free variables, so the caller passes the very
-cells that closures made before the break share. Instructions that index locals are
-renumbered by name for the new layout.
+of the original, cell variables included, followed by the stack slots, all positional.
+For a cell variable the caller passes the cell object itself, which lands in the cell's
+slot (the original's MAKE_CELL is skipped), so closures made before the break keep
+sharing it. Instructions that index locals are renumbered by name for the new layout.
 
 Why not the `bytecode` package: it reassembles the whole function (labels, stack depth,
 tables) from scratch, about 1.4 ms for a 12-line function; this copies the original
@@ -36,6 +36,7 @@ _PREFIX_OPS = {_OP["MAKE_CELL"], _OP["COPY_FREE_VARS"]}
 _EXTENDED_ARG = _OP["EXTENDED_ARG"]
 _CACHES = {name: dis._inline_cache_entries[_OP[name]] for name in ("PRECALL", "CALL")}
 NULL = object()     # a stack slot holding CPython's NULL (pushed by PUSH_NULL)
+EXC = object()      # a slot where PUSH_EXC_INFO saved the exception state of an except block
 
 
 def _varint(value, out, first):
@@ -75,6 +76,7 @@ def _no_location(units):
 def resume_code(code, target_offset, stack, dead, name, inner=None):
     """The resume function's code object. `target_offset`: byte offset (in `code`) of the
     first instruction to run; `stack`: per stack slot bottom first, NULL or None (a value);
+    EXC (an except block's saved exception state: pass the handled exception);
     `dead`: names of locals unbound at the break; `inner`: (function, n) -- the resume
     function of the frame this one was calling, called first with the last n parameters,
     its result pushed as the call's result. Returns (code, parameter names, the byte offset
@@ -82,10 +84,12 @@ def resume_code(code, target_offset, stack, dead, name, inner=None):
     if code.co_flags & (inspect.CO_GENERATOR | inspect.CO_COROUTINE | inspect.CO_ASYNC_GENERATOR):
         raise Unsupported("a graph break in a generator or coroutine", kind="graph_break_generator")
     cells = code.co_cellvars
-    # locals keep their slots; names that are not identifiers (pytest's assertion rewriting
-    # makes `@py_assert0`) get one, as they become parameters
-    varnames = [v if v.isidentifier() else f"__local{i}" for i, v in enumerate(code.co_varnames)
-                if v not in cells]
+    # every local is a parameter, cell variables included (the caller passes the cell object
+    # itself: MAKE_CELL is skipped, so the slot holds the very cell closures made before the
+    # break share); names that are not identifiers (pytest's assertion rewriting makes
+    # `@py_assert0`) get one
+    varnames = [v if v.isidentifier() else f"__local{i}" for i, v in enumerate(code.co_varnames)]
+    varnames += [c for c in cells if c not in code.co_varnames]
     level = 0
     while any(v.startswith((f"__stack{level}_", f"__inner{level}_")) for v in code.co_varnames):
         level += 1          # a resume function of a resume function: fresh slot names
@@ -93,10 +97,10 @@ def resume_code(code, target_offset, stack, dead, name, inner=None):
     inner_fn, n_inner = inner if inner is not None else (None, 0)
     inner_params = [f"__inner{level}_{i}" for i in range(n_inner)]
     params = varnames + slots + inner_params
-    freevars = list(cells) + list(code.co_freevars)
+    freevars = list(code.co_freevars)
     index = {n: i for i, n in enumerate(params + freevars)}
     for i, v in enumerate(code.co_varnames):
-        if not v.isidentifier() and v not in cells:
+        if not v.isidentifier():
             index[v] = index[f"__local{i}"]
 
     pro = []
@@ -107,9 +111,13 @@ def resume_code(code, target_offset, stack, dead, name, inner=None):
     for s in stack:
         if s is NULL:
             pro.append((_OP["PUSH_NULL"], 0))
-        else:
-            pro.append((_OP["LOAD_FAST"], index[slots[j]]))
-            j += 1
+            continue
+        pro.append((_OP["LOAD_FAST"], index[slots[j]]))
+        j += 1
+        if s is EXC:
+            # the slot gets the exception the block handles: PUSH_EXC_INFO makes it the
+            # thread's current exception again and leaves the state it saved in the slot
+            pro += [(_OP["PUSH_EXC_INFO"], 0), (_OP["POP_TOP"], 0)]
     consts = code.co_consts
     if inner is not None:
         consts = consts + (inner_fn,)
@@ -143,12 +151,10 @@ def resume_code(code, target_offset, stack, dead, name, inner=None):
         extended = op == _EXTENDED_ARG
     co_code = bytes(b for op, arg in pro for b in (op, arg)) + bytes(body)
     flags = code.co_flags & ~(inspect.CO_VARARGS | inspect.CO_VARKEYWORDS)
-    if freevars:
-        flags |= inspect.CO_NESTED
     new = code.replace(
         co_code=co_code, co_argcount=len(params), co_posonlyargcount=0, co_kwonlyargcount=0,
-        co_nlocals=len(params), co_varnames=tuple(params), co_cellvars=(), co_freevars=tuple(freevars),
-        co_flags=flags, co_stacksize=max(code.co_stacksize, len(stack) + n_inner + 2) + 1,
+        co_nlocals=len(params), co_varnames=tuple(params), co_cellvars=cells, co_freevars=tuple(freevars),
+        co_flags=flags, co_stacksize=max(code.co_stacksize, len(stack) + n_inner + 2) + 2,
         co_consts=consts,
         co_linetable=_no_location(size // 2) + code.co_linetable,
         co_exceptiontable=_exception_table(code, size), co_name=name,

@@ -17,19 +17,99 @@ its namespace under short names by `Codegen.const`.
 Values that are mutable and built by the trace (a new list, an instance of a user
 class) are materialized once into a local (`Codegen.mutable`) so that identity is
 preserved when the same object is returned twice or stored in two places.
+
+User-owned data the guards name (nn.Modules, tensors, instances of user classes; see
+holds_weakly) is bound *weakly*: the namespace holds a `weakref.ref` and the guard reads
+`_name()`. When one of them dies the entry is dead (`EntryLife`): its names are rebound to a
+sentinel no guard accepts, a guard that raises because of it is a silent miss, and the runtime
+drops the entry (the callback it installs). So a cache entry never keeps a dropped model alive.
+Everything after the guards binds strongly, so it never reads a dead reference: the epilogue
+(bound after `end_guards`) and a graph break's Python part (rendered mid-trace, under `no_bind`).
 """
 import inspect
+import types
+import weakref
+
+import torch
 
 from ..exc import Unsupported
+from ..values.base import is_trusted_module
 
 MISS = type("MISS", (), {"__repr__": lambda self: "<cache miss>"})()
+_DEAD = object()      # what a dead weak binding reads as: no guard accepts it, attribute reads raise
+
+
+def _dead_ref():
+    return _DEAD
+
+
+def holds_weakly(obj):
+    """Should an entry hold `obj` weakly? Yes for the data the user owns and may drop:
+    nn.Modules, tensors, instances of classes outside torch/the standard library. No for
+    functions and classes: they are small, and the trace guards a function by identity, so a
+    weakly held closure made anew for each call (`f(x, lambda t: ...)`) would drop its entry
+    after every call and recompile up to config.accumulated_cache_size_limit times instead of
+    stopping at config.cache_size_limit. No for library objects and modules."""
+    if isinstance(obj, (types.FunctionType, type)):
+        return False
+    if isinstance(obj, (torch.nn.Module, torch.Tensor)):
+        return True
+    if isinstance(obj, (types.ModuleType, types.CodeType, types.MethodType, weakref.ref)):
+        return False
+    mod = getattr(type(obj), "__module__", None) or ""
+    return not (is_trusted_module(mod) or mod.split(".")[0] == "bytegraph")
+
+
+class EntryLife:
+    """The weak bindings of one entry. Passed as the callback of each weakref: the first death
+    marks the entry dead, rebinds its weak names to a reader of the `_DEAD` sentinel (a thread
+    still walking an old entries tuple then misses, rather than reading None), and calls
+    `on_dead` (the runtime's: drop the entry from its cache)."""
+    __slots__ = ("dead", "names", "ns", "on_dead", "__weakref__")
+
+    def __init__(self):
+        self.dead = False
+        self.names = []
+        self.ns = None
+        self.on_dead = None
+
+    def __call__(self, _ref=None):
+        if self.dead:
+            return
+        self.dead = True
+        self._rebind()
+        on_dead = self.on_dead
+        if on_dead is not None:
+            self.on_dead = None
+            try:
+                on_dead()
+            except Exception:       # a weakref callback must not raise (it would be printed)
+                pass
+
+    def _rebind(self):
+        ns = self.ns
+        if ns is not None:
+            for name in self.names:
+                ns[name] = _dead_ref
+
+    def guard_error_handler(self, on_guard_error):
+        """A guard that raised because a weak binding died is a plain miss, not a guard error."""
+        def handler(exc):
+            if self.dead:
+                return MISS
+            return on_guard_error(exc)
+        return handler
 
 
 class Codegen:
     def __init__(self):
         self.namespace = {"MISS": MISS}
-        self._ids = {}               # id(obj) -> name
-        self._keep = []              # keep bound objects alive for id() stability
+        self._ids = {}               # id(obj) -> name (strong bindings)
+        self._weak_ids = {}          # id(obj) -> expression `name()` (weak bindings)
+        self._keep = []              # keep bound objects alive for id() stability (until finish)
+        self._owned = {}             # id(obj) -> obj the trace created: bound strongly (own)
+        self.weak_ok = True          # guards are being built: user objects may be bound weakly
+        self.life = None             # EntryLife, once something is bound weakly
         self.lines = []              # statements of the epilogue (materialized temporaries)
         self._temps = {}             # id(value) -> temp name
         self.temp_values = {}        # id(value) -> value (kept alive, so ids stay unique)
@@ -58,14 +138,64 @@ class Codegen:
         return self._sources.get(src) or src.expr(self)
 
     def const(self, obj, hint="c"):
+        """An expression for `obj`, bound into the namespace: a name, or `name()` for a weak
+        binding (guards only, see holds_weakly)."""
+        # guards may bind weakly; code the entry runs after them must not (a graph break's
+        # Python part is rendered mid-trace, with no_bind set: see source())
+        weak = self.weak_ok and not self.no_bind
+        if weak:
+            expr = self._weak_ids.get(id(obj))
+            if expr is not None:
+                return expr
         name = self._ids.get(id(obj))
-        if name is None:
-            base = "".join(ch if ch.isalnum() else "_" for ch in str(hint))[:24] or "c"
-            name = f"_{base}_{len(self._ids)}"
-            self._ids[id(obj)] = name
-            self._keep.append(obj)
-            self.namespace[name] = obj
+        if name is not None:
+            return name
+        base = "".join(ch if ch.isalnum() else "_" for ch in str(hint))[:24] or "c"
+        name = f"_{base}_{len(self._ids) + len(self._weak_ids)}"
+        if weak and holds_weakly(obj) and id(obj) not in self._owned:
+            if self.life is None:
+                self.life = EntryLife()
+            try:
+                ref = weakref.ref(obj, self.life)
+            except TypeError:            # not weak-referenceable: bound strongly below
+                pass
+            else:
+                self.life.names.append(name)
+                self._weak_ids[id(obj)] = expr = f"{name}()"
+                self._keep.append(obj)
+                self.namespace[name] = ref
+                return expr
+        self._ids[id(obj)] = name
+        self._keep.append(obj)
+        self.namespace[name] = obj
         return name
+
+    def own(self, obj):
+        """`obj` was created by the trace itself (nothing outside the entry holds it), so the
+        entry owns it: bound strongly, else it would die with the trace and kill the entry."""
+        self._owned[id(obj)] = obj
+
+    def end_guards(self):
+        """The guards are complete: what is bound from now on (graph, epilogue) is bound
+        strongly, so code after the guards never reads a dead weak reference."""
+        self.weak_ok = False
+
+    def finish(self, ns):
+        """The entry function exists: drop what only the trace needed (so that the weak
+        bindings are the only references the entry holds to those objects)."""
+        self._keep = []
+        self._owned = {}
+        self._sources = {}
+        self._temps = {}
+        self.temp_values = {}
+        self.used_nodes = {}
+        self._ids = {}
+        self._weak_ids = {}
+        life = self.life
+        if life is not None:
+            life.ns = ns
+            if life.dead:           # something died during the trace: the entry is dead
+                life._rebind()
 
     def expr(self, value):
         """Python expression that evaluates to `value` after the graph ran."""
@@ -139,7 +269,10 @@ def build_entry(fn, cg, guard_expr, body_lines, return_expr, name, on_guard_erro
     kwdefaults = fn.__kwdefaults__ or {}
     cg.namespace["__defaults"] = defaults
     cg.namespace["__defaults_kw"] = kwdefaults
-    cg.namespace["_guard_error"] = on_guard_error or _miss_on_guard_error
+    on_guard_error = on_guard_error or _miss_on_guard_error
+    if cg.life is not None:
+        on_guard_error = cg.life.guard_error_handler(on_guard_error)
+    cg.namespace["_guard_error"] = on_guard_error
     params = signature_source(code, "__defaults", len(defaults), kwdefaults)
     body = [f"def {name}({params}):",
             "    try:",
@@ -153,5 +286,8 @@ def build_entry(fn, cg, guard_expr, body_lines, return_expr, name, on_guard_erro
     ns = cg.namespace
     exec(compile(src, f"<bytegraph entry {fn.__qualname__}>", "exec"), ns)
     entry = ns[name]
+    entry.__qualname__ = fn.__qualname__     # a call that does not bind raises eager's TypeError
     entry.__bytegraph_source__ = src
+    entry.__bytegraph_life__ = cg.life
+    cg.finish(ns)
     return entry

@@ -26,6 +26,7 @@ import contextlib
 import functools
 import inspect
 import operator
+import sys
 import weakref
 from typing import Any, Callable, Optional
 
@@ -157,8 +158,9 @@ class _Tracer:
         self._attr_ids: dict[int, tuple[Any, fx.Node, Any]] = {}
         self._param_names: Optional[dict[int, str]] = None
         self._const_count = 0
-        self.module_stack: Optional[list] = [] if record_module_stack else None
+        self.record_module_stack = record_module_stack
         self._module_paths: Optional[dict[int, str]] = None
+        self._unnamed: dict[int, str] = {}       # id(module) -> made-up path (not under fn)
         # symbolic mode: sympy.Symbol -> thunk creating its reading node
         self.symbol_sources: dict[Any, Callable[[], fx.Node]] = {}
         self._symbol_nodes: dict[Any, fx.Node] = {}
@@ -171,8 +173,10 @@ class _Tracer:
     # -- node creation --------------------------------------------------------
     def create_node(self, op, target, args, kwargs, name=None) -> fx.Node:
         node = self.graph.create_node(op, target, args, kwargs, name)
-        if self.module_stack:
-            node.meta["nn_module_stack"] = dict(self.module_stack)
+        if self.record_module_stack:
+            stack = self.module_stack()
+            if stack:
+                node.meta["nn_module_stack"] = stack
         return node
 
     def set_val(self, node: fx.Node, val: Any) -> None:
@@ -360,6 +364,27 @@ class _Tracer:
             node.meta["val"] = out
 
     # -- module stack -------------------------------------------------------------
+    def module_stack(self) -> dict:
+        """{path: (path, type)} of the nn.Modules being called on this thread, outermost
+        first, from the Python stack: each `Module._call_impl` frame between here and this
+        trace's `_trace` frame (the root module itself excluded). Read from the frames, so
+        nothing process-wide is patched and concurrent traces on other threads are unaffected."""
+        mods = []
+        f = sys._getframe(1)
+        while f is not None and f.f_code is not _TRACE_CODE:
+            if f.f_code is _CALL_IMPL_CODE:
+                mod = f.f_locals.get("self")
+                if isinstance(mod, torch.nn.Module) and mod is not self.fn:
+                    mods.append(mod)
+            f = f.f_back
+        stack = {}
+        for mod in reversed(mods):
+            path = self.module_path(mod)
+            if path is None:
+                path = self._unnamed.setdefault(id(mod), f"{type(mod).__name__.lower()}_{len(self._unnamed)}")
+            stack[path] = (path, type(mod))
+        return stack
+
     def module_path(self, mod: torch.nn.Module) -> Optional[str]:
         if self._module_paths is None:
             paths: dict[int, str] = {}
@@ -508,36 +533,6 @@ def _normalize_decomps(table: Optional[dict]) -> dict:
 
 
 @contextlib.contextmanager
-def _module_stack_hook(tracer: _Tracer):
-    """Temporarily wrap nn.Module.__call__ to maintain tracer.module_stack."""
-    if tracer.module_stack is None:
-        yield
-        return
-    orig = torch.nn.Module.__call__
-    root = tracer.fn if isinstance(tracer.fn, torch.nn.Module) else None
-    counts: dict[int, int] = {}
-
-    def __call__(mod, *args, **kwargs):
-        if mod is root:
-            return orig(mod, *args, **kwargs)
-        path = tracer.module_path(mod)
-        if path is None:
-            n = counts.setdefault(id(mod), len(counts))
-            path = f"{type(mod).__name__.lower()}_{n}"
-        tracer.module_stack.append((path, (path, type(mod))))
-        try:
-            return orig(mod, *args, **kwargs)
-        finally:
-            tracer.module_stack.pop()
-
-    torch.nn.Module.__call__ = __call__
-    try:
-        yield
-    finally:
-        torch.nn.Module.__call__ = orig
-
-
-@contextlib.contextmanager
 def _no_autocast_cache():
     old = torch.is_autocast_cache_enabled()
     torch.set_autocast_cache_enabled(False)
@@ -610,7 +605,6 @@ def _trace(fn, args: tuple, mode: str, decomp: dict, record_module_stack: bool) 
             ctx.enter_context(enable_python_dispatcher())
         # The autocast weight cache would hand back untracked tensors.
         ctx.enter_context(_no_autocast_cache())
-        ctx.enter_context(_module_stack_hook(tracer))
         ctx.enter_context(_RecordingMode(tracer))
         out = fn(*run_args)
 
@@ -709,6 +703,10 @@ def _add_runtime_checks(tracer: _Tracer, graph: fx.Graph, shape_env) -> None:
     for n in list(tracer.symbol_reads):          # reads nothing ended up using
         if not n.users:
             graph.erase_node(n)
+
+
+_TRACE_CODE = _trace.__code__
+_CALL_IMPL_CODE = torch.nn.Module._call_impl.__code__
 
 
 def _class_name(fn) -> str:

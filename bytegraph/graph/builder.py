@@ -21,6 +21,7 @@ placeholder's storage.
 """
 import operator
 import warnings
+import weakref
 
 import torch
 import torch.fx
@@ -35,9 +36,14 @@ def _noting_writes(dispatch, builder):
     """Wrap a FakeTensorMode's `dispatch` so that, while `builder.writes` is a list, every
     aten call whose schema writes into an argument (`Tensor(a!)`) is appended to it with its
     arguments. An instance attribute, not a subclass: torch looks up per-mode kernels (higher
-    order ops, py_impl) by the mode's exact type."""
+    order ops, py_impl) by the mode's exact type. The builder is held weakly: fake values in a
+    compiled graph's node meta keep the mode alive, and the builder holds the trace's real input
+    tensors, which a cache entry must not keep alive."""
+    builder_ref = weakref.ref(builder)
+
     def noting(func, types, args=(), kwargs=None):
-        writes = builder.writes
+        b = builder_ref()
+        writes = b.writes if b is not None else None
         if writes is not None:
             schema = getattr(func, "_schema", None)
             if schema is not None and schema.is_mutable:

@@ -40,6 +40,9 @@ class ExplainOutput:
 def explain(fn, *extra_args, **extra_kwargs):
     """Use as explain(fn)(*args, **kwargs)."""
     from ..runtime.api import compile as bg_compile
+    if not callable(fn) or isinstance(fn, type):
+        raise TypeError(f"explain expects a function, method or nn.Module instance to explain, "
+                        f"as explain(fn)(*args); got {type(fn).__name__}")
 
     def run(*args, **kwargs):
         graphs = []
@@ -48,10 +51,10 @@ def explain(fn, *extra_args, **extra_kwargs):
             graphs.append(gm)
             return gm.forward
 
-        start = len(compile_metrics)
+        start = compile_metrics.total
         compiled = bg_compile(fn, backend=recording_backend)
         compiled(*args, **kwargs)
-        records = compile_metrics[start:]
+        records = compile_metrics.since(start)
         breaks = [b for r in records for b in r.breaks]
         ops = [[getattr(n.target, "__name__", str(n.target)) for n in g.graph.nodes
                 if n.op in ("call_function", "call_method", "call_module")] for g in graphs]

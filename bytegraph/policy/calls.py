@@ -37,30 +37,72 @@ from ..values.objects import ClassValue, ModuleValue, NewObjectValue, _MISSING, 
 # --------------------------------------------------------------------------
 # user registries (bytegraph.allow_in_graph / disallow_in_graph / disable)
 
-_allowed = {}
-_disallowed = {}
-_disabled = {}
+class WeakIdTable:
+    """A set of objects matched by identity that does not keep them alive: dropping a function
+    frees its entry (a weakref callback removes it). Objects that cannot be weakly referenced
+    (builtin functions such as torch.sin) are held strongly; they live as long as their module."""
+    __slots__ = ("_refs",)
+
+    def __init__(self):
+        self._refs = {}                 # id(obj) -> weakref.ref(obj) | a callable returning obj
+
+    def add(self, obj):
+        key = id(obj)
+        try:
+            ref = weakref.ref(obj, functools.partial(self._forget, key))
+        except TypeError:
+            ref = functools.partial(_identity, obj)
+        self._refs[key] = ref
+
+    def _forget(self, key, ref):
+        if self._refs.get(key) is ref:   # not a newer object that took the same id
+            del self._refs[key]
+
+    def discard(self, obj):
+        if obj in self:
+            del self._refs[id(obj)]
+
+    def __contains__(self, obj):
+        ref = self._refs.get(id(obj))
+        return ref is not None and ref() is obj
+
+    def __len__(self):
+        return len(self._refs)
 
 
-def allow_in_graph(fn):
-    _allowed[id(fn)] = fn
-    _disallowed.pop(id(fn), None)
-    return fn
-
-
-def disallow_in_graph(fn):
-    _disallowed[id(fn)] = fn
-    _allowed.pop(id(fn), None)
-    return fn
-
-
-def mark_disabled(fn):
-    _disabled[id(fn)] = fn
+def _identity(obj):
+    return obj
 
 
 def _in(table, fn):
-    hit = table.get(id(fn))
-    return hit is not None and hit is fn
+    return fn in table
+
+
+_allowed = WeakIdTable()
+_disallowed = WeakIdTable()
+_disabled = WeakIdTable()
+
+
+def _register(api, fn, into, out_of):
+    if isinstance(fn, (list, tuple)):       # as torch._dynamo: each element, a list back
+        return [_register(api, f, into, out_of) for f in fn]
+    if not callable(fn):
+        raise TypeError(f"{api} expects a callable (or a list of them), got {type(fn).__name__}")
+    into.add(fn)
+    out_of.discard(fn)
+    return fn
+
+
+def allow_in_graph(fn):
+    return _register("allow_in_graph", fn, _allowed, _disallowed)
+
+
+def disallow_in_graph(fn):
+    return _register("disallow_in_graph", fn, _disallowed, _allowed)
+
+
+def mark_disabled(fn):
+    _disabled.add(fn)
 
 
 # --------------------------------------------------------------------------
@@ -420,7 +462,7 @@ def _make_stateless_module(tx, cls_value, args, kwargs):
     if any(True for _ in mod.parameters()) or any(True for _ in mod.buffers()):
         raise Unsupported(f"creating {cls_value.cls.__name__} (which has parameters) inside a "
                           "compiled region", kind="module_construct")
-    tx.keepalive.append(mod)
+    tx.own(mod)         # nothing else holds it: the entry must keep it alive
     return ModuleValue(mod, ObjectSource(mod, cls_value.cls.__name__))
 
 

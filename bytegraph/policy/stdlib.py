@@ -556,6 +556,7 @@ def call_marked_constant(tx, fn, args, kwargs):
         res = fn(*[a.as_python() for a in args], **{k: v.as_python() for k, v in kwargs.items()})
     except Exception as e:
         raise UserError(e)
+    tx.own(res)             # a process-lifetime constant by declaration: the entry keeps it
     return wrap(tx, res, None)
 
 

@@ -9,6 +9,7 @@ marker telling the runtime to run the original function.
 import inspect
 import logging
 import time
+import weakref
 
 import torch
 import torch.fx
@@ -81,8 +82,7 @@ def _eager_entry(fn, failed, record, t0, name, on_guard_error):
     e, cg, guards = failed.exc, failed.cg, failed.guards
     record.trace_s = time.perf_counter() - t0
     record.reason = str(e)
-    if not isinstance(e, UserError):
-        counters["fallback"][e.kind] += 1
+    if not isinstance(e, UserError):      # counted by the runtime (fallback, by e.kind)
         record.breaks = [_record_of(e)]
     compile_metrics.append(record)
     entry = build_entry(fn, cg, guards.expression(), [], "EAGER", name, on_guard_error)
@@ -215,6 +215,7 @@ def convert(fn, args, kwargs, backend, backend_name, entry_index, on_guard_error
     for g, names in tracer.builtins_used.values():
         guards.add_code(f"{cg.const(g, 'G')}.keys().isdisjoint({cg.const(frozenset(names), 'names')})",
                         None, "builtins_not_shadowed")
+    cg.end_guards()     # the graph and the epilogue bind strongly (codegen.entry: weak bindings)
 
     # the epilogue: everything it reads is evaluated before anything is written back
     if stopped_by is None:
@@ -276,6 +277,26 @@ def _example(node):
     return t.requires_grad_(fake.requires_grad) if fake.requires_grad else t
 
 
+def _forget_source_when_freed(gm):
+    """torch.fx registers each GraphModule's generated source in linecache and in its loader's
+    eval cache, and never removes it: a small leak per graph that never ends in a process that
+    keeps compiling. Remove both when the GraphModule is freed."""
+    forward = getattr(type(gm), "forward", None) if gm is not None else None
+    key = getattr(getattr(forward, "__code__", None), "co_filename", "")
+    if key.startswith("<eval_with_key>"):
+        weakref.finalize(gm, _forget_source, key)
+
+
+def _forget_source(key):
+    import linecache
+    linecache.cache.pop(key, None)
+    try:
+        from torch.fx.graph_module import _loader
+        _loader.eval_cache.pop(key, None)
+    except (ImportError, AttributeError):
+        pass
+
+
 def _compile_graphs(tracer, gb, cg, guards, backend, backend_name, grad_at_start, record):
     """Cut the trace's graph at its breaks, compile each piece, and return the entry body
     (graph calls interleaved with the breaks' Python code) and the GraphModules."""
@@ -286,6 +307,7 @@ def _compile_graphs(tracer, gb, cg, guards, backend, backend_name, grad_at_start
         if seg is None:
             continue
         gm = torch.fx.GraphModule(torch.nn.Module(), seg.graph)
+        _forget_source_when_freed(gm)
         example_inputs = [gb.inputs[ref][1] if kind == "input" else _example(ref) for kind, ref in seg.inputs]
         t1 = time.perf_counter()
         try:

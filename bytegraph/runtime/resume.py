@@ -28,13 +28,13 @@ import weakref
 import torch
 
 from ..bytecode.decode import decode, find_handler
-from ..bytecode.resume import resume_code, NULL as CODE_NULL
+from ..bytecode.resume import resume_code, NULL as CODE_NULL, EXC as CODE_EXC
 from ..exc import Unsupported
 from ..policy.calls import _in, _disabled
 from ..symbolic.table import NULL
 from ..symbolic.interpreter import Lazy
+from ..symbolic.handlers_control import SavedExcInfo
 from ..values.opaque import Opaque
-from ..values.base import NONE
 from ..values.base import is_trusted_module
 
 _POP_JUMPS = {"POP_JUMP_FORWARD_IF_TRUE": True, "POP_JUMP_BACKWARD_IF_TRUE": True,
@@ -53,10 +53,9 @@ def _stop_step(frame, inst, step):
 
 def _resumable(frame):
     """Can a resume function be made from this frame's code and state?"""
-    code = frame.code
-    if code.co_cellvars or frame.is_generator:
+    if frame.is_generator:
         return False
-    return all(getattr(frame.cells.get(n), "real", None) is not None for n in code.co_freevars)
+    return all(getattr(frame.cells.get(n), "real", None) is not None for n in frame.code.co_freevars)
 
 
 def choose_stop(chain):
@@ -112,6 +111,8 @@ class Trampoline:
 def _compilable(fn):
     if getattr(fn, "__bytegraph_state__", None) is not None or _in(_disabled, fn):
         return False
+    if fn.__closure__ and "<locals>" in fn.__qualname__:
+        return False           # a closure made per call: its own cache would start anew each call
     code = fn.__code__
     if code.co_flags & 0x2A0:          # generator, coroutine, async generator
         return False
@@ -151,13 +152,17 @@ class ResumeCache:
         hit = self.entries.get(key)
         if hit is None:
             name = f"resume_in_{code.co_name}_at_{decode_line(code, offset)}"
-            rcode, params, shift = resume_code(code, offset, [CODE_NULL if n else None for n in layout],
+            rcode, params, shift = resume_code(code, offset, [_SLOT[k] for k in layout],
                                                dead, name, inner)
             closure = tuple(frame.cells[n].real for n in code.co_freevars)
             rfn = types.FunctionType(rcode, frame.globals, name, None, closure)
+            rfn.__bytegraph_cells__ = frozenset(code.co_cellvars)
             rfn.__bytegraph_opaque__ = frozenset(params[i] for i in opaque)
             hit = self.entries[key] = (self.compile_fn(rfn) if compiled else rfn, shift)
         return hit
+
+
+_SLOT = {"v": None, "n": CODE_NULL, "x": CODE_EXC}
 
 
 def decode_line(code, offset):
@@ -167,23 +172,12 @@ def decode_line(code, offset):
     return code.co_firstlineno
 
 
-def _guarded(line, h, inst, below, layout, local_args, stack_args, fn, code, cg, resumes, dead, insts):
-    """`line` inside try: an exception it raises goes where CPython's exception table sends
-    it -- the handler's code, with the stack cut to the handler's depth, the raising offset
-    (if the handler wants it) and the exception pushed -- run as plain Python (handlers
-    after a break are not compiled)."""
-    kept = sum(1 for n in layout[:h.depth] if not n)          # stack values below the cut
-    exc_layout = layout[:h.depth] + ((False,) if h.lasti else ()) + (False,)
-    r_exc, shift = resumes.get(fn, code, insts[h.target].offset, exc_layout, dead, compiled=False)
-    extra = [str((inst.offset + shift) // 2)] if h.lasti else []
-    args = ", ".join(local_args + stack_args[:kept] + extra + ["__x"])
-    return ["__x = None",
-            "try:",
-            f"    {line}",
-            "except BaseException as __e:",
-            "    __x = __e",
-            "if __x is not None:",
-            f"    return {cg.const(r_exc, 'handler')}({args})"]
+def _cell_arg(frame, name, cg, temp):
+    """A cell variable's cell (real, or made once for a cell the trace created)."""
+    cell = frame.cells.get(name)
+    if cell is None:                  # MAKE_CELL not reached yet: an empty cell
+        return f"{cg.const(types.CellType, 'CellType')}()"
+    return temp(cg.expr(cell))
 
 
 def _local_arg(frame, name, cg, temp):
@@ -199,10 +193,6 @@ def break_tail(tracer, cg, resumes, trampoline):
     """Entry lines that end a trace stopped before an instruction (see module docstring).
     Returns (lines evaluated before the side effects are replayed, lines after them)."""
     frame = tracer.stopped
-    if tracer.exc_info is not NONE:
-        # an except block's exception is the thread's "current" one, which a resume function
-        # entered halfway through the block would not have (a bare `raise` there fails)
-        raise Unsupported("a graph break inside an except block", kind="graph_break_handler")
     chain = []
     f = frame
     while f is not None:
@@ -276,7 +266,7 @@ def break_tail(tracer, cg, resumes, trampoline):
         call = f"{tramp}({temp(cg.expr(callee))})(*{temp(cg.expr(star))}" + \
             (f", **{temp(cg.expr(kw))})" if kw is not None else ")")
     is_item = type(callee).__name__ == "_TensorRead" and callee.name == "item"
-    r, args = resume_chain(after, states[0][1] + (False,), "__c", is_item)
+    r, args = resume_chain(after, states[0][1] + ("v",), "__c", is_item)
     if handler is None:
         post.append(f"__c = {call}")
     else:
@@ -310,12 +300,16 @@ def _split_stack(frame, inst):
 
 def _frame_state(frame, stack, cg, temp):
     """(argument expressions, stack layout, dead locals, opaque flags) of one frame."""
-    varnames = list(frame.code.co_varnames)
+    code = frame.code
+    varnames = list(code.co_varnames) + [c for c in code.co_cellvars if c not in code.co_varnames]
     values = [frame.locals.get(v) for v in varnames] + [v for v in stack if v is not NULL]
-    args = [_local_arg(frame, v, cg, temp) for v in varnames] + \
-        [temp(cg.expr(v)) for v in stack if v is not NULL]
+    args = [_cell_arg(frame, v, cg, temp) if v in code.co_cellvars else _local_arg(frame, v, cg, temp)
+            for v in varnames] + \
+        [temp(cg.expr(v.handled if type(v) is SavedExcInfo else v)) for v in stack if v is not NULL]
     flags = [isinstance(v, Opaque) and v.scalar for v in values]
-    return args, tuple(v is NULL for v in stack), tuple(v for v in varnames if v not in frame.locals), flags
+    layout = tuple("n" if v is NULL else "x" if type(v) is SavedExcInfo else "v" for v in stack)
+    dead = tuple(v for v in varnames if v not in frame.locals and v not in code.co_cellvars)
+    return args, layout, dead, flags
 
 
 def _guarded(line, h, inst, frame, state, cg, resumes):
@@ -325,8 +319,8 @@ def _guarded(line, h, inst, frame, state, cg, resumes):
     function. Root frame only."""
     args, layout, dead, _ = state
     nlocals = len(frame.code.co_varnames)
-    kept = sum(1 for n in layout[:h.depth] if not n)          # stack values below the cut
-    exc_layout = layout[:h.depth] + ((False,) if h.lasti else ()) + (False,)
+    kept = sum(1 for k in layout[:h.depth] if k != "n")       # stack values below the cut
+    exc_layout = layout[:h.depth] + (("v",) if h.lasti else ()) + ("v",)
     r_exc, shift = resumes.get(frame, frame.insts[h.target].offset, exc_layout, dead)
     extra = [str((inst.offset + shift) // 2)] if h.lasti else []
     call_args = ", ".join(args[:nlocals + kept] + extra + ["__x"])
@@ -339,10 +333,3 @@ def _guarded(line, h, inst, frame, state, cg, resumes):
             f"    return {cg.const(r_exc, 'handler')}({call_args})"]
 
 
-def _local_arg(frame, name, cg, temp):
-    v = frame.locals.get(name)
-    if v is None:
-        return "None"
-    if type(v) is Lazy:          # a parameter the trace never read: passed on as it came
-        return v.source.expr(cg)
-    return temp(cg.expr(v))

@@ -119,6 +119,10 @@ def _raise(f, inst):
     if inst.arg == 2:
         cause = args[1]
         exc.__cause__ = None if cause.is_const() and cause.as_python() is None else _as_exception(cause)
+        exc.__suppress_context__ = True
+    current = f.tx.exc_info          # raised while handling another: CPython chains it
+    if isinstance(current, ExceptionInstanceValue) and current.exc is not exc:
+        exc.__context__ = current.exc
     raise UserError(exc)
 
 
@@ -136,17 +140,29 @@ def _as_exception(v):
 # --------------------------------------------------------------------------
 # exception handlers (reached through the exception table, see Tracer.catch)
 
+class SavedExcInfo:
+    """The stack slot PUSH_EXC_INFO fills: the exception state before the except block (what
+    POP_EXCEPT restores), and the exception the block handles (what a resume function entered
+    inside the block must make current again, runtime/resume.py)."""
+    __slots__ = ("prev", "handled")
+
+    def __init__(self, prev, handled):
+        self.prev = prev
+        self.handled = handled
+
+
 @handler("PUSH_EXC_INFO")
 def _push_exc_info(f, inst):
     exc = f.stack.pop()
-    f.stack.append(f.tx.exc_info)
+    f.stack.append(SavedExcInfo(f.tx.exc_info, exc))
     f.stack.append(exc)
     f.tx.exc_info = exc
 
 
 @handler("POP_EXCEPT")
 def _pop_except(f, inst):
-    f.tx.exc_info = f.stack.pop()
+    saved = f.stack.pop()
+    f.tx.exc_info = saved.prev if type(saved) is SavedExcInfo else saved
 
 
 @handler("CHECK_EXC_MATCH")

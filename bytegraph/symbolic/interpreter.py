@@ -113,10 +113,10 @@ class Tracer:
         self.cg = cg
         self.guards = guards
         self.side_effects = side_effects
+        side_effects.locate = lambda: self.frame.location() if self.frame is not None else ""
         self.wrapped = {}          # id(obj) -> (obj, Value): one Value per caller-world object
         self.global_writes = {}    # (id(globals), name) -> Value written by the trace
         self.state_stack = []      # undo actions for global torch state changed while tracing
-        self.keepalive = []        # objects the trace created for real (kept alive with the entry)
         self.exc_info = NONE       # the exception being handled (sys.exc_info() for the trace)
         self.absent_attrs = {}     # id(ObjectValue) -> (value, names it must not have in __dict__)
         self.builtins_used = {}    # id(globals) -> (globals, builtin names read through it)
@@ -139,6 +139,11 @@ class Tracer:
         self.steps = 0             # instructions executed so far (stop_at counts them)
         self.direct_call = None    # the callee Value of the CALL being executed
         self.specialize = ()       # opaque parameters to trace with their values known
+
+    def own(self, obj):
+        """`obj` was created for real by the trace (a module built inside forward, a marked
+        constant's result): the entry owns it and binds it strongly (Codegen.own)."""
+        self.cg.own(obj)
 
     # -- global torch state ----------------------------------------------------
     def set_grad_mode(self, mode):
@@ -166,7 +171,13 @@ class Tracer:
         frame = Frame(self, code, fn.__globals__, fn.__qualname__, None)
         sig_names = _param_names(code)
         opaque = getattr(fn, "__bytegraph_opaque__", ())      # a resume function's (runtime/resume.py)
+        cells = getattr(fn, "__bytegraph_cells__", ())        # parameters that are cells (same)
         for name in sig_names:
+            if name in cells:
+                src = LocalSource(name)
+                self.guards.add_type(src, types.CellType)
+                frame.cells[name] = wrap(self, args[name], src)
+                continue
             if name in opaque and name not in self.specialize:
                 self.guards.add_type(LocalSource(name), type(args[name]))
                 frame.locals[name] = OpaqueParam(name)
@@ -176,7 +187,7 @@ class Tracer:
             frame.locals[name] = Lazy(args[name], LocalSource(name))
         if fn.__closure__:
             for name, cell in zip(code.co_freevars, fn.__closure__):
-                frame.cells[name] = CellValue(source=ObjectSource(cell, f"cell_{name}"), real=cell)
+                frame.cells[name] = wrap(self, cell, ObjectSource(cell, f"cell_{name}"))
         return self.run_frame(frame)
 
     def inline(self, code, globals_, bound, closure, qualname, direct=False):

@@ -97,9 +97,30 @@ class CellValue(Value):
         if self.source is not None:
             tx.side_effects.cell_write(self)
 
+    def reconstruct(self, cg):
+        """The real cell (a graph break hands it to the resume function, so closures made
+        before the break keep sharing it); a cell the trace made is created once."""
+        if self.real is not None:
+            return self.source.expr(cg) if self.source is not None else cg.const(self.real, "cell")
+        if self.source is not None:
+            return self.source.expr(cg)
+        new = id(self) not in cg._temps
+        name = cg.mutable(self, lambda: f"{cg.const(types.CellType, 'CellType')}()")
+        if new and self.contents is not None:
+            cg.lines.append(f"{name}.cell_contents = {cg.expr(self.contents)}")
+        return name
+
+
+@register_wrapper(types.CellType)
+def wrap_cell(tx, cell, source):
+    """A real closure cell: one Value per cell object (wrap's identity map), so a function's
+    closure and a resume function's cell variable that are the same cell see one state."""
+    return CellValue(source=source, real=cell)
+
 
 class UserFnValue(Value):
     """A Python function object that exists outside the trace."""
+    by_code = False        # guarded by code/globals/closure, not identity (see wrap_function)
 
     def __init__(self, fn, source=None):
         self.fn = fn
@@ -107,14 +128,6 @@ class UserFnValue(Value):
 
     def truth(self, tx):          # functions are always true
         return True
-
-    def reconstruct(self, cg):
-        """The real bound method (a graph break hands it to the code that calls it)."""
-        if self.source is not None:
-            return self.source.expr(cg)
-        if isinstance(self.fn, str):            # a container's method: obj.name
-            return f"{cg.expr(self.self_value)}.{self.fn}"
-        return f"{cg.const(types.MethodType, 'MethodType')}({cg.expr(self.fn)}, {cg.expr(self.self_value)})"
 
     def python_type(self):
         return types.FunctionType
@@ -136,6 +149,9 @@ class UserFnValue(Value):
         if not fn.__defaults__:
             return []
         src = AttrSource(self.fn_source(), "__defaults__")
+        if self.by_code:       # a per-call function: each default guarded by what it is
+            tx.guards.add_len(src, tuple, len(fn.__defaults__))
+            return [wrap(tx, d, ItemSource(src, i)) for i, d in enumerate(fn.__defaults__)]
         tx.guards.add_identity(src, fn.__defaults__)
         return [_default_value(tx, d, ItemSource(src, i)) for i, d in enumerate(fn.__defaults__)]
 
@@ -144,13 +160,19 @@ class UserFnValue(Value):
         if not fn.__kwdefaults__:
             return {}
         src = AttrSource(self.fn_source(), "__kwdefaults__")
-        tx.guards.add_identity(src, fn.__kwdefaults__)
+        if self.by_code:
+            tx.guards.add_dict_keys(src, dict, list(fn.__kwdefaults__))
+        else:
+            tx.guards.add_identity(src, fn.__kwdefaults__)
         return {k: wrap(tx, d, ItemSource(src, k)) for k, d in fn.__kwdefaults__.items()}
 
     def closure(self, tx):
         if not self.fn.__closure__:
             return ()
-        return tuple(CellValue(source=ObjectSource(c, f"cell_{n}"), real=c)
+        if self.by_code:
+            src = AttrSource(self.fn_source(), "__closure__")
+            return tuple(wrap(tx, c, ItemSource(src, i)) for i, c in enumerate(self.fn.__closure__))
+        return tuple(wrap(tx, c, ObjectSource(c, f"cell_{n}"))
                      for n, c in zip(self.fn.__code__.co_freevars, self.fn.__closure__))
 
     def call(self, tx, args, kwargs):
@@ -200,6 +222,14 @@ def _default_value(tx, d, source):
     return wrap(tx, d, source)
 
 
+def _make_function(code, globals_, qualname, defaults, kwdefaults, closure, attrs):
+    fn = types.FunctionType(code, globals_, code.co_name, defaults, closure)
+    fn.__qualname__ = qualname
+    fn.__kwdefaults__ = kwdefaults or None
+    fn.__dict__.update(attrs)
+    return fn
+
+
 class NestedFnValue(Value):
     """A function created by MAKE_FUNCTION during the trace (closures, lambdas, comprehensions)."""
 
@@ -221,6 +251,20 @@ class NestedFnValue(Value):
     def call(self, tx, args, kwargs):
         bound = bind_args(self.code, self.code.co_name, self.defaults_, self.kwdefaults_, args, kwargs)
         return tx.inline(self.code, self.globals, bound, self.closure_, self.qualname)
+
+    def reconstruct(self, cg):
+        """The real function, made once (a graph break hands it on): same code, globals,
+        defaults and closure cells (shared with the resume function's cell variables)."""
+        def build():
+            closure = "(" + "".join(cg.expr(c) + ", " for c in self.closure_) + ")" if self.closure_ \
+                else "None"
+            defaults = "(" + "".join(cg.expr(d) + ", " for d in self.defaults_) + ")" if self.defaults_ \
+                else "None"
+            kw = "{" + ", ".join(f"{k!r}: {cg.expr(v)}" for k, v in self.kwdefaults_.items()) + "}"
+            attrs = "{" + ", ".join(f"{k!r}: {cg.expr(v)}" for k, v in self.attrs.items.items()) + "}"
+            return (f"{cg.const(_make_function, 'make_function')}({cg.const(self.code, 'code')}, "
+                    f"{cg.const(self.globals, 'G')}, {self.qualname!r}, {defaults}, {kw}, {closure}, {attrs})")
+        return cg.mutable(self, build)
 
     def getattr(self, tx, name):
         if name in self.attrs.items:
@@ -326,12 +370,23 @@ class PartialValue(Value):
 
 @register_wrapper(types.FunctionType)
 def wrap_function(tx, fn, source):
-    if source is not None:
+    by_code = source is not None and "<locals>" in fn.__qualname__ and type(source) is not ObjectSource \
+        and not POLICY.user_registered(fn)
+    if by_code:
+        # a function made by a def inside another function is a new object per call (e.g.
+        # handed to a resume function): guard what the trace depends on -- its code, its
+        # globals, and (as they are read) its defaults and closure cells -- not its identity
+        tx.guards.add_type(source, types.FunctionType)
+        tx.guards.add_identity(AttrSource(source, "__code__"), fn.__code__)
+        tx.guards.add_identity(AttrSource(source, "__globals__"), fn.__globals__)
+    elif source is not None:
         tx.guards.add_identity(source, fn)
     special = POLICY.classify_function(tx, fn, source)
     if special is not None:
         return special
-    return UserFnValue(fn, source)
+    v = UserFnValue(fn, source)
+    v.by_code = by_code
+    return v
 
 
 @register_wrapper(types.MethodType)

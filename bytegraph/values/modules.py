@@ -83,6 +83,9 @@ def call_module(tx, mv, args, kwargs):
             if not (res.is_const() and res.as_python() is None):
                 args = res.unpack(tx) if isinstance(res, TupleValue) else [res]
     forward = mv.getattr(tx, "forward")
+    # no hooks: Module.__call__ is forward(...), so a graph break inside forward can resume
+    # there and hand its result straight to the caller (runtime/resume.py)
+    tx.direct_call = forward if tx.direct_call is mv and not pre and not post else None
     out = forward.call(tx, args, kwargs)
     for hid, hook in post:
         if hid in with_kwargs_post:

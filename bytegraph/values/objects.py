@@ -11,6 +11,7 @@ Writes to them are recorded in the side-effect log and replayed after the graph.
 Instances created during the trace (NewObjectValue) are plain attribute maps;
 the epilogue rebuilds them only if they escape.
 """
+import copy
 import enum
 import functools
 import types
@@ -605,6 +606,9 @@ class PyModuleValue(Value):
         self.module = module
         self.source = source
 
+    def reconstruct(self, cg):
+        return self.source.expr(cg) if self.source is not None else cg.const(self.module, "module")
+
     def python_type(self):
         return types.ModuleType
 
@@ -814,10 +818,22 @@ class ExceptionInstanceValue(Value):
             raise UserError(e)
 
     def reconstruct(self, cg):
-        return self.source.expr(cg) if self.source is not None else cg.const(self.exc, "exc")
+        if self.source is not None:
+            return self.source.expr(cg)
+        # an exception the traced code raised: a fresh one per call, as eager raises anew
+        return cg.mutable(self, lambda: f"{cg.const(_fresh_exception, 'fresh_exc')}({cg.const(self.exc, 'exc')})")
 
     def __repr__(self):
         return f"Exception({self.exc!r})"
+
+
+def _fresh_exception(exc):
+    """A copy of an exception the trace made (same type, args, attributes, cause, context)."""
+    e = copy.copy(exc)
+    e.__cause__, e.__context__ = exc.__cause__, exc.__context__
+    e.__suppress_context__ = exc.__suppress_context__
+    e.__traceback__ = None
+    return e
 
 
 @register_wrapper(BaseException)

@@ -1,0 +1,255 @@
+"""export(fn)(*args, **kwargs): one graph with the caller's signature, like torch._dynamo.export.
+
+The function is traced once, with graph breaks refused (a break raises Unsupported with the
+construct and the user's file:line). The traced graph is rewritten into a standalone
+torch.fx.GraphModule:
+
+- its placeholders are the leaves of `(args, kwargs)` flattened as a pytree, and torch's own
+  pytree codegen (`torch.fx.graph._PyTreeCodeGen`) gives it a `forward` with the caller's
+  parameter names that flattens its arguments and rebuilds the output structure, so
+  `gm(*args, **kwargs)` returns what `fn(*args, **kwargs)` returns;
+- parameters and buffers of the exported module are attributes of the GraphModule (under
+  their qualified names); other tensors the function reads (globals, closures) are baked in
+  as constants; non-tensor inputs are specialized, and their guards are returned;
+- a side effect that cannot live in the graph (a Python attribute, global or container
+  write) raises Unsupported; in-place writes into input tensors are graph ops and are kept.
+
+With `aten_graph=True` the graph is lowered with bytegraph.make_fx (given decompositions),
+keeping the same signature. The result is a plain GraphModule: it pickles (torch.save /
+torch.load), deep-copies, and runs without bytegraph.
+"""
+import collections
+import inspect
+import re
+
+import torch
+import torch.fx
+import torch.utils._pytree as pytree
+from torch.fx.graph import _PyTreeCodeGen, _PyTreeInfo
+
+from .exc import Unsupported, UserError
+from .graph.builder import NEEDS_SHAPE_ENV
+from .sources import LocalSource, ModuleDictSource
+from .values.base import ConstValue
+from .values.containers import TupleValue, ListValue, DictValue
+from .values.tensor import TensorValue
+
+ExportResult = collections.namedtuple("ExportResult", ["graph_module", "guards"])
+
+_TRACING_MODES = ("real", "fake", "symbolic")
+
+
+def export(fn, *, aten_graph=False, decomposition_table=None, tracing_mode="real", dynamic_shapes=None):
+    """`export(fn)(*args, **kwargs) -> ExportResult(graph_module, guards)`."""
+    if not callable(fn) or isinstance(fn, type):
+        raise TypeError(f"export expects a function or nn.Module, got {type(fn).__name__}")
+    if not isinstance(aten_graph, bool):
+        raise TypeError(f"export(aten_graph=...) expects a bool, got {type(aten_graph).__name__}")
+    if decomposition_table is not None and not isinstance(decomposition_table, dict):
+        raise TypeError("export(decomposition_table=...) expects a dict of op -> function or None, "
+                        f"got {type(decomposition_table).__name__}")
+    if tracing_mode not in _TRACING_MODES:
+        raise ValueError(f"export(tracing_mode=...) expects one of {_TRACING_MODES}, got {tracing_mode!r}")
+    if dynamic_shapes is not None:
+        raise ValueError("export(dynamic_shapes=...) is not supported yet (shapes are static); pass None")
+
+    def run(*args, **kwargs):
+        return _export(fn, args, kwargs, aten_graph, decomposition_table, tracing_mode)
+    return run
+
+
+def _target(fn):
+    """(the Python function to trace, the module or None, the leading bound arguments)."""
+    state = getattr(fn, "__bytegraph_state__", None)
+    if state is not None:
+        fn = state.fn
+    orig = getattr(fn, "_orig_mod", None)
+    if isinstance(orig, torch.nn.Module):
+        fn = orig
+    if isinstance(fn, torch.nn.Module):
+        forward = type(fn).forward
+        if not inspect.isfunction(forward):
+            raise Unsupported(f"export of {type(fn).__name__}: its forward is not a Python function",
+                              kind="export")
+        return forward, fn, (fn,)
+    if inspect.ismethod(fn) and inspect.isfunction(fn.__func__):
+        owner = fn.__self__
+        return fn.__func__, owner if isinstance(owner, torch.nn.Module) else None, (owner,)
+    if inspect.isfunction(fn):
+        return fn, None, ()
+    raise TypeError(f"export expects a Python function, method or nn.Module, got {type(fn).__name__}")
+
+
+def _export(fn, args, kwargs, aten_graph, decomposition_table, tracing_mode):
+    from .runtime.convert import _trace, _TraceFailed, bind_call
+    func, module, lead = _target(fn)
+    params = list(inspect.signature(func, follow_wrapped=False).parameters.values())[len(lead):]
+    _check_call_shape(func, params, args, kwargs)
+    bound = bind_call(func, lead + tuple(args), kwargs)
+    try:
+        try:
+            cg, guards, gb, tracer, result, _, _ = _trace(func, bound, False, False)
+        except Unsupported as e:
+            if e.kind != NEEDS_SHAPE_ENV:
+                raise
+            cg, guards, gb, tracer, result, _, _ = _trace(func, bound, True, False)
+    except _TraceFailed as failed:
+        e = failed.exc
+        if isinstance(e, UserError) and not getattr(e, "from_graph", False):
+            raise e.exc
+        raise Unsupported(f"export: {e.msg}" + _chain(e), kind=e.kind, hint=e.hint,
+                          location=e.location) from None
+    if tracer.side_effects:
+        what, where = tracer.side_effects.first_effect()
+        raise Unsupported(f"export: {what} cannot be expressed in the graph", kind="export_side_effect",
+                          hint="return the value instead, or mutate a tensor in place", location=where)
+
+    names = [p.name for p in params[:len(args)]] + list(kwargs)
+    flat, in_spec = pytree.tree_flatten((tuple(args), dict(kwargs)))
+    graph, root, out_spec = _rebuild(gb, cg, result, module, flat, names)
+    gm = torch.fx.GraphModule(root, graph)
+    if aten_graph:
+        gm = _lower(gm, flat, decomposition_table, tracing_mode)
+    gm.graph._codegen = _PyTreeCodeGen(_PyTreeInfo(names, in_spec, out_spec))
+    gm.recompile()
+    return ExportResult(gm, [g.code for g in guards.guards])
+
+
+def _check_call_shape(func, params, args, kwargs):
+    kinds = inspect.Parameter
+    positional = [p for p in params if p.kind in (kinds.POSITIONAL_ONLY, kinds.POSITIONAL_OR_KEYWORD)]
+    if len(args) > len(positional):
+        raise Unsupported(f"export of {func.__qualname__} with extra positional arguments (*args)",
+                          kind="export")
+    named = {p.name for p in params if p.kind not in (kinds.VAR_POSITIONAL, kinds.VAR_KEYWORD)}
+    extra = [k for k in kwargs if k not in named]
+    if extra:
+        raise Unsupported(f"export of {func.__qualname__} with extra keyword arguments {extra} (**kwargs)",
+                          kind="export")
+    for p in params:
+        if p.kind == kinds.POSITIONAL_ONLY and p.name in kwargs:
+            raise TypeError(f"{func.__qualname__}() got positional-only argument {p.name!r} as a keyword")
+
+
+def _chain(e):
+    stack = getattr(e, "user_stack", None)
+    return "" if not stack or len(stack) < 2 else "\n  while tracing (innermost last):\n    " + \
+        "\n    ".join(reversed(stack))
+
+
+def _qualified_name(source, module):
+    """'lin.weight' for a parameter/buffer source under the exported module's `self`."""
+    parts = []
+    while isinstance(source, ModuleDictSource):
+        parts.append(source.key[1])
+        source = source.base
+    if module is not None and parts and source == LocalSource("self"):
+        return ".".join(reversed(parts))
+    return None
+
+
+def _rebuild(gb, cg, result, module, flat, names):
+    """The export graph over the flat inputs; returns (graph, root module, output spec)."""
+    graph = torch.fx.Graph()
+    root = torch.nn.Module()
+    leaf_of = {id(x): i for i, x in enumerate(flat) if isinstance(x, torch.Tensor)}
+    placeholders = []
+    spec_names = _leaf_names(flat, names)
+    for i, name in enumerate(spec_names):
+        placeholders.append(graph.placeholder(name))
+    env = {}
+    consts = 0
+    for (source, tensor), node in zip(gb.inputs, gb.placeholders):
+        i = leaf_of.get(id(tensor))
+        if i is not None:
+            env[node] = placeholders[i]
+            continue
+        qual = _qualified_name(source, module)
+        if qual is not None:
+            _set_attr(root, qual, tensor)
+        else:
+            qual = f"_tensor_constant{consts}"
+            consts += 1
+            root.register_buffer(qual, tensor, persistent=False)
+        env[node] = graph.get_attr(qual)
+    for node in gb.graph.nodes:
+        if node.op == "placeholder" or node.op == "output":
+            continue
+        env[node] = graph.node_copy(node, lambda n: env[n])
+    leaves, template = [], _template(result, placeholders, env, leaf_of)
+    out_flat, out_spec = pytree.tree_flatten(template, is_leaf=lambda x: isinstance(x, _Leaf))
+    graph.output([x.value for x in out_flat])
+    return graph, root, out_spec
+
+
+class _Leaf:
+    __slots__ = ("value",)
+
+    def __init__(self, value):
+        self.value = value
+
+
+def _template(v, placeholders, env, leaf_of):
+    """The output with each tensor replaced by a _Leaf holding its fx node (constants too)."""
+    if isinstance(v, TensorValue):
+        node = v.node
+        if node in env:
+            return _Leaf(env[node])
+        raise Unsupported("export: the output holds a tensor the graph does not produce", kind="export")
+    if type(v) is ConstValue:
+        return _Leaf(v.value)
+    if type(v) is TupleValue and getattr(v, "cls", tuple) is tuple:
+        return tuple(_template(i, placeholders, env, leaf_of) for i in v.items)
+    if type(v) is ListValue:
+        return [_template(i, placeholders, env, leaf_of) for i in v.items]
+    if type(v) is TupleValue:
+        cls = v.cls
+        if hasattr(cls, "_fields"):
+            return cls(*[_template(i, placeholders, env, leaf_of) for i in v.items])
+    if type(v) is DictValue and getattr(v, "cls", dict) is dict:
+        return {k: _template(i, placeholders, env, leaf_of) for k, i in v.items.items()}
+    raise Unsupported(f"export: an output of kind {type(v).__name__} (tensors, constants, tuples, "
+                      "lists, dicts and namedtuples can be exported)", kind="export")
+
+
+def _leaf_names(flat, names):
+    out, seen = [], set()
+    for i, _ in enumerate(flat):
+        base = f"arg{i}"
+        out.append(base)
+    # name leaves after the parameter they come from when each parameter is one leaf
+    if len(flat) == len(names):
+        out = [re.sub(r"\W", "_", n) for n in names]
+    result = []
+    for n in out:
+        m, k = n, 1
+        while m in seen:
+            m = f"{n}_{k}"
+            k += 1
+        seen.add(m)
+        result.append(m)
+    return result
+
+
+def _set_attr(root, qual, tensor):
+    *path, name = qual.split(".")
+    mod = root
+    for p in path:
+        sub = getattr(mod, p, None)
+        if not isinstance(sub, torch.nn.Module):
+            sub = torch.nn.Module()
+            mod.add_module(p, sub)
+        mod = sub
+    if isinstance(tensor, torch.nn.Parameter):
+        mod.register_parameter(name, tensor)
+    else:
+        mod.register_buffer(name, tensor)
+
+
+def _lower(gm, flat, decomposition_table, tracing_mode):
+    """The same graph at the aten level (bytegraph.make_fx), over the same flat inputs."""
+    from .dispatch_trace import make_fx
+
+    def run_flat(*leaves):
+        return gm(*leaves)
+    return make_fx(run_flat, decomposition_table=decomposition_table, tracing_mode=tracing_mode)(*flat)
