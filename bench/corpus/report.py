@@ -282,7 +282,8 @@ def _run_line(label, d):
     m = d["meta"]
     paths = sorted({r.get("compiler_path", "?") for r in d.get("rows", [])})
     return (f"- {label}: run {m.get('date')}, {m.get('total_s')} s for the pairs of that invocation, "
-            f"PYTHONPATH={m.get('pythonpath') or '-'}, code from {', '.join(paths)}, "
+            f"PYTHONPATH={m.get('pythonpath') or '-'}, code from {', '.join(paths)}"
+            f"{' (checkout commit ' + m['commit'] + ')' if m.get('commit') else ''}, "
             f"args `{' '.join(m.get('argv', []))}`")
 
 
