@@ -49,8 +49,8 @@ def _torch_rows():
 CAPTURE_GAPS = {       # "name:config": why bytegraph does not capture it whole (more graphs, or ops outside)
     "hf/falcon_mamba:eval": "higher-order op (associative_scan) with a nested combine function "
                             "(a graph break per layer)",
-    "hf/unlimited_ocr:train": "constructing torch class TransformGetItemToIndex (masking_utils): a graph break "
-                              "per mask (4 graphs vs 1, 86% of the ops inside)",
+    "hf/unlimited_ocr:train": "constructing torch's TransformGetItemToIndex (a TorchFunctionMode): "
+                              "graph breaks around it (4 graphs vs 1, 86% of the ops inside)",
 }
 
 PAIRS = _sample()

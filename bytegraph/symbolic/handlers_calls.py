@@ -41,7 +41,9 @@ def _call_function_ex(f, inst):
     if kwargs is not None and not isinstance(kwargs, DictValue):
         raise Unsupported("** with a non-dict mapping", kind="call")
     kw = {k: v for k, v in kwargs.items.items()} if kwargs is not None else {}
-    f.stack.append(fn.call(f.tx, args.unpack(f.tx), kw))
+    unpacked = args.unpack(f.tx)
+    f.tx.direct_call = fn      # see _call
+    f.stack.append(fn.call(f.tx, unpacked, kw))
 
 
 @handler("MAKE_FUNCTION")

@@ -196,7 +196,7 @@ class Tracer:
                               kind="recursion")
         frame = Frame(self, code, globals_, qualname, self.frame)
         frame.direct = direct and self.frame is not None and self.frame.inst is not None and \
-            self.frame.inst.opname == "CALL"
+            self.frame.inst.opname in ("CALL", "CALL_FUNCTION_EX")
         self.direct_call = None
         frame.locals.update(bound)
         for name, cell in zip(code.co_freevars, closure):
