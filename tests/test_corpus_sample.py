@@ -44,7 +44,7 @@ def _torch_rows():
 
 
 # Pairs of the sample that torch.compile captures whole and bytegraph does not yet. Their results
-# are still asserted correct above; only the graph count is a known gap, listed with its cause
+# are still asserted correct above; only the capture (graph count, ops inside) is a known gap, listed with its cause
 # (bench/results/corpus.md lists every such pair of the whole corpus).
 CAPTURE_GAPS = {       # "name:config": why bytegraph does not capture it whole (more graphs, or ops outside)
     "hf/falcon_mamba:eval": "higher-order op (associative_scan) with a nested combine function "
