@@ -208,9 +208,12 @@ FULL_GRAPHS = {"eval": 1, "train": 1, "cache": 2, "generate": 3}
 
 
 def whole(row):
-    """True for a correct row captured as one graph per call signature (FULL_GRAPHS)."""
+    """True for a correct row captured as one graph per call signature (FULL_GRAPHS) that, where it
+    was measured (`fraction_in_graphs`, worker.measure_ops), ran every tensor op inside its graphs:
+    one graph holding a few ops while a function falls back to eager around it is not whole."""
     return bool(row and row.get("status") == "ok" and row.get("correct")
-                and row.get("graphs") == FULL_GRAPHS[row["config"]])
+                and row.get("graphs") == FULL_GRAPHS[row["config"]]
+                and row.get("fraction_in_graphs") in (None, 1.0))
 
 # What each configuration compiles: the model object (its __call__ -> forward, hooks included),
 # except `generate`, which compiles the bound `model.forward` and installs it on the instance,

@@ -2,8 +2,10 @@
 
 Responsible for the side-by-side summary of bench/results/corpus_bytegraph.json and
 corpus_torch.json (pairs built / correct / single-graph, where bytegraph does worse,
-geomean time ratios), bytegraph failures grouped by reason, the per-pair table, and
-the model types not kept (from corpus_models.json) grouped by cause.
+geomean time ratios), bytegraph failures grouped by reason, the graph-break section
+(issue 7: per pair not captured whole, the share of tensor ops run inside graphs and the
+graph count beside torch.compile's), the per-pair table, and the model types not kept
+(from corpus_models.json) grouped by cause.
 """
 from __future__ import annotations
 
@@ -39,7 +41,8 @@ def ran(r):
 
 
 def single(r):
-    """Correct and captured whole: one graph per call signature (cases.FULL_GRAPHS)."""
+    """Correct and captured whole: one graph per call signature (cases.FULL_GRAPHS), every tensor op
+    inside where the fraction was measured (cases.whole)."""
     return whole(r)
 
 
@@ -57,6 +60,9 @@ def reason(r):
     msgs = list(r.get("breaks") or {}) or r.get("warnings") or ["(no reason recorded)"]
     if r.get("graphs", 0) == 0:
         return "no graph (runs eagerly): " + msgs[0]
+    frac = r.get("fraction_in_graphs")
+    if r["graphs"] == FULL_GRAPHS[r["config"]] and frac is not None and frac < 1:
+        return f"{r['graphs']} graphs but {frac:.1%} of the ops inside: " + _cause(r, ("fraction",))
     return f"{r['graphs']} graphs (whole capture: {FULL_GRAPHS[r['config']]}): " + msgs[0]
 
 
@@ -74,7 +80,11 @@ COUNTS = (
     ("pairs built (eager ran)", lambda rows: sum(r.get("status") != "eager_error" for r in rows.values())),
     ("pairs run (compiled call returned)", lambda rows: sum(ran(r) for r in rows.values())),
     ("correct", lambda rows: sum(bool(ran(r) and r.get("correct")) for r in rows.values())),
-    ("correct, one graph (per call signature)", lambda rows: sum(bool(single(r)) for r in rows.values())),
+    ("correct, captured whole (one graph per call signature, every measured op inside)",
+     lambda rows: sum(bool(single(r)) for r in rows.values())),
+    ("correct, one graph per call signature but ops outside it",
+     lambda rows: sum(bool(ran(r) and r.get("correct") and not single(r)
+                           and r.get("graphs") == FULL_GRAPHS[r["config"]]) for r in rows.values())),
     ("correct, no graph (ran eagerly)",
      lambda rows: sum(bool(ran(r) and r.get("correct") and r.get("graphs") == 0) for r in rows.values())),
     ("wrong result", lambda rows: sum(r.get("status") == "wrong" for r in rows.values())),
@@ -100,6 +110,13 @@ def summary(sources, tc):
                      f"**{ratio(both, 'first_call_s'):.2f}x**, steady call **{ratio(both, 'steady_s'):.2f}x**; "
                      f"over the {len(one_both)} pairs both captured whole: first call "
                      f"**{ratio(one_both, 'first_call_s'):.2f}x**, steady call **{ratio(one_both, 'steady_s'):.2f}x**.")
+
+        def vs_eager(rows):
+            return geomean([rows[k]["steady_s"] / rows[k]["eager_steady_s"] for k in both
+                            if rows[k].get("steady_s") and rows[k].get("eager_steady_s")])
+        lines.append(f"- steady call / eager call of the same run (independent of the machine's load when each "
+                     f"compiler ran), geomean over the same {len(both)} pairs: {label} **{vs_eager(bg):.3f}x**, "
+                     f"torch.compile **{vs_eager(tc):.3f}x**.")
     return lines
 
 
@@ -119,6 +136,127 @@ def worse(bg, tc):
     return out
 
 
+FRACTION_GOAL = 0.95   # issue 7: share of a pair's tensor ops that run inside graphs
+
+
+def _graphs_cell(r):
+    per = r.get("graphs_per_call")
+    g = str(r.get("graphs", ""))
+    return f"{g} ({'+'.join(map(str, per))})" if per and len(per) > 1 else g
+
+
+def _top(counts):
+    return max(counts.items(), key=lambda kv: kv[1])[0]
+
+
+def _cause(r, misses=()):
+    """The main reason a split pair misses its goals: for a low fraction, its most frequent
+    whole-function fallback (the function ran eagerly; "qualname: " dropped so that one cause in
+    several classes groups together); else its most frequent graph break; else what it recorded."""
+    if r.get("fallbacks") and ("graphs" not in misses or not r.get("breaks")):
+        return "fallback: " + _top(r["fallbacks"]).partition(": ")[2]
+    if r.get("breaks"):
+        return "break: " + _top(r["breaks"])
+    return reason(r)
+
+
+def _misses(r, t):
+    """Which goals of issue 7 a split pair misses: fraction in graphs, graph count vs torch.compile."""
+    out = []
+    frac = r.get("fraction_in_graphs")
+    if frac is None or frac < FRACTION_GOAL:
+        out.append("fraction" if frac is not None else "fraction not measured")
+    if t is None or not ran(t) or t.get("graphs") is None:
+        out.append("no torch.compile row")
+    elif r.get("graphs", 0) > t["graphs"]:
+        out.append("graphs")
+    return out
+
+
+def _frac(r):
+    f = r.get("fraction_in_graphs")
+    return "-" if f is None else f"{f:.3f}"
+
+
+def _median(xs):
+    xs = sorted(xs)
+    n = len(xs)
+    return float("nan") if not n else (xs[n // 2] if n % 2 else (xs[n // 2 - 1] + xs[n // 2]) / 2)
+
+
+def graph_breaks(label, bg, tc):
+    """Issue 7's corpus acceptance: every pair that is not captured as one graph per call signature,
+    with the share of its aten ops run inside graphs on a steady call and its graphs beside
+    torch.compile's; then the counts, and the pairs missing a goal grouped by cause."""
+    split = {k: r for k, r in sorted(bg.items()) if ran(r) and not single(r)}
+    measured = {k: r for k, r in split.items() if r.get("fraction_in_graphs") is not None}
+    fracs = [r["fraction_in_graphs"] for r in measured.values()]
+    meets_f = [k for k, r in measured.items() if r["fraction_in_graphs"] >= FRACTION_GOAL]
+    meets_g = [k for k, r in split.items() if "graphs" not in _misses(r, tc.get(k))
+               and "no torch.compile row" not in _misses(r, tc.get(k))]
+    both = [k for k, r in split.items() if not _misses(r, tc.get(k))]
+    probed = [r for r in bg.values() if ran(r)]
+    all_fracs = [r["fraction_in_graphs"] for r in probed if r.get("fraction_in_graphs") is not None]
+    recompiled = [f"{r['name']}:{r['config']}" for r in probed if r.get("probe_recompiles")
+                  and not (r.get("steady_compiles") or [0])[-1]]
+    every_call = [f"{r['name']}:{r['config']}" for r in probed if (r.get("steady_compiles") or [0])[-1]]
+    probe_wrong = [f"{r['name']}:{r['config']}" for r in probed if r.get("probe_mismatch")]
+    probe_err = [f"{r['name']}:{r['config']}: {r['probe_error']}" for r in probed if r.get("probe_error")]
+    out = ["", f"## Graph breaks ({label})", "",
+           "Measured on one steady call (after the compiling call and the timed calls; it must hit the cache) "
+           "of every pair: each aten op of the compiled calls (seen by a `TorchDispatchMode`) is counted "
+           "inside a graph when a compiled graph is running (the backend's callable sets a flag), else outside "
+           "(Python code run at a graph break, or a whole function that fell back). `fraction` = inside / "
+           "(inside + outside). Only the compiled object's calls are counted: not the `generate` loop around "
+           "the compiled forward, nor train's `backward()` (the counting backend runs graphs as captured, so "
+           "autograd runs backward eagerly for both compilers). Goals (issue 7), for every pair not captured "
+           f"as one graph per call signature: fraction >= {FRACTION_GOAL:.0%}, graphs <= torch.compile's.", "",
+           f"- pairs run: {len(probed)}; fraction measured on {len(all_fracs)}; over all of them: "
+           f"median {_median(all_fracs):.4f}, geomean {geomean(all_fracs):.4f} (zeros left out: "
+           f"{sum(f == 0 for f in all_fracs)}), "
+           f"{sum(f >= FRACTION_GOAL for f in all_fracs)} at >= {FRACTION_GOAL:.0%}",
+           f"- pairs whose last timed call (no counting mode) compiled again: {len(every_call)}"
+           + (f" ({', '.join(every_call)})" if every_call else "")
+           + f"; measured calls that compiled when the timed call before them did not (the counting mode "
+           f"changing what is guarded): {len(recompiled)}" + (f" ({', '.join(recompiled)})" if recompiled else "")
+           + f"; that returned a result different from eager: {len(probe_wrong)}"
+           + (f" ({', '.join(probe_wrong)})" if probe_wrong else "")
+           + f"; measurement errors: {len(probe_err)}" + (f" ({'; '.join(probe_err)})" if probe_err else ""),
+           f"- **{len(split)}** pairs not captured as one graph per call signature; fraction measured on "
+           f"{len(measured)}: median **{_median(fracs):.4f}**, geomean **{geomean(fracs):.4f}** over the "
+           f"{sum(f > 0 for f in fracs)} above zero ({sum(f == 0 for f in fracs)} at zero: the compiled "
+           f"function ran eagerly as a whole)",
+           f"- fraction >= {FRACTION_GOAL:.0%}: **{len(meets_f)}** / {len(split)}; graphs <= torch.compile's: "
+           f"**{len(meets_g)}** / {len(split)}; both goals: **{len(both)}** / {len(split)}", ""]
+    miss = collections.defaultdict(list)
+    for k, r in split.items():
+        m = _misses(r, tc.get(k))
+        if m:
+            miss[_norm(_cause(r, m))].append((k, r, m))
+    out += [f"### Pairs missing a goal ({sum(len(v) for v in miss.values())}), grouped by cause", ""]
+    for why, items in sorted(miss.items(), key=lambda kv: -len(kv[1])):
+        names = ", ".join(f"`{n}:{c}` ({_frac(r)}, {r.get('graphs')} vs {(tc.get((n, c)) or {}).get('graphs')} "
+                          f"graphs; misses {' + '.join(m)})" for (n, c), r, m in items)
+        out.append(f"- **{len(items)}** -- {why}: {names}")
+    out += ["", "### Every pair not captured whole", "",
+            "`graphs`: bytegraph's graphs (per top-level compiled call of the first run when there are several); "
+            "`outside`: the most frequent aten ops run outside graphs.", "",
+            "| pair | fraction | inside / outside ops | bytegraph graphs | torch graphs | goals | breaks (count) "
+            "| fallbacks | outside |", "|---|---:|---:|---:|---:|---|---|---|---|"]
+    for k, r in split.items():
+        t = tc.get(k)
+        m = _misses(r, t)
+        brk = "; ".join(f"{why[:110]} ({n})" for why, n in sorted((r.get("breaks") or {}).items(),
+                                                                  key=lambda kv: -kv[1])[:3])
+        fb = "; ".join(why[:140] for why in (r.get("fallbacks") or {}))[:300]
+        top = ", ".join(f"{op.removeprefix('aten.')} {n}" for op, n in list((r.get("probe_outside_top") or {}).items())[:4])
+        cells = [f"{k[0]}:{k[1]}", _frac(r),
+                 f"{r.get('probe_inside', '')} / {r.get('probe_outside', '')}", _graphs_cell(r),
+                 str((t or {}).get("graphs", "-")), "ok" if not m else "miss " + ", ".join(m), brk, fb, top]
+        out.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+    return out
+
+
 def not_kept_groups(models):
     groups = collections.defaultdict(list)
     for r in models.get("not_kept", []):
@@ -131,19 +269,21 @@ def not_kept_groups(models):
 SOURCES = (("bytegraph", "corpus_bytegraph.json"), ("bytegraph (main)", "corpus_bytegraph_main.json"))
 
 
-def _cell(r):
+def _cell(r, fraction=False):
     if r is None:
-        return ["-", "", "", ""]
+        return ["-", "", "", ""] + [""] * fraction
     st = "ok" if ran(r) and r.get("correct") else r.get("status", "?")
     steady = f"{r['steady_s'] * 1e3:.2f}" if r.get("steady_s") else ""
-    return [st, str(r.get("graphs", "")), str(r.get("first_call_s", "")), steady]
+    return [st, str(r.get("graphs", "")), str(r.get("first_call_s", "")), steady] + \
+        ([_frac(r)] if fraction else [])
 
 
 def _run_line(label, d):
     m = d["meta"]
     paths = sorted({r.get("compiler_path", "?") for r in d.get("rows", [])})
     return (f"- {label}: run {m.get('date')}, {m.get('total_s')} s for the pairs of that invocation, "
-            f"PYTHONPATH={m.get('pythonpath') or '-'}, code from {', '.join(paths)}, "
+            f"PYTHONPATH={m.get('pythonpath') or '-'}, code from {', '.join(paths)}"
+            f"{' (checkout commit ' + m['commit'] + ')' if m.get('commit') else ''}, "
             f"args `{' '.join(m.get('argv', []))}`")
 
 
@@ -160,7 +300,8 @@ def main():
            "graph-counting backend that runs each captured graph as is (`gm.forward`), so only capture",
            "differs. Correct = outputs (eval/cache/generate) or loss and every gradient (train) match eager",
            "on a fresh copy with the same weights (atol=rtol=1e-4), on the first and the last call.",
-           "Whole capture = one graph per distinct call signature (eval/train 1, cache 2, generate 3).", ""]
+           "Whole capture = one graph per distinct call signature (eval/train 1, cache 2, generate 3) and, where",
+           "measured (bytegraph rows; section Graph breaks), every tensor op of the compiled calls inside graphs.", ""]
     for label, d in loaded + [("torch.compile", tcd)]:
         if d:
             out.append(_run_line(label, d))
@@ -179,17 +320,21 @@ def main():
         out += ["", f"## {label}: pairs not captured whole and correct, grouped by reason", ""]
         for why, names in sorted(groups.items(), key=lambda kv: -len(kv[1])):
             out.append(f"- **{len(names)}** -- {why}: {', '.join(names[:12])}{' ...' if len(names) > 12 else ''}")
+    for label, bg in sources:
+        out += graph_breaks(label, bg, tc)
     head = ["model", "config", "class"]
-    for label, _ in sources + [("torch", None)]:
-        head += [label, "graphs", "first s", "steady ms"]
-    out += ["", "## Per pair", "", "| " + " | ".join(head) + " |", "|---|---|---|" + "---|---:|---:|---:|" *
-            (len(sources) + 1)]
+    for label, _ in sources:
+        head += [label, "graphs", "first s", "steady ms", "in graphs"]
+    head += ["torch", "graphs", "first s", "steady ms"]
+    out += ["", "## Per pair", "", "`in graphs`: the fraction of the compiled calls' aten ops run inside graphs "
+            "on a steady call (section Graph breaks).", "", "| " + " | ".join(head) + " |",
+            "|---|---|---|" + "---|---:|---:|---:|---:|" * len(sources) + "---|---:|---:|---:|"]
     keys = sorted(set(tc).union(*(set(bg) for _, bg in sources)))
     for k in keys:
         r0 = next(r for r in [tc.get(k)] + [bg.get(k) for _, bg in sources] if r)
         cells = [k[0], k[1], r0.get("class", "")]
         for _, bg in sources:
-            cells += _cell(bg.get(k))
+            cells += _cell(bg.get(k), fraction=True)
         cells += _cell(tc.get(k))
         out.append("| " + " | ".join(cells) + " |")
     out += ["", f"## Model types not kept ({len(models.get('not_kept', []))}), grouped by cause", ""]

@@ -109,10 +109,22 @@ def _write_json(path, data):
     os.replace(tmp, path)
 
 
+def _commit():
+    """This checkout's commit (and "+dirty" with uncommitted changes), or "?"."""
+    try:
+        head = subprocess.run(["git", "-C", REPO, "rev-parse", "--short", "HEAD"], capture_output=True,
+                              text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "-C", REPO, "status", "--porcelain", "--untracked-files=no", "bytegraph"],
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+        return (head + ("+dirty" if dirty else "")) or "?"
+    except Exception:  # noqa: BLE001
+        return "?"
+
+
 def _meta():
     import platform
     return {"python": platform.python_version(), "date": time.strftime("%Y-%m-%d %H:%M:%S"),
-            "argv": sys.argv[1:], "pythonpath": os.environ.get("PYTHONPATH", "")}
+            "argv": sys.argv[1:], "pythonpath": os.environ.get("PYTHONPATH", ""), "commit": _commit()}
 
 
 def do_enumerate(args):

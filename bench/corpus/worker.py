@@ -7,13 +7,15 @@ which restarts this process after a crash or a timeout:
     model build and run eagerly (deterministically, within the time limit), or why not.
   * {"op": "run", "name": ..., "entry": {...}, "config": "eval", "compiler": "bytegraph"}
     -> one corpus row: correct vs eager on a fresh copy, graphs, ops, first-call and
-    steady times, graph-break reasons and compiler warnings.
+    steady times, graph-break reasons and compiler warnings, and (probe_* fields) how
+    many of the compiled call's aten ops ran inside compiled graphs on a steady call.
 
 Protocol: jobs on stdin, results on the original stdout; everything the models print
 goes to stderr. Uses one thread (the machine is shared).
 """
 from __future__ import annotations
 
+import collections
 import json
 import os
 import statistics
@@ -28,6 +30,7 @@ if not os.environ.get("PYTHONPATH"):  # this checkout's bytegraph, unless PYTHON
     sys.path.insert(0, os.path.dirname(os.path.dirname(HERE)))
 
 import torch  # noqa: E402
+from torch.utils._python_dispatch import TorchDispatchMode  # noqa: E402
 
 import cases  # noqa: E402
 
@@ -42,17 +45,98 @@ def one_line(exc):
 
 # ----------------------------------------------------------------------------- compilers
 
-class CountingBackend:
-    """A backend that counts graphs and their ops and runs each graph as captured."""
+class Probe:
+    """Where a compiled call's aten ops run. `depth`: nesting of calls of the compiled object
+    (`Probed`); `graph_depth`: nesting of compiled graphs running (the callables CountingBackend
+    returns). While `counting`, every top-level compiled call runs under an OpCounter, which
+    files each aten op as inside a graph or outside (Python code of the compiled function
+    that ran eagerly: the code at a graph break, or the whole function when it fell back)."""
 
     def __init__(self):
+        self.depth = 0
+        self.graph_depth = 0
+        self.graph_calls = 0        # graph executions, any time
+        self.counting = False
+        self.inside = 0
+        self.outside = 0
+        self.outside_ops = collections.Counter()
+        self.calls = []             # per top-level compiled call: (graphs compiled, graphs executed)
+        self.backend = None
+
+    def start(self):
+        self.inside = self.outside = 0
+        self.outside_ops.clear()
+        self.calls = []
+
+
+class OpCounter(TorchDispatchMode):
+    """Counts aten ops (below autograd, after CompositeImplicit decompositions) into a Probe."""
+
+    def __init__(self, probe):
+        super().__init__()
+        self.probe = probe
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        p = self.probe
+        if p.graph_depth:
+            p.inside += 1
+        else:
+            p.outside += 1
+            p.outside_ops[str(func.overloadpacket)] += 1
+        return func(*args, **(kwargs or {}))
+
+
+class Probed:
+    """The compiled object as the configuration calls it: counts top-level calls into the Probe
+    and, while it counts, runs them under an OpCounter. Attribute reads go to the compiled object
+    and `__wrapped__` is set, so inspect.signature (used by transformers' generate on
+    `self.forward`) sees the original parameters."""
+
+    def __init__(self, fn, probe):
+        self.__dict__.update(__wrapped__=fn, _probe=probe)
+
+    def __getattr__(self, name):
+        return getattr(self.__wrapped__, name)
+
+    def __call__(self, *args, **kwargs):
+        p = self._probe
+        if p.depth:
+            return self.__wrapped__(*args, **kwargs)
+        graphs, executed = p.backend.graphs, p.graph_calls
+        p.depth += 1
+        try:
+            if p.counting:
+                with OpCounter(p):
+                    return self.__wrapped__(*args, **kwargs)
+            return self.__wrapped__(*args, **kwargs)
+        finally:
+            p.depth -= 1
+            p.calls.append((p.backend.graphs - graphs, p.graph_calls - executed))
+
+
+class CountingBackend:
+    """A backend that counts graphs and their ops and runs each graph as captured
+    (`gm.forward`), marking in its Probe that a compiled graph is running."""
+
+    def __init__(self, probe=None):
         self.graphs = 0
         self.ops = 0
+        self.probe = probe or Probe()
+        self.probe.backend = self
 
     def __call__(self, gm, example_inputs):
         self.graphs += 1
         self.ops += sum(1 for n in gm.graph.nodes if n.op in ("call_function", "call_method", "call_module"))
-        return gm.forward
+        forward, probe = gm.forward, self.probe
+
+        def run_graph(*args):
+            probe.graph_depth += 1
+            probe.graph_calls += 1
+            try:
+                return forward(*args)
+            finally:
+                probe.graph_depth -= 1
+        return run_graph
 
 
 class Bytegraph:
@@ -71,6 +155,17 @@ class Bytegraph:
 
     def breaks(self):
         return {str(k): v for k, v in self.bg.counters["graph_break"].items()}
+
+    def fallbacks(self):
+        """Whole-function fallbacks (the function ran eagerly): "qualname: reason" -> count, and
+        counters["fallback"] (by kind)."""
+        from bytegraph.observe import compile_metrics
+        reasons = collections.Counter(f"{r.name}: {r.reason.splitlines()[0][:300]}"
+                                      for r in compile_metrics if not r.ok and r.reason)
+        return dict(reasons), {str(k): v for k, v in self.bg.counters["fallback"].items()}
+
+    def compiles(self):
+        return self.bg.counters["frames"]["total"]
 
     def unique_graphs(self):
         return self.bg.counters["stats"]["unique_graphs"]
@@ -99,6 +194,12 @@ class TorchCompile:
     def breaks(self):
         return {str(k): v for k, v in self.counters["graph_break"].items()}
 
+    def fallbacks(self):
+        return {}, {}
+
+    def compiles(self):
+        return self.counters["frames"]["total"]
+
     def unique_graphs(self):
         return self.counters["stats"]["unique_graphs"]
 
@@ -118,9 +219,49 @@ def _timed(fn):
     return result, time.perf_counter() - t0
 
 
-def run_pair(name, entry, config, compiler, steady_calls=None):
+PROBE_TOP = 8  # the most frequent aten ops run outside graphs, recorded per pair
+
+
+def measure_ops(run, comp, target, built, expected, compiler, probe):
+    """probe_* fields: one more steady run of the configuration with every top-level compiled call
+    under an OpCounter. fraction_in_graphs = aten ops run while a compiled graph runs / all aten
+    ops of the compiled calls (the configuration's own code around them -- the generate loop,
+    train's backward, which the backend runs eagerly for either compiler -- is not counted).
+    The run should hit the cache: compiles during it are reported in probe_recompiles and the run
+    measured again (probe_recompiles_again); the mode caused them only if the timed calls before
+    it compiled nothing (steady_compiles)."""
+    out = {}
+    try:
+        for attempt in range(2):
+            before = compiler.compiles()
+            probe.start()
+            probe.counting = True
+            try:
+                actual = run(comp, target, built)
+            finally:
+                probe.counting = False
+            compiled = compiler.compiles() - before
+            if attempt == 0:
+                out["probe_recompiles"] = compiled
+            else:
+                out["probe_recompiles_again"] = compiled
+            if not compiled:
+                break
+        total = probe.inside + probe.outside
+        out.update(probe_inside=probe.inside, probe_outside=probe.outside,
+                   fraction_in_graphs=round(probe.inside / total, 6) if total else None,
+                   probe_graph_calls=[executed for _, executed in probe.calls],
+                   probe_outside_top=dict(probe.outside_ops.most_common(PROBE_TOP)),
+                   probe_mismatch=cases.compare(expected, actual))
+    except Exception as e:  # noqa: BLE001
+        out["probe_error"] = one_line(e)
+    return out
+
+
+def run_pair(name, entry, config, compiler, steady_calls=None, probe_ops=True):
     """One corpus row for (model `name`, `config`) compiled by `compiler`; `steady_calls` timed
-    calls after the first (default STEADY_CALLS[config]), the last one compared again."""
+    calls after the first (default STEADY_CALLS[config]), the last one compared again; with
+    `probe_ops`, one more call measures the fraction of aten ops run inside graphs (measure_ops)."""
     steady_calls = STEADY_CALLS[config] if steady_calls is None else steady_calls
     row = {"name": name, "config": config, "compiler": compiler.name, "class": entry.get("class")}
     run = cases.CONFIGS[config]
@@ -135,17 +276,22 @@ def run_pair(name, entry, config, compiler, steady_calls=None):
         row.update(status="eager_error", error=one_line(e))
         return row
     compiler.reset()
-    backend = CountingBackend()
+    probe = Probe()
+    backend = CountingBackend(probe)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            target = cases.compile_target(config, comp, lambda obj: compiler.compile(obj, backend))
+            target = cases.compile_target(config, comp, lambda obj: Probed(compiler.compile(obj, backend), probe))
             actual, first = _timed(lambda: run(comp, target, built))
+            row["graphs_per_call"] = [new for new, _ in probe.calls]
             mismatch = cases.compare(expected, actual)
-            times = []
+            times, compiles = [], []
             for _ in range(steady_calls):
+                before = compiler.compiles()
                 actual, t = _timed(lambda: run(comp, target, built))
                 times.append(t)
+                compiles.append(compiler.compiles() - before)
+            row["steady_compiles"] = compiles   # compiles during each timed call: 0 when it hits the cache
             mismatch = mismatch or cases.compare(expected, actual)
             row.update(status="ok" if mismatch is None else "wrong", correct=mismatch is None,
                        mismatch=mismatch, first_call_s=round(first, 4),
@@ -153,9 +299,12 @@ def run_pair(name, entry, config, compiler, steady_calls=None):
         except Exception as e:  # noqa: BLE001
             row.update(status="error", correct=False, error=one_line(e),
                        trace=traceback.format_exc(limit=-3)[-1500:])
+        if row["status"] in ("ok", "wrong") and probe_ops:
+            row.update(measure_ops(run, comp, target, built, expected, compiler, probe))
+    fallbacks, fallback_kinds = compiler.fallbacks()
     row.update(graphs=backend.graphs, ops=backend.ops, unique_graphs=compiler.unique_graphs(),
                eager_steady_s=round(statistics.median(eager_times), 6) if eager_times else None,
-               breaks=compiler.breaks())
+               breaks=compiler.breaks(), fallbacks=fallbacks, fallback_kinds=fallback_kinds)
     msgs = sorted({str(w.message).splitlines()[0][:300] for w in caught if compiler.own_warning(w)})
     row["warnings"] = msgs
     row["compiler_path"] = compiler.path
