@@ -64,13 +64,7 @@ class SideEffects:
         from .values.objects import _DELETED
         from .sources import global_source
         values, applies = [], []
-
-        def temp(expr):
-            name = f"__v{len(values)}"
-            values.extend(cg.lines)
-            cg.lines.clear()
-            values.append(f"{name} = {expr}")
-            return name
+        temp = cg.temps("__v", values)
 
         seen_cells = set()
         for kind, a, name, value in self.writes:

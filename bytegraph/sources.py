@@ -47,10 +47,18 @@ class LocalSource(Source):
         return f"L['{self.name}']"
 
     def __eq__(self, other):
-        return type(other) is LocalSource and other.name == self.name
+        return type(other) is type(self) and other.name == self.name
 
     def __hash__(self):
-        return hash(("L", self.name))
+        return hash((type(self).__name__, self.name))
+
+
+class TempSource(LocalSource):
+    """A local of the entry function holding an object made real at a graph break."""
+    __slots__ = ()
+
+    def name_hint(self):
+        return self.name
 
 
 class ObjectSource(Source):

@@ -64,6 +64,19 @@ def _exception_table(code, shift):
     return bytes(out)
 
 
+def _extend(pro):
+    out = []
+    for op, arg in pro:
+        if arg > 0xFFFFFF:
+            raise Unsupported("a graph break in a function too large to resume", kind="graph_break_resume")
+        if arg > 0xFFFF:
+            out.append((_EXTENDED_ARG, arg >> 16))
+        if arg > 0xFF:
+            out.append((_EXTENDED_ARG, (arg >> 8) & 0xFF))
+        out.append((op, arg & 0xFF))
+    return out
+
+
 def _no_location(units):
     out = bytearray()
     while units > 0:
@@ -127,11 +140,12 @@ def resume_code(code, target_offset, stack, dead, name, inner=None):
         pro += [(_OP["CALL"], n_inner)] + [(0, 0)] * _CACHES["CALL"]
     pro += [(_OP["DELETE_FAST"], index[s]) for s in slots + inner_params]
     pro += [(_OP["DELETE_FAST"], index[d]) for d in dead if d not in cells]   # a cell: passed empty
-    size = 2 * (len(pro) + 2)              # + EXTENDED_ARG, JUMP_FORWARD
+    pro = _extend(pro)                     # arguments over 255 get EXTENDED_ARG prefixes
+    size = 2 * (len(pro) + 3)              # + EXTENDED_ARG x2, JUMP_FORWARD
     delta = target_offset // 2             # from the end of JUMP_FORWARD, in code units
-    if any(arg > 255 for _, arg in pro) or delta > 0xFFFF:
+    if delta > 0xFFFFFF:
         raise Unsupported("a graph break in a function too large to resume", kind="graph_break_resume")
-    pro += [(_EXTENDED_ARG, delta >> 8), (_OP["JUMP_FORWARD"], delta & 0xFF)]
+    pro += [(_EXTENDED_ARG, delta >> 16), (_EXTENDED_ARG, (delta >> 8) & 0xFF), (_OP["JUMP_FORWARD"], delta & 0xFF)]
 
     body = bytearray(code.co_code)
     extended = False

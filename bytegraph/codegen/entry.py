@@ -213,6 +213,17 @@ class Codegen:
                               kind="internal")
         return value.reconstruct(self)
 
+    def temps(self, prefix, out):
+        """A function that evaluates an expression into a new local `<prefix>N`, appending to
+        `out` the materializations the expression needed first, then the assignment."""
+        def temp(expr):
+            name = f"{prefix}{len(out)}"
+            out.extend(self.lines)
+            self.lines.clear()
+            out.append(f"{name} = {expr}")
+            return name
+        return temp
+
     def mutable(self, value, build):
         name = self._temps.get(id(value))
         if name is None:

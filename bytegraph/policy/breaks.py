@@ -28,7 +28,7 @@ import torch
 
 from ..exc import Unsupported
 from ..side_effects import SideEffects
-from ..sources import Source
+from ..sources import TempSource
 from ..values.base import NONE, ConstValue, Value
 from ..values.tensor import TensorValue
 from ..values.opaque import Opaque
@@ -84,28 +84,6 @@ def record_break(tx, reason, hint=""):
     rec = BreakRecord(reason, filename, line, stack, hint)
     tx.break_records.append(rec)
     return rec
-
-
-class TempSource(Source):
-    """A local of the entry function holding an object made real at a graph break."""
-    __slots__ = ("name",)
-
-    def __init__(self, name):
-        self.name = name
-
-    def expr(self, cg):
-        return self.name
-
-    render = expr
-
-    def name_hint(self):
-        return self.name
-
-    def __eq__(self, other):
-        return type(other) is TempSource and other.name == self.name
-
-    def __hash__(self):
-        return hash(("T", self.name))
 
 
 def _printable(v, depth=0):

@@ -199,13 +199,7 @@ def break_tail(tracer, cg, resumes, trampoline):
         chain.append(f)
         f = f.parent
     pre = []
-
-    def temp(expr):
-        name = f"__k{len(pre)}"
-        pre.extend(cg.lines)
-        cg.lines.clear()
-        pre.append(f"{name} = {expr}")
-        return name
+    temp = cg.temps("__k", pre)
 
     inst = frame.insts[frame.ip]
     below, op, after = _split_stack(frame, inst)
