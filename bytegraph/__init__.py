@@ -23,6 +23,8 @@ disallow_in_graph = _registry.disallow_in_graph
 
 from .observe.explain import explain, ExplainOutput
 from .export import export, ExportResult
+from .runtime.dynamic import mark_dynamic, maybe_mark_dynamic, mark_static
+from .values.symbolic import ConstraintViolation
 
 
 def __getattr__(name):
@@ -39,4 +41,5 @@ def __getattr__(name):
 __all__ = ["compile", "reset", "disable", "set_stance", "allow_in_graph", "disallow_in_graph",
            "register_backend", "list_backends", "config", "counters", "compile_metrics",
            "Unsupported", "BackendCompilerFailed", "make_fx", "explain", "graph_break",
-           "error_on_graph_break", "export", "ExportResult"]
+           "error_on_graph_break", "export", "ExportResult", "mark_dynamic", "maybe_mark_dynamic",
+           "mark_static", "ConstraintViolation"]

@@ -189,6 +189,26 @@ class ModuleDictSource(_Chained):
         return f"{self.base.name_hint()}.{self.key[1]}"
 
 
+class SizeSource(_Chained):
+    """A tensor's size, stride or offset, the value of a symbol: key is the dim (an int),
+    ("stride", dim) or ("offset",)."""
+    __slots__ = ()
+
+    def render(self, cg):
+        return f"{self.base.expr(cg)}{size_accessor(self.key)}"
+
+    def name_hint(self):
+        return f"{self.base.name_hint()}{size_accessor(self.key)}"
+
+
+def size_accessor(key):
+    if type(key) is int:
+        return f".size({key})"
+    if key[0] == "stride":
+        return f".stride({key[1]})"
+    return ".storage_offset()"
+
+
 class CallSource(Source):
     """base() for a pure zero-argument call (dereferencing a weakref)."""
     __slots__ = ("base",)

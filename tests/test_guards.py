@@ -503,7 +503,7 @@ def _limited(x):
 
 
 def test_cache_size_limit_warns_and_stays_correct():
-    c = compile_fn(_limited, backend="eager")
+    c = compile_fn(_limited, backend="eager", dynamic=False)
     shapes = [(1,), (2,), (3,), (4,)]
     with bytegraph.config.patch(cache_size_limit=2):
         same(_limited, c, *tensors_like(shapes[0]))
@@ -582,7 +582,7 @@ def test_stance_as_decorator_and_bad_name():
 def test_threads_concurrent_calls():
     def f(x):
         return (x.cos() + x.sin()).sum(0)
-    c = compile_fn(f, backend="eager", fullgraph=True)
+    c = compile_fn(f, backend="eager", dynamic=False, fullgraph=True)
     shapes = [(2, 3), (4, 3), (5, 2), (3, 3)]
     inputs = [tensors_like(s, seed=i)[0] for i, s in enumerate(shapes)] * 6
     barrier = threading.Barrier(8, timeout=60)

@@ -177,7 +177,7 @@ def test_bad_call_does_not_break_the_function():
 def test_accumulated_limit_stops_recompiles():
     def f(x):
         return x * 2
-    c = compile_fn(f, backend="eager")
+    c = compile_fn(f, backend="eager", dynamic=False)
     with bytegraph.config.patch(accumulated_cache_size_limit=3, cache_size_limit=100):
         with pytest.warns(UserWarning, match="accumulated_cache_size_limit"):
             for n in range(1, 10):
@@ -188,7 +188,7 @@ def test_accumulated_limit_stops_recompiles():
 def test_cache_limit_is_not_retried_under_the_lock():
     def f(x):
         return x * 2
-    c = compile_fn(f, backend="eager")
+    c = compile_fn(f, backend="eager", dynamic=False)
     with bytegraph.config.patch(cache_size_limit=2):
         with pytest.warns(UserWarning, match="cache_size_limit"):
             for n in range(1, 6):
@@ -641,7 +641,7 @@ def _tf(i):
 
 def test_threads_compile_once_per_guard_set_and_results_match():
     fns = [_tf(i) for i in range(4)]
-    compiled = [compile_fn(f, backend="eager") for f in fns]
+    compiled = [compile_fn(f, backend="eager", dynamic=False) for f in fns]
     shapes = [(n,) for n in range(1, 5)]
     errors, wrong, used = [], [], set()
     barrier = threading.Barrier(8)
@@ -803,7 +803,7 @@ def test_fallbacks_logged_once_per_function():
         if n > 1:
             raise KeyError(n)
         return x
-    c = compile_fn(f, backend="eager")
+    c = compile_fn(f, backend="eager", dynamic=False)
     log = logging.getLogger("bytegraph")
     handler, level = _Records(), log.level
     log.addHandler(handler)

@@ -37,10 +37,21 @@ def guarded_backend(backend, name):
     return call
 
 
+def _tracing(gm):
+    """For a graph with symbolic sizes: a TracingContext holding the trace's fake mode, which
+    is how a compiling backend (inductor, aot_autograd) finds the symbols of the inputs, as it
+    does under torch.compile."""
+    mode = getattr(gm, "meta", {}).get("bytegraph_fake_mode")
+    if mode is None:
+        return contextlib.nullcontext()
+    from torch._guards import TracingContext, tracing
+    return tracing(TracingContext(mode))
+
+
 def _call(backend, name, gm, example_inputs):
     timeout = config.backend_timeout
     if timeout is None:
-        with _backend_lock:
+        with _backend_lock, _tracing(gm):
             return backend(gm, example_inputs)
     if not _backend_lock.acquire(timeout=timeout):
         raise TimeoutError(f"waited {timeout} s (config.backend_timeout) for another backend "
@@ -76,7 +87,8 @@ def _run_with_timeout(backend, name, gm, example_inputs, timeout):
             # entering inference_mode(False) would switch grad mode on: only enter it when on
             with torch.inference_mode() if state[1] else contextlib.nullcontext():
                 _apply_thread_state(state)
-                box["result"] = backend(gm, example_inputs)
+                with _tracing(gm):
+                    box["result"] = backend(gm, example_inputs)
         except BaseException as e:       # handed to the caller
             box["error"] = e
 

@@ -203,15 +203,20 @@ class Codegen:
         if isinstance(value, TensorValue):
             node = value.node
             if node.op != "placeholder":
-                name = self.used_nodes.get(node)
-                if name is None:
-                    name = self.used_nodes[node] = f"__g_{node.name}"
-                return name
+                return self.graph_output(node)
             if value.source is not None:
                 return value.source.expr(self)
             raise Unsupported("internal: tensor value is neither a graph output nor an input",
                               kind="internal")
         return value.reconstruct(self)
+
+    def graph_output(self, node):
+        """The local that holds what graph node `node` computed, once the graph ran (the node
+        becomes an output of its graph)."""
+        name = self.used_nodes.get(node)
+        if name is None:
+            name = self.used_nodes[node] = f"__g_{node.name}"
+        return name
 
     def temps(self, prefix, out):
         """A function that evaluates an expression into a new local `<prefix>N`, appending to

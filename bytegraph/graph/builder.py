@@ -59,14 +59,19 @@ class GraphBuilder:
     def __init__(self, shape_env=False):
         self.graph = torch.fx.Graph()
         # A ShapeEnv lets ops with data-dependent output sizes (x[mask], nonzero) produce
-        # unbacked sizes; inputs stay static (from_tensor(static_shapes=True)). Building one
-        # imports sympy and torch._dynamo (its validator), about a second: only traces that
-        # meet such an op get one (convert retries them with shape_env=True).
+        # unbacked sizes, and holds the symbols of dynamic dimensions (add_input with dims,
+        # add_sym_input). Building one imports sympy and torch._dynamo (its validator), about
+        # a second: only traces that meet such an op or have a dynamic input get one (convert
+        # retries them with shape_env=True).
         env = None
         if shape_env:
             from torch.fx.experimental.symbolic_shapes import ShapeEnv
             env = ShapeEnv()
         self.has_shape_env = shape_env
+        self.shape_env = env
+        self.symbols = {}         # sympy Symbol of an input -> (source, dim or None for an int)
+        self.marked = {}          # Symbol -> "L['x'] dim 0": dims marked dynamic (strict)
+        self.sym_values = {}      # Symbol of a tensor dim -> its SymInt
         self.fake_mode = FakeTensorMode(allow_non_fake_inputs=False, shape_env=env)
         self.writes = None                # see _noting_writes
         self.fake_mode.dispatch = _noting_writes(self.fake_mode.dispatch, self)
@@ -78,20 +83,113 @@ class GraphBuilder:
         self.num_ops = 0
 
     # --- inputs ------------------------------------------------------------
-    def add_input(self, source, tensor):
-        """Placeholder for a caller-world tensor; returns (node, fake, first_source or None)."""
+    def add_input(self, source, tensor, dims=None):
+        """Placeholder for a caller-world tensor; returns (node, fake, first_source or None).
+        `dims`: {dim: (min, max, strict)} of the dimensions to make symbolic (needs a ShapeEnv)."""
         hit = self._by_id.get(id(tensor))
         if hit is not None:
             return hit[0], hit[1], hit[2]
         name = self._unique(_sanitize(source.name_hint()))
         node = self.graph.placeholder(name)
-        fake = self.fake_mode.from_tensor(tensor, static_shapes=True)
+        if dims:
+            fake = self._symbolic_fake(source, tensor, dims)
+        else:
+            fake = self.fake_mode.from_tensor(tensor, static_shapes=True)
         node.meta["example_value"] = fake
         node.meta["source"] = source.name_hint()
         self.inputs.append((source, tensor))
         self.placeholders.append(node)
         self._by_id[id(tensor)] = (node, fake, source)
         return node, fake, None
+
+    def _symbolic_fake(self, source, tensor, dims):
+        from torch.fx.experimental.symbolic_shapes import DimDynamic, StatelessSymbolicContext
+        kinds = [DimDynamic.DYNAMIC if d in dims else DimDynamic.STATIC for d in range(tensor.dim())]
+        fake = self.fake_mode.from_tensor(tensor, source=SymSource(source.name_hint()),
+                                          symbolic_context=StatelessSymbolicContext(dynamic_sizes=kinds))
+        # strides and the offset get symbols of their own when they are not a product of
+        # the sizes (a non-contiguous input): each symbol is owned by the first place it shows
+        where = [(size, d) for d, size in enumerate(fake.shape)]
+        if fake.layout is torch.strided:
+            where += [(st, ("stride", d)) for d, st in enumerate(fake.stride())]
+            where.append((fake.storage_offset(), ("offset",)))
+        for v, at in where:
+            expr = v.node.expr if isinstance(v, torch.SymInt) else None
+            if expr is not None and expr.is_Symbol and expr not in self.symbols:
+                self.symbols[expr] = (source, at)
+                self.sym_values[expr] = v
+        for d, size in enumerate(fake.shape):
+            expr = size.node.expr if isinstance(size, torch.SymInt) else None
+            if expr is None or not expr.is_Symbol:
+                continue                       # static, or specialized (sizes 0 and 1)
+            lo, hi, strict = dims[d]
+            if lo is not None or hi is not None:
+                vr = self.shape_env.var_to_range[expr]
+                self.shape_env.constrain_symbol_range(expr, vr.lower if lo is None else lo,
+                                                      vr.upper if hi is None else hi)
+            if strict:
+                self.marked[expr] = f"{source.name_hint()} dim {d}"
+        return fake
+
+    def add_sym_input(self, source, value):
+        """A placeholder for an int argument made dynamic: returns (node, SymInt), or None when
+        the ShapeEnv specializes the value (0 and 1)."""
+        from torch.fx.experimental.symbolic_shapes import DimDynamic
+        env, src = self.shape_env, SymSource(source.name_hint())
+        hit = self._by_id.get(("int", source))
+        if hit is not None:
+            return hit
+        sym = env.create_symintnode(env.create_symbol(value, source=src, dynamic_dim=DimDynamic.DYNAMIC,
+                                                      positive=None),
+                                    hint=value, source=src)
+        if not isinstance(sym, torch.SymInt) or not sym.node.expr.is_Symbol:
+            return None
+        node = self.graph.placeholder(self._unique(_sanitize(source.name_hint())))
+        node.meta["example_value"] = sym
+        node.meta["source"] = source.name_hint()
+        self.inputs.append((source, sym))
+        self.placeholders.append(node)
+        self.symbols.setdefault(sym.node.expr, (source, None))
+        self._by_id[("int", source)] = (node, sym)
+        return node, sym
+
+    def symbol_input(self, expr):
+        """The index in `inputs` of the int input carrying symbol `expr` (a tensor dim's symbol
+        gets one on first request, fetched as `x.size(d)`); None if no input provides it."""
+        owner = self.symbols.get(expr)
+        if owner is None:
+            return None
+        source, d = owner
+        if d is None:
+            node = self._by_id[("int", source)][0]
+            return self.placeholders.index(node)
+        key = ("size", source, d)
+        hit = self._by_id.get(key)
+        if hit is None:
+            from ..sources import SizeSource
+            src = SizeSource(source, d)
+            first = next((n for n in self.graph.nodes if n.op != "placeholder"), None)
+            with self.graph.inserting_before(first):
+                node = self.graph.placeholder(self._unique(_sanitize(src.name_hint())))
+            node.meta["example_value"] = self.sym_values[expr]
+            node.meta["source"] = src.name_hint()
+            self.inputs.append((src, self.sym_values[expr]))
+            self.placeholders.append(node)
+            hit = self._by_id[key] = (node, self.sym_values[expr], src)
+        return self.placeholders.index(hit[0])
+
+    def marked_in(self, sym):
+        """Names of the strictly marked dims among the symbols of `sym` (a Sym value)."""
+        if not self.marked:
+            return ()
+        return {self.marked[s] for s in sym.node.expr.free_symbols if s in self.marked}
+
+    def specialized_marks(self):
+        """Marked dims the ShapeEnv has replaced by a constant (forced static by the trace)."""
+        if not self.marked:
+            return ()
+        return {desc for s, desc in self.marked.items()
+                if getattr(self.shape_env.replacements.get(s), "is_number", False)}
 
     def _unique(self, base):
         name, i = base, 1
@@ -168,7 +266,7 @@ class GraphBuilder:
         if not self.mutated_storages:
             return False
         return any(_storage_key(node.meta["example_value"]) in self.mutated_storages
-                   for node in self.placeholders)
+                   for node in self.placeholders if isinstance(node.meta["example_value"], torch.Tensor))
 
     def device_types(self):
         """Device types of every tensor the graph takes or computes."""
@@ -203,6 +301,35 @@ class GraphBuilder:
 
     def output(self, nodes):
         self.graph.output(tuple(nodes))
+
+
+def _sym_source_class():
+    """torch._guards.Source subclass naming a ShapeEnv symbol after our Source (made on
+    first use: only dynamic traces need it)."""
+    global SymSource
+    import dataclasses
+    from torch._guards import Source, GuardSource
+
+    @dataclasses.dataclass(frozen=True)
+    class _SymSource(Source):
+        hint: str
+
+        @property
+        def _name_template(self):
+            return self.hint
+
+        @property
+        def guard_source(self):
+            return GuardSource.LOCAL
+
+        def reconstruct(self, codegen):
+            raise NotImplementedError
+    SymSource = _SymSource
+    return _SymSource
+
+
+def SymSource(hint):      # replaced by the class on first call
+    return _sym_source_class()(hint)
 
 
 def _collect_fakes(obj, out):

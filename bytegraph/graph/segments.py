@@ -9,6 +9,7 @@ Python code of the entry read. A segment with no tensor work produces no graph.
 """
 import dataclasses
 
+import torch
 import torch.fx
 
 
@@ -44,10 +45,8 @@ def partition(gb, cut_after, used_nodes):
         members = nodes[start:end]
         start = max(start, end)
         counted = sum(1 for n in members if n.meta.get("counts", True))
-        if not members or not counted:
-            if any(n in leaving for n in members):
-                raise AssertionError("a segment without tensor work computes a value used later")
-            segments.append(None)
+        if not members or not (counted or any(n in leaving for n in members)):
+            segments.append(None)       # nothing computed that anything reads
             continue
         g = torch.fx.Graph()
         env, inputs = {}, []
@@ -70,5 +69,38 @@ def partition(gb, cut_after, used_nodes):
             env[n] = g.node_copy(n, lambda a: env[a])
         outs = [n for n in members if n in leaving]
         g.output(tuple(env[n] for n in outs))
+        if gb.symbols:
+            _symbol_inputs(gb, g, inputs)
         segments.append(Segment(g, inputs, outs, counted))
     return segments
+
+
+def _free_symbols(value, out):
+    if isinstance(value, torch.Tensor):
+        for s in (*value.shape, *value.stride(), value.storage_offset()):
+            _free_symbols(s, out)
+    elif isinstance(value, (torch.SymInt, torch.SymFloat, torch.SymBool)):
+        out.update(value.node.expr.free_symbols)
+
+
+def _symbol_inputs(gb, g, inputs):
+    """Give the graph an int placeholder for every symbol in its inputs' sizes, first (as
+    torch.compile's graphs have: backends such as inductor bind symbols from those ints, and
+    its graph cache keys its guards on them)."""
+    placeholders = [n for n in g.nodes if n.op == "placeholder"]
+    need, have = set(), set()
+    for ph in placeholders:
+        v = ph.meta.get("example_value")
+        _free_symbols(v, need)
+        if isinstance(v, torch.SymInt) and v.node.expr.is_Symbol:
+            have.add(v.node.expr)
+    for sym in sorted(need - have, key=str, reverse=True):
+        idx = gb.symbol_input(sym)
+        if idx is None:
+            continue
+        src_node = gb.placeholders[idx]
+        first = next(iter(g.nodes))
+        with g.inserting_before(first):
+            ph = g.placeholder(src_node.name)
+        ph.meta.update(src_node.meta)
+        inputs.insert(0, ("input", idx))

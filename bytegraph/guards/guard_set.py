@@ -65,15 +65,25 @@ def _autocast_unseen():
 
 
 class Guard:
-    __slots__ = ("code", "source_desc", "kind")
+    """One assumption: its kind, the Source it is about (None for global state), what the trace
+    saw there (`expected`, when the kind has one value to compare), and the code that checks it
+    (rendered once, by the GuardSet method that made it)."""
+    __slots__ = ("code", "source_desc", "kind", "source", "expected", "fetch")
 
-    def __init__(self, code, source_desc, kind):
+    def __init__(self, code, source_desc, kind, source=None, expected=None, fetch=None):
         self.code = code
         self.source_desc = source_desc
         self.kind = kind
+        self.source = source
+        self.expected = expected
+        self.fetch = fetch        # code reading the source's value once the guard has run
 
     def __repr__(self):
         return f"Guard({self.kind}: {self.code})"
+
+
+def _meta(t):
+    return (type(t), t.dtype, tuple(t.shape), tuple(t.stride()), t.requires_grad, t.device)
 
 
 class GuardSet:
@@ -83,12 +93,16 @@ class GuardSet:
         self._seen = set()
         self.entry_autocast = {}      # device type -> (enabled, dtype) when the trace began
         self.entry_autocast_cache = True
+        # what automatic dynamic compares on a miss (runtime/dynamic.py: note_changes)
+        self.sizes = []               # (source, shape) of each caller tensor
+        self.ints = []                # (source, value) of each int argument guarded by value
 
-    def _add(self, code, source, kind):
+    def _add(self, code, source, kind, expected=None):
         if code in self._seen:
             return
         self._seen.add(code)
-        self.guards.append(Guard(code, source.name_hint() if source is not None else "global", kind))
+        self.guards.append(Guard(code, source.name_hint() if source is not None else "global", kind,
+                                 source, expected, self.cg.bound(source) if source is not None else None))
 
     # --- global torch state -------------------------------------------------
     def add_global_state(self):
@@ -184,7 +198,8 @@ class GuardSet:
         if ("type", source) in self._seen:
             return
         self._seen.add(("type", source))
-        self._add(f"type({source.expr(self.cg)}) is {self.cg.const(typ, typ.__name__)}", source, "type")
+        self._add(f"type({source.expr(self.cg)}) is {self.cg.const(typ, typ.__name__)}", source, "type",
+                  typ.__qualname__)        # the name only: entries must not keep classes alive
 
     def add_identity(self, source, obj):
         if ("id", source) in self._seen:
@@ -207,8 +222,10 @@ class GuardSet:
         first = source.expr(self.cg)
         e = self.cg.bound(source)
         if value is None or type(value) is bool:
-            self._add(f"{first} is {value!r}", source, "value")
+            self._add(f"{first} is {value!r}", source, "value", value)
             return
+        if type(value) is int and type(source).__name__ == "LocalSource":
+            self.ints.append((source, value))
         tname = self.cg.const(type(value), type(value).__name__)
         if type(value) in (int, str) or (type(value) is float and value == value
                                           and value not in (float("inf"), float("-inf"))):
@@ -216,16 +233,16 @@ class GuardSet:
         else:
             lit = self.cg.const(value, "v")
         if type(value) is float and value != value:
-            self._add(f"type({first}) is {tname} and {e} != {e}", source, "value")
+            self._add(f"type({first}) is {tname} and {e} != {e}", source, "value", value)
         elif type(value) is float and value == 0.0:      # 0.0 == -0.0: compare the sign too
             sign = self.cg.const(math.copysign, "copysign")
             self._add(f"type({first}) is {tname} and {e} == 0.0 and {sign}(1.0, {e}) == "
-                      f"{math.copysign(1.0, value)}", source, "value")
+                      f"{math.copysign(1.0, value)}", source, "value", value)
         elif type(value) is range:                        # range equality is sequence equality
             self._add(f"type({first}) is {tname} and ({e}.start, {e}.stop, {e}.step) == "
-                      f"{(value.start, value.stop, value.step)!r}", source, "value")
+                      f"{(value.start, value.stop, value.step)!r}", source, "value", value)
         else:
-            self._add(f"type({first}) is {tname} and {e} == {lit}", source, "value")
+            self._add(f"type({first}) is {tname} and {e} == {lit}", source, "value", value)
 
     def add_len(self, source, typ, n):
         if ("len", source) in self._seen:
@@ -233,7 +250,8 @@ class GuardSet:
         self._seen.add(("len", source))
         first = source.expr(self.cg)
         e = self.cg.bound(source)
-        self._add(f"type({first}) is {self.cg.const(typ, typ.__name__)} and len({e}) == {n}", source, "len")
+        self._add(f"type({first}) is {self.cg.const(typ, typ.__name__)} and len({e}) == {n}", source,
+                  "len", (typ, n))
 
     def add_dict_keys(self, source, typ, keys):
         if ("keys", source) in self._seen:
@@ -274,7 +292,69 @@ class GuardSet:
             checks.append(f"{e}.is_cpu")
         if t.storage_offset():
             checks.append(f"{e}.storage_offset() == {t.storage_offset()}")
-        self._add(" and ".join(checks), source, "tensor")
+        self.sizes.append((source, tuple(t.shape)))
+        self._add(" and ".join(checks), source, "tensor", _meta(t))
+
+    def add_dynamic_tensor(self, source, t, fake, gb):
+        """A caller tensor with symbolic dims: everything add_tensor checks, with each size and
+        stride compared to the expression the trace holds for it (a symbol's own dim is left
+        free here; its range and relations are checked by add_shape_env)."""
+        from ..values.symbolic import render_sym, is_symbolic
+        cg = self.cg
+        if ("tensor", source) in self._seen:
+            return
+        self._seen.add(("tensor", source))
+        first = source.expr(cg)
+        e = cg.bound(source)
+        printer = self._printer(gb)
+        checks = [f"type({first}) is {cg.const(type(t), type(t).__name__)}",
+                  f"{e}.dtype is {cg.const(t.dtype, 'dtype')}",
+                  f"{e}.dim() == {t.dim()}",
+                  f"{e}.requires_grad is {t.requires_grad}",
+                  f"{e}.device == {cg.const(t.device, 'device')}" if t.device.type != "cpu" else f"{e}.is_cpu"]
+        for d, size in enumerate(fake.shape):
+            if is_symbolic(size) and gb.symbols.get(size.node.expr) == (source, d):
+                continue
+            checks.append(f"{e}.size({d}) == {render_sym(printer, size)}")
+        checks.append(f"{e}.stride() == ({''.join(render_sym(printer, s) + ', ' for s in fake.stride())})")
+        if t.storage_offset() or is_symbolic(fake.storage_offset()):
+            checks.append(f"{e}.storage_offset() == {render_sym(printer, fake.storage_offset())}")
+        # a symbolic dim is no change to report when it changes (runtime/dynamic.py)
+        def concrete(values):
+            return tuple(None if is_symbolic(v) else int(v) for v in values)
+        self.sizes.append((source, concrete(fake.shape)))
+        self._add(" and ".join(checks), source, "tensor", (type(t), t.dtype, concrete(fake.shape),
+                                                           concrete(fake.stride()), t.requires_grad,
+                                                           t.device))
+
+    def _printer(self, gb):
+        from ..values.symbolic import sym_printer
+        from ..sources import size_accessor
+        names = {}
+        for expr, (src, d) in gb.symbols.items():
+            names[expr] = self.cg.bound(src) if d is None else f"{self.cg.bound(src)}{size_accessor(d)}"
+        return sym_printer(names)
+
+    def add_shape_env(self, gb):
+        """What the trace assumed about its symbols: each input symbol's range (sizes 0 and 1
+        are specialized, so a dynamic size is at least 2; mark_dynamic's min/max) and every
+        guard the ShapeEnv recorded (`s0 == s1`, `s0 > 2`, a specialized `s0 == 4`)."""
+        from ..values.symbolic import finite
+        env = gb.shape_env
+        if env is None or not gb.symbols:
+            return
+        self.cg.namespace.setdefault("math", math)
+        self.cg.namespace.setdefault("torch", torch)
+        printer = self._printer(gb)
+        for expr in gb.symbols:
+            vr = env.var_to_range.get(expr)
+            text = printer.doprint(expr)
+            if vr is not None and finite(vr.lower):
+                self._add(f"{text} >= {int(vr.lower)}", None, "shape_range", expr)
+            if vr is not None and finite(vr.upper):
+                self._add(f"{text} <= {int(vr.upper)}", None, "shape_range", expr)
+        for g in env.guards:
+            self._add(printer.doprint(g.expr), None, "shape_env", g.expr)
 
     def add_code(self, code, source, kind):
         self._add(code, source, kind)

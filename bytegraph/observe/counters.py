@@ -27,6 +27,7 @@ counters = collections.defaultdict(collections.Counter)
 log = logging.getLogger("bytegraph")
 graph_log = logging.getLogger("bytegraph.graph")
 break_log = logging.getLogger("bytegraph.graph_breaks")
+recompile_log = logging.getLogger("bytegraph.recompiles")
 
 
 def configure_logging(spec=None):

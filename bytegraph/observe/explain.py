@@ -21,6 +21,7 @@ class ExplainOutput:
     ops_per_graph: list
     out_guards: list
     compile_times: str
+    recompile_reasons: list = dataclasses.field(default_factory=list)
 
     def __str__(self):
         lines = [f"Graph Count: {self.graph_count}",
@@ -32,6 +33,8 @@ class ExplainOutput:
                 lines += [f"  {i + 1}. " + str(r).replace("\n", "\n  ")]
         for i, ops in enumerate(self.ops_per_graph):
             lines.append(f"Ops per Graph {i + 1}: " + ", ".join(ops))
+        for r in self.recompile_reasons:
+            lines.append(f"Recompiled: {r}")
         lines.append(f"Guards: {len(self.out_guards)}")
         lines.append(f"Compile Times: {self.compile_times}")
         return "\n".join(lines)
@@ -70,7 +73,8 @@ def explain(fn, *extra_args, **extra_kwargs):
                           for r in records)
         return ExplainOutput(graphs=graphs, graph_count=len(graphs), graph_break_count=len(breaks),
                              break_reasons=breaks, op_count=sum(len(o) for o in ops), ops_per_graph=ops,
-                             out_guards=guards, compile_times=times)
+                             out_guards=guards, compile_times=times,
+                             recompile_reasons=[r.guard_failure for r in records if r.guard_failure])
 
     if extra_args or extra_kwargs:
         return run(*extra_args, **extra_kwargs)

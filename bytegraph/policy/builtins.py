@@ -12,6 +12,7 @@ pure (PURE_MODULES / PURE_BUILTINS); its result is then a constant.
 import collections
 import sys
 import functools
+import math
 import operator
 
 import torch
@@ -30,6 +31,7 @@ from ..values.containers import DICT_METHODS
 from ..values.functions import BoundMethodValue, UserFnValue
 from .breaks import printable_call, run_in_python
 from ..values.opaque import Opaque, scalar_op
+from ..values.symbolic import size_value, SymValue, sym_op, is_sym_operand
 from ..values.objects import (ClassValue, DynamicAttrObjectValue, ModuleValue, NewObjectValue, ObjectValue,
                               PyModuleValue, SuperValue, _InstanceBase, _MISSING, bind_class_attr,
                               generic_getattr, static_lookup)
@@ -106,6 +108,45 @@ def _plain_data(v):
     return isinstance(v, SetValue)
 
 
+_SYM_BUILTINS = {min: torch.sym_min, max: torch.sym_max, abs: operator.abs}
+
+
+def _has_sym_value(v):
+    return isinstance(v, SymValue) or type(v) is TupleValue and any(isinstance(i, SymValue) for i in v.items)
+
+
+def _specialized(v):
+    """A value with its symbolic sizes replaced by their (guarded) numbers."""
+    if isinstance(v, SymValue):
+        return const(v.as_python())
+    if type(v) is TupleValue and any(isinstance(i, SymValue) for i in v.items):
+        return TupleValue([_specialized(i) for i in v.items], cls=v.cls)
+    return v
+
+
+def _sym_builtin(fn, args):
+    """A builtin on symbolic sizes that stays symbolic (min/max of two, abs, operator.*,
+    math.prod of a shape)."""
+    if fn is math.prod and len(args) == 1 and type(args[0]) is TupleValue:
+        items = args[0].items
+        if not all(map(is_sym_operand, items)):
+            return None
+        tx = next(i.tx for i in items if isinstance(i, SymValue))
+        r = const(1)
+        for i in items:
+            r = sym_op(tx, operator.mul, [r, i]) if isinstance(i, SymValue) or isinstance(r, SymValue) \
+                else const(r.value * i.value)
+        return r
+    if not all(map(is_sym_operand, args)):
+        return None
+    tx = next(a.tx for a in args if isinstance(a, SymValue))
+    if fn in _SYM_BUILTINS and (fn is abs or len(args) == 2):
+        return sym_op(tx, _SYM_BUILTINS[fn], args)
+    if getattr(fn, "__module__", "") in ("operator", "_operator"):
+        return sym_op(tx, fn, args)
+    return None
+
+
 def call_on_constants(tx, fn, args, kwargs):
     if not _is_pure(fn):
         raise Unsupported(f"call to {getattr(fn, '__qualname__', fn)!s}", kind="call_builtin")
@@ -113,6 +154,12 @@ def call_on_constants(tx, fn, args, kwargs):
         r = scalar_op(fn, args)        # a pure function of item() results: computed by the entry
         if r is not None:
             return r
+    if any(_has_sym_value(a) for a in args):
+        r = None if kwargs else _sym_builtin(fn, args)
+        if r is not None:
+            return r
+        # anything else needs the numbers: specialize them (the ShapeEnv guards each value)
+        args = [_specialized(a) for a in args]
     if not all(_plain_data(a) for a in args) or not all(_plain_data(v) for v in kwargs.values()):
         if any(isinstance(a, TensorValue) for a in args) and getattr(fn, "__module__", "") in (
                 "operator", "_operator", "math"):
@@ -182,7 +229,7 @@ def _len(tx, v):
     if isinstance(v, TensorValue):
         if v.fake.dim() == 0:
             raise UserError(TypeError("len() of a 0-d tensor"))
-        return const(v.fake.shape[0])
+        return size_value(tx, v, 0)
     items = getattr(v, "items", None)
     if isinstance(items, (list, dict)) and not isinstance(v, IteratorValue):
         return const(len(items))
@@ -457,6 +504,10 @@ def _reduce_builtin(name, pyfn):
                 raise Unsupported(f"{name}() over tensors", kind="data_dependent")
             # max(a, b) of tensors compares by truth value: data-dependent
             raise Unsupported(f"{name}() of tensors depends on their values", kind="data_dependent")
+        if key is None and len(items) == 2 and any(isinstance(i, SymValue) for i in items):
+            r = _sym_builtin(pyfn, items)         # min(n, 6) of a symbolic size stays symbolic
+            if r is not None:
+                return r
         keys = items if key is None else [key.call(tx, [i], {}) for i in items]
         best = pyfn(range(len(items)), key=lambda j: Ordered(tx, keys[j]))
         return items[best]
@@ -534,6 +585,11 @@ def _scalar_conv(pytype):
         if isinstance(v, Opaque):
             r = scalar_op(pytype, [v, *rest])
             return r if r is not None else v._needed(f"{pytype.__name__}()")
+        if isinstance(v, SymValue) and not rest:
+            if pytype is v.python_type() and pytype is not bool:
+                return v
+            if pytype is float:
+                return sym_op(tx, torch.sym_float, [v])
         if type(v) is ConstValue:
             try:
                 return const(pytype(v.value, *[r.as_python() for r in rest]))

@@ -37,6 +37,7 @@ import types
 import warnings
 import weakref
 
+from ..values.symbolic import SymValue
 from ..exc import Unsupported, UserError
 from ..sources import AttrSource, ObjectSource, _Chained
 from ..values.base import Value, ConstValue, RealCallableValue, NONE, const, wrap, register_wrapper
@@ -515,6 +516,9 @@ class CachedFnValue(Value):
 
     def call(self, tx, args, kwargs, self_value=None):
         allargs = ([self_value] if self_value is not None else []) + list(args)
+        # the cache is keyed on values: a symbolic size is specialized (and guarded)
+        allargs = [const(a.as_python()) if isinstance(a, SymValue) else a for a in allargs]
+        kwargs = {k: const(v.as_python()) if isinstance(v, SymValue) else v for k, v in kwargs.items()}
         for a in allargs + list(kwargs.values()):
             _check_hashable(tx, a)
         func = cached_function(self.wrapper)

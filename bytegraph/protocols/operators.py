@@ -26,6 +26,7 @@ from ..values.functions import UserFnValue
 from ..values.containers import IteratorValue
 from ..values.tensor import TensorValue, graph_call
 from ..values.opaque import Opaque, scalar_op
+from ..values.symbolic import SymValue, sym_op
 from .special import MISSING, call_special, is_ni, type_of, lookup
 
 _SYMBOL = {operator.add: "+", operator.sub: "-", operator.mul: "*", operator.truediv: "/",
@@ -64,6 +65,10 @@ def _user_object(v):
 def binary_op(tx, op, a, b):
     if isinstance(a, Opaque) or isinstance(b, Opaque):
         return _opaque_op(INPLACE_TO_BINARY.get(op) or op, [a, b])
+    if isinstance(a, SymValue) or isinstance(b, SymValue):
+        r = sym_op(tx, INPLACE_TO_BINARY.get(op) or op, [a, b])    # ints are immutable: `+=` is `+`
+        if r is not None:
+            return r
     base = INPLACE_TO_BINARY.get(op)
     if isinstance(a, TensorValue) or isinstance(b, TensorValue):
         return _tensor_binary(tx, op, base, a, b)
@@ -138,6 +143,10 @@ def _tensor_binary(tx, op, base, a, b):
 def compare_op(tx, op, a, b):
     if isinstance(a, Opaque) or isinstance(b, Opaque):
         return _opaque_op(op, [a, b])
+    if isinstance(a, SymValue) or isinstance(b, SymValue):
+        r = sym_op(tx, op, [a, b])
+        if r is not None:
+            return r
     if isinstance(a, TensorValue) or isinstance(b, TensorValue):
         if _user_object(a) or _user_object(b):
             r = _richcompare(tx, op, a, b)
@@ -360,6 +369,10 @@ def _opaque_op(op, operands):
 def unary_op(tx, op, v):
     if isinstance(v, Opaque):
         return _opaque_op(op, [v])
+    if isinstance(v, SymValue) and op is not operator.not_:
+        r = sym_op(tx, op, [v])
+        if r is not None:
+            return r
     if op is operator.not_:
         if isinstance(v, TensorValue):
             return graph_call(tx, "call_function", op, [v], {})

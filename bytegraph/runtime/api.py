@@ -58,13 +58,16 @@ import torch
 from ..backends.calling import guarded_backend, with_options
 from ..config import config
 from ..exc import Unsupported, UserError, BackendCompilerFailed
-from ..observe import counters, compile_metrics, log
+from ..observe import counters, compile_metrics, log, recompile_log
 from ..codegen.entry import MISS
-from ..guards.guard_set import GuardSet
+from ..guards.guard_set import GuardSet, Guard
 from ..policy import calls as registry
 from ..policy.breaks import graph_break  # noqa: F401  (public API)
 from .resume import ResumeCache, Trampoline
-from .convert import convert, EAGER, _TraceStopped, first_failing_guard, location_of
+from .convert import convert, EAGER, _TraceStopped, first_failing_guard, location_of, bind_call
+from .dynamic import DynamicSpec, note_changes, root_of
+from ..sources import LocalSource
+from ..values.symbolic import ConstraintViolation
 
 _all_states = weakref.WeakSet()
 _stance = {"name": "default"}
@@ -77,8 +80,9 @@ _RESOURCE_ERRORS = (RecursionError, MemoryError)
 class CompileState:
     """Cache and settings of one compiled callable."""
 
-    def __init__(self, fn, backend, backend_name, fullgraph):
+    def __init__(self, fn, backend, backend_name, fullgraph, dynamic=None):
         self.fn = fn
+        self.dynamic_mode = dynamic  # compile(dynamic=...); self.dynamic: see _clear
         self.name = fn.__qualname__
         self.raw_backend = backend   # what children (below) are compiled with
         self.backend = guarded_backend(backend, backend_name)
@@ -94,7 +98,7 @@ class CompileState:
         _all_states.add(self)
 
     def _child(self, fn):
-        child = CompileState(fn, self.raw_backend, self.backend_name, False)
+        child = CompileState(fn, self.raw_backend, self.backend_name, False, self.dynamic_mode)
         child.limit_option = "resume_cache_size_limit"
         return _function_wrapper(fn, child)
 
@@ -105,6 +109,7 @@ class CompileState:
         self.invalidated = 0         # entries dropped because an object they guard died
         self.limit_warned = False
         self.reported = set()        # fallback kinds already logged / warned for this function
+        self.dynamic = DynamicSpec(self.dynamic_mode)   # what automatic dynamic has learnt
 
     def reset(self):
         self.generation += 1
@@ -168,7 +173,7 @@ def _run_with_stance(state, args, kwargs):
         if stance == "eager_on_recompile":
             return state.fn(*args, **kwargs)
         if stance == "fail_on_recompile":
-            reason = first_failing_guard(entries[-1], args, kwargs)
+            reason = _recompile_reason(state, args, kwargs, learn=False)
             raise RuntimeError(f"bytegraph: {state.name} would recompile "
                                f"(stance 'fail_on_recompile'); guard: {reason}")
     return _miss(state, args, kwargs, entries)
@@ -242,10 +247,11 @@ def _decide(state, args, kwargs):
     if len(state.entries) >= limit:
         if not state.limit_warned:
             state.limit_warned = True
-            reason = first_failing_guard(state.entries[-1], args, kwargs) if state.entries else "-"
-            _fallback(state, "cache_limit", f"{state.name} ({location_of(fn)}) hit "
-                      f"config.{state.limit_option}={limit}; running it eagerly "
-                      f"from now on. Last guard failure: {reason}", warn=True, stacklevel=5)
+            reason = _recompile_reason(state, args, kwargs, learn=False) if state.entries else "-"
+            _fallback(state, "cache_limit", f"{state.name} ({location_of(fn)}) has "
+                      f"{len(state.entries)} cache entries, config.{state.limit_option}={limit}; "
+                      f"running it eagerly from now on. Last recompile reason: {reason}",
+                      warn=True, stacklevel=5)
         return "eager", None
     if state.compiles >= config.accumulated_cache_size_limit:
         state.broken = True
@@ -260,11 +266,10 @@ def _decide(state, args, kwargs):
                   f"config.accumulated_cache_size_limit={config.accumulated_cache_size_limit}",
                   warn=True, stacklevel=5)
     if state.installed:
-        reason = (first_failing_guard(state.entries[-1], args, kwargs) if state.entries else
-                  "the objects its cache entries guarded were freed")
+        reason = _recompile_reason(state, args, kwargs)
         counters["recompiles"]["total"] += 1
         counters["recompiles"][state.name] += 1
-        log.info("recompiling %s: %s", state.name, reason)
+        recompile_log.info("recompiling %s (%s): %s", state.name, location_of(fn), reason)
     else:
         reason = ""
     state.compiles += 1
@@ -275,13 +280,32 @@ def _decide(state, args, kwargs):
         _clear_shape_env_caches()
 
 
+def _recompile_reason(state, args, kwargs, learn=True):
+    """Why no entry took this call, in user terms; under dynamic=None this is also where a
+    changed size or int argument becomes dynamic for the next trace (runtime/dynamic.py)."""
+    if not state.entries:
+        return "the objects its cache entries guarded were freed"
+    last = state.entries[-1]
+    changes = []
+    gs = getattr(last, "__bytegraph_guards__", None)
+    if gs is not None:
+        try:
+            bound = bind_call(state.fn, args, kwargs)
+        except TypeError:
+            bound = None
+        if bound is not None:
+            changes, _ = note_changes(state.dynamic, gs, bound, learn)
+    return "; ".join(changes) if changes else first_failing_guard(last, args, kwargs)
+
+
 def _convert_and_install(state, args, kwargs, reason, generation):
     fn = state.fn
     forced = _error_on_break["on"]
     fullgraph = state.fullgraph if forced is None else forced
     try:
         entry, record = convert(fn, args, kwargs, state.backend, state.backend_name, state.compiles - 1,
-                                state.guard_error_handler(), not fullgraph, state.children)
+                                state.guard_error_handler(), not fullgraph, state.children,
+                                state.dynamic)
         record.guard_failure = reason
         compile_metrics.seal(record)
     except _TraceStopped as stop:
@@ -313,6 +337,8 @@ def _convert_and_install(state, args, kwargs, reason, generation):
         return "eager", None
     except _RESOURCE_ERRORS as e:
         return _resource_error(state, e, None, generation)
+    except ConstraintViolation:
+        raise                   # the user's mark_dynamic() cannot hold: their error to see
     except Exception as e:  # a bytegraph bug: never break the user's program for it
         if state.fullgraph:
             raise Unsupported(f"internal error while compiling {state.name}: "
@@ -368,13 +394,26 @@ def _resource_error(state, exc, entry, generation):
 class _GuardsView:
     """What an installed entry keeps of its GuardSet: the guards and the namespace (the
     GuardSet's bookkeeping references the objects the trace saw)."""
-    __slots__ = ("guards", "cg")
+    __slots__ = ("guards", "cg", "sizes", "ints")
     expression = GuardSet.expression
     __len__ = GuardSet.__len__
 
     def __init__(self, gs):
-        self.guards = gs.guards
+        # a guard's source and expected value stay only when they hold no caller object
+        # (sources rooted at an argument; plain values): entries bind caller objects weakly
+        self.guards = [g if _portable(g) else Guard(g.code, g.source_desc, g.kind, fetch=g.fetch)
+                       for g in gs.guards]
         self.cg = gs.cg
+        self.sizes = [(src, shape) for src, shape in gs.sizes if isinstance(root_of(src), LocalSource)]
+        self.ints = [(src, v) for src, v in gs.ints if isinstance(root_of(src), LocalSource)]
+
+
+def _portable(g):
+    root = root_of(g.source) if g.source is not None else None
+    if root is not None and not isinstance(root, LocalSource) and not (
+            type(getattr(root, "obj", None)) is dict and "__name__" in root.obj):   # a module's globals
+        return False
+    return g.kind in ("tensor", "value", "type", "shape_range", "shape_env") or g.expected is None
 
 
 def _install(state, entry, generation):
@@ -528,7 +567,7 @@ def _compile_callable(model, backend_fn, backend_name, fullgraph, spec):
     if isinstance(state, CompileState):
         model = state.fn                         # re-compiling a compiled function
     if isinstance(model, types.FunctionType):
-        return _function_wrapper(model, CompileState(model, backend_fn, backend_name, fullgraph))
+        return _function_wrapper(model, CompileState(model, backend_fn, backend_name, fullgraph, spec[2]))
     if isinstance(model, types.MethodType):
         inner = _compile_callable(model.__func__, backend_fn, backend_name, fullgraph, spec)
         return types.MethodType(inner, model.__self__)

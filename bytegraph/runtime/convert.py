@@ -14,6 +14,7 @@ import weakref
 import torch
 import torch.fx
 
+from ..values.symbolic import ConstraintViolation, hint
 from .. import symbolic  # noqa: F401  (registers the opcode handlers)
 from ..backends.registry import eager as eager_backend
 from ..codegen.entry import Codegen, build_entry, MISS
@@ -104,7 +105,7 @@ def _record_of(e):
     return BreakRecord(e.msg, filename, int(line) if line.isdigit() else 0, stack, hint)
 
 
-def _trace(fn, bound, shape_env, allow_breaks, stop_at=None, specialize=()):
+def _trace(fn, bound, shape_env, allow_breaks, stop_at=None, specialize=(), dynamic=None):
     """One symbolic run of fn over the bound arguments: (cg, guards, builder, tracer, result,
     grad mode at start, grad mode at end). Unsupported asking for a ShapeEnv propagates as is;
     any other stop is wrapped with the guards gathered so far."""
@@ -121,8 +122,9 @@ def _trace(fn, bound, shape_env, allow_breaks, stop_at=None, specialize=()):
         checks = [f"{kw} is __defaults_kw", f"len({kw}) == {len(fn.__kwdefaults__)}"]
         checks += [f"{kw}[{k!r}] is {cg.const(v, 'kwdefault')}" for k, v in fn.__kwdefaults__.items()]
         guards.add_code(" and ".join(checks), None, "defaults")
-    gb = GraphBuilder(shape_env=shape_env)
+    gb = GraphBuilder(shape_env=shape_env or (dynamic is not None and dynamic.needs_shape_env(bound)))
     tracer = Tracer(gb, cg, guards, SideEffects())
+    tracer.dynamic = dynamic
     tracer.allow_breaks = allow_breaks
     tracer.stop_at = stop_at
     tracer.specialize = specialize
@@ -144,7 +146,7 @@ def _trace(fn, bound, shape_env, allow_breaks, stop_at=None, specialize=()):
 
 
 def convert(fn, args, kwargs, backend, backend_name, entry_index, on_guard_error=None,
-            allow_breaks=True, children=None):
+            allow_breaks=True, children=None, dynamic=None):
     """Trace fn(*args, **kwargs) and return (entry function, CompileRecord). `on_guard_error`:
     see codegen.entry.build_entry; `allow_breaks=False` (fullgraph): the first graph break
     stops the trace; `children` (resumes, trampoline: runtime/resume.py) compile the code
@@ -160,14 +162,14 @@ def convert(fn, args, kwargs, backend, backend_name, entry_index, on_guard_error
         while True:
             try:
                 try:
-                    return _trace(fn, bound, False, allow_breaks, stop_at, specialize)
+                    return _trace(fn, bound, False, allow_breaks, stop_at, specialize, dynamic)
                 except Unsupported as e:
                     if e.kind != NEEDS_SHAPE_ENV:
                         raise
                     # an op with a data-dependent output size: trace again with a ShapeEnv
                     # (unbacked sizes). Static traces never build one, so they never import
                     # its machinery.
-                    return _trace(fn, bound, True, allow_breaks, stop_at, specialize)
+                    return _trace(fn, bound, True, allow_breaks, stop_at, specialize, dynamic)
             except _TraceFailed as failed:
                 name = getattr(failed.exc, "specialize", None)
                 if name is None or name in specialize:
@@ -196,7 +198,7 @@ def convert(fn, args, kwargs, backend, backend_name, entry_index, on_guard_error
     if gb.mutates_inputs():
         # the graph writes into an input: two inputs that are one object would make placeholders
         # the graph (and backends) treat as independent alias each other
-        guards.add_distinct([src for src, _ in gb.inputs])
+        guards.add_distinct([src for src, t in gb.inputs if isinstance(t, torch.Tensor)])
     if tracer.side_effects:
         # a write through one caller object is invisible to reads through another only while
         # they are distinct objects: guard that the ones the trace saw as distinct stay so
@@ -236,7 +238,13 @@ def convert(fn, args, kwargs, backend, backend_name, entry_index, on_guard_error
         tail.append(f"{cg.const(torch, 'torch')}._C._set_grad_enabled({grad_at_end})")
     tail += after
     record.trace_s = time.perf_counter() - t0
+    forced = gb.specialized_marks()
+    if forced:
+        raise ConstraintViolation(f"bytegraph: a dimension marked dynamic ({', '.join(sorted(forced))}) "
+                                  f"was specialized to a constant while tracing {fn.__qualname__} "
+                                  f"({record.location})")
     body, gms = _compile_graphs(tracer, gb, cg, guards, backend, backend_name, grad_at_start, record)
+    guards.add_shape_env(gb)        # after the backend, which may add guards of its own
     entry = build_entry(fn, cg, guards.expression(), body + tail, "__r", name, on_guard_error)
     entry.__bytegraph_guards__ = guards
     record.ok = True
@@ -271,9 +279,13 @@ def _note_break(rec):
 
 def _example(node):
     """A real tensor with the metadata of an intermediate a later graph takes as input (its
-    values do not exist at compile time; backends only need the metadata)."""
+    values do not exist at compile time; backends only need the metadata). Symbolic sizes
+    take their trace-time values, read without adding guards."""
     fake = node.meta["example_value"]
-    t = torch.empty_strided(fake.shape, fake.stride(), dtype=fake.dtype, device=fake.device)
+    if not isinstance(fake, torch.Tensor):
+        return fake
+    t = torch.empty_strided([hint(s) for s in fake.shape], [hint(s) for s in fake.stride()],
+                            dtype=fake.dtype, device=fake.device)
     return t.requires_grad_(fake.requires_grad) if fake.requires_grad else t
 
 
@@ -297,9 +309,21 @@ def _forget_source(key):
         pass
 
 
+def _drop_unused_size_reads(gb, cuts, used):
+    """Symbolic-size nodes nothing reads (`x.shape` reads every dim; a branch on `n > 2` is a
+    guard, not graph work): removed, so backends see only the work."""
+    from ..values.symbolic import SYM_TYPES
+    for node in reversed(list(gb.graph.nodes)):
+        if node.op != "placeholder" and not node.users and node not in cuts and node not in used \
+                and node.meta.get("counts") is False and isinstance(node.meta.get("example_value"), SYM_TYPES):
+            gb.graph.erase_node(node)
+
+
 def _compile_graphs(tracer, gb, cg, guards, backend, backend_name, grad_at_start, record):
     """Cut the trace's graph at its breaks, compile each piece, and return the entry body
     (graph calls interleaved with the breaks' Python code) and the GraphModules."""
+    if gb.symbols:
+        _drop_unused_size_reads(gb, {cut for cut, _ in tracer.splits}, cg.used_nodes)
     segments = partition(gb, [cut for cut, _ in tracer.splits], cg.used_nodes)
     modes = [grad_at_start] + [mode for _, mode in tracer.splits]
     calls, gms = {}, []
@@ -307,8 +331,14 @@ def _compile_graphs(tracer, gb, cg, guards, backend, backend_name, grad_at_start
         if seg is None:
             continue
         gm = torch.fx.GraphModule(torch.nn.Module(), seg.graph)
+        if gb.symbols:          # a backend that traces again finds the symbols' fake mode
+            gm.meta["bytegraph_fake_mode"] = gb.fake_mode
         _forget_source_when_freed(gm)
-        example_inputs = [gb.inputs[ref][1] if kind == "input" else _example(ref) for kind, ref in seg.inputs]
+        # a symbolic graph's intermediates are passed as their fakes: a real stand-in would
+        # have concrete sizes, which a backend that traces again would bake in
+        example_inputs = [gb.inputs[ref][1] if kind == "input" else
+                          ref.meta["example_value"] if gb.symbols else _example(ref)
+                          for kind, ref in seg.inputs]
         t1 = time.perf_counter()
         try:
             with torch.set_grad_enabled(modes[k]):
@@ -367,5 +397,52 @@ def first_failing_guard(entry, args, kwargs):
         except Exception as e:
             return f"{g.source_desc}: {g.kind} guard raised {type(e).__name__}"
         if not ok:
-            return f"{g.source_desc}: {g.kind} guard failed ({g.code})"
+            return _describe_failure(g, gs.cg, ns)
     return "none (all guards pass)"
+
+
+_STATE_WORDS = {"grad_mode": "grad mode", "inference_mode": "inference mode",
+                "default_dtype": "default dtype", "deterministic": "deterministic algorithms",
+                "autocast": "autocast state", "torch_function_mode": "torch function mode stack",
+                "backend_flags": "backend flags (matmul precision, threads, ...)"}
+_TENSOR_FIELDS = ("type", "dtype", "size", "stride", "requires_grad", "device")
+
+
+def _differs(was, new):
+    """None in an expected tuple is a symbolic size or stride: anything matches it."""
+    if type(was) is tuple and type(new) is tuple:
+        return len(was) != len(new) or any(w is not None and w != n for w, n in zip(was, new))
+    return was != new
+
+
+def _show(v):
+    if type(v) is tuple:
+        return "(" + ", ".join("*" if x is None else str(x) for x in v) + ("," if len(v) == 1 else "") + ")"
+    return str(v)
+
+
+def _describe_failure(g, cg, ns):
+    """A failed guard in user terms, from its structured record (guards/guard_set.py: Guard)."""
+    if g.kind in ("shape_env", "shape_range"):
+        return f"shape guard failed: {g.code}"
+    if g.kind in _STATE_WORDS:
+        return f"{_STATE_WORDS[g.kind]} changed"
+    try:
+        now = eval(g.fetch, ns) if g.fetch is not None else None
+    except Exception:
+        now = None
+    where = g.source_desc
+    if where.startswith("G['"):
+        where = f"global '{where[3:-2]}'"
+    if g.kind == "value" and g.source is not None:
+        return f"{where} changed: {g.expected!r} -> {now!r}"
+    if g.kind == "tensor" and isinstance(g.expected, tuple) and issubclass(type(now), torch.Tensor):
+        have = (type(now), now.dtype, tuple(now.shape), tuple(now.stride()), now.requires_grad, now.device)
+        for field, was, new in zip(_TENSOR_FIELDS, g.expected, have):
+            if _differs(was, new):
+                return f"{field} of {where} changed: expected {_show(was)}, got {new}"
+        return f"the strides of {where} no longer follow its sizes as they did: got {have[3]} for " \
+               f"sizes {have[2]}"
+    if g.kind == "type" and g.source is not None and g.expected is not None:
+        return f"type of {where} changed: expected {g.expected}, got {type(now).__qualname__}"
+    return f"{where}: {g.kind} guard failed ({g.code})"

@@ -53,7 +53,7 @@ class OptimizedModule(torch.nn.Module):
         d = self.__dict__
         d["_orig_mod"] = mod
         d["_bytegraph_spec"] = spec
-        state = CompileState(_module_call, backend_fn, backend_name, fullgraph)
+        state = CompileState(_module_call, backend_fn, backend_name, fullgraph, spec[2])
         state.name = type(mod).__name__
         d["_bytegraph_call"] = _function_wrapper(_module_call, state)
 

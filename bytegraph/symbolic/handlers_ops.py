@@ -1,6 +1,7 @@
 """Opcode handlers: operators, subscripts, and building/unpacking containers."""
 import operator
 
+from ..values.symbolic import SymValue, SymSliceValue
 from ..exc import Unsupported, UserError
 from ..values.base import NONE, ConstValue, const
 from ..policy.builtins import get_item
@@ -107,6 +108,9 @@ def _build_slice(f, inst):
     del f.stack[-inst.arg:]
     if not all(p.is_const() for p in parts):
         raise Unsupported("slice bounds that are not trace-time constants", kind="slice")
+    if any(isinstance(p, SymValue) for p in parts):
+        f.stack.append(SymSliceValue(parts))      # x[:, :n] stays symbolic in the graph
+        return
     f.stack.append(ConstValue(slice(*[p.as_python() for p in parts])))
 
 

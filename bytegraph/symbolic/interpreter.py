@@ -139,6 +139,7 @@ class Tracer:
         self.steps = 0             # instructions executed so far (stop_at counts them)
         self.direct_call = None    # the callee Value of the CALL being executed
         self.specialize = ()       # opaque parameters to trace with their values known
+        self.dynamic = None        # runtime/dynamic.py DynamicSpec: which inputs are symbolic
 
     def own(self, obj):
         """`obj` was created for real by the trace (a module built inside forward, a marked

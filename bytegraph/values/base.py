@@ -260,6 +260,12 @@ def wrap(tx, obj, source):
                 tx.guards.add_same_object(source, value.source)
             return value
     typ = type(obj)
+    if typ is int and source is not None and tx.dynamic is not None and tx.graph.shape_env is not None \
+            and tx.dynamic.int_dynamic(source):
+        from .symbolic import wrap_int_input
+        value = wrap_int_input(tx, obj, source)
+        if value is not None:
+            return value
     if typ in CONST_TYPES:
         if source is not None:
             if typ in _LIVE_VIEWS:

@@ -18,6 +18,7 @@ import torch
 
 from ..exc import Unsupported
 from .base import Value, ConstValue, const, register_wrapper, POLICY
+from .symbolic import shape_value, has_sym, wrap_sym, SYM_TYPES, is_symbolic, check_marks
 
 
 class TensorValue(Value):
@@ -45,7 +46,9 @@ class TensorValue(Value):
                           hint="branch on tensor metadata (shape, dtype) or use torch.where")
 
     def unpack(self, tx):
-        n = self.fake.shape[0] if self.fake.dim() else None
+        n = int(self.fake.shape[0]) if self.fake.dim() else None     # a symbolic size specializes
+        if tx.graph.marked:
+            check_marks(tx, "iterating over the tensor needs its length")
         if n is None:
             raise Unsupported("iterating over a 0-d tensor", kind="iter")
         return [graph_call(tx, "call_function", operator.getitem, [self, ConstValue(i)], {})
@@ -138,10 +141,10 @@ _BANNED_METHODS = {
 
 
 def _shape(tx, t):
-    if not all(type(d) is int for d in t.fake.shape):
+    if any(isinstance(d, torch.SymInt) and d.node.hint is None for d in t.fake.shape):
         raise Unsupported("using a data-dependent size (from nonzero, x[mask], ...) in Python",
                           kind="data_dependent")
-    return ConstValue(t.fake.shape)
+    return shape_value(tx, t)
 
 
 def _meta(name):
@@ -237,8 +240,14 @@ def graph_call(tx, kind, target, args, kwargs, run_fake=None):
     fake_kwargs = {k: v.fake_arg(tx) for k, v in kwargs.items()}
     gb = tx.graph
     fake, mutated = gb.run_fake(kind, target, fake_args, fake_kwargs, run_fake)
+    if gb.marked:
+        check_marks(tx, f"{getattr(target, '__name__', target)} needs it to be a constant")
     mutated = mutated or target in _MUTATING_NONE_RESULT
     if not mutated and not _has_tensor(fake):
+        if has_sym(fake) and _any_symbolic(fake):
+            # a symbolic answer (x.size(0), x.numel() of a dynamic tensor): a node computes it
+            return wrap_graph_result(tx, gb.create(kind, target, fx_args, fx_kwargs, fake, counts=False),
+                                     fake)
         # a metadata query answered by the fakes (dim(), is_floating_point(), ...)
         from .base import wrap
         _guard_uncovered_query(tx, target, args, fake)
@@ -259,14 +268,22 @@ def graph_call(tx, kind, target, args, kwargs, run_fake=None):
     return wrap_graph_result(tx, node, fake)
 
 
+def _any_symbolic(obj):
+    if isinstance(obj, (list, tuple)):
+        return any(_any_symbolic(x) for x in obj)
+    return is_symbolic(obj)
+
+
 def wrap_graph_result(tx, node, fake):
     if isinstance(fake, torch.Tensor):
         return TensorValue(node, fake)
+    if isinstance(fake, SYM_TYPES):
+        return wrap_sym(tx, node, fake)
     from .containers import TupleValue, ListValue
     if isinstance(fake, (tuple, list)):
         items = []
         for i, f in enumerate(fake):
-            if isinstance(f, torch.Tensor) or isinstance(f, (tuple, list)):
+            if isinstance(f, torch.Tensor) or isinstance(f, (tuple, list)) or is_symbolic(f):
                 items.append(wrap_graph_result(tx, tx.graph.getitem(node, f, i), f))
             else:
                 items.append(const(f))
@@ -285,7 +302,13 @@ def wrap_tensor(tx, t, source):
         raise Unsupported(f"tensor subclass {type(t).__name__}", kind="tensor_subclass")
     if t.is_sparse or t.is_quantized or t.is_nested or t.is_meta:
         raise Unsupported("sparse/quantized/nested/meta tensor inputs", kind="tensor_kind")
-    node, fake, first_source = tx.graph.add_input(source, t)
+    dims = None
+    if tx.dynamic is not None and tx.graph.shape_env is not None:
+        dims = tx.dynamic.tensor_dims(source, t)
+    node, fake, first_source = tx.graph.add_input(source, t, dims)
     if first_source is None:
-        tx.guards.add_tensor(source, t)
+        if dims and any(is_symbolic(s) for s in fake.shape):
+            tx.guards.add_dynamic_tensor(source, t, fake, tx.graph)
+        else:
+            tx.guards.add_tensor(source, t)
     return TensorValue(node, fake, source, cls=type(t), real=t)

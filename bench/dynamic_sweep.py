@@ -1,0 +1,247 @@
+"""Dynamic-shape sweeps (issue "Dynamic shapes"), bytegraph beside torch.compile in one process.
+
+For each case (3 transformers models from the corpus -- a decoder, an encoder and an
+encoder-decoder -- at 8 sequence lengths, and a plain function at 8 batch sizes), and for each
+setting dynamic=None (automatic), False and True, it counts the compiles (traces that produced a
+cache entry) and the graphs the backend was handed, and checks every output against eager.
+
+    .venv/bin/python bench/dynamic_sweep.py [--backend eager|inductor] [--only gpt2,bert,t5,batch,batchfn]
+        [--no-torch] [--out bench/results/dynamic_sweep.md]
+    .venv/bin/python bench/dynamic_sweep.py --overhead     # per-call overhead, static vs symbolic
+
+Compiles are counted from each compiler's own counters: bytegraph.counters["frames"]["ok"],
+torch._dynamo's counters["frames"]["ok"]; backend graphs by wrapping the backend.
+"""
+import argparse
+import os
+import sys
+import time
+import warnings
+
+import torch
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "corpus"))
+sys.path.insert(0, os.path.dirname(HERE))
+
+import bytegraph  # noqa: E402
+
+SEQS = (5, 8, 11, 16, 23, 32, 45, 64)
+BATCHES = (2, 3, 5, 8, 13, 21, 34, 55)
+
+
+def _hf(model_type, class_name):
+    import hf_models as H
+    config = H.shrink_config(H.default_config(model_type))
+    model = H.build_model(class_name, config, seed=0).eval()
+    vocab = H.vocab_of(config)
+    return model, vocab
+
+
+def case_gpt2():
+    model, vocab = _hf("gpt2", "GPT2Model")
+
+    def inputs(t):
+        g = torch.Generator().manual_seed(t)
+        return (), {"input_ids": torch.randint(0, vocab, (2, t), generator=g)}
+    return model, inputs, SEQS
+
+
+def case_bert():
+    model, vocab = _hf("bert", "BertModel")
+
+    def inputs(t):
+        g = torch.Generator().manual_seed(t)
+        return (), {"input_ids": torch.randint(0, vocab, (2, t), generator=g),
+                    "attention_mask": torch.ones(2, t, dtype=torch.long)}
+    return model, inputs, SEQS
+
+
+def case_t5():
+    model, vocab = _hf("t5", "T5Model")
+
+    def inputs(t):
+        g = torch.Generator().manual_seed(t)
+        return (), {"input_ids": torch.randint(0, vocab, (2, t), generator=g),
+                    "decoder_input_ids": torch.randint(0, vocab, (2, max(t // 2, 2)), generator=g)}
+    return model, inputs, SEQS
+
+
+class Batch(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.a = torch.nn.Linear(16, 32)
+        self.b = torch.nn.Linear(32, 8)
+
+    def forward(self, x):
+        h = torch.relu(self.a(x))
+        return self.b(h).softmax(-1) * x.shape[0]
+
+
+def case_batch():
+    torch.manual_seed(0)
+    model = Batch().eval()
+
+    def inputs(b):
+        return (torch.randn(b, 16, generator=torch.Generator().manual_seed(b)),), {}
+    return model, inputs, BATCHES
+
+
+def _batch_fn(x, w, b):
+    return torch.nn.functional.gelu(x @ w + b).sum(-1) / x.shape[0]
+
+
+def case_batchfn():
+    w, b = torch.randn(16, 32), torch.randn(32)
+
+    def inputs(n):
+        return (torch.randn(n, 16, generator=torch.Generator().manual_seed(n)), w, b), {}
+    return _batch_fn, inputs, BATCHES
+
+
+CASES = {"gpt2": case_gpt2, "bert": case_bert, "t5": case_t5, "batch": case_batch,
+         "batchfn": case_batchfn}
+
+
+def _leaves(out):
+    if isinstance(out, torch.Tensor):
+        return [out]
+    if isinstance(out, dict) or hasattr(out, "to_tuple"):
+        out = out.to_tuple() if hasattr(out, "to_tuple") else tuple(out.values())
+    if isinstance(out, (list, tuple)):
+        return [t for o in out for t in _leaves(o)]
+    return []
+
+
+def _same(a, b):
+    la, lb = _leaves(a), _leaves(b)
+    return len(la) == len(lb) and all(x.shape == y.shape and torch.allclose(x, y, atol=1e-4, rtol=1e-4)
+                                      for x, y in zip(la, lb))
+
+
+def sweep(which, compiler, dynamic, backend):
+    model, inputs, sizes = CASES[which]()
+    graphs = [0]
+
+    def counting(gm, example_inputs):
+        graphs[0] += 1
+        if backend == "inductor":
+            from torch._inductor.compile_fx import compile_fx
+            return compile_fx(gm, example_inputs)
+        return gm.forward
+
+    if compiler == "bytegraph":
+        bytegraph.reset()
+        counters = bytegraph.counters
+        c = bytegraph.compile(model, backend=counting, dynamic=dynamic)
+    else:
+        import torch._dynamo as dynamo
+        from torch._dynamo.utils import counters
+        dynamo.reset()
+        counters.clear()
+        c = torch.compile(model, backend=counting, dynamic=dynamic)
+    ok, t0, times = True, time.perf_counter(), []
+    with torch.no_grad():
+        for s in sizes:
+            args, kwargs = inputs(s)
+            expected = model(*args, **kwargs)
+            t1 = time.perf_counter()
+            out = c(*args, **kwargs)
+            times.append(time.perf_counter() - t1)
+            ok &= _same(expected, out)
+    # the second call is the first size change: under dynamic=None, the dynamic recompile
+    return {"compiles": counters["frames"]["ok"], "graphs": graphs[0], "correct": ok,
+            "seconds": time.perf_counter() - t0, "second_call": times[1]}
+
+
+def _per_call(fn, args, n=2000, reps=7):
+    best = float("inf")
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        for _ in range(n):
+            fn(*args)
+        best = min(best, (time.perf_counter() - t0) / n)
+    return best * 1e6
+
+
+def overhead(compilers):
+    """Per-call overhead above eager (us, best of 7 x 2000 calls, tiny tensors, eager backend),
+    static and symbolic, for a 1-input function, a 4-input function and an MLP module."""
+    def f1(x):
+        return x * 2 + 1
+
+    def f4(a, b, c, d):
+        return a * b + c - d * a.shape[0]
+    mlp = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.ReLU(), torch.nn.Linear(16, 4)).eval()
+    cases = [("fn, 1 input", f1, lambda n: (torch.randn(n, 4),)),
+             ("fn, 4 inputs", f4, lambda n: tuple(torch.randn(n, 4) for _ in range(4))),
+             ("MLP", mlp, lambda n: (torch.randn(n, 8),))]
+    rows = []
+    for name, fn, make in cases:
+        row = [name]
+        with torch.no_grad():
+            eager = _per_call(fn, make(5))
+            for comp in compilers:
+                for dyn in (False, True):
+                    if comp == "bytegraph":
+                        bytegraph.reset()
+                        c = bytegraph.compile(fn, backend="eager", dynamic=dyn)
+                    else:
+                        import torch._dynamo as dynamo
+                        dynamo.reset()
+                        c = torch.compile(fn, backend="eager", dynamic=dyn)
+                    for n in (5, 7):           # compiled, and for dynamic a second size served
+                        c(*make(n))
+                    row.append(f"{_per_call(c, make(5)) - eager:.1f}")
+        rows.append(row)
+        print(" | ".join(row), flush=True)
+    head = ["case"] + [f"{c} {'dynamic' if d else 'static'}" for c in compilers for d in (False, True)]
+    return "\n".join(["per-call overhead above eager, us (eager backend)", "",
+                      "| " + " | ".join(head) + " |", "|" + "---|" * len(head)] +
+                     ["| " + " | ".join(r) + " |" for r in rows])
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--overhead", action="store_true", help="per-call overhead table instead of sweeps")
+    ap.add_argument("--backend", default="eager", choices=["eager", "inductor"])
+    ap.add_argument("--only", default="gpt2,bert,t5,batch,batchfn")
+    ap.add_argument("--no-torch", action="store_true")
+    ap.add_argument("--out", default=None)
+    a = ap.parse_args()
+    warnings.simplefilter("ignore")
+    rows = []
+    compilers = ["bytegraph"] + ([] if a.no_torch else ["torch.compile"])
+    if a.overhead:
+        text = overhead(compilers)
+        print(text)
+        if a.out:
+            with open(a.out, "a") as f:
+                f.write(f"\n## {time.strftime('%Y-%m-%d %H:%M')} `{' '.join(sys.argv[1:])}`\n\n{text}\n")
+        return
+    for which in a.only.split(","):
+        for dynamic in (None, False, True):
+            row = [which, str(dynamic)]
+            for comp in compilers:
+                try:
+                    r = sweep(which, comp, dynamic, a.backend)
+                    row.append(f"{r['compiles']} / {r['graphs']} / {'yes' if r['correct'] else 'NO'} / "
+                               f"{r['seconds']:.1f} / {r['second_call']:.2f}")
+                except Exception as e:          # reported, not hidden
+                    row.append(f"error: {type(e).__name__}: {str(e)[:80]}")
+            print(" | ".join(row), flush=True)
+            rows.append(row)
+    head = ["case", "dynamic"] + [f"{c}: compiles / graphs / correct / total s / 2nd call s"
+                                   for c in compilers]
+    lines = [f"backend={a.backend}, {len(SEQS)} sequence lengths {SEQS} (batch 2) or {len(BATCHES)} "
+             f"batch sizes {BATCHES}", "", "| " + " | ".join(head) + " |",
+             "|" + "---|" * len(head)] + ["| " + " | ".join(r) + " |" for r in rows]
+    text = "\n".join(lines)
+    print(text)
+    if a.out:
+        with open(a.out, "a") as f:
+            f.write(f"\n## {time.strftime('%Y-%m-%d %H:%M')} `{' '.join(sys.argv[1:])}`\n\n{text}\n")
+
+
+if __name__ == "__main__":
+    main()

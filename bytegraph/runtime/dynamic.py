@@ -1,0 +1,208 @@
+"""Which dimensions and ints a trace makes symbolic: compile(dynamic=...), the marks, and
+automatic dynamic after a size change (docs/dynamic_shapes.md).
+
+- `DynamicSpec` is the per-function policy: `mode` (None, True, False) and what automatic
+  dynamic has learnt (`auto_dims`: source -> dims; `auto_ints`: int arguments). The tracer asks
+  it, per caller tensor and int argument, which dims to make symbolic.
+- `mark_dynamic` / `maybe_mark_dynamic` / `mark_static` annotate a tensor (attributes on the
+  tensor object, as torch's marks are; torch's own `_dynamo_*` marks are honoured too).
+- `note_changes` runs when a call misses every cache entry: it compares the newest entry's
+  recorded input sizes and int arguments with the call's, names each change in user terms
+  (`size of L['x'] dim 0: expected 4, got 8`) and, under `dynamic=None`, marks exactly those
+  dims and ints dynamic for the next trace.
+
+Only tensors reached from the function's arguments (not parameters or buffers) and ints
+passed as arguments are made dynamic, as torch.compile does by default.
+"""
+import torch
+
+from ..sources import LocalSource, TempSource, ModuleDictSource, ItemSource, AttrSource
+
+_STRICT_ATTRS = ("_bytegraph_dynamic",)
+_TORCH_STRICT = "_dynamo_dynamic_indices"
+_WEAK_ATTRS = ("_bytegraph_maybe_dynamic", "_dynamo_weak_dynamic_indices")
+_STATIC_ATTRS = ("_bytegraph_static", "_dynamo_static_indices")
+
+
+def _check_dim(t, dim, what):
+    if not isinstance(t, torch.Tensor):
+        raise TypeError(f"{what} expects a torch.Tensor as its first argument, got {type(t).__name__}")
+    if isinstance(dim, (list, tuple)):
+        dims = list(dim)
+    else:
+        dims = [dim]
+    out = []
+    for d in dims:
+        if type(d) is not int:
+            raise TypeError(f"{what} expects an int dimension (or a list of them), got {type(d).__name__}")
+        if not -t.dim() <= d < t.dim():
+            raise ValueError(f"{what}: dimension {d} is out of range for a {t.dim()}-d tensor")
+        out.append(d % t.dim())
+    return out
+
+
+def _marks(t, attr, default):
+    m = t.__dict__.get(attr) if hasattr(t, "__dict__") else None
+    if m is None:
+        m = default
+        setattr(t, attr, m)
+    return m
+
+
+def mark_dynamic(t, dim, min=None, max=None):
+    """Compile with `t`'s dimension(s) `dim` symbolic from the first trace; the trace must not
+    force them to a constant (that raises ConstraintViolation naming the line). `min`/`max`
+    bound the sizes the compiled code accepts (a call outside them recompiles)."""
+    for bound, name in ((min, "min"), (max, "max")):
+        if bound is not None and type(bound) is not int:
+            raise TypeError(f"mark_dynamic({name}=...) expects an int or None, got {type(bound).__name__}")
+    if min is not None and max is not None and min > max:
+        raise ValueError(f"mark_dynamic: min={min} is greater than max={max}")
+    for d in _check_dim(t, dim, "mark_dynamic"):
+        _marks(t, "_bytegraph_dynamic", {})[d] = (min, max)
+
+
+def maybe_mark_dynamic(t, dim):
+    """Compile with `t`'s dimension(s) `dim` symbolic from the first trace, letting the trace
+    specialize them where it must."""
+    for d in _check_dim(t, dim, "maybe_mark_dynamic"):
+        _marks(t, "_bytegraph_maybe_dynamic", set()).add(d)
+
+
+def mark_static(t, dim):
+    """Never make `t`'s dimension(s) `dim` symbolic, even under dynamic=True or after a change."""
+    for d in _check_dim(t, dim, "mark_static"):
+        _marks(t, "_bytegraph_static", set()).add(d)
+
+
+def _has_marks(t):
+    d = getattr(t, "__dict__", None)
+    return bool(d) and any(a in d for a in _STRICT_ATTRS + (_TORCH_STRICT,) + _WEAK_ATTRS)
+
+
+def root_of(source):
+    while hasattr(source, "base"):
+        source = source.base
+    return source
+
+
+def is_argument(source):
+    """Reached from the function's arguments, and not a module's parameter or buffer."""
+    s = source
+    while hasattr(s, "base"):
+        if type(s) is ModuleDictSource and s.key[0] in ("_parameters", "_buffers"):
+            return False
+        s = s.base
+    return type(s) is LocalSource
+
+
+class DynamicSpec:
+    __slots__ = ("mode", "auto_dims", "auto_ints")
+
+    def __init__(self, mode=None):
+        self.mode = mode              # compile(dynamic=...): None, True or False
+        self.auto_dims = {}           # source name -> set of dims automatic dynamic made symbolic
+        self.auto_ints = set()        # names of int arguments automatic dynamic made symbolic
+
+    def child(self):
+        """The spec of a resume function / callee compiled on this function's behalf."""
+        return DynamicSpec(self.mode)
+
+    def tensor_dims(self, source, t):
+        """{dim: (min, max, strict)} to make symbolic for this caller tensor, or None."""
+        if type(t) is torch.nn.Parameter or not t.dim():
+            return None
+        static = set()
+        for a in _STATIC_ATTRS:
+            static |= set(getattr(t, a, ()) or ())
+        dims = {}
+        arg = is_argument(source)
+        if self.mode is True and arg:
+            dims = {d: (None, None, False) for d in range(t.dim())}
+        elif self.mode is None and arg:
+            dims = {d: (None, None, False) for d in self.auto_dims.get(source.name_hint(), ())}
+        if _has_marks(t):
+            for d in set(getattr(t, "_bytegraph_maybe_dynamic", ())) | set(
+                    getattr(t, "_dynamo_weak_dynamic_indices", ()) or ()):
+                dims.setdefault(d, (None, None, False))
+            for d in getattr(t, _TORCH_STRICT, ()) or ():
+                dims[d] = (None, None, True)
+            for d, (lo, hi) in (getattr(t, "_bytegraph_dynamic", None) or {}).items():
+                dims[d] = (lo, hi, True)
+        for d in static:
+            dims.pop(d, None)
+        return {d: v for d, v in dims.items() if d < t.dim()} or None
+
+    def int_dynamic(self, source):
+        if type(source) is not LocalSource or self.mode is False:
+            return False
+        return self.mode is True or source.name in self.auto_ints
+
+    def needs_shape_env(self, bound):
+        if self.mode is True or self.auto_dims or self.auto_ints:
+            return True
+        return any(_marked_tensor(v, 3) for v in bound.values())
+
+
+def _marked_tensor(v, depth):
+    # type(), not isinstance(): isinstance reads a user object's __class__ (user code)
+    if issubclass(type(v), torch.Tensor):
+        return _has_marks(v)
+    if depth and type(v) in (list, tuple):
+        return any(_marked_tensor(x, depth - 1) for x in v)
+    if depth and type(v) is dict:
+        return any(_marked_tensor(x, depth - 1) for x in v.values())
+    return False
+
+
+_MISSING = object()
+
+
+def resolve(source, bound):
+    """The object `source` names in a call with these bound arguments, reading only plain
+    containers and instance dicts (no user code runs); _MISSING when it cannot say."""
+    if type(source) in (LocalSource, TempSource):
+        return bound.get(source.name, _MISSING)
+    if type(source) is ItemSource:
+        base = resolve(source.base, bound)
+        if type(base) in (list, tuple, dict):
+            try:
+                return base[source.key]
+            except (LookupError, TypeError):
+                return _MISSING
+        return _MISSING
+    if type(source) is AttrSource:
+        base = resolve(source.base, bound)
+        d = getattr(base, "__dict__", None) if base is not _MISSING else None
+        if type(d) is dict and source.key in d:
+            return d[source.key]
+        return _MISSING
+    return _MISSING
+
+
+def note_changes(spec, guards, bound, learn=True):
+    """Compare the sizes and int arguments the newest entry recorded with this call's. Returns
+    the changes in user terms; under dynamic=None (and `learn`), marks the changed dims and ints
+    dynamic (True when it marked something new)."""
+    reasons, learnt = [], False
+    if not learn:
+        spec = DynamicSpec(False)
+    for source, shape in guards.sizes:
+        now = resolve(source, bound)
+        if not issubclass(type(now), torch.Tensor) or now.dim() != len(shape):
+            continue
+        changed = [d for d, (was, new) in enumerate(zip(shape, now.shape)) if was is not None and was != new]
+        for d in changed:
+            reasons.append(f"size of {source.name_hint()} dim {d}: expected {shape[d]}, got {now.shape[d]}")
+        if changed and spec.mode is None and type(now) is not torch.nn.Parameter:
+            have = spec.auto_dims.setdefault(source.name_hint(), set())
+            learnt |= not set(changed) <= have
+            have.update(changed)
+    for source, value in guards.ints:
+        now = resolve(source, bound)
+        if value is not None and type(now) is int and now != value:
+            reasons.append(f"{source.name_hint()} changed: {value!r} -> {now!r}")
+            if spec.mode is None and type(source) is LocalSource:
+                learnt |= source.name not in spec.auto_ints
+                spec.auto_ints.add(source.name)
+    return reasons, learnt
