@@ -50,12 +50,65 @@ def export(fn, *, aten_graph=False, decomposition_table=None, tracing_mode="real
                         f"got {type(decomposition_table).__name__}")
     if tracing_mode not in _TRACING_MODES:
         raise ValueError(f"export(tracing_mode=...) expects one of {_TRACING_MODES}, got {tracing_mode!r}")
-    if dynamic_shapes is not None:
-        raise ValueError("export(dynamic_shapes=...) is not supported yet (shapes are static); pass None")
+    if dynamic_shapes is not None and not isinstance(dynamic_shapes, (dict, list, tuple)):
+        raise TypeError("export(dynamic_shapes=...) expects None, a dict {argument name: {dim: Dim "
+                        "or name}} or a list/tuple with one such entry per positional argument, got "
+                        f"{type(dynamic_shapes).__name__}")
 
     def run(*args, **kwargs):
-        return _export(fn, args, kwargs, aten_graph, decomposition_table, tracing_mode)
+        return _export(fn, args, kwargs, aten_graph, decomposition_table, tracing_mode, dynamic_shapes)
     return run
+
+
+def _dims_of(name, spec, value):
+    """{dim: (min, max, strict)} from one argument's entry of dynamic_shapes."""
+    if spec is None:
+        return {}
+    if not isinstance(value, torch.Tensor):
+        raise ValueError(f"export(dynamic_shapes=...): argument {name!r} is not a tensor; only tensor "
+                         f"arguments can have dynamic dims (other inputs are specialized)")
+    if isinstance(spec, dict):
+        items = spec.items()
+    elif isinstance(spec, (list, tuple)):
+        items = enumerate(spec)
+    else:
+        raise TypeError(f"export(dynamic_shapes=...): the entry for {name!r} must be a dict {{dim: Dim}} "
+                        f"or a list with one entry per dim, got {type(spec).__name__}")
+    dims = {}
+    for d, dim in items:
+        if dim is None:
+            continue
+        if type(d) is not int or not -value.dim() <= d < value.dim():
+            raise ValueError(f"export(dynamic_shapes=...): dim {d!r} of {name!r} is not a dimension of "
+                             f"its {value.dim()}-d tensor")
+        lo, hi = getattr(dim, "min", None), getattr(dim, "max", None)
+        lo = lo if type(lo) is int and lo > 2 else None          # sizes below 2 are never symbolic
+        hi = hi if type(hi) is int and hi < 2 ** 62 else None
+        dims[d % value.dim()] = (lo, hi, True)
+    return dims
+
+
+def _dynamic_spec(dynamic_shapes, params, args, kwargs):
+    """A DynamicSpec giving each named argument's tensor its export dims (or None)."""
+    if dynamic_shapes is None:
+        return None
+    from .runtime.dynamic import DynamicSpec
+    values = {p.name: a for p, a in zip(params, args)}
+    values.update(kwargs)
+    if isinstance(dynamic_shapes, dict):
+        unknown = [k for k in dynamic_shapes if k not in values]
+        if unknown:
+            raise ValueError(f"export(dynamic_shapes=...) names {unknown}, which are not arguments of "
+                             f"this call (arguments: {list(values)})")
+        entries = dynamic_shapes
+    else:
+        if len(dynamic_shapes) != len(args):
+            raise ValueError(f"export(dynamic_shapes=...) has {len(dynamic_shapes)} entries for "
+                             f"{len(args)} positional arguments")
+        entries = {p.name: e for p, e in zip(params, dynamic_shapes)}
+    spec = DynamicSpec(False)
+    spec.explicit = {f"L['{k}']": _dims_of(k, e, values[k]) for k, e in entries.items()}
+    return spec
 
 
 def _target(fn):
@@ -80,19 +133,20 @@ def _target(fn):
     raise TypeError(f"export expects a Python function, method or nn.Module, got {type(fn).__name__}")
 
 
-def _export(fn, args, kwargs, aten_graph, decomposition_table, tracing_mode):
+def _export(fn, args, kwargs, aten_graph, decomposition_table, tracing_mode, dynamic_shapes=None):
     from .runtime.convert import _trace, _TraceFailed, bind_call
     func, module, lead = _target(fn)
     params = list(inspect.signature(func, follow_wrapped=False).parameters.values())[len(lead):]
     _check_call_shape(func, params, args, kwargs)
+    spec = _dynamic_spec(dynamic_shapes, params, args, kwargs)
     bound = bind_call(func, lead + tuple(args), kwargs)
     try:
         try:
-            cg, guards, gb, tracer, result, _, _ = _trace(func, bound, False, False)
+            cg, guards, gb, tracer, result, _, _ = _trace(func, bound, False, False, dynamic=spec)
         except Unsupported as e:
             if e.kind != NEEDS_SHAPE_ENV:
                 raise
-            cg, guards, gb, tracer, result, _, _ = _trace(func, bound, True, False)
+            cg, guards, gb, tracer, result, _, _ = _trace(func, bound, True, False, dynamic=spec)
     except _TraceFailed as failed:
         e = failed.exc
         if isinstance(e, UserError) and not getattr(e, "from_graph", False):
@@ -108,8 +162,14 @@ def _export(fn, args, kwargs, aten_graph, decomposition_table, tracing_mode):
     flat, in_spec = pytree.tree_flatten((tuple(args), dict(kwargs)))
     graph, root, out_spec = _rebuild(gb, cg, result, module, flat, names)
     gm = torch.fx.GraphModule(root, graph)
+    forced = gb.specialized_marks()
+    if forced:
+        from .values.symbolic import ConstraintViolation
+        raise ConstraintViolation(f"export: dims given as dynamic ({', '.join(sorted(forced))}) were "
+                                  f"specialized to constants while tracing {func.__qualname__}")
+    guards.add_shape_env(gb)
     if aten_graph:
-        gm = _lower(gm, flat, decomposition_table, tracing_mode)
+        gm = _lower(gm, flat, decomposition_table, "symbolic" if gb.symbols else tracing_mode)
     gm.graph._codegen = _PyTreeCodeGen(_PyTreeInfo(names, in_spec, out_spec))
     gm.recompile()
     return ExportResult(gm, [g.code for g in guards.guards])
@@ -252,4 +312,14 @@ def _lower(gm, flat, decomposition_table, tracing_mode):
 
     def run_flat(*leaves):
         return gm(*leaves)
-    return make_fx(run_flat, decomposition_table=decomposition_table, tracing_mode=tracing_mode)(*flat)
+    gm = make_fx(run_flat, decomposition_table=decomposition_table, tracing_mode=tracing_mode)(*flat)
+    gm.__dict__.pop("shape_env", None)   # symbolic mode keeps its ShapeEnv there: not picklable
+    # symbolic mode's shape checks call torch._check, a Python function that torch.load's
+    # re-tracing of the module cannot record: the aten assert op records as a node
+    checks = [n for n in gm.graph.nodes if n.op == "call_function" and n.target is torch._check]
+    for n in checks:
+        n.target = torch.ops.aten._assert_scalar.default
+        n.args = (n.args[0], "a shape the exported graph was specialized to")
+    if checks:
+        gm.recompile()
+    return gm

@@ -141,3 +141,60 @@ def test_bad_arguments():
         bytegraph.export(lambda x: x, tracing_mode="weird")
     with pytest.raises(TypeError):
         bytegraph.export(lambda x: x, decomposition_table=[1])
+
+
+# --------------------------------------------------------------------------
+# dynamic_shapes
+
+class _Seq(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.lin = torch.nn.Linear(8, 4)
+
+    def forward(self, x, scale=2.0):
+        b, t, _ = x.shape
+        return self.lin(x).reshape(b * t, 4)[: b * t - 1] * scale
+
+
+def test_export_dynamic_shapes_dict_and_list():
+    torch.manual_seed(0)
+    m = _Seq()
+    x = torch.randn(2, 5, 8)
+    for spec in ({"x": {0: "batch", 1: "seq"}}, [{0: "batch", 1: "seq"}], {"x": [None, "seq", None]}):
+        res = bytegraph.export(m, dynamic_shapes=spec)(x)
+        sizes = ((3, 7), (4, 2), (2, 5)) if not isinstance(spec.get("x") if isinstance(spec, dict)
+                                                          else None, list) else ((2, 7), (2, 3))
+        for s in sizes:
+            y = torch.randn(*s, 8)
+            torch.testing.assert_close(res.graph_module(y), m(y))
+    assert any("x.size(0) >= 2" in g for g in
+               bytegraph.export(m, dynamic_shapes={"x": {0: "b"}})(x).guards)
+
+
+def test_export_dynamic_shapes_aten_and_round_trip():
+    torch.manual_seed(0)
+    m = _Seq()
+    x = torch.randn(2, 5, 8)
+    res = bytegraph.export(m, aten_graph=True, dynamic_shapes={"x": {0: "b"}})(x)
+    y = torch.randn(6, 5, 8)
+    torch.testing.assert_close(res.graph_module(y), m(y))
+    buf = io.BytesIO()
+    torch.save(res.graph_module, buf)
+    buf.seek(0)
+    gm = torch.load(buf, weights_only=False)
+    torch.testing.assert_close(gm(y), m(y))
+
+
+def test_export_dynamic_shapes_violation_and_bad_input():
+    x = torch.randn(2, 5, 8)
+
+    def fixed(x):
+        return x.view(10, 8) if x.shape[0] == 2 else x
+    with pytest.raises(bytegraph.ConstraintViolation, match="L\\['x'\\] dim 0"):
+        bytegraph.export(fixed, dynamic_shapes={"x": {0: "b"}})(x)
+    with pytest.raises(ValueError, match="not arguments"):
+        bytegraph.export(fixed, dynamic_shapes={"y": {0: "b"}})(x)
+    with pytest.raises(ValueError, match="not a dimension"):
+        bytegraph.export(fixed, dynamic_shapes={"x": {5: "b"}})(x)
+    with pytest.raises(TypeError, match="dynamic_shapes"):
+        bytegraph.export(fixed, dynamic_shapes="x")

@@ -97,12 +97,13 @@ def is_argument(source):
 
 
 class DynamicSpec:
-    __slots__ = ("mode", "auto_dims", "auto_ints")
+    __slots__ = ("mode", "auto_dims", "auto_ints", "explicit")
 
     def __init__(self, mode=None):
         self.mode = mode              # compile(dynamic=...): None, True or False
         self.auto_dims = {}           # source name -> set of dims automatic dynamic made symbolic
         self.auto_ints = set()        # names of int arguments automatic dynamic made symbolic
+        self.explicit = {}            # source name -> {dim: (min, max, strict)} (export's dynamic_shapes)
 
     def child(self):
         """The spec of a resume function / callee compiled on this function's behalf."""
@@ -121,6 +122,8 @@ class DynamicSpec:
             dims = {d: (None, None, False) for d in range(t.dim())}
         elif self.mode is None and arg:
             dims = {d: (None, None, False) for d in self.auto_dims.get(source.name_hint(), ())}
+        if self.explicit and source.name_hint() in self.explicit:
+            dims.update(self.explicit[source.name_hint()])
         if _has_marks(t):
             for d in set(getattr(t, "_bytegraph_maybe_dynamic", ())) | set(
                     getattr(t, "_dynamo_weak_dynamic_indices", ()) or ()):
@@ -139,7 +142,7 @@ class DynamicSpec:
         return self.mode is True or source.name in self.auto_ints
 
     def needs_shape_env(self, bound):
-        if self.mode is True or self.auto_dims or self.auto_ints:
+        if self.mode is True or self.auto_dims or self.auto_ints or any(self.explicit.values()):
             return True
         return any(_marked_tensor(v, 3) for v in bound.values())
 
