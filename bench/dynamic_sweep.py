@@ -119,7 +119,10 @@ def _same(a, b):
                                       for x, y in zip(la, lb))
 
 
-def sweep(which, compiler, dynamic, backend):
+def sweep(which, compiler, dynamic, backend, fresh_cache=False):
+    if fresh_cache:        # inductor's on-disk caches from earlier runs would favour one side
+        import tempfile
+        os.environ["TORCHINDUCTOR_CACHE_DIR"] = tempfile.mkdtemp(prefix="dynsweep_")
     model, inputs, sizes = CASES[which]()
     graphs = [0]
 
@@ -207,6 +210,8 @@ def main():
     ap.add_argument("--backend", default="eager", choices=["eager", "inductor"])
     ap.add_argument("--only", default="gpt2,bert,t5,batch,batchfn")
     ap.add_argument("--no-torch", action="store_true")
+    ap.add_argument("--fresh-cache", action="store_true",
+                    help="a new TORCHINDUCTOR_CACHE_DIR per sweep (compile times without warm caches)")
     ap.add_argument("--out", default=None)
     a = ap.parse_args()
     warnings.simplefilter("ignore")
@@ -224,7 +229,7 @@ def main():
             row = [which, str(dynamic)]
             for comp in compilers:
                 try:
-                    r = sweep(which, comp, dynamic, a.backend)
+                    r = sweep(which, comp, dynamic, a.backend, a.fresh_cache)
                     row.append(f"{r['compiles']} / {r['graphs']} / {'yes' if r['correct'] else 'NO'} / "
                                f"{r['seconds']:.1f} / {r['second_call']:.2f}")
                 except Exception as e:          # reported, not hidden

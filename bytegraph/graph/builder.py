@@ -19,6 +19,7 @@ inference tensors, which have no counter). `run_fake` reports whether the op wro
 one of its tensor arguments; `mutates_inputs()` says whether the graph writes into a
 placeholder's storage.
 """
+import contextlib
 import operator
 import warnings
 import weakref
@@ -220,7 +221,9 @@ class GraphBuilder:
     def _run_classified(self, fn, target, fake_args, fake_kwargs):
         try:
             # warnings belong to the real run (the graph emits them when it runs): none here
-            with self.fake_mode, warnings.catch_warnings():
+            # with symbols, the Python dispatcher runs the SymInt-aware Python meta kernels
+            # (pad, interpolate, ...) instead of C++ kernels that need concrete sizes
+            with self.fake_mode, warnings.catch_warnings(), self._dispatcher():
                 warnings.simplefilter("ignore")
                 result = fn(*fake_args, **fake_kwargs)
             if _has_real_tensor(result):
@@ -247,6 +250,12 @@ class GraphBuilder:
             err = UserError(e)
             err.from_graph = True   # raised by a fake op: its message is not the real one
             raise err
+
+    def _dispatcher(self):
+        if not self.symbols:
+            return contextlib.nullcontext()
+        from torch._dispatch.python import enable_python_dispatcher
+        return enable_python_dispatcher()
 
     def _note_mutation(self, tensors, before, writes):
         """Did the op just run write into one of `tensors`? Records the written storages."""

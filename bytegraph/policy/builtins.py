@@ -140,6 +140,8 @@ def _sym_builtin(fn, args):
     if not all(map(is_sym_operand, args)):
         return None
     tx = next(a.tx for a in args if isinstance(a, SymValue))
+    if fn in (min, max) and not all(a.python_type() is int for a in args):
+        return None         # min(n, 4.5) is n or 4.5, not a float of both: compare (guarded)
     if fn in _SYM_BUILTINS and (fn is abs or len(args) == 2):
         return sym_op(tx, _SYM_BUILTINS[fn], args)
     if getattr(fn, "__module__", "") in ("operator", "_operator"):

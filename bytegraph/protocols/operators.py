@@ -18,12 +18,14 @@ return NotImplemented for objects they do not know).
 import enum
 import operator
 
+import torch
+
 from ..exc import Unsupported, UserError
 from ..values.base import ConstValue, CONST_TYPES, const, RealCallableValue
 from ..values.objects import (_InstanceBase, ClassValue, ObjectValue, PyModuleValue, ExceptionInstanceValue,
                               ModuleValue, ImmutableValue)
 from ..values.functions import UserFnValue
-from ..values.containers import IteratorValue
+from ..values.containers import IteratorValue, TupleValue
 from ..values.tensor import TensorValue, graph_call
 from ..values.opaque import Opaque, scalar_op
 from ..values.symbolic import SymValue, sym_op
@@ -69,6 +71,10 @@ def binary_op(tx, op, a, b):
         r = sym_op(tx, INPLACE_TO_BINARY.get(op) or op, [a, b])    # ints are immutable: `+=` is `+`
         if r is not None:
             return r
+    if _symbolic_size(a) or _symbolic_size(b):
+        r = _size_op(INPLACE_TO_BINARY.get(op) or op, a, b)
+        if r is not None:
+            return r
     base = INPLACE_TO_BINARY.get(op)
     if isinstance(a, TensorValue) or isinstance(b, TensorValue):
         return _tensor_binary(tx, op, base, a, b)
@@ -89,6 +95,32 @@ def binary_op(tx, op, a, b):
         raise UserError(TypeError(f"unsupported operand type(s) for {sym}: "
                                   f"'{type_of(a).__name__}' and '{type_of(b).__name__}'"))
     return r
+
+
+def _symbolic_size(v):
+    return type(v) is TupleValue and v.cls is torch.Size
+
+
+def _tuple_items(v):
+    if type(v) is TupleValue and v.cls in (tuple, torch.Size):
+        return v.items
+    if type(v) is ConstValue and type(v.value) in (tuple, torch.Size):
+        return [ConstValue(x) for x in v.value]
+    return None
+
+
+def _size_op(op, a, b):
+    """torch.Size + tuple, tuple + torch.Size, torch.Size * int of a shape with symbolic sizes:
+    a torch.Size, as torch.Size's own methods give (None: not such a case)."""
+    if op is operator.add:
+        xs, ys = _tuple_items(a), _tuple_items(b)
+        if xs is not None and ys is not None:
+            return TupleValue(list(xs) + list(ys), cls=torch.Size)
+    if op is operator.mul:
+        seq, n = (a, b) if _symbolic_size(a) else (b, a)
+        if type(n) is ConstValue and type(n.value) is int:
+            return TupleValue(list(seq.items) * n.value, cls=torch.Size)
+    return None
 
 
 def _binary(tx, op, a, b):
@@ -241,6 +273,8 @@ NO_IDENTITY = object()
 def real_identity(v):
     if type(v) is ConstValue:
         return v.value
+    if isinstance(v, SymValue):
+        return v.as_python()      # identity of an int is its value's: specialize (guarded)
     if isinstance(v, (RealCallableValue, UserFnValue)):
         return v.fn
     if isinstance(v, ClassValue):

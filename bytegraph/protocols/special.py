@@ -21,6 +21,7 @@ import warnings
 
 import torch
 
+from ..values.symbolic import SymValue
 from ..exc import Unsupported, UserError
 from ..values.base import ConstValue, CONST_TYPES, wrap
 from ..values.containers import TupleValue, IteratorValue
@@ -114,7 +115,7 @@ def _foldable(owner, name, values):
     """May this C method (or enum function) be run for real on these values' objects?"""
     scalar = owner in _SCALAR_OWNERS or owner.__module__ == "enum"
     for v in values:
-        if is_plain_constant(v):
+        if is_plain_constant(v) or is_sym_constant(v):
             continue
         if isinstance(v, ImmutableValue) and (v.plain or (scalar and name not in _CALLBACK_BINARY)):
             continue
@@ -131,12 +132,24 @@ def is_plain_constant(v):
     return type(v) is TupleValue and v.python_type() is tuple and all(is_plain_constant(i) for i in v.items)
 
 
+def is_sym_constant(v):
+    """A symbolic size (or a plain tuple holding some): folding it specializes it, which the
+    ShapeEnv guards (values/symbolic.py)."""
+    if isinstance(v, SymValue):
+        return True
+    return type(v) is TupleValue and v.python_type() in (tuple, torch.Size) and \
+        all(is_plain_constant(i) or is_sym_constant(i) for i in v.items)
+
+
 def fold(tx, fn, values):
     """Run fn on the real immutable objects; its result is a constant of this trace."""
+    # read the values first: specializing a size dim marked dynamic raises ConstraintViolation,
+    # which is the user's error to see, not one of fn's
+    objs = [v.obj if isinstance(v, ImmutableValue) else v.as_python() for v in values]
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            res = fn(*[v.obj if isinstance(v, ImmutableValue) else v.as_python() for v in values])
+            res = fn(*objs)
             if isinstance(res, types.GeneratorType):        # e.g. iterating an Enum class
                 res = IteratorValue([wrap(tx, x, None) for x in res])
         except Exception as e:

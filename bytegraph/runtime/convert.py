@@ -53,8 +53,8 @@ def location_of(fn):
 
 
 class _TraceFailed(Exception):
-    def __init__(self, exc, cg, guards):
-        self.exc, self.cg, self.guards = exc, cg, guards
+    def __init__(self, exc, cg, guards, gb=None):
+        self.exc, self.cg, self.guards, self.gb = exc, cg, guards, gb
 
 
 _NO_BREAK = frozenset({"internal", "recursion", NEEDS_SHAPE_ENV, "torch_function_mode", "generator_function"})
@@ -86,6 +86,13 @@ def _eager_entry(fn, failed, record, t0, name, on_guard_error):
     if not isinstance(e, UserError):      # counted by the runtime (fallback, by e.kind)
         record.breaks = [_record_of(e)]
     compile_metrics.append(record)
+    if failed.gb is not None and failed.gb.symbols:
+        # what the trace assumed about its symbols up to the failure (the failing condition
+        # itself among them): without it the entry would run every size eagerly
+        try:
+            guards.add_shape_env(failed.gb)
+        except Unsupported:
+            pass                # wider than needed, still correct: the entry runs fn eagerly
     entry = build_entry(fn, cg, guards.expression(), [], "EAGER", name, on_guard_error)
     entry.__bytegraph_guards__ = guards
     raise _TraceStopped(e, entry, record)
@@ -141,7 +148,7 @@ def _trace(fn, bound, shape_env, allow_breaks, stop_at=None, specialize=(), dyna
     except Unsupported as e:
         if e.kind == NEEDS_SHAPE_ENV and not shape_env:
             raise
-        raise _TraceFailed(e, cg, guards)
+        raise _TraceFailed(e, cg, guards, gb)
     return cg, guards, gb, tracer, result, grad_at_start, grad_at_end
 
 

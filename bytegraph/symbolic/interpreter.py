@@ -27,6 +27,7 @@ from ..values.base import NONE, ConstValue, wrap, is_trusted_module, is_static
 from ..values.functions import CellValue, CO_GENERATOR
 from ..values.containers import IteratorValue
 from ..values.opaque import OpaqueParam
+from ..values.symbolic import ConstraintViolation
 from .table import HANDLERS, UNSUPPORTED
 
 
@@ -235,6 +236,8 @@ class Tracer:
                 try:
                     handler(frame, inst)
                 except UserError as e:
+                    if isinstance(e.exc, ConstraintViolation):
+                        raise e.exc from None     # the user's mark cannot hold: not their code's error
                     if not self.catch(frame, inst, e):
                         raise
         except (Unsupported, UserError) as e:

@@ -11,6 +11,8 @@ so adding one is adding a row, not a branch.
 """
 import collections
 
+import torch
+
 from ..exc import Unsupported, UserError
 from .base import Value, ConstValue, NONE, const, wrap, register_wrapper, POLICY
 from ..sources import ItemSource, ReduceSource
@@ -133,7 +135,8 @@ class TupleValue(BaseSeq):
         return self.cls(vals)
 
     def with_items(self, items):
-        return TupleValue(items)
+        # a torch.Size slice is a torch.Size (a namedtuple's slice is a plain tuple)
+        return TupleValue(items, cls=torch.Size if self.cls is torch.Size else tuple)
 
     def fields(self):
         return getattr(self.cls, "_fields", None) or getattr(self.cls, "__match_args__", None) or ()

@@ -18,7 +18,7 @@ import torch
 
 from ..exc import Unsupported
 from .base import Value, ConstValue, const, register_wrapper, POLICY
-from .symbolic import shape_value, has_sym, wrap_sym, SYM_TYPES, is_symbolic, check_marks
+from .symbolic import shape_value, has_sym, wrap_sym, SYM_TYPES, is_symbolic, check_marks, plain
 
 
 class TensorValue(Value):
@@ -250,6 +250,8 @@ def graph_call(tx, kind, target, args, kwargs, run_fake=None):
                                      fake)
         # a metadata query answered by the fakes (dim(), is_floating_point(), ...)
         from .base import wrap
+        if has_sym(fake):                  # symbols the ShapeEnv has pinned to numbers
+            fake = _plain_tree(fake)
         _guard_uncovered_query(tx, target, args, fake)
         _guard_global_query(tx, kind, target, args, kwargs, fake)
         return wrap(tx, fake, None)
@@ -266,6 +268,13 @@ def graph_call(tx, kind, target, args, kwargs, run_fake=None):
         if isinstance(a, TensorValue) and a.fake is fake:
             return a
     return wrap_graph_result(tx, node, fake)
+
+
+def _plain_tree(obj):
+    if isinstance(obj, (list, tuple)):
+        items = [_plain_tree(x) for x in obj]
+        return torch.Size(items) if isinstance(obj, torch.Size) else type(obj)(items)
+    return plain(obj)
 
 
 def _any_symbolic(obj):
@@ -286,7 +295,7 @@ def wrap_graph_result(tx, node, fake):
             if isinstance(f, torch.Tensor) or isinstance(f, (tuple, list)) or is_symbolic(f):
                 items.append(wrap_graph_result(tx, tx.graph.getitem(node, f, i), f))
             else:
-                items.append(const(f))
+                items.append(const(plain(f)))
         if isinstance(fake, list):
             return ListValue(items)
         return TupleValue(items, cls=type(fake))
