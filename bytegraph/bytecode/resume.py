@@ -96,25 +96,34 @@ def resume_code(code, target_offset, stack, dead, name, inner=None):
     of the original code in the new one)."""
     if code.co_flags & (inspect.CO_GENERATOR | inspect.CO_COROUTINE | inspect.CO_ASYNC_GENERATOR):
         raise Unsupported("a graph break in a generator or coroutine", kind="graph_break_generator")
-    cells = code.co_cellvars
-    # every local is a parameter, cell variables included (the caller passes the cell object
+    # Parameters, in the original's local-slot order so no instruction of the body needs a
+    # new index: every local, cell variables included (the caller passes the cell object
     # itself: MAKE_CELL is skipped, so the slot holds the very cell closures made before the
-    # break share); names that are not identifiers (pytest's assertion rewriting makes
-    # `@py_assert0`) get one
+    # break share), then the free variables, passed as cells too (COPY_FREE_VARS is
+    # skipped), then the stack slots. `__class__` stays a real free variable (zero-argument
+    # super() looks for it among the free variables): its slot becomes an unused parameter
+    # and the instructions that read it are renumbered. Names that are not identifiers
+    # (pytest's assertion rewriting makes `@py_assert0`) get one.
     varnames = [v if v.isidentifier() else f"__local{i}" for i, v in enumerate(code.co_varnames)]
-    varnames += [c for c in cells if c not in code.co_varnames]
+    cells = [c for c in code.co_cellvars if c not in code.co_varnames]
+    frees = list(code.co_freevars)
     level = 0
-    while any(v.startswith((f"__stack{level}_", f"__inner{level}_")) for v in code.co_varnames):
+    while any(v.startswith((f"__stack{level}_", f"__inner{level}_", f"__free{level}_"))
+              for v in code.co_varnames):
         level += 1          # a resume function of a resume function: fresh slot names
+    freevars = [v for v in frees if v == "__class__"]
+    free_params = [f"__free{level}_class" if v == "__class__" else v for v in frees]
     slots = [f"__stack{level}_{i}" for i, s in enumerate(stack) if s is not NULL]
     inner_fn, n_inner = inner if inner is not None else (None, 0)
     inner_params = [f"__inner{level}_{i}" for i in range(n_inner)]
-    params = varnames + slots + inner_params
-    freevars = list(code.co_freevars)
+    params = varnames + cells + free_params + slots + inner_params
     index = {n: i for i, n in enumerate(params + freevars)}
     for i, v in enumerate(code.co_varnames):
         if not v.isidentifier():
-            index[v] = index[f"__local{i}"]
+            index[v] = i
+    moved = {}                             # original slot -> new slot (only `__class__`)
+    if freevars:
+        moved[len(code.co_varnames) + len(cells) + frees.index("__class__")] = index["__class__"]
 
     pro = []
     if freevars:
@@ -139,7 +148,7 @@ def resume_code(code, target_offset, stack, dead, name, inner=None):
         pro += [(_OP["PRECALL"], n_inner)] + [(0, 0)] * _CACHES["PRECALL"]
         pro += [(_OP["CALL"], n_inner)] + [(0, 0)] * _CACHES["CALL"]
     pro += [(_OP["DELETE_FAST"], index[s]) for s in slots + inner_params]
-    pro += [(_OP["DELETE_FAST"], index[d]) for d in dead if d not in cells]   # a cell: passed empty
+    pro += [(_OP["DELETE_FAST"], index[d]) for d in dead if d not in code.co_cellvars]   # a cell: passed empty
     pro = _extend(pro)                     # arguments over 255 get EXTENDED_ARG prefixes
     size = 2 * (len(pro) + 3)              # + EXTENDED_ARG x2, JUMP_FORWARD
     delta = target_offset // 2             # from the end of JUMP_FORWARD, in code units
@@ -153,21 +162,28 @@ def resume_code(code, target_offset, stack, dead, name, inner=None):
         op = body[off]
         if op in _PREFIX_OPS:
             body[off], body[off + 1] = _OP["NOP"], 0
-        elif op in _LOCAL_OPS:
+        elif op in _LOCAL_OPS and moved:
+            old = body[off + 1]
             if extended:
-                raise Unsupported("a graph break in a function with over 255 locals",
-                                  kind="graph_break_resume")
-            new = index[code._varname_from_oparg(body[off + 1])]
-            if new > 255:
-                raise Unsupported("a graph break in a function with over 255 locals",
-                                  kind="graph_break_resume")
-            body[off + 1] = new
+                old |= body[off - 1] << 8
+                if off >= 4 and body[off - 4] == _EXTENDED_ARG:
+                    old |= body[off - 3] << 16
+            new = moved.get(old)
+            if new is not None:
+                if new > 255 and not extended:
+                    raise Unsupported("a graph break in a function that reads __class__ past 255 locals",
+                                      kind="graph_break_resume")
+                body[off + 1] = new & 0xFF
+                if extended:
+                    body[off - 1] = (new >> 8) & 0xFF
         extended = op == _EXTENDED_ARG
     co_code = bytes(b for op, arg in pro for b in (op, arg)) + bytes(body)
     flags = code.co_flags & ~(inspect.CO_VARARGS | inspect.CO_VARKEYWORDS)
     new = code.replace(
         co_code=co_code, co_argcount=len(params), co_posonlyargcount=0, co_kwonlyargcount=0,
-        co_nlocals=len(params), co_varnames=tuple(params), co_cellvars=cells, co_freevars=tuple(freevars),
+        co_nlocals=len(params), co_varnames=tuple(params),
+        co_cellvars=code.co_cellvars + tuple(v for v in free_params if v in frees),
+        co_freevars=tuple(freevars),
         co_flags=flags, co_stacksize=max(code.co_stacksize, len(stack) + n_inner + 2) + 2,
         co_consts=consts,
         co_linetable=_no_location(size // 2) + code.co_linetable,

@@ -154,9 +154,9 @@ class ResumeCache:
             name = f"resume_in_{code.co_name}_at_{decode_line(code, offset)}"
             rcode, params, shift = resume_code(code, offset, [_SLOT[k] for k in layout],
                                                dead, name, inner)
-            closure = tuple(frame.cells[n].real for n in code.co_freevars)
+            closure = tuple(frame.cells[n].real for n in rcode.co_freevars) or None   # __class__
             rfn = types.FunctionType(rcode, frame.globals, name, None, closure)
-            rfn.__bytegraph_cells__ = frozenset(code.co_cellvars)
+            rfn.__bytegraph_cells__ = frozenset(rcode.co_cellvars)
             rfn.__bytegraph_opaque__ = frozenset(params[i] for i in opaque)
             hit = self.entries[key] = (self.compile_fn(rfn) if compiled else rfn, shift)
         return hit
@@ -295,15 +295,24 @@ def _split_stack(frame, inst):
 def _frame_state(frame, stack, cg, temp):
     """(argument expressions, stack layout, dead locals, opaque flags) of one frame."""
     code = frame.code
-    varnames = list(code.co_varnames) + [c for c in code.co_cellvars if c not in code.co_varnames]
+    varnames = _local_names(code)
     values = [frame.locals.get(v) for v in varnames] + [v for v in stack if v is not NULL]
-    args = [_cell_arg(frame, v, cg, temp) if v in code.co_cellvars else _local_arg(frame, v, cg, temp)
-            for v in varnames] + \
+    args = ["None" if v == "__class__" and v in code.co_freevars      # stays a free variable
+            else _cell_arg(frame, v, cg, temp) if v in code.co_cellvars or v in code.co_freevars
+            else _local_arg(frame, v, cg, temp) for v in varnames] + \
         [temp(cg.expr(v.handled if type(v) is SavedExcInfo else v)) for v in stack if v is not NULL]
     flags = [isinstance(v, Opaque) and v.scalar for v in values]
     layout = tuple("n" if v is NULL else "x" if type(v) is SavedExcInfo else "v" for v in stack)
-    dead = tuple(v for v in varnames if v not in frame.locals and v not in code.co_cellvars)
+    dead = tuple(v for v in varnames if v not in frame.locals and v not in code.co_cellvars
+                 and v not in code.co_freevars)
     return args, layout, dead, flags
+
+
+def _local_names(code):
+    """The resume function's parameters before the stack slots (bytecode/resume.py): the
+    original's local slots in order -- locals, cell variables, free variables."""
+    return list(code.co_varnames) + [c for c in code.co_cellvars if c not in code.co_varnames] + \
+        list(code.co_freevars)
 
 
 def _guarded(line, h, inst, frame, state, cg, resumes):
@@ -312,7 +321,7 @@ def _guarded(line, h, inst, frame, state, cg, resumes):
     (if the handler wants it) and the exception pushed -- compiled like any resume
     function. Root frame only."""
     args, layout, dead, _ = state
-    nlocals = len(frame.code.co_varnames)
+    nlocals = len(_local_names(frame.code))
     kept = sum(1 for k in layout[:h.depth] if k != "n")       # stack values below the cut
     exc_layout = layout[:h.depth] + (("v",) if h.lasti else ()) + ("v",)
     r_exc, shift = resumes.get(frame, frame.insts[h.target].offset, exc_layout, dead)

@@ -1,0 +1,116 @@
+"""Graph-break gaps closed after the first build (issue 7): resume functions of bodies with
+more than 255 locals, stops at attribute loads and stores, breaks inside a callee whose call
+sits in the caller's try/finally or try/except. Differential like tests/test_graph_breaks.py:
+outputs, stdout, Python state and graph counts against eager; the second call a cache hit."""
+import torch
+
+import bytegraph
+from bytegraph.bytecode.decode import decode
+
+from test_graph_breaks import Counting, assert_same, run_both as _run_both
+
+
+def run_both(fn, make_args, graphs=None, calls=2):
+    """test_graph_breaks.run_both, and no part of the run fell back to eager."""
+    out = _run_both(fn, make_args, graphs, calls)
+    assert not bytegraph.counters["fallback"], dict(bytegraph.counters["fallback"])
+    return out
+
+
+@bytegraph.disable
+def ext(t, log):
+    log.append(float(t.sum()))
+    return t * 10
+
+
+def _many_locals(n, body_mid, body_end, free=False):
+    """A function with `n` float locals, tensor work before and after `body_mid`."""
+    lines = ["def f(x, log):"]
+    lines += [f"    v{i} = {i}.5" for i in range(n)]
+    lines += ["    y = x.sin() + v0", *("    " + s for s in body_mid.splitlines())]
+    lines += [f"    y = y + v{n - 1} + v{n // 2}", *("    " + s for s in body_end.splitlines())]
+    src = "\n".join(lines)
+    if free:            # a closure over an outer local: f has a free variable besides its locals
+        src = "def outer(k):\n" + "\n".join("    " + s for s in src.splitlines()) + "\n    return f\n"
+        src = src.replace("+ v0", "+ v0 + k")
+    ns = {"ext": ext, "torch": torch}
+    exec(compile(src, "<many_locals>", "exec"), ns)
+    return ns["outer"](0.25) if free else ns["f"]
+
+
+def test_resume_in_body_with_300_locals():
+    f = _many_locals(300, "y = ext(y, log)", "return y.cos()")
+    assert len(f.__code__.co_varnames) > 300
+    assert any(i.opname == "EXTENDED_ARG" for i in decode(f.__code__))
+    run_both(f, lambda: (torch.ones(3), []), graphs=2)
+
+
+def test_resume_in_body_with_300_locals_and_a_free_variable():
+    f = _many_locals(300, "y = ext(y, log)", "return y.cos() * k", free=True)
+    assert f.__code__.co_freevars == ("k",)
+    run_both(f, lambda: (torch.ones(3), []), graphs=2)
+
+
+def test_resume_in_body_with_300_locals_tensor_branch():
+    f = _many_locals(300, "if y.sum() > 0:\n    y = y * v299\nelse:\n    y = y - v1", "return y")
+    run_both(f, lambda: (torch.ones(3), []), graphs=2)
+    run_both(f, lambda: (-torch.ones(3) * 5, []), graphs=2)
+
+
+def test_resume_in_loop_with_300_locals():
+    f = _many_locals(300, "for i in range(3):\n    y = ext(y, log) + v150\n    acc = y * i", "return y, acc")
+    run_both(f, lambda: (torch.ones(3), []))
+
+
+def test_resume_in_inlined_callee_with_300_locals_and_free_variables():
+    f = _many_locals(300, "y = ext(y, log)", "return y.cos() * k", free=True)
+    g = _many_locals(20, "y = f(y, log)", "return y")
+
+    def root(x, log):
+        return g(x.exp(), log) + 1
+    g.__globals__["f"] = f
+    run_both(root, lambda: (torch.ones(3), []), graphs=2)
+
+
+def test_nonlocal_written_after_a_stop():
+    def outer():
+        n = 0
+        scale = 2.0
+
+        def f(x, log):
+            nonlocal n
+            y = x * scale
+            y = ext(y, log)
+            n += 1
+            return y + n
+        return f, lambda: n
+    f, get = outer()
+    fe, gete = outer()
+    bytegraph.reset()
+    c = bytegraph.compile(f, backend=Counting())
+    for _ in range(2):
+        assert_same(fe(torch.ones(2), []), c(torch.ones(2), []))
+        assert gete() == get()
+    assert not bytegraph.counters["fallback"]
+
+
+class Base(torch.nn.Module):
+    def forward(self, x):
+        return x * 2
+
+
+def _many_locals_module(n):
+    lines = ["class M(Base):", "    def forward(self, x, log):"]
+    lines += [f"        v{i} = {i}.5" for i in range(n)]
+    lines += ["        y = super().forward(x) + v0", "        y = ext(y, log)",
+              f"        y = super().forward(y) + v{n - 1}", "        return y, __class__.__name__"]
+    ns = {"ext": ext, "Base": Base}
+    exec(compile("\n".join(lines), "<many_locals_module>", "exec"), ns)
+    return ns["M"]
+
+
+def test_zero_arg_super_and_class_cell_after_a_stop_with_300_locals():
+    m = _many_locals_module(300)()
+    run_both(m, lambda: (torch.ones(3), []), graphs=2)
+    m = _many_locals_module(3)()
+    run_both(m, lambda: (torch.ones(3), []), graphs=2)
