@@ -14,10 +14,11 @@ code with a short prologue in front:
 Every original instruction stays where it was relative to the others: 3.11 jumps are
 all relative, so they need no rewriting; the exception table and the line table are
 shifted by the prologue's length (the prologue has no line). Parameters: every local
-of the original, cell variables included, followed by the stack slots, all positional.
-For a cell variable the caller passes the cell object itself, which lands in the cell's
-slot (the original's MAKE_CELL is skipped), so closures made before the break keep
-sharing it. Instructions that index locals are renumbered by name for the new layout.
+slot of the original in its order (locals, cell variables, free variables), followed by
+the stack slots, all positional, so the body's local indices stay valid (EXTENDED_ARG
+included). For a cell or free variable the caller passes the cell object itself, which
+lands in its slot (MAKE_CELL / COPY_FREE_VARS are skipped), so closures made before the
+break keep sharing it; only `__class__` stays a free variable (see resume_code).
 
 Why not the `bytecode` package: it reassembles the whole function (labels, stack depth,
 tables) from scratch, about 1.4 ms for a 12-line function; this copies the original
