@@ -114,3 +114,79 @@ def test_zero_arg_super_and_class_cell_after_a_stop_with_300_locals():
     run_both(m, lambda: (torch.ones(3), []), graphs=2)
     m = _many_locals_module(3)()
     run_both(m, lambda: (torch.ones(3), []), graphs=2)
+
+
+# ---------------------------------------------------------------------------
+# stops at attribute loads and stores (and the other one-instruction stops)
+
+def test_requires_grad_set_on_a_tensor_made_in_the_graph():
+    def f(x):
+        y = x.sin()
+        w = torch.ones(3) * 2
+        w.requires_grad = True           # stops the trace; runs in Python
+        return (y * w).cos(), w
+    _, be = run_both(f, lambda: (torch.ones(3),), graphs=2)
+
+
+def test_requires_grad_set_in_an_inlined_method_and_backward():
+    class Enc(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = torch.nn.Linear(3, 3)
+
+        def prep(self, h):
+            h = h * 1.0
+            h.requires_grad = True
+            return h
+
+        def forward(self, x):
+            h = self.prep(x.detach() + 1)
+            return self.lin(h).sum(), h
+
+    torch.manual_seed(0)
+    m = Enc()
+    bytegraph.reset()
+    c = bytegraph.compile(m, backend=Counting())
+    for _ in range(2):
+        le, he = m(torch.ones(2, 3))
+        lc, hc = c(torch.ones(2, 3))
+        assert_same(le, lc)
+        assert hc.requires_grad and hc.is_leaf == he.is_leaf
+        le.backward()
+        lc.backward()
+        assert_same(he.grad, hc.grad)
+    assert not bytegraph.counters["fallback"]
+
+
+def test_requires_grad_on_a_non_leaf_raises_into_the_users_handler():
+    def f(x):
+        y = x.sin()
+        try:
+            y.requires_grad = False      # eager: RuntimeError (not a leaf)
+            r = "set"
+        except RuntimeError:
+            r = "refused"
+        return y.cos(), r
+    run_both(f, lambda: (torch.ones(3, requires_grad=True),))
+
+
+def test_numpy_ufunc_attribute_and_call():
+    import numpy as np
+
+    def f(x, d):
+        y = x.sin()
+        red = np.add.reduce              # an attribute of a ufunc: stops at LOAD_ATTR
+        y = y * float(red([d, d]))
+        y *= np.sqrt(d)                  # a ufunc call, then tensor *= numpy float64
+        return y.cos()
+    run_both(f, lambda: (torch.ones(3), 4.0))
+
+
+def test_attribute_stop_inside_a_loop():
+    import numpy as np
+
+    def f(x):
+        for i in range(3):
+            x = x.sin() + float(np.add.reduce([i, 1]))
+        return x
+    run_both(f, lambda: (torch.ones(3),))

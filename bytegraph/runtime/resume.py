@@ -21,6 +21,7 @@ What stays uncompiled: code called from inside C functions (a `sorted` key, a ho
 called by torch), and the callees of the Python code run at the break that are not
 themselves a call the entry makes (e.g. what `print` calls).
 """
+import operator
 import sysconfig
 import types
 import weakref
@@ -46,9 +47,24 @@ def _stop_step(frame, inst, step):
     insts = frame.insts
     if inst.opname == "CALL" and inst.index and insts[inst.index - 1].opname == "PRECALL":
         return step - 1
-    if inst.opname == "CALL_FUNCTION_EX" or inst.opname in _POP_JUMPS:
+    if inst.opname == "CALL_FUNCTION_EX" or inst.opname in _ONE_STEP or inst.opname in _POP_JUMPS:
         return step
     return None
+
+
+# Instructions a stop can run alone in Python (besides calls and branches), as a call of a
+# builtin: opname -> (values they pop, (inst, popped) -> (function, operands, what they
+# push: "v" a value, "n" NULL)). A string operand is a literal. LOAD_METHOD runs as
+# LOAD_ATTR does (NULL, then the attribute), which the CALL after it treats alike.
+_ONE_STEP = {
+    "LOAD_ATTR": (1, lambda i, s: (getattr, [s[0], i.argval], ("v",))),
+    "LOAD_METHOD": (1, lambda i, s: (getattr, [s[0], i.argval], ("n", "v"))),
+    "STORE_ATTR": (2, lambda i, s: (setattr, [s[1], i.argval, s[0]], ())),
+    "BINARY_OP": (2, lambda i, s: (i.argval, s, ("v",))),           # operator.add, operator.iadd...
+    "COMPARE_OP": (2, lambda i, s: (i.argval, s, ("v",))),
+    "BINARY_SUBSCR": (2, lambda i, s: (operator.getitem, s, ("v",))),
+    "STORE_SUBSCR": (3, lambda i, s: (operator.setitem, [s[1], s[2], s[0]], ())),
+}
 
 
 def _resumable(frame):
@@ -255,16 +271,22 @@ def break_tail(tracer, cg, resumes, trampoline):
         _, _, args, kwargs = op
         parts = [temp(cg.expr(a)) for a in args] + [f"{k}={temp(cg.expr(v))}" for k, v in kwargs.items()]
         call = f"{tramp}({temp(cg.expr(callee))})({', '.join(parts)})"
-    else:
+    elif op[0] == "call_ex":
         _, _, star, kw = op
         call = f"{tramp}({temp(cg.expr(callee))})(*{temp(cg.expr(star))}" + \
             (f", **{temp(cg.expr(kw))})" if kw is not None else ")")
     is_item = type(callee).__name__ == "_TensorRead" and callee.name == "item"
-    r, args = resume_chain(after, states[0][1] + ("v",), "__c", is_item)
+    pushed = ("v",)                   # what the instruction leaves on the stack
+    if op[0] == "python":             # one instruction as a call of a Python builtin
+        _, fn, operands, pushed = op
+        parts = [repr(a) if type(a) is str else temp(cg.expr(a)) for a in operands]
+        call = f"{cg.const(fn, getattr(fn, '__name__', 'op'))}({', '.join(parts)})"
+    r, args = resume_chain(after, states[0][1] + pushed, "__c" if "v" in pushed else None, is_item)
+    line = f"__c = {call}" if pushed else call
     if handler is None:
-        post.append(f"__c = {call}")
+        post.append(line)
     else:
-        post += _guarded(f"__c = {call}", handler, inst, frame, states[0], cg, resumes)
+        post += _guarded(line, handler, inst, frame, states[0], cg, resumes)
     post.append(f"return {r}({args})")
     return pre, post
 
@@ -289,6 +311,11 @@ def _split_stack(frame, inst):
         if stack and stack[-1] is NULL:
             stack.pop()
         return stack, ("call_ex", callee, star, kw), insts[frame.ip + 1].offset
+    one = _ONE_STEP.get(inst.opname)
+    if one is not None:
+        n, make = one
+        fn, operands, pushed = make(inst, stack[len(stack) - n:])
+        return stack[:len(stack) - n], ("python", fn, operands, pushed), insts[frame.ip + 1].offset
     return stack[:-1], ("branch", stack[-1], _POP_JUMPS[inst.opname]), None
 
 

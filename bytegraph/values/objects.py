@@ -676,8 +676,31 @@ def wrap_object(tx, obj, source):
     if isinstance(hook, types.FunctionType):
         return DynamicAttrObjectValue(obj, source)
     if hook is not _MISSING and owner.__module__ != "builtins":   # builtins' is the generic lookup
-        raise Unsupported(f"{cls.__name__} has a C-level __getattribute__", kind="getattr")
+        return SealedObjectValue(obj, source)
     return ObjectValue(obj, source)
+
+
+class SealedObjectValue(Value):
+    """An object whose type has a C-level __getattribute__ (a numpy ufunc): held by reference
+    so it can be stored and passed on, but reading an attribute or calling it stops the trace
+    there (a graph break runs that instruction in Python)."""
+
+    def __init__(self, obj, source):
+        self.obj = obj
+        self.source = source
+
+    def python_type(self):
+        return type(self.obj)
+
+    def _refuse(self, what, kind):
+        raise Unsupported(f"{what} {type(self.obj).__name__} {getattr(self.obj, '__name__', '')} "
+                          f"({type(self.obj).__name__} has a C-level __getattribute__)", kind=kind)
+
+    def getattr(self, tx, name):
+        self._refuse(f"attribute {name!r} of", "getattr")
+
+    def call(self, tx, args, kwargs):
+        self._refuse("call to", "call")
 
 
 # Immutable builtins whose instances of subclasses keep an immutable "core" value; the C-level
