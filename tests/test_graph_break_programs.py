@@ -153,10 +153,6 @@ _GAP_KINDS = {
 GRAPH_GAPS = {
     "cm_suppresses_disabled_raise": "the handler path after a suppressed exception runs as Python",
     "finally_runs_when_disabled_raises": "the exception path through finally runs as Python",
-    "grid_helper_d1__disabled_raise": "a break inside try in an inlined frame stops at the caller",
-    "grid_helper_d2__disabled_raise": "a break inside try in an inlined frame stops at the caller",
-    "grid_helper_d3__disabled_raise": "a break inside try in an inlined frame stops at the caller",
-    "grid_helper_in_loop__disabled_raise": "a break inside try in an inlined frame stops at the caller",
     "while_tensor_condition": "a tensor-driven while loop makes one resume entry per iteration",
     "while_tensor_with_print": "a tensor-driven while loop makes one resume entry per iteration",
     "while_true_break_on_tensor": "a tensor-driven while loop makes one resume entry per iteration",

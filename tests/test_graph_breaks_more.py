@@ -190,3 +190,141 @@ def test_attribute_stop_inside_a_loop():
             x = x.sin() + float(np.add.reduce([i, 1]))
         return x
     run_both(f, lambda: (torch.ones(3),))
+
+
+# ---------------------------------------------------------------------------
+# a break inside a callee whose call sits in the caller's try/finally, try/except or with
+
+@bytegraph.disable
+def maybe_raise(t, log):
+    log.append("ext")
+    if t.sum() > 100:
+        raise ValueError("big")
+    return t + 1
+
+
+def _inner(x, log):
+    y = maybe_raise(x.sin() * 60, log)       # stops the trace inside the callee
+    if y.sum() > 120:                        # the rest of the callee can raise too (a 2nd break)
+        raise KeyError("after")
+    return y.cos()
+
+
+def test_capture_outputs_pattern_finally_runs_once():
+    def f(x, log):
+        log.append("set")
+        try:
+            out = _inner(x * 2, log)
+        finally:
+            log.append("restore")
+        return out * 3
+    run_both(f, lambda: (torch.full((3,), 0.01), []), graphs=3)
+
+
+def test_exception_from_the_python_call_reaches_the_callers_handler():
+    def f(x, log):
+        try:
+            out = _inner(x, log)
+        except ValueError as e:
+            log.append(str(e))
+            out = x - 1
+        finally:
+            log.append("finally")
+        return out * 3
+    run_both(f, lambda: (torch.ones(3), []))                        # maybe_raise raises
+    run_both(f, lambda: (torch.full((3,), 0.01), []), graphs=3)     # nothing raises
+
+
+def test_exception_from_the_resumed_callee_reaches_the_callers_handler():
+    def f(x, log):
+        try:
+            out = _inner(x, log)
+        except KeyError as e:
+            log.append(repr(e))
+            out = x - 1
+        finally:
+            log.append("finally")
+        return out * 3
+    run_both(f, lambda: (torch.full((3,), 0.35), []))     # the resumed callee raises KeyError
+
+
+def test_uncaught_exception_runs_finally_once_and_propagates():
+    def f(x, log):
+        try:
+            return _inner(x, log) * 3
+        finally:
+            log.append("finally")
+    log_e, log_c = [], []
+    bytegraph.reset()
+    c = bytegraph.compile(f, backend=Counting())
+    for _ in range(2):
+        for fn, log in ((f, log_e), (c, log_c)):
+            try:
+                fn(torch.ones(3), log)
+            except ValueError:
+                log.append("raised")
+    assert log_e == log_c == ["ext", "finally", "raised"] * 2
+    # (the handler's resume function re-raises, so it runs as Python: counted as a fallback)
+
+
+def test_user_context_manager_in_caller_sees_and_suppresses():
+    class Ctx:
+        def __init__(self, log):
+            self.log = log
+
+        def __enter__(self):
+            self.log.append("enter")
+
+        def __exit__(self, typ, val, tb):
+            self.log.append(("exit", typ.__name__ if typ is not None else None))
+            return typ is ValueError
+
+    def f(x, log):
+        out = x
+        with Ctx(log):
+            out = _inner(x, log)
+        return out * 3
+    run_both(f, lambda: (torch.ones(3), []))
+    run_both(f, lambda: (torch.full((3,), 0.01), []), graphs=3)
+
+
+def test_no_grad_in_caller_around_a_breaking_callee():
+    def f(x, log):
+        with torch.no_grad():
+            y = _inner(x * 2, log)
+        return y * x
+    run_both(f, lambda: (torch.full((3,), 0.01, requires_grad=True), []), graphs=3)
+
+
+def test_try_inside_the_inlined_frame_around_the_break():
+    def helper(x, log):
+        try:
+            y = maybe_raise(x * 60, log)
+        except ValueError:
+            y = x - 5
+        return y.relu()
+
+    def f(x, log):
+        return helper(x.sin(), log) + 1
+    run_both(f, lambda: (torch.ones(3), []), graphs=2)
+    run_both(f, lambda: (torch.full((3,), 0.01), []), graphs=2)
+
+
+def test_two_levels_of_handlers():
+    def mid(x, log):
+        try:
+            return _inner(x, log) + 1
+        except KeyError:
+            log.append("mid caught")
+            raise ValueError("from mid")
+
+    def f(x, log):
+        try:
+            out = mid(x.exp() - 1, log)
+        except ValueError as e:
+            log.append(f"root caught {e}")
+            out = x
+        return out * 2
+    run_both(f, lambda: (torch.full((3,), 0.01), []), graphs=3)
+    run_both(f, lambda: (torch.full((3,), 0.3), []))         # KeyError in _inner -> mid -> root
+    run_both(f, lambda: (torch.ones(3), []))                 # ValueError from maybe_raise -> root

@@ -54,14 +54,17 @@ def _varint(value, out, first):
         out.append(b)
 
 
-def _exception_table(code, shift):
+def _exception_table(code, shift, extra=()):
+    """The original's table shifted by `shift` bytes, after `extra` entries (start, end,
+    target, depth, lasti) in code units of the new code (the prologue's)."""
+    entries = list(extra) + [((e.start + shift) // 2, (e.end + shift) // 2, (e.target + shift) // 2,
+                              e.depth, e.lasti) for e in dis._parse_exception_table(code)]
     out = bytearray()
-    for e in dis._parse_exception_table(code):
-        start, end, target = (e.start + shift) // 2, (e.end + shift) // 2, (e.target + shift) // 2
+    for start, end, target, depth, lasti in entries:
         _varint(start, out, True)
         _varint(end - start, out, False)
         _varint(target, out, False)
-        _varint(e.depth << 1 | int(e.lasti), out, False)
+        _varint(depth << 1 | int(lasti), out, False)
     return bytes(out)
 
 
@@ -91,10 +94,12 @@ def resume_code(code, target_offset, stack, dead, name, inner=None):
     """The resume function's code object. `target_offset`: byte offset (in `code`) of the
     first instruction to run; `stack`: per stack slot bottom first, NULL or None (a value);
     EXC (an except block's saved exception state: pass the handled exception);
-    `dead`: names of locals unbound at the break; `inner`: (function, n) -- the resume
-    function of the frame this one was calling, called first with the last n parameters,
-    its result pushed as the call's result. Returns (code, parameter names, the byte offset
-    of the original code in the new one)."""
+    `dead`: names of locals unbound at the break; `inner`: (function, n, call offset) -- the
+    resume function of the frame this one was calling, called first with the last n
+    parameters, its result pushed as the call's result; when the original call (at `call
+    offset`) sits in a try/with block, an exception from that call goes to the block's
+    handler as it would from the original call. Returns (code, parameter names, the byte
+    offset of the original code in the new one)."""
     if code.co_flags & (inspect.CO_GENERATOR | inspect.CO_COROUTINE | inspect.CO_ASYNC_GENERATOR):
         raise Unsupported("a graph break in a generator or coroutine", kind="graph_break_generator")
     # Parameters, in the original's local-slot order so no instruction of the body needs a
@@ -115,7 +120,7 @@ def resume_code(code, target_offset, stack, dead, name, inner=None):
     freevars = [v for v in frees if v == "__class__"]
     free_params = [f"__free{level}_class" if v == "__class__" else v for v in frees]
     slots = [f"__stack{level}_{i}" for i, s in enumerate(stack) if s is not NULL]
-    inner_fn, n_inner = inner if inner is not None else (None, 0)
+    inner_fn, n_inner, call_offset = inner if inner is not None else (None, 0, None)
     inner_params = [f"__inner{level}_{i}" for i in range(n_inner)]
     params = varnames + cells + free_params + slots + inner_params
     index = {n: i for i, n in enumerate(params + freevars)}
@@ -142,16 +147,26 @@ def resume_code(code, target_offset, stack, dead, name, inner=None):
             # thread's current exception again and leaves the state it saved in the slot
             pro += [(_OP["PUSH_EXC_INFO"], 0), (_OP["POP_TOP"], 0)]
     consts = code.co_consts
+    call = []
     if inner is not None:
         consts = consts + (inner_fn,)
         pro += [(_OP["PUSH_NULL"], 0), (_OP["LOAD_CONST"], len(consts) - 1)]
         pro += [(_OP["LOAD_FAST"], index[p]) for p in inner_params]
-        pro += [(_OP["PRECALL"], n_inner)] + [(0, 0)] * _CACHES["PRECALL"]
-        pro += [(_OP["CALL"], n_inner)] + [(0, 0)] * _CACHES["CALL"]
+        call = [(_OP["PRECALL"], n_inner)] + [(0, 0)] * _CACHES["PRECALL"]
+        call += [(_OP["CALL"], n_inner)] + [(0, 0)] * _CACHES["CALL"]
+    # the slots are deleted before the inner call (their values are on the stack): they keep
+    # nothing alive during it, and a handler reached from it finds them gone
     pro += [(_OP["DELETE_FAST"], index[s]) for s in slots + inner_params]
     pro += [(_OP["DELETE_FAST"], index[d]) for d in dead if d not in code.co_cellvars]   # a cell: passed empty
     pro = _extend(pro)                     # arguments over 255 get EXTENDED_ARG prefixes
-    size = 2 * (len(pro) + 3)              # + EXTENDED_ARG x2, JUMP_FORWARD
+    call = _extend(call)
+    extra = []
+    size = 2 * (len(pro) + len(call) + 3)  # + EXTENDED_ARG x2, JUMP_FORWARD
+    for e in dis._parse_exception_table(code) if call_offset is not None else ():
+        if e.start <= call_offset < e.end:     # the original call's handler covers the inner call
+            extra.append((len(pro), len(pro) + len(call), (e.target + size) // 2, e.depth, e.lasti))
+            break
+    pro += call
     delta = target_offset // 2             # from the end of JUMP_FORWARD, in code units
     if delta > 0xFFFFFF:
         raise Unsupported("a graph break in a function too large to resume", kind="graph_break_resume")
@@ -188,6 +203,6 @@ def resume_code(code, target_offset, stack, dead, name, inner=None):
         co_flags=flags, co_stacksize=max(code.co_stacksize, len(stack) + n_inner + 2) + 2,
         co_consts=consts,
         co_linetable=_no_location(size // 2) + code.co_linetable,
-        co_exceptiontable=_exception_table(code, size), co_name=name,
+        co_exceptiontable=_exception_table(code, size, extra), co_name=name,
         co_qualname=f"{code.co_qualname}.{name}")
     return new, params, size
