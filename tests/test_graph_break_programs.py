@@ -147,7 +147,6 @@ def test_program_correct(prog):
 # Graph-count gaps: correct results (test_program_correct always asserts them), more or fewer
 # graphs than the regions between breaks. Strict: a fixed gap must be removed from here.
 _GAP_KINDS = {
-    "grid_autocast__": "a break that stops the trace inside autocast runs the function eagerly",
     "grid_cm_generator__": "a break that stops the trace inside a @contextmanager block runs it eagerly",
 }
 GRAPH_GAPS = {

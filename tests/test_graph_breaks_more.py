@@ -328,3 +328,63 @@ def test_two_levels_of_handlers():
     run_both(f, lambda: (torch.full((3,), 0.01), []), graphs=3)
     run_both(f, lambda: (torch.full((3,), 0.3), []))         # KeyError in _inner -> mid -> root
     run_both(f, lambda: (torch.ones(3), []))                 # ValueError from maybe_raise -> root
+
+
+# ---------------------------------------------------------------------------
+# stops inside autocast regions
+
+def _autocast_state():
+    return torch.is_autocast_enabled("cpu"), torch.get_autocast_dtype("cpu")
+
+
+def test_stop_inside_autocast_region():
+    def f(x, log):
+        y = x.sin()
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            z = torch.mm(y, y)
+            z = ext(z, log)                      # runs in Python inside a real autocast
+            log.append(_autocast_state())        # (a disabled call: eager's state)
+            z = torch.mm(z, z)
+        return z.float().cos(), z.dtype
+    run_both(f, lambda: (torch.ones(3, 3), []), graphs=2)
+    assert _autocast_state() == (False, torch.bfloat16)
+
+
+@bytegraph.disable
+def autocast_probe(t, log):
+    log.append(_autocast_state())
+    return t
+
+
+def test_stop_inside_nested_autocast_regions_in_an_inlined_frame():
+    def inner(z, log):
+        with torch.autocast("cpu", enabled=False):
+            w = torch.mm(z.float(), z.float())
+            w = autocast_probe(w, log)
+            if w.sum() > 0:                      # a tensor branch inside both regions
+                w = torch.mm(w, w)
+        return torch.mm(w, w)                    # back in the outer region: bfloat16
+
+    def f(x, log):
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            y = torch.mm(x, x)
+            out = inner(y, log)
+            log.append(_autocast_state())
+        return out.float(), out.dtype, y.dtype
+    run_both(f, lambda: (torch.ones(3, 3), []), graphs=3)
+
+
+def test_exception_inside_autocast_region_leaves_it():
+    def f(x, log):
+        y = x.sin()
+        try:
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                z = maybe_raise(torch.mm(y, y), log)
+                z = torch.mm(z, z)
+        except ValueError:
+            log.append(("caught", _autocast_state()))
+            z = y
+        return z.float().cos()
+    run_both(f, lambda: (torch.ones(3, 3) * 50, []))
+    run_both(f, lambda: (torch.full((3, 3), 0.01), []), graphs=2)
+    assert _autocast_state() == (False, torch.bfloat16)

@@ -38,6 +38,7 @@ _EXTENDED_ARG = _OP["EXTENDED_ARG"]
 _CACHES = {name: dis._inline_cache_entries[_OP[name]] for name in ("PRECALL", "CALL")}
 NULL = object()     # a stack slot holding CPython's NULL (pushed by PUSH_NULL)
 EXC = object()      # a slot where PUSH_EXC_INFO saved the exception state of an except block
+WITH = object()     # a with-block's __exit__: the parameter is the context manager, entered again
 
 
 def _varint(value, out, first):
@@ -93,7 +94,8 @@ def _no_location(units):
 def resume_code(code, target_offset, stack, dead, name, inner=None):
     """The resume function's code object. `target_offset`: byte offset (in `code`) of the
     first instruction to run; `stack`: per stack slot bottom first, NULL or None (a value);
-    EXC (an except block's saved exception state: pass the handled exception);
+    EXC (an except block's saved exception state: pass the handled exception); WITH (a
+    with-block's __exit__: pass the context manager, which the prologue enters);
     `dead`: names of locals unbound at the break; `inner`: (function, n, call offset) -- the
     resume function of the frame this one was calling, called first with the last n
     parameters, its result pushed as the call's result; when the original call (at `call
@@ -146,6 +148,8 @@ def resume_code(code, target_offset, stack, dead, name, inner=None):
             # the slot gets the exception the block handles: PUSH_EXC_INFO makes it the
             # thread's current exception again and leaves the state it saved in the slot
             pro += [(_OP["PUSH_EXC_INFO"], 0), (_OP["POP_TOP"], 0)]
+        elif s is WITH:         # BEFORE_WITH leaves its __exit__ in the slot (and drops __enter__'s result)
+            pro += [(_OP["BEFORE_WITH"], 0), (_OP["POP_TOP"], 0)]
     consts = code.co_consts
     call = []
     if inner is not None:
@@ -200,7 +204,7 @@ def resume_code(code, target_offset, stack, dead, name, inner=None):
         co_nlocals=len(params), co_varnames=tuple(params),
         co_cellvars=code.co_cellvars + tuple(v for v in free_params if v in frees),
         co_freevars=tuple(freevars),
-        co_flags=flags, co_stacksize=max(code.co_stacksize, len(stack) + n_inner + 2) + 2,
+        co_flags=flags, co_stacksize=max(code.co_stacksize, len(stack) + n_inner + 3) + 2,
         co_consts=consts,
         co_linetable=_no_location(size // 2) + code.co_linetable,
         co_exceptiontable=_exception_table(code, size, extra), co_name=name,

@@ -29,12 +29,14 @@ import weakref
 import torch
 
 from ..bytecode.decode import decode, find_handler
-from ..bytecode.resume import resume_code, NULL as CODE_NULL, EXC as CODE_EXC
+from ..bytecode.resume import resume_code, NULL as CODE_NULL, EXC as CODE_EXC, WITH as CODE_WITH
 from ..exc import Unsupported
 from ..policy.calls import _in, _disabled
 from ..symbolic.table import NULL
 from ..symbolic.interpreter import Lazy
-from ..symbolic.handlers_control import SavedExcInfo
+from ..symbolic.handlers_control import SavedExcInfo, _ExitValue
+from ..policy.calls import AutocastCtx
+from ..policy.breaks import in_real_autocast
 from ..values.opaque import Opaque
 from ..values.base import is_trusted_module
 
@@ -176,7 +178,7 @@ class ResumeCache:
         return hit
 
 
-_SLOT = {"v": None, "n": CODE_NULL, "x": CODE_EXC}
+_SLOT = {"v": None, "n": CODE_NULL, "x": CODE_EXC, "a": CODE_WITH}
 
 
 def decode_line(code, offset):
@@ -217,6 +219,8 @@ def break_tail(tracer, cg, resumes, trampoline):
 
     inst = frame.insts[frame.ip]
     below, op, after = _split_stack(frame, inst)
+    for ctx in reversed(tracer.autocasts):   # open autocast regions: the graph closes them, the
+        ctx.exit_node(tracer)                # instruction runs inside real ones, resumes reopen them
     # per frame, innermost first: (argument expressions, layout, dead locals, opaque flags)
     states = [_frame_state(frame, below, cg, temp)]
     for f in chain[1:]:
@@ -249,8 +253,8 @@ def break_tail(tracer, cg, resumes, trampoline):
                 first_shift = shift
         return cg.const(fn_inner, "resume"), ", ".join(args_all), first_shift
 
-    def guarded(line):
-        """`line` inside a try: an exception it raises goes where CPython would send it --
+    def guarded(lines):
+        """`lines` inside a try: an exception it raises goes where CPython would send it --
         the handler of the innermost frame whose instruction (the break's, or the call on
         the way out) sits in a try/with block, with that frame's stack cut to the handler's
         depth, the raising offset (if the handler wants it) and the exception pushed, the
@@ -261,7 +265,7 @@ def break_tail(tracer, cg, resumes, trampoline):
             if h is not None:
                 break
         else:
-            return [line]
+            return lines
         args, layout, dead, flags = states[k]
         nlocals = len(_local_names(f.code))
         kept = nlocals + sum(1 for x in layout[:h.depth] if x != "n")     # values below the cut
@@ -273,7 +277,7 @@ def break_tail(tracer, cg, resumes, trampoline):
         lasti = [f"__lasti = {(at.offset + shift) // 2}"] if h.lasti else []
         return ["__x = None",
                 "try:",
-                f"    {line}",
+                *("    " + x for x in lines),
                 "except BaseException as __e:",
                 "    __x = __e",
                 "if __x is not None:",
@@ -290,7 +294,7 @@ def break_tail(tracer, cg, resumes, trampoline):
         r_fall, _, _ = resume_chain(0, fall, (args0, layout0, flags0))
         test = f"{'' if op[2] else 'not '}{cond}"
         # bool() of the tensor can raise (more than one element)
-        g = guarded(f"__c = {test}")
+        g = guarded([f"__c = {test}"])
         if len(g) > 1:
             post += g
             test = "__c"
@@ -318,7 +322,7 @@ def break_tail(tracer, cg, resumes, trampoline):
     if "v" in pushed:
         args0, flags0 = args0 + ["__c"], flags0 + [is_item]
     r, args, _ = resume_chain(0, after, (args0, layout0 + pushed, flags0))
-    post += guarded(f"__c = {call}" if "v" in pushed else call)
+    post += guarded(in_real_autocast(tracer, [f"__c = {call}" if "v" in pushed else call]))
     post.append(f"return {r}({args})")
     return pre, post
 
@@ -361,10 +365,16 @@ def _frame_state(frame, stack, cg, temp):
             else _local_arg(frame, v, cg, temp) for v in varnames] + \
         [temp(cg.expr(v.handled if type(v) is SavedExcInfo else v)) for v in stack if v is not NULL]
     flags = [isinstance(v, Opaque) and v.scalar for v in values]
-    layout = tuple("n" if v is NULL else "x" if type(v) is SavedExcInfo else "v" for v in stack)
+    layout = tuple("n" if v is NULL else "x" if type(v) is SavedExcInfo else "a" if _autocast_exit(v) else "v"
+                   for v in stack)
     dead = tuple(v for v in varnames if v not in frame.locals and v not in code.co_cellvars
                  and v not in code.co_freevars)
     return args, layout, dead, flags
+
+
+def _autocast_exit(v):
+    """The __exit__ of an autocast region on the stack (its slot gets the region, to enter)."""
+    return type(v) is _ExitValue and type(v.ctx) is AutocastCtx
 
 
 def _local_names(code):
