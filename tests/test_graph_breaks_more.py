@@ -388,3 +388,36 @@ def test_exception_inside_autocast_region_leaves_it():
     run_both(f, lambda: (torch.ones(3, 3) * 50, []))
     run_both(f, lambda: (torch.full((3, 3), 0.01), []), graphs=2)
     assert _autocast_state() == (False, torch.bfloat16)
+
+
+# ---------------------------------------------------------------------------
+# resume functions of resume functions
+
+def test_resume_of_a_resume_function_drops_the_earlier_slots():
+    from bytegraph.bytecode.resume import resume_code
+
+    def f(a, b):
+        c = a + b
+        return c * 2
+    ret = [i for i in decode(f.__code__) if i.opname == "RETURN_VALUE"][0].offset
+    r1, p1, shift1 = resume_code(f.__code__, ret, [None], (), "r1")
+    assert p1 == ["a", "b", "c", "__stack0_0"]
+    r2, p2, _ = resume_code(r1, ret + shift1, [None], (), "r2")
+    assert p2 == ["a", "b", "c", "__stack0_0"]          # not a, b, c, __stack0_0, __stack1_0
+    import types
+    g = types.FunctionType(r2, f.__globals__)
+    assert g(1, 2, 3, 7) == 7
+
+
+def test_many_breaks_in_nested_frames_resume_level_after_level():
+    def leaf(x, log):
+        for i in range(8):
+            x = ext(x, log) + i                  # a stop per iteration, two frames down
+        return x
+
+    def mid(x, log):
+        return leaf(x * 2, log) - 1
+
+    def f(x, log):
+        return mid(x.sin(), log).cos()
+    run_both(f, lambda: (torch.ones(3), []))

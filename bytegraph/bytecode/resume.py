@@ -27,6 +27,7 @@ change anything it does not touch.
 """
 import dis
 import inspect
+import re
 
 from ..exc import Unsupported
 
@@ -91,6 +92,28 @@ def _no_location(units):
     return bytes(out)
 
 
+_SLOT_NAME = re.compile(r"__(stack|inner)\d+_\d+$")
+
+
+def kept_varnames(code):
+    """The varnames of `code` a resume function of it keeps: all but the stack and inner-call
+    parameters of a resume function (`code` itself being one), which come last and which only
+    its prologue reads (they are deleted there): a chain of resume functions of resume
+    functions would otherwise pass every earlier level's slots on, growing at each level."""
+    names = code.co_varnames
+    n = len(names)
+    while n and _SLOT_NAME.match(names[n - 1]):
+        n -= 1
+    return names[:n]
+
+
+def local_params(code):
+    """The resume function's parameters before its stack slots, in the original's slot
+    order: the kept locals, then the cell variables, then the free variables."""
+    return list(kept_varnames(code)) + [c for c in code.co_cellvars if c not in code.co_varnames] + \
+        list(code.co_freevars)
+
+
 def resume_code(code, target_offset, stack, dead, name, inner=None):
     """The resume function's code object. `target_offset`: byte offset (in `code`) of the
     first instruction to run; `stack`: per stack slot bottom first, NULL or None (a value);
@@ -112,12 +135,13 @@ def resume_code(code, target_offset, stack, dead, name, inner=None):
     # super() looks for it among the free variables): its slot becomes an unused parameter
     # and the instructions that read it are renumbered. Names that are not identifiers
     # (pytest's assertion rewriting makes `@py_assert0`) get one.
-    varnames = [v if v.isidentifier() else f"__local{i}" for i, v in enumerate(code.co_varnames)]
+    kept = kept_varnames(code)
+    varnames = [v if v.isidentifier() else f"__local{i}" for i, v in enumerate(kept)]
+    dropped = range(len(kept), len(code.co_varnames))      # an earlier prologue's slots
     cells = [c for c in code.co_cellvars if c not in code.co_varnames]
     frees = list(code.co_freevars)
     level = 0
-    while any(v.startswith((f"__stack{level}_", f"__inner{level}_", f"__free{level}_"))
-              for v in code.co_varnames):
+    while any(v.startswith((f"__stack{level}_", f"__inner{level}_", f"__free{level}_")) for v in kept):
         level += 1          # a resume function of a resume function: fresh slot names
     freevars = [v for v in frees if v == "__class__"]
     free_params = [f"__free{level}_class" if v == "__class__" else v for v in frees]
@@ -126,7 +150,7 @@ def resume_code(code, target_offset, stack, dead, name, inner=None):
     inner_params = [f"__inner{level}_{i}" for i in range(n_inner)]
     params = varnames + cells + free_params + slots + inner_params
     index = {n: i for i, n in enumerate(params + freevars)}
-    for i, v in enumerate(code.co_varnames):
+    for i, v in enumerate(kept):
         if not v.isidentifier():
             index[v] = i
     moved = {}                             # original slot -> new slot (only `__class__`)
@@ -182,14 +206,16 @@ def resume_code(code, target_offset, stack, dead, name, inner=None):
         op = body[off]
         if op in _PREFIX_OPS:
             body[off], body[off + 1] = _OP["NOP"], 0
-        elif op in _LOCAL_OPS and moved:
+        elif op in _LOCAL_OPS and (moved or dropped):
             old = body[off + 1]
             if extended:
                 old |= body[off - 1] << 8
                 if off >= 4 and body[off - 4] == _EXTENDED_ARG:
                     old |= body[off - 3] << 16
             new = moved.get(old)
-            if new is not None:
+            if old in dropped:      # in the earlier prologue, which the new one jumps over
+                body[off], body[off + 1] = _OP["NOP"], 0
+            elif new is not None:
                 if new > 255 and not extended:
                     raise Unsupported("a graph break in a function that reads __class__ past 255 locals",
                                       kind="graph_break_resume")

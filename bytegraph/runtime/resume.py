@@ -29,7 +29,7 @@ import weakref
 import torch
 
 from ..bytecode.decode import decode, find_handler
-from ..bytecode.resume import resume_code, NULL as CODE_NULL, EXC as CODE_EXC, WITH as CODE_WITH
+from ..bytecode.resume import resume_code, local_params, NULL as CODE_NULL, EXC as CODE_EXC, WITH as CODE_WITH
 from ..exc import Unsupported
 from ..policy.calls import _in, _disabled
 from ..symbolic.table import NULL
@@ -267,7 +267,7 @@ def break_tail(tracer, cg, resumes, trampoline):
         else:
             return lines
         args, layout, dead, flags = states[k]
-        nlocals = len(_local_names(f.code))
+        nlocals = len(local_params(f.code))
         kept = nlocals + sum(1 for x in layout[:h.depth] if x != "n")     # values below the cut
         exc_layout = layout[:h.depth] + (("v",) if h.lasti else ()) + ("v",)
         first_args = args[:kept] + (["__lasti"] if h.lasti else []) + ["__x"]
@@ -358,7 +358,7 @@ def _split_stack(frame, inst):
 def _frame_state(frame, stack, cg, temp):
     """(argument expressions, stack layout, dead locals, opaque flags) of one frame."""
     code = frame.code
-    varnames = _local_names(code)
+    varnames = local_params(code)
     values = [frame.locals.get(v) for v in varnames] + [v for v in stack if v is not NULL]
     args = ["None" if v == "__class__" and v in code.co_freevars      # stays a free variable
             else _cell_arg(frame, v, cg, temp) if v in code.co_cellvars or v in code.co_freevars
@@ -377,8 +377,3 @@ def _autocast_exit(v):
     return type(v) is _ExitValue and type(v.ctx) is AutocastCtx
 
 
-def _local_names(code):
-    """The resume function's parameters before the stack slots (bytecode/resume.py): the
-    original's local slots in order -- locals, cell variables, free variables."""
-    return list(code.co_varnames) + [c for c in code.co_cellvars if c not in code.co_varnames] + \
-        list(code.co_freevars)
