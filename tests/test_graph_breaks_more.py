@@ -421,3 +421,22 @@ def test_many_breaks_in_nested_frames_resume_level_after_level():
     def f(x, log):
         return mid(x.sin(), log).cos()
     run_both(f, lambda: (torch.ones(3), []))
+
+
+def test_numpy_scalar_as_a_graph_op_argument_runs_the_op_in_python():
+    import numpy as np
+
+    def f(x, j):
+        r = np.log(j)                            # a numpy float64 crosses the break
+        y = torch.empty(2, 3).uniform_(-r, r) * 0 + x.sin()
+        return y * 2, torch.tensor(r).dtype, torch.full((2,), r).dtype
+    run_both(f, lambda: (torch.ones(2, 3), 1.5))
+
+
+def test_bound_tensor_method_on_the_callers_stack():
+    def inner(t, log):
+        return ext(t.cos(), log) + 1             # stops inside inner
+
+    def f(x, log):
+        return x.sin().mul(inner(x, log)).relu()  # `x.sin().mul` waits on f's stack
+    run_both(f, lambda: (torch.ones(3), []), graphs=2)

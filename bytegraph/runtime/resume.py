@@ -38,6 +38,7 @@ from ..symbolic.handlers_control import SavedExcInfo, _ExitValue
 from ..policy.calls import AutocastCtx
 from ..policy.breaks import in_real_autocast
 from ..values.opaque import Opaque
+from ..values.tensor import TensorMethodValue
 from ..values.base import is_trusted_module
 
 _POP_JUMPS = {"POP_JUMP_FORWARD_IF_TRUE": True, "POP_JUMP_BACKWARD_IF_TRUE": True,
@@ -307,10 +308,10 @@ def break_tail(tracer, cg, resumes, trampoline):
     if op[0] == "call":
         _, _, args, kwargs = op
         parts = [temp(cg.expr(a)) for a in args] + [f"{k}={temp(cg.expr(v))}" for k, v in kwargs.items()]
-        call = f"{tramp}({temp(cg.expr(callee))})({', '.join(parts)})"
+        call = f"{tramp}({temp(_expr(cg, callee))})({', '.join(parts)})"
     elif op[0] == "call_ex":
         _, _, star, kw = op
-        call = f"{tramp}({temp(cg.expr(callee))})(*{temp(cg.expr(star))}" + \
+        call = f"{tramp}({temp(_expr(cg, callee))})(*{temp(cg.expr(star))}" + \
             (f", **{temp(cg.expr(kw))})" if kw is not None else ")")
     is_item = type(callee).__name__ == "_TensorRead" and callee.name == "item"
     pushed = ("v",)                   # what the instruction leaves on the stack
@@ -363,13 +364,21 @@ def _frame_state(frame, stack, cg, temp):
     args = ["None" if v == "__class__" and v in code.co_freevars      # stays a free variable
             else _cell_arg(frame, v, cg, temp) if v in code.co_cellvars or v in code.co_freevars
             else _local_arg(frame, v, cg, temp) for v in varnames] + \
-        [temp(cg.expr(v.handled if type(v) is SavedExcInfo else v)) for v in stack if v is not NULL]
+        [temp(_expr(cg, v.handled if type(v) is SavedExcInfo else v)) for v in stack if v is not NULL]
     flags = [isinstance(v, Opaque) and v.scalar for v in values]
     layout = tuple("n" if v is NULL else "x" if type(v) is SavedExcInfo else "a" if _autocast_exit(v) else "v"
                    for v in stack)
     dead = tuple(v for v in varnames if v not in frame.locals and v not in code.co_cellvars
                  and v not in code.co_freevars)
     return args, layout, dead, flags
+
+
+def _expr(cg, v):
+    """cg.expr(v), and a bound tensor method (`x.add` on the stack before its call) as the
+    real bound method of the tensor."""
+    if type(v) is TensorMethodValue:
+        return f"getattr({cg.expr(v.tensor)}, {v.name!r})"
+    return cg.expr(v)
 
 
 def _autocast_exit(v):

@@ -755,6 +755,11 @@ class ImmutableValue(ObjectValue):
         return super().identity_key()
 
     def fx_arg(self, tx):
+        if type(self.obj).__module__.partition(".")[0] == "numpy":
+            # a numpy scalar (np.float64 subclasses float): torch infers float64 from it where a
+            # float gives the default dtype (torch.tensor), and the graph's code cannot spell it
+            raise Unsupported(f"a numpy scalar ({type(self.obj).__name__}) as a graph op argument",
+                              kind="graph_arg")
         if self.plain:
             return self.obj
         return super().fx_arg(tx)
