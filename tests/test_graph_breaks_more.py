@@ -440,3 +440,21 @@ def test_bound_tensor_method_on_the_callers_stack():
     def f(x, log):
         return x.sin().mul(inner(x, log)).relu()  # `x.sin().mul` waits on f's stack
     run_both(f, lambda: (torch.ones(3), []), graphs=2)
+
+
+def test_backward_inside_is_not_stopped_at_its_attribute_load():
+    import warnings
+
+    def f(x, w):
+        loss = ((x @ w) ** 2).mean()
+        loss.backward()                      # Tensor.backward: refused at LOAD_METHOD
+        return loss.detach(), w.grad.clone()
+    bytegraph.reset()
+    c = bytegraph.compile(f, backend=Counting())
+    x = torch.randn(2, 3, generator=torch.Generator().manual_seed(0))
+    w0 = torch.randn(3, 2, generator=torch.Generator().manual_seed(1))
+    we, wc = w0.clone().requires_grad_(), w0.clone().requires_grad_()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")       # no trace-mismatch warning
+        for _ in range(2):
+            assert_same(f(x, we), c(x, wc))

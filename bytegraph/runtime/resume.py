@@ -77,8 +77,15 @@ def _resumable(frame):
     return all(getattr(frame.cells.get(n), "real", None) is not None for n in frame.code.co_freevars)
 
 
-def choose_stop(chain):
-    """`chain`: (frame, instruction, step) from the innermost frame out, as a trace stopped.
+# Refusals at an attribute load that a stop there cannot help: the attribute itself is what
+# the trace cannot hold (a tensor's `backward`, `register_hook`, `data_ptr`: the resume
+# function would get the real bound method and trace into it)
+_NO_ATTR_STOP = frozenset({"tensor_method"})
+
+
+def choose_stop(chain, kind=None):
+    """`chain`: (frame, instruction, step) from the innermost frame out, as a trace stopped
+    (`kind`: the refusal's kind).
     The step to stop before: the innermost frame whose instruction can run in Python and
     from which every frame out to the root can be resumed (each was inlined for exactly its
     parent's call); else None. A try/with block around the instruction or around a call on
@@ -90,6 +97,8 @@ def choose_stop(chain):
         if not all(_resumable(f) for f, _, _ in outer):
             continue
         if any(not f.direct for f, _, _ in outer[:-1]):
+            continue
+        if d == 0 and kind in _NO_ATTR_STOP and inst.opname in ("LOAD_ATTR", "LOAD_METHOD"):
             continue
         stop = _stop_step(frame, inst, step)
         if stop is not None:
