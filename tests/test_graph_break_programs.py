@@ -147,16 +147,11 @@ def test_program_correct(prog):
 # Graph-count gaps: correct results (test_program_correct always asserts them), more or fewer
 # graphs than the regions between breaks. Strict: a fixed gap must be removed from here.
 _GAP_KINDS = {
-    "grid_autocast__": "a break that stops the trace inside autocast runs the function eagerly",
     "grid_cm_generator__": "a break that stops the trace inside a @contextmanager block runs it eagerly",
 }
 GRAPH_GAPS = {
     "cm_suppresses_disabled_raise": "the handler path after a suppressed exception runs as Python",
     "finally_runs_when_disabled_raises": "the exception path through finally runs as Python",
-    "grid_helper_d1__disabled_raise": "a break inside try in an inlined frame stops at the caller",
-    "grid_helper_d2__disabled_raise": "a break inside try in an inlined frame stops at the caller",
-    "grid_helper_d3__disabled_raise": "a break inside try in an inlined frame stops at the caller",
-    "grid_helper_in_loop__disabled_raise": "a break inside try in an inlined frame stops at the caller",
     "while_tensor_condition": "a tensor-driven while loop makes one resume entry per iteration",
     "while_tensor_with_print": "a tensor-driven while loop makes one resume entry per iteration",
     "while_true_break_on_tensor": "a tensor-driven while loop makes one resume entry per iteration",

@@ -29,7 +29,7 @@ import torch
 from ..exc import Unsupported
 from ..side_effects import SideEffects
 from ..sources import TempSource
-from ..values.base import NONE, ConstValue, Value
+from ..values.base import NONE, ConstValue, Value, register_wrapper
 from ..values.tensor import TensorValue
 from ..values.opaque import Opaque
 from ..values.containers import BaseSeq, DictValue
@@ -162,15 +162,8 @@ def run_in_python(tx, fn_obj, args, kwargs, reason, hint="", opaque_desc=None):
     name = f"__b{k}" if opaque_desc is not None else None
     if call is not None and name is not None:
         call = f"{name} = {call}"
-    if tx.autocasts and call is not None:
-        enter = cg.const(torch.amp.autocast_mode._enter_autocast, "enter_autocast")
-        leave = cg.const(torch.amp.autocast_mode._exit_autocast, "exit_autocast")
-        tx.body += [f"__ac{k}_{i} = {enter}(*{cg.const(ctx.args, 'autocast_args')})"
-                    for i, ctx in enumerate(tx.autocasts)]
-        tx.body += ["try:", f"    {call}", "finally:"]
-        tx.body += [f"    {leave}(__ac{k}_{i})" for i in reversed(range(len(tx.autocasts)))]
-    elif call is not None:
-        tx.body.append(call)
+    if call is not None:
+        tx.body += in_real_autocast(tx, [call])
     for ctx in tx.autocasts:
         ctx.enter_node(tx)
     if opaque_desc is None:
@@ -220,13 +213,53 @@ class GradRestore:
         return False
 
 
+class AutocastResume(torch.autocast):
+    """An autocast region a graph break stopped inside, handed to the resume function not
+    entered: its prologue enters it (BEFORE_WITH, bytecode/resume.py), so the with-block goes
+    on inside it, in the graph (the tracer models it as the autocast it is) and eagerly."""
+
+    def __init__(self, args):
+        device_type, dtype, enabled, cache = args
+        super().__init__(device_type, dtype=dtype, enabled=enabled, cache_enabled=cache)
+        self.args = args
+
+
+def _wrap_autocast_resume(tx, obj, source):
+    from .calls import AutocastCtx
+    tx.guards.add_type(source, AutocastResume)
+    tx.guards.add_code(f"{source.expr(tx.cg)}.args == {tx.cg.const(obj.args, 'autocast_args')}", source,
+                       "autocast_args")
+    return AutocastCtx(obj.args)
+
+
+register_wrapper(AutocastResume)(_wrap_autocast_resume)
+
+
 def exit_of_modelled(ctx, cg):
-    """Expression for the real __exit__ of a context manager the tracer models, or refuse."""
-    from .calls import GradModeCtx
+    """Expression for the real __exit__ of a context manager the tracer models (for an
+    autocast region: the region itself, entered again by the resume function), or refuse."""
+    from .calls import GradModeCtx, AutocastCtx
     if type(ctx) is GradModeCtx:
         return f"{cg.const(GradRestore, 'GradRestore')}({ctx.prev!r}).__exit__"
+    if type(ctx) is AutocastCtx:
+        return f"{cg.const(AutocastResume, 'AutocastResume')}({cg.const(ctx.args, 'autocast_args')})"
     raise Unsupported(f"a graph break that stops the trace inside a with-block over {ctx}",
                       kind="graph_break_with")
+
+
+def in_real_autocast(tx, lines):
+    """`lines` run inside real autocast regions, one per region the trace has open (the
+    graph before them closed those; see run_in_python)."""
+    if not tx.autocasts:
+        return lines
+    cg = tx.cg
+    enter = cg.const(torch.amp.autocast_mode._enter_autocast, "enter_autocast")
+    leave = cg.const(torch.amp.autocast_mode._exit_autocast, "exit_autocast")
+    k = len(tx.splits)
+    out = [f"__ac{k}_{i} = {enter}(*{cg.const(ctx.args, 'autocast_args')})" for i, ctx in enumerate(tx.autocasts)]
+    out += ["try:", *("    " + x for x in lines), "finally:"]
+    out += [f"    {leave}(__ac{k}_{i})" for i in reversed(range(len(tx.autocasts)))]
+    return out
 
 
 def _grad_restore_exit(tx, fn_value, args, kwargs):

@@ -71,7 +71,7 @@ def _break_point(e, allow_breaks):
     for chain in chains:
         if chain:
             stop = choose_stop([(f, f.inst, f.step) for f in chain] if not isinstance(chain[0], tuple)
-                               else chain)
+                               else chain, e.kind)
             if stop is not None:
                 return stop
     return None

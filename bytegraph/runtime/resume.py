@@ -1,26 +1,27 @@
 """Graph breaks that stop the trace: run one instruction in Python, resume in compiled code.
 
 When the trace meets something whose outcome the rest of the function depends on (a
-branch on tensor data, a call bytegraph cannot trace and that may change anything), it
-cannot go on. The converter then traces again up to just *before* that instruction of
-the compiled function's own frame (the root frame; a break deeper in inlined calls stops
-at the root's call that led there), and ends the entry with:
+branch on tensor data, a call bytegraph cannot trace and that may change anything, an
+attribute or operator it cannot model), it cannot go on. The converter then traces again
+up to just *before* that instruction (choose_stop: in the innermost frame from which
+every frame out to the compiled one can be resumed), and ends the entry with:
 
-1. the live stack values and locals of the root frame, evaluated into temporaries;
+1. the live stack values and locals of every active frame, evaluated into temporaries;
 2. the side effects logged so far, replayed;
 3. the instruction, in Python: the call (a Python callee goes through the trampoline, so
-   it is compiled in its turn, as its own unit), or the branch (`if cond:`);
-4. `return resume(<locals>, <stack>)`: a resume function built from the rest of the code
-   (bytecode/resume.py), compiled through the same runtime, with its own cache.
-
-Why split at the root's call rather than resuming inside the inlined frame: the callee
-then has one compiled unit (its own cache, shared by every caller), and a nested break
-costs one more Python call instead of a chain of resume functions per inlining depth.
+   it is compiled in its turn), the branch (`if cond:`), or one instruction as a builtin
+   call (`setattr`, `operator.imul`, ...), inside a `try` routed to the handler of the
+   innermost frame whose instruction sits in a try/with block;
+4. `return resume(<locals>, <stack>, ...)`: the root frame's resume function (built from
+   the rest of its code by bytecode/resume.py, compiled through the same runtime), which
+   first calls the inner frames' resume functions, innermost first -- each such call
+   covered by the caller's own try/with handler when its original call was.
 
 What stays uncompiled: code called from inside C functions (a `sorted` key, a hook
 called by torch), and the callees of the Python code run at the break that are not
 themselves a call the entry makes (e.g. what `print` calls).
 """
+import operator
 import sysconfig
 import types
 import weakref
@@ -28,13 +29,16 @@ import weakref
 import torch
 
 from ..bytecode.decode import decode, find_handler
-from ..bytecode.resume import resume_code, NULL as CODE_NULL, EXC as CODE_EXC
+from ..bytecode.resume import resume_code, local_params, NULL as CODE_NULL, EXC as CODE_EXC, WITH as CODE_WITH
 from ..exc import Unsupported
 from ..policy.calls import _in, _disabled
 from ..symbolic.table import NULL
 from ..symbolic.interpreter import Lazy
-from ..symbolic.handlers_control import SavedExcInfo
+from ..symbolic.handlers_control import SavedExcInfo, _ExitValue
+from ..policy.calls import AutocastCtx
+from ..policy.breaks import in_real_autocast
 from ..values.opaque import Opaque
+from ..values.tensor import TensorMethodValue
 from ..values.base import is_trusted_module
 
 _POP_JUMPS = {"POP_JUMP_FORWARD_IF_TRUE": True, "POP_JUMP_BACKWARD_IF_TRUE": True,
@@ -46,9 +50,24 @@ def _stop_step(frame, inst, step):
     insts = frame.insts
     if inst.opname == "CALL" and inst.index and insts[inst.index - 1].opname == "PRECALL":
         return step - 1
-    if inst.opname == "CALL_FUNCTION_EX" or inst.opname in _POP_JUMPS:
+    if inst.opname == "CALL_FUNCTION_EX" or inst.opname in _ONE_STEP or inst.opname in _POP_JUMPS:
         return step
     return None
+
+
+# Instructions a stop can run alone in Python (besides calls and branches), as a call of a
+# builtin: opname -> (values they pop, (inst, popped) -> (function, operands, what they
+# push: "v" a value, "n" NULL)). A string operand is a literal. LOAD_METHOD runs as
+# LOAD_ATTR does (NULL, then the attribute), which the CALL after it treats alike.
+_ONE_STEP = {
+    "LOAD_ATTR": (1, lambda i, s: (getattr, [s[0], i.argval], ("v",))),
+    "LOAD_METHOD": (1, lambda i, s: (getattr, [s[0], i.argval], ("n", "v"))),
+    "STORE_ATTR": (2, lambda i, s: (setattr, [s[1], i.argval, s[0]], ())),
+    "BINARY_OP": (2, lambda i, s: (i.argval, s, ("v",))),           # operator.add, operator.iadd...
+    "COMPARE_OP": (2, lambda i, s: (i.argval, s, ("v",))),
+    "BINARY_SUBSCR": (2, lambda i, s: (operator.getitem, s, ("v",))),
+    "STORE_SUBSCR": (3, lambda i, s: (operator.setitem, [s[1], s[2], s[0]], ())),
+}
 
 
 def _resumable(frame):
@@ -58,22 +77,29 @@ def _resumable(frame):
     return all(getattr(frame.cells.get(n), "real", None) is not None for n in frame.code.co_freevars)
 
 
-def choose_stop(chain):
-    """`chain`: (frame, instruction, step) from the innermost frame out, as a trace stopped.
+# Refusals at an attribute load that a stop there cannot help: the attribute itself is what
+# the trace cannot hold (a tensor's `backward`, `register_hook`, `data_ptr`: the resume
+# function would get the real bound method and trace into it)
+_NO_ATTR_STOP = frozenset({"tensor_method"})
+
+
+def choose_stop(chain, kind=None):
+    """`chain`: (frame, instruction, step) from the innermost frame out, as a trace stopped
+    (`kind`: the refusal's kind).
     The step to stop before: the innermost frame whose instruction can run in Python and
     from which every frame out to the root can be resumed (each was inlined for exactly its
-    parent's CALL, outside any try/with in the parent); else None."""
+    parent's call); else None. A try/with block around the instruction or around a call on
+    the way out is kept: see break_tail."""
     for d, (frame, inst, step) in enumerate(chain):
         if is_trusted_module(frame.globals.get("__name__")) and d < len(chain) - 1:
             continue           # inside library code (logging, torch): run the user's call to it
         outer = chain[d:]
         if not all(_resumable(f) for f, _, _ in outer):
             continue
-        if any(not f.direct or find_handler(p.code, pi.offset) is not None
-               for (f, _, _), (p, pi, _) in zip(outer, outer[1:])):
+        if any(not f.direct for f, _, _ in outer[:-1]):
             continue
-        if d < len(chain) - 1 and find_handler(frame.code, inst.offset) is not None:
-            continue           # a try/with around a break in an inlined frame: stop further out
+        if d == 0 and kind in _NO_ATTR_STOP and inst.opname in ("LOAD_ATTR", "LOAD_METHOD"):
+            continue
         stop = _stop_step(frame, inst, step)
         if stop is not None:
             return stop
@@ -154,15 +180,15 @@ class ResumeCache:
             name = f"resume_in_{code.co_name}_at_{decode_line(code, offset)}"
             rcode, params, shift = resume_code(code, offset, [_SLOT[k] for k in layout],
                                                dead, name, inner)
-            closure = tuple(frame.cells[n].real for n in code.co_freevars)
+            closure = tuple(frame.cells[n].real for n in rcode.co_freevars) or None   # __class__
             rfn = types.FunctionType(rcode, frame.globals, name, None, closure)
-            rfn.__bytegraph_cells__ = frozenset(code.co_cellvars)
+            rfn.__bytegraph_cells__ = frozenset(rcode.co_cellvars)
             rfn.__bytegraph_opaque__ = frozenset(params[i] for i in opaque)
             hit = self.entries[key] = (self.compile_fn(rfn) if compiled else rfn, shift)
         return hit
 
 
-_SLOT = {"v": None, "n": CODE_NULL, "x": CODE_EXC}
+_SLOT = {"v": None, "n": CODE_NULL, "x": CODE_EXC, "a": CODE_WITH}
 
 
 def decode_line(code, offset):
@@ -203,47 +229,84 @@ def break_tail(tracer, cg, resumes, trampoline):
 
     inst = frame.insts[frame.ip]
     below, op, after = _split_stack(frame, inst)
+    for ctx in reversed(tracer.autocasts):   # open autocast regions: the graph closes them, the
+        ctx.exit_node(tracer)                # instruction runs inside real ones, resumes reopen them
     # per frame, innermost first: (argument expressions, layout, dead locals, opaque flags)
     states = [_frame_state(frame, below, cg, temp)]
     for f in chain[1:]:
         states.append(_frame_state(f, list(f.stack), cg, temp))
-    handler = find_handler(frame.code, inst.offset) if len(chain) == 1 else None
 
-    def resume_chain(first_offset, first_layout, result=None, result_opaque=False):
-        """The root's resume function (compiled), which calls the inner frames' resume
-        functions (plain) first, innermost out, and the argument list it takes: per frame
-        from the root in, its locals and stack values (then `result`, the value the
-        instruction run in Python pushed)."""
+    def resume_chain(start, first_offset, first_state):
+        """The resume function of chain[-1] (the root: compiled), which calls those of the
+        frames in from it (plain), innermost first, down to chain[start], which continues
+        at `first_offset` with `first_state` (arguments, layout, opaque flags); and the
+        argument list it takes: per frame from the root in, its locals and stack values."""
         fn_inner, n_inner = None, 0
         args_all, flags_all = [], []
-        for j, f in enumerate(chain):
+        for j in range(start, len(chain)):
+            f = chain[j]
             fargs, layout, dead, flags = states[j]
-            if j == 0:
-                offset, layout = first_offset, first_layout
-                fargs = fargs + ([result] if result else [])
-                flags = flags + ([result_opaque] if result else [])
+            if j == start:
+                offset = first_offset
+                fargs, layout, flags = first_state
             else:
-                offset = f.insts[f.ip].offset       # after its CALL: the callee's result pushed
+                offset = f.insts[f.ip].offset       # after its call: the callee's result pushed
             args_all = fargs + args_all
             flags_all = flags + flags_all
             root = j == len(chain) - 1
             opaque = tuple(i for i, o in enumerate(flags_all) if o) if root else ()
-            fn_inner, _ = resumes.get(f, offset, layout, dead, compiled=root, opaque=opaque,
-                                      inner=(fn_inner, n_inner) if fn_inner is not None else None)
+            inner = (fn_inner, n_inner, f.inst.offset) if fn_inner is not None else None
+            fn_inner, shift = resumes.get(f, offset, layout, dead, compiled=root, opaque=opaque,
+                                          inner=inner)
             n_inner = len(args_all)
-        return cg.const(fn_inner, "resume"), ", ".join(args_all)
+            if j == start:
+                first_shift = shift
+        return cg.const(fn_inner, "resume"), ", ".join(args_all), first_shift
+
+    def guarded(lines):
+        """`lines` inside a try: an exception it raises goes where CPython would send it --
+        the handler of the innermost frame whose instruction (the break's, or the call on
+        the way out) sits in a try/with block, with that frame's stack cut to the handler's
+        depth, the raising offset (if the handler wants it) and the exception pushed, the
+        frames out from it resumed after their calls."""
+        for k, f in enumerate(chain):
+            at = inst if k == 0 else f.inst
+            h = find_handler(f.code, at.offset)
+            if h is not None:
+                break
+        else:
+            return lines
+        args, layout, dead, flags = states[k]
+        nlocals = len(local_params(f.code))
+        kept = nlocals + sum(1 for x in layout[:h.depth] if x != "n")     # values below the cut
+        exc_layout = layout[:h.depth] + (("v",) if h.lasti else ()) + ("v",)
+        first_args = args[:kept] + (["__lasti"] if h.lasti else []) + ["__x"]
+        first_flags = flags[:kept] + [False] * (1 + h.lasti)
+        r_exc, call_args, shift = resume_chain(k, f.insts[h.target].offset,
+                                               (first_args, exc_layout, first_flags))
+        lasti = [f"__lasti = {(at.offset + shift) // 2}"] if h.lasti else []
+        return ["__x = None",
+                "try:",
+                *("    " + x for x in lines),
+                "except BaseException as __e:",
+                "    __x = __e",
+                "if __x is not None:",
+                *("    " + x for x in lasti),
+                f"    return {r_exc}({call_args})"]
 
     post = []
     if op[0] == "branch":
         cond = temp(cg.expr(op[1]))
         target = frame.insts[inst.target].offset
         fall = frame.insts[frame.ip + 1].offset
-        layout = states[0][1]
-        r_jump, args = resume_chain(target, layout)
-        r_fall, _ = resume_chain(fall, layout)
+        args0, layout0, _, flags0 = states[0]
+        r_jump, args, _ = resume_chain(0, target, (args0, layout0, flags0))
+        r_fall, _, _ = resume_chain(0, fall, (args0, layout0, flags0))
         test = f"{'' if op[2] else 'not '}{cond}"
-        if handler is not None:      # bool() of the tensor can raise (more than one element)
-            post += _guarded(f"__c = {test}", handler, inst, frame, states[0], cg, resumes)
+        # bool() of the tensor can raise (more than one element)
+        g = guarded([f"__c = {test}"])
+        if len(g) > 1:
+            post += g
             test = "__c"
         post.append(f"if {test}:")
         post.append(f"    return {r_jump}({args})")
@@ -254,17 +317,22 @@ def break_tail(tracer, cg, resumes, trampoline):
     if op[0] == "call":
         _, _, args, kwargs = op
         parts = [temp(cg.expr(a)) for a in args] + [f"{k}={temp(cg.expr(v))}" for k, v in kwargs.items()]
-        call = f"{tramp}({temp(cg.expr(callee))})({', '.join(parts)})"
-    else:
+        call = f"{tramp}({temp(_expr(cg, callee))})({', '.join(parts)})"
+    elif op[0] == "call_ex":
         _, _, star, kw = op
-        call = f"{tramp}({temp(cg.expr(callee))})(*{temp(cg.expr(star))}" + \
+        call = f"{tramp}({temp(_expr(cg, callee))})(*{temp(cg.expr(star))}" + \
             (f", **{temp(cg.expr(kw))})" if kw is not None else ")")
     is_item = type(callee).__name__ == "_TensorRead" and callee.name == "item"
-    r, args = resume_chain(after, states[0][1] + ("v",), "__c", is_item)
-    if handler is None:
-        post.append(f"__c = {call}")
-    else:
-        post += _guarded(f"__c = {call}", handler, inst, frame, states[0], cg, resumes)
+    pushed = ("v",)                   # what the instruction leaves on the stack
+    if op[0] == "python":             # one instruction as a call of a Python builtin
+        _, fn, operands, pushed = op
+        parts = [repr(a) if type(a) is str else temp(cg.expr(a)) for a in operands]
+        call = f"{cg.const(fn, getattr(fn, '__name__', 'op'))}({', '.join(parts)})"
+    args0, layout0, _, flags0 = states[0]
+    if "v" in pushed:
+        args0, flags0 = args0 + ["__c"], flags0 + [is_item]
+    r, args, _ = resume_chain(0, after, (args0, layout0 + pushed, flags0))
+    post += guarded(in_real_autocast(tracer, [f"__c = {call}" if "v" in pushed else call]))
     post.append(f"return {r}({args})")
     return pre, post
 
@@ -289,41 +357,41 @@ def _split_stack(frame, inst):
         if stack and stack[-1] is NULL:
             stack.pop()
         return stack, ("call_ex", callee, star, kw), insts[frame.ip + 1].offset
+    one = _ONE_STEP.get(inst.opname)
+    if one is not None:
+        n, make = one
+        fn, operands, pushed = make(inst, stack[len(stack) - n:])
+        return stack[:len(stack) - n], ("python", fn, operands, pushed), insts[frame.ip + 1].offset
     return stack[:-1], ("branch", stack[-1], _POP_JUMPS[inst.opname]), None
 
 
 def _frame_state(frame, stack, cg, temp):
     """(argument expressions, stack layout, dead locals, opaque flags) of one frame."""
     code = frame.code
-    varnames = list(code.co_varnames) + [c for c in code.co_cellvars if c not in code.co_varnames]
+    varnames = local_params(code)
     values = [frame.locals.get(v) for v in varnames] + [v for v in stack if v is not NULL]
-    args = [_cell_arg(frame, v, cg, temp) if v in code.co_cellvars else _local_arg(frame, v, cg, temp)
-            for v in varnames] + \
-        [temp(cg.expr(v.handled if type(v) is SavedExcInfo else v)) for v in stack if v is not NULL]
+    args = ["None" if v == "__class__" and v in code.co_freevars      # stays a free variable
+            else _cell_arg(frame, v, cg, temp) if v in code.co_cellvars or v in code.co_freevars
+            else _local_arg(frame, v, cg, temp) for v in varnames] + \
+        [temp(_expr(cg, v.handled if type(v) is SavedExcInfo else v)) for v in stack if v is not NULL]
     flags = [isinstance(v, Opaque) and v.scalar for v in values]
-    layout = tuple("n" if v is NULL else "x" if type(v) is SavedExcInfo else "v" for v in stack)
-    dead = tuple(v for v in varnames if v not in frame.locals and v not in code.co_cellvars)
+    layout = tuple("n" if v is NULL else "x" if type(v) is SavedExcInfo else "a" if _autocast_exit(v) else "v"
+                   for v in stack)
+    dead = tuple(v for v in varnames if v not in frame.locals and v not in code.co_cellvars
+                 and v not in code.co_freevars)
     return args, layout, dead, flags
 
 
-def _guarded(line, h, inst, frame, state, cg, resumes):
-    """`line` inside try: an exception it raises goes where CPython's exception table sends
-    it -- the handler's code, with the stack cut to the handler's depth, the raising offset
-    (if the handler wants it) and the exception pushed -- compiled like any resume
-    function. Root frame only."""
-    args, layout, dead, _ = state
-    nlocals = len(frame.code.co_varnames)
-    kept = sum(1 for k in layout[:h.depth] if k != "n")       # stack values below the cut
-    exc_layout = layout[:h.depth] + (("v",) if h.lasti else ()) + ("v",)
-    r_exc, shift = resumes.get(frame, frame.insts[h.target].offset, exc_layout, dead)
-    extra = [str((inst.offset + shift) // 2)] if h.lasti else []
-    call_args = ", ".join(args[:nlocals + kept] + extra + ["__x"])
-    return ["__x = None",
-            "try:",
-            f"    {line}",
-            "except BaseException as __e:",
-            "    __x = __e",
-            "if __x is not None:",
-            f"    return {cg.const(r_exc, 'handler')}({call_args})"]
+def _expr(cg, v):
+    """cg.expr(v), and a bound tensor method (`x.add` on the stack before its call) as the
+    real bound method of the tensor."""
+    if type(v) is TensorMethodValue:
+        return f"getattr({cg.expr(v.tensor)}, {v.name!r})"
+    return cg.expr(v)
+
+
+def _autocast_exit(v):
+    """The __exit__ of an autocast region on the stack (its slot gets the region, to enter)."""
+    return type(v) is _ExitValue and type(v.ctx) is AutocastCtx
 
 

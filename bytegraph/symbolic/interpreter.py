@@ -192,7 +192,7 @@ class Tracer:
                 frame.cells[name] = wrap(self, cell, ObjectSource(cell, f"cell_{name}"))
         return self.run_frame(frame)
 
-    def inline(self, code, globals_, bound, closure, qualname, direct=False):
+    def inline(self, code, globals_, bound, closure, qualname, direct=False, cell_params=()):
         if self.depth >= self.depth_limit:
             raise Unsupported(f"inlining deeper than {self.depth_limit} calls (unbounded recursion?)",
                               kind="recursion")
@@ -201,6 +201,8 @@ class Tracer:
             self.frame.inst.opname in ("CALL", "CALL_FUNCTION_EX")
         self.direct_call = None
         frame.locals.update(bound)
+        for name in cell_params:         # a resume function's cells, passed as cell objects
+            frame.cells[name] = frame.locals.pop(name)
         for name, cell in zip(code.co_freevars, closure):
             frame.cells[name] = cell
         if frame.is_generator:

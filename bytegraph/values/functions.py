@@ -188,7 +188,8 @@ class UserFnValue(Value):
         direct = d is self or (type(d) is BoundMethodValue and d.fn is self)
         bound = bind_args(fn.__code__, fn.__name__, self.defaults(tx), self.kwdefaults(tx), args, kwargs)
         tx.guards.add_identity(AttrSource(self.fn_source(), "__code__"), fn.__code__)
-        return tx.inline(fn.__code__, fn.__globals__, bound, self.closure(tx), fn.__qualname__, direct)
+        return tx.inline(fn.__code__, fn.__globals__, bound, self.closure(tx), fn.__qualname__, direct,
+                         getattr(fn, "__bytegraph_cells__", ()))
 
     def getattr(self, tx, name):
         if name in ("__name__", "__qualname__", "__module__", "__doc__"):

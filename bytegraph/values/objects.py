@@ -676,8 +676,31 @@ def wrap_object(tx, obj, source):
     if isinstance(hook, types.FunctionType):
         return DynamicAttrObjectValue(obj, source)
     if hook is not _MISSING and owner.__module__ != "builtins":   # builtins' is the generic lookup
-        raise Unsupported(f"{cls.__name__} has a C-level __getattribute__", kind="getattr")
+        return SealedObjectValue(obj, source)
     return ObjectValue(obj, source)
+
+
+class SealedObjectValue(Value):
+    """An object whose type has a C-level __getattribute__ (a numpy ufunc): held by reference
+    so it can be stored and passed on, but reading an attribute or calling it stops the trace
+    there (a graph break runs that instruction in Python)."""
+
+    def __init__(self, obj, source):
+        self.obj = obj
+        self.source = source
+
+    def python_type(self):
+        return type(self.obj)
+
+    def _refuse(self, what, kind):
+        raise Unsupported(f"{what} {type(self.obj).__name__} {getattr(self.obj, '__name__', '')} "
+                          f"({type(self.obj).__name__} has a C-level __getattribute__)", kind=kind)
+
+    def getattr(self, tx, name):
+        self._refuse(f"attribute {name!r} of", "getattr")
+
+    def call(self, tx, args, kwargs):
+        self._refuse("call to", "call")
 
 
 # Immutable builtins whose instances of subclasses keep an immutable "core" value; the C-level
@@ -732,6 +755,11 @@ class ImmutableValue(ObjectValue):
         return super().identity_key()
 
     def fx_arg(self, tx):
+        if type(self.obj).__module__.partition(".")[0] == "numpy":
+            # a numpy scalar (np.float64 subclasses float): torch infers float64 from it where a
+            # float gives the default dtype (torch.tensor), and the graph's code cannot spell it
+            raise Unsupported(f"a numpy scalar ({type(self.obj).__name__}) as a graph op argument",
+                              kind="graph_arg")
         if self.plain:
             return self.obj
         return super().fx_arg(tx)
