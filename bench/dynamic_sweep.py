@@ -8,11 +8,13 @@ cache entry) and the graphs the backend was handed, and checks every output agai
     .venv/bin/python bench/dynamic_sweep.py [--backend eager|inductor] [--only gpt2,bert,t5,batch,batchfn]
         [--no-torch] [--out bench/results/dynamic_sweep.md]
     .venv/bin/python bench/dynamic_sweep.py --overhead     # per-call overhead, static vs symbolic
+    .venv/bin/python bench/dynamic_sweep.py --backend inductor --isolate --fresh-cache   # fair compile times
 
 Compiles are counted from each compiler's own counters: bytegraph.counters["frames"]["ok"],
 torch._dynamo's counters["frames"]["ok"]; backend graphs by wrapping the backend.
 """
 import argparse
+import json
 import os
 import sys
 import time
@@ -204,8 +206,24 @@ def overhead(compilers):
                      ["| " + " | ".join(r) + " |" for r in rows])
 
 
+def _isolated(which, dynamic, comp, a):
+    """The sweep in a fresh interpreter: inductor's in-process kernel caches would otherwise hand
+    the second compiler the kernels the first one built."""
+    import subprocess
+    cmd = [sys.executable, os.path.abspath(__file__), "--one", f"{which},{dynamic},{comp}",
+           "--backend", a.backend] + (["--fresh-cache"] if a.fresh_cache else [])
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=3600).stdout
+    line = [x for x in out.splitlines() if x.startswith("RESULT ")]
+    if not line:
+        raise RuntimeError("no result from the subprocess")
+    return json.loads(line[-1][len("RESULT "):])
+
+
 def main():
     ap = argparse.ArgumentParser()
+    ap.add_argument("--one", default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--isolate", action="store_true",
+                    help="each sweep in a fresh subprocess (fair inductor compile times)")
     ap.add_argument("--overhead", action="store_true", help="per-call overhead table instead of sweeps")
     ap.add_argument("--backend", default="eager", choices=["eager", "inductor"])
     ap.add_argument("--only", default="gpt2,bert,t5,batch,batchfn")
@@ -224,12 +242,20 @@ def main():
             with open(a.out, "a") as f:
                 f.write(f"\n## {time.strftime('%Y-%m-%d %H:%M')} `{' '.join(sys.argv[1:])}`\n\n{text}\n")
         return
+    if a.one:                       # one sweep, in this (fresh) process: print its result as JSON
+        which, dyn, comp = a.one.split(",")
+        r = sweep(which, comp, {"None": None, "True": True, "False": False}[dyn], a.backend, a.fresh_cache)
+        print("RESULT " + json.dumps(r))
+        return
     for which in a.only.split(","):
         for dynamic in (None, False, True):
             row = [which, str(dynamic)]
             for comp in compilers:
                 try:
-                    r = sweep(which, comp, dynamic, a.backend, a.fresh_cache)
+                    if a.isolate:
+                        r = _isolated(which, dynamic, comp, a)
+                    else:
+                        r = sweep(which, comp, dynamic, a.backend, a.fresh_cache)
                     row.append(f"{r['compiles']} / {r['graphs']} / {'yes' if r['correct'] else 'NO'} / "
                                f"{r['seconds']:.1f} / {r['second_call']:.2f}")
                 except Exception as e:          # reported, not hidden

@@ -144,7 +144,9 @@ def _sym_builtin(fn, args):
         return None         # min(n, 4.5) is n or 4.5, not a float of both: compare (guarded)
     if fn in _SYM_BUILTINS and (fn is abs or len(args) == 2):
         return sym_op(tx, _SYM_BUILTINS[fn], args)
-    if getattr(fn, "__module__", "") in ("operator", "_operator"):
+    if getattr(fn, "__module__", "") in ("operator", "_operator", "math") or fn in (round, pow, divmod):
+        # SymInt/SymFloat implement these (__floor__, __trunc__, __round__, ...); one that needs
+        # the number asks the ShapeEnv for it, which guards it
         return sym_op(tx, fn, args)
     return None
 
@@ -592,6 +594,8 @@ def _scalar_conv(pytype):
                 return v
             if pytype is float:
                 return sym_op(tx, torch.sym_float, [v])
+            if pytype is int and v.python_type() is float:
+                return sym_op(tx, torch.sym_int, [v])
         if type(v) is ConstValue:
             try:
                 return const(pytype(v.value, *[r.as_python() for r in rest]))

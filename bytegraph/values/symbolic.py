@@ -156,11 +156,12 @@ def sym_op(tx, op, operands):
     fakes = [o.sym if isinstance(o, SymValue) else o.value for o in operands]
     try:
         result = op(*fakes)
-    except (ZeroDivisionError, OverflowError, ValueError, TypeError) as e:
+    except TypeError:
+        return None          # a Sym type lacks this operation (~n of a SymInt): specialize instead
+    except (ZeroDivisionError, OverflowError, ValueError) as e:
         raise UserError(e)
     if not isinstance(result, SYM_TYPES + _NUMBERS):
-        raise Unsupported(f"{getattr(op, '__name__', op)} on a symbolic size returned "
-                          f"{type(result).__name__}", kind="symbolic")
+        return None                     # the caller specializes instead
     if not is_symbolic(result):
         return ConstValue(plain(result))
     args = [o.node if isinstance(o, SymValue) else o.value for o in operands]
