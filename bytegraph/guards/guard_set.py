@@ -83,12 +83,25 @@ class GuardSet:
         self._seen = set()
         self.entry_autocast = {}      # device type -> (enabled, dtype) when the trace began
         self.entry_autocast_cache = True
+        # for the generation counter (guards/generation.py): each guard's source, the modules the
+        # trace read (Source -> ModuleInfo), and parameter/buffer checks on their bound locals
+        self.origins = []
+        self.module_infos = {}
+        self.state_tensor_code = {}
 
     def _add(self, code, source, kind):
         if code in self._seen:
-            return
+            return False
         self._seen.add(code)
         self.guards.append(Guard(code, source.name_hint() if source is not None else "global", kind))
+        self.origins.append(source)
+        return True
+
+    def note_module(self, source, mod):
+        """The trace read nn.Module `mod` through `source`: track its mutations (generation.py)."""
+        from .generation import ModuleInfo, track
+        if source not in self.module_infos:
+            self.module_infos[source] = ModuleInfo(mod, *track(mod))
 
     # --- global torch state -------------------------------------------------
     def add_global_state(self):
@@ -274,7 +287,11 @@ class GuardSet:
             checks.append(f"{e}.is_cpu")
         if t.storage_offset():
             checks.append(f"{e}.storage_offset() == {t.storage_offset()}")
-        self._add(" and ".join(checks), source, "tensor")
+        if self._add(" and ".join(checks), source, "tensor") and first != e:
+            # a parameter/buffer read through a module is bound from the entry's cache on the
+            # fast path (generation.py): the same checks on the cached local
+            self.state_tensor_code[len(self.guards) - 1] = " and ".join([f"type({e}) is {ttype}"]
+                                                                        + checks[1:])
 
     def add_code(self, code, source, kind):
         self._add(code, source, kind)

@@ -85,7 +85,7 @@ def _eager_entry(fn, failed, record, t0, name, on_guard_error):
     if not isinstance(e, UserError):      # counted by the runtime (fallback, by e.kind)
         record.breaks = [_record_of(e)]
     compile_metrics.append(record)
-    entry = build_entry(fn, cg, guards.expression(), [], "EAGER", name, on_guard_error)
+    entry = build_entry(fn, cg, guards, [], "EAGER", name, on_guard_error)
     entry.__bytegraph_guards__ = guards
     raise _TraceStopped(e, entry, record)
 
@@ -237,7 +237,7 @@ def convert(fn, args, kwargs, backend, backend_name, entry_index, on_guard_error
     tail += after
     record.trace_s = time.perf_counter() - t0
     body, gms = _compile_graphs(tracer, gb, cg, guards, backend, backend_name, grad_at_start, record)
-    entry = build_entry(fn, cg, guards.expression(), body + tail, "__r", name, on_guard_error)
+    entry = build_entry(fn, cg, guards, body + tail, "__r", name, on_guard_error)
     entry.__bytegraph_guards__ = guards
     record.ok = True
     record.guards = len(guards)
