@@ -287,11 +287,15 @@ class GuardSet:
             checks.append(f"{e}.is_cpu")
         if t.storage_offset():
             checks.append(f"{e}.storage_offset() == {t.storage_offset()}")
-        if self._add(" and ".join(checks), source, "tensor") and first != e:
-            # a parameter/buffer read through a module is bound from the entry's cache on the
-            # fast path (generation.py): the same checks on the cached local
-            self.state_tensor_code[len(self.guards) - 1] = " and ".join([f"type({e}) is {ttype}"]
-                                                                        + checks[1:])
+        if self._add(" and ".join(checks), source, "tensor"):
+            # the same checks as (expression, value) pairs: generation.py compares them as one
+            # tuple, and reads a parameter/buffer's from the entry's cache on the fast path
+            meta = [(f"{e}.dtype", t.dtype), (f"{e}.shape", tuple(t.shape)),
+                    (f"{e}.stride()", tuple(t.stride())), (f"{e}.requires_grad", t.requires_grad)]
+            meta.append((f"{e}.is_cpu", True) if t.device.type == "cpu" else (f"{e}.device", t.device))
+            if t.storage_offset():
+                meta.append((f"{e}.storage_offset()", t.storage_offset()))
+            self.state_tensor_code[len(self.guards) - 1] = (checks[0], e, type(t), meta)
 
     def add_code(self, code, source, kind):
         self._add(code, source, kind)
