@@ -308,3 +308,54 @@ def test_fast_path_is_taken_and_refilled_after_a_mutation(probe):
     assert cache.state[0] != GEN[0]
     probe.run()
     assert cache.state[0] == GEN[0]
+
+
+def test_requires_grad_setter_and_detach_():
+    torch.manual_seed(0)
+    m = Tree().eval()
+    c = compile_fn(m, backend="eager")
+    x = torch.randn(2, 4)
+    for _ in range(3):
+        assert_same(m(x), c(x))
+    before = recompiles()
+    m.a.lin.bias.requires_grad = False
+    assert_same(m(x), c(x))
+    assert recompiles() - before == 1
+    m.a.lin.bias.requires_grad = True
+    assert_same(m(x), c(x))
+    m.shared.lin.weight.detach_()
+    assert_same(m(x), c(x))
+    assert_same(m(x), c(x))
+    assert recompiles() - before == 2
+
+
+def test_in_place_metadata_ops_on_a_parameter():
+    class M(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = nn.Parameter(torch.randn(3, 1))
+
+        def forward(self, x):
+            return x * self.w.sum() + self.w.dim()
+    p = Probe(M(), torch.randn(2))
+    with torch.no_grad():
+        p.m.w.squeeze_()
+    p.check(1)
+    with torch.no_grad():
+        p.m.w.unsqueeze_(0)
+    p.check(1)
+    with torch.no_grad():
+        torch.ops.aten.set_.source_Tensor(p.m.w, torch.randn(3, 1))
+    p.check(0)                            # back to the first shape: the first entry serves
+
+
+def test_parameter_class_keeps_its_behaviour():
+    w = nn.Parameter(torch.randn(2, 2))
+    assert isinstance(w.data, torch.Tensor) and type(w.data) is torch.Tensor
+    w.data = torch.zeros(2, 2)
+    assert w.sum().item() == 0 and w.requires_grad
+    w.requires_grad_(False)
+    assert not w.requires_grad
+    w2 = copy.deepcopy(w)
+    assert type(w2) is nn.Parameter and not w2.requires_grad
+    assert torch.equal(pickle.loads(pickle.dumps(w)), w)

@@ -114,7 +114,43 @@ def _install():
             f.__wrapped__ = o
         M.__setattr__ = __setattr__
         M.__delattr__ = __delattr__
+        _install_parameter_hooks()
         _installed.append(True)
+
+
+def _install_parameter_hooks():
+    """Make the metadata changes of a Parameter that leave its version counter alone bump GEN:
+    `p.data = t` and `p.requires_grad = b` (properties on torch.nn.Parameter that read and write
+    through TensorBase's own descriptors) and `requires_grad_()` / `detach_()` (wrappers of
+    TensorBase's methods). Everything else that changes a tensor's metadata in place (`set_`,
+    `resize_`, `as_strided_`, `t_`, `squeeze_`, ... also through torch.ops) bumps its version
+    counter, and `torch.utils.swap_tensors` changes `_cdata`: the fast path compares both."""
+    P, TB = torch.nn.Parameter, torch._C.TensorBase
+
+    def descriptor(name):
+        d = TB.__dict__[name]
+
+        def fset(self, value):
+            d.__set__(self, value)
+            GEN[0] += 1
+        return property(d.__get__, fset, None, d.__doc__)
+
+    def method(name):
+        orig = getattr(TB, name)
+
+        def m(self, *args, **kwargs):
+            try:
+                return orig(self, *args, **kwargs)
+            finally:
+                GEN[0] += 1
+        m.__name__, m.__qualname__, m.__doc__ = name, f"Parameter.{name}", orig.__doc__
+        return m
+    for name in ("data", "requires_grad"):
+        if name not in P.__dict__:
+            setattr(P, name, descriptor(name))
+    for name in ("requires_grad_", "detach_"):
+        if name not in P.__dict__:
+            setattr(P, name, method(name))
 
 
 def class_is_trackable(cls):
@@ -275,7 +311,7 @@ def split(guards, body_text):
     """Split a GuardSet; `body_text` is the code after the guards (names it reads are cached)."""
     cls = Classifier(guards.module_infos)
     cg = guards.cg
-    keep, skipped, meta, full = [], [], [], []
+    keep, skipped, meta, full, versioned = [], [], [], [], []
     for i, g in enumerate(guards.guards):
         source = guards.origins[i] if i < len(guards.origins) else None
         tm = guards.state_tensor_code.get(i)
@@ -283,22 +319,36 @@ def split(guards, body_text):
         if tm is not None:
             # a tensor's metadata as one tuple comparison against a bound constant: fewer
             # Python operations than a chain of checks (same checks, same order of binding)
-            type_check, e, _, m = tm
+            type_check, e, _, m, _ = tm
             code = f"{type_check} and ({', '.join(x for x, _ in m)},) == " \
                    f"{cg.const(tuple(v for _, v in m), 'meta')}"
         full.append(code)
         if tm is not None and source is not None and cls.is_state_tensor(source):
             skipped.append(g.code)
-            meta.append((f"type({tm[1]})", tm[2]))
-            meta.extend(tm[3])
+            m = [(f"type({tm[1]})", tm[2])] + tm[3]
+            if tm[4]:
+                versioned.append((tm[1], m))
+            else:
+                meta.extend(m)
         elif cls.covered(source, g.kind):
             skipped.append(g.code)
         else:
             keep.append(code)
+    if versioned:
+        # parameters: their version counters and TensorImpls unchanged since the last full check
+        # of their metadata (with GEN unchanged, nothing else can change it: see
+        # _install_parameter_hooks); else the full check, which refreshes the versions
+        vs = ", ".join(f"{e}._version, {e}._cdata" for e, _ in versioned)
+        vm = [x for _, m in versioned for x in m]
+        cell = [None]
+        cell_name = cg.const(cell, "param_versions")
+        store = cg.const(_storer(cell), "store_versions")
+        keep.append(f"(__pv := ({vs},)) == {cell_name}[0] or (({', '.join(e for e, _ in vm)},) == "
+                    f"{cg.const(tuple(v for _, v in vm), 'param_meta')} and {store}(__pv))")
     if meta:
-        # every parameter/buffer's metadata in one tuple comparison: read from the cached locals
+        # every other parameter/buffer's metadata in one tuple comparison, on the cached locals
         name = cg.const(tuple(v for _, v in meta), "state_meta")
-        keep.append(f"({', '.join(e for e, _ in meta)}) == {name}")
+        keep.append(f"({', '.join(e for e, _ in meta)},) == {name}")
     full = " and ".join(f"({c})" for c in full) or "True"
     if not skipped:
         return Split(full, None, (), ())
@@ -317,6 +367,13 @@ def split(guards, body_text):
     sp = Split(full, fast, tuple(cached), mods)
     sp.stats = (len(guards.guards), len(keep), len(cached))
     return sp
+
+
+def _storer(cell):
+    def store(value):
+        cell[0] = value
+        return True
+    return store
 
 
 class EntryCache:

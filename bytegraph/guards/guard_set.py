@@ -295,7 +295,8 @@ class GuardSet:
             meta.append((f"{e}.is_cpu", True) if t.device.type == "cpu" else (f"{e}.device", t.device))
             if t.storage_offset():
                 meta.append((f"{e}.storage_offset()", t.storage_offset()))
-            self.state_tensor_code[len(self.guards) - 1] = (checks[0], e, type(t), meta)
+            versioned = type(t) is torch.nn.Parameter and not t.is_inference()
+            self.state_tensor_code[len(self.guards) - 1] = (checks[0], e, type(t), meta, versioned)
 
     def add_code(self, code, source, kind):
         self._add(code, source, kind)
