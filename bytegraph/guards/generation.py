@@ -31,6 +31,7 @@ import torch
 
 GEN = [0]
 _lock = threading.Lock()
+_gen_lock = threading.Lock()
 _installed = []
 _NN_DICTS = ("_parameters", "_buffers", "_modules")
 _HOOK_DICTS = ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks",
@@ -39,7 +40,10 @@ _HOOK_DICTS = ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_back
 
 
 def _bump():
-    GEN[0] += 1
+    # under a lock: a read-modify-write interrupted by a thread switch could otherwise store an
+    # older value and make a generation an entry cached current again
+    with _gen_lock:
+        GEN[0] += 1
 
 
 def _tracking_methods(base):
@@ -51,7 +55,7 @@ def _tracking_methods(base):
             try:
                 return orig(self, *args, **kwargs)
             finally:
-                GEN[0] += 1
+                _bump()
         method.__name__ = name
         method.__qualname__ = f"Tracked{base.__name__}.{name}"
         return method
@@ -102,13 +106,13 @@ def _install():
             tracked = type(self.__dict__.get("_parameters")) is TrackedDict
             setattr_(self, name, value)
             if tracked:
-                GEN[0] += 1
+                _bump()
 
         def __delattr__(self, name):
             tracked = type(self.__dict__.get("_parameters")) is TrackedDict
             delattr_(self, name)
             if tracked:
-                GEN[0] += 1
+                _bump()
         for f, o in ((__setattr__, setattr_), (__delattr__, delattr_)):
             f.__qualname__, f.__module__, f.__doc__ = o.__qualname__, o.__module__, o.__doc__
             f.__wrapped__ = o
@@ -132,7 +136,7 @@ def _install_parameter_hooks():
 
         def fset(self, value):
             d.__set__(self, value)
-            GEN[0] += 1
+            _bump()
         return property(d.__get__, fset, None, d.__doc__)
 
     def method(name):
@@ -142,7 +146,7 @@ def _install_parameter_hooks():
             try:
                 return orig(self, *args, **kwargs)
             finally:
-                GEN[0] += 1
+                _bump()
         m.__name__, m.__qualname__, m.__doc__ = name, f"Parameter.{name}", orig.__doc__
         return m
     for name in ("data", "requires_grad"):
@@ -185,7 +189,7 @@ def track(mod):
         else:
             hooks = False
     if swapped:
-        GEN[0] += 1          # guards of older entries may have read the dicts' types
+        _bump()          # guards of older entries may have read the dicts' types
     return tracked, tracked and hooks
 
 
