@@ -359,3 +359,59 @@ def test_parameter_class_keeps_its_behaviour():
     w2 = copy.deepcopy(w)
     assert type(w2) is nn.Parameter and not w2.requires_grad
     assert torch.equal(pickle.loads(pickle.dumps(w)), w)
+
+
+def test_replaced_module_dicts_are_tracked_again(probe):
+    from collections import OrderedDict
+    leaf = probe.m.layers[0]
+    leaf._parameters = dict(leaf._parameters)       # same entries: no recompile
+    probe.check(0)
+    leaf._parameters["bias"] = nn.Parameter(torch.randn(4))
+    probe.check(0)                                  # the new values are used
+    leaf._forward_hooks = OrderedDict()
+    probe.check(0)
+    leaf.register_forward_hook(lambda mod, args, out: out * 0)
+    probe.check(1)
+
+
+def test_forward_that_writes_module_attributes_every_call():
+    class M(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = nn.Linear(4, 4)
+            self.mult = 1
+
+        def forward(self, x):
+            self.mult = 2
+            y = self.lin(x) * self.mult
+            self.mult = 1
+            return y
+    p = Probe(M())
+    p.check(0)
+    p.m.lin.weight.data = torch.randn(4, 4)
+    p.check(0)
+
+
+def test_forward_that_counts_calls_on_the_module():
+    class M(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = nn.Linear(4, 4)
+            self.calls = 0
+
+        def forward(self, x):
+            self.calls += 1
+            y = self.lin(x) * self.calls
+            if not hasattr(self, "seen"):
+                self.seen = True
+                y = y + 100
+            return y
+    torch.manual_seed(0)
+    eager = M()
+    compiled_m = copy.deepcopy(eager)
+    c = compile_fn(compiled_m, backend="eager")
+    x = torch.randn(2, 4)
+    for _ in range(4):
+        with torch.no_grad():
+            assert_same(eager(x), c(x))
+    assert compiled_m.calls == eager.calls == 4 and compiled_m.seen

@@ -279,18 +279,18 @@ def guard_block(guards, body_text, ns):
     modules, parameters, ...) are read from that cache and only the guards the counter does not
     cover run; else every guard runs, and passing them refreshes the cache."""
     if isinstance(guards, str):
-        return ["    try:", f"        if not ({guards}):", "            return MISS"]
+        return ["    try:", f"        if not ({guards}):", "            return MISS"], []
     from ..guards.generation import GEN, EntryCache, split
     sp = split(guards, body_text)
     if sp.fast is None:
-        return ["    try:", f"        if not ({sp.full}):", "            return MISS"]
+        return ["    try:", f"        if not ({sp.full}):", "            return MISS"], []
     ns["_gen"] = GEN
     ns["_ecache"] = cache = EntryCache(sp.modules, sp.stats)
     guards.entry_cache = cache
     names = ", ".join(sp.cached) + ("," if len(sp.cached) == 1 else "")
     lines = ["    try:",
              "        __c = _ecache.state",
-             "        if __c[0] == _gen[0]:"]
+             "        if (__gn := __c[0]) == _gen[0]:"]
     if sp.cached:
         lines.append(f"            {names} = __c[1]")
     lines += [f"            if not ({sp.fast}):",
@@ -300,7 +300,8 @@ def guard_block(guards, body_text, ns):
               f"            if not ({sp.full}):",
               "                return MISS",
               f"            _ecache.store(__gn, ({names}))"]
-    return lines
+    after = [f"_ecache.advance(__gn, {sp.own_bumps})"] if sp.own_bumps else []
+    return lines, after
 
 
 def build_entry(fn, cg, guards, body_lines, return_expr, name, on_guard_error=None):
@@ -318,10 +319,11 @@ def build_entry(fn, cg, guards, body_lines, return_expr, name, on_guard_error=No
     cg.namespace["_guard_error"] = on_guard_error
     params = signature_source(code, "__defaults", len(defaults), kwdefaults)
     body = [f"def {name}({params}):"]
-    body += guard_block(guards, "\n".join(body_lines) + "\n" + return_expr, cg.namespace)
+    head, after = guard_block(guards, "\n".join(body_lines) + "\n" + return_expr, cg.namespace)
+    body += head
     body += ["    except Exception as __e:",
              "        return _guard_error(__e)"]
-    body += [f"    {line}" for line in body_lines]
+    body += [f"    {line}" for line in body_lines + after]
     body.append(f"    return {return_expr}")
     src = "\n".join(body) + "\n"
     ns = cg.namespace

@@ -25,6 +25,7 @@ unchanged) and those checked on every call; codegen/entry.py builds the two-path
 """
 import re
 import threading
+import weakref
 from collections import OrderedDict
 
 import torch
@@ -106,12 +107,16 @@ def _install():
             tracked = type(self.__dict__.get("_parameters")) is TrackedDict
             setattr_(self, name, value)
             if tracked:
+                if name in _RETRACK:
+                    _retrack(self)
                 _bump()
 
         def __delattr__(self, name):
             tracked = type(self.__dict__.get("_parameters")) is TrackedDict
             delattr_(self, name)
             if tracked:
+                if name in _RETRACK:
+                    _retrack(self)
                 _bump()
         for f, o in ((__setattr__, setattr_), (__delattr__, delattr_)):
             f.__qualname__, f.__module__, f.__doc__ = o.__qualname__, o.__module__, o.__doc__
@@ -155,6 +160,21 @@ def _install_parameter_hooks():
     for name in ("requires_grad_", "detach_"):
         if name not in P.__dict__:
             setattr(P, name, method(name))
+
+
+# assigning one of these replaces what tracking installed (or the class that allowed it)
+_RETRACK = frozenset(_NN_DICTS + _HOOK_DICTS + ("__dict__", "__class__"))
+# tracked modules that could not be tracked fully again after such an assignment: an entry's
+# cache naming one of them is not refilled (EntryCache.store), so its guards run on every call
+LOST = weakref.WeakSet()
+
+
+def _retrack(mod):
+    tracked, hooks = track(mod)
+    if tracked and hooks:
+        LOST.discard(mod)
+    else:
+        LOST.add(mod)
 
 
 def class_is_trackable(cls):
@@ -228,8 +248,10 @@ class Classifier:
     tracked module whose own identity is guarded (every module a trace reads is), or an item of a
     tracked dict reached that way."""
 
-    def __init__(self, modules):
+    def __init__(self, modules, written=()):
         self.modules = modules          # Source -> ModuleInfo
+        self.written = set(written)     # (module Source, attribute) the entry's epilogue writes
+        self.written_modules = {src for src, _ in self.written}
         self._memo = {}
 
     def obj(self, src):
@@ -252,7 +274,7 @@ class Classifier:
             return False, None
         if t is AttrSource:
             info = self.modules.get(src.base)
-            if info is not None and info.tracked:
+            if info is not None and info.tracked and (src.base, src.key) not in self.written:
                 d = info.mod.__dict__
                 if src.key in d and src.key != "__dict__" \
                         and not _has_data_descriptor(type(info.mod), src.key):
@@ -274,7 +296,9 @@ class Classifier:
             info = self.modules.get(source)
             if info is None:
                 return False
-            return info.hooks_tracked if kind == "no_hooks" else info.tracked
+            if kind == "no_hooks":
+                return info.hooks_tracked
+            return info.tracked and source not in self.written_modules
         ok, obj = self.obj(source)
         if not ok:
             return False
@@ -313,7 +337,8 @@ class Split:
 
 def split(guards, body_text):
     """Split a GuardSet; `body_text` is the code after the guards (names it reads are cached)."""
-    cls = Classifier(guards.module_infos)
+    writes = getattr(guards, "attr_writes", ())
+    cls = Classifier(guards.module_infos, writes)
     cg = guards.cg
     keep, skipped, meta, full, versioned = [], [], [], [], []
     for i, g in enumerate(guards.guards):
@@ -370,6 +395,15 @@ def split(guards, body_text):
     mods = [(info.mod, info.hooks_tracked) for info in guards.module_infos.values() if info.tracked]
     sp = Split(full, fast, tuple(cached), mods)
     sp.stats = (len(guards.guards), len(keep), len(cached))
+    # the entry's own writes to tracked modules bump GEN once each (a write that also changes a
+    # parameter/buffer/child dict bumps more); when nothing else moved it, the entry advances
+    # its cached generation past them, so a forward that sets module attributes on every call
+    # keeps its fast path (guards on what it writes are not covered, see Classifier)
+    own = [src for src, name in writes if src in guards.module_infos]
+    sp.own_bumps = 0
+    if len(own) == len(writes) and all(guards.module_infos[s].tracked for s in own) \
+            and not any(name in _RETRACK for _, name in writes):
+        sp.own_bumps = len(own)
     return sp
 
 
@@ -382,12 +416,12 @@ def _storer(cell):
 
 class EntryCache:
     """Per entry: (generation, cached locals) from the last call that passed the full guards.
-    `store` re-tracks the entry's modules first (a module whose dicts were replaced through a
-    tracked setattr is tracked again), so a cached generation always covers them."""
+    A module whose tracked dicts were replaced through setattr is tracked again right away
+    (_retrack); if that is impossible it is in LOST and `store` refuses, so a cached generation
+    always covers the entry's modules."""
     __slots__ = ("state", "refs", "stats")
 
     def __init__(self, modules, stats=None):
-        import weakref
         self.state = (-1, ())
         self.refs = []
         self.stats = stats          # (guards, guards on the fast path, cached locals)
@@ -397,13 +431,18 @@ class EntryCache:
             except TypeError:
                 pass
 
+    def advance(self, gen, bumps):
+        """After the entry's own epilogue: if GEN moved by exactly its own `bumps` writes since
+        the cache was checked at `gen`, the cache holds for the new generation too."""
+        state = self.state
+        if state[0] == gen and GEN[0] == gen + bumps:
+            self.state = (gen + bumps, state[1])
+
     def store(self, gen, values):
-        for r, hooks in self.refs:
-            m = r()
-            if m is None:
-                return
-            tracked, hooks_tracked = track(m)
-            if not tracked or (hooks and not hooks_tracked):
-                return
+        if LOST:                    # rare: some module's tracking was undone (see _retrack)
+            for r, hooks in self.refs:
+                m = r()
+                if m is None or m in LOST:
+                    return
         if GEN[0] == gen:
             self.state = (gen, values)

@@ -99,9 +99,11 @@ class GuardSet:
 
     def note_module(self, source, mod):
         """The trace read nn.Module `mod` through `source`: track its mutations (generation.py)."""
-        from .generation import ModuleInfo, track
+        from .generation import LOST, ModuleInfo, track
         if source not in self.module_infos:
-            self.module_infos[source] = ModuleInfo(mod, *track(mod))
+            info = self.module_infos[source] = ModuleInfo(mod, *track(mod))
+            if info.hooks_tracked and LOST:
+                LOST.discard(mod)
 
     # --- global torch state -------------------------------------------------
     def add_global_state(self):

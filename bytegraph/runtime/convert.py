@@ -237,6 +237,7 @@ def convert(fn, args, kwargs, backend, backend_name, entry_index, on_guard_error
     tail += after
     record.trace_s = time.perf_counter() - t0
     body, gms = _compile_graphs(tracer, gb, cg, guards, backend, backend_name, grad_at_start, record)
+    guards.attr_writes = [(v.source, n) for k, v, n, _ in tracer.side_effects.writes if k == "attr"]
     entry = build_entry(fn, cg, guards, body + tail, "__r", name, on_guard_error)
     entry.__bytegraph_guards__ = guards
     record.ok = True
