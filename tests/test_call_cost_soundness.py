@@ -415,3 +415,15 @@ def test_forward_that_counts_calls_on_the_module():
         with torch.no_grad():
             assert_same(eager(x), c(x))
     assert compiled_m.calls == eager.calls == 4 and compiled_m.seen
+
+
+def test_replaced_submodule_is_not_kept_alive_by_the_cache(probe):
+    import gc
+    import weakref
+    old = probe.m.layers[1].lin
+    ref = weakref.ref(old)
+    probe.m.layers[1].lin = nn.Linear(4, 4)
+    del old
+    probe.check(1)
+    gc.collect()
+    assert ref() is None

@@ -280,11 +280,12 @@ def guard_block(guards, body_text, ns):
     cover run; else every guard runs, and passing them refreshes the cache."""
     if isinstance(guards, str):
         return ["    try:", f"        if not ({guards}):", "            return MISS"], []
-    from ..guards.generation import GEN, EntryCache, split
+    from ..guards.generation import GEN, NO_STATE, EntryCache, split
     sp = split(guards, body_text)
     if sp.fast is None:
         return ["    try:", f"        if not ({sp.full}):", "            return MISS"], []
     ns["_gen"] = GEN
+    ns["_NO_STATE"] = NO_STATE
     ns["_ecache"] = cache = EntryCache(sp.modules, sp.stats)
     guards.entry_cache = cache
     names = ", ".join(sp.cached) + ("," if len(sp.cached) == 1 else "")
@@ -298,6 +299,7 @@ def guard_block(guards, body_text, ns):
               "        else:",
               "            __gn = _gen[0]",
               f"            if not ({sp.full}):",
+              "                _ecache.state = _NO_STATE    # stale: let go of what it holds",
               "                return MISS",
               f"            _ecache.store(__gn, ({names}))"]
     after = [f"_ecache.advance(__gn, {sp.own_bumps})"] if sp.own_bumps else []

@@ -407,6 +407,9 @@ def split(guards, body_text):
     return sp
 
 
+NO_STATE = (-1, ())      # an EntryCache that holds nothing (no generation is negative)
+
+
 def _storer(cell):
     def store(value):
         cell[0] = value
@@ -422,7 +425,7 @@ class EntryCache:
     __slots__ = ("state", "refs", "stats")
 
     def __init__(self, modules, stats=None):
-        self.state = (-1, ())
+        self.state = NO_STATE
         self.refs = []
         self.stats = stats          # (guards, guards on the fast path, cached locals)
         for m, hooks in modules:
