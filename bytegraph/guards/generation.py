@@ -340,18 +340,20 @@ def split(guards, body_text):
     writes = getattr(guards, "attr_writes", ())
     cls = Classifier(guards.module_infos, writes)
     cg = guards.cg
-    keep, skipped, meta, full, versioned = [], [], [], [], []
+    keep, skipped, meta, full, versioned, full_meta = [], [], [], [], [], []
     for i, g in enumerate(guards.guards):
         source = guards.origins[i] if i < len(guards.origins) else None
         tm = guards.state_tensor_code.get(i)
         code = g.code
         if tm is not None:
-            # a tensor's metadata as one tuple comparison against a bound constant: fewer
-            # Python operations than a chain of checks (same checks, same order of binding)
+            # a tensor guard: its type check stays in place (it binds the local later guards
+            # read); its metadata joins one tuple comparison after all guards (fewer Python
+            # operations than a chain of checks per tensor; every type is checked by then)
             type_check, e, _, m, _ = tm
-            code = f"{type_check} and ({', '.join(x for x, _ in m)},) == " \
-                   f"{cg.const(tuple(v for _, v in m), 'meta')}"
-        full.append(code)
+            full.append(type_check)
+            full_meta.extend(m)
+        else:
+            full.append(code)
         if tm is not None and source is not None and cls.is_state_tensor(source):
             skipped.append(g.code)
             m = [(f"type({tm[1]})", tm[2])] + tm[3]
@@ -361,8 +363,17 @@ def split(guards, body_text):
                 meta.extend(m)
         elif cls.covered(source, g.kind):
             skipped.append(g.code)
+        elif tm is not None:
+            keep.append(tm[0])
+            meta.extend(tm[3])
         else:
             keep.append(code)
+
+    def compare(pairs, hint):
+        return f"({', '.join(x for x, _ in pairs)},) == {cg.const(tuple(v for _, v in pairs), hint)}"
+    if meta:
+        # inputs, and parameters/buffers without the version check, read from the cached locals
+        keep.append(compare(meta, "meta"))
     if versioned:
         # parameters: their version counters and TensorImpls unchanged since the last full check
         # of their metadata (with GEN unchanged, nothing else can change it: see
@@ -372,12 +383,10 @@ def split(guards, body_text):
         cell = [None]
         cell_name = cg.const(cell, "param_versions")
         store = cg.const(_storer(cell), "store_versions")
-        keep.append(f"(__pv := ({vs},)) == {cell_name}[0] or (({', '.join(e for e, _ in vm)},) == "
-                    f"{cg.const(tuple(v for _, v in vm), 'param_meta')} and {store}(__pv))")
-    if meta:
-        # every other parameter/buffer's metadata in one tuple comparison, on the cached locals
-        name = cg.const(tuple(v for _, v in meta), "state_meta")
-        keep.append(f"({', '.join(e for e, _ in meta)},) == {name}")
+        keep.append(f"(__pv := ({vs},)) == {cell_name}[0] or ({compare(vm, 'param_meta')} and "
+                    f"{store}(__pv))")
+    if full_meta:
+        full.append(compare(full_meta, "meta"))
     full = " and ".join(f"({c})" for c in full) or "True"
     if not skipped:
         return Split(full, None, (), ())
