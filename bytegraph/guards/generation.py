@@ -337,13 +337,13 @@ class Split:
 
 def split(guards, body_text):
     """Split a GuardSet; `body_text` is the code after the guards (names it reads are cached)."""
-    writes = getattr(guards, "attr_writes", ())
+    writes = guards.attr_writes
     cls = Classifier(guards.module_infos, writes)
     cg = guards.cg
     keep, skipped, meta, full, versioned, full_meta = [], [], [], [], [], []
     for i, g in enumerate(guards.guards):
         source = guards.origins[i] if i < len(guards.origins) else None
-        tm = guards.state_tensor_code.get(i)
+        tm = guards.tensor_meta.get(i)
         code = g.code
         if tm is not None:
             # a tensor guard: its type check stays in place (it binds the local later guards

@@ -83,11 +83,13 @@ class GuardSet:
         self._seen = set()
         self.entry_autocast = {}      # device type -> (enabled, dtype) when the trace began
         self.entry_autocast_cache = True
-        # for the generation counter (guards/generation.py): each guard's source, the modules the
-        # trace read (Source -> ModuleInfo), and parameter/buffer checks on their bound locals
+        # for the two-path entry (guards/generation.py): each guard's source, the modules the
+        # trace read (Source -> ModuleInfo), each tensor guard's checks as (expression, value)
+        # pairs (by guard index), and the module attributes the entry's epilogue writes
         self.origins = []
         self.module_infos = {}
-        self.state_tensor_code = {}
+        self.tensor_meta = {}
+        self.attr_writes = []
 
     def _add(self, code, source, kind):
         if code in self._seen:
@@ -290,15 +292,15 @@ class GuardSet:
         if t.storage_offset():
             checks.append(f"{e}.storage_offset() == {t.storage_offset()}")
         if self._add(" and ".join(checks), source, "tensor"):
-            # the same checks as (expression, value) pairs: generation.py compares them as one
-            # tuple, and reads a parameter/buffer's from the entry's cache on the fast path
+            # the same checks as (expression, value) pairs: generation.py compares all tensors'
+            # metadata as one tuple, and a parameter's by its version on the fast path
             meta = [(f"{e}.dtype", t.dtype), (f"{e}.shape", tuple(t.shape)),
                     (f"{e}.stride()", tuple(t.stride())), (f"{e}.requires_grad", t.requires_grad)]
             meta.append((f"{e}.is_cpu", True) if t.device.type == "cpu" else (f"{e}.device", t.device))
             if t.storage_offset():
                 meta.append((f"{e}.storage_offset()", t.storage_offset()))
             versioned = type(t) is torch.nn.Parameter and not t.is_inference()
-            self.state_tensor_code[len(self.guards) - 1] = (checks[0], e, type(t), meta, versioned)
+            self.tensor_meta[len(self.guards) - 1] = (checks[0], e, type(t), meta, versioned)
 
     def add_code(self, code, source, kind):
         self._add(code, source, kind)
