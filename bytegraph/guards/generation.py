@@ -340,53 +340,32 @@ def split(guards, body_text):
     writes = guards.attr_writes
     cls = Classifier(guards.module_infos, writes)
     cg = guards.cg
-    keep, skipped, meta, full, versioned, full_meta = [], [], [], [], [], []
+    keep, skipped, meta, full, versioned = [], [], [], [], []
     for i, g in enumerate(guards.guards):
         source = guards.origins[i] if i < len(guards.origins) else None
         tm = guards.tensor_meta.get(i)
-        code = g.code
-        if tm is not None:
-            # a tensor guard: its type check stays in place (it binds the local later guards
-            # read); its metadata joins one tuple comparison after all guards (fewer Python
-            # operations than a chain of checks per tensor; every type is checked by then)
-            type_check, e, _, m, _ = tm
-            full.append(type_check)
-            full_meta.extend(m)
-        else:
-            full.append(code)
+        full.append(g.code)
         if tm is not None and source is not None and cls.is_state_tensor(source):
             skipped.append(g.code)
-            m = [(f"type({tm[1]})", tm[2])] + tm[3]
-            if tm[4]:
-                versioned.append((tm[1], m))
-            else:
-                meta.extend(m)
+            (versioned if tm[2] else meta).append(tm[:2])
         elif cls.covered(source, g.kind):
             skipped.append(g.code)
-        elif tm is not None:
-            keep.append(tm[0])
-            meta.extend(tm[3])
         else:
-            keep.append(code)
-
-    def compare(pairs, hint):
-        return f"({', '.join(x for x, _ in pairs)},) == {cg.const(tuple(v for _, v in pairs), hint)}"
-    if meta:
-        # inputs, and parameters/buffers without the version check, read from the cached locals
-        keep.append(compare(meta, "meta"))
+            keep.append(g.code)
+    # parameters/buffers, on the locals read from the cache (after the other guards, which are
+    # cheaper and fail first on new inputs); a chain of checks per tensor is as fast as any
+    # batched form in Python (each tensor getter dominates)
+    keep.extend(code for code, _ in meta)
     if versioned:
         # parameters: their version counters and TensorImpls unchanged since the last full check
         # of their metadata (with GEN unchanged, nothing else can change it: see
         # _install_parameter_hooks); else the full check, which refreshes the versions
-        vs = ", ".join(f"{e}._version, {e}._cdata" for e, _ in versioned)
-        vm = [x for _, m in versioned for x in m]
+        vs = ", ".join(f"{e}._version, {e}._cdata" for _, e in versioned)
         cell = [None]
         cell_name = cg.const(cell, "param_versions")
         store = cg.const(_storer(cell), "store_versions")
-        keep.append(f"(__pv := ({vs},)) == {cell_name}[0] or ({compare(vm, 'param_meta')} and "
-                    f"{store}(__pv))")
-    if full_meta:
-        full.append(compare(full_meta, "meta"))
+        checks = " and ".join(f"({c})" for c, _ in versioned)
+        keep.append(f"(__pv := ({vs},)) == {cell_name}[0] or ({checks} and {store}(__pv))")
     full = " and ".join(f"({c})" for c in full) or "True"
     if not skipped:
         return Split(full, None, (), ())

@@ -84,8 +84,8 @@ class GuardSet:
         self.entry_autocast = {}      # device type -> (enabled, dtype) when the trace began
         self.entry_autocast_cache = True
         # for the two-path entry (guards/generation.py): each guard's source, the modules the
-        # trace read (Source -> ModuleInfo), each tensor guard's checks as (expression, value)
-        # pairs (by guard index), and the module attributes the entry's epilogue writes
+        # trace read (Source -> ModuleInfo), each tensor guard's checks on its bound local (by
+        # guard index), and the module attributes the entry's epilogue writes
         self.origins = []
         self.module_infos = {}
         self.tensor_meta = {}
@@ -292,15 +292,12 @@ class GuardSet:
         if t.storage_offset():
             checks.append(f"{e}.storage_offset() == {t.storage_offset()}")
         if self._add(" and ".join(checks), source, "tensor"):
-            # the same checks as (expression, value) pairs: generation.py compares all tensors'
-            # metadata as one tuple, and a parameter's by its version on the fast path
-            meta = [(f"{e}.dtype", t.dtype), (f"{e}.shape", tuple(t.shape)),
-                    (f"{e}.stride()", tuple(t.stride())), (f"{e}.requires_grad", t.requires_grad)]
-            meta.append((f"{e}.is_cpu", True) if t.device.type == "cpu" else (f"{e}.device", t.device))
-            if t.storage_offset():
-                meta.append((f"{e}.storage_offset()", t.storage_offset()))
+            # for the fast path (generation.py): the same checks on the bound local `e` (a
+            # parameter/buffer is read from the entry's cache there), and whether a parameter's
+            # version counter can stand for them
             versioned = type(t) is torch.nn.Parameter and not t.is_inference()
-            self.tensor_meta[len(self.guards) - 1] = (checks[0], e, type(t), meta, versioned)
+            self.tensor_meta[len(self.guards) - 1] = (
+                " and ".join([f"type({e}) is {ttype}"] + checks[1:]), e, versioned)
 
     def add_code(self, code, source, kind):
         self._add(code, source, kind)
