@@ -13,12 +13,15 @@
   is empty (a RemovableHandle holds a weak reference to its dict; an empty one has nothing to
   remove), else the module's hook guards stay on every call.
 
+- `p.data = t`, `p.requires_grad = b`, `requires_grad_()`, `detach_()` on an nn.Parameter
+  (properties/wrappers on torch.nn.Parameter, `_install_parameter_hooks`); the other in-place
+  metadata changes bump the tensor's own version counter, which the fast path compares.
+
 A module is tracked only when its class uses these (no `__setattr__`, `__delattr__` or
 `__getattribute__` of its own that could bypass them); an untracked module keeps its guards.
 What is deliberately not tracked: writes that bypass Python-level methods (`m.__dict__[k] = v`,
-`object.__setattr__(m, ...)`, `dict.__setitem__(m._parameters, ...)`), and tensor metadata
-(`p.data = ...`, `set_`, `resize_`, `requires_grad_`, `swap_tensors`), which is checked on
-every call instead (docs/call_cost.md).
+`object.__setattr__(m, ...)`, `dict.__setitem__(m._parameters, ...)`, TensorBase's methods
+called unbound); buffers' metadata is checked on every call (docs/call_cost.md).
 
 `split(guards)` sorts a trace's guards into those the counter covers (skipped while it is
 unchanged) and those checked on every call; codegen/entry.py builds the two-path entry.
