@@ -277,9 +277,44 @@ def _miss_on_guard_error(exc):
     return MISS
 
 
-def build_entry(fn, cg, guard_expr, body_lines, return_expr, name, on_guard_error=None):
-    """`on_guard_error(exc)` is called when evaluating the guards raises; what it returns
-    (normally MISS) is the entry's result. The try costs nothing when nothing raises."""
+def guard_block(guards, body_text, ns):
+    """The entry's guard statements. With no guard the module generation counter covers
+    (guards/generation.py), one `and` chain. Otherwise two paths: while the counter equals the
+    one cached by the last call that passed every guard, the locals those guards bound (child
+    modules, parameters, ...) are read from that cache and only the guards the counter does not
+    cover run; else every guard runs, and passing them refreshes the cache."""
+    if isinstance(guards, str):
+        return ["    try:", f"        if not ({guards}):", "            return MISS"], []
+    from ..guards.generation import GEN, NO_STATE, EntryCache, split
+    sp = split(guards, body_text)
+    if sp.fast is None:
+        return ["    try:", f"        if not ({sp.full}):", "            return MISS"], []
+    ns["_gen"] = GEN
+    ns["_NO_STATE"] = NO_STATE
+    ns["_ecache"] = cache = EntryCache(sp.modules, sp.stats)
+    guards.entry_cache = cache
+    names = ", ".join(sp.cached) + ("," if len(sp.cached) == 1 else "")
+    lines = ["    try:",
+             "        __c = _ecache.state",
+             "        if (__gn := __c[0]) == _gen[0]:"]
+    if sp.cached:
+        lines.append(f"            {names} = __c[1]")
+    lines += [f"            if not ({sp.fast}):",
+              "                return MISS",
+              "        else:",
+              "            __gn = _gen[0]",
+              f"            if not ({sp.full}):",
+              "                _ecache.state = _NO_STATE    # stale: let go of what it holds",
+              "                return MISS",
+              f"            _ecache.store(__gn, ({names}))"]
+    after = [f"_ecache.advance(__gn, {sp.own_bumps})"] if sp.own_bumps else []
+    return lines, after
+
+
+def build_entry(fn, cg, guards, body_lines, return_expr, name, on_guard_error=None):
+    """`guards`: the GuardSet (or a guard expression). `on_guard_error(exc)` is called when
+    evaluating the guards raises; what it returns (normally MISS) is the entry's result. The
+    try costs nothing when nothing raises."""
     code = fn.__code__
     defaults = fn.__defaults__ or ()
     kwdefaults = fn.__kwdefaults__ or {}
@@ -290,13 +325,12 @@ def build_entry(fn, cg, guard_expr, body_lines, return_expr, name, on_guard_erro
         on_guard_error = cg.life.guard_error_handler(on_guard_error)
     cg.namespace["_guard_error"] = on_guard_error
     params = signature_source(code, "__defaults", len(defaults), kwdefaults)
-    body = [f"def {name}({params}):",
-            "    try:",
-            f"        if not ({guard_expr}):",
-            "            return MISS",
-            "    except Exception as __e:",
-            "        return _guard_error(__e)"]
-    body += [f"    {line}" for line in body_lines]
+    body = [f"def {name}({params}):"]
+    head, after = guard_block(guards, "\n".join(body_lines) + "\n" + return_expr, cg.namespace)
+    body += head
+    body += ["    except Exception as __e:",
+             "        return _guard_error(__e)"]
+    body += [f"    {line}" for line in body_lines + after]
     body.append(f"    return {return_expr}")
     src = "\n".join(body) + "\n"
     ns = cg.namespace

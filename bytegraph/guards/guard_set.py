@@ -96,13 +96,30 @@ class GuardSet:
         # what automatic dynamic compares on a miss (runtime/dynamic.py: note_changes)
         self.sizes = []               # (source, shape) of each caller tensor
         self.ints = []                # (source, value) of each int argument guarded by value
+        # for the two-path entry (guards/generation.py): each guard's source, the modules the
+        # trace read (Source -> ModuleInfo), each tensor guard's checks on its bound local (by
+        # guard index), and the module attributes the entry's epilogue writes
+        self.origins = []
+        self.module_infos = {}
+        self.tensor_meta = {}
+        self.attr_writes = []
 
     def _add(self, code, source, kind, expected=None):
         if code in self._seen:
-            return
+            return False
         self._seen.add(code)
         self.guards.append(Guard(code, source.name_hint() if source is not None else "global", kind,
                                  source, expected, self.cg.bound(source) if source is not None else None))
+        self.origins.append(source)
+        return True
+
+    def note_module(self, source, mod):
+        """The trace read nn.Module `mod` through `source`: track its mutations (generation.py)."""
+        from .generation import LOST, ModuleInfo, track
+        if source not in self.module_infos:
+            info = self.module_infos[source] = ModuleInfo(mod, *track(mod))
+            if info.hooks_tracked and LOST:
+                LOST.discard(mod)
 
     # --- global torch state -------------------------------------------------
     def add_global_state(self):
@@ -293,7 +310,13 @@ class GuardSet:
         if t.storage_offset():
             checks.append(f"{e}.storage_offset() == {t.storage_offset()}")
         self.sizes.append((source, tuple(t.shape)))
-        self._add(" and ".join(checks), source, "tensor", _meta(t))
+        if self._add(" and ".join(checks), source, "tensor", _meta(t)):
+            # for the fast path (generation.py): the same checks on the bound local `e` (a
+            # parameter/buffer is read from the entry's cache there), and whether a parameter's
+            # version counter can stand for them
+            versioned = type(t) is torch.nn.Parameter and not t.is_inference()
+            self.tensor_meta[len(self.guards) - 1] = (
+                " and ".join([f"type({e}) is {ttype}"] + checks[1:]), e, versioned)
 
     def add_dynamic_tensor(self, source, t, fake, gb):
         """A caller tensor with symbolic dims: everything add_tensor checks, with each size and

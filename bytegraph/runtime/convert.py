@@ -93,7 +93,7 @@ def _eager_entry(fn, failed, record, t0, name, on_guard_error):
             guards.add_shape_env(failed.gb)
         except Unsupported:
             pass                # wider than needed, still correct: the entry runs fn eagerly
-    entry = build_entry(fn, cg, guards.expression(), [], "EAGER", name, on_guard_error)
+    entry = build_entry(fn, cg, guards, [], "EAGER", name, on_guard_error)
     entry.__bytegraph_guards__ = guards
     raise _TraceStopped(e, entry, record)
 
@@ -252,7 +252,8 @@ def convert(fn, args, kwargs, backend, backend_name, entry_index, on_guard_error
                                   f"({record.location})")
     body, gms = _compile_graphs(tracer, gb, cg, guards, backend, backend_name, grad_at_start, record)
     guards.add_shape_env(gb)        # after the backend, which may add guards of its own
-    entry = build_entry(fn, cg, guards.expression(), body + tail, "__r", name, on_guard_error)
+    guards.attr_writes = [(v.source, n) for k, v, n, _ in tracer.side_effects.writes if k == "attr"]
+    entry = build_entry(fn, cg, guards, body + tail, "__r", name, on_guard_error)
     entry.__bytegraph_guards__ = guards
     record.ok = True
     record.guards = len(guards)

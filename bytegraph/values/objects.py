@@ -808,6 +808,7 @@ def _raw_dict(obj):
 def wrap_module(tx, mod, source):
     if source is None:
         source = ObjectSource(mod, type(mod).__name__)
+    tx.guards.note_module(source, mod)       # tracks its mutations (guards/generation.py)
     tx.guards.add_identity(source, mod)
     return ModuleValue(mod, source)
 
