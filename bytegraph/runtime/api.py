@@ -207,7 +207,7 @@ def _miss(state, args, kwargs, walked=()):
                     action, payload = "warm", None
                     if not walked and not state.warm_tried and warm.enabled():
                         state.warm_tried = True    # first miss: stored entries (runtime/warm.py)
-                        payload = warm.load(state)
+                        payload = warm.load(state, args)
                     if not payload:
                         action, payload = _decide(state, args, kwargs)
                 finally:

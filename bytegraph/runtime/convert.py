@@ -249,6 +249,7 @@ def convert(fn, args, kwargs, backend, backend_name, entry_index, on_guard_error
     entry = build_entry(fn, cg, guards.expression(), body + tail, "__r", name, on_guard_error)
     entry.__bytegraph_guards__ = guards
     entry.__bytegraph_graphs__, entry.__bytegraph_codes__ = graphs, tracer.codes   # runtime/warm.py
+    entry.__bytegraph_hash_dependent__ = tracer.hash_dependent
     record.ok = True
     record.guards = len(guards)
     counters["frames"]["ok"] += 1

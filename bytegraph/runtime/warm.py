@@ -17,15 +17,18 @@ own guards then decide whether it serves the call; when they reject it, the func
 as usual. Any failure on the way ignores the record; a file that cannot be read (truncated,
 random bytes, another format or torch version) is ignored with one warning per file.
 """
+import functools
 import hashlib
 import importlib
 import io
 import os
 import pickle
+import re
 import sys
 import threading
 import types
 import warnings
+import weakref
 
 import torch
 import torch.fx
@@ -359,12 +362,115 @@ def _decode_graph(nodes):
     return torch.fx.GraphModule(torch.nn.Module(), g)
 
 
-_SPECIAL = ("__builtins__", "__defaults", "__defaults_kw", "_guard_error")
+_SPECIAL = ("__builtins__", "__defaults", "__defaults_kw", "_guard_error", "__adopt")
 
 
-def record_id(state):
+def _adoptable(entry, enc):
+    """The entry's source with its nn.Module identity guards made *adoptable*, the recipes of
+    those modules' classes, and the weak names replaced. In this process an entry pins each
+    nn.Module its guards name by identity (`L['model'] is _Net_7()`); every attribute, parameter
+    and submodule it reads is guarded by its source path, and the trace was checked not to have
+    observed an id, hash or set order. In a new process the first call whose guards all pass
+    adopts the modules it finds at those source paths (`__adopt(L['model'], 0)`: the class must
+    be the same and two names must be two distinct objects, as they were here); from then on
+    the guard is identity again. Any other weakly bound object, or a weak name used anywhere
+    but in its identity guards, makes the entry unportable."""
+    source = entry.__bytegraph_source__
+    life = getattr(entry, "__bytegraph_life__", None)
+    if life is None:
+        return source, [], set()
+    if life.dead:
+        raise Unportable("an object its guards name was freed")
+    guards = getattr(getattr(entry, "__bytegraph_guards__", None), "guards", None) or []
+    ns = entry.__globals__
+    adopt = []
+    for n in life.names:
+        obj = ns[n]()
+        if not isinstance(obj, torch.nn.Module):
+            raise Unportable(f"{n}: its guards pin a {type(obj).__name__} by identity")
+        suffix = f" is {n}()"
+        for g in guards:
+            if g.kind == "id" and g.code.endswith(suffix):
+                old = f"({g.code})"
+                if source.count(old) != 1:
+                    raise Unportable(f"{n}: identity guard not found once in the source")
+                source = source.replace(old, f"(__adopt({g.code[:-len(suffix)]}, {len(adopt)}))")
+        if re.search(rf"\b{re.escape(n)}\b", source):
+            raise Unportable(f"{n}: a pinned {type(obj).__name__} is used beyond its identity guard")
+        adopt.append(enc.recipe(type(obj)))
+    return source, adopt, set(life.names)
+
+
+class _Adopter:
+    """The modules one warm entry adopted (weakly), by adoption index. While not all are
+    adopted, calls go through `call`, which undoes a partial adoption when the guards miss."""
+
+    def __init__(self, types_):
+        self.types = types_
+        self.refs = [None] * len(types_)
+        self.done = not types_
+        self.lock = threading.Lock()
+
+    def adopt(self, obj, k):
+        ref = self.refs[k]
+        if ref is not None:
+            return ref() is obj
+        if type(obj) is not self.types[k] or any(r is not None and r() is obj for r in self.refs):
+            return False
+        try:
+            self.refs[k] = weakref.ref(obj)
+        except TypeError:
+            return False
+        return True
+
+    def wrap(self, raw, state):
+        state_ref = weakref.ref(state)
+
+        @functools.wraps(raw)
+        def adopting(*args, **kwargs):
+            if self.done:
+                return raw(*args, **kwargs)
+            with self.lock:
+                if self.done:
+                    return raw(*args, **kwargs)
+                ok = False
+                try:
+                    r = raw(*args, **kwargs)
+                    ok = r is not MISS
+                    return r
+                except BaseException:
+                    ok = True           # the guards passed: the adoption stands
+                    raise
+                finally:
+                    if ok:
+                        self.done = True
+                        _unwrap(state_ref(), adopting, raw)
+                    else:
+                        self.refs = [None] * len(self.types)
+        return adopting
+
+
+def _unwrap(state, wrapper, raw):
+    """All adopted: the cache walks the plain entry again (no wrapper call per hit)."""
+    if state is not None:
+        with state.lock:
+            if any(e is wrapper for e in state.entries):
+                state.entries = tuple(raw if e is wrapper else e for e in state.entries)
+
+
+def record_id(state, tag=None):
+    """What a record is looked up by. `tag`: for a compiled nn.Module (every OptimizedModule
+    runs the same `_module_call`), the recipe of the module's class."""
     fn = state.fn
-    return (fn.__module__, fn.__qualname__, state.backend_name, state.fullgraph, state.dynamic_mode)
+    return (fn.__module__, fn.__qualname__, state.backend_name, state.fullgraph, state.dynamic_mode, tag)
+
+
+def _is_module_call(state):
+    from .module import _module_call
+    return state.fn is _module_call
+
+
+_MODULE_GUARD = "(__adopt(mod, 0))"
 
 
 def _entry_record(state, entry):
@@ -389,17 +495,19 @@ def _encode_entry(state, entry):
     graphs = getattr(entry, "__bytegraph_graphs__", None)
     if graphs is None:
         raise Unportable("an entry with no graph record (an eager entry)")
-    if getattr(entry, "__bytegraph_life__", None) is not None:
-        raise Unportable("its guards pin a user object (nn.Module, tensor or instance) by identity")
+    if getattr(entry, "__bytegraph_hash_dependent__", True):
+        raise Unportable("the trace observed id(), hash() or a set's iteration order, which "
+                         "differ between processes")
     if any(g.inputs is None or None in g.inputs for g in graphs):
         raise Unportable("a graph with symbolic sizes or an input with no example metadata")
     inlined = getattr(entry, "__bytegraph_codes__", {}) or {}
     enc = _Encoder(graphs, inlined)
     ns = entry.__globals__
     name = entry.__name__
+    source, adopt, weak = _adoptable(entry, enc)
     namespace = {}
     for k, v in ns.items():
-        if k in _SPECIAL or k == name:
+        if k in _SPECIAL or k == name or k in weak:
             continue
         try:
             namespace[k] = enc.recipe(v)
@@ -421,7 +529,7 @@ def _encode_entry(state, entry):
     for code, qualname in pending:
         if code not in covered:
             raise Unportable(f"inlined code {qualname} cannot be found again by (module, qualname)")
-    return {"name": name, "source": entry.__bytegraph_source__, "namespace": namespace,
+    return {"name": name, "source": source, "namespace": namespace, "adopt": adopt,
             "graphs": [(_encode_graph(g.gm, enc), g.inputs, g.grad) for g in graphs],
             "codes": sorted(set(codes))}
 
@@ -435,9 +543,16 @@ def _state_record(state):
     if _function_with_code(fn.__module__, fn.__qualname__, fn.__code__) is not fn:
         return None
     entries = [r for r in (_entry_record(state, e) for e in state.entries) if r]
+    tag = None
+    if _is_module_call(state):
+        entries = [e for e in entries if _MODULE_GUARD in e["source"]]
+        tags = {tuple(e["adopt"][0]) for e in entries}
+        if len(tags) != 1:
+            return None
+        tag = tags.pop()
     if not entries:
         return None
-    return {"id": record_id(state), "hash": function_hash(fn), "entries": entries}
+    return {"id": record_id(state, tag), "hash": function_hash(fn), "entries": entries}
 
 
 # --------------------------------------------------------------------------
@@ -556,8 +671,16 @@ def enabled():
 # --------------------------------------------------------------------------
 # load
 
-def _find(state):
-    rid = record_id(state)
+def _find(state, args):
+    tag = None
+    if _is_module_call(state):
+        if not args or not isinstance(args[0], torch.nn.Module):
+            return None
+        try:
+            tag = tuple(_Encoder().recipe(type(args[0])))
+        except Unportable:
+            return None
+    rid = record_id(state, tag)
     with _lock:
         rec = _store.get(rid)
     if rec is None and cache_dir() is not None:
@@ -580,10 +703,10 @@ def _check_codes(rec_codes):
     return None
 
 
-def load(state):
+def load(state, args=()):
     """Entries rebuilt from a matching record (not installed), or () on a miss."""
     try:
-        rec = _find(state)
+        rec = _find(state, args)
         if rec is None:
             counters["warm"]["miss"] += 1
             return ()
@@ -618,11 +741,16 @@ def _rebuild(state, erec):
     ns["__defaults"] = fn.__defaults__ or ()
     ns["__defaults_kw"] = fn.__kwdefaults__ or {}
     ns["_guard_error"] = state.guard_error_handler()
+    adopter = _Adopter([_build(r, graphs, special) for r in erec["adopt"]])
+    ns["__adopt"] = adopter.adopt
     exec(compile(erec["source"], f"<bytegraph entry {fn.__qualname__}>", "exec"), ns)
     entry = ns[erec["name"]]
     entry.__qualname__ = fn.__qualname__
     entry.__bytegraph_source__ = erec["source"]
     entry.__bytegraph_life__ = None
     entry.__bytegraph_warm_record__ = erec
-    entry.__bytegraph_warm__ = True
+    if not adopter.done:
+        entry = adopter.wrap(entry, state)
+        entry.__bytegraph_life__ = None
+        entry.__bytegraph_warm_record__ = erec
     return entry
