@@ -101,10 +101,25 @@ def code_hash(code):
     return h.hexdigest()
 
 
+def _stable_repr(v):
+    """A repr that is the same in every process: functions and classes by name, containers by
+    their members, other objects by type when their repr names an address (the trace guards
+    what it reads of them)."""
+    if isinstance(v, (tuple, list)):
+        return type(v).__name__ + "(" + ",".join(_stable_repr(x) for x in v) + ")"
+    if isinstance(v, dict):
+        return "{" + ",".join(f"{k!r}:{_stable_repr(x)}" for k, x in v.items()) + "}"
+    if isinstance(v, (types.FunctionType, type, types.BuiltinFunctionType)):
+        return f"{getattr(v, '__module__', '?')}.{getattr(v, '__qualname__', '?')}"
+    text = repr(v)
+    return type(v).__qualname__ if " at 0x" in text else f"{type(v).__qualname__}:{text}"
+
+
 def function_hash(fn):
-    """code_hash plus the reprs of the defaults (a repr naming an address never matches)."""
+    """code_hash plus the (stable) reprs of the defaults."""
     kw = sorted((fn.__kwdefaults__ or {}).items())
-    return hashlib.sha256(f"{code_hash(fn.__code__)}|{fn.__defaults__!r}|{kw!r}".encode()).hexdigest()
+    return hashlib.sha256(f"{code_hash(fn.__code__)}|{_stable_repr(fn.__defaults__)}|"
+                          f"{_stable_repr(kw)}".encode()).hexdigest()
 
 
 def _resolve(module, qualname):
@@ -143,6 +158,38 @@ def _function_with_code(module, qualname, code):
     return None
 
 
+def _code_path(code, target):
+    """Indices through co_consts from `code` to the nested code object `target`, or None."""
+    for i, c in enumerate(code.co_consts):
+        if c is target:
+            return [i]
+        if isinstance(c, types.CodeType):
+            rest = _code_path(c, target)
+            if rest is not None:
+                return [i] + rest
+    return None
+
+
+def _outer_of(module, qualname, code):
+    """(module, outer qualname, outer function hash, path) for a code object defined inside a
+    module-level function (`deco.<locals>.wrapper`): found again through the outer function's
+    code, whose hash covers it."""
+    if module is None or "<locals>" not in qualname:
+        return None
+    outer_name = qualname.split(".<locals>", 1)[0]
+    if "<" in outer_name:
+        return None
+    try:
+        fns = _functions_of(_resolve(module, outer_name))
+    except Exception:
+        return None
+    for fn in fns:
+        path = _code_path(fn.__code__, code)
+        if path is not None:
+            return (module, outer_name, function_hash(fn), fns.index(fn), tuple(path))
+    return None
+
+
 def _nested_codes(code, out):
     for c in code.co_consts:
         if isinstance(c, types.CodeType) and c not in out:
@@ -167,6 +214,8 @@ class _Encoder:
     def __init__(self, graphs=(), codes=None):
         self.graphs = {id(compiled): k for k, (compiled, *_rest) in enumerate(graphs)}
         self.codes = codes or {}       # code object -> (module, qualname) where the trace met it
+        self.outers = set()            # (module, qualname, hash) of functions nested codes came from
+        self.classes = ()              # classes of the namespace (class attributes are looked up there)
         self._index = None
 
     def recipe(self, obj):
@@ -175,6 +224,10 @@ class _Encoder:
             return ("sentinel", "MISS")
         if obj is EAGER:
             return ("sentinel", "EAGER")
+        if type(obj) in (tuple, dict) and obj and self.codes:
+            found = self._cell(obj)          # some function's __defaults__ / __kwdefaults__
+            if found is not None:
+                return found
         if _is_const(obj):
             return ("const", obj)
         if type(obj) is tuple:
@@ -196,24 +249,65 @@ class _Encoder:
             return ("globals", obj["__name__"])
         if isinstance(obj, types.CodeType):
             module, qualname = self.codes.get(obj, (None, ""))
-            fn = _function_with_code(module, qualname, obj)
-            if fn is not None:
-                return ("code", module, qualname, _functions_of(_resolve(module, qualname)).index(fn))
+            for qn in (qualname, obj.co_qualname):
+                fn = _function_with_code(module, qn, obj)
+                if fn is not None:
+                    return ("code", module, qn, _functions_of(_resolve(module, qn)).index(fn))
+            outer = _outer_of(module, obj.co_qualname, obj)
+            if outer is not None:
+                self.outers.add(outer[:3])
+                return ("nested_code",) + outer
             raise Unportable(f"code object {obj.co_qualname} not reached from a function")
         if isinstance(obj, (types.FunctionType, type, types.BuiltinFunctionType)) or callable(obj):
             module, qualname = getattr(obj, "__module__", None), getattr(obj, "__qualname__", None)
             if isinstance(module, str) and isinstance(qualname, str) and "<" not in qualname:
                 try:
-                    if _resolve(module, qualname) is obj:
+                    found = _resolve(module, qualname)
+                    if found is obj:
                         return ("attr", module, qualname)
+                    fns = _functions_of(found)
+                    if obj in fns:          # a decorated function, under its wrapper's name
+                        return ("func", module, qualname, fns.index(obj))
                 except Exception:
                     pass
-        if isinstance(obj, (types.FunctionType, types.CellType, torch.nn.Module, torch.Tensor)):
+        if isinstance(obj, types.CellType) and self.codes:
+            found = self._cell(obj)
+            if found is not None:
+                return found
+        if isinstance(obj, (types.CellType, torch.nn.Module, torch.Tensor)):
             raise Unportable(f"{type(obj).__name__} {_short(obj)} has no recipe")
         found = self._module_attr(obj)
         if found is not None:
             return ("attr",) + found
+        owner = getattr(obj, "__objclass__", None)      # a slot wrapper / method descriptor
+        if isinstance(owner, type) and vars(owner).get(getattr(obj, "__name__", None)) is obj:
+            return ("classattr", self.recipe(owner), obj.__name__)
+        for cls in self.classes:                         # a class attribute (a dict, a list)
+            for name, value in vars(cls).items():
+                if value is obj:
+                    return ("classattr", self.recipe(cls), name)
         raise Unportable(f"{type(obj).__name__} {_short(obj)} has no recipe")
+
+    def _cell(self, cell):
+        """("cell", module, qualname, k, name): a closure cell of a module-level function the
+        trace inlined (a decorator's wrapper holding the decorated function), by its place;
+        ("cell", module, qualname, k, "__defaults__" / "__kwdefaults__"): its defaults."""
+        for code, (module, qualname) in self.codes.items():
+            for qn in (qualname, code.co_qualname):
+                if module is None or "<" in qn:
+                    continue
+                try:
+                    fns = _functions_of(_resolve(module, qn))
+                except Exception:
+                    continue
+                for k, fn in enumerate(fns):
+                    for name, c in zip(fn.__code__.co_freevars, fn.__closure__ or ()):
+                        if c is cell:
+                            return ("cell", module, qn, k, name)
+                    for name in ("__defaults__", "__kwdefaults__"):
+                        if getattr(fn, name) is cell:
+                            return ("cell", module, qn, k, name)
+        return None
 
     def _module_attr(self, obj):
         """(module, name) of a module-level object of an imported module (e.g. torch's global
@@ -282,6 +376,23 @@ def _build(recipe, graphs, special):
         return mod.__dict__
     if kind == "attr":
         return _resolve(recipe[1], recipe[2])
+    if kind == "classattr":
+        return vars(_build(recipe[1], graphs, special))[recipe[2]]
+    if kind == "func":
+        return _functions_of(_resolve(recipe[1], recipe[2]))[recipe[3]]
+    if kind == "cell":
+        fn = _functions_of(_resolve(recipe[1], recipe[2]))[recipe[3]]
+        if recipe[4] in ("__defaults__", "__kwdefaults__"):
+            return getattr(fn, recipe[4])
+        return fn.__closure__[fn.__code__.co_freevars.index(recipe[4])]
+    if kind == "nested_code":
+        fn = _functions_of(_resolve(recipe[1], recipe[2]))[recipe[4]]
+        if function_hash(fn) != recipe[3]:
+            raise LookupError(f"{recipe[1]}.{recipe[2]} changed")
+        code = fn.__code__
+        for i in recipe[5]:
+            code = code.co_consts[i]
+        return code
     if kind == "code":
         return _functions_of(_resolve(recipe[1], recipe[2]))[recipe[3]].__code__
     raise ValueError(f"unknown recipe {kind!r}")
@@ -505,6 +616,7 @@ def _encode_entry(state, entry):
     ns = entry.__globals__
     name = entry.__name__
     source, adopt, weak = _adoptable(entry, enc)
+    enc.classes = [v for v in ns.values() if isinstance(v, type)]
     namespace = {}
     for k, v in ns.items():
         if k in _SPECIAL or k == name or k in weak:
@@ -520,15 +632,22 @@ def _encode_entry(state, entry):
     for code, (module, qualname) in inlined.items():
         if code is state.fn.__code__:
             continue
-        fn = _function_with_code(module, qualname, code)
+        fn, qn = _function_with_code(module, qualname, code), qualname
+        if fn is None:
+            fn, qn = _function_with_code(module, code.co_qualname, code), code.co_qualname
         if fn is None:
             pending.append((code, qualname))
             continue
-        codes.append((module, qualname, function_hash(fn)))
+        codes.append((module, qn, function_hash(fn)))
         _nested_codes(code, covered)
     for code, qualname in pending:
-        if code not in covered:
+        if code in covered:
+            continue
+        outer = _outer_of(inlined[code][0], code.co_qualname, code)
+        if outer is None:
             raise Unportable(f"inlined code {qualname} cannot be found again by (module, qualname)")
+        codes.append(outer[:3])
+    codes.extend(enc.outers)
     return {"name": name, "source": source, "namespace": namespace, "adopt": adopt,
             "graphs": [(_encode_graph(g.gm, enc), g.inputs, g.grad) for g in graphs],
             "codes": sorted(set(codes))}
