@@ -216,7 +216,7 @@ class _Encoder:
         self.codes = codes or {}       # code object -> (module, qualname) where the trace met it
         self.outers = set()            # (module, qualname, hash) of functions nested codes came from
         self.classes = ()              # classes of the namespace (class attributes are looked up there)
-        self._index = None
+        self._cells = None             # id -> recipe of the inlined functions' cells and defaults
 
     def recipe(self, obj):
         from .convert import EAGER
@@ -276,9 +276,6 @@ class _Encoder:
                 return found
         if isinstance(obj, (types.CellType, torch.nn.Module, torch.Tensor)):
             raise Unportable(f"{type(obj).__name__} {_short(obj)} has no recipe")
-        found = self._module_attr(obj)
-        if found is not None:
-            return ("attr",) + found
         owner = getattr(obj, "__objclass__", None)      # a slot wrapper / method descriptor
         if isinstance(owner, type) and vars(owner).get(getattr(obj, "__name__", None)) is obj:
             return ("classattr", self.recipe(owner), obj.__name__)
@@ -286,12 +283,21 @@ class _Encoder:
             for name, value in vars(cls).items():
                 if value is obj:
                     return ("classattr", self.recipe(cls), name)
+        found = self._module_attr(obj)
+        if found is not None:
+            return ("attr",) + found
         raise Unportable(f"{type(obj).__name__} {_short(obj)} has no recipe")
 
     def _cell(self, cell):
         """("cell", module, qualname, k, name): a closure cell of a module-level function the
         trace inlined (a decorator's wrapper holding the decorated function), by its place;
         ("cell", module, qualname, k, "__defaults__" / "__kwdefaults__"): its defaults."""
+        if self._cells is None:
+            self._cells = self._index_cells()
+        return self._cells.get(id(cell))
+
+    def _index_cells(self):
+        found = {}
         for code, (module, qualname) in self.codes.items():
             for qn in (qualname, code.co_qualname):
                 if module is None or "<" in qn:
@@ -302,30 +308,34 @@ class _Encoder:
                     continue
                 for k, fn in enumerate(fns):
                     for name, c in zip(fn.__code__.co_freevars, fn.__closure__ or ()):
-                        if c is cell:
-                            return ("cell", module, qn, k, name)
+                        found.setdefault(id(c), ("cell", module, qn, k, name))
                     for name in ("__defaults__", "__kwdefaults__"):
-                        if getattr(fn, name) is cell:
-                            return ("cell", module, qn, k, name)
-        return None
+                        if getattr(fn, name):
+                            found.setdefault(id(getattr(fn, name)), ("cell", module, qn, k, name))
+        return found
 
     def _module_attr(self, obj):
         """(module, name) of a module-level object of an imported module (e.g. torch's global
-        hook dicts), preferring the shortest module name."""
-        if self._index is None:
-            index = {}
-            for mname, mod in sorted(list(sys.modules.items()), key=lambda kv: (len(kv[0]), kv[0])):
-                d = getattr(mod, "__dict__", None)
-                if not isinstance(mod, types.ModuleType) or type(d) is not dict:
-                    continue
-                for name, value in list(d.items()):
-                    if not (name.startswith("__") and name.endswith("__")):
-                        index.setdefault(id(value), (mname, name))
-            self._index = index
-        found = self._index.get(id(obj))
+        hook dicts), preferring the shortest module name. The index is rebuilt when modules
+        were imported since, or when what it names is no longer that object."""
+        # first the modules the trace ran code of (cheap), then an index of every module
+        own = getattr(obj, "__module__", None)
+        mods = sorted({m for m, _ in self.codes.values() if m} | {"torch.nn.modules.module", "types"}
+                      | ({own} if isinstance(own, str) else set()), key=lambda m: (len(m), m))
+        for mname in mods:
+            d = getattr(sys.modules.get(mname), "__dict__", None) or {}
+            for name, value in d.items():
+                if value is obj and not (name.startswith("__") and name.endswith("__")):
+                    return (mname, name)
+        if _attr_index.get("n") != len(sys.modules):
+            _build_attr_index()
+        found = _attr_index["index"].get(id(obj))
+        if found is not None and getattr(sys.modules.get(found[0]), found[1], None) is not obj:
+            _build_attr_index()         # stale: names were rebound since
+            found = _attr_index["index"].get(id(obj))
         if found is not None and getattr(sys.modules.get(found[0]), found[1], None) is obj:
             return found
-        return None
+        return None   # (an object bound to a module global after the index was built: unportable)
 
     def arg(self, a):
         """A graph node argument as plain data."""
@@ -342,6 +352,21 @@ class _Encoder:
         if a is Ellipsis:
             return ("ellipsis",)
         return ("obj", self.recipe(a))
+
+
+_attr_index = {}
+
+
+def _build_attr_index():
+    index = {}
+    for mname, mod in sorted(list(sys.modules.items()), key=lambda kv: (len(kv[0]), kv[0])):
+        d = getattr(mod, "__dict__", None)
+        if not isinstance(mod, types.ModuleType) or type(d) is not dict:
+            continue
+        for name, value in list(d.items()):
+            if not (name.startswith("__") and name.endswith("__")):
+                index.setdefault(id(value), (mname, name))
+    _attr_index.update(index=index, n=len(sys.modules))
 
 
 def _short(obj):
@@ -506,9 +531,10 @@ def _adoptable(entry, enc):
                 if source.count(old) != 1:
                     raise Unportable(f"{n}: identity guard not found once in the source")
                 source = source.replace(old, f"(__adopt({g.code[:-len(suffix)]}, {len(adopt)}))")
-        if re.search(rf"\b{re.escape(n)}\b", source):
-            raise Unportable(f"{n}: a pinned {type(obj).__name__} is used beyond its identity guard")
         adopt.append(enc.recipe(type(obj)))
+    left = set(life.names).intersection(re.findall(r"\b_\w+", source))
+    if left:
+        raise Unportable(f"{sorted(left)[0]}: a pinned object is used beyond its identity guard")
     return source, adopt, set(life.names)
 
 
