@@ -12,7 +12,8 @@ bytegraph's counters. Contenders:
 - `torch.compile/inductor`: torch.compile with its default caches, TORCHINDUCTOR_CACHE_DIR set.
 
     .venv/bin/python bench/warm_start.py                    # all cases, all contenders
-    .venv/bin/python bench/warm_start.py --cases linear,bert --contenders bytegraph/eager
+    .venv/bin/python bench/warm_start.py --cases linear,bert --corpus 0 --contenders bytegraph/eager
+    .venv/bin/python bench/warm_start.py --cases none --corpus 2      # corpus eval pairs only
 
 The machine is shared: compare figures of one run only.
 """
@@ -94,13 +95,13 @@ def run_child(case, contender, cache_dir, inductor_dir):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--cases", default=None, help="comma-separated zoo names (corpus: corpus:NAME:eval)")
+    ap.add_argument("--cases", default=None, help="comma-separated zoo names ('none': no zoo case)")
     ap.add_argument("--corpus", type=int, default=CORPUS_CASES, help="corpus eval pairs to add")
     ap.add_argument("--contenders", default=",".join(CONTENDERS))
     ap.add_argument("--json", default=None, help="write the rows here")
     args = ap.parse_args(argv)
-    case_list = [c if ":" in c else f"zoo:{c}" for c in args.cases.split(",")] if args.cases else \
-        [f"zoo:{c}" for c in ZOO_CASES] + corpus_cases(args.corpus)
+    zoo_names = ZOO_CASES if args.cases is None else [c for c in args.cases.split(",") if c and c.lower() != "none"]
+    case_list = [c if ":" in c else f"zoo:{c}" for c in zoo_names] + corpus_cases(args.corpus)
     contenders = args.contenders.split(",")
     rows = []
     for case in case_list:

@@ -17,10 +17,24 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 USER_MODULE = textwrap.dedent('''
+    import functools
     import torch
     import torch.nn.functional as F
 
     SCALE = 2.0
+
+    def deco(fn):
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            return fn(*args, **kwargs)
+        return wrapper
+
+    @deco
+    def decorated(x, k=2):
+        return x * k
+
+    def h(x):
+        return decorated(x) + 1
 
     def helper(x):
         return x * SCALE
@@ -47,7 +61,7 @@ USER_MODULE = textwrap.dedent('''
         x = torch.randn(4, 5)
         net = Net()
         return {"f": (f, (x,)), "g": (g, ({"a": 2}, x)), "net": (net, (x,)),
-                "run_model": (run_model, (net, x))}
+                "run_model": (run_model, (net, x)), "h": (h, (x,))}
 ''')
 
 PHASE = textwrap.dedent('''
@@ -101,7 +115,7 @@ def _write_module(workdir, text=USER_MODULE):
     shutil.rmtree(src / "__pycache__", ignore_errors=True)
 
 
-ALL = ["f", "g", "net", "run_model"]
+ALL = ["f", "g", "net", "run_model", "h"]
 
 
 @pytest.fixture(scope="module")
@@ -125,8 +139,8 @@ def warm_dir(cold, tmp_path):
 def test_cold_saves_functions(cold):
     _, res = cold
     assert all(res["ok"].values()), res
-    assert res["warm"].get("saved", 0) == 4, res
-    assert res["frames"]["total"] == 4
+    assert res["warm"].get("saved", 0) == 5, res
+    assert res["frames"]["total"] == 5
 
 
 def test_warm_function_no_trace(warm_dir):
@@ -184,6 +198,18 @@ def test_edited_inlined_helper_misses(warm_dir):
     res = _phase(warm_dir, cache_dir=str(warm_dir / "cache"), fns=["f", "g"])
     assert res["ok"] == {"f": True, "g": True}
     assert res["warm"].get("miss") == 1 and res["warm"].get("hit") == 1, res   # g does not use it
+    assert res["frames"]["total"] == 1
+
+
+def test_decorated_helper(warm_dir):
+    # a functools.wraps decorator: the wrapper's closure cell and the wrapped function are
+    # found again through the module-level name
+    res = _phase(warm_dir, cache_dir=str(warm_dir / "cache"), fns=["h"])
+    assert res["ok"] == {"h": True} and res["warm"].get("hit") == 1, res
+    assert res["frames"].get("total", 0) == 0, res
+    _write_module(warm_dir, USER_MODULE.replace("return x * k", "return x * k - 1"))
+    res = _phase(warm_dir, cache_dir=str(warm_dir / "cache"), fns=["h"])
+    assert res["ok"] == {"h": True} and res["warm"].get("miss") == 1, res
     assert res["frames"]["total"] == 1
 
 
