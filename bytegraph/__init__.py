@@ -24,6 +24,7 @@ disallow_in_graph = _registry.disallow_in_graph
 from .observe.explain import explain, ExplainOutput
 from .export import export, ExportResult
 from .runtime.dynamic import mark_dynamic, maybe_mark_dynamic, mark_static
+from .runtime.warm import save_cache, load_cache
 from .values.symbolic import ConstraintViolation
 
 
@@ -42,4 +43,4 @@ __all__ = ["compile", "reset", "disable", "set_stance", "allow_in_graph", "disal
            "register_backend", "list_backends", "config", "counters", "compile_metrics",
            "Unsupported", "BackendCompilerFailed", "make_fx", "explain", "graph_break",
            "error_on_graph_break", "export", "ExportResult", "mark_dynamic", "maybe_mark_dynamic",
-           "mark_static", "ConstraintViolation"]
+           "mark_static", "ConstraintViolation", "save_cache", "load_cache"]

@@ -24,6 +24,11 @@ def _bool(name, value):
         raise TypeError(f"config.{name} expects a bool, got {type(value).__name__}")
 
 
+def _path_or_none(name, value):
+    if value is not None and not isinstance(value, str):
+        raise TypeError(f"config.{name} expects None or a directory path (str), got {type(value).__name__}")
+
+
 def _seconds_or_none(name, value):
     if value is None:
         return
@@ -48,6 +53,9 @@ class _Config:
         keep_graphs=(False, _bool),                 # compile_metrics records keep their GraphModule
         compile_metrics_limit=(10000, _int(0)),     # records kept in compile_metrics (oldest dropped)
         backend_timeout=(None, _seconds_or_none),   # seconds a backend may take (None: no limit)
+        # warm start (runtime/warm.py): entries saved here after each compile and looked up on a
+        # function's first miss; None: the BYTEGRAPH_CACHE_DIR environment variable, if set
+        cache_dir=(None, _path_or_none),
     )
     _defaults = {k: d for k, (d, _) in _options.items()}
 

@@ -277,10 +277,11 @@ class GuardSet:
         first = source.expr(self.cg)
         e = self.cg.bound(source)
         keys = list(keys)
-        code = (f"type({first}) is {self.cg.const(typ, typ.__name__)} and list({e}.keys()) == "
-                f"{self.cg.const(keys, 'keys')}")
+        # tuples, not lists: immutable constants, which a warm start can persist (runtime/warm.py)
+        code = (f"type({first}) is {self.cg.const(typ, typ.__name__)} and tuple({e}.keys()) == "
+                f"{self.cg.const(tuple(keys), 'keys')}")
         if any(type(k) is not str for k in keys):     # 1 == True == 1.0: compare key types too
-            code += f" and list(map(type, {e})) == {self.cg.const([type(k) for k in keys], 'key_types')}"
+            code += f" and tuple(map(type, {e})) == {self.cg.const(tuple(type(k) for k in keys), 'key_types')}"
         self._add(code, source, "dict_keys")
 
     def add_empty(self, source):

@@ -478,6 +478,7 @@ def _frozenset(tx, it=None):
 
 @handles(hash)
 def _hash(tx, v):
+    tx.hash_dependent = True        # ids and str hashes differ between processes (runtime/warm.py)
     if isinstance(v, TensorValue):
         raise Unsupported("hash() of a tensor (its id)", kind="id")
     if isinstance(v, SetValue) and v.cls is frozenset:
@@ -663,6 +664,7 @@ _PRINT_HINT = "printing is a side effect the graph cannot hold; move it out of t
 def _id(tx, v):
     """Caller-world objects have their real id; a value made by the trace gets its Value's id,
     which is just as unique and stable for the trace (it is never observable outside it)."""
+    tx.hash_dependent = True        # a value of this process only (runtime/warm.py)
     if isinstance(v, TensorValue):
         raise Unsupported("id() of a tensor (a run-time object)", kind="id")
     if isinstance(v, ObjectValue):       # specializes on that very object

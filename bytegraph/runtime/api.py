@@ -66,6 +66,7 @@ from ..policy.breaks import graph_break  # noqa: F401  (public API)
 from .resume import ResumeCache, Trampoline
 from .convert import convert, EAGER, _TraceStopped, first_failing_guard, location_of, bind_call
 from .dynamic import DynamicSpec, note_changes, root_of
+from . import warm
 from ..sources import LocalSource
 from ..values.symbolic import ConstraintViolation
 
@@ -110,6 +111,7 @@ class CompileState:
         self.limit_warned = False
         self.reported = set()        # fallback kinds already logged / warned for this function
         self.dynamic = DynamicSpec(self.dynamic_mode)   # what automatic dynamic has learnt
+        self.warm_tried = False      # entries stored on disk were looked up (runtime/warm.py)
 
     def reset(self):
         self.generation += 1
@@ -202,10 +204,17 @@ def _miss(state, args, kwargs, walked=()):
             if state.entries is walked:
                 _tls.compiling = getattr(_tls, "compiling", 0) + 1
                 try:
-                    action, payload = _decide(state, args, kwargs)
+                    action, payload = "warm", None
+                    if not walked and not state.warm_tried and warm.enabled():
+                        state.warm_tried = True    # first miss: stored entries (runtime/warm.py)
+                        payload = warm.load(state, args)
+                    if not payload:
+                        action, payload = _decide(state, args, kwargs)
                 finally:
                     _tls.compiling -= 1
                 break
+    if action == "warm":
+        return _warm_call(state, payload, args, kwargs)
     if action == "eager":
         return _run_eager(state, args, kwargs)
     if action == "user_error":
@@ -223,6 +232,20 @@ def _miss(state, args, kwargs, walked=()):
                                        f"running it eagerly", warn=True)
         return _run_eager(state, args, kwargs)
     return _run_eager(state, args, kwargs) if r is EAGER else r
+
+
+def _warm_call(state, entries, args, kwargs):
+    """Install entries rebuilt from disk and let their guards take this call, else trace."""
+    with state.lock:
+        generation = state.generation
+        fresh = [e for e in entries if _install(state, e, generation, count=False)]
+    for entry in fresh:
+        r = entry(*args, **kwargs)
+        if r is not MISS:
+            counters["warm"]["hit"] += 1
+            return _run_eager(state, args, kwargs) if r is EAGER else r
+    counters["warm"]["rejected"] += 1
+    return _miss(state, args, kwargs, state.entries)
 
 
 def _decide(state, args, kwargs):
@@ -352,6 +375,7 @@ def _convert_and_install(state, args, kwargs, reason, generation):
         return "eager", None
     if not _install(state, entry, generation):
         return "eager", None
+    warm.after_install(state)
     return "entry", entry
 
 
@@ -416,7 +440,7 @@ def _portable(g):
     return g.kind in ("tensor", "value", "type", "shape_range", "shape_env") or g.expected is None
 
 
-def _install(state, entry, generation):
+def _install(state, entry, generation, count=True):
     """Add a new entry (under the function's lock). False when it must not serve: reset() ran
     while it was compiled, or an object its guards name already died."""
     gs = getattr(entry, "__bytegraph_guards__", None)
@@ -430,7 +454,7 @@ def _install(state, entry, generation):
             return False
         life.on_dead = _invalidator(state, entry)
     state.entries = state.entries + (entry,)
-    state.installed += 1
+    state.installed += count
     return True
 
 

@@ -24,6 +24,7 @@ from ..graph.builder import NEEDS_SHAPE_ENV
 from ..graph.segments import partition
 from ..policy.breaks import BreakRecord
 from .resume import break_tail, choose_stop
+from .warm import GraphInfo
 from ..guards import GuardSet
 from ..observe import counters, compile_metrics, CompileRecord, log, graph_log, break_log
 from ..side_effects import SideEffects
@@ -250,11 +251,13 @@ def convert(fn, args, kwargs, backend, backend_name, entry_index, on_guard_error
         raise ConstraintViolation(f"bytegraph: a dimension marked dynamic ({', '.join(sorted(forced))}) "
                                   f"was specialized to a constant while tracing {fn.__qualname__} "
                                   f"({record.location})")
-    body, gms = _compile_graphs(tracer, gb, cg, guards, backend, backend_name, grad_at_start, record)
+    body, graphs = _compile_graphs(tracer, gb, cg, guards, backend, backend_name, grad_at_start, record)
     guards.add_shape_env(gb)        # after the backend, which may add guards of its own
     guards.attr_writes = [(v.source, n) for k, v, n, _ in tracer.side_effects.writes if k == "attr"]
     entry = build_entry(fn, cg, guards, body + tail, "__r", name, on_guard_error)
     entry.__bytegraph_guards__ = guards
+    entry.__bytegraph_graphs__, entry.__bytegraph_codes__ = graphs, tracer.codes   # runtime/warm.py
+    entry.__bytegraph_hash_dependent__ = tracer.hash_dependent
     record.ok = True
     record.guards = len(guards)
     counters["frames"]["ok"] += 1
@@ -268,8 +271,8 @@ def convert(fn, args, kwargs, backend, backend_name, entry_index, on_guard_error
     if log.isEnabledFor(logging.DEBUG):
         log.debug("cache entry of %s:\n%s", fn.__qualname__, entry.__bytegraph_source__)
     if graph_log.isEnabledFor(logging.DEBUG):
-        for gm in gms:
-            graph_log.debug("graph of %s:\n%s", fn.__qualname__, gm.code)
+        for g in graphs:
+            graph_log.debug("graph of %s:\n%s", fn.__qualname__, g.gm.code)
     return entry, record
 
 
@@ -329,12 +332,12 @@ def _drop_unused_size_reads(gb, cuts, used):
 
 def _compile_graphs(tracer, gb, cg, guards, backend, backend_name, grad_at_start, record):
     """Cut the trace's graph at its breaks, compile each piece, and return the entry body
-    (graph calls interleaved with the breaks' Python code) and the GraphModules."""
+    (graph calls interleaved with the breaks' Python code) and a GraphInfo per graph."""
     if gb.symbols:
         _drop_unused_size_reads(gb, {cut for cut, _ in tracer.splits}, cg.used_nodes)
     segments = partition(gb, [cut for cut, _ in tracer.splits], cg.used_nodes)
     modes = [grad_at_start] + [mode for _, mode in tracer.splits]
-    calls, gms = {}, []
+    calls, gms, graphs = {}, [], []
     for k, seg in enumerate(segments):
         if seg is None:
             continue
@@ -364,6 +367,7 @@ def _compile_graphs(tracer, gb, cg, guards, backend, backend_name, grad_at_start
             call = "".join(f"__g_{n.name}, " for n in seg.outputs) + "= " + call
         calls[k] = call
         gms.append(gm)
+        graphs.append(GraphInfo(compiled, gm, example_inputs, modes[k], bool(gb.symbols)))
         counters["stats"]["unique_graphs"] += 1
         counters["stats"]["calls_captured"] += seg.num_ops
     if gms:
@@ -378,7 +382,7 @@ def _compile_graphs(tracer, gb, cg, guards, backend, backend_name, grad_at_start
                 body.append(calls[item[1]])
         else:
             body.append(item)
-    return body, gms
+    return body, graphs
 
 
 class _TraceStopped(Exception):

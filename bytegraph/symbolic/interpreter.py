@@ -141,6 +141,8 @@ class Tracer:
         self.direct_call = None    # the callee Value of the CALL being executed
         self.specialize = ()       # opaque parameters to trace with their values known
         self.dynamic = None        # runtime/dynamic.py DynamicSpec: which inputs are symbolic
+        self.codes = {}            # code object inlined -> (module, qualname) (runtime/warm.py keys)
+        self.hash_dependent = False  # the trace saw an id(), hash() or set order (runtime/warm.py)
 
     def own(self, obj):
         """`obj` was created for real by the trace (a module built inside forward, a marked
@@ -197,6 +199,7 @@ class Tracer:
             raise Unsupported(f"inlining deeper than {self.depth_limit} calls (unbounded recursion?)",
                               kind="recursion")
         frame = Frame(self, code, globals_, qualname, self.frame)
+        self.codes[code] = (globals_.get("__name__"), qualname)
         frame.direct = direct and self.frame is not None and self.frame.inst is not None and \
             self.frame.inst.opname in ("CALL", "CALL_FUNCTION_EX")
         self.direct_call = None

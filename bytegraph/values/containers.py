@@ -509,6 +509,8 @@ class SetValue(Value):
         return bool(self.items)
 
     def unpack(self, tx):
+        if len(self.items) > 1:
+            tx.hash_dependent = True    # the order follows hashes (ids, str hashes): runtime/warm.py
         return [key_value(k) for k in self.cls(self.items)]
 
     def mutate(self, tx):
@@ -536,6 +538,8 @@ class SetValue(Value):
         if name in ("add", "discard", "remove", "update", "clear", "pop", "difference_update",
                     "intersection_update", "symmetric_difference_update"):
             self.mutate(tx)
+            if name == "pop":
+                tx.hash_dependent = True    # which element: hash order (runtime/warm.py)
             real = set(self.items)
             res = getattr(real, name)(*[_set_arg(tx, a) for a in args])
             self.items = dict.fromkeys(real)
