@@ -139,9 +139,7 @@ def warm_dir(cold, tmp_path):
 def test_cold_saves_functions(cold):
     _, res = cold
     assert all(res["ok"].values()), res
-    # the two entries that pin nn.Modules are not persisted since the call-cost work's two-path
-    # entries (docs/warm_start.md, "Not persisted"); the three plain functions are
-    assert res["warm"].get("saved", 0) == 3 and res["warm"].get("unportable", 0) == 2, res
+    assert res["warm"].get("saved", 0) == 5, res
     assert res["frames"]["total"] == 5
 
 
@@ -154,8 +152,6 @@ def test_warm_function_no_trace(warm_dir):
 
 
 def test_modules_warm(warm_dir):
-    pytest.skip("entries pinning nn.Modules are not persisted since two-path entries (call cost): "
-                "their fast path binds per-entry caches and tracked-dict types (docs/warm_start.md)")
     # nn.Modules pinned by identity are adopted by the first call whose guards pass
     res = _phase(warm_dir, cache_dir=str(warm_dir / "cache"), fns=["net", "run_model"])
     assert res["ok"] == {"net": True, "run_model": True}
@@ -163,8 +159,6 @@ def test_modules_warm(warm_dir):
 
 
 def test_module_structure_changed_rejected(warm_dir):
-    pytest.skip("entries pinning nn.Modules are not persisted since two-path entries (call cost): "
-                "their fast path binds per-entry caches and tracked-dict types (docs/warm_start.md)")
     _write_module(warm_dir, USER_MODULE.replace("torch.nn.Linear(5, 3)", "torch.nn.Linear(5, 4)"))
     res = _phase(warm_dir, cache_dir=str(warm_dir / "cache"), fns=["net", "run_model"])
     assert res["ok"] == {"net": True, "run_model": True}

@@ -333,9 +333,18 @@ def build_entry(fn, cg, guards, body_lines, return_expr, name, on_guard_error=No
     body += [f"    {line}" for line in body_lines + after]
     body.append(f"    return {return_expr}")
     src = "\n".join(body) + "\n"
+    plain = None
+    if after or len(head) > 3:
+        # the same entry with one path (every guard, every call): what warm start persists, as
+        # the fast path's per-entry cache and generation counter belong to this process
+        plain = "\n".join(body[:1] + ["    try:", f"        if not ({guards.expression()}):",
+                                       "            return MISS"] + body[1 + len(head):]) + "\n"
+        if after:
+            plain = plain.replace("".join(f"    {line}\n" for line in after), "")
     ns = cg.namespace
     exec(compile(src, f"<bytegraph entry {fn.__qualname__}>", "exec"), ns)
     entry = ns[name]
+    entry.__bytegraph_plain_source__ = plain or src
     entry.__qualname__ = fn.__qualname__     # a call that does not bind raises eager's TypeError
     entry.__bytegraph_source__ = src
     entry.__bytegraph_life__ = cg.life

@@ -511,7 +511,7 @@ def _adoptable(entry, enc):
     be the same and two names must be two distinct objects, as they were here); from then on
     the guard is identity again. Any other weakly bound object, or a weak name used anywhere
     but in its identity guards, makes the entry unportable."""
-    source = entry.__bytegraph_source__
+    source = getattr(entry, "__bytegraph_plain_source__", None) or entry.__bytegraph_source__
     life = getattr(entry, "__bytegraph_life__", None)
     if life is None:
         return source, [], set()
@@ -558,6 +558,11 @@ class _Adopter:
             self.refs[k] = weakref.ref(obj)
         except TypeError:
             return False
+        # the entry's guards check that the module dicts are the tracked kind, as a trace
+        # leaves them (guards/generation.py): track the adopted tree as a trace would
+        from ..guards.generation import track
+        for m in obj.modules():
+            track(m)
         return True
 
     def wrap(self, raw, state):
@@ -644,8 +649,9 @@ def _encode_entry(state, entry):
     source, adopt, weak = _adoptable(entry, enc)
     enc.classes = [v for v in ns.values() if isinstance(v, type)]
     namespace = {}
+    used = set(re.findall(r"\b[A-Za-z_]\w*", source))     # the persisted source's global names
     for k, v in ns.items():
-        if k in _SPECIAL or k == name or k in weak:
+        if k in _SPECIAL or k == name or k in weak or k not in used:
             continue
         try:
             namespace[k] = enc.recipe(v)
