@@ -27,6 +27,7 @@ import torch.fx
 import torch.utils._pytree as pytree
 from torch.fx.graph import _PyTreeCodeGen, _PyTreeInfo
 
+from .guards.guard_set import readable
 from .exc import Unsupported, UserError
 from .graph.builder import NEEDS_SHAPE_ENV
 from .sources import LocalSource, ModuleDictSource
@@ -172,7 +173,7 @@ def _export(fn, args, kwargs, aten_graph, decomposition_table, tracing_mode, dyn
         gm = _lower(gm, flat, decomposition_table, "symbolic" if gb.symbols else tracing_mode)
     gm.graph._codegen = _PyTreeCodeGen(_PyTreeInfo(names, in_spec, out_spec))
     gm.recompile()
-    return ExportResult(gm, [g.code for g in guards.guards])
+    return ExportResult(gm, [readable(g.code) for g in guards.guards])
 
 
 def _check_call_shape(func, params, args, kwargs):

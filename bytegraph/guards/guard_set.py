@@ -20,6 +20,7 @@ evaluating is counted and reported, then treated as a miss (codegen/entry.py).
 to name the guard that failed for recompile messages.
 """
 import math
+import re
 
 import torch
 
@@ -80,6 +81,14 @@ class Guard:
 
     def __repr__(self):
         return f"Guard({self.kind}: {self.code})"
+
+
+_SHAPE_LOCAL = re.compile(r"__sh_(\w+?)\[(\d+)\]")
+
+
+def readable(code):
+    """Guard code with the shape locals written as the size reads they stand for."""
+    return _SHAPE_LOCAL.sub(r"\1.size(\2)", code)
 
 
 def _meta(t):
@@ -330,16 +339,17 @@ class GuardSet:
         self._seen.add(("tensor", source))
         first = source.expr(cg)
         e = cg.bound(source)
+        sh = self._shape_local(source)       # the shape, read once; sizes index it
         printer = self._printer(gb)
         checks = [f"type({first}) is {cg.const(type(t), type(t).__name__)}",
                   f"{e}.dtype is {cg.const(t.dtype, 'dtype')}",
-                  f"{e}.dim() == {t.dim()}",
+                  f"len(({sh} := {e}.shape)) == {t.dim()}",
                   f"{e}.requires_grad is {t.requires_grad}",
                   f"{e}.device == {cg.const(t.device, 'device')}" if t.device.type != "cpu" else f"{e}.is_cpu"]
         for d, size in enumerate(fake.shape):
             if is_symbolic(size) and gb.symbols.get(size.node.expr) == (source, d):
                 continue
-            checks.append(f"{e}.size({d}) == {render_sym(printer, size)}")
+            checks.append(f"{sh}[{d}] == {render_sym(printer, size)}")
         checks.append(f"{e}.stride() == ({''.join(render_sym(printer, s) + ', ' for s in fake.stride())})")
         if t.storage_offset() or is_symbolic(fake.storage_offset()):
             checks.append(f"{e}.storage_offset() == {render_sym(printer, fake.storage_offset())}")
@@ -351,12 +361,22 @@ class GuardSet:
                                                            concrete(fake.stride()), t.requires_grad,
                                                            t.device))
 
+    def _shape_local(self, source):
+        return "__sh_" + "".join(c if c.isalnum() or c == "_" else "_" for c in self.cg.bound(source))
+
     def _printer(self, gb):
+        """Symbols print as what reads them in the entry: an int argument, a size from the
+        shape local its tensor's guard bound (that guard runs first), a stride or offset."""
         from ..values.symbolic import sym_printer
         from ..sources import size_accessor
         names = {}
         for expr, (src, d) in gb.symbols.items():
-            names[expr] = self.cg.bound(src) if d is None else f"{self.cg.bound(src)}{size_accessor(d)}"
+            if d is None:
+                names[expr] = self.cg.bound(src)
+            elif type(d) is int:
+                names[expr] = f"{self._shape_local(src)}[{d}]"
+            else:
+                names[expr] = f"{self.cg.bound(src)}{size_accessor(d)}"
         return sym_printer(names)
 
     def add_shape_env(self, gb):

@@ -14,6 +14,7 @@ import weakref
 import torch
 import torch.fx
 
+from ..guards.guard_set import readable
 from ..values.symbolic import ConstraintViolation, hint
 from .. import symbolic  # noqa: F401  (registers the opcode handlers)
 from ..backends.registry import eager as eager_backend
@@ -436,7 +437,7 @@ def _show(v):
 def _describe_failure(g, cg, ns):
     """A failed guard in user terms, from its structured record (guards/guard_set.py: Guard)."""
     if g.kind in ("shape_env", "shape_range"):
-        return f"shape guard failed: {g.code}"
+        return f"shape guard failed: {readable(g.code)}"
     if g.kind in _STATE_WORDS:
         return f"{_STATE_WORDS[g.kind]} changed"
     try:
