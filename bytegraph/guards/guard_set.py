@@ -302,11 +302,10 @@ class GuardSet:
     def add_tensor(self, source, t):
         """Everything about a tensor input the trace (and the backend) may specialize on."""
         cg = self.cg
-        if ("tensor", source) in self._seen:
+        first_e = self._first_tensor_guard(source)
+        if first_e is None:
             return
-        self._seen.add(("tensor", source))
-        first = source.expr(cg)
-        e = cg.bound(source)
+        first, e = first_e
         ttype = cg.const(type(t), type(t).__name__)
         checks = [f"type({first}) is {ttype}",
                   f"{e}.dtype is {cg.const(t.dtype, 'dtype')}",
@@ -334,11 +333,10 @@ class GuardSet:
         free here; its range and relations are checked by add_shape_env)."""
         from ..values.symbolic import render_sym, is_symbolic
         cg = self.cg
-        if ("tensor", source) in self._seen:
+        first_e = self._first_tensor_guard(source)
+        if first_e is None:
             return
-        self._seen.add(("tensor", source))
-        first = source.expr(cg)
-        e = cg.bound(source)
+        first, e = first_e
         sh = self._shape_local(source)       # the shape, read once; sizes index it
         printer = self._printer(gb)
         checks = [f"type({first}) is {cg.const(type(t), type(t).__name__)}",
@@ -360,6 +358,13 @@ class GuardSet:
         self._add(" and ".join(checks), source, "tensor", (type(t), t.dtype, concrete(fake.shape),
                                                            concrete(fake.stride()), t.requires_grad,
                                                            t.device))
+
+    def _first_tensor_guard(self, source):
+        """(the source's first rendering, its bound local), or None if it has a tensor guard."""
+        if ("tensor", source) in self._seen:
+            return None
+        self._seen.add(("tensor", source))
+        return source.expr(self.cg), self.cg.bound(source)
 
     def _shape_local(self, source):
         return "__sh_" + "".join(c if c.isalnum() or c == "_" else "_" for c in self.cg.bound(source))
