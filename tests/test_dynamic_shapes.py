@@ -438,9 +438,3 @@ def test_stance_eager_on_recompile_keeps_dynamic_entry():
         run(_batch, c, torch.randn(8, 6), w)
         run(_batch, c, torch.randn(8, 6, dtype=torch.float64), w.double())
     assert compiles() == 1
-
-
-def test_explain_lists_recompile_reasons():
-    out = bytegraph.explain(_batch)(torch.randn(3, 6), torch.randn(6, 4))
-    assert out.recompile_reasons == []
-    assert "Graph Count: 1" in str(out)

@@ -20,6 +20,7 @@ one of its tensor arguments; `mutates_inputs()` says whether the graph writes in
 placeholder's storage.
 """
 import contextlib
+import functools
 import operator
 import warnings
 import weakref
@@ -312,10 +313,10 @@ class GraphBuilder:
         self.graph.output(tuple(nodes))
 
 
+@functools.cache
 def _sym_source_class():
     """torch._guards.Source subclass naming a ShapeEnv symbol after our Source (made on
     first use: only dynamic traces need it)."""
-    global SymSource
     import dataclasses
     from torch._guards import Source, GuardSource
 
@@ -333,11 +334,10 @@ def _sym_source_class():
 
         def reconstruct(self, codegen):
             raise NotImplementedError
-    SymSource = _SymSource
     return _SymSource
 
 
-def SymSource(hint):      # replaced by the class on first call
+def SymSource(hint):
     return _sym_source_class()(hint)
 
 

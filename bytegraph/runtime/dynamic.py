@@ -105,10 +105,6 @@ class DynamicSpec:
         self.auto_ints = set()        # names of int arguments automatic dynamic made symbolic
         self.explicit = {}            # source name -> {dim: (min, max, strict)} (export's dynamic_shapes)
 
-    def child(self):
-        """The spec of a resume function / callee compiled on this function's behalf."""
-        return DynamicSpec(self.mode)
-
     def tensor_dims(self, source, t):
         """{dim: (min, max, strict)} to make symbolic for this caller tensor, or None."""
         if type(t) is torch.nn.Parameter or not t.dim():

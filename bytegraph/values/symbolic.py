@@ -19,7 +19,6 @@ specializes, through the `value` property) -- the symbolic paths are opt-in wher
 operators (protocols/operators.py), graph calls (values/tensor.py), slices and shapes.
 """
 import math
-import operator
 
 import torch
 
@@ -54,6 +53,13 @@ def has_sym(obj):
     if isinstance(obj, (list, tuple)):
         return any(has_sym(x) for x in obj)
     return False
+
+
+def any_symbolic(obj):
+    """Some Sym value in `obj` (a Sym or a list/tuple of them) is not a known number."""
+    if isinstance(obj, (list, tuple)):
+        return any(any_symbolic(x) for x in obj)
+    return is_symbolic(obj)
 
 
 def hint(v):
@@ -167,10 +173,6 @@ def sym_op(tx, op, operands):
     args = [o.node if isinstance(o, SymValue) else o.value for o in operands]
     node = tx.graph.create("call_function", op, args, {}, result, counts=False)
     return SymValue(tx, node, result)
-
-
-# math functions CPython applies to ints that torch's sym_* counterparts model
-SYM_BUILTINS = {abs: operator.abs}
 
 
 class SymSliceValue(ConstValue):

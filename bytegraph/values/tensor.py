@@ -18,7 +18,7 @@ import torch
 
 from ..exc import Unsupported
 from .base import Value, ConstValue, const, register_wrapper, POLICY
-from .symbolic import shape_value, has_sym, wrap_sym, SYM_TYPES, is_symbolic, check_marks, plain
+from .symbolic import shape_value, has_sym, any_symbolic, wrap_sym, SYM_TYPES, is_symbolic, check_marks, plain
 
 
 class TensorValue(Value):
@@ -244,7 +244,7 @@ def graph_call(tx, kind, target, args, kwargs, run_fake=None):
         check_marks(tx, f"{getattr(target, '__name__', target)} needs it to be a constant")
     mutated = mutated or target in _MUTATING_NONE_RESULT
     if not mutated and not _has_tensor(fake):
-        if has_sym(fake) and _any_symbolic(fake):
+        if any_symbolic(fake):
             # a symbolic answer (x.size(0), x.numel() of a dynamic tensor): a node computes it
             return wrap_graph_result(tx, gb.create(kind, target, fx_args, fx_kwargs, fake, counts=False),
                                      fake)
@@ -275,12 +275,6 @@ def _plain_tree(obj):
         items = [_plain_tree(x) for x in obj]
         return torch.Size(items) if isinstance(obj, torch.Size) else type(obj)(items)
     return plain(obj)
-
-
-def _any_symbolic(obj):
-    if isinstance(obj, (list, tuple)):
-        return any(_any_symbolic(x) for x in obj)
-    return is_symbolic(obj)
 
 
 def wrap_graph_result(tx, node, fake):
