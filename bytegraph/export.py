@@ -33,6 +33,7 @@ from .graph.builder import NEEDS_SHAPE_ENV
 from .sources import LocalSource, ModuleDictSource
 from .values.base import ConstValue
 from .values.containers import TupleValue, ListValue, DictValue
+from .values.objects import NewObjectValue, _rebuild_dict_object, _rebuild_object
 from .values.tensor import TensorValue
 
 ExportResult = collections.namedtuple("ExportResult", ["graph_module", "guards"])
@@ -137,7 +138,7 @@ def _target(fn):
 def _export(fn, args, kwargs, aten_graph, decomposition_table, tracing_mode, dynamic_shapes=None):
     from .runtime.convert import _trace, _TraceFailed, bind_call
     func, module, lead = _target(fn)
-    params = list(inspect.signature(func, follow_wrapped=False).parameters.values())[len(lead):]
+    params = _parameters(func)[len(lead):]
     _check_call_shape(func, params, args, kwargs)
     spec = _dynamic_spec(dynamic_shapes, params, args, kwargs)
     bound = bind_call(func, lead + tuple(args), kwargs)
@@ -154,8 +155,9 @@ def _export(fn, args, kwargs, aten_graph, decomposition_table, tracing_mode, dyn
             raise e.exc
         raise Unsupported(f"export: {e.msg}" + _chain(e), kind=e.kind, hint=e.hint,
                           location=e.location) from None
-    if tracer.side_effects:
-        what, where = tracer.side_effects.first_effect()
+    lasting = _lasting_effect(tracer.side_effects, func)
+    if lasting is not None:
+        what, where = lasting
         raise Unsupported(f"export: {what} cannot be expressed in the graph", kind="export_side_effect",
                           hint="return the value instead, or mutate a tensor in place", location=where)
 
@@ -176,7 +178,67 @@ def _export(fn, args, kwargs, aten_graph, decomposition_table, tracing_mode, dyn
     return ExportResult(gm, [readable(g.code) for g in guards.guards])
 
 
+def _parameters(func):
+    """The parameters the graph's forward is named after: the function's own, or, for a
+    `functools.wraps` decorator that takes `(*args, **kwargs)` (transformers' `forward`s),
+    those of the function it wraps. Only names come from here; the trace runs `func` itself."""
+    own = list(inspect.signature(func, follow_wrapped=False).parameters.values())
+    kinds = {p.kind for p in own}
+    if inspect.Parameter.VAR_POSITIONAL in kinds and getattr(func, "__wrapped__", None) is not None:
+        try:
+            return list(inspect.signature(func).parameters.values())
+        except (TypeError, ValueError):
+            pass
+    return own
+
+
+_IMMUTABLE = (int, float, complex, str, bytes, bool, type(None))
+
+
+def _lasting_effect(effects, func):
+    """(what, file:line) of the first Python side effect the exported graph would lose, or None.
+
+    Dropped, because the caller cannot observe them: writes to an attribute or global whose
+    final value is the very value it had before the call (transformers' output-capturing
+    context variable is set and reset inside its `forward`), and mutations of the `**kwargs`
+    dict, which CPython builds afresh for every call."""
+    last = {}
+    for write in effects.writes:
+        kind, target, name, value = write
+        obj = getattr(target, "obj", None) if kind == "attr" else target if kind == "global" else None
+        if obj is None:
+            return effects.note_of(write)
+        last[(id(obj), name)] = (obj, name, value, write)
+    for obj, name, value, write in last.values():
+        if not _restores(obj, name, value):
+            return effects.note_of(write)
+    code = func.__code__
+    varkw = None
+    if code.co_flags & inspect.CO_VARKEYWORDS:
+        varkw = LocalSource(code.co_varnames[code.co_argcount + code.co_kwonlyargcount
+                                             + bool(code.co_flags & inspect.CO_VARARGS)])
+    for c in effects.containers.values():
+        if varkw is None or getattr(c, "source", None) != varkw:
+            return effects.note_of(c)
+    return None
+
+
+def _restores(obj, name, value):
+    """The final write leaves `obj`'s `name` (an instance-dict entry, or a global) as it was."""
+    if type(value) is not ConstValue:
+        return False
+    before_dict = obj if isinstance(obj, dict) else getattr(obj, "__dict__", None)
+    if not isinstance(before_dict, dict) or name not in before_dict:
+        return False
+    before, after = before_dict[name], value.value
+    return after is before or (type(after) is type(before) and type(after) in _IMMUTABLE
+                               and after == before and repr(after) == repr(before))
+
+
 def _check_call_shape(func, params, args, kwargs):
+    """Reject calls the function itself would reject. Extra keyword arguments a `**kwargs`
+    takes become named parameters of the graph's forward; extra positional arguments taken
+    by `*args` are refused (the forward could not name them)."""
     kinds = inspect.Parameter
     positional = [p for p in params if p.kind in (kinds.POSITIONAL_ONLY, kinds.POSITIONAL_OR_KEYWORD)]
     if len(args) > len(positional):
@@ -184,9 +246,8 @@ def _check_call_shape(func, params, args, kwargs):
                           kind="export")
     named = {p.name for p in params if p.kind not in (kinds.VAR_POSITIONAL, kinds.VAR_KEYWORD)}
     extra = [k for k in kwargs if k not in named]
-    if extra:
-        raise Unsupported(f"export of {func.__qualname__} with extra keyword arguments {extra} (**kwargs)",
-                          kind="export")
+    if extra and not any(p.kind == kinds.VAR_KEYWORD for p in params):
+        raise TypeError(f"{func.__qualname__}() got unexpected keyword arguments {extra}")
     for p in params:
         if p.kind == kinds.POSITIONAL_ONLY and p.name in kwargs:
             raise TypeError(f"{func.__qualname__}() got positional-only argument {p.name!r} as a keyword")
@@ -269,8 +330,17 @@ def _template(v, placeholders, env, leaf_of):
             return cls(*[_template(i, placeholders, env, leaf_of) for i in v.items])
     if type(v) is DictValue and getattr(v, "cls", dict) is dict:
         return {k: _template(i, placeholders, env, leaf_of) for k, i in v.items.items()}
+    if type(v) is NewObjectValue and v.cls in pytree.SUPPORTED_NODES:
+        # a class its library registered as a pytree node (transformers' ModelOutput): build
+        # the object as the trace left it, with leaves in place of tensors, and let the
+        # library's own flatten give the structure the graph's forward rebuilds
+        attrs = {k: _template(a, placeholders, env, leaf_of) for k, a in v.attrs.items()}
+        if v.dict_items is not None:
+            items = {k: _template(i, placeholders, env, leaf_of) for k, i in v.dict_items.items.items()}
+            return _rebuild_dict_object(v.cls, items, attrs)
+        return _rebuild_object(v.cls, attrs)
     raise Unsupported(f"export: an output of kind {type(v).__name__} (tensors, constants, tuples, "
-                      "lists, dicts and namedtuples can be exported)", kind="export")
+                      "lists, dicts, namedtuples and registered pytree classes can be exported)", kind="export")
 
 
 def _leaf_names(flat, names):

@@ -15,27 +15,36 @@ class SideEffects:
         self.containers = {}      # id(value) -> mutated caller-world container Value
         self.locate = None        # () -> the user's file:line now (set by the tracer)
         self.first = None         # (what, file:line) of the first effect (export refuses effects)
+        self.notes = {}           # id(write tuple) / id(container) -> (what, file:line), for export
 
-    def _note(self, what):
+    def _note(self, what, key, fresh=False):
+        note = None if fresh else self.notes.get(key)
+        if note is None:
+            note = self.notes[key] = (what, self.locate() if self.locate is not None else "")
         if self.first is None:
-            self.first = (what, self.locate() if self.locate is not None else "")
+            self.first = note
 
     def attr_write(self, obj_value, name, value):
-        self._note(f"setting attribute {name!r} of a Python object")
-        self.writes.append(("attr", obj_value, name, value))
+        self._add(("attr", obj_value, name, value), f"setting attribute {name!r} of a Python object")
 
     def global_write(self, globals_dict, name, value):
-        self._note(f"writing global {name!r}")
-        self.writes.append(("global", globals_dict, name, value))
+        self._add(("global", globals_dict, name, value), f"writing global {name!r}")
 
     def cell_write(self, cell_value):
-        self._note("writing a closure variable")
-        self.writes.append(("cell", cell_value, None, None))
+        self._add(("cell", cell_value, None, None), "writing a closure variable")
 
     def mutated(self, container_value):
         self._note(f"mutating a {type(container_value).__name__.replace('Value', '').lower() or 'Python'} "
-                   "object from outside the function (or emitting a warning/log record)")
+                   "object from outside the function (or emitting a warning/log record)", id(container_value))
         self.containers[id(container_value)] = container_value
+
+    def _add(self, write, what):
+        self.writes.append(write)
+        self._note(what, id(write), fresh=True)
+
+    def note_of(self, item):
+        """(what, file:line) of a write tuple or a mutated container."""
+        return self.notes.get(id(item), ("a Python side effect", ""))
 
     def first_effect(self):
         return self.first or ("a Python side effect", "")
@@ -44,6 +53,7 @@ class SideEffects:
         """After a graph break replayed everything logged so far."""
         self.writes = []
         self.containers = {k: c for k, c in self.containers.items() if getattr(c, "sticky", False)}
+        self.notes = {k: n for k, n in self.notes.items() if k in self.containers}
 
     def __bool__(self):
         return bool(self.writes or self.containers)
