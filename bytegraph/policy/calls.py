@@ -471,7 +471,11 @@ def _make_stateless_module(tx, cls_value, args, kwargs):
     modules with no parameters or buffers qualify, so sharing the instance is invisible."""
     pargs = [a.as_python() for a in args]
     pkw = {k: v.as_python() for k, v in kwargs.items()}
-    mod = cls_value.cls(*pargs, **pkw)
+    rng = torch.random.get_rng_state()
+    try:
+        mod = cls_value.cls(*pargs, **pkw)
+    finally:        # a refused module's initialisation must not consume eager's random numbers
+        torch.random.set_rng_state(rng)
     if any(True for _ in mod.parameters()) or any(True for _ in mod.buffers()):
         raise Unsupported(f"creating {cls_value.cls.__name__} (which has parameters) inside a "
                           "compiled region", kind="module_construct")

@@ -810,6 +810,7 @@ def wrap_module(tx, mod, source):
         source = ObjectSource(mod, type(mod).__name__)
     tx.guards.note_module(source, mod)       # tracks its mutations (guards/generation.py)
     tx.guards.add_identity(source, mod)
+    tx.guards.add_type(source, type(mod))    # `m.__class__ = ...` keeps the identity
     return ModuleValue(mod, source)
 
 
