@@ -170,12 +170,38 @@ def _export(fn, args, kwargs, aten_graph, decomposition_table, tracing_mode, dyn
         from .values.symbolic import ConstraintViolation
         raise ConstraintViolation(f"export: dims given as dynamic ({', '.join(sorted(forced))}) were "
                                   f"specialized to constants while tracing {func.__qualname__}")
+    narrowed = _narrowed_marks(gb, spec)
+    if narrowed:
+        from .values.symbolic import ConstraintViolation
+        raise ConstraintViolation(f"export: dims given as dynamic were constrained while tracing "
+                                  f"{func.__qualname__}, so the graph would not hold for every size "
+                                  f"dynamic_shapes allows: {'; '.join(narrowed)}")
     guards.add_shape_env(gb)
     if aten_graph:
         gm = _lower(gm, flat, decomposition_table, "symbolic" if gb.symbols else tracing_mode)
     gm.graph._codegen = _PyTreeCodeGen(_PyTreeInfo(names, in_spec, out_spec))
     gm.recompile()
     return ExportResult(gm, [readable(g.code) for g in guards.guards])
+
+
+def _narrowed_marks(gb, spec):
+    """What the trace assumed about a dim given as dynamic beyond the range dynamic_shapes gave
+    it (a branch on the size, a divisibility, a tighter bound): the graph is then wrong, or
+    fails, for other sizes the caller declared, so export refuses as torch.export does."""
+    if spec is None or not gb.marked or gb.shape_env is None:
+        return []
+    from .values.symbolic import finite
+    env, out = gb.shape_env, []
+    for sym, desc in gb.marked.items():
+        source, dim = gb.symbols[sym]
+        lo, hi, _ = spec.explicit.get(source.name_hint(), {}).get(dim, (None, None, True))
+        vr = env.var_to_range.get(sym)
+        if vr is not None:
+            lo = 2 if lo is None else lo            # sizes 0 and 1 are never symbolic
+            if vr.lower > lo or (finite(vr.upper) and (hi is None or vr.upper < hi)):
+                out.append(f"{desc} must be in [{vr.lower}, {vr.upper}]")
+        out += [f"{desc}: {g.expr}" for g in env.guards if sym in g.expr.free_symbols]
+    return out
 
 
 def _parameters(func):
