@@ -54,12 +54,13 @@ def mutation(build, mutate, undo=lambda: None, before=3, after=2, x=None, recomp
         f = bytegraph.compile(m, backend="eager") if mode == "compiled" else m
         xx = torch.randn(2, 4) if x is None else x
         obs = []
-        with warnings.catch_warnings(record=True) as w, torch.no_grad():
+        with warnings.catch_warnings(record=True) as w:
             warnings.simplefilter("always")
             try:
                 for _ in range(before):
                     obs.append(_observe(f, xx))
-                mutate(m)
+                with torch.no_grad():           # in-place updates of leaves, as users do them
+                    mutate(m)
                 for _ in range(after):
                     obs.append(_observe(f, xx))
             finally:
@@ -422,6 +423,34 @@ def test_needless_fast_path_loss_after_modulelist_del():
         "the ModuleList is no longer tracked: its subtree's guards run on every call"
 
 
+def _tied(tie=True, share=False):
+    def build():
+        class T(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.a = nn.Linear(4, 4)
+                self.b = self.a if share else nn.Linear(4, 4)
+                if tie and not share:
+                    self.b.weight = self.a.weight
+
+            def forward(self, x):
+                return self.b(self.a(x))
+        return T()
+    return build
+
+
+@pytest.mark.parametrize("name,build,mutate", [
+    ("untie_by_setattr", _tied(), lambda m: setattr(m.b, "weight", nn.Parameter(m.a.weight * 2))),
+    ("untie_in_parameters", _tied(), lambda m: m.b._parameters.__setitem__(
+        "weight", nn.Parameter(m.a.weight * 2))),
+    ("tie_after", _tied(tie=False), lambda m: setattr(m.b, "weight", m.a.weight)),
+    ("unshare_child", _tied(share=True), lambda m: setattr(m, "b", nn.Linear(4, 4))),
+    ("share_child", _tied(tie=False), lambda m: setattr(m, "b", m.a)),
+])
+def test_tied_weights_and_shared_children(name, build, mutate):
+    mutation(build, mutate)
+
+
 # --------------------------------------------------------------------------- hooks
 
 def _times2(mod, args, out):
@@ -568,6 +597,30 @@ def _counting_hook():
 
 def test_hooks_that_mutate_the_module_during_the_call():
     mutation(_counting_hook, lambda m: setattr(m, "mode", "a"), before=5, after=4)
+
+
+def _self_flipping():
+    class M(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = nn.Linear(4, 4)
+            self.n = 0
+            self.lin.register_forward_hook(self.hook)
+
+        def hook(self, mod, args, out):
+            mod.weight.requires_grad_(not mod.weight.requires_grad)
+            return out
+
+        def forward(self, x):
+            self.n = self.n + 1 if self.n < 2 else 0
+            self.lin.training = not self.lin.training
+            y = self.lin(x) * (3 if self.lin.training else 5) * self.n
+            return y * 2 if self.lin.weight.requires_grad else y
+    return M()
+
+
+def test_forward_flips_a_child_flag_and_a_hook_flips_requires_grad():
+    mutation(_self_flipping, lambda m: setattr(m, "n", 0), before=4, after=4)
 
 
 def _nested():
