@@ -18,7 +18,8 @@
   metadata changes bump the tensor's own version counter, which the fast path compares.
 
 A module is tracked only when its class uses these (no `__setattr__`, `__delattr__` or
-`__getattribute__` of its own that could bypass them); an untracked module keeps its guards.
+`__getattribute__` of its own that could bypass them) and none of its dicts is held elsewhere
+(a shallow copy's shared dict); an untracked module keeps its guards.
 What is deliberately not tracked: writes that bypass Python-level methods (`m.__dict__[k] = v`,
 `object.__setattr__(m, ...)`, `dict.__setitem__(m._parameters, ...)`, TensorBase's methods
 called unbound); buffers' metadata is checked on every call (docs/call_cost.md).
