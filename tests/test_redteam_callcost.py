@@ -294,6 +294,43 @@ def test_needless_guard_error_when_a_parameter_is_removed():
     mutation(Leaf, lambda m: m.lin._parameters.pop("bias"))
 
 
+def _buffered():
+    class B(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = nn.Linear(4, 4)
+            self.register_buffer("shift", torch.ones(4))
+
+        def forward(self, x):
+            return self.lin(x) + self.shift
+    return B()
+
+
+@pytest.mark.parametrize("name,mutate", [
+    ("resize_", lambda m: m.shift.resize_(1)),
+    ("as_strided_", lambda m: m.shift.as_strided_((4,), (0,))),
+    ("data_view", lambda m: setattr(m.shift, "data", m.shift.data[:1])),
+    ("half", lambda m: m.half()),
+    ("bias_resize_then_restore", lambda m: m.lin.bias.data.resize_(4)),
+])
+def test_buffer_and_dtype_metadata(name, mutate):
+    x = torch.randn(2, 4, dtype=torch.float16) if name == "half" else None
+    mutation(_buffered, mutate, x=x)
+
+
+def test_grad_modes_alternating():
+    torch.manual_seed(0)
+    m = Leaf()
+    c = bytegraph.compile(m, backend="eager")
+    x = torch.randn(2, 4)
+    for mode in [torch.enable_grad, torch.no_grad, torch.inference_mode, torch.enable_grad,
+                 torch.inference_mode, torch.no_grad] * 2:
+        with mode():
+            e, a = m(x), c(x)
+        assert_same(e, a)
+        assert e.is_inference() == a.is_inference()
+
+
 # --------------------------------------------------------------------------- parametrizations & co
 
 class _Double(nn.Module):
