@@ -170,12 +170,38 @@ def _export(fn, args, kwargs, aten_graph, decomposition_table, tracing_mode, dyn
         from .values.symbolic import ConstraintViolation
         raise ConstraintViolation(f"export: dims given as dynamic ({', '.join(sorted(forced))}) were "
                                   f"specialized to constants while tracing {func.__qualname__}")
+    narrowed = _narrowed_marks(gb, spec)
+    if narrowed:
+        from .values.symbolic import ConstraintViolation
+        raise ConstraintViolation(f"export: dims given as dynamic were constrained while tracing "
+                                  f"{func.__qualname__}, so the graph would not hold for every size "
+                                  f"dynamic_shapes allows: {'; '.join(narrowed)}")
     guards.add_shape_env(gb)
     if aten_graph:
         gm = _lower(gm, flat, decomposition_table, "symbolic" if gb.symbols else tracing_mode)
     gm.graph._codegen = _PyTreeCodeGen(_PyTreeInfo(names, in_spec, out_spec))
     gm.recompile()
     return ExportResult(gm, [readable(g.code) for g in guards.guards])
+
+
+def _narrowed_marks(gb, spec):
+    """What the trace assumed about a dim given as dynamic beyond the range dynamic_shapes gave
+    it (a branch on the size, a divisibility, a tighter bound): the graph is then wrong, or
+    fails, for other sizes the caller declared, so export refuses as torch.export does."""
+    if spec is None or not gb.marked or gb.shape_env is None:
+        return []
+    from .values.symbolic import finite
+    env, out = gb.shape_env, []
+    for sym, desc in gb.marked.items():
+        source, dim = gb.symbols[sym]
+        lo, hi, _ = spec.explicit.get(source.name_hint(), {}).get(dim, (None, None, True))
+        vr = env.var_to_range.get(sym)
+        if vr is not None:
+            lo = 2 if lo is None else lo            # sizes 0 and 1 are never symbolic
+            if vr.lower > lo or (finite(vr.upper) and (hi is None or vr.upper < hi)):
+                out.append(f"{desc} must be in [{vr.lower}, {vr.upper}]")
+        out += [f"{desc}: {g.expr}" for g in env.guards if sym in g.expr.free_symbols]
+    return out
 
 
 def _parameters(func):
@@ -300,8 +326,44 @@ def _rebuild(gb, cg, result, module, flat, names):
         env[node] = graph.node_copy(node, lambda n: env[n])
     leaves, template = [], _template(result, placeholders, env, leaf_of)
     out_flat, out_spec = pytree.tree_flatten(template, is_leaf=lambda x: isinstance(x, _Leaf))
+    if not _rebuilt_alike(template, out_flat, out_spec):
+        raise Unsupported("export: the output holds state its pytree flattening does not carry (an "
+                          "attribute of a registered output class that is not one of its items, or "
+                          "one that disagrees with its item), so the graph could not return it",
+                          kind="export")
     graph.output([x.value for x in out_flat])
     return graph, root, out_spec
+
+
+def _rebuilt_alike(template, flat, spec):
+    """Does rebuilding the output from its flat leaves (what the graph's forward does) give the
+    object the function returned? A registered class's flatten may drop attributes."""
+    try:
+        back = pytree.tree_unflatten(flat, spec)
+    except Exception:  # noqa: BLE001 - a class that cannot rebuild itself from placeholders
+        return False
+    return _alike(template, back)
+
+
+def _constant(x):
+    return x.value if isinstance(x, _Leaf) and not isinstance(x.value, torch.fx.Node) else x
+
+
+def _alike(a, b):
+    a, b = _constant(a), _constant(b)
+    if isinstance(a, _Leaf) or isinstance(b, _Leaf):      # a graph node: the same tensor
+        return isinstance(a, _Leaf) and isinstance(b, _Leaf) and a.value is b.value
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, (list, tuple)):
+        return len(a) == len(b) and all(map(_alike, a, b))
+    if isinstance(a, dict) and (list(a) != list(b) or not all(_alike(a[k], b[k]) for k in a)):
+        return False
+    da, db = getattr(a, "__dict__", None), getattr(b, "__dict__", None)
+    if isinstance(da, dict) or isinstance(db, dict):
+        return (isinstance(da, dict) and isinstance(db, dict) and da.keys() == db.keys()
+                and all(_alike(da[k], db[k]) for k in da))
+    return isinstance(a, dict) or a is b or a == b
 
 
 class _Leaf:

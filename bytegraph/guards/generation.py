@@ -18,7 +18,8 @@
   metadata changes bump the tensor's own version counter, which the fast path compares.
 
 A module is tracked only when its class uses these (no `__setattr__`, `__delattr__` or
-`__getattribute__` of its own that could bypass them); an untracked module keeps its guards.
+`__getattribute__` of its own that could bypass them) and none of its dicts is held elsewhere
+(a shallow copy's shared dict); an untracked module keeps its guards.
 What is deliberately not tracked: writes that bypass Python-level methods (`m.__dict__[k] = v`,
 `object.__setattr__(m, ...)`, `dict.__setitem__(m._parameters, ...)`, TensorBase's methods
 called unbound); buffers' metadata is checked on every call (docs/call_cost.md).
@@ -27,6 +28,7 @@ called unbound); buffers' metadata is checked on every call (docs/call_cost.md).
 unchanged) and those checked on every call; codegen/entry.py builds the two-path entry.
 """
 import re
+import sys
 import threading
 import weakref
 from collections import OrderedDict
@@ -111,7 +113,7 @@ def _install():
             setattr_(self, name, value)
             if tracked:
                 if name in _RETRACK:
-                    _retrack(self)
+                    _retrack(self, name)
                 _bump()
 
         def __delattr__(self, name):
@@ -119,7 +121,7 @@ def _install():
             delattr_(self, name)
             if tracked:
                 if name in _RETRACK:
-                    _retrack(self)
+                    _retrack(self, name)
                 _bump()
         for f, o in ((__setattr__, setattr_), (__delattr__, delattr_)):
             f.__qualname__, f.__module__, f.__doc__ = o.__qualname__, o.__module__, o.__doc__
@@ -172,8 +174,8 @@ _RETRACK = frozenset(_NN_DICTS + _HOOK_DICTS + ("__dict__", "__class__"))
 LOST = weakref.WeakSet()
 
 
-def _retrack(mod):
-    tracked, hooks = track(mod)
+def _retrack(mod, name):
+    tracked, hooks = track(mod, assigned=name)
     if tracked and hooks:
         LOST.discard(mod)
     else:
@@ -186,8 +188,16 @@ def class_is_trackable(cls):
             and cls.__getattribute__ is object.__getattribute__)
 
 
-def track(mod):
-    """Make `mod`'s mutations bump GEN. Returns (tracked, hooks_tracked)."""
+# references to a dict read from a module's __dict__ inside track(): that __dict__, the local
+# and getrefcount's argument. More means something else holds the dict (a shallow copy of the
+# module, `copy.copy(m)`, shares it; a user variable `params = m._parameters`): swapping it for
+# a tracked copy would cut that sharing, so the module is left untracked (guards every call).
+_OWN_REFS = 3
+
+
+def track(mod, assigned=None):
+    """Make `mod`'s mutations bump GEN. Returns (tracked, hooks_tracked). `assigned`: the dict
+    attribute just assigned through the tracked setattr (its caller's references are expected)."""
     _install()
     if not class_is_trackable(type(mod)):
         return False, False
@@ -196,7 +206,7 @@ def track(mod):
     tracked = True
     for name in _NN_DICTS:
         v = d.get(name)
-        if type(v) is dict:
+        if type(v) is dict and (name == assigned or sys.getrefcount(v) <= _OWN_REFS):
             d[name] = TrackedDict(v)
             swapped = True
         elif type(v) is not TrackedDict:
@@ -206,7 +216,8 @@ def track(mod):
         v = d.get(name)
         if v is None or type(v) is TrackedOrderedDict:
             continue
-        if type(v) in (OrderedDict, dict) and not v:
+        if type(v) in (OrderedDict, dict) and not v and (name == assigned
+                                                         or sys.getrefcount(v) <= _OWN_REFS):
             d[name] = TrackedOrderedDict()
             swapped = True
         else:
