@@ -177,6 +177,7 @@ def _export(fn, args, kwargs, aten_graph, decomposition_table, tracing_mode, dyn
                                   f"{func.__qualname__}, so the graph would not hold for every size "
                                   f"dynamic_shapes allows: {'; '.join(narrowed)}")
     guards.add_shape_env(gb)
+    gb.release_real_tensors()
     if aten_graph:
         gm = _lower(gm, flat, decomposition_table, "symbolic" if gb.symbols else tracing_mode)
     gm.graph._codegen = _PyTreeCodeGen(_PyTreeInfo(names, in_spec, out_spec))

@@ -271,6 +271,16 @@ class GraphBuilder:
             self.mutated_storages.add(_storage_key(t))
         return bool(written)
 
+    def release_real_tensors(self):
+        """Forget the real tensors the fake mode converted. Its memo holds a weak reference to
+        each (a parameter, an input), which the graph's fake example values keep alive for as long
+        as the entry lives, and torch.utils.swap_tensors (`Module._apply` under
+        `torch.__future__.set_swap_module_params_on_conversion(True)`) refuses a tensor with
+        weak references. Call once nothing will convert another real tensor in this mode."""
+        describer = self.fake_mode.fake_tensor_converter.meta_converter.describer
+        describer.lookup_tensor.clear()
+        describer.lookup_storage.clear()
+
     def mutates_inputs(self):
         """Does the graph write into the storage of any placeholder?"""
         if not self.mutated_storages:

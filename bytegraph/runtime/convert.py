@@ -147,8 +147,9 @@ def _trace(fn, bound, shape_env, allow_breaks, stop_at=None, specialize=(), dyna
             grad_at_end = torch.is_grad_enabled()
         finally:
             tracer.restore_state()
-    except Unsupported as e:
-        if e.kind == NEEDS_SHAPE_ENV and not shape_env:
+    except BaseException as e:
+        gb.release_real_tensors()         # a failed trace's builder outlives it in the exception
+        if not isinstance(e, Unsupported) or e.kind == NEEDS_SHAPE_ENV and not shape_env:
             raise
         raise _TraceFailed(e, cg, guards, gb)
     return cg, guards, gb, tracer, result, grad_at_start, grad_at_end
@@ -256,6 +257,7 @@ def convert(fn, args, kwargs, backend, backend_name, entry_index, on_guard_error
     guards.add_shape_env(gb)        # after the backend, which may add guards of its own
     guards.attr_writes = [(v.source, n) for k, v, n, _ in tracer.side_effects.writes if k == "attr"]
     entry = build_entry(fn, cg, guards, body + tail, "__r", name, on_guard_error)
+    gb.release_real_tensors()
     entry.__bytegraph_guards__ = guards
     entry.__bytegraph_graphs__, entry.__bytegraph_codes__ = graphs, tracer.codes   # runtime/warm.py
     entry.__bytegraph_hash_dependent__ = tracer.hash_dependent
