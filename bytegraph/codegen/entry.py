@@ -293,20 +293,46 @@ def guard_block(guards, body_text, ns):
     ns["_NO_STATE"] = NO_STATE
     ns["_ecache"] = cache = EntryCache(sp.modules, sp.stats)
     guards.entry_cache = cache
-    names = ", ".join(sp.cached) + ("," if len(sp.cached) == 1 else "")
+
+    def tup(names):
+        return ", ".join(names) + ("," if len(names) == 1 else "")
+    names = tup(sp.cached)
     lines = ["    try:",
              "        __c = _ecache.state",
              "        if (__gn := __c[0]) == _gen[0]:"]
     if sp.cached:
         lines.append(f"            {names} = __c[1]")
-    lines += [f"            if not ({sp.fast}):",
-              "                return MISS",
-              "        else:",
-              "            __gn = _gen[0]",
-              f"            if not ({sp.full}):",
-              "                _ecache.state = _NO_STATE    # stale: let go of what it holds",
-              "                return MISS",
-              f"            _ecache.store(__gn, ({names}))"]
+    if sp.dict_fast is None:
+        lines += [f"            if not ({sp.fast}):",
+                  "                return MISS",
+                  "        else:",
+                  "            __gn = _gen[0]",
+                  f"            if not ({sp.full}):",
+                  "                _ecache.state = _NO_STATE    # stale: let go of what it holds",
+                  "                return MISS",
+                  f"            _ecache.store(__gn, ({names}))"]
+    else:
+        # a third path, inside the first: while the dicts whose contents the remaining guards
+        # read (module globals, class dicts) keep their version tags, those guards are skipped
+        ns["_dict_versions"] = sp.dict_versions
+        dnames = tup(sp.dict_cached)
+        lines.append("            if (__dv := _dict_versions()) == __c[2]:")
+        if sp.dict_cached:
+            lines.append(f"                {dnames} = __c[3]")
+        lines += [f"                if not ({sp.dict_fast}):",
+                  "                    return MISS",
+                  f"            elif not ({sp.fast}):",
+                  "                _ecache.drop_dicts()",
+                  "                return MISS",
+                  "            else:",
+                  f"                _ecache.store_dicts(__gn, __dv, ({dnames}))",
+                  "        else:",
+                  "            __gn = _gen[0]",
+                  "            __dv = _dict_versions()",
+                  f"            if not ({sp.full}):",
+                  "                _ecache.state = _NO_STATE    # stale: let go of what it holds",
+                  "                return MISS",
+                  f"            _ecache.store(__gn, ({names}), __dv, ({dnames}))"]
     after = [f"_ecache.advance(__gn, {sp.own_bumps})"] if sp.own_bumps else []
     return lines, after
 

@@ -25,8 +25,18 @@ called unbound); buffers' metadata is checked on every call (docs/call_cost.md).
 
 `split(guards)` sorts a trace's guards into those the counter covers (skipped while it is
 unchanged) and those checked on every call; codegen/entry.py builds the two-path entry.
+
+Dict version tags (`DictWatch`): of the guards checked on every call, those that read only the
+contents of a module's globals dict or of a class's own `__dict__` (identity and value of an
+item, `isdisjoint` of its keys, the keys of a plain dict found there) are skipped while each
+such dict's CPython version tag (`ma_version_tag`, which every mutation of a dict advances) is
+the one read before the last check that passed them. The tag is read through ctypes at an
+offset verified by a probe at import; when the probe fails, nothing is covered this way.
 """
+import ctypes
+import gc
 import re
+import sys
 import threading
 import weakref
 from collections import OrderedDict
@@ -225,6 +235,7 @@ def is_tracked(mod):
 
 _IMMUTABLE = (int, float, complex, str, bytes, bool, type(None), tuple, frozenset, range,
               torch.dtype, torch.device, torch.Size)
+_SCALARS = (int, float, complex, str, bytes, bool, type(None), range, torch.dtype, torch.device)
 
 
 class ModuleInfo:
@@ -321,6 +332,165 @@ class Classifier:
         return ok and isinstance(obj, torch.Tensor)
 
 
+# ----------------------------------------------------------------------------- dict version tags
+
+def _probe_version_offset():
+    """Byte offset of a dict's `ma_version_tag` (CPython 3.11: after the object header and
+    `ma_used`), or None when this interpreter does not have it where expected. The probe checks
+    that `ma_used` tracks len() and that the tag grows on every kind of mutation (insert, replace,
+    delete, clear, pop, popitem, update, setdefault; a class's dict through setattr/delattr)
+    and stays put on reads."""
+    if sys.implementation.name != "cpython" or sys.version_info[:2] != (3, 11):
+        return None
+    word = ctypes.sizeof(ctypes.c_ssize_t)
+    if word != 8:
+        return None
+    used_at, tag_at = 2 * word, 3 * word
+
+    def tag(d):
+        return ctypes.c_uint64.from_address(id(d) + tag_at).value
+
+    try:
+        d = {}
+        last = tag(d)
+        ops = (lambda d: d.__setitem__("a", 1), lambda d: d.__setitem__("a", 2),
+               lambda d: d.__setitem__("b", 3), lambda d: d.__delitem__("a"),
+               lambda d: d.update(c=4), lambda d: d.setdefault("e", 5), lambda d: d.pop("c"),
+               lambda d: d.popitem(), lambda d: d.clear(), lambda d: d.update({"f": 6}))
+        for op in ops:
+            op(d)
+            now = tag(d)
+            if now <= last or ctypes.c_ssize_t.from_address(id(d) + used_at).value != len(d):
+                return None
+            last = now
+        d.get("f"), "f" in d, list(d), d.copy()
+        if tag(d) != last:
+            return None
+
+        class K:
+            pass
+        kd = _class_dict(K)
+        if kd is None:
+            return None
+        last = tag(kd)
+        K.x = 1
+        k1 = tag(kd)
+        del K.x
+        if not (last < k1 < tag(kd)):
+            return None
+    except Exception:       # noqa: BLE001 -- any surprise: no dict coverage
+        return None
+    return tag_at
+
+
+def _class_dict(cls):
+    """The dict behind `cls.__dict__` (the mappingproxy's only referent)."""
+    refs = gc.get_referents(type.__dict__["__dict__"].__get__(cls))
+    if len(refs) == 1 and type(refs[0]) is dict:
+        return refs[0]
+    return None
+
+
+_TAG_AT = _probe_version_offset()
+
+
+def version_reader(dicts):
+    """A function returning the version tags of `dicts` (held alive by the function)."""
+    cells = tuple(ctypes.c_uint64.from_address(id(d) + _TAG_AT) for d in dicts)
+    value = ctypes.c_uint64.value.__get__
+    keep = tuple(dicts)
+
+    def versions(_cells=cells, _value=value, _keep=keep):
+        return tuple(map(_value, _cells))
+    return versions
+
+
+_CLASS_ABSENT = re.compile(r"(\w+)\.__dict__\.keys\(\)\.isdisjoint\(\w+\)")
+_DICT_ABSENT = re.compile(r"(\w+)\.keys\(\)\.isdisjoint\(\w+\)")
+
+
+class DictWatch:
+    """Which of the guards checked on every call read nothing but the contents of dicts whose
+    identity is fixed: a module's globals dict, a class's own dict, and plain dicts found in
+    those by item guards that are themselves covered. Each covered guard is true as long as
+    the dicts it reads keep their version tags (`dicts` collects them, by id)."""
+
+    def __init__(self, namespace):
+        self.ns = namespace
+        self.dicts = {}
+        self._memo = {}
+
+    def _stable(self, src):
+        """(object at src, the dicts its value depends on) when its value is fixed by dict
+        contents alone, else None."""
+        r = self._memo.get(src, False)
+        if r is False:
+            r = self._memo[src] = self._resolve(src)
+        return r
+
+    def _resolve(self, src):
+        from ..sources import AttrSource, GlobalSource, ItemSource, ObjectSource
+        t = type(src)
+        if t is GlobalSource and type(src.base) is ObjectSource and type(src.base.obj) is dict:
+            g = src.base.obj
+            if type(src.key) is str and src.key in g:
+                return g[src.key], (g,)
+            return None
+        if t is AttrSource and src.key == "__dict__" and type(src.base) is ObjectSource \
+                and isinstance(src.base.obj, type):
+            d = _class_dict(src.base.obj)
+            return (src.base.obj.__dict__, (d,)) if d is not None else None
+        if t is ItemSource:
+            base = self._stable(src.base)
+            if base is None:
+                return None
+            obj, deps = base
+            if type(obj) is dict:
+                d = obj
+            elif type(obj).__name__ == "mappingproxy" and len(deps) == 1:
+                d = deps[0]          # a class's dict, read through its proxy
+            else:
+                return None
+            if type(src.key) not in (str, int) or src.key not in d:
+                return None
+            return d[src.key], deps + ((d,) if d is not deps[-1] else ())
+        return None
+
+    def covers(self, guard, source):
+        """True when `guard` is covered; its dicts are then added to `self.dicts`."""
+        deps = None
+        kind = guard.kind
+        if source is None:
+            m = None
+            if kind == "class_attr_absent":
+                m = _CLASS_ABSENT.fullmatch(guard.code)
+                obj = self.ns.get(m.group(1)) if m else None
+                d = _class_dict(obj) if isinstance(obj, type) else None
+                deps = (d,) if d is not None else None
+            elif kind == "builtins_not_shadowed":
+                m = _DICT_ABSENT.fullmatch(guard.code)
+                obj = self.ns.get(m.group(1)) if m else None
+                deps = (obj,) if type(obj) is dict else None
+        else:
+            st = self._stable(source)
+            if st is None:
+                return False
+            obj, deps = st
+            if kind == "id":
+                pass
+            elif kind in ("type", "value") and type(obj) in _SCALARS:
+                pass
+            elif kind in ("dict_keys", "len", "empty") and type(obj) is dict:
+                deps = deps + (obj,)
+            else:
+                deps = None
+        if not deps:
+            return False
+        for d in deps:
+            self.dicts[id(d)] = d
+        return True
+
+
 _BIND = re.compile(r"\((__s\d+) :=")
 _NAME = re.compile(r"\b__s\d+\b")
 
@@ -330,6 +500,10 @@ class Split:
     `full` (every guard, as before), `fast` (the guards GEN does not cover, in order, with
     parameter/buffer metadata checks on cached locals) and `cached` (the locals the fast path
     reads from the cache instead of walking the module tree)."""
+
+    dict_fast = None        # the guards neither GEN nor the dict version tags cover
+    dict_cached = ()
+    dict_versions = None
 
     def __init__(self, full, fast, cached, modules):
         self.full = full
@@ -344,6 +518,8 @@ def split(guards, body_text):
     cls = Classifier(guards.module_infos, writes)
     cg = guards.cg
     keep, skipped, meta, full, versioned = [], [], [], [], []
+    watch = DictWatch(cg.namespace) if _TAG_AT is not None else None
+    by_dicts = set()            # guards of `keep` the dict version tags cover
     for i, g in enumerate(guards.guards):
         source = guards.origins[i] if i < len(guards.origins) else None
         tm = guards.tensor_meta.get(i)
@@ -354,6 +530,8 @@ def split(guards, body_text):
         elif cls.covered(source, g.kind):
             skipped.append(g.code)
         else:
+            if watch is not None and watch.covers(g, source):
+                by_dicts.add(len(keep))
             keep.append(g.code)
     # parameters/buffers, on the locals read from the cache (after the other guards, which are
     # cheaper and fail first on new inputs); a chain of checks per tensor is as fast as any
@@ -370,7 +548,10 @@ def split(guards, body_text):
         checks = " and ".join(f"({c})" for c, _ in versioned)
         keep.append(f"(__pv := ({vs},)) == {cell_name}[0] or ({checks} and {store}(__pv))")
     full = " and ".join(f"({c})" for c in full) or "True"
-    if not skipped:
+    # dict version tags pay off when they replace several guards each (a tag read costs about
+    # as much as one identity guard)
+    use_dicts = watch is not None and len(by_dicts) >= max(8, 2 * len(watch.dicts))
+    if not skipped and not use_dicts:
         return Split(full, None, (), ())
     bound_in_skipped = set()
     for code in skipped:
@@ -386,6 +567,21 @@ def split(guards, body_text):
     mods = [(info.mod, info.hooks_tracked) for info in guards.module_infos.values() if info.tracked]
     sp = Split(full, fast, tuple(cached), mods)
     sp.stats = (len(guards.guards), len(keep), len(cached))
+    sp.dict_fast = None
+    if use_dicts:
+        # the third path: GEN and every watched dict's version unchanged; the locals the
+        # covered guards bound that later code reads come from the cache too
+        rest = [c for j, c in enumerate(keep) if j not in by_dicts]
+        bound_in_dicts, bound_in_rest, used_rest = set(), set(), set(_NAME.findall(body_text))
+        for j, code in enumerate(keep):
+            (bound_in_dicts if j in by_dicts else bound_in_rest).update(_BIND.findall(code))
+            if j not in by_dicts:
+                used_rest.update(_NAME.findall(code))
+        sp.dict_cached = tuple(sorted((bound_in_dicts & used_rest) - bound_in_rest,
+                                      key=lambda n: int(n[3:])))
+        sp.dict_fast = " and ".join(f"({c})" for c in rest) or "True"
+        sp.dict_versions = version_reader(list(watch.dicts.values()))
+        sp.stats = sp.stats + (len(rest), len(watch.dicts))
     # the entry's own writes to tracked modules bump GEN once each (a write that also changes a
     # parameter/buffer/child dict bumps more); when nothing else moved it, the entry advances
     # its cached generation past them, so a forward that sets module attributes on every call
@@ -398,7 +594,7 @@ def split(guards, body_text):
     return sp
 
 
-NO_STATE = (-1, ())      # an EntryCache that holds nothing (no generation is negative)
+NO_STATE = (-1, (), None, ())    # an EntryCache that holds nothing (no generation is negative)
 
 
 def _storer(cell):
@@ -409,16 +605,16 @@ def _storer(cell):
 
 
 class EntryCache:
-    """Per entry: (generation, cached locals) from the last call that passed the full guards.
-    A module whose tracked dicts were replaced through setattr is tracked again right away
-    (_retrack); if that is impossible it is in LOST and `store` refuses, so a cached generation
-    always covers the entry's modules."""
+    """Per entry: (generation, cached locals, watched dicts' version tags, locals cached under
+    them) from the last call that passed the full guards. A module whose tracked dicts were
+    replaced through setattr is tracked again right away (_retrack); if that is impossible it
+    is in LOST and `store` refuses, so a cached generation always covers the entry's modules."""
     __slots__ = ("state", "refs", "stats")
 
     def __init__(self, modules, stats=None):
         self.state = NO_STATE
         self.refs = []
-        self.stats = stats          # (guards, guards on the fast path, cached locals)
+        self.stats = stats          # (guards, fast-path guards, cached locals[, dict path, dicts])
         for m, hooks in modules:
             try:
                 self.refs.append((weakref.ref(m), hooks))
@@ -430,13 +626,25 @@ class EntryCache:
         the cache was checked at `gen`, the cache holds for the new generation too."""
         state = self.state
         if state[0] == gen and GEN[0] == gen + bumps:
-            self.state = (gen + bumps, state[1])
+            self.state = (gen + bumps,) + state[1:]
 
-    def store(self, gen, values):
+    def store(self, gen, values, versions=None, dict_values=()):
+        """After a full check that passed; `gen` and `versions` were read before it."""
         if LOST:                    # rare: some module's tracking was undone (see _retrack)
             for r, hooks in self.refs:
                 m = r()
                 if m is None or m in LOST:
                     return
         if GEN[0] == gen:
-            self.state = (gen, values)
+            self.state = (gen, values, versions, dict_values)
+
+    def store_dicts(self, gen, versions, dict_values):
+        """After the guards GEN does not cover passed (GEN unchanged at `gen`, some watched
+        dict changed): the dicts' versions read before them, and the locals they bound."""
+        state = self.state
+        if state[0] == gen and GEN[0] == gen:
+            self.state = (gen, state[1], versions, dict_values)
+
+    def drop_dicts(self):
+        state = self.state
+        self.state = state[:2] + (None, ())
