@@ -314,9 +314,15 @@ def guard_block(guards, body_text, ns):
     else:
         # a third path, inside the first: while the dicts whose contents the remaining guards
         # read (module globals, class dicts) keep their version tags, those guards are skipped
-        ns["_dict_versions"] = sp.dict_versions
+        from ..guards.generation import version_cell
+        ns["_dv_dicts"] = tuple(sp.dicts)       # keeps them alive for the views below
+        cells = []
+        for i, d in enumerate(sp.dicts):
+            ns[f"_dv{i}"] = version_cell(d)
+            cells.append(f"_dv{i}.value")
+        versions = "(" + tup(cells) + ")"
         dnames = tup(sp.dict_cached)
-        lines.append("            if (__dv := _dict_versions()) == __c[2]:")
+        lines.append(f"            if (__dv := {versions}) == __c[2]:")
         if sp.dict_cached:
             lines.append(f"                {dnames} = __c[3]")
         lines += [f"                if not ({sp.dict_fast}):",
@@ -328,7 +334,7 @@ def guard_block(guards, body_text, ns):
                   f"                _ecache.store_dicts(__gn, __dv, ({dnames}))",
                   "        else:",
                   "            __gn = _gen[0]",
-                  "            __dv = _dict_versions()",
+                  f"            __dv = {versions}",
                   f"            if not ({sp.full}):",
                   "                _ecache.state = _NO_STATE    # stale: let go of what it holds",
                   "                return MISS",

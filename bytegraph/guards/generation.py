@@ -394,30 +394,26 @@ def _class_dict(cls):
 _TAG_AT = _probe_version_offset()
 
 
-def version_reader(dicts):
-    """A function returning the version tags of `dicts` (held alive by the function)."""
-    cells = tuple(ctypes.c_uint64.from_address(id(d) + _TAG_AT) for d in dicts)
-    value = ctypes.c_uint64.value.__get__
-    keep = tuple(dicts)
-
-    def versions(_cells=cells, _value=value, _keep=keep):
-        return tuple(map(_value, _cells))
-    return versions
+def version_cell(d):
+    """A ctypes view of dict `d`'s version tag (read `.value`); the caller keeps `d` alive."""
+    return ctypes.c_uint64.from_address(id(d) + _TAG_AT)
 
 
-_CLASS_ABSENT = re.compile(r"(\w+)\.__dict__\.keys\(\)\.isdisjoint\(\w+\)")
-_DICT_ABSENT = re.compile(r"(\w+)\.keys\(\)\.isdisjoint\(\w+\)")
+_CLASS_ABSENT = re.compile(r"(\w+)\.__dict__\.keys\(\)\.isdisjoint\((\w+)\)")
+_DICT_ABSENT = re.compile(r"(\w+)\.keys\(\)\.isdisjoint\((\w+)\)")
+# what reading one version tag costs, in units of one identity guard (measured: about 70 ns
+# against 50-60 ns); a dict is watched only when the guards it lets the entry skip weigh more
+_TAG_COST = 2.0
 
 
 class DictWatch:
     """Which of the guards checked on every call read nothing but the contents of dicts whose
     identity is fixed: a module's globals dict, a class's own dict, and plain dicts found in
     those by item guards that are themselves covered. Each covered guard is true as long as
-    the dicts it reads keep their version tags (`dicts` collects them, by id)."""
+    the dicts it reads keep their version tags (`watched_dicts` picks the dicts worth it)."""
 
     def __init__(self, namespace):
         self.ns = namespace
-        self.dicts = {}
         self._memo = {}
 
     def _stable(self, src):
@@ -457,9 +453,11 @@ class DictWatch:
         return None
 
     def covers(self, guard, source):
-        """True when `guard` is covered; its dicts are then added to `self.dicts`."""
+        """(the dicts `guard` reads, its weight in identity-guard units) when those dicts' version
+        tags cover it, else None."""
         deps = None
         kind = guard.kind
+        weight = 1.0
         if source is None:
             m = None
             if kind == "class_attr_absent":
@@ -471,24 +469,46 @@ class DictWatch:
                 m = _DICT_ABSENT.fullmatch(guard.code)
                 obj = self.ns.get(m.group(1)) if m else None
                 deps = (obj,) if type(obj) is dict else None
+            if deps:
+                # isdisjoint looks up each name of the smaller side
+                weight = 2.0 + len(self.ns.get(m.group(2)) or ()) / 4
         else:
             st = self._stable(source)
             if st is None:
-                return False
+                return None
             obj, deps = st
             if kind == "id":
                 pass
             elif kind in ("type", "value") and type(obj) in _SCALARS:
-                pass
+                weight = 1.5
             elif kind in ("dict_keys", "len", "empty") and type(obj) is dict:
                 deps = deps + (obj,)
+                weight = 1.5 + len(obj) / 4
             else:
                 deps = None
-        if not deps:
-            return False
+        return (deps, weight) if deps else None
+
+
+def watched_dicts(covered):
+    """Of `covered` ({guard index: (dicts, weight)}), the dicts worth reading the tag of and the
+    guards they then cover: a dict whose covered guards weigh less than reading its tag is
+    dropped, with the guards that read it (repeated until nothing more is dropped)."""
+    live = dict(covered)
+    while True:
+        benefit = {}
+        for deps, w in live.values():
+            for d in deps:
+                benefit[id(d)] = benefit.get(id(d), 0.0) + w
+        drop = {k for k, b in benefit.items() if b < _TAG_COST}
+        if not drop:
+            break
+        live = {j: (deps, w) for j, (deps, w) in live.items()
+                if not any(id(d) in drop for d in deps)}
+    dicts = {}
+    for deps, _ in live.values():
         for d in deps:
-            self.dicts[id(d)] = d
-        return True
+            dicts[id(d)] = d
+    return list(dicts.values()), set(live)
 
 
 _BIND = re.compile(r"\((__s\d+) :=")
@@ -503,7 +523,7 @@ class Split:
 
     dict_fast = None        # the guards neither GEN nor the dict version tags cover
     dict_cached = ()
-    dict_versions = None
+    dicts = ()
 
     def __init__(self, full, fast, cached, modules):
         self.full = full
@@ -519,7 +539,7 @@ def split(guards, body_text):
     cg = guards.cg
     keep, skipped, meta, full, versioned = [], [], [], [], []
     watch = DictWatch(cg.namespace) if _TAG_AT is not None else None
-    by_dicts = set()            # guards of `keep` the dict version tags cover
+    by_dicts = {}               # guards of `keep` the dict version tags may cover
     for i, g in enumerate(guards.guards):
         source = guards.origins[i] if i < len(guards.origins) else None
         tm = guards.tensor_meta.get(i)
@@ -530,8 +550,9 @@ def split(guards, body_text):
         elif cls.covered(source, g.kind):
             skipped.append(g.code)
         else:
-            if watch is not None and watch.covers(g, source):
-                by_dicts.add(len(keep))
+            cov = watch.covers(g, source) if watch is not None else None
+            if cov is not None:
+                by_dicts[len(keep)] = cov
             keep.append(g.code)
     # parameters/buffers, on the locals read from the cache (after the other guards, which are
     # cheaper and fail first on new inputs); a chain of checks per tensor is as fast as any
@@ -550,7 +571,8 @@ def split(guards, body_text):
     full = " and ".join(f"({c})" for c in full) or "True"
     # dict version tags pay off when they replace several guards each (a tag read costs about
     # as much as one identity guard)
-    use_dicts = watch is not None and len(by_dicts) >= max(8, 2 * len(watch.dicts))
+    dicts, by_dicts = watched_dicts(by_dicts) if by_dicts else ([], set())
+    use_dicts = len(by_dicts) >= 4
     if not skipped and not use_dicts:
         return Split(full, None, (), ())
     bound_in_skipped = set()
@@ -580,8 +602,8 @@ def split(guards, body_text):
         sp.dict_cached = tuple(sorted((bound_in_dicts & used_rest) - bound_in_rest,
                                       key=lambda n: int(n[3:])))
         sp.dict_fast = " and ".join(f"({c})" for c in rest) or "True"
-        sp.dict_versions = version_reader(list(watch.dicts.values()))
-        sp.stats = sp.stats + (len(rest), len(watch.dicts))
+        sp.dicts = dicts
+        sp.stats = sp.stats + (len(rest), len(dicts))
     # the entry's own writes to tracked modules bump GEN once each (a write that also changes a
     # parameter/buffer/child dict bumps more); when nothing else moved it, the entry advances
     # its cached generation past them, so a forward that sets module attributes on every call
