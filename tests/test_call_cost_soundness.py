@@ -586,3 +586,93 @@ def test_function_that_writes_a_global_it_reads_every_call():
         assert CALLS == before + 2
     TABLE["b"] = -3.0
     assert_same(_counting_forward_fn(x), c(x))
+
+
+# ----------------------------------------------------------------------------- instance dicts
+# A config object reached through a module attribute: its `__dict__` is watched by identity and
+# version tag (guards/generation.py: Dyn), so its attribute guards are skipped while it is
+# unchanged.
+
+class Cfg:
+    def __init__(self, **kw):
+        self.__dict__.update(kw)
+
+
+def _cfg():
+    return Cfg(scale=2.0, shift=1.0, mode="mul", depth=2, use_bias=True, name="c", eps=1e-5,
+               act="relu", heads=4, extra=None)
+
+
+class ConfigReader(nn.Module):
+    def __init__(self, cfg):
+        super().__init__()
+        self.config = cfg
+        self.lin = nn.Linear(4, 4)
+
+    def forward(self, x):
+        c = self.config
+        y = self.lin(x) * c.scale
+        for _ in range(c.depth):
+            y = y + c.shift
+        if c.mode == "mul" and c.use_bias:
+            y = y * c.heads
+        if c.act == "relu":
+            y = torch.relu(y) + c.eps
+        if c.extra is not None:
+            y = y + c.extra
+        return y
+
+
+def _cfg_probe(cfg=None):
+    torch.manual_seed(0)
+    return Probe(ConfigReader(cfg or _cfg()).eval())
+
+
+def test_config_dict_is_watched():
+    p = _cfg_probe()
+    ns = _entry_globals(p)
+    assert "_dv_getattr" in ns                    # the instance dict is on the dict path
+    assert ns["_ecache"].state[5][0] is p.m.config.__dict__
+    p.check(0)
+
+
+@pytest.mark.parametrize("change", [
+    lambda c: setattr(c, "scale", 3.0),
+    lambda c: setattr(c, "mode", "add"),
+    lambda c: setattr(c, "depth", 3),
+    lambda c: setattr(c, "extra", 5.0),
+    lambda c: c.__dict__.__setitem__("shift", -1.0),
+    lambda c: delattr(c, "eps"),
+    lambda c: object.__setattr__(c, "__dict__", dict(c.__dict__, scale=-2.0)),
+    lambda c: object.__setattr__(c, "__dict__", dict(c.__dict__)),       # equal contents
+    lambda c: setattr(c, "__class__", type("Cfg2", (Cfg,), {"scale": 9.0})),
+], ids=["float", "str", "int", "none_to_float", "dict_write", "delattr", "dict_replaced",
+        "dict_replaced_equal", "class_changed"])
+def test_config_change_seen(change):
+    p = _cfg_probe()
+    change(p.m.config)
+    try:
+        p.run()
+        p.run()
+    except AttributeError:
+        with pytest.raises(AttributeError):
+            p.c(p.x)
+
+
+def test_config_replaced_on_the_module_then_old_and_new_mutated():
+    p = _cfg_probe()
+    old = p.m.config
+    p.m.config = _cfg()                      # equal contents: a refill, not a recompile
+    p.check(0)
+    old.scale = 100.0                        # no longer read by eager: no effect
+    p.check(0)
+    p.m.config.scale = 7.0                   # the new one is read
+    p.check(1)
+
+
+def test_config_shared_by_two_compiled_models():
+    cfg = _cfg()
+    a, b = _cfg_probe(cfg), _cfg_probe(cfg)
+    cfg.shift = 4.0
+    a.check(1)
+    b.check(1)

@@ -320,8 +320,14 @@ def guard_block(guards, body_text, ns):
         for i, d in enumerate(sp.dicts):
             ns[f"_dv{i}"] = version_cell(d)
             cells.append(f"_dv{i}.value")
+        if sp.dyn_objects:
+            ns["_dv_getattr"] = object.__getattribute__
+            cells += [f"id(_dv_getattr({o}, '__dict__')), __c[4][{i}].value"
+                      for i, o in enumerate(sp.dyn_objects)]
         versions = "(" + tup(cells) + ")"
         dnames = tup(sp.dict_cached)
+        dyn = (", (" + tup([f"_dv_getattr({o}, '__dict__')" for o in sp.dyn_objects]) + ")"
+               if sp.dyn_objects else "")
         lines.append(f"            if (__dv := {versions}) == __c[2]:")
         if sp.dict_cached:
             lines.append(f"                {dnames} = __c[3]")
@@ -331,14 +337,16 @@ def guard_block(guards, body_text, ns):
                   "                _ecache.drop_dicts()",
                   "                return MISS",
                   "            else:",
-                  f"                _ecache.store_dicts(__gn, __dv, ({dnames}))",
+                  f"                _ecache.store_dicts(__gn, __dv, ({dnames}){dyn})",
                   "        else:",
                   "            __gn = _gen[0]",
-                  f"            __dv = {versions}",
+                  # with instance dicts, the views to read them are made by this store: the next
+                  # call takes the middle path, which reads them before its checks
+                  f"            __dv = {'None' if dyn else versions}",
                   f"            if not ({sp.full}):",
                   "                _ecache.state = _NO_STATE    # stale: let go of what it holds",
                   "                return MISS",
-                  f"            _ecache.store(__gn, ({names}), __dv, ({dnames}))"]
+                  f"            _ecache.store(__gn, ({names}), __dv, ({dnames}){dyn})"]
     after = [f"_ecache.advance(__gn, {sp.own_bumps})"] if sp.own_bumps else []
     return lines, after
 

@@ -406,50 +406,100 @@ _DICT_ABSENT = re.compile(r"(\w+)\.keys\(\)\.isdisjoint\((\w+)\)")
 _TAG_COST = 2.0
 
 
+class Dyn:
+    """An instance dict that a DictWatch covers without knowing it when the entry is built: the
+    `__dict__` of the object at `base`, a source the generation counter keeps stable (a module's
+    config object). Its identity is compared and its version tag read through a view the entry's
+    cache makes when it stores the dict (EntryCache.store_dicts)."""
+    __slots__ = ("base",)
+
+    def __init__(self, base):
+        self.base = base
+
+
 class DictWatch:
     """Which of the guards checked on every call read nothing but the contents of dicts whose
     identity is fixed: a module's globals dict, a class's own dict, and plain dicts found in
-    those by item guards that are themselves covered. Each covered guard is true as long as
-    the dicts it reads keep their version tags (`watched_dicts` picks the dicts worth it)."""
+    those by item guards that are themselves covered; and the instance dict of an object at a
+    source the generation counter keeps stable (`Dyn`: compared by identity on every call).
+    Each covered guard is true as long as the dicts it reads keep their version tags
+    (`watched_dicts` picks the dicts worth it)."""
 
-    def __init__(self, namespace):
+    def __init__(self, namespace, stable=None):
         self.ns = namespace
+        self.stable = stable        # source -> object, for sources GEN keeps stable (or None)
         self._memo = {}
+        self._dyn = {}
 
     def _stable(self, src):
-        """(object at src, the dicts its value depends on) when its value is fixed by dict
-        contents alone, else None."""
+        """(object at src, the dicts its value depends on, what stands for the object itself
+        when it is a watched dict) when its value is fixed by dict contents alone, else None."""
         r = self._memo.get(src, False)
         if r is False:
             r = self._memo[src] = self._resolve(src)
         return r
 
+    def _dyn_of(self, base):
+        dyn = self._dyn.get(base)
+        if dyn is None:
+            dyn = self._dyn[base] = Dyn(base)
+        return dyn
+
     def _resolve(self, src):
-        from ..sources import AttrSource, GlobalSource, ItemSource, ObjectSource
+        from ..sources import AttrSource, GlobalSource, ItemSource, ObjectSource, RawAttrSource
         t = type(src)
         if t is GlobalSource and type(src.base) is ObjectSource and type(src.base.obj) is dict:
             g = src.base.obj
             if type(src.key) is str and src.key in g:
-                return g[src.key], (g,)
+                v = g[src.key]
+                return v, (g,), (v if type(v) is dict else None)
             return None
         if t is AttrSource and src.key == "__dict__" and type(src.base) is ObjectSource \
                 and isinstance(src.base.obj, type):
             d = _class_dict(src.base.obj)
-            return (src.base.obj.__dict__, (d,)) if d is not None else None
+            return (src.base.obj.__dict__, (d,), d) if d is not None else None
+        if t is RawAttrSource and src.key == "__dict__" and self.stable is not None:
+            obj = self.stable(src.base)
+            d = getattr(obj, "__dict__", None) if obj is not None else None
+            if type(d) is not dict or d is not object.__getattribute__(obj, "__dict__"):
+                return None
+            dyn = self._dyn_of(src.base)
+            return d, (dyn,), dyn
+        if t is AttrSource and self.stable is not None and src.key != "__dict__":
+            # an attribute found in the instance dict of such an object: its value is that
+            # dict's item while the object's class (guarded on every call by the type guard
+            # that reads it), the class dicts of its MRO (no data descriptor or
+            # __getattribute__ added: watched) and the dict itself are unchanged
+            obj = self.stable(src.base)
+            if obj is None or isinstance(obj, torch.nn.Module):
+                return None
+            klass = type(obj)
+            if klass.__getattribute__ is not object.__getattribute__ \
+                    or _has_data_descriptor(klass, src.key):
+                return None
+            try:
+                d = object.__getattribute__(obj, "__dict__")
+            except AttributeError:
+                return None
+            mro = tuple(_class_dict(k) for k in klass.__mro__)
+            if type(d) is not dict or src.key not in d or any(m is None for m in mro):
+                return None
+            return d[src.key], (self._dyn_of(src.base),) + mro, None
         if t is ItemSource:
             base = self._stable(src.base)
             if base is None:
                 return None
-            obj, deps = base
-            if type(obj) is dict:
-                d = obj
-            elif type(obj).__name__ == "mappingproxy" and len(deps) == 1:
-                d = deps[0]          # a class's dict, read through its proxy
-            else:
+            obj, deps, holder = base
+            if holder is None:
                 return None
-            if type(src.key) not in (str, int) or src.key not in d:
+            d = obj if type(obj) is dict else (holder if type(holder) is dict else None)
+            if d is None or type(src.key) not in (str, int) or src.key not in d:
                 return None
-            return d[src.key], deps + ((d,) if d is not deps[-1] else ())
+            deps = deps if holder in deps else deps + (holder,)
+            v = d[src.key]
+            # a dict found in an instance dict changes with it: not watched
+            nested = v if type(v) is dict and not any(type(x) is Dyn for x in deps) else None
+            return v, deps, nested
         return None
 
     def covers(self, guard, source):
@@ -476,13 +526,13 @@ class DictWatch:
             st = self._stable(source)
             if st is None:
                 return None
-            obj, deps = st
+            obj, deps, holder = st
             if kind == "id":
                 pass
             elif kind in ("type", "value") and type(obj) in _SCALARS:
                 weight = 1.5
-            elif kind in ("dict_keys", "len", "empty") and type(obj) is dict:
-                deps = deps + (obj,)
+            elif kind in ("dict_keys", "len", "empty") and type(obj) is dict and holder is not None:
+                deps = deps if holder in deps else deps + (holder,)
                 weight = 1.5 + len(obj) / 4
             else:
                 deps = None
@@ -524,6 +574,7 @@ class Split:
     dict_fast = None        # the guards neither GEN nor the dict version tags cover
     dict_cached = ()
     dicts = ()
+    dyn_objects = ()
 
     def __init__(self, full, fast, cached, modules):
         self.full = full
@@ -538,7 +589,12 @@ def split(guards, body_text):
     cls = Classifier(guards.module_infos, writes)
     cg = guards.cg
     keep, skipped, meta, full, versioned = [], [], [], [], []
-    watch = DictWatch(cg.namespace) if _TAG_AT is not None else None
+    watch = None
+    if _TAG_AT is not None:
+        def gen_stable(src):
+            ok, obj = cls.obj(src)
+            return obj if ok else None
+        watch = DictWatch(cg.namespace, gen_stable)
     by_dicts = {}               # guards of `keep` the dict version tags may cover
     for i, g in enumerate(guards.guards):
         source = guards.origins[i] if i < len(guards.origins) else None
@@ -602,7 +658,14 @@ def split(guards, body_text):
         sp.dict_cached = tuple(sorted((bound_in_dicts & used_rest) - bound_in_rest,
                                       key=lambda n: int(n[3:])))
         sp.dict_fast = " and ".join(f"({c})" for c in rest) or "True"
-        sp.dicts = dicts
+        sp.dicts = [d for d in dicts if type(d) is dict]
+        dyns = [d for d in dicts if type(d) is Dyn]
+        # an instance dict is found through its object, which the generation counter keeps
+        # stable: that object's local comes from the cache, to compare the dict's identity
+        sp.dyn_objects = tuple(cg.bound(d.base) for d in dyns)
+        if not all(_NAME.fullmatch(n) for n in sp.dyn_objects):
+            raise AssertionError("internal: an instance dict's object is not bound")
+        sp.cached = tuple(sorted(set(sp.cached) | set(sp.dyn_objects), key=lambda n: int(n[3:])))
         sp.stats = sp.stats + (len(rest), len(dicts))
     # the entry's own writes to tracked modules bump GEN once each (a write that also changes a
     # parameter/buffer/child dict bumps more); when nothing else moved it, the entry advances
@@ -616,7 +679,9 @@ def split(guards, body_text):
     return sp
 
 
-NO_STATE = (-1, (), None, ())    # an EntryCache that holds nothing (no generation is negative)
+# an EntryCache that holds nothing (no generation is negative): (generation, cached locals,
+# watched dicts' version tags, locals cached under them, views of instance dicts' tags, those dicts)
+NO_STATE = (-1, (), None, (), (), ())
 
 
 def _storer(cell):
@@ -650,23 +715,36 @@ class EntryCache:
         if state[0] == gen and GEN[0] == gen + bumps:
             self.state = (gen + bumps,) + state[1:]
 
-    def store(self, gen, values, versions=None, dict_values=()):
-        """After a full check that passed; `gen` and `versions` were read before it."""
+    def store(self, gen, values, versions=None, dict_values=(), dyn=()):
+        """After a full check that passed; `gen` and `versions` were read before it. `dyn`:
+        the instance dicts the dict path compares (their views are made here)."""
         if LOST:                    # rare: some module's tracking was undone (see _retrack)
             for r, hooks in self.refs:
                 m = r()
                 if m is None or m in LOST:
                     return
         if GEN[0] == gen:
-            self.state = (gen, values, versions, dict_values)
+            self.state = (gen, values, versions, dict_values) + self._views(dyn)
 
-    def store_dicts(self, gen, versions, dict_values):
+    def store_dicts(self, gen, versions, dict_values, dyn=()):
         """After the guards GEN does not cover passed (GEN unchanged at `gen`, some watched
         dict changed): the dicts' versions read before them, and the locals they bound."""
         state = self.state
         if state[0] == gen and GEN[0] == gen:
-            self.state = (gen, state[1], versions, dict_values)
+            self.state = (gen, state[1], versions, dict_values) + self._views(dyn)
+
+    def _views(self, dyn):
+        old_views, old = self.state[4:6]
+        if len(old) == len(dyn) and all(a is b for a, b in zip(old, dyn)):
+            return old_views, old
+        return tuple(version_cell(d) if type(d) is dict else _NO_VIEW for d in dyn), tuple(dyn)
 
     def drop_dicts(self):
         state = self.state
-        self.state = state[:2] + (None, ())
+        self.state = state[:2] + (None, ()) + state[4:]
+
+
+# what a view reads for an object whose __dict__ is not a plain dict (the identity compare
+# fails first; this only keeps the version tuple well formed)
+_NO_VIEW_DICT = {}
+_NO_VIEW = version_cell(_NO_VIEW_DICT) if _TAG_AT is not None else None
