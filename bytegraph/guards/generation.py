@@ -425,9 +425,10 @@ class DictWatch:
     Each covered guard is true as long as the dicts it reads keep their version tags
     (`watched_dicts` picks the dicts worth it)."""
 
-    def __init__(self, namespace, stable=None):
+    def __init__(self, namespace, stable=None, typed=()):
         self.ns = namespace
         self.stable = stable        # source -> object, for sources GEN keeps stable (or None)
+        self.typed = typed          # sources whose type a guard checks (on every call)
         self._memo = {}
         self._dyn = {}
 
@@ -460,18 +461,23 @@ class DictWatch:
             return (src.base.obj.__dict__, (d,), d) if d is not None else None
         if t is RawAttrSource and src.key == "__dict__" and self.stable is not None:
             obj = self.stable(src.base)
-            d = getattr(obj, "__dict__", None) if obj is not None else None
-            if type(d) is not dict or d is not object.__getattribute__(obj, "__dict__"):
+            if obj is None or isinstance(obj, torch.nn.Module):
+                return None
+            try:
+                d = object.__getattribute__(obj, "__dict__")
+            except AttributeError:
+                return None
+            if type(d) is not dict:
                 return None
             dyn = self._dyn_of(src.base)
             return d, (dyn,), dyn
         if t is AttrSource and self.stable is not None and src.key != "__dict__":
             # an attribute found in the instance dict of such an object: its value is that
-            # dict's item while the object's class (guarded on every call by the type guard
-            # that reads it), the class dicts of its MRO (no data descriptor or
+            # dict's item while the object's class (its type guard, required here, is not
+            # covered: it runs on every call), the class dicts of its MRO (no data descriptor or
             # __getattribute__ added: watched) and the dict itself are unchanged
             obj = self.stable(src.base)
-            if obj is None or isinstance(obj, torch.nn.Module):
+            if obj is None or isinstance(obj, torch.nn.Module) or src.base not in self.typed:
                 return None
             klass = type(obj)
             if klass.__getattribute__ is not object.__getattribute__ \
@@ -594,7 +600,9 @@ def split(guards, body_text):
         def gen_stable(src):
             ok, obj = cls.obj(src)
             return obj if ok else None
-        watch = DictWatch(cg.namespace, gen_stable)
+        typed = {src for src, g in zip(guards.origins, guards.guards)
+                 if src is not None and g.kind == "type"}
+        watch = DictWatch(cg.namespace, gen_stable, typed)
     by_dicts = {}               # guards of `keep` the dict version tags may cover
     for i, g in enumerate(guards.guards):
         source = guards.origins[i] if i < len(guards.origins) else None
