@@ -427,3 +427,252 @@ def test_replaced_submodule_is_not_kept_alive_by_the_cache(probe):
     probe.check(1)
     gc.collect()
     assert ref() is None
+
+
+# ----------------------------------------------------------------------------- dict version tags
+# Guards on module globals and class dicts are skipped while those dicts keep their CPython
+# version tags (guards/generation.py: DictWatch). Each probe warms an entry onto that path, then
+# changes a global, a class attribute or a dict found in one.
+
+SCALE = 2.0
+MODE = "mul"
+TABLE = {"a": 1.0, "b": 2.0}
+CALLS = 0
+
+
+def _g_shift(x):
+    return x + 1
+
+
+def _g_other_shift(x):
+    return x - 10
+
+
+def _g_act(x):
+    return torch.relu(x)
+
+
+def _g_twice(x):
+    return _g_act(x) * 2
+
+
+def _g_thrice(x):
+    return _g_act(x) * 3
+
+
+class GlobalsReader(nn.Module):
+    OFFSETS = {"a": 0.5, "b": 1.5}
+    factor = 3.0
+
+    def __init__(self):
+        super().__init__()
+        self.lin = nn.Linear(4, 4)
+
+    def helper(self, x):
+        return x * self.factor + self.OFFSETS["a"]
+
+    def other(self, x):
+        return _g_thrice(x) - self.OFFSETS["b"]
+
+    def forward(self, x):
+        y = self.lin(x) * SCALE + TABLE["a"]
+        if MODE == "mul":
+            y = y * TABLE["b"]
+        y = _g_shift(_g_twice(y))
+        y = self.helper(y) + self.other(y)
+        if getattr(self, "extra", None) is not None:
+            y = y + self.extra
+        return y
+
+
+def _dict_probe():
+    torch.manual_seed(0)
+    return Probe(GlobalsReader().eval())
+
+
+def _entry_globals(p):
+    return p.c.__dict__["_bytegraph_call"].__bytegraph_state__.entries[-1].__globals__
+
+
+def _versions(ns):
+    """The version tags of the dicts an entry watches, read as its dict path reads them."""
+    return tuple(ns[f"_dv{i}"].value for i in range(len(ns["_dv_dicts"])))
+
+
+@pytest.fixture
+def restore_globals():
+    g = globals()
+    saved = {k: g[k] for k in ("SCALE", "MODE", "TABLE", "_g_shift", "_g_act")}
+    saved_table = dict(TABLE)
+    saved_cls = {k: GlobalsReader.__dict__[k] for k in ("OFFSETS", "factor", "helper")}
+    saved_offsets = dict(GlobalsReader.OFFSETS)
+    yield
+    g.update(saved)
+    TABLE.clear()
+    TABLE.update(saved_table)
+    for k, v in saved_cls.items():
+        setattr(GlobalsReader, k, v)
+    GlobalsReader.OFFSETS.clear()
+    GlobalsReader.OFFSETS.update(saved_offsets)
+    if "extra" in GlobalsReader.__dict__:
+        del GlobalsReader.extra
+
+
+def test_dict_version_tags_are_read_here_and_the_dict_path_is_taken():
+    from bytegraph.guards import generation
+    assert generation._TAG_AT is not None          # CPython 3.11: the probe found the tag
+    p = _dict_probe()
+    ns = _entry_globals(p)
+    assert len(ns["_dv_dicts"]) >= 2
+    cache = ns["_ecache"]
+    assert cache.state[2] == _versions(ns)   # filled: the next call skips those guards
+    p.check(0)
+
+
+@pytest.mark.usefixtures("restore_globals")
+@pytest.mark.parametrize("change", [
+    lambda: globals().__setitem__("SCALE", 3.0),
+    lambda: globals().__setitem__("MODE", "add"),
+    lambda: globals().__setitem__("_g_shift", _g_other_shift),
+    lambda: globals().__setitem__("_g_act", torch.sigmoid),       # read inside an inlined callee
+    lambda: TABLE.__setitem__("a", 7.0),                          # a dict a global names
+    lambda: setattr(GlobalsReader, "factor", -1.0),               # a class attribute
+    lambda: setattr(GlobalsReader, "helper", GlobalsReader.other),  # a method
+    lambda: GlobalsReader.OFFSETS.__setitem__("a", 9.0),          # a dict a class attribute names
+    lambda: setattr(GlobalsReader, "extra", 4.0),                 # shadows an absent attribute
+], ids=["float", "str", "function", "callee_global", "global_dict_item", "class_attr", "method",
+        "class_dict_item", "class_attr_added"])
+def test_change_seen_through_dict_versions(change):
+    p = _dict_probe()
+    change()
+    p.check(1)
+
+
+@pytest.mark.usefixtures("restore_globals")
+def test_same_value_rebound_and_unrelated_global_written_no_recompile():
+    p = _dict_probe()
+    globals()["SCALE"] = globals()["SCALE"]
+    globals()["CALLS"] = CALLS + 1            # same dict, a name the trace did not read
+    p.check(0)
+    ns = _entry_globals(p)
+    assert ns["_ecache"].state[2] == _versions(ns)
+
+
+@pytest.mark.usefixtures("restore_globals")
+def test_change_then_change_back_serves_the_first_entry():
+    p = _dict_probe()
+    globals()["SCALE"] = 5.0
+    p.check(1)
+    globals()["SCALE"] = 2.0
+    p.check(0)                                # the first entry again, after a full check
+    globals()["SCALE"] = 5.0
+    p.check(0)
+
+
+def _counting_forward_fn(x):
+    global CALLS
+    CALLS = CALLS + 1
+    return x * SCALE + TABLE["a"] + TABLE["b"] + _g_shift(x) + _g_twice(x) + _g_thrice(x)
+
+
+@pytest.mark.usefixtures("restore_globals")
+def test_function_that_writes_a_global_it_reads_every_call():
+    c = compile_fn(_counting_forward_fn, backend="eager")
+    x = torch.randn(3)
+    global CALLS
+    for i in range(5):
+        before = CALLS
+        assert_same(_counting_forward_fn(x), c(x))
+        assert CALLS == before + 2
+    TABLE["b"] = -3.0
+    assert_same(_counting_forward_fn(x), c(x))
+
+
+# ----------------------------------------------------------------------------- instance dicts
+# A config object reached through a module attribute: its `__dict__` is watched by identity and
+# version tag (guards/generation.py: Dyn), so its attribute guards are skipped while it is
+# unchanged.
+
+class Cfg:
+    def __init__(self, **kw):
+        self.__dict__.update(kw)
+
+
+def _cfg():
+    return Cfg(scale=2.0, shift=1.0, mode="mul", depth=2, use_bias=True, name="c", eps=1e-5,
+               act="relu", heads=4, extra=None)
+
+
+class ConfigReader(nn.Module):
+    def __init__(self, cfg):
+        super().__init__()
+        self.config = cfg
+        self.lin = nn.Linear(4, 4)
+
+    def forward(self, x):
+        c = self.config
+        y = self.lin(x) * c.scale
+        for _ in range(c.depth):
+            y = y + c.shift
+        if c.mode == "mul" and c.use_bias:
+            y = y * c.heads
+        if c.act == "relu":
+            y = torch.relu(y) + c.eps
+        if c.extra is not None:
+            y = y + c.extra
+        return y
+
+
+def _cfg_probe(cfg=None):
+    torch.manual_seed(0)
+    return Probe(ConfigReader(cfg or _cfg()).eval())
+
+
+def test_config_dict_is_watched():
+    p = _cfg_probe()
+    ns = _entry_globals(p)
+    assert "_dv_getattr" in ns                    # the instance dict is on the dict path
+    assert ns["_ecache"].state[5][0] is p.m.config.__dict__
+    p.check(0)
+
+
+@pytest.mark.parametrize("change", [
+    lambda c: setattr(c, "scale", 3.0),
+    lambda c: setattr(c, "mode", "add"),
+    lambda c: setattr(c, "depth", 3),
+    lambda c: setattr(c, "extra", 5.0),
+    lambda c: c.__dict__.__setitem__("shift", -1.0),
+    lambda c: delattr(c, "eps"),
+    lambda c: object.__setattr__(c, "__dict__", dict(c.__dict__, scale=-2.0)),
+    lambda c: object.__setattr__(c, "__dict__", dict(c.__dict__)),       # equal contents
+    lambda c: setattr(c, "__class__", type("Cfg2", (Cfg,), {"scale": 9.0})),
+], ids=["float", "str", "int", "none_to_float", "dict_write", "delattr", "dict_replaced",
+        "dict_replaced_equal", "class_changed"])
+def test_config_change_seen(change):
+    p = _cfg_probe()
+    change(p.m.config)
+    try:
+        p.run()
+        p.run()
+    except AttributeError:
+        with pytest.raises(AttributeError):
+            p.c(p.x)
+
+
+def test_config_replaced_on_the_module_then_old_and_new_mutated():
+    p = _cfg_probe()
+    old = p.m.config
+    p.m.config = _cfg()                      # equal contents: a refill, not a recompile
+    p.check(0)
+    old.scale = 100.0                        # no longer read by eager: no effect
+    p.check(0)
+    p.m.config.scale = 7.0                   # the new one is read
+    p.check(1)
+
+
+def test_config_shared_by_two_compiled_models():
+    cfg = _cfg()
+    a, b = _cfg_probe(cfg), _cfg_probe(cfg)
+    cfg.shift = 4.0
+    a.check(1)
+    b.check(1)

@@ -293,20 +293,60 @@ def guard_block(guards, body_text, ns):
     ns["_NO_STATE"] = NO_STATE
     ns["_ecache"] = cache = EntryCache(sp.modules, sp.stats)
     guards.entry_cache = cache
-    names = ", ".join(sp.cached) + ("," if len(sp.cached) == 1 else "")
+
+    def tup(names):
+        return ", ".join(names) + ("," if len(names) == 1 else "")
+    names = tup(sp.cached)
     lines = ["    try:",
              "        __c = _ecache.state",
              "        if (__gn := __c[0]) == _gen[0]:"]
     if sp.cached:
         lines.append(f"            {names} = __c[1]")
-    lines += [f"            if not ({sp.fast}):",
-              "                return MISS",
-              "        else:",
-              "            __gn = _gen[0]",
-              f"            if not ({sp.full}):",
-              "                _ecache.state = _NO_STATE    # stale: let go of what it holds",
-              "                return MISS",
-              f"            _ecache.store(__gn, ({names}))"]
+    if sp.dict_fast is None:
+        lines += [f"            if not ({sp.fast}):",
+                  "                return MISS",
+                  "        else:",
+                  "            __gn = _gen[0]",
+                  f"            if not ({sp.full}):",
+                  "                _ecache.state = _NO_STATE    # stale: let go of what it holds",
+                  "                return MISS",
+                  f"            _ecache.store(__gn, ({names}))"]
+    else:
+        # a third path, inside the first: while the dicts whose contents the remaining guards
+        # read (module globals, class dicts) keep their version tags, those guards are skipped
+        from ..guards.generation import version_cell
+        ns["_dv_dicts"] = tuple(sp.dicts)       # keeps them alive for the views below
+        cells = []
+        for i, d in enumerate(sp.dicts):
+            ns[f"_dv{i}"] = version_cell(d)
+            cells.append(f"_dv{i}.value")
+        if sp.dyn_objects:
+            ns["_dv_getattr"] = object.__getattribute__
+            cells += [f"id(_dv_getattr({o}, '__dict__')), __c[4][{i}].value"
+                      for i, o in enumerate(sp.dyn_objects)]
+        versions = "(" + tup(cells) + ")"
+        dnames = tup(sp.dict_cached)
+        dyn = (", (" + tup([f"_dv_getattr({o}, '__dict__')" for o in sp.dyn_objects]) + ")"
+               if sp.dyn_objects else "")
+        lines.append(f"            if (__dv := {versions}) == __c[2]:")
+        if sp.dict_cached:
+            lines.append(f"                {dnames} = __c[3]")
+        lines += [f"                if not ({sp.dict_fast}):",
+                  "                    return MISS",
+                  f"            elif not ({sp.fast}):",
+                  "                _ecache.drop_dicts()",
+                  "                return MISS",
+                  "            else:",
+                  f"                _ecache.store_dicts(__gn, __dv, ({dnames}){dyn})",
+                  "        else:",
+                  "            __gn = _gen[0]",
+                  # with instance dicts, the views to read them are made by this store: the next
+                  # call takes the middle path, which reads them before its checks
+                  f"            __dv = {'None' if dyn else versions}",
+                  f"            if not ({sp.full}):",
+                  "                _ecache.state = _NO_STATE    # stale: let go of what it holds",
+                  "                return MISS",
+                  f"            _ecache.store(__gn, ({names}), __dv, ({dnames}){dyn})"]
     after = [f"_ecache.advance(__gn, {sp.own_bumps})"] if sp.own_bumps else []
     return lines, after
 
