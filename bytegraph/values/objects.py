@@ -49,7 +49,9 @@ def class_lookup(tx, cls, name, start=0):
     """Static MRO lookup of `name` on cls (from cls.__mro__[start]), with the guards it relies
     on: no class before the owner defines the name (and none at all when it is missing), and
     the owner's member stays the same object. Classes of trusted modules (torch, stdlib) are
-    trusted not to change, as Dynamo trusts torch internals."""
+    trusted not to change, as Dynamo trusts torch internals -- except torch.nn's, whose classes
+    users subclass and patch (`nn.Module.flag = ...`, `nn.Linear.forward = ...`); their dicts
+    are cheap to watch by version tag (guards/generation.py)."""
     mro = cls.__mro__[start:]
     for i, k in enumerate(mro):
         if name in k.__dict__:
@@ -63,13 +65,18 @@ def _guard_not_defined(tx, classes, name):
     """The trace relies on these classes not defining `name`. Collected per class; convert emits
     one `K.__dict__.keys().isdisjoint(names)` guard per class at the end of the trace."""
     for k in classes:
-        if not is_trusted_module(k.__module__):
+        if not _trusted_class(k):
             tx.class_absent.setdefault(id(k), (k, set()))[1].add(name)
+
+
+def _trusted_class(k):
+    m = k.__module__ or ""
+    return is_trusted_module(m) and not (m == "torch.nn" or m.startswith("torch.nn."))
 
 
 def _member_source(tx, owner, name, attr):
     """Source for owner.__dict__[name], identity-guarded; None for code of trusted modules."""
-    if is_trusted_module(owner.__module__) and (is_static(attr) or isinstance(
+    if _trusted_class(owner) and (is_static(attr) or isinstance(
             attr, (staticmethod, classmethod, property))):
         return None
     src = class_attr_source(owner, name)
