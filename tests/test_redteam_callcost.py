@@ -156,9 +156,8 @@ def test_class_of_child_module_reassigned():
 
 # Writes that bypass Python-level methods (m.__dict__[k] = v, object.__setattr__, vars(m).update,
 # dict.__setitem__ on _parameters, a hook dict replaced in __dict__) are stale until some other
-# tracked mutation: an OPEN soundness bug (docs/call_cost.md "What is not seen", docs/status.md).
-# Its probes live in tests/open_bypass_writes.py (not collected, so CI stays green while it is
-# open); torch.compile sees all of them.
+# tracked mutation unless the fast path compares the module dicts' version tags: the probes are in
+# tests/test_redteam_bypass_writes.py; torch.compile sees all of them.
 
 
 

@@ -297,9 +297,13 @@ def guard_block(guards, body_text, ns):
     def tup(names):
         return ", ".join(names) + ("," if len(names) == 1 else "")
     names = tup(sp.cached)
+    # while GEN is unchanged, the dicts of the modules it covers must also keep their version
+    # tags: writes around nn.Module.__setattr__ and the tracked dicts' methods change only those
+    from ..guards.generation import _MEM
+    same = " and _ecache.mtags.same()" if _MEM is not None and sp.modules else ""
     lines = ["    try:",
              "        __c = _ecache.state",
-             "        if (__gn := __c[0]) == _gen[0]:"]
+             f"        if (__gn := __c[0]) == _gen[0]{same}:"]
     if sp.cached:
         lines.append(f"            {names} = __c[1]")
     if sp.dict_fast is None:

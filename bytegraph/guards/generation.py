@@ -409,6 +409,48 @@ def version_cell(d):
     return ctypes.c_uint64.from_address(id(d) + _TAG_AT)
 
 
+def _memory_view():
+    """A numpy uint64 array over the process's address space (nothing is read until indexed),
+    so the version tags of many dicts are gathered by one fancy index, in C, instead of one
+    Python operation per dict. None where dict tags are not readable."""
+    if _TAG_AT is None or _TAG_AT % 8:
+        return None
+    try:
+        import numpy as np
+        return np, np.frombuffer((ctypes.c_uint64 * (1 << 44)).from_address(8), dtype=np.uint64)
+    except Exception:       # noqa: BLE001 -- no numpy, or no such view: modules keep no tag check
+        return None
+
+
+_MEM = _memory_view()
+
+
+def module_dicts(mod):
+    """The dicts a module's attributes live in: its instance dict and the dicts found in it
+    (_parameters, _buffers, _modules, the hook dicts). A write into any of them that bypasses
+    nn.Module.__setattr__ and the tracked dicts' methods (`m.__dict__[k] = v`,
+    `object.__setattr__(m, k, v)`, `dict.__setitem__(m._parameters, k, v)`) still changes its
+    version tag."""
+    d = object.__getattribute__(mod, "__dict__")
+    return [d] + [v for v in d.values() if isinstance(v, dict)]
+
+
+class ModuleTags:
+    """The version tags of the dicts of an entry's tracked modules, read in one gather: the fast
+    path compares them with those read when the full guards last passed. Holds the dicts (so
+    their memory stays theirs); the modules themselves are held by the entry's cached locals."""
+    __slots__ = ("idx", "tags", "dicts")
+
+    def __init__(self, dicts):
+        np, mem = _MEM
+        self.dicts = dicts
+        self.idx = np.array([(id(d) + _TAG_AT - 8) >> 3 for d in dicts], dtype=np.intp)
+        self.tags = mem[self.idx].tobytes()
+
+    def same(self):
+        return _MEM[1][self.idx].tobytes() == self.tags
+
+
 _CLASS_ABSENT = re.compile(r"(\w+)\.__dict__\.keys\(\)\.isdisjoint\((\w+)\)")
 _DICT_ABSENT = re.compile(r"(\w+)\.keys\(\)\.isdisjoint\((\w+)\)")
 # what reading one version tag costs, in units of one identity guard (measured: about 70 ns
@@ -714,10 +756,11 @@ class EntryCache:
     them) from the last call that passed the full guards. A module whose tracked dicts were
     replaced through setattr is tracked again right away (_retrack); if that is impossible it
     is in LOST and `store` refuses, so a cached generation always covers the entry's modules."""
-    __slots__ = ("state", "refs", "stats")
+    __slots__ = ("state", "refs", "stats", "mtags")
 
     def __init__(self, modules, stats=None):
         self.state = NO_STATE
+        self.mtags = None
         self.refs = []
         self.stats = stats          # (guards, fast-path guards, cached locals[, dict path, dicts])
         for m, hooks in modules:
@@ -742,6 +785,14 @@ class EntryCache:
                 if m is None or m in LOST:
                     return
         if GEN[0] == gen:
+            if _MEM is not None:
+                dicts = []
+                for r, _ in self.refs:
+                    m = r()
+                    if m is None:
+                        return
+                    dicts += module_dicts(m)
+                self.mtags = ModuleTags(dicts)
             self.state = (gen, values, versions, dict_values) + self._views(dyn)
 
     def store_dicts(self, gen, versions, dict_values, dyn=()):
