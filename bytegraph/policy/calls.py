@@ -27,6 +27,7 @@ from ..sources import ObjectSource, AttrSource
 from ..values.base import Value, RealCallableValue, ConstValue, NONE, const, wrap, register_wrapper
 from ..values.containers import TupleValue
 from ..values.tensor import TensorValue, graph_call
+from ..values.symbolic import sym_tensor
 from . import stdlib, breaks
 from .builtins import BuiltinValue, BUILTINS
 from ..sources import CallSource
@@ -148,6 +149,10 @@ class TorchFnValue(RealCallableValue):
                               kind="torch_global_state")
         if _in(_disallowed, self.fn):
             raise Unsupported(f"{_qualname(self.fn)} is disallowed in the graph", kind="disallowed")
+        if self.fn is torch.tensor:
+            r = sym_tensor(tx, args, kwargs)       # torch.tensor(x.shape[0]) stays symbolic
+            if r is not None:
+                return r
         objclass = getattr(self.fn, "__objclass__", None)
         if objclass is not None and args and isinstance(args[0], TensorValue):
             return args[0].call_method(tx, name, list(args[1:]), kwargs)

@@ -281,6 +281,10 @@ def _seq_count(tx, lst, v):
     return const([py_eq_key(i) for i in lst.items].count(py_eq_key(v)))
 
 
+def _seq_contains(tx, lst, v):
+    return const(py_eq_key(v) in [py_eq_key(i) for i in lst.items])
+
+
 def py_eq_key(v):
     if v.is_const():
         return v.as_python()
@@ -309,8 +313,8 @@ ListValue.METHODS = {"append": _list_append, "extend": _list_extend, "insert": _
                      "pop": _list_pop, "clear": _list_clear, "reverse": _list_reverse,
                      "index": _seq_index, "count": _seq_count, "copy": _list_copy,
                      "sort": _list_sort, "remove": _list_remove,
-                     "__len__": lambda tx, lst: const(len(lst.items))}
-TupleValue.METHODS = {"index": _seq_index, "count": _seq_count,
+                     "__len__": lambda tx, lst: const(len(lst.items)), "__contains__": _seq_contains}
+TupleValue.METHODS = {"index": _seq_index, "count": _seq_count, "__contains__": _seq_contains,
                       "__len__": lambda tx, t: const(len(t.items))}
 
 

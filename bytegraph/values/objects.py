@@ -97,6 +97,8 @@ def bind_class_attr(tx, self_value, cls, name, start=0):
         return BoundMethodValue(self_value, _function_value(tx, attr, src))
     if isinstance(attr, (types.BuiltinFunctionType, types.WrapperDescriptorType,
                          types.MethodDescriptorType)):
+        if name == "__new__" and type(attr) is types.BuiltinFunctionType:
+            return wrap(tx, attr, None)          # a type's tp_new (object.__new__): not bound
         return BoundMethodValue(self_value, wrap(tx, attr, None))
     if isinstance(attr, functools._lru_cache_wrapper):         # a cached method (runtime/stdlib.py)
         return POLICY.bind_cached_method(tx, self_value, attr, src)
