@@ -120,10 +120,6 @@ def run_probe(probes, name):
 # name -> diagnosis. Skipped (not xfailed) so the file stays green; see the module docstring.
 FAILING = {
     'bytearray_of_size': "not dynamic-specific: bytearray(n) -> 'constructing bytearray (custom __new__)': the interpreter has no Value for a mutable bytearray (bytearray(4) of a constant is refused too)",
-    'sizes_across_break': 'recompiles: a torch.Size local live across a graph break (print to sys.stderr: a resume function) is specialized in the resume function (7 compiles for 6 sizes with dynamic=True; torch.compile: 2)',
-    'user_error_eager_entry_too_wide': 'recompiles: after a user error under dynamic=True the eager entry now carries the ShapeEnv guards (no longer covers every size), but later valid sizes compile 3 times where torch.compile compiles once',
-    'container_int_not_auto_dynamic': 'recompiles: ints inside a dict / tuple / list argument, object attributes and *args are never made dynamic by automatic dynamic (5 compiles for 5 values; torch: 2)',
-    'float_arg_specializes': 'recompiles: a float argument is specialized per value (5 compiles for 5 values with dynamic=None and with dynamic=True; torch: 2 / 1)',
 }
 
 

@@ -134,17 +134,21 @@ class GraphBuilder:
         return fake
 
     def add_sym_input(self, source, value):
-        """A placeholder for an int argument made dynamic: returns (node, SymInt), or None when
+        """A placeholder for an int (float) argument made dynamic: returns (node, SymInt or SymFloat), or None when
         the ShapeEnv specializes the value (0 and 1)."""
         from torch.fx.experimental.symbolic_shapes import DimDynamic
         env, src = self.shape_env, SymSource(source.name_hint())
         hit = self._by_id.get(("int", source))
         if hit is not None:
             return hit
-        sym = env.create_symintnode(env.create_symbol(value, source=src, dynamic_dim=DimDynamic.DYNAMIC,
-                                                      positive=None),
-                                    hint=value, source=src)
-        if not isinstance(sym, torch.SymInt) or not sym.node.expr.is_Symbol:
+        if type(value) is float:
+            sym = env.create_symfloatnode(env.create_unspecified_symbol(
+                value, source=src, dynamic_dim=DimDynamic.DYNAMIC), hint=value, source=src)
+        else:
+            sym = env.create_symintnode(env.create_symbol(value, source=src, dynamic_dim=DimDynamic.DYNAMIC,
+                                                          positive=None),
+                                        hint=value, source=src)
+        if not isinstance(sym, (torch.SymInt, torch.SymFloat)) or not sym.node.expr.is_Symbol:
             return None
         node = self.graph.placeholder(self._unique(_sanitize(source.name_hint())))
         node.meta["example_value"] = sym

@@ -104,7 +104,7 @@ class GuardSet:
         self.entry_autocast_cache = True
         # what automatic dynamic compares on a miss (runtime/dynamic.py: note_changes)
         self.sizes = []               # (source, shape) of each caller tensor
-        self.ints = []                # (source, value) of each int argument guarded by value
+        self.ints = []                # (source, value) of each int/float/torch.Size guarded by value
         # for the two-path entry (guards/generation.py): each guard's source, the modules the
         # trace read (Source -> ModuleInfo), each tensor guard's checks on its bound local (by
         # guard index), and the module attributes the entry's epilogue writes
@@ -250,7 +250,7 @@ class GuardSet:
         if value is None or type(value) is bool:
             self._add(f"{first} is {value!r}", source, "value", value)
             return
-        if type(value) is int and type(source).__name__ == "LocalSource":
+        if type(value) in (int, float, torch.Size):   # automatic dynamic compares them (runtime/dynamic.py)
             self.ints.append((source, value))
         tname = self.cg.const(type(value), type(value).__name__)
         if type(value) in (int, str) or (type(value) is float and value == value
@@ -292,6 +292,12 @@ class GuardSet:
         if any(type(k) is not str for k in keys):     # 1 == True == 1.0: compare key types too
             code += f" and tuple(map(type, {e})) == {self.cg.const(tuple(type(k) for k in keys), 'key_types')}"
         self._add(code, source, "dict_keys")
+
+    def add_finite(self, source):
+        """A float made symbolic: its ShapeEnv reasoning holds for finite numbers only (nan and
+        inf recompile, as constants)."""
+        self.cg.namespace.setdefault("math", math)
+        self._add(f"math.isfinite({self.cg.bound(source)})", source, "float_finite")
 
     def add_empty(self, source):
         if ("empty", source) in self._seen:

@@ -210,6 +210,10 @@ def call_on_constants(tx, fn, args, kwargs):
 
 def get_item(tx, obj, idx):
     if isinstance(obj, TensorValue):
+        if isinstance(idx, SymValue) and idx.python_type() is int and obj.fake.dim():
+            # x[n] is x.select(0, n); Tensor.__getitem__ would read n through __index__, which
+            # specializes it
+            return graph_call(tx, "call_function", torch.select, [obj, const(0), idx], {})
         return graph_call(tx, "call_function", operator.getitem, [obj, idx], {})
     getitem = getattr(obj, "getitem", None)
     if getitem is not None:

@@ -78,6 +78,9 @@ _tls = threading.local()        # .compiling: compiles in progress on this threa
 _RESOURCE_ERRORS = (RecursionError, MemoryError)
 
 
+_SYMFLOAT_BACKENDS = ("eager", "aten")     # run graphs with SymFloat inputs (runtime/dynamic.py)
+
+
 class CompileState:
     """Cache and settings of one compiled callable."""
 
@@ -110,7 +113,7 @@ class CompileState:
         self.invalidated = 0         # entries dropped because an object they guard died
         self.limit_warned = False
         self.reported = set()        # fallback kinds already logged / warned for this function
-        self.dynamic = DynamicSpec(self.dynamic_mode)   # what automatic dynamic has learnt
+        self.dynamic = DynamicSpec(self.dynamic_mode, self.backend_name in _SYMFLOAT_BACKENDS)
         self.warm_tried = False      # entries stored on disk were looked up (runtime/warm.py)
 
     def reset(self):

@@ -92,9 +92,16 @@ def sym_method(tx, v, name, args):
         if len(args) != 1 or not is_sym_operand(args[0]):
             return None
         other = args[0].python_type()
-        if own is int and other is float or own is bool:
-            return None                    # int.__eq__(n, 4.5) is NotImplemented: not an operator
-        return sym_op(tx, _BINARY_DUNDERS[name], [v, args[0]])
+        if own is bool:
+            return None
+        if own is int and other is float:
+            return ConstValue(NotImplemented)      # int.__eq__(n, 4.5): int knows no floats
+        arg = args[0]
+        if other is bool:                          # True is 1 to int's methods
+            if isinstance(arg, SymValue):
+                return None
+            arg = ConstValue(int(arg.value))
+        return sym_op(tx, _BINARY_DUNDERS[name], [v, arg])
     if name not in _UNARY_DUNDERS or args or own is bool:
         return None
     if name == "__bool__":
@@ -197,14 +204,29 @@ def wrap_sym(tx, node, sym, source=None):
 
 
 def wrap_int_input(tx, value, source):
-    """An int argument made dynamic: a SymInt placeholder, guarded on its type (the ShapeEnv's
-    range and guards cover the value). None when the ShapeEnv specializes it (0 and 1)."""
+    """An int (or float) from the caller made dynamic: a SymInt (SymFloat) placeholder, guarded
+    on its type (the ShapeEnv's range and guards cover the value). None when the ShapeEnv
+    specializes it (ints 0 and 1)."""
     made = tx.graph.add_sym_input(source, value)
     if made is None:
         return None
-    tx.guards.add_type(source, int)
+    tx.guards.add_type(source, type(value))
+    if type(value) is float:
+        tx.guards.add_finite(source)
     tx.guards.ints.append((source, None))     # symbolic: a new value is no change to report
     return SymValue(tx, made[0], made[1], source)
+
+
+def wrap_size_input(tx, value, source):
+    """A torch.Size from the caller (a shape live across a graph break, handed to the resume
+    function) item by item: its type and length guarded, each size wrapped (and so symbolic
+    where the policy says so, runtime/dynamic.py)."""
+    from ..sources import ItemSource
+    from .base import wrap
+    from .containers import TupleValue
+    tx.guards.add_len(source, torch.Size, len(value))
+    return TupleValue([wrap(tx, v, ItemSource(source, i)) for i, v in enumerate(value)], cls=torch.Size,
+                      source=source)
 
 
 def is_sym_operand(v):
