@@ -418,6 +418,46 @@ def test_cache_limit_warning_names_function_entries_and_reason():
     assert compiles() == 2
 
 
+def test_accumulated_limit_is_a_total_across_functions():
+    """config.accumulated_cache_size_limit counts the compiles of every function since reset():
+    the function whose miss reaches it runs eagerly (one warning, naming the limit and it), so
+    does every later miss of any function; entries compiled before keep serving."""
+    import warnings
+
+    def f(x):
+        return x * 2
+
+    def g(x):
+        return x + 1
+
+    def h(x):
+        return x - 1
+    cf, cg, ch = (bytegraph.compile(fn, backend="eager", dynamic=False) for fn in (f, g, h))
+    with bytegraph.config.patch(accumulated_cache_size_limit=3, cache_size_limit=100):
+        run(f, cf, torch.ones(2))
+        run(f, cf, torch.ones(3))
+        run(g, cg, torch.ones(2))                 # the third compile: g's first
+        with pytest.warns(UserWarning, match=r"3 compiles since bytegraph.reset\(\), "
+                                             r"config.accumulated_cache_size_limit=3: .*<locals>\.h "):
+            run(h, ch, torch.ones(2))             # h never compiled: eager
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")        # one warning per process
+            run(f, cf, torch.ones(4))             # f misses: eager too
+            run(g, cg, torch.ones(5))
+            for n in (2, 3):
+                run(f, cf, torch.ones(n))         # f's entries still serve
+            run(g, cg, torch.ones(2))
+            eager_before = counters()["stats"]["eager_runs"]
+            run(f, cf, torch.ones(2))
+            assert counters()["stats"]["eager_runs"] == eager_before      # a cache hit
+        assert compiles() == 3
+        assert counters()["fallback"]["accumulated_limit"] == 3           # h, f, g
+    bytegraph.reset()                             # reset() starts the count again
+    with bytegraph.config.patch(accumulated_cache_size_limit=3):
+        run(h, ch, torch.ones(2))
+        assert compiles() == 1
+
+
 def test_stance_fail_on_recompile_with_dynamic_entry():
     c = bytegraph.compile(_batch, backend="eager")
     w = torch.randn(6, 4)

@@ -29,8 +29,9 @@ function at INFO; the ones that mean a bytegraph bug or a limit also warn once p
   "backend_timeout"): BackendCompilerFailed naming the backend (like torch.compile), nothing
   cached; config.suppress_errors=True turns it into a warning and eager.
 - Limits: config.cache_size_limit live entries (config.resume_cache_size_limit for code compiled
-  on an entry's behalf) ("cache_limit") and config.accumulated_cache_size_limit compiles since
-  reset ("accumulated_limit"), then eager.
+  on an entry's behalf) ("cache_limit"), per function; config.accumulated_cache_size_limit
+  compiles of all functions together since reset ("accumulated_limit", one warning per process),
+  then eager for whatever misses its cache.
 - Generator / async functions ("generator_function"): never traced, eager (as torch.compile).
 
 Threads. Each compiled callable has its own lock: misses of one function with the same guards
@@ -78,6 +79,10 @@ _tls = threading.local()        # .compiling: compiles in progress on this threa
 _RESOURCE_ERRORS = (RecursionError, MemoryError)
 
 
+# compiles of every function since reset() (config.accumulated_cache_size_limit), and whether the
+# limit's warning was given (once per process until reset)
+_accumulated = {"compiles": 0, "warned": False}
+_accumulated_lock = threading.Lock()
 _SYMFLOAT_BACKENDS = ("eager", "aten")     # run graphs with SymFloat inputs (runtime/dynamic.py)
 
 
@@ -108,7 +113,7 @@ class CompileState:
 
     def _clear(self):
         self.broken = False          # eager from now on (an internal error, a wrong trace, ...)
-        self.compiles = 0            # traces since reset (config.accumulated_cache_size_limit)
+        self.compiles = 0            # traces of this function since reset
         self.installed = 0           # entries installed since reset (later misses are recompiles)
         self.invalidated = 0         # entries dropped because an object they guard died
         self.limit_warned = False
@@ -279,11 +284,14 @@ def _decide(state, args, kwargs):
                       f"running it eagerly from now on. Last recompile reason: {reason}",
                       warn=True, stacklevel=5)
         return "eager", None
-    if state.compiles >= config.accumulated_cache_size_limit:
+    if _accumulated["compiles"] >= config.accumulated_cache_size_limit:
         state.broken = True
-        _fallback(state, "accumulated_limit", f"{state.name} ({location_of(fn)}) was compiled "
-                  f"{state.compiles} times (config.accumulated_cache_size_limit); running it "
-                  f"eagerly from now on", warn=True, stacklevel=5)
+        first, _accumulated["warned"] = not _accumulated["warned"], True
+        _fallback(state, "accumulated_limit", f"{_accumulated['compiles']} compiles since "
+                  f"bytegraph.reset(), config.accumulated_cache_size_limit="
+                  f"{config.accumulated_cache_size_limit}: {state.name} ({location_of(fn)}) and "
+                  f"every function that misses its cache from now on run eagerly (cached entries "
+                  f"keep serving)", warn=first, stacklevel=5)
         return "eager", None
     if state.invalidated >= limit and "churn" not in state.reported:
         _fallback(state, "churn", f"{state.invalidated} cache entries of {state.name} "
@@ -299,6 +307,8 @@ def _decide(state, args, kwargs):
     else:
         reason = ""
     state.compiles += 1
+    with _accumulated_lock:
+        _accumulated["compiles"] += 1
     generation = state.generation
     try:
         return _convert_and_install(state, args, kwargs, reason, generation)
@@ -642,6 +652,8 @@ def reset():
     another thread meanwhile finishes but does not install its entry."""
     for state in list(_all_states):
         state.reset()
+    with _accumulated_lock:
+        _accumulated.update(compiles=0, warned=False)
     counters.clear()
     compile_metrics.clear()
 
