@@ -338,7 +338,7 @@ REASONS = [
      r"requires_grad of L\['x'\] changed: expected False, got True"),
     ("int", lambda a: {"n": 5}, r"L\['n'\] changed: 2 -> 5"),
     ("str", lambda a: {"s": "b"}, r"L\['s'\] changed: 'a' -> 'b'"),
-    ("len", lambda a: {"lst": [1, 2, 3]}, r"L\['lst'\]: len guard failed"),
+    ("len", lambda a: {"lst": [1, 2, 3]}, r"len of L\['lst'\] changed: expected 2, got 3"),
     ("type", lambda a: {"obj": object()}, r"type of L\['obj'\] changed: expected _Obj, got object"),
 ]
 

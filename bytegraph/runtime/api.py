@@ -61,6 +61,7 @@ from ..config import config
 from ..exc import Unsupported, UserError, BackendCompilerFailed
 from ..observe import counters, compile_metrics, log, recompile_log
 from ..codegen.entry import MISS
+from ..guards.reasons import plain, STATE_KINDS
 from ..guards.guard_set import GuardSet, Guard
 from ..policy import calls as registry
 from ..policy.breaks import graph_break  # noqa: F401  (public API)
@@ -438,7 +439,9 @@ class _GuardsView:
     def __init__(self, gs):
         # a guard's source and expected value stay only when they hold no caller object
         # (sources rooted at an argument; plain values): entries bind caller objects weakly
-        self.guards = [g if _portable(g) else Guard(g.code, g.source_desc, g.kind, fetch=g.fetch)
+        self.guards = [g if _portable(g) else Guard(g.code, g.source_desc, g.kind, fetch=g.fetch,
+                                                     expected=g.expected if plain(g.expected) else None,
+                                                     label=g.label)
                        for g in gs.guards]
         self.cg = gs.cg
         self.sizes = [(src, shape) for src, shape in gs.sizes if isinstance(root_of(src), LocalSource)]
@@ -450,7 +453,8 @@ def _portable(g):
     if root is not None and not isinstance(root, LocalSource) and not (
             type(getattr(root, "obj", None)) is dict and "__name__" in root.obj):   # a module's globals
         return False
-    return g.kind in ("tensor", "value", "type", "shape_range", "shape_env") or g.expected is None
+    # state guards' expected values hold torch._C getters and plain values only
+    return g.kind in ("tensor", "value", "type", "shape_range", "shape_env") + STATE_KINDS or plain(g.expected)
 
 
 def _install(state, entry, generation, count=True):

@@ -677,7 +677,7 @@ def wrap_seq_iterator(tx, obj, source):
     else:
         seq, start = red[1][0], red[2]
         tx.guards.add_code(f"len({state.expr(tx.cg)}) == 3 and {state.expr(tx.cg)}[2] == {start}",
-                           source, "iterator_position")
+                           source, "iterator_position", start)
         seq_value = wrap(tx, seq, ItemSource(ItemSource(state, 1), 0))
         if isinstance(seq_value, ListValue):
             value = ListIterValue(seq_value, start, source)
@@ -756,5 +756,5 @@ def wrap_set(tx, obj, source):
         typed = frozenset((type(x), x) for x in obj)
         tx.guards.add_code(f"type({first}) is {tx.cg.const(type(obj), type(obj).__name__)} and "
                            f"frozenset((type(v), v) for v in {e}) == {tx.cg.const(typed, 'set')}",
-                           source, "set")
+                           source, "set", frozenset(obj))
     return SetValue(obj, cls=type(obj), source=source)

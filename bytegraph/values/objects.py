@@ -669,7 +669,8 @@ def wrap_object(tx, obj, source):
             tx.guards.add_type(source, cls)
             conv = _SCALAR_CORE[base]
             tx.guards.add_code(f"{tx.cg.const(conv, 'core')}({source.expr(tx.cg)}) == "
-                               f"{tx.cg.const(conv(obj), 'v')}", source, "value")
+                               f"{tx.cg.const(conv(obj), 'v')}", source, "value", conv(obj),
+                               f"{tx.cg.const(conv, 'core')}({tx.cg.bound(source)})")
         return ImmutableValue(obj, source or ObjectSource(obj, cls.__name__), _plain_dunders(tx, cls))
     if source is None:
         source = ObjectSource(obj, cls.__name__)
