@@ -495,16 +495,19 @@ DICT_METHODS = {"get": _d_get, "items": _d_items, "keys": _d_keys, "values": _d_
 class SetValue(Value):
     mutable = True
 
-    def __init__(self, items, cls=set, source=None):
+    def __init__(self, items, cls=set, source=None, origin=None):
         self.items = dict.fromkeys(items)   # python keys, insertion ordered for determinism
         self.cls = cls
         self.source = source
+        # a frozenset code constant: its iteration order (a set rebuilt from the same elements
+        # may order colliding hashes differently)
+        self.origin = origin if cls is frozenset and type(origin) is frozenset else None
 
     def python_type(self):
         return self.cls
 
     def as_python(self):
-        return self.cls(self.items)
+        return self.origin if self.origin is not None else self.cls(self.items)
 
     def is_const(self):
         return self.cls is frozenset
@@ -515,7 +518,7 @@ class SetValue(Value):
     def unpack(self, tx):
         if len(self.items) > 1:
             tx.hash_dependent = True    # the order follows hashes (ids, str hashes): runtime/warm.py
-        return [key_value(k) for k in self.cls(self.items)]
+        return [key_value(k) for k in (self.origin if self.origin is not None else self.cls(self.items))]
 
     def mutate(self, tx):
         if self.source is not None:
