@@ -119,19 +119,7 @@ def run_probe(probes, name):
 
 # name -> diagnosis. Skipped (not xfailed) so the file stays green; see the module docstring.
 FAILING = {
-    'dunder_methods_of_size': "needless fallback: n.__eq__(4), n.__lt__(5), n.__bool__(), float.__floor__ of a symbolic size ('call to int.__eq__' ...)",
-    'stdlib_numeric_helpers_on_size': "needless fallback: bisect.bisect/bisect_left ('call to bisect_right'), math.fsum of a symbolic size",
-    'list_contains_method_static': 'not dynamic-specific: [4, 7].__contains__(v) -> trace raises AttributeError("\'list\' object has no attribute \'__contains__\'"), function runs eagerly from then on',
-    'statistics_mean_static': "not dynamic-specific: statistics.mean([n, 2]) -> trace raises TypeError('Fraction() takes no arguments') in fractions.py, function runs eagerly from then on",
-    'index_protocol_of_size': "needless fallback: operator.index(n) / n.__index__() of a symbolic size ('call to int.__index__' Unsupported / trace raises)",
-    'format_spec_of_size': 'internal error: f\'{n:03d}\' of a symbolic size -> ValueError "Unknown format code \'d\' for object of type \'str\'" while compiling',
-    'sequence_ops_with_size': "needless fallback: 'a' * n (Unsupported str.__mul__ on Sym), hash(n) (int.__hash__ on Sym), bytes(n) / bytearray(n) of a symbolic size",
-    'sizes_across_break': 'recompiles: a torch.Size local live across a graph break (print to sys.stderr: a resume function) is specialized in the resume function (7 compiles for 6 sizes with dynamic=True; torch.compile: 2)',
-    'torch_tensor_of_size_specializes': 'recompiles: torch.tensor(x.shape[0]) specializes (6 compiles for 6 sizes; torch.compile: 1) and with mark_dynamic raises ConstraintViolation',
-    'user_error_eager_entry_too_wide': 'recompiles: after a user error under dynamic=True the eager entry now carries the ShapeEnv guards (no longer covers every size), but later valid sizes compile 3 times where torch.compile compiles once',
-    'math_on_size_specializes': 'recompiles: math.floor/ceil/sqrt/log2, round(), int(n / 3) and divmod of a symbolic size specialize (6 compiles for 6 sizes; torch.compile: 1)',
-    'container_int_not_auto_dynamic': 'recompiles: ints inside a dict / tuple / list argument, object attributes and *args are never made dynamic by automatic dynamic (5 compiles for 5 values; torch: 2)',
-    'float_arg_specializes': 'recompiles: a float argument is specialized per value (5 compiles for 5 values with dynamic=None and with dynamic=True; torch: 2 / 1)',
+    'bytearray_of_size': "not dynamic-specific: bytearray(n) -> 'constructing bytearray (custom __new__)': the interpreter has no Value for a mutable bytearray (bytearray(4) of a constant is refused too)",
 }
 
 

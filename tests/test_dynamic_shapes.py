@@ -338,7 +338,7 @@ REASONS = [
      r"requires_grad of L\['x'\] changed: expected False, got True"),
     ("int", lambda a: {"n": 5}, r"L\['n'\] changed: 2 -> 5"),
     ("str", lambda a: {"s": "b"}, r"L\['s'\] changed: 'a' -> 'b'"),
-    ("len", lambda a: {"lst": [1, 2, 3]}, r"L\['lst'\]: len guard failed"),
+    ("len", lambda a: {"lst": [1, 2, 3]}, r"len of L\['lst'\] changed: expected 2, got 3"),
     ("type", lambda a: {"obj": object()}, r"type of L\['obj'\] changed: expected _Obj, got object"),
 ]
 
@@ -418,6 +418,46 @@ def test_cache_limit_warning_names_function_entries_and_reason():
     assert compiles() == 2
 
 
+def test_accumulated_limit_is_a_total_across_functions():
+    """config.accumulated_cache_size_limit counts the compiles of every function since reset():
+    the function whose miss reaches it runs eagerly (one warning, naming the limit and it), so
+    does every later miss of any function; entries compiled before keep serving."""
+    import warnings
+
+    def f(x):
+        return x * 2
+
+    def g(x):
+        return x + 1
+
+    def h(x):
+        return x - 1
+    cf, cg, ch = (bytegraph.compile(fn, backend="eager", dynamic=False) for fn in (f, g, h))
+    with bytegraph.config.patch(accumulated_cache_size_limit=3, cache_size_limit=100):
+        run(f, cf, torch.ones(2))
+        run(f, cf, torch.ones(3))
+        run(g, cg, torch.ones(2))                 # the third compile: g's first
+        with pytest.warns(UserWarning, match=r"3 compiles since bytegraph.reset\(\), "
+                                             r"config.accumulated_cache_size_limit=3: .*<locals>\.h "):
+            run(h, ch, torch.ones(2))             # h never compiled: eager
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")        # one warning per process
+            run(f, cf, torch.ones(4))             # f misses: eager too
+            run(g, cg, torch.ones(5))
+            for n in (2, 3):
+                run(f, cf, torch.ones(n))         # f's entries still serve
+            run(g, cg, torch.ones(2))
+            eager_before = counters()["stats"]["eager_runs"]
+            run(f, cf, torch.ones(2))
+            assert counters()["stats"]["eager_runs"] == eager_before      # a cache hit
+        assert compiles() == 3
+        assert counters()["fallback"]["accumulated_limit"] == 3           # h, f, g
+    bytegraph.reset()                             # reset() starts the count again
+    with bytegraph.config.patch(accumulated_cache_size_limit=3):
+        run(h, ch, torch.ones(2))
+        assert compiles() == 1
+
+
 def test_stance_fail_on_recompile_with_dynamic_entry():
     c = bytegraph.compile(_batch, backend="eager")
     w = torch.randn(6, 4)
@@ -437,4 +477,115 @@ def test_stance_eager_on_recompile_keeps_dynamic_entry():
     with bytegraph.set_stance("eager_on_recompile"):
         run(_batch, c, torch.randn(8, 6), w)
         run(_batch, c, torch.randn(8, 6, dtype=torch.float64), w.double())
+    assert compiles() == 1
+
+
+# --------------------------------------------------------------------------- floats, ints in containers
+
+def _scale(x, f):
+    return x * f + (f > 3), str(f) if f < 0 else f
+
+
+@pytest.mark.parametrize("dynamic,expected", [(None, 2), (True, 1), (False, 5)])
+def test_float_argument(dynamic, expected):
+    c = bytegraph.compile(_scale, backend="eager", dynamic=dynamic)
+    for f in (2.5, 3.5, 4.25, 5.5, 6.5):
+        run(_scale, c, torch.ones(3), f)
+    assert compiles() == expected
+
+
+def test_float_symbolic_entry_rejects_nan_inf_and_keeps_signed_zero():
+    """A SymFloat entry holds for finite floats only (its guards reason over real numbers); nan
+    and inf trace again, as constants; -0.0 and 0.0 reach the graph as they are."""
+    def f(x, v):
+        return x * v, v == v, v > 1e300, 1 / x.sum() * v
+    c = bytegraph.compile(f, backend="eager", dynamic=True)
+    for v in (2.5, float("nan"), float("inf"), -0.0, 0.0, -7.5, float("-inf"), 1.5):
+        run(f, c, torch.ones(2), v)
+    assert compiles() == 4          # 2.5 (symbolic), nan, inf, -inf
+
+
+def test_float_stays_constant_for_inductor():
+    """inductor would need a SymFloat graph input as a 0-d tensor: floats stay constants there."""
+    c = bytegraph.compile(_scale, backend="inductor", dynamic=True)
+    for f in (2.5, 3.5):
+        run(_scale, c, torch.ones(3), f)
+    assert compiles() == 2
+
+
+class _Box:
+    def __init__(self, n):
+        self.n = n
+
+
+@pytest.mark.parametrize("fn,make", [
+    (lambda d: d["a"] * d["n"], lambda n: ({"a": torch.ones(3), "n": n},)),
+    (lambda x, b: x[: b.n] * b.n, lambda n: (torch.ones(8), _Box(n))),
+    (lambda x, t: x * t[0] + t[1], lambda n: (torch.ones(3), (n, n + 1))),
+    (lambda x, *ns: x * sum(ns), lambda n: (torch.ones(3), n, n + 1)),
+])
+def test_ints_in_containers_become_dynamic_after_a_change(fn, make):
+    c = bytegraph.compile(fn, backend="eager")
+    for n in (2, 3, 4, 5, 6, 3):
+        run(fn, c, *make(n))
+    assert compiles() == 2
+
+
+def test_container_int_changing_container_shape_recompiles():
+    """The learnt item is only symbolic while the container still has that shape (len guarded)."""
+    fn = lambda x, t: x * t[0] + len(t)
+    c = bytegraph.compile(fn, backend="eager")
+    for t in ((2,), (3,), (4,), (4, 5), (6, 5)):
+        run(fn, c, torch.ones(3), t)
+    assert compiles() == 3
+
+
+def test_size_live_across_break_symbolic_in_resume():
+    import sys
+
+    def f(x):
+        s = x.shape
+        print("break", file=sys.stderr)
+        return x.reshape(s[0] * s[1]) + s[0], s
+    for dynamic, expected in ((True, 2), (None, 4)):
+        bytegraph.reset()
+        c = bytegraph.compile(f, backend="eager", dynamic=dynamic)
+        for b in (4, 6, 9, 7, 8, 5):
+            out = run(f, c, torch.randn(b, 3))
+            assert type(out[1]) is torch.Size
+        assert compiles() == expected, dynamic
+
+
+def test_index_by_symbolic_int():
+    fn = lambda x, n: x[n] * 2
+    c = bytegraph.compile(fn, backend="eager", dynamic=True)
+    for x, n in ((torch.randn(4, 2), 2), (torch.randn(4, 2), -3), (torch.randn(6, 2), 5), (torch.randn(5, 2), -5)):
+        run(fn, c, x, n)
+    assert compiles() == 2          # select guards the sign of the index (as torch.compile)
+    with pytest.raises(IndexError):
+        c(torch.randn(4, 2), 7)
+
+
+def test_torch_tensor_of_size_dtypes():
+    def f(x):
+        n = x.shape[0]
+        return (torch.tensor(n), torch.tensor(n / 2), torch.tensor(n > 3), torch.tensor(n, dtype=torch.float64),
+                torch.tensor(n, dtype=None), x * torch.tensor(n))
+    c = bytegraph.compile(f, backend="eager", dynamic=True)
+    for b in (4, 6, 3):
+        out = run(f, c, torch.randn(b, 2))
+        assert [t.dtype for t in out[:5]] == [torch.int64, torch.float32, torch.bool, torch.float64, torch.int64]
+    assert compiles() == 1
+
+
+def test_size_methods_and_math_stay_symbolic():
+    import math
+
+    def f(x):
+        n = x.shape[0]
+        return (x * n.__add__(1) * n.__rsub__(20) * math.sqrt(n), divmod(n, 3), n.__index__(), n.__eq__(4.0),
+                (n / 3).__floor__(), float(n).__ceil__(), n.__mul__(2.5), n.__lt__(True))
+    c = bytegraph.compile(f, backend="eager", dynamic=True)
+    for b in (4, 7, 9, 12):
+        run(f, c, torch.randn(b, 2))
     assert compiles() == 1

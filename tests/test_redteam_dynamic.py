@@ -135,7 +135,14 @@ def size_in_range():
 def sequence_ops_with_size():
     def f(x):
         n = x.shape[0]
-        return "a" * n, hash(n) == hash(int(n)), bytes(n), bytearray(n)
+        return "a" * n, hash(n) == hash(int(n)), bytes(n), n * (1, 2), b"ab" * n
+    diff(f, SIZES)
+
+
+@probe
+def bytearray_of_size():
+    def f(x):
+        return bytearray(x.shape[0]), x + 1
     diff(f, SIZES)
 
 

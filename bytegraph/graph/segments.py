@@ -92,7 +92,7 @@ def _symbol_inputs(gb, g, inputs):
     for ph in placeholders:
         v = ph.meta.get("example_value")
         _free_symbols(v, need)
-        if isinstance(v, torch.SymInt) and v.node.expr.is_Symbol:
+        if isinstance(v, (torch.SymInt, torch.SymFloat)) and v.node.expr.is_Symbol:
             have.add(v.node.expr)
     for sym in sorted(need - have, key=str, reverse=True):
         idx = gb.symbol_input(sym)

@@ -68,16 +68,19 @@ def _autocast_unseen():
 class Guard:
     """One assumption: its kind, the Source it is about (None for global state), what the trace
     saw there (`expected`, when the kind has one value to compare), and the code that checks it
-    (rendered once, by the GuardSet method that made it)."""
-    __slots__ = ("code", "source_desc", "kind", "source", "expected", "fetch")
+    (rendered once, by the GuardSet method that made it). `fetch` (code reading the checked value
+    once the guard has run) and `label` (that value in user terms) serve the recompile reasons
+    (guards/reasons.py) only."""
+    __slots__ = ("code", "source_desc", "kind", "source", "expected", "fetch", "label")
 
-    def __init__(self, code, source_desc, kind, source=None, expected=None, fetch=None):
+    def __init__(self, code, source_desc, kind, source=None, expected=None, fetch=None, label=None):
         self.code = code
         self.source_desc = source_desc
         self.kind = kind
         self.source = source
         self.expected = expected
-        self.fetch = fetch        # code reading the source's value once the guard has run
+        self.fetch = fetch
+        self.label = label
 
     def __repr__(self):
         return f"Guard({self.kind}: {self.code})"
@@ -104,7 +107,7 @@ class GuardSet:
         self.entry_autocast_cache = True
         # what automatic dynamic compares on a miss (runtime/dynamic.py: note_changes)
         self.sizes = []               # (source, shape) of each caller tensor
-        self.ints = []                # (source, value) of each int argument guarded by value
+        self.ints = []                # (source, value) of each int/float/torch.Size guarded by value
         # for the two-path entry (guards/generation.py): each guard's source, the modules the
         # trace read (Source -> ModuleInfo), each tensor guard's checks on its bound local (by
         # guard index), and the module attributes the entry's epilogue writes
@@ -113,12 +116,14 @@ class GuardSet:
         self.tensor_meta = {}
         self.attr_writes = []
 
-    def _add(self, code, source, kind, expected=None):
+    def _add(self, code, source, kind, expected=None, fetch=None, label=None):
         if code in self._seen:
             return False
         self._seen.add(code)
+        if fetch is None and source is not None:
+            fetch = self.cg.bound(source)
         self.guards.append(Guard(code, source.name_hint() if source is not None else "global", kind,
-                                 source, expected, self.cg.bound(source) if source is not None else None))
+                                 source, expected, fetch, label))
         self.origins.append(source)
         return True
 
@@ -184,8 +189,9 @@ class GuardSet:
 
     def _state_check(self, kind, calls):
         """One guard: each (getter, hint, *args) still returns what it returns now."""
-        parts = [self._returns(fn, hint, args, fn(*args)) for fn, hint, *args in calls]
-        self._add(" and ".join(parts), None, kind)
+        seen = [(fn, hint, tuple(args), fn(*args)) for fn, hint, *args in calls]
+        parts = [self._returns(fn, hint, args, value) for fn, hint, args, value in seen]
+        self._add(" and ".join(parts), None, kind, tuple(seen))
 
     def _returns(self, fn, hint, args, value):
         call = f"{self.cg.const(fn, hint)}({', '.join(repr(a) for a in args)})"
@@ -207,15 +213,14 @@ class GuardSet:
             return True                           # guarded on every entry
         if fn is _CACHE and not args:
             self._add(self._returns(fn, "autocast_cache", (), self.entry_autocast_cache), None,
-                      "autocast")
+                      "autocast", ((fn, "autocast_cache", (), self.entry_autocast_cache),))
             return True
         if (fn is _ON or fn is _DTYPE) and len(args) == 1 and type(args[0]) is str \
                 and args[0] in self.entry_autocast:
             on, dtype = self.entry_autocast[args[0]]
-            if fn is _ON:
-                self._add(self._returns(fn, "autocast_on", args, on), None, "autocast")
-            else:
-                self._add(self._returns(fn, "autocast_dtype", args, dtype), None, "autocast")
+            hint, value = ("autocast_on", on) if fn is _ON else ("autocast_dtype", dtype)
+            self._add(self._returns(fn, hint, args, value), None, "autocast",
+                      ((fn, hint, tuple(args), value),))
             return True
         return False
 
@@ -232,13 +237,15 @@ class GuardSet:
             return
         self._seen.add(("id", source))
         name = getattr(obj, "__name__", type(obj).__name__)
-        self._add(f"{source.expr(self.cg)} is {self.cg.const(obj, str(name))}", source, "id")
+        self._add(f"{source.expr(self.cg)} is {self.cg.const(obj, str(name))}", source, "id",
+                  name if type(name) is str else None)
 
     def add_same_object(self, source, other_source):
         if ("alias", source, other_source) in self._seen:
             return
         self._seen.add(("alias", source, other_source))
-        self._add(f"{source.expr(self.cg)} is {other_source.expr(self.cg)}", source, "alias")
+        self._add(f"{source.expr(self.cg)} is {other_source.expr(self.cg)}", source, "alias",
+                  other_source.name_hint())
 
     def add_value(self, source, value):
         """Type and value equality for constants (int, float, str, bool, None, ...)."""
@@ -250,7 +257,7 @@ class GuardSet:
         if value is None or type(value) is bool:
             self._add(f"{first} is {value!r}", source, "value", value)
             return
-        if type(value) is int and type(source).__name__ == "LocalSource":
+        if type(value) in (int, float, torch.Size):   # automatic dynamic compares them (runtime/dynamic.py)
             self.ints.append((source, value))
         tname = self.cg.const(type(value), type(value).__name__)
         if type(value) in (int, str) or (type(value) is float and value == value
@@ -277,7 +284,7 @@ class GuardSet:
         first = source.expr(self.cg)
         e = self.cg.bound(source)
         self._add(f"type({first}) is {self.cg.const(typ, typ.__name__)} and len({e}) == {n}", source,
-                  "len", (typ, n))
+                  "len", (typ.__qualname__, n))
 
     def add_dict_keys(self, source, typ, keys):
         if ("keys", source) in self._seen:
@@ -291,7 +298,13 @@ class GuardSet:
                 f"{self.cg.const(tuple(keys), 'keys')}")
         if any(type(k) is not str for k in keys):     # 1 == True == 1.0: compare key types too
             code += f" and tuple(map(type, {e})) == {self.cg.const(tuple(type(k) for k in keys), 'key_types')}"
-        self._add(code, source, "dict_keys")
+        self._add(code, source, "dict_keys", tuple(keys))
+
+    def add_finite(self, source):
+        """A float made symbolic: its ShapeEnv reasoning holds for finite numbers only (nan and
+        inf recompile, as constants)."""
+        self.cg.namespace.setdefault("math", math)
+        self._add(f"math.isfinite({self.cg.bound(source)})", source, "float_finite")
 
     def add_empty(self, source):
         if ("empty", source) in self._seen:
@@ -405,21 +418,26 @@ class GuardSet:
         for g in env.guards:
             self._add(printer.doprint(g.expr), None, "shape_env", g.expr)
 
-    def add_code(self, code, source, kind):
-        self._add(code, source, kind)
+    def add_code(self, code, source, kind, expected=None, fetch=None, label=None):
+        """A guard rendered by the caller. For its recompile reason (guards/reasons.py):
+        `expected` (plain data: what the trace saw), `fetch` (code reading the value now, default
+        the source) and `label` (what that value is, in user terms)."""
+        self._add(code, source, kind, expected, fetch, label)
 
     def add_distinct(self, sources, kind="distinct_inputs"):
         """These sources are distinct objects (e.g. one tensor passed twice would alias two
         placeholders that the graph, and backends, treat as independent)."""
         if len(sources) > 1:
             ids = ", ".join(f"id({self.cg.bound(s)})" for s in sources)
-            self._add(f"len({{{ids}}}) == {len(sources)}", None, kind)
+            self._add(f"len({{{ids}}}) == {len(sources)}", None, kind,
+                      tuple(s.name_hint() for s in sources))
 
     def add_absent(self, source, names):
         """None of `names` is in the object's instance __dict__ (class attributes it read,
         attributes it found missing): a later instance attribute would shadow them."""
         self._add(f"{self.cg.bound(source)}.__dict__.keys().isdisjoint("
-                  f"{self.cg.const(frozenset(names), 'names')})", source, "absent_attrs")
+                  f"{self.cg.const(frozenset(names), 'names')})", source, "absent_attrs",
+                  tuple(sorted(names)))
 
     # --- evaluation ---------------------------------------------------------
     def expression(self):

@@ -228,7 +228,7 @@ def _wrap_autocast_resume(tx, obj, source):
     from .calls import AutocastCtx
     tx.guards.add_type(source, AutocastResume)
     tx.guards.add_code(f"{source.expr(tx.cg)}.args == {tx.cg.const(obj.args, 'autocast_args')}", source,
-                       "autocast_args")
+                       "autocast_args", obj.args)
     return AutocastCtx(obj.args)
 
 

@@ -9,6 +9,7 @@ dunder method.
 A builtin with no handler may still be called on constants if it is known to be
 pure (PURE_MODULES / PURE_BUILTINS); its result is then a constant.
 """
+import bisect
 import collections
 import sys
 import functools
@@ -18,7 +19,8 @@ import operator
 import torch
 
 from ..exc import Unsupported, UserError
-from ..values.base import Value, RealCallableValue, ConstValue, NONE, const, wrap, INTROSPECTION_TYPES
+from ..values.base import (Value, RealCallableValue, ConstValue, NONE, const, wrap, INTROSPECTION_TYPES,
+                           CONST_TYPES)
 from ..values.containers import (TupleValue, ListValue, DictValue, SetValue, IteratorValue, BaseSeq, py_key,
                                  ListIterValue)
 from ..values.tensor import TensorValue, graph_call
@@ -80,8 +82,12 @@ def _dict_subclass_method(tx, name, self_value, args, kwargs):
     return DICT_METHODS[name](tx, view, *args, **kwargs)
 
 
-def _is_pure(fn):
-    if fn in PURE_BUILTINS:
+# pure only without `key=` (a callable they would call)
+_PURE_WITHOUT_KEY = frozenset({bisect.bisect_left, bisect.bisect_right})
+
+
+def _is_pure(fn, kwargs=None):
+    if fn in PURE_BUILTINS or fn in _PURE_WITHOUT_KEY and not (kwargs and "key" in kwargs):
         return True
     mod = getattr(fn, "__module__", None)
     if mod in PURE_MODULES:
@@ -109,18 +115,24 @@ def _plain_data(v):
 
 
 _SYM_BUILTINS = {min: torch.sym_min, max: torch.sym_max, abs: operator.abs}
+_SYM_MATH = {getattr(math, n): getattr(torch, f"_sym_{n}") for n in (
+    "sqrt", "cos", "cosh", "sin", "sinh", "tan", "tanh", "asin", "acos", "atan", "log2")}
 
 
 def _has_sym_value(v):
-    return isinstance(v, SymValue) or type(v) is TupleValue and any(isinstance(i, SymValue) for i in v.items)
+    return isinstance(v, SymValue) or type(v) in (TupleValue, ListValue) and \
+        any(isinstance(i, SymValue) for i in v.items)
 
 
 def _specialized(v):
-    """A value with its symbolic sizes replaced by their (guarded) numbers."""
+    """A value with its symbolic sizes replaced by their (guarded) numbers (a list: a copy, for
+    a pure function that only reads it)."""
     if isinstance(v, SymValue):
         return const(v.as_python())
     if type(v) is TupleValue and any(isinstance(i, SymValue) for i in v.items):
         return TupleValue([_specialized(i) for i in v.items], cls=v.cls)
+    if type(v) is ListValue and any(isinstance(i, SymValue) for i in v.items):
+        return ListValue([_specialized(i) for i in v.items])
     return v
 
 
@@ -144,6 +156,13 @@ def _sym_builtin(fn, args):
         return None         # min(n, 4.5) is n or 4.5, not a float of both: compare (guarded)
     if fn in _SYM_BUILTINS and (fn is abs or len(args) == 2):
         return sym_op(tx, _SYM_BUILTINS[fn], args)
+    if fn is operator.index and len(args) == 1 and args[0].python_type() is int:
+        return args[0]
+    if fn in _SYM_MATH and len(args) == 1:
+        return sym_op(tx, _SYM_MATH[fn], args)       # math.sqrt(n): torch._sym_sqrt stays symbolic
+    if fn is divmod and len(args) == 2:               # (a // b, a % b), as int and float define it
+        q, r = sym_op(tx, operator.floordiv, args), sym_op(tx, operator.mod, args)
+        return None if q is None or r is None else TupleValue([q, r])
     if getattr(fn, "__module__", "") in ("operator", "_operator", "math") or fn in (round, pow, divmod):
         # SymInt/SymFloat implement these (__floor__, __trunc__, __round__, ...); one that needs
         # the number asks the ShapeEnv for it, which guards it
@@ -152,7 +171,7 @@ def _sym_builtin(fn, args):
 
 
 def call_on_constants(tx, fn, args, kwargs):
-    if not _is_pure(fn):
+    if not _is_pure(fn, kwargs):
         raise Unsupported(f"call to {getattr(fn, '__qualname__', fn)!s}", kind="call_builtin")
     if not kwargs and any(isinstance(a, Opaque) for a in args):
         r = scalar_op(fn, args)        # a pure function of item() results: computed by the entry
@@ -191,6 +210,10 @@ def call_on_constants(tx, fn, args, kwargs):
 
 def get_item(tx, obj, idx):
     if isinstance(obj, TensorValue):
+        if isinstance(idx, SymValue) and idx.python_type() is int and obj.fake.dim():
+            # x[n] is x.select(0, n); Tensor.__getitem__ would read n through __index__, which
+            # specializes it
+            return graph_call(tx, "call_function", torch.select, [obj, const(0), idx], {})
         return graph_call(tx, "call_function", operator.getitem, [obj, idx], {})
     getitem = getattr(obj, "getitem", None)
     if getitem is not None:
@@ -476,6 +499,26 @@ def _frozenset(tx, it=None):
     return SetValue([] if it is None else [py_key(x) for x in it.unpack(tx)], cls=frozenset)
 
 
+def _builtin_constants(v):
+    """A builtin constant, or a tuple/list of them: bytes() of it runs no user code."""
+    if type(v) is ConstValue:
+        return type(v.value) in CONST_TYPES
+    return type(v) in (TupleValue, ListValue) and all(map(_builtin_constants, v.items))
+
+
+@handles(bytes)
+def _bytes(tx, *args, **kwargs):
+    """bytes(n), bytes(str, encoding), bytes([ints]) of constants (a size: its guarded number)."""
+    args = [_specialized(a) for a in args]
+    kwargs = {k: _specialized(v) for k, v in kwargs.items()}
+    if not all(map(_builtin_constants, [*args, *kwargs.values()])):
+        raise Unsupported("bytes() of a non-constant argument", kind="construct")
+    try:
+        return const(bytes(*[a.as_python() for a in args], **{k: v.as_python() for k, v in kwargs.items()}))
+    except Exception as e:
+        raise UserError(e)
+
+
 @handles(hash)
 def _hash(tx, v):
     tx.hash_dependent = True        # ids and str hashes differ between processes (runtime/warm.py)
@@ -581,6 +624,21 @@ def _round(tx, v, nd=None):
     return call_on_constants(tx, round, [v] + ([nd] if nd is not None else []), {})
 
 
+def _number_protocol(tx, pytype, v):
+    """int(obj) / float(obj) of a user object: its __int__ / __float__, else __index__ (inlined);
+    a result of exactly the type asked for is returned, anything else refused. None when the
+    type defines neither."""
+    for name in (f"__{pytype.__name__}__", "__index__"):
+        r = call_special(tx, v, name, [])
+        if r is MISSING:
+            continue
+        want = int if name == "__index__" else pytype
+        if type(r) is ConstValue and type(r.value) is want:
+            return r if want is pytype else const(float(r.value))
+        raise Unsupported(f"{pytype.__name__}() of {v}: {name} returned {r}", kind="call_builtin")
+    return None
+
+
 def _scalar_conv(pytype):
     def handler(tx, v=None, *rest):
         if v is None:
@@ -604,6 +662,10 @@ def _scalar_conv(pytype):
                 raise UserError(e)
         if pytype is bool:
             return const(truth(tx, v))
+        if pytype in (int, float) and isinstance(v, _InstanceBase) and not rest:
+            r = _number_protocol(tx, pytype, v)
+            if r is not None:
+                return r
         if pytype is str:
             if isinstance(v, _InstanceBase):
                 m = bind_class_attr_(tx, v, "__str__") or bind_class_attr_(tx, v, "__repr__")

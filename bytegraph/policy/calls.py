@@ -27,6 +27,7 @@ from ..sources import ObjectSource, AttrSource
 from ..values.base import Value, RealCallableValue, ConstValue, NONE, const, wrap, register_wrapper
 from ..values.containers import TupleValue
 from ..values.tensor import TensorValue, graph_call
+from ..values.symbolic import sym_tensor
 from . import stdlib, breaks
 from .builtins import BuiltinValue, BUILTINS
 from ..sources import CallSource
@@ -148,6 +149,10 @@ class TorchFnValue(RealCallableValue):
                               kind="torch_global_state")
         if _in(_disallowed, self.fn):
             raise Unsupported(f"{_qualname(self.fn)} is disallowed in the graph", kind="disallowed")
+        if self.fn is torch.tensor:
+            r = sym_tensor(tx, args, kwargs)       # torch.tensor(x.shape[0]) stays symbolic
+            if r is not None:
+                return r
         objclass = getattr(self.fn, "__objclass__", None)
         if objclass is not None and args and isinstance(args[0], TensorValue):
             return args[0].call_method(tx, name, list(args[1:]), kwargs)
@@ -269,20 +274,20 @@ def _wrap_builtin(tx, fn, source):
     if source is not None and type(owner) in (list, dict, set) and type(fn) is types.BuiltinMethodType:
         # a container's bound method handed over by a graph break (`acc.append` on the stack)
         tx.guards.add_type(source, type(fn))
-        tx.guards.add_code(f"{source.expr(tx.cg)}.__name__ == {fn.__name__!r}", source, "method_name")
+        tx.guards.add_code(f"{source.expr(tx.cg)}.__name__ == {fn.__name__!r}", source, "method_name", fn.__name__)
         return BoundMethodValue(wrap(tx, owner, AttrSource(source, "__self__")), fn.__name__)
     if source is not None and type(fn) is types.BuiltinMethodType and isinstance(owner, torch.Tensor) and \
             type(owner) in (torch.Tensor, torch.nn.Parameter) and getattr(torch.Tensor, fn.__name__, None) is not None:
         # a tensor's bound method handed over by a graph break (`x.add` on the stack)
         tx.guards.add_type(source, type(fn))
-        tx.guards.add_code(f"{source.expr(tx.cg)}.__name__ == {fn.__name__!r}", source, "method_name")
+        tx.guards.add_code(f"{source.expr(tx.cg)}.__name__ == {fn.__name__!r}", source, "method_name", fn.__name__)
         return wrap(tx, owner, AttrSource(source, "__self__")).getattr(tx, fn.__name__)
     if source is not None and type(fn) is types.BuiltinMethodType and owner is not None and \
             not isinstance(owner, types.ModuleType):
         # a C method bound to an object (`np.add.reduce` handed over by a graph break): a new
         # one per read, so guarded by its owner and name rather than by its identity
         tx.guards.add_type(source, type(fn))
-        tx.guards.add_code(f"{source.expr(tx.cg)}.__name__ == {fn.__name__!r}", source, "method_name")
+        tx.guards.add_code(f"{source.expr(tx.cg)}.__name__ == {fn.__name__!r}", source, "method_name", fn.__name__)
         tx.guards.add_identity(AttrSource(source, "__self__"), owner)
     elif source is not None:
         tx.guards.add_identity(source, fn)

@@ -242,7 +242,8 @@ def _instance_state_copyable(tx, cls):
     reason it does not, or None. Every fact it relies on is guarded (class_lookup's guards that
     no class defines the names; the copyreg registry not naming cls)."""
     tx.guards.add_code(f"{tx.cg.const(cls, cls.__name__)} not in "
-                       f"{tx.cg.const(copyreg.dispatch_table, 'copyreg_dispatch')}", None, "copyreg")
+                       f"{tx.cg.const(copyreg.dispatch_table, 'copyreg_dispatch')}", None, "copyreg",
+                       cls.__qualname__)
     if cls in copyreg.dispatch_table:
         return "a copyreg reducer"
     for name, default in (("__reduce_ex__", object.__reduce_ex__), ("__reduce__", object.__reduce__),
@@ -791,7 +792,9 @@ def _logger_query(method):
         pargs = [_py(a, "a log level") for a in args[1:]]
         result = getattr(lg.obj, method)(*pargs)
         call = ", ".join(repr(a) for a in pargs)
-        tx.guards.add_code(f"{tx.cg.bound(lg.source)}.{method}({call}) == {result!r}", lg.source, "logging")
+        tx.guards.add_code(f"{tx.cg.bound(lg.source)}.{method}({call}) == {result!r}", lg.source, "logging",
+                           result, f"{tx.cg.bound(lg.source)}.{method}({call})",
+                           f"{lg.source.name_hint()}.{method}({call})")
         return const(result)
     return override
 
@@ -865,7 +868,7 @@ class WeakKeyDictValue(Value):
     def call_method(self, tx, name, args, kwargs):
         if name == "__len__":
             n = len(self.d)
-            tx.guards.add_code(f"len({tx.cg.bound(self.source)}) == {n}", self.source, "len")
+            tx.guards.add_code(f"len({tx.cg.bound(self.source)}) == {n}", self.source, "len", (None, n))
             return const(n)
         key = args[0]
         real = getattr(key, "obj", None) if key.source is not None else None

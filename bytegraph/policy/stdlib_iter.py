@@ -647,7 +647,7 @@ def _wrap_deque(tx, dq, source):
     if source is None:
         raise Unsupported("a deque reached without a source", kind="deque")
     tx.guards.add_len(source, collections.deque, len(dq))
-    tx.guards.add_code(f"{tx.cg.bound(source)}.maxlen == {dq.maxlen!r}", source, "deque_maxlen")
+    tx.guards.add_code(f"{tx.cg.bound(source)}.maxlen == {dq.maxlen!r}", source, "deque_maxlen", dq.maxlen)
     return DequeValue([wrap(tx, x, ItemSource(source, i)) for i, x in enumerate(dq)], dq.maxlen, source)
 
 

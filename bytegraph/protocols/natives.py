@@ -157,7 +157,7 @@ def dict_view_of(tx, v):
         if not all(type(k) in (str, int) for k in keys):
             raise Unsupported("dict subclass with non-str/int keys", kind="dict_key")
         tx.guards.add_code(f"tuple({tx.cg.const(dict.keys, 'dict_keys')}({src.expr(tx.cg)})) == "
-                           f"{tx.cg.const(tuple(keys), 'keys')}", src, "dict_keys")   # a constant (runtime/warm.py)
+                           f"{tx.cg.const(tuple(keys), 'keys')}", src, "dict_keys", tuple(keys))   # a constant (runtime/warm.py)
         return DictValue({k: wrap(tx, dict.__getitem__(obj, k), RawDictItemSource(src, k)) for k in keys})
     return None
 

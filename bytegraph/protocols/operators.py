@@ -71,6 +71,8 @@ def binary_op(tx, op, a, b):
         r = sym_op(tx, INPLACE_TO_BINARY.get(op) or op, [a, b])    # ints are immutable: `+=` is `+`
         if r is not None:
             return r
+        if _plain(a) or _plain(b):       # 'a' * n, (1,) * n: the sequence needs the number
+            a, b = _number(a), _number(b)
     if _symbolic_size(a) or _symbolic_size(b):
         r = _size_op(INPLACE_TO_BINARY.get(op) or op, a, b)
         if r is not None:
@@ -95,6 +97,11 @@ def binary_op(tx, op, a, b):
         raise UserError(TypeError(f"unsupported operand type(s) for {sym}: "
                                   f"'{type_of(a).__name__}' and '{type_of(b).__name__}'"))
     return r
+
+
+def _number(v):
+    """A symbolic size as its number (the ShapeEnv guards it); anything else as is."""
+    return ConstValue(v.as_python()) if isinstance(v, SymValue) else v
 
 
 def _symbolic_size(v):

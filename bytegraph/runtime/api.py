@@ -29,8 +29,9 @@ function at INFO; the ones that mean a bytegraph bug or a limit also warn once p
   "backend_timeout"): BackendCompilerFailed naming the backend (like torch.compile), nothing
   cached; config.suppress_errors=True turns it into a warning and eager.
 - Limits: config.cache_size_limit live entries (config.resume_cache_size_limit for code compiled
-  on an entry's behalf) ("cache_limit") and config.accumulated_cache_size_limit compiles since
-  reset ("accumulated_limit"), then eager.
+  on an entry's behalf) ("cache_limit"), per function; config.accumulated_cache_size_limit
+  compiles of all functions together since reset ("accumulated_limit", one warning per process),
+  then eager for whatever misses its cache.
 - Generator / async functions ("generator_function"): never traced, eager (as torch.compile).
 
 Threads. Each compiled callable has its own lock: misses of one function with the same guards
@@ -60,6 +61,7 @@ from ..config import config
 from ..exc import Unsupported, UserError, BackendCompilerFailed
 from ..observe import counters, compile_metrics, log, recompile_log
 from ..codegen.entry import MISS
+from ..guards.reasons import plain, STATE_KINDS
 from ..guards.guard_set import GuardSet, Guard
 from ..policy import calls as registry
 from ..policy.breaks import graph_break  # noqa: F401  (public API)
@@ -76,6 +78,13 @@ _STANCES = ("default", "force_eager", "eager_on_recompile", "fail_on_recompile")
 _MODES = ("default", "lite", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 _tls = threading.local()        # .compiling: compiles in progress on this thread
 _RESOURCE_ERRORS = (RecursionError, MemoryError)
+
+
+# compiles of every function since reset() (config.accumulated_cache_size_limit), and whether the
+# limit's warning was given (once per process until reset)
+_accumulated = {"compiles": 0, "warned": False}
+_accumulated_lock = threading.Lock()
+_SYMFLOAT_BACKENDS = ("eager", "aten")     # run graphs with SymFloat inputs (runtime/dynamic.py)
 
 
 class CompileState:
@@ -105,12 +114,12 @@ class CompileState:
 
     def _clear(self):
         self.broken = False          # eager from now on (an internal error, a wrong trace, ...)
-        self.compiles = 0            # traces since reset (config.accumulated_cache_size_limit)
+        self.compiles = 0            # traces of this function since reset
         self.installed = 0           # entries installed since reset (later misses are recompiles)
         self.invalidated = 0         # entries dropped because an object they guard died
         self.limit_warned = False
         self.reported = set()        # fallback kinds already logged / warned for this function
-        self.dynamic = DynamicSpec(self.dynamic_mode)   # what automatic dynamic has learnt
+        self.dynamic = DynamicSpec(self.dynamic_mode, self.backend_name in _SYMFLOAT_BACKENDS)
         self.warm_tried = False      # entries stored on disk were looked up (runtime/warm.py)
 
     def reset(self):
@@ -276,11 +285,14 @@ def _decide(state, args, kwargs):
                       f"running it eagerly from now on. Last recompile reason: {reason}",
                       warn=True, stacklevel=5)
         return "eager", None
-    if state.compiles >= config.accumulated_cache_size_limit:
+    if _accumulated["compiles"] >= config.accumulated_cache_size_limit:
         state.broken = True
-        _fallback(state, "accumulated_limit", f"{state.name} ({location_of(fn)}) was compiled "
-                  f"{state.compiles} times (config.accumulated_cache_size_limit); running it "
-                  f"eagerly from now on", warn=True, stacklevel=5)
+        first, _accumulated["warned"] = not _accumulated["warned"], True
+        _fallback(state, "accumulated_limit", f"{_accumulated['compiles']} compiles since "
+                  f"bytegraph.reset(), config.accumulated_cache_size_limit="
+                  f"{config.accumulated_cache_size_limit}: {state.name} ({location_of(fn)}) and "
+                  f"every function that misses its cache from now on run eagerly (cached entries "
+                  f"keep serving)", warn=first, stacklevel=5)
         return "eager", None
     if state.invalidated >= limit and "churn" not in state.reported:
         _fallback(state, "churn", f"{state.invalidated} cache entries of {state.name} "
@@ -296,6 +308,8 @@ def _decide(state, args, kwargs):
     else:
         reason = ""
     state.compiles += 1
+    with _accumulated_lock:
+        _accumulated["compiles"] += 1
     generation = state.generation
     try:
         return _convert_and_install(state, args, kwargs, reason, generation)
@@ -425,7 +439,9 @@ class _GuardsView:
     def __init__(self, gs):
         # a guard's source and expected value stay only when they hold no caller object
         # (sources rooted at an argument; plain values): entries bind caller objects weakly
-        self.guards = [g if _portable(g) else Guard(g.code, g.source_desc, g.kind, fetch=g.fetch)
+        self.guards = [g if _portable(g) else Guard(g.code, g.source_desc, g.kind, fetch=g.fetch,
+                                                     expected=g.expected if plain(g.expected) else None,
+                                                     label=g.label)
                        for g in gs.guards]
         self.cg = gs.cg
         self.sizes = [(src, shape) for src, shape in gs.sizes if isinstance(root_of(src), LocalSource)]
@@ -437,7 +453,8 @@ def _portable(g):
     if root is not None and not isinstance(root, LocalSource) and not (
             type(getattr(root, "obj", None)) is dict and "__name__" in root.obj):   # a module's globals
         return False
-    return g.kind in ("tensor", "value", "type", "shape_range", "shape_env") or g.expected is None
+    # state guards' expected values hold torch._C getters and plain values only
+    return g.kind in ("tensor", "value", "type", "shape_range", "shape_env") + STATE_KINDS or plain(g.expected)
 
 
 def _install(state, entry, generation, count=True):
@@ -639,6 +656,8 @@ def reset():
     another thread meanwhile finishes but does not install its entry."""
     for state in list(_all_states):
         state.reset()
+    with _accumulated_lock:
+        _accumulated.update(compiles=0, warned=False)
     counters.clear()
     compile_metrics.clear()
 

@@ -14,7 +14,7 @@ import weakref
 import torch
 import torch.fx
 
-from ..guards.guard_set import readable
+from ..guards.reasons import describe as describe_failure
 from ..values.symbolic import ConstraintViolation, hint
 from .. import symbolic  # noqa: F401  (registers the opcode handlers)
 from ..backends.registry import eager as eager_backend
@@ -123,14 +123,14 @@ def _trace(fn, bound, shape_env, allow_breaks, stop_at=None, specialize=(), dyna
     guards = GuardSet(cg)
     guards.add_global_state()
     if fn.__defaults__:
-        guards.add_code(f"{cg.const(fn, 'fn')}.__defaults__ is __defaults", None, "defaults")
+        guards.add_code(f"{cg.const(fn, 'fn')}.__defaults__ is __defaults", None, "defaults", fn.__qualname__)
     if fn.__kwdefaults__:
         # the entry's signature bound these values when it was defined: an in-place edit of
         # __kwdefaults__ must miss, so each value is checked by identity
         kw = cg.const(fn, 'fn') + ".__kwdefaults__"
         checks = [f"{kw} is __defaults_kw", f"len({kw}) == {len(fn.__kwdefaults__)}"]
         checks += [f"{kw}[{k!r}] is {cg.const(v, 'kwdefault')}" for k, v in fn.__kwdefaults__.items()]
-        guards.add_code(" and ".join(checks), None, "defaults")
+        guards.add_code(" and ".join(checks), None, "defaults", fn.__qualname__)
     gb = GraphBuilder(shape_env=shape_env or (dynamic is not None and dynamic.needs_shape_env(bound)))
     tracer = Tracer(gb, cg, guards, SideEffects())
     tracer.dynamic = dynamic
@@ -220,13 +220,15 @@ def convert(fn, args, kwargs, backend, backend_name, entry_index, on_guard_error
             for dname in ("_parameters", "_buffers", "_modules"):
                 if dname in value.obj.__dict__:
                     guards.add_code(f"{cg.bound(value.source)}.{dname}.keys().isdisjoint("
-                                    f"{cg.const(frozenset(names), 'names')})", value.source, "absent_attrs")
+                                    f"{cg.const(frozenset(names), 'names')})", value.source, "absent_attrs",
+                                    tuple(sorted(names)))
     for klass, names in tracer.class_absent.values():
         guards.add_code(f"{cg.const(klass, klass.__name__)}.__dict__.keys().isdisjoint("
-                        f"{cg.const(frozenset(names), 'names')})", None, "class_attr_absent")
+                        f"{cg.const(frozenset(names), 'names')})", None, "class_attr_absent",
+                        (klass.__qualname__, tuple(sorted(names))))
     for g, names in tracer.builtins_used.values():
         guards.add_code(f"{cg.const(g, 'G')}.keys().isdisjoint({cg.const(frozenset(names), 'names')})",
-                        None, "builtins_not_shadowed")
+                        None, "builtins_not_shadowed", tuple(sorted(names)))
     cg.end_guards()     # the graph and the epilogue bind strongly (codegen.entry: weak bindings)
 
     # the epilogue: everything it reads is evaluated before anything is written back
@@ -412,52 +414,7 @@ def first_failing_guard(entry, args, kwargs):
         except Exception as e:
             return f"{g.source_desc}: {g.kind} guard raised {type(e).__name__}"
         if not ok:
-            return _describe_failure(g, gs.cg, ns)
+            return describe_failure(g, ns)
     return "none (all guards pass)"
 
 
-_STATE_WORDS = {"grad_mode": "grad mode", "inference_mode": "inference mode",
-                "default_dtype": "default dtype", "deterministic": "deterministic algorithms",
-                "autocast": "autocast state", "torch_function_mode": "torch function mode stack",
-                "backend_flags": "backend flags (matmul precision, threads, ...)"}
-_TENSOR_FIELDS = ("type", "dtype", "size", "stride", "requires_grad", "device")
-
-
-def _differs(was, new):
-    """None in an expected tuple is a symbolic size or stride: anything matches it."""
-    if type(was) is tuple and type(new) is tuple:
-        return len(was) != len(new) or any(w is not None and w != n for w, n in zip(was, new))
-    return was != new
-
-
-def _show(v):
-    if type(v) is tuple:
-        return "(" + ", ".join("*" if x is None else str(x) for x in v) + ("," if len(v) == 1 else "") + ")"
-    return str(v)
-
-
-def _describe_failure(g, cg, ns):
-    """A failed guard in user terms, from its structured record (guards/guard_set.py: Guard)."""
-    if g.kind in ("shape_env", "shape_range"):
-        return f"shape guard failed: {readable(g.code)}"
-    if g.kind in _STATE_WORDS:
-        return f"{_STATE_WORDS[g.kind]} changed"
-    try:
-        now = eval(g.fetch, ns) if g.fetch is not None else None
-    except Exception:
-        now = None
-    where = g.source_desc
-    if where.startswith("G['"):
-        where = f"global '{where[3:-2]}'"
-    if g.kind == "value" and g.source is not None:
-        return f"{where} changed: {g.expected!r} -> {now!r}"
-    if g.kind == "tensor" and isinstance(g.expected, tuple) and issubclass(type(now), torch.Tensor):
-        have = (type(now), now.dtype, tuple(now.shape), tuple(now.stride()), now.requires_grad, now.device)
-        for field, was, new in zip(_TENSOR_FIELDS, g.expected, have):
-            if _differs(was, new):
-                return f"{field} of {where} changed: expected {_show(was)}, got {new}"
-        return f"the strides of {where} no longer follow its sizes as they did: got {have[3]} for " \
-               f"sizes {have[2]}"
-    if g.kind == "type" and g.source is not None and g.expected is not None:
-        return f"type of {where} changed: expected {g.expected}, got {type(now).__qualname__}"
-    return f"{where}: {g.kind} guard failed ({g.code})"

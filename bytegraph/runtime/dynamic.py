@@ -9,11 +9,14 @@ automatic dynamic after a size change (docs/dynamic_shapes.md).
 - `note_changes` runs when a call misses every cache entry: it compares the newest entry's
   recorded input sizes and int arguments with the call's, names each change in user terms
   (`size of L['x'] dim 0: expected 4, got 8`) and, under `dynamic=None`, marks exactly those
-  dims and ints dynamic for the next trace.
+  dims and ints/floats (arguments, or inside their containers and attributes) dynamic for the
+  next trace.
 
 Only tensors reached from the function's arguments (not parameters or buffers) and ints
 passed as arguments are made dynamic, as torch.compile does by default.
 """
+import math
+
 import torch
 
 from ..sources import LocalSource, TempSource, ModuleDictSource, ItemSource, AttrSource
@@ -97,12 +100,15 @@ def is_argument(source):
 
 
 class DynamicSpec:
-    __slots__ = ("mode", "auto_dims", "auto_ints", "explicit")
+    __slots__ = ("mode", "auto_dims", "auto_ints", "explicit", "floats")
 
-    def __init__(self, mode=None):
+    def __init__(self, mode=None, floats=False):
         self.mode = mode              # compile(dynamic=...): None, True or False
+        # floats become SymFloat graph inputs only for backends that run such graphs (eager,
+        # aten); inductor would need them as 0-d tensors (not done: they stay constants)
+        self.floats = floats
         self.auto_dims = {}           # source name -> set of dims automatic dynamic made symbolic
-        self.auto_ints = set()        # names of int arguments automatic dynamic made symbolic
+        self.auto_ints = set()        # sources (name_hint) of ints/floats automatic dynamic made symbolic
         self.explicit = {}            # source name -> {dim: (min, max, strict)} (export's dynamic_shapes)
 
     def tensor_dims(self, source, t):
@@ -132,10 +138,27 @@ class DynamicSpec:
             dims.pop(d, None)
         return {d: v for d, v in dims.items() if d < t.dim()} or None
 
-    def int_dynamic(self, source):
-        if type(source) is not LocalSource or self.mode is False:
+    def scalar_dynamic(self, source, value):
+        """Make this int (or float) from the caller symbolic? dynamic=True: an int or finite,
+        non-zero float argument or item of a sequence argument; dynamic=None: one whose change automatic dynamic saw, also inside
+        a container, an object's attributes or *args (0.0 keeps its sign by staying a constant)."""
+        if self.mode is False or type(value) is float and (
+                not self.floats or value == 0.0 or not math.isfinite(value)):
             return False
-        return self.mode is True or source.name in self.auto_ints
+        if self.mode is True and (type(source) is LocalSource or type(source) is ItemSource
+                                  and type(source.base) is LocalSource):
+            return True         # an argument, or an item of a tuple argument (a torch.Size, *args)
+        return source.name_hint() in self.auto_ints and is_argument(source)
+
+    def size_dynamic(self, source):
+        """Wrap this torch.Size from the caller item by item, so that its sizes can be symbolic
+        (dynamic=True: an argument; dynamic=None: once an item's change was seen)?"""
+        if self.mode is False or not is_argument(source):
+            return False
+        if self.mode is True:
+            return type(source) is LocalSource
+        prefix = source.name_hint() + "["
+        return any(n.startswith(prefix) for n in self.auto_ints)
 
     def needs_shape_env(self, bound):
         if self.mode is True or self.auto_dims or self.auto_ints or any(self.explicit.values()):
@@ -199,9 +222,17 @@ def note_changes(spec, guards, bound, learn=True):
             have.update(changed)
     for source, value in guards.ints:
         now = resolve(source, bound)
-        if value is not None and type(now) is int and now != value:
-            reasons.append(f"{source.name_hint()} changed: {value!r} -> {now!r}")
-            if spec.mode is None and type(source) is LocalSource:
-                learnt |= source.name not in spec.auto_ints
-                spec.auto_ints.add(source.name)
+        if value is None or type(now) is not type(value) or now == value:
+            continue
+        reasons.append(f"{source.name_hint()} changed: {value!r} -> {now!r}")
+        if spec.mode is not None or not is_argument(source):
+            continue
+        if type(value) is torch.Size:          # a torch.Size argument: the items that changed
+            if len(now) != len(value):
+                continue
+            names = [ItemSource(source, i).name_hint() for i, (a, b) in enumerate(zip(value, now)) if a != b]
+        else:
+            names = [source.name_hint()]
+        learnt |= not set(names) <= spec.auto_ints
+        spec.auto_ints.update(names)
     return reasons, learnt

@@ -159,6 +159,8 @@ def _format_value(f, inst):
     from ..policy.builtins import BUILTINS
     if conv == 2:
         v = BUILTINS[repr](f.tx, v)
+    elif conv == 0 and spec and isinstance(v, SymValue):
+        pass                # format(n, '03d') is int.__format__: the number (guarded) below
     elif conv in (0, 1) and type(v) is not ConstValue:
         v = BUILTINS[str](f.tx, v)
     pv = v.as_python()

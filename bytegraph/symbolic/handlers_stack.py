@@ -42,7 +42,7 @@ def const_value(obj):
         return TupleValue([const_value(x) for x in obj])
     if type(obj) is frozenset:
         from ..values.containers import SetValue
-        return SetValue(obj, cls=frozenset)
+        return SetValue(obj, cls=frozenset, origin=obj)     # a code constant: iterate it as it is
     return ConstValue(obj) if obj is not None else NONE
 
 

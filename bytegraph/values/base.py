@@ -260,12 +260,16 @@ def wrap(tx, obj, source):
                 tx.guards.add_same_object(source, value.source)
             return value
     typ = type(obj)
-    if typ is int and source is not None and tx.dynamic is not None and tx.graph.shape_env is not None \
-            and tx.dynamic.int_dynamic(source):
+    if (typ is int or typ is float) and source is not None and tx.dynamic is not None \
+            and tx.graph.shape_env is not None and tx.dynamic.scalar_dynamic(source, obj):
         from .symbolic import wrap_int_input
         value = wrap_int_input(tx, obj, source)
         if value is not None:
             return value
+    if typ is torch.Size and source is not None and tx.dynamic is not None \
+            and tx.graph.shape_env is not None and tx.dynamic.size_dynamic(source):
+        from .symbolic import wrap_size_input
+        return wrap_size_input(tx, obj, source)
     if typ in CONST_TYPES:
         if source is not None:
             if typ in _LIVE_VIEWS:

@@ -281,6 +281,10 @@ def _seq_count(tx, lst, v):
     return const([py_eq_key(i) for i in lst.items].count(py_eq_key(v)))
 
 
+def _seq_contains(tx, lst, v):
+    return const(py_eq_key(v) in [py_eq_key(i) for i in lst.items])
+
+
 def py_eq_key(v):
     if v.is_const():
         return v.as_python()
@@ -309,8 +313,8 @@ ListValue.METHODS = {"append": _list_append, "extend": _list_extend, "insert": _
                      "pop": _list_pop, "clear": _list_clear, "reverse": _list_reverse,
                      "index": _seq_index, "count": _seq_count, "copy": _list_copy,
                      "sort": _list_sort, "remove": _list_remove,
-                     "__len__": lambda tx, lst: const(len(lst.items))}
-TupleValue.METHODS = {"index": _seq_index, "count": _seq_count,
+                     "__len__": lambda tx, lst: const(len(lst.items)), "__contains__": _seq_contains}
+TupleValue.METHODS = {"index": _seq_index, "count": _seq_count, "__contains__": _seq_contains,
                       "__len__": lambda tx, t: const(len(t.items))}
 
 
@@ -491,16 +495,19 @@ DICT_METHODS = {"get": _d_get, "items": _d_items, "keys": _d_keys, "values": _d_
 class SetValue(Value):
     mutable = True
 
-    def __init__(self, items, cls=set, source=None):
+    def __init__(self, items, cls=set, source=None, origin=None):
         self.items = dict.fromkeys(items)   # python keys, insertion ordered for determinism
         self.cls = cls
         self.source = source
+        # a frozenset code constant: its iteration order (a set rebuilt from the same elements
+        # may order colliding hashes differently)
+        self.origin = origin if cls is frozenset and type(origin) is frozenset else None
 
     def python_type(self):
         return self.cls
 
     def as_python(self):
-        return self.cls(self.items)
+        return self.origin if self.origin is not None else self.cls(self.items)
 
     def is_const(self):
         return self.cls is frozenset
@@ -511,7 +518,7 @@ class SetValue(Value):
     def unpack(self, tx):
         if len(self.items) > 1:
             tx.hash_dependent = True    # the order follows hashes (ids, str hashes): runtime/warm.py
-        return [key_value(k) for k in self.cls(self.items)]
+        return [key_value(k) for k in (self.origin if self.origin is not None else self.cls(self.items))]
 
     def mutate(self, tx):
         if self.source is not None:
@@ -673,7 +680,7 @@ def wrap_seq_iterator(tx, obj, source):
     else:
         seq, start = red[1][0], red[2]
         tx.guards.add_code(f"len({state.expr(tx.cg)}) == 3 and {state.expr(tx.cg)}[2] == {start}",
-                           source, "iterator_position")
+                           source, "iterator_position", start)
         seq_value = wrap(tx, seq, ItemSource(ItemSource(state, 1), 0))
         if isinstance(seq_value, ListValue):
             value = ListIterValue(seq_value, start, source)
@@ -752,5 +759,5 @@ def wrap_set(tx, obj, source):
         typed = frozenset((type(x), x) for x in obj)
         tx.guards.add_code(f"type({first}) is {tx.cg.const(type(obj), type(obj).__name__)} and "
                            f"frozenset((type(v), v) for v in {e}) == {tx.cg.const(typed, 'set')}",
-                           source, "set")
+                           source, "set", frozenset(obj))
     return SetValue(obj, cls=type(obj), source=source)

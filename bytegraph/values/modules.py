@@ -48,7 +48,8 @@ def _guard_no_hooks(tx, mv):
     if not empty:
         return
     e = tx.cg.bound(mv.source)
-    tx.guards.add_code("not (" + " or ".join(f"{e}.{n}" for n in empty) + ")", mv.source, "no_hooks")
+    tx.guards.add_code("not (" + " or ".join(f"{e}.{n}" for n in empty) + ")", mv.source, "no_hooks",
+                       tuple(empty))
 
 
 def call_module(tx, mv, args, kwargs):

@@ -104,6 +104,8 @@ def bind_class_attr(tx, self_value, cls, name, start=0):
         return BoundMethodValue(self_value, _function_value(tx, attr, src))
     if isinstance(attr, (types.BuiltinFunctionType, types.WrapperDescriptorType,
                          types.MethodDescriptorType)):
+        if name == "__new__" and type(attr) is types.BuiltinFunctionType:
+            return wrap(tx, attr, None)          # a type's tp_new (object.__new__): not bound
         return BoundMethodValue(self_value, wrap(tx, attr, None))
     if isinstance(attr, functools._lru_cache_wrapper):         # a cached method (runtime/stdlib.py)
         return POLICY.bind_cached_method(tx, self_value, attr, src)
@@ -674,7 +676,8 @@ def wrap_object(tx, obj, source):
             tx.guards.add_type(source, cls)
             conv = _SCALAR_CORE[base]
             tx.guards.add_code(f"{tx.cg.const(conv, 'core')}({source.expr(tx.cg)}) == "
-                               f"{tx.cg.const(conv(obj), 'v')}", source, "value")
+                               f"{tx.cg.const(conv(obj), 'v')}", source, "value", conv(obj),
+                               f"{tx.cg.const(conv, 'core')}({tx.cg.bound(source)})")
         return ImmutableValue(obj, source or ObjectSource(obj, cls.__name__), _plain_dunders(tx, cls))
     if source is None:
         source = ObjectSource(obj, cls.__name__)

@@ -19,6 +19,7 @@ specializes, through the `value` property) -- the symbolic paths are opt-in wher
 operators (protocols/operators.py), graph calls (values/tensor.py), slices and shapes.
 """
 import math
+import operator
 
 import torch
 
@@ -72,6 +73,54 @@ def hint(v):
     return v
 
 
+# int/float methods that are an operator on numbers of the accepted types (other operands make
+# the C method return NotImplemented, which the caller then sees through the specialized path)
+_BINARY_DUNDERS = {f"__{n}__": getattr(operator, n) for n in (
+    "eq", "ne", "lt", "le", "gt", "ge", "add", "sub", "mul", "floordiv", "truediv", "mod", "pow")}
+_BINARY_DUNDERS.update({f"__r{n}__": (lambda op: lambda a, b: op(b, a))(getattr(operator, n)) for n in (
+    "add", "sub", "mul", "floordiv", "truediv", "mod", "pow")})
+_UNARY_DUNDERS = {"__neg__": operator.neg, "__pos__": operator.pos, "__abs__": operator.abs,
+                  "__floor__": math.floor, "__ceil__": math.ceil, "__trunc__": math.trunc,
+                  "__round__": round, "__bool__": None, "__index__": None, "__int__": None,
+                  "__float__": None, "__hash__": None}
+
+
+def sym_method(tx, v, name, args):
+    """type(v).<name>(v, *args) for a SymValue `v`, staying symbolic; None when not modelled."""
+    own = v.python_type()
+    if name in _BINARY_DUNDERS:
+        if len(args) != 1 or not is_sym_operand(args[0]):
+            return None
+        other = args[0].python_type()
+        if own is bool:
+            return None
+        if own is int and other is float:
+            return ConstValue(NotImplemented)      # int.__eq__(n, 4.5): int knows no floats
+        arg = args[0]
+        if other is bool:                          # True is 1 to int's methods
+            if isinstance(arg, SymValue):
+                return None
+            arg = ConstValue(int(arg.value))
+        return sym_op(tx, _BINARY_DUNDERS[name], [v, arg])
+    if name not in _UNARY_DUNDERS or args or own is bool:
+        return None
+    if name == "__bool__":
+        return ConstValue(v.truth(tx))
+    if name == "__hash__":
+        return ConstValue(hash(v.as_python()))        # the number (guarded)
+    if name in ("__index__", "__int__") and own is int or name == "__float__" and own is float:
+        return v
+    if name == "__index__":
+        return None                        # float has no __index__
+    if name == "__int__":
+        return sym_op(tx, torch.sym_int, [v])
+    if name == "__float__":
+        return sym_op(tx, torch.sym_float, [v])
+    if own is int and name in ("__floor__", "__ceil__", "__trunc__", "__round__"):
+        return v
+    return sym_op(tx, _UNARY_DUNDERS[name], [v])
+
+
 class SymValue(ConstValue):
     """A symbolic int/float/bool: (fx node, Sym object). See the module docstring."""
 
@@ -97,6 +146,21 @@ class SymValue(ConstValue):
 
     def truth(self, tx):
         return bool(self.sym)              # records the comparison (`s > 2`) as a guard
+
+    # -- its type's methods (n.__eq__(4), n.__index__(), (n / 3).__floor__()) -----
+    METHODS = frozenset(_BINARY_DUNDERS) | frozenset(_UNARY_DUNDERS)
+
+    def getattr(self, tx, name):
+        if name in self.METHODS:
+            from .functions import BoundMethodValue
+            return BoundMethodValue(self, name)
+        return super().getattr(tx, name)
+
+    def call_method(self, tx, name, args, kwargs):
+        r = None if kwargs else sym_method(tx, self, name, args)
+        if r is None:                      # not a case modelled here: the number (guarded)
+            return ConstValue(self.as_python()).call_method(tx, name, args, kwargs)
+        return r
 
     # -- in the graph -----------------------------------------------------------
     def fx_arg(self, tx):
@@ -140,14 +204,29 @@ def wrap_sym(tx, node, sym, source=None):
 
 
 def wrap_int_input(tx, value, source):
-    """An int argument made dynamic: a SymInt placeholder, guarded on its type (the ShapeEnv's
-    range and guards cover the value). None when the ShapeEnv specializes it (0 and 1)."""
+    """An int (or float) from the caller made dynamic: a SymInt (SymFloat) placeholder, guarded
+    on its type (the ShapeEnv's range and guards cover the value). None when the ShapeEnv
+    specializes it (ints 0 and 1)."""
     made = tx.graph.add_sym_input(source, value)
     if made is None:
         return None
-    tx.guards.add_type(source, int)
+    tx.guards.add_type(source, type(value))
+    if type(value) is float:
+        tx.guards.add_finite(source)
     tx.guards.ints.append((source, None))     # symbolic: a new value is no change to report
     return SymValue(tx, made[0], made[1], source)
+
+
+def wrap_size_input(tx, value, source):
+    """A torch.Size from the caller (a shape live across a graph break, handed to the resume
+    function) item by item: its type and length guarded, each size wrapped (and so symbolic
+    where the policy says so, runtime/dynamic.py)."""
+    from ..sources import ItemSource
+    from .base import wrap
+    from .containers import TupleValue
+    tx.guards.add_len(source, torch.Size, len(value))
+    return TupleValue([wrap(tx, v, ItemSource(source, i)) for i, v in enumerate(value)], cls=torch.Size,
+                      source=source)
 
 
 def is_sym_operand(v):
@@ -173,6 +252,24 @@ def sym_op(tx, op, operands):
     args = [o.node if isinstance(o, SymValue) else o.value for o in operands]
     node = tx.graph.create("call_function", op, args, {}, result, counts=False)
     return SymValue(tx, node, result)
+
+
+_TENSOR_KWARGS = frozenset({"dtype", "device", "requires_grad", "pin_memory"})
+_DEFAULT_DTYPE = {int: torch.int64, bool: torch.bool}
+
+
+def sym_tensor(tx, args, kwargs):
+    """torch.tensor(n) of a symbolic number: torch.scalar_tensor(n) in the graph (same dtype
+    rules), so the size stays symbolic. None when not that case."""
+    if len(args) != 1 or not isinstance(args[0], SymValue) or not set(kwargs) <= _TENSOR_KWARGS:
+        return None
+    from .tensor import graph_call
+    kwargs = dict(kwargs)
+    dtype = _DEFAULT_DTYPE.get(args[0].python_type())    # a float: the default dtype, as torch.tensor
+    given = kwargs.get("dtype")
+    if dtype is not None and (given is None or type(given) is ConstValue and given.value is None):
+        kwargs["dtype"] = ConstValue(dtype)
+    return graph_call(tx, "call_function", torch.scalar_tensor, list(args), kwargs)
 
 
 class SymSliceValue(ConstValue):

@@ -168,7 +168,8 @@ def _guard_uncovered_query(tx, target, args, result):
     if expr is None or not args or not isinstance(args[0], TensorValue) or args[0].source is None:
         return
     src = args[0].source
-    tx.guards.add_code(f"{tx.cg.bound(src)}.{expr} == {result!r}", src, "tensor_meta")
+    tx.guards.add_code(f"{tx.cg.bound(src)}.{expr} == {result!r}", src, "tensor_meta", result,
+                       f"{tx.cg.bound(src)}.{expr}", f"{src.name_hint()}.{expr}")
 
 
 def _guard_global_query(tx, kind, target, args, kwargs, result):
@@ -190,7 +191,10 @@ def _guard_global_query(tx, kind, target, args, kwargs, result):
     call_args = [cg.const(a, "arg") for a in pargs]
     call_args += [f"{k}={cg.const(v, 'arg')}" for k, v in pkwargs.items()]
     res = cg.const(result, "result")
-    tx.guards.add_code(f"{cg.const(target, 'query')}({', '.join(call_args)}) == {res}", None, "torch_query")
+    call = f"{cg.const(target, 'query')}({', '.join(call_args)})"
+    shown = ", ".join([repr(a) for a in pargs] + [f"{k}={v!r}" for k, v in pkwargs.items()])
+    tx.guards.add_code(f"{call} == {res}", None, "torch_query", result, call,
+                       f"{getattr(target, '__module__', None) or 'torch'}.{getattr(target, '__name__', target)}({shown})")
 
 
 def _grad(tx, t):
