@@ -38,6 +38,7 @@ from ..symbolic.handlers_control import SavedExcInfo, _ExitValue
 from ..policy.calls import AutocastCtx
 from ..policy.breaks import in_real_autocast
 from ..values.opaque import Opaque
+from ..values.containers import IteratorValue
 from ..values.tensor import TensorMethodValue
 from ..values.base import is_trusted_module
 
@@ -159,9 +160,61 @@ def _plain_module_call(m):
                 or mm._global_backward_pre_hooks or getattr(mm, "_global_forward_hooks_always_called", None))
 
 
+# resume code -> (the code it was built from, byte offset of that code's body in it, the
+# offset it resumes at and its inner call's offset there, both in that code)
+# offset it resumes at and its inner call's offset there, both in that code). By identity:
+# code objects compare by value, and a weak dictionary would drop a live code's entry when an
+# equal one (from an earlier compile of the same function) dies.
+_ORIGIN = {}
+
+
+def _set_origin(code, origin):
+    key = id(code)
+
+    def forget(ref):
+        if _ORIGIN.get(key, (None,))[0] is ref:
+            del _ORIGIN[key]
+    _ORIGIN[key] = (weakref.ref(code, forget), origin)
+
+
+def _origin(code):
+    hit = _ORIGIN.get(id(code))
+    return hit[1] if hit is not None and hit[0]() is code else None
+
+
+def _canonical(code, offset, dead, inner):
+    """A stop in the body of a resume function is a stop in the code it was built from, at
+    the same instruction with the same stack: (that code, its offset, the dead locals and
+    the inner call's offset renamed to it), so a loop whose body stops the trace reuses one
+    resume function (and its cache) per loop position instead of nesting a new one per
+    iteration. A stop after the inner call of the prologue (an outer frame of a nested
+    break, waiting for the inner resume function) is the stop after the original call the
+    code was built for. None when the code keeps `__class__` as a free variable (its
+    parameter list differs from the original's)."""
+    origin = _origin(code)
+    if origin is None or "__class__" in code.co_freevars:
+        return None
+    base, shift, built_offset, built_call = origin
+    mine, theirs = local_params(code), local_params(base)
+    if len(mine) != len(theirs):
+        return None
+    if offset < shift:          # after the prologue's inner call
+        if inner is None or inner[2] >= shift or built_call is None:
+            return None
+        offset, call = built_offset, built_call
+    else:
+        offset, call = offset - shift, None if inner is None else inner[2] - shift
+        if call is not None and call < 0:
+            return None
+    rename = dict(zip(mine, theirs))
+    inner = inner if inner is None else (inner[0], inner[1], call)
+    return base, offset, tuple(rename[d] for d in dead), inner
+
+
 class ResumeCache:
-    """Resume functions of one compiled function, by (code, resume offset, stack layout,
-    dead locals); each is compiled once, through the runtime."""
+    """Resume functions of one compiled function and of everything compiled on its behalf
+    (its resume functions share it), by (original code, resume offset, stack layout, dead
+    locals, ...); each is compiled once, through the runtime."""
 
     def __init__(self, compile_fn):
         self.compile_fn = compile_fn
@@ -174,12 +227,20 @@ class ResumeCache:
         `opaque`: positions of parameters that get item() results (values/opaque.py).
         `inner`: (function, number of arguments) to call first (bytecode/resume.py)."""
         code = frame.code
+        # Not inside a for loop: its iterator reaches the resume function at a new position
+        # each iteration, which the resumed trace specializes on (it unrolls the items left),
+        # so one shared function would only recompile per iteration up to its cache limit.
+        looping = any(isinstance(v, IteratorValue) for v in frame.stack)
+        base = None if looping else _canonical(code, offset, dead, inner)
+        if base is not None:
+            code, offset, dead, inner = base
         key = (code, offset, layout, dead, compiled, opaque, inner)
         hit = self.entries.get(key)
         if hit is None:
             name = f"resume_in_{code.co_name}_at_{decode_line(code, offset)}"
             rcode, params, shift = resume_code(code, offset, [_SLOT[k] for k in layout],
                                                dead, name, inner)
+            _set_origin(rcode, (code, shift, offset, None if inner is None else inner[2]))
             closure = tuple(frame.cells[n].real for n in rcode.co_freevars) or None   # __class__
             rfn = types.FunctionType(rcode, frame.globals, name, None, closure)
             rfn.__bytegraph_cells__ = frozenset(rcode.co_cellvars)
