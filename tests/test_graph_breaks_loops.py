@@ -133,3 +133,49 @@ def test_loop_over_helper_that_stops_compiles_bounded():
     small = measure(while_through_helper, _full(10))
     large = measure(while_through_helper, _full(50))
     assert small[0] == large[0], (small, large)
+
+
+# ------------------------------------------------------------------------------------------
+# a data-dependent break in a callee called from a loop (per-layer breaks, issue 7 item 2)
+
+def layer_fn(x, w):
+    h = x @ w
+    if h.sum() > 0:                              # stops the trace inside the callee
+        h = h * 2
+    return torch.relu(h) + x
+
+
+def layers_model(x, ws):
+    x = x * 1.5
+    for w in ws:
+        x = layer_fn(x, w)
+    return x.sum()
+
+
+def _torch_graphs(fn, *args):
+    import torch._dynamo
+    torch._dynamo.reset()
+    be = Counting()
+    out = torch.compile(fn, backend=be)(*args)
+    torch._dynamo.reset()
+    return len(be.graphs), out
+
+
+@pytest.mark.parametrize("n", [2, 8, 16])
+def test_per_layer_break_graphs_vs_torch_compile(n):
+    """Resuming inside the callee costs a graph per layer; from _SPLIT_MIN_ITEMS iterations on,
+    the stop splits at the loop's call instead and the callee is one compiled unit reused by
+    every layer: a bounded count, the callee's graphs (3: before the branch, each side) as
+    torch.compile's, plus the caller's two regions (before and after the loop), which
+    torch.compile runs eagerly (a graph break inside a loop makes it skip the whole frame)."""
+    torch.manual_seed(0)
+    ws = [torch.randn(8, 8) for _ in range(n)]
+    make = lambda: (torch.randn(3, 8, generator=torch.Generator().manual_seed(1)), list(ws))
+    traces, graphs = measure(layers_model, make)
+    theirs, _ = _torch_graphs(layers_model, *make())
+    if n >= 8:
+        assert graphs == 5 and theirs == 3, f"{n} layers: {graphs} graphs, torch.compile {theirs}"
+        # traces are not bounded yet: the caller's loop resumes after each call at a new
+        # iterator position (one trace without a graph per layer; docs/graph_breaks.md)
+    else:
+        assert graphs == n + 1                  # resumed level after level: one per region

@@ -39,6 +39,7 @@ from ..policy.calls import AutocastCtx
 from ..policy.breaks import in_real_autocast
 from ..values.opaque import Opaque
 from ..values.containers import IteratorValue
+from ..values.objects import ModuleValue, ObjectValue
 from ..values.tensor import TensorMethodValue
 from ..values.base import is_trusted_module
 
@@ -101,10 +102,46 @@ def choose_stop(chain, kind=None):
             continue
         if d == 0 and kind in _NO_ATTR_STOP and inst.opname in ("LOAD_ATTR", "LOAD_METHOD"):
             continue
+        if d < len(chain) - 1 and _split_at_call(frame, chain[d + 1][0]):
+            continue
         stop = _stop_step(frame, inst, step)
         if stop is not None:
             return stop
     return None
+
+
+# Resuming inside costs about one graph per iteration; the split, about the callee's
+# regions (per argument variant) plus the parent's: ~6 for one break. Split from this many.
+_SPLIT_MIN_ITEMS = 6
+
+
+def _length(it):
+    """Items of the loop's iterator in all (0 when unknown: a generator), the same at every
+    resume level of the loop (the decision must not change half way through it)."""
+    try:
+        return getattr(it, "start", 0) + len(it.items)
+    except (AttributeError, TypeError):
+        return 0
+
+
+def _split_at_call(frame, parent):
+    """Stop at the parent's call instead of inside `frame` (the callee then runs as its own
+    compiled unit, through the trampoline)? Only where resuming inside gives more graphs:
+    the parent calls it from a `for` loop (its iterator is on the parent's stack), where
+    resuming level after level makes one graph (and one compile) per iteration while the
+    callee's own unit is compiled once and reused for every call -- when enough iterations
+    are left for that to pay. The callee must be a plain function that
+    unit can serve (not a closure, not a method of a module: the unit would guard on the
+    module's identity and recompile per layer)."""
+    loops = [v for v in parent.stack if isinstance(v, IteratorValue)]
+    if not loops or _length(loops[-1]) < _SPLIT_MIN_ITEMS:
+        return False
+    if frame.code.co_freevars or frame.code.co_cellvars or frame.is_generator or not frame.direct:
+        return False
+    if is_trusted_module(frame.globals.get("__name__")):
+        return False
+    first = frame.locals.get(frame.code.co_varnames[0]) if frame.code.co_argcount else None
+    return not isinstance(first, (ModuleValue, ObjectValue))
 
 
 class Trampoline:
