@@ -180,6 +180,8 @@ def _compilable(fn):
     code = fn.__code__
     if code.co_flags & 0x2A0:          # generator, coroutine, async generator
         return False
+    if not all(n.isidentifier() for n in code.co_varnames[:code.co_argcount]):
+        return False           # a comprehension's `.0`: no entry can take it; it runs as it is
     if code.co_filename.startswith(_STDLIB) and "site-packages" not in code.co_filename:
         return False           # the standard library (logging, copy, ...) runs as it is
     return not is_trusted_module(getattr(fn, "__module__", None))
