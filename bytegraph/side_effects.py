@@ -71,7 +71,7 @@ class SideEffects:
     def replay(self, cg):
         """Epilogue lines. Phase 1 evaluates every value to write into a temporary, phase 2
         applies the writes: no write can change what a later value expression reads."""
-        from .values.objects import _DELETED
+        from .values.objects import _DELETED, python_setattr
         from .sources import global_source
         values, applies = [], []
         temp = cg.temps("__v", values)
@@ -80,10 +80,14 @@ class SideEffects:
         for kind, a, name, value in self.writes:
             if kind == "attr":
                 target = a.source.expr(cg)
+                # a Python __setattr__ / __delattr__ of the class ran in the trace: only the
+                # store is left
+                raw = "object.__" if python_setattr(a.cls) else ""
                 if value is _DELETED:
-                    applies.append(f"delattr({target}, {name!r})")
+                    applies.append(f"{raw}delattr{'__' if raw else ''}({target}, {name!r})")
                 else:
-                    applies.append(f"setattr({target}, {name!r}, {temp(cg.expr(value))})")
+                    applies.append(f"{raw}setattr{'__' if raw else ''}({target}, {name!r}, "
+                                   f"{temp(cg.expr(value))})")
             elif kind == "global":
                 applies.append(f"{global_source(a, name).render(cg)} = {temp(cg.expr(value))}")
             elif kind == "cell":

@@ -361,12 +361,24 @@ def _object_setattr(tx, v, name, value):
     if isinstance(v, NewObjectValue):
         v.attrs[name.as_python()] = value
         return NONE
+    if isinstance(v, ObjectValue) and not isinstance(v, ModuleValue):   # bypasses the class's __setattr__
+        v.store(tx, name.as_python(), value)
+        return NONE
     v.setattr(tx, name.as_python(), value)
     return NONE
 
 
 @handles(delattr)
 def _delattr(tx, v, name):
+    v.delattr(tx, name.as_python())
+    return NONE
+
+
+@handles(object.__delattr__)
+def _object_delattr(tx, v, name):
+    if isinstance(v, ObjectValue) and not isinstance(v, ModuleValue):   # bypasses the class's __delattr__
+        v.delete(tx, name.as_python())
+        return NONE
     v.delattr(tx, name.as_python())
     return NONE
 

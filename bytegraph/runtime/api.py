@@ -110,6 +110,7 @@ class CompileState:
     def _child(self, fn):
         child = CompileState(fn, self.raw_backend, self.backend_name, False, self.dynamic_mode)
         child.limit_option = "resume_cache_size_limit"
+        child.children = self.children      # resume functions of resume functions: one cache
         return _function_wrapper(fn, child)
 
     def _clear(self):

@@ -38,6 +38,8 @@ from ..symbolic.handlers_control import SavedExcInfo, _ExitValue
 from ..policy.calls import AutocastCtx
 from ..policy.breaks import in_real_autocast
 from ..values.opaque import Opaque
+from ..values.containers import IteratorValue
+from ..values.objects import ModuleValue, ObjectValue
 from ..values.tensor import TensorMethodValue
 from ..values.base import is_trusted_module
 
@@ -100,10 +102,46 @@ def choose_stop(chain, kind=None):
             continue
         if d == 0 and kind in _NO_ATTR_STOP and inst.opname in ("LOAD_ATTR", "LOAD_METHOD"):
             continue
+        if d < len(chain) - 1 and _split_at_call(frame, chain[d + 1][0]):
+            continue
         stop = _stop_step(frame, inst, step)
         if stop is not None:
             return stop
     return None
+
+
+# Resuming inside costs about one graph per iteration; the split, about the callee's
+# regions (per argument variant) plus the parent's: ~6 for one break. Split from this many.
+_SPLIT_MIN_ITEMS = 6
+
+
+def _length(it):
+    """Items of the loop's iterator in all (0 when unknown: a generator), the same at every
+    resume level of the loop (the decision must not change half way through it)."""
+    try:
+        return getattr(it, "start", 0) + len(it.items)
+    except (AttributeError, TypeError):
+        return 0
+
+
+def _split_at_call(frame, parent):
+    """Stop at the parent's call instead of inside `frame` (the callee then runs as its own
+    compiled unit, through the trampoline)? Only where resuming inside gives more graphs:
+    the parent calls it from a `for` loop (its iterator is on the parent's stack), where
+    resuming level after level makes one graph (and one compile) per iteration while the
+    callee's own unit is compiled once and reused for every call -- when enough iterations
+    are left for that to pay. The callee must be a plain function that
+    unit can serve (not a closure, not a method of a module: the unit would guard on the
+    module's identity and recompile per layer)."""
+    loops = [v for v in parent.stack if isinstance(v, IteratorValue)]
+    if not loops or _length(loops[-1]) < _SPLIT_MIN_ITEMS:
+        return False
+    if frame.code.co_freevars or frame.code.co_cellvars or frame.is_generator or not frame.direct:
+        return False
+    if is_trusted_module(frame.globals.get("__name__")):
+        return False
+    first = frame.locals.get(frame.code.co_varnames[0]) if frame.code.co_argcount else None
+    return not isinstance(first, (ModuleValue, ObjectValue))
 
 
 class Trampoline:
@@ -142,6 +180,8 @@ def _compilable(fn):
     code = fn.__code__
     if code.co_flags & 0x2A0:          # generator, coroutine, async generator
         return False
+    if not all(n.isidentifier() for n in code.co_varnames[:code.co_argcount]):
+        return False           # a comprehension's `.0`: no entry can take it; it runs as it is
     if code.co_filename.startswith(_STDLIB) and "site-packages" not in code.co_filename:
         return False           # the standard library (logging, copy, ...) runs as it is
     return not is_trusted_module(getattr(fn, "__module__", None))
@@ -159,9 +199,61 @@ def _plain_module_call(m):
                 or mm._global_backward_pre_hooks or getattr(mm, "_global_forward_hooks_always_called", None))
 
 
+# resume code -> (the code it was built from, byte offset of that code's body in it, the
+# offset it resumes at and its inner call's offset there, both in that code)
+# offset it resumes at and its inner call's offset there, both in that code). By identity:
+# code objects compare by value, and a weak dictionary would drop a live code's entry when an
+# equal one (from an earlier compile of the same function) dies.
+_ORIGIN = {}
+
+
+def _set_origin(code, origin):
+    key = id(code)
+
+    def forget(ref):
+        if _ORIGIN.get(key, (None,))[0] is ref:
+            del _ORIGIN[key]
+    _ORIGIN[key] = (weakref.ref(code, forget), origin)
+
+
+def _origin(code):
+    hit = _ORIGIN.get(id(code))
+    return hit[1] if hit is not None and hit[0]() is code else None
+
+
+def _canonical(code, offset, dead, inner):
+    """A stop in the body of a resume function is a stop in the code it was built from, at
+    the same instruction with the same stack: (that code, its offset, the dead locals and
+    the inner call's offset renamed to it), so a loop whose body stops the trace reuses one
+    resume function (and its cache) per loop position instead of nesting a new one per
+    iteration. A stop after the inner call of the prologue (an outer frame of a nested
+    break, waiting for the inner resume function) is the stop after the original call the
+    code was built for. None when the code keeps `__class__` as a free variable (its
+    parameter list differs from the original's)."""
+    origin = _origin(code)
+    if origin is None or "__class__" in code.co_freevars:
+        return None
+    base, shift, built_offset, built_call = origin
+    mine, theirs = local_params(code), local_params(base)
+    if len(mine) != len(theirs):
+        return None
+    if offset < shift:          # after the prologue's inner call
+        if inner is None or inner[2] >= shift or built_call is None:
+            return None
+        offset, call = built_offset, built_call
+    else:
+        offset, call = offset - shift, None if inner is None else inner[2] - shift
+        if call is not None and call < 0:
+            return None
+    rename = dict(zip(mine, theirs))
+    inner = inner if inner is None else (inner[0], inner[1], call)
+    return base, offset, tuple(rename[d] for d in dead), inner
+
+
 class ResumeCache:
-    """Resume functions of one compiled function, by (code, resume offset, stack layout,
-    dead locals); each is compiled once, through the runtime."""
+    """Resume functions of one compiled function and of everything compiled on its behalf
+    (its resume functions share it), by (original code, resume offset, stack layout, dead
+    locals, ...); each is compiled once, through the runtime."""
 
     def __init__(self, compile_fn):
         self.compile_fn = compile_fn
@@ -174,12 +266,20 @@ class ResumeCache:
         `opaque`: positions of parameters that get item() results (values/opaque.py).
         `inner`: (function, number of arguments) to call first (bytecode/resume.py)."""
         code = frame.code
+        # Not inside a for loop: its iterator reaches the resume function at a new position
+        # each iteration, which the resumed trace specializes on (it unrolls the items left),
+        # so one shared function would only recompile per iteration up to its cache limit.
+        looping = any(isinstance(v, IteratorValue) for v in frame.stack)
+        base = None if looping else _canonical(code, offset, dead, inner)
+        if base is not None:
+            code, offset, dead, inner = base
         key = (code, offset, layout, dead, compiled, opaque, inner)
         hit = self.entries.get(key)
         if hit is None:
             name = f"resume_in_{code.co_name}_at_{decode_line(code, offset)}"
             rcode, params, shift = resume_code(code, offset, [_SLOT[k] for k in layout],
                                                dead, name, inner)
+            _set_origin(rcode, (code, shift, offset, None if inner is None else inner[2]))
             closure = tuple(frame.cells[n].real for n in rcode.co_freevars) or None   # __class__
             rfn = types.FunctionType(rcode, frame.globals, name, None, closure)
             rfn.__bytegraph_cells__ = frozenset(rcode.co_cellvars)

@@ -373,6 +373,17 @@ def _delete_through_descriptor(tx, obj, name):
     return True
 
 
+def python_setattr(cls):
+    """Does `cls` (not a Module) define __setattr__ or __delattr__ in Python, and neither in C
+    (other than object's)? Its instances' attribute writes are then traced through them and
+    replayed with object.__setattr__ / object.__delattr__: the traced hooks already ran."""
+    if issubclass(cls, torch.nn.Module):
+        return False
+    hooks = [static_lookup(cls, "__setattr__")[0], static_lookup(cls, "__delattr__")[0]]
+    return all(h in (object.__setattr__, object.__delattr__) or type(h) is types.FunctionType for h in hooks) \
+        and any(type(h) is types.FunctionType for h in hooks)
+
+
 def _check_slot_store(cls, name):
     """A class with __slots__ and no __dict__ refuses unknown attribute names (at the store, so
     the user's try/except sees it)."""
@@ -521,7 +532,17 @@ class ObjectValue(_InstanceBase):
     def setattr(self, tx, name, value):
         setter, _ = static_lookup(self.cls, "__setattr__")
         if setter not in (object.__setattr__, torch.nn.Module.__setattr__):
-            raise Unsupported(f"custom __setattr__ on {self.cls.__name__}", kind="setattr")
+            if not python_setattr(self.cls) or isinstance(self, ModuleValue):
+                raise Unsupported(f"custom __setattr__ on {self.cls.__name__}", kind="setattr")
+            # a __setattr__ written in Python (transformers' configs): inlined; its own store
+            # (object.__setattr__ / super().__setattr__) comes back to store() below
+            bind_class_attr(tx, self, self.cls, "__setattr__").call(tx, [ConstValue(name), value], {})
+            return
+        self.store(tx, name, value)
+
+    def store(self, tx, name, value):
+        """object.__setattr__(obj, name, value): a data descriptor's setter, or an instance
+        store logged as a side effect (replayed in program order)."""
         if _set_through_property(tx, self, name, value):
             return
         _check_slot_store(self.cls, name)
@@ -532,11 +553,24 @@ class ObjectValue(_InstanceBase):
         tx.side_effects.attr_write(self, name, value)
 
     def delattr(self, tx, name):
+        deleter, _ = static_lookup(self.cls, "__delattr__")
+        if deleter not in (object.__delattr__, torch.nn.Module.__delattr__):
+            if not python_setattr(self.cls) or isinstance(self, ModuleValue):
+                raise Unsupported(f"custom __delattr__ on {self.cls.__name__}", kind="setattr")
+            bind_class_attr(tx, self, self.cls, "__delattr__").call(tx, [ConstValue(name)], {})
+            return
+        self.delete(tx, name)
+
+    def delete(self, tx, name):
+        """object.__delattr__(obj, name)."""
         if _delete_through_descriptor(tx, self, name):
             return
         if self.instance_attr(tx, name) is _MISSING:
             raise UserError(AttributeError(name))
         self.pending[name] = _DELETED
+        traced = traced_dict(tx, _raw_dict(self.obj))
+        if traced is not None:
+            traced.items.pop(name, None)
         tx.side_effects.attr_write(self, name, _DELETED)
 
     def as_python(self):
@@ -547,9 +581,22 @@ class ObjectValue(_InstanceBase):
             tx.absent_attrs.setdefault(id(self), (self, set()))[1].add(name)
 
     def instance_dict(self, tx):
-        if self.pending:
+        raw = _raw_dict(self.obj)
+        if self.pending and (isinstance(self, ModuleValue) or raw is None):
             raise Unsupported("reading __dict__ after writing attributes", kind="getattr")
-        return wrap(tx, _raw_dict(self.obj), self.attr_source("__dict__"))
+        synced = traced_dict(tx, raw) is not None      # setattr kept it up to date
+        d = wrap(tx, raw, self.attr_source("__dict__"))
+        if self.pending and not synced:
+            if not isinstance(d, DictValue):
+                raise Unsupported("reading __dict__ after writing attributes", kind="getattr")
+            for name, value in self.pending.items():    # the writes so far (replayed as attr writes)
+                if _slot_of(self.cls, name):
+                    continue
+                if value is _DELETED:
+                    d.items.pop(name, None)
+                else:
+                    d.items[name] = value
+        return d
 
     def __repr__(self):
         return f"Object({self.cls.__name__} @ {self.source.name_hint()})"
