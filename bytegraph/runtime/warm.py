@@ -21,6 +21,7 @@ import functools
 import hashlib
 import importlib
 import io
+import marshal
 import os
 import pickle
 import re
@@ -36,8 +37,9 @@ import torch.fx
 from ..config import config
 from ..observe import counters, log
 from ..codegen.entry import MISS
+from ..guards.generation import track
 
-FORMAT = 1
+FORMAT = 2
 _MAGIC = b"bytegraph-warm-cache\n"
 _CONSTS = (int, float, complex, str, bytes, bool, type(None))
 _TORCH_SINGLETONS = (torch.dtype, torch.layout, torch.memory_format)
@@ -63,11 +65,11 @@ def _bytegraph_version():
         h = hashlib.sha256()
         for dirpath, dirnames, filenames in os.walk(root):
             dirnames.sort()
+            rel = dirpath[len(root):].replace(os.sep, "/").lstrip("/")
             for name in sorted(filenames):
                 if name.endswith(".py"):
-                    path = os.path.join(dirpath, name)
-                    h.update(os.path.relpath(path, root).encode())
-                    with open(path, "rb") as f:
+                    h.update(f"{rel}/{name}".encode())
+                    with open(os.path.join(dirpath, name), "rb") as f:
                         h.update(f.read())
         _version["v"] = f"0.1.0+f{FORMAT}+{h.hexdigest()[:16]}"
     return _version["v"]
@@ -89,16 +91,24 @@ def _const_repr(c):
     return f"{type(c).__qualname__}:{c!r}"
 
 
+_code_hashes = weakref.WeakKeyDictionary()     # code object -> code_hash (equal codes, equal hashes)
+
+
 def code_hash(code):
-    """A hash of what a code object does (not where it is: line numbers are left out)."""
-    h = hashlib.sha256()
-    for part in (code.co_code, code.co_names, code.co_varnames, code.co_freevars, code.co_cellvars,
-                 code.co_argcount, code.co_posonlyargcount, code.co_kwonlyargcount, code.co_flags,
-                 code.co_name, code.co_qualname):
-        h.update(repr(part).encode() + b"\0")
+    """A hash of what a code object does (not where it is: line numbers are left out).
+    Memoized per code object: a load re-checks every inlined function."""
+    try:
+        return _code_hashes[code]
+    except KeyError:
+        pass
+    h = hashlib.sha256(code.co_code + b"\0" + code.co_exceptiontable)
+    h.update(repr((code.co_names, code.co_varnames, code.co_freevars, code.co_cellvars,
+                   code.co_argcount, code.co_posonlyargcount, code.co_kwonlyargcount,
+                   code.co_flags, code.co_name, code.co_qualname)).encode())
     for c in code.co_consts:
-        h.update(_const_repr(c).encode() + b"\0")
-    return h.hexdigest()
+        h.update(b"\0" + _const_repr(c).encode())
+    out = _code_hashes[code] = h.hexdigest()
+    return out
 
 
 def _stable_repr(v):
@@ -488,6 +498,58 @@ def _encode_graph(gm, enc):
     return nodes
 
 
+def _graph_record(state, info, enc):
+    """(kind, payload, example inputs' metadata, grad mode) of one graph: for the eager
+    backend its generated forward ("forward"), for any other its node list ("nodes"), which
+    the backend compiles again."""
+    from ..backends.registry import eager
+    nodes = _encode_graph(info.gm, enc)            # (also checks that the graph is portable)
+    forward = _encode_forward(info.gm, enc) if state.raw_backend is eager else None
+    if forward is not None:
+        return ("forward", forward, info.inputs, info.grad)
+    return ("nodes", nodes, info.inputs, info.grad)
+
+
+def _encode_forward(gm, enc):
+    """The GraphModule's generated `forward` (fx's codegen output, already run when the graph
+    was compiled) and recipes of the globals it names: rebuilt without fx for the eager
+    backend, which only needs a callable equivalent to gm.forward."""
+    src = gm.code
+    glb = gm.forward.__globals__
+    used = set(re.findall(r"\b[A-Za-z_]\w*", src))
+    try:
+        names = {k: enc.recipe(v) for k, v in glb.items()
+                 if k in used and k not in ("__builtins__", "forward")}
+    except Unportable:
+        return None             # rebuilt from the node list instead
+    return src, names, _marshal(src, _GRAPH_FILE)
+
+
+_GRAPH_FILE = "<bytegraph warm graph>"
+
+
+def _marshal(source, filename):
+    """The compiled code of `source`, marshalled: a load skips Python's compiler. (Marshal is
+    specific to the Python version, which the file header pins.)"""
+    return marshal.dumps(compile(source, filename, "exec"))
+
+
+class _Graph(torch.nn.Module):
+    """What a warm load rebuilds for the eager backend: the stored `forward` bound to an empty
+    module (the graph has no attributes: get_attr / call_module nodes are not persisted)."""
+
+    def __init__(self, source):
+        super().__init__()
+        self.code = source
+
+
+def _forward_of(code):
+    src, names, compiled = code
+    ns = {k: _build(r, None, None) for k, r in names.items()}
+    exec(marshal.loads(compiled), ns)
+    return types.MethodType(ns["forward"], _Graph(src))
+
+
 def _decode_graph(nodes):
     g = torch.fx.Graph()
     env = {}
@@ -560,7 +622,6 @@ class _Adopter:
             return False
         # the entry's guards check that the module dicts are the tracked kind, as a trace
         # leaves them (guards/generation.py): track the adopted tree as a trace would
-        from ..guards.generation import track
         for m in obj.modules():
             track(m)
         return True
@@ -598,6 +659,10 @@ def _unwrap(state, wrapper, raw):
         with state.lock:
             if any(e is wrapper for e in state.entries):
                 state.entries = tuple(raw if e is wrapper else e for e in state.entries)
+
+
+def _entry_file(fn):
+    return f"<bytegraph entry {fn.__qualname__}>"
 
 
 def record_id(state, tag=None):
@@ -681,7 +746,8 @@ def _encode_entry(state, entry):
         codes.append(outer[:3])
     codes.extend(enc.outers)
     return {"name": name, "source": source, "namespace": namespace, "adopt": adopt,
-            "graphs": [(_encode_graph(g.gm, enc), g.inputs, g.grad) for g in graphs],
+            "code": _marshal(source, _entry_file(state.fn)),
+            "graphs": [_graph_record(state, g, enc) for g in graphs],
             "codes": sorted(set(codes))}
 
 
@@ -879,8 +945,11 @@ def load(state, args=()):
 def _rebuild(state, erec):
     from .convert import EAGER
     graphs = []
-    for nodes, inputs, grad in erec["graphs"]:
-        gm = _decode_graph(nodes)
+    for kind, payload, inputs, grad in erec["graphs"]:
+        if kind == "forward":           # the eager backend's gm.forward, without fx's codegen
+            graphs.append(_forward_of(payload))
+            continue
+        gm = _decode_graph(payload)
         with torch.set_grad_enabled(grad):
             compiled = state.backend(gm, [_example(m) for m in inputs])
         if not callable(compiled):
@@ -894,7 +963,7 @@ def _rebuild(state, erec):
     ns["_guard_error"] = state.guard_error_handler()
     adopter = _Adopter([_build(r, graphs, special) for r in erec["adopt"]])
     ns["__adopt"] = adopter.adopt
-    exec(compile(erec["source"], f"<bytegraph entry {fn.__qualname__}>", "exec"), ns)
+    exec(marshal.loads(erec["code"]), ns)
     entry = ns[erec["name"]]
     entry.__qualname__ = fn.__qualname__
     entry.__bytegraph_source__ = erec["source"]
