@@ -492,7 +492,8 @@ def _encode_graph(gm, enc):
         if n.op in ("get_attr", "call_module"):
             raise Unportable(f"graph node {n.op} {n.target}")
         target = n.target if n.op != "call_function" else enc.recipe(n.target)
-        nodes.append((n.op, n.name, target, enc.arg(n.args), enc.arg(n.kwargs)))
+        nodes.append((n.op, n.name, target, enc.arg(n.args), enc.arg(n.kwargs),
+                      _value_meta(n.meta.get("example_value"))))
     if list(gm.parameters()) or list(gm.buffers()):
         raise Unportable("graph holds tensors")
     return nodes
@@ -550,13 +551,49 @@ def _forward_of(code):
     return types.MethodType(ns["forward"], _Graph(src))
 
 
+def _value_meta(v):
+    """A node's example value as plain data (tensors by their metadata), or None when it has
+    none we can describe. Compiling backends read it: inductor's AOT-autograd cache only
+    accepts a graph whose tensor nodes carry an example value, as a trace leaves them."""
+    if isinstance(v, torch.Tensor):
+        if v.layout is not torch.strided or v.is_quantized or v.is_sparse:
+            return None
+        return ("tensor", tuple(v.shape), tuple(v.stride()), v.storage_offset(),
+                str(v.dtype).rpartition(".")[2], str(v.device), bool(v.requires_grad))
+    if type(v) in _CONSTS:
+        return ("const", v)
+    if type(v) in (tuple, list):
+        items = [_value_meta(x) for x in v]
+        return None if None in items else (type(v).__name__, items)
+    return None
+
+
+def _fake_value(meta, mode):
+    kind = meta[0]
+    if kind == "const":
+        return meta[1]
+    if kind in ("tuple", "list"):
+        items = [_fake_value(m, mode) for m in meta[1]]
+        return tuple(items) if kind == "tuple" else items
+    _, shape, stride, offset, dtype, device, requires_grad = meta
+    with mode:
+        size = offset + 1 + sum((n - 1) * st for n, st in zip(shape, stride)) if all(shape) else offset
+        t = torch.empty(size, dtype=getattr(torch, dtype), device=device).as_strided(shape, stride, offset)
+    return t.requires_grad_(True) if requires_grad else t
+
+
 def _decode_graph(nodes):
+    from torch._subclasses.fake_tensor import FakeTensorMode
+    mode = FakeTensorMode()        # the example values' mode (a trace's is also its own)
     g = torch.fx.Graph()
     env = {}
-    for op, name, target, args, kwargs in nodes:
+    for op, name, target, args, kwargs, value in nodes:
         if op == "call_function":
             target = _build(target, None, None)
-        env[name] = g.create_node(op, target, _decode_arg(args, env), _decode_arg(kwargs, env), name=name)
+        node = env[name] = g.create_node(op, target, _decode_arg(args, env), _decode_arg(kwargs, env),
+                                         name=name)
+        if value is not None:
+            node.meta["example_value"] = _fake_value(value, mode)
     return torch.fx.GraphModule(torch.nn.Module(), g)
 
 
