@@ -38,10 +38,11 @@ from ..config import config
 from ..observe import counters, log
 from ..codegen.entry import MISS
 from ..guards.generation import track
+from .warm_graph import GraphInfo  # noqa: F401  (convert.py attaches these to entries)
+from .warm_graph import _CONSTS, _Graph, _GRAPH_FILE, _example, _fake_value, _marshal, _value_meta
 
 FORMAT = 2
 _MAGIC = b"bytegraph-warm-cache\n"
-_CONSTS = (int, float, complex, str, bytes, bool, type(None))
 _TORCH_SINGLETONS = (torch.dtype, torch.layout, torch.memory_format)
 
 _store = {}                  # record id -> record (load_cache, and files read on a first miss)
@@ -452,39 +453,7 @@ def _decode_arg(a, env):
 
 
 # --------------------------------------------------------------------------
-# what convert attaches to an entry; entries -> records
-
-class GraphInfo:
-    """One compiled graph of an entry: the GraphModule, the metadata of its example inputs
-    (None when one cannot be rebuilt), the grad mode it was compiled under."""
-    __slots__ = ("compiled", "gm", "inputs", "grad")
-
-    def __init__(self, compiled, gm, example_inputs, grad, symbolic):
-        self.compiled, self.gm, self.grad = compiled, gm, grad
-        self.inputs = None if symbolic else [_input_meta(x) for x in example_inputs]
-
-    def __iter__(self):
-        return iter((self.compiled, self.gm, self.inputs, self.grad))
-
-
-def _input_meta(x):
-    if isinstance(x, torch.Tensor):
-        if x.layout is not torch.strided or x.is_quantized or type(x) not in (torch.Tensor, torch.nn.Parameter):
-            return None
-        return ("tensor", tuple(x.shape), tuple(x.stride()), str(x.dtype).rpartition(".")[2],
-                str(x.device), bool(x.requires_grad))
-    if type(x) in _CONSTS:
-        return ("const", x)
-    return None
-
-
-def _example(meta):
-    if meta[0] == "const":
-        return meta[1]
-    _, shape, stride, dtype, device, requires_grad = meta
-    t = torch.empty_strided(shape, stride, dtype=getattr(torch, dtype), device=device)
-    return t.requires_grad_(True) if requires_grad else t
-
+# graphs and entries -> records (what convert attaches to an entry: warm_graph.GraphInfo)
 
 def _encode_graph(gm, enc):
     nodes = []
@@ -506,8 +475,11 @@ def _graph_record(state, info, enc):
     from ..backends.registry import eager
     nodes = _encode_graph(info.gm, enc)            # (also checks that the graph is portable)
     forward = _encode_forward(info.gm, enc) if state.raw_backend is eager else None
-    if forward is not None:
+    if forward is not None:         # size-generic Python: a symbolic graph needs no examples
         return ("forward", forward, info.inputs, info.grad)
+    if info.inputs is None or None in info.inputs:
+        raise Unportable("a graph with symbolic sizes or an input with no example metadata "
+                         "(persisted for the eager backend only)")
     return ("nodes", nodes, info.inputs, info.grad)
 
 
@@ -526,60 +498,11 @@ def _encode_forward(gm, enc):
     return src, names, _marshal(src, _GRAPH_FILE)
 
 
-_GRAPH_FILE = "<bytegraph warm graph>"
-
-
-def _marshal(source, filename):
-    """The compiled code of `source`, marshalled: a load skips Python's compiler. (Marshal is
-    specific to the Python version, which the file header pins.)"""
-    return marshal.dumps(compile(source, filename, "exec"))
-
-
-class _Graph(torch.nn.Module):
-    """What a warm load rebuilds for the eager backend: the stored `forward` bound to an empty
-    module (the graph has no attributes: get_attr / call_module nodes are not persisted)."""
-
-    def __init__(self, source):
-        super().__init__()
-        self.code = source
-
-
 def _forward_of(code):
     src, names, compiled = code
     ns = {k: _build(r, None, None) for k, r in names.items()}
     exec(marshal.loads(compiled), ns)
     return types.MethodType(ns["forward"], _Graph(src))
-
-
-def _value_meta(v):
-    """A node's example value as plain data (tensors by their metadata), or None when it has
-    none we can describe. Compiling backends read it: inductor's AOT-autograd cache only
-    accepts a graph whose tensor nodes carry an example value, as a trace leaves them."""
-    if isinstance(v, torch.Tensor):
-        if v.layout is not torch.strided or v.is_quantized or v.is_sparse:
-            return None
-        return ("tensor", tuple(v.shape), tuple(v.stride()), v.storage_offset(),
-                str(v.dtype).rpartition(".")[2], str(v.device), bool(v.requires_grad))
-    if type(v) in _CONSTS:
-        return ("const", v)
-    if type(v) in (tuple, list):
-        items = [_value_meta(x) for x in v]
-        return None if None in items else (type(v).__name__, items)
-    return None
-
-
-def _fake_value(meta, mode):
-    kind = meta[0]
-    if kind == "const":
-        return meta[1]
-    if kind in ("tuple", "list"):
-        items = [_fake_value(m, mode) for m in meta[1]]
-        return tuple(items) if kind == "tuple" else items
-    _, shape, stride, offset, dtype, device, requires_grad = meta
-    with mode:
-        size = offset + 1 + sum((n - 1) * st for n, st in zip(shape, stride)) if all(shape) else offset
-        t = torch.empty(size, dtype=getattr(torch, dtype), device=device).as_strided(shape, stride, offset)
-    return t.requires_grad_(True) if requires_grad else t
 
 
 def _decode_graph(nodes):
@@ -742,8 +665,6 @@ def _encode_entry(state, entry):
     if getattr(entry, "__bytegraph_hash_dependent__", True):
         raise Unportable("the trace observed id(), hash() or a set's iteration order, which "
                          "differ between processes")
-    if any(g.inputs is None or None in g.inputs for g in graphs):
-        raise Unportable("a graph with symbolic sizes or an input with no example metadata")
     inlined = getattr(entry, "__bytegraph_codes__", {}) or {}
     enc = _Encoder(graphs, inlined)
     ns = entry.__globals__
