@@ -4,7 +4,9 @@ For each case (a few zoo models from tests/zoo.py and eval pairs of the corpus C
 bench/corpus) and each contender, two fresh processes run one after the other with the same
 cache directories: *cold* (empty caches) and *warm* (the caches the cold one left). Each child
 builds the model (seeded), compiles it, and times the first compiled call only (trace + backend
-+ run; model building and imports are outside the figure), checks it against eager, and reports
++ run; model building and imports are outside the figure -- torch.compile(model) imports
+torch._dynamo and inductor in that untimed call, so the bytegraph/inductor child imports them
+before its timer too), checks it against eager, and reports
 bytegraph's counters. Contenders:
 
 - `bytegraph/eager`, `bytegraph/inductor`: bytegraph.config.cache_dir set (and, for inductor,
@@ -14,6 +16,10 @@ bytegraph's counters. Contenders:
     .venv/bin/python bench/warm_start.py                    # all cases, all contenders
     .venv/bin/python bench/warm_start.py --cases linear,bert --corpus 0 --contenders bytegraph/eager
     .venv/bin/python bench/warm_start.py --cases none --corpus 2      # corpus eval pairs only
+
+Each child runs torch with one intra-op thread (`--threads`): on a shared machine a contended
+thread pool makes a single call vary by 100x. The "inductor caches" column shows inductor's FX
+graph cache and AOT autograd cache outcomes in the warm process.
 
 The machine is shared: compare figures of one run only.
 """
@@ -40,10 +46,13 @@ spec = json.loads(sys.argv[1])
 sys.path.insert(0, os.path.join(spec["repo"], "tests"))
 sys.path.insert(0, os.path.join(spec["repo"], "bench", "corpus"))
 import torch
+torch.set_num_threads(spec["threads"])
 import bytegraph
 compiler, backend = spec["contender"].split("/")
 if compiler == "bytegraph":
     bytegraph.config.cache_dir = spec["cache_dir"]
+    if backend == "inductor":     # imports stay outside the figure: torch.compile(...) makes its own
+        import torch._dynamo, torch._inductor.compile_fx   # noqa: E401,F401  (in the untimed call)
 kind, name = spec["case"].split(":", 1)
 if kind == "zoo":
     import zoo
@@ -69,8 +78,12 @@ with torch.no_grad():
     got = call(compiled)
     first = time.perf_counter() - t0
 ok = all(torch.allclose(a, b, atol=1e-4, rtol=1e-4) for a, b in zip(flat(expected), flat(got)))
+fx = {}
+if "torch._dynamo.utils" in sys.modules:
+    c = sys.modules["torch._dynamo.utils"].counters
+    fx = {k: v for k, v in {**c["inductor"], **c["aot_autograd"]}.items() if "cache" in k}
 print("RESULT" + json.dumps(dict(first=first, ok=ok, warm=dict(bytegraph.counters["warm"]),
-                                 frames=dict(bytegraph.counters["frames"]))))
+                                 frames=dict(bytegraph.counters["frames"]), fx=fx)))
 """
 
 
@@ -81,10 +94,10 @@ def corpus_cases(n):
     return [f"corpus:{name}:{config}" for name, config, _ in sample if config == "eval"][:n]
 
 
-def run_child(case, contender, cache_dir, inductor_dir):
+def run_child(case, contender, cache_dir, inductor_dir, threads):
     env = dict(os.environ, TORCHINDUCTOR_CACHE_DIR=inductor_dir, PYTHONPATH=REPO)
     env.pop("BYTEGRAPH_CACHE_DIR", None)
-    spec = dict(repo=REPO, case=case, contender=contender, cache_dir=cache_dir)
+    spec = dict(repo=REPO, case=case, contender=contender, cache_dir=cache_dir, threads=threads)
     p = subprocess.run([sys.executable, "-c", CHILD, json.dumps(spec)], capture_output=True, text=True,
                        cwd=REPO, env=env, timeout=1800)
     lines = [ln for ln in p.stdout.splitlines() if ln.startswith("RESULT")]
@@ -99,6 +112,8 @@ def main(argv=None):
     ap.add_argument("--corpus", type=int, default=CORPUS_CASES, help="corpus eval pairs to add")
     ap.add_argument("--contenders", default=",".join(CONTENDERS))
     ap.add_argument("--json", default=None, help="write the rows here")
+    ap.add_argument("--threads", type=int, default=1,
+                    help="torch intra-op threads in each child (1: steadier on a shared machine)")
     args = ap.parse_args(argv)
     zoo_names = ZOO_CASES if args.cases is None else [c for c in args.cases.split(",") if c and c.lower() != "none"]
     case_list = [c if ":" in c else f"zoo:{c}" for c in zoo_names] + corpus_cases(args.corpus)
@@ -109,8 +124,8 @@ def main(argv=None):
             tmp = tempfile.mkdtemp(prefix="bg_warm_")
             try:
                 cache, ind = os.path.join(tmp, "bytegraph"), os.path.join(tmp, "inductor")
-                cold = run_child(case, contender, cache, ind)
-                warm = run_child(case, contender, cache, ind)
+                cold = run_child(case, contender, cache, ind, args.threads)
+                warm = run_child(case, contender, cache, ind, args.threads)
             finally:
                 shutil.rmtree(tmp, ignore_errors=True)
             row = dict(case=case, contender=contender, cold=cold, warm=warm)
@@ -129,19 +144,30 @@ def _line(row):
         return f"{row['case']:45s} {row['contender']:24s} ERROR {c.get('error') or w.get('error')}"
     return (f"{row['case']:45s} {row['contender']:24s} cold {c['first'] * 1e3:9.1f} ms  warm "
             f"{w['first'] * 1e3:9.1f} ms  ({100 * w['first'] / c['first']:5.1f}%)  ok {c['ok']}/{w['ok']}  "
-            f"warm counters {w['warm']} traces {w['frames'].get('total', 0)}")
+            f"warm counters {w['warm']} traces {w['frames'].get('total', 0)} inductor caches {_fx(w)}")
+
+
+def _fx(res):
+    """Inductor's FX graph / AOT autograd cache outcomes in a process ("-" when inductor did not run)."""
+    fx = res.get("fx") or {}
+    short = {"fxgraph_cache_hit": "fx hit", "fxgraph_cache_miss": "fx miss", "fxgraph_cache_bypass": "fx bypass",
+             "autograd_cache_hit": "aot hit", "autograd_cache_miss": "aot miss",
+             "autograd_cache_bypass": "aot bypass"}
+    return ", ".join(f"{short[k]} {fx[k]}" for k in short if fx.get(k)) or "-"
 
 
 def markdown(rows):
-    out = ["| case | contender | cold first call (ms) | warm first call (ms) | warm/cold | correct (cold/warm) | warm traces |",
-           "|---|---|---:|---:|---:|---|---:|"]
+    out = ["| case | contender | cold first call (ms) | warm first call (ms) | warm/cold | correct (cold/warm) "
+           "| warm traces | inductor caches (warm) |",
+           "|---|---|---:|---:|---:|---|---:|---|"]
     for r in rows:
         c, w = r["cold"], r["warm"]
         if "error" in c or "error" in w:
-            out.append(f"| {r['case']} | {r['contender']} | error | error | - | - | - |")
+            out.append(f"| {r['case']} | {r['contender']} | error | error | - | - | - | - |")
             continue
+        traces = w["frames"].get("total", 0) if r["contender"].startswith("bytegraph") else "-"
         out.append(f"| {r['case']} | {r['contender']} | {c['first'] * 1e3:.1f} | {w['first'] * 1e3:.1f} | "
-                   f"{100 * w['first'] / c['first']:.1f}% | {c['ok']}/{w['ok']} | {w['frames'].get('total', 0)} |")
+                   f"{100 * w['first'] / c['first']:.1f}% | {c['ok']}/{w['ok']} | {traces} | {_fx(w)} |")
     return "\n".join(out)
 
 

@@ -84,22 +84,27 @@ PHASE = textwrap.dedent('''
         for name in spec["fns"]:
             fn, args = cases[name]
             for _ in range(spec.get("compiles", 1)):
-                compiled = bytegraph.compile(fn, backend=spec.get("backend", "eager"))
-                got = compiled(*args)
-                want = fn(*args)
-                out["ok"][name] = bool(torch.allclose(got, want)) and out["ok"].get(name, True)
+                compiled = bytegraph.compile(fn, backend=spec.get("backend", "eager"),
+                                             dynamic=spec.get("dynamic"))
+                for a in (args if spec.get("many") else [args]):
+                    got = compiled(*a)
+                    want = fn(*a)
+                    out["ok"][name] = bool(torch.allclose(got, want)) and out["ok"].get(name, True)
         if spec.get("save"):
             out["saved"] = bytegraph.save_cache(spec["save"])
     out["warnings"] = [str(w.message) for w in caught if "bytegraph" in str(w.message)]
     out["warm"] = dict(bytegraph.counters["warm"])
     out["frames"] = dict(bytegraph.counters["frames"])
+    if "torch._dynamo.utils" in sys.modules:       # inductor's own cache counters
+        c = sys.modules["torch._dynamo.utils"].counters
+        out["inductor"] = {**dict(c["inductor"]), **dict(c["aot_autograd"])}
     print("RESULT" + json.dumps(out))
 ''')
 
 
 def _phase(workdir, **spec):
     spec.setdefault("dir", str(workdir / "src"))
-    env = dict(os.environ, PYTHONPATH=ROOT)
+    env = dict(os.environ, PYTHONPATH=ROOT, **spec.pop("env", {}))
     env.pop("BYTEGRAPH_CACHE_DIR", None)
     p = subprocess.run([sys.executable, "-c", PHASE, json.dumps(spec)], capture_output=True,
                        text=True, cwd=ROOT, env=env, timeout=600)
@@ -268,3 +273,45 @@ def test_save_load_round_trip(tmp_path):
     assert res["loaded"] == 2
     assert res["ok"] == {"f": True, "g": True}
     assert res["warm"].get("hit") == 2 and res["frames"].get("total", 0) == 0, res
+
+
+def test_inductor_warm_hits_fx_graph_cache(tmp_path):
+    # backend="inductor": the warm process compiles the stored graph again, and inductor's
+    # FX graph cache (and AOT autograd's) serve it from the cold process's compile
+    _write_module(tmp_path)
+    env = {"TORCHINDUCTOR_CACHE_DIR": str(tmp_path / "inductor")}
+    spec = dict(cache_dir=str(tmp_path / "cache"), fns=["f"], backend="inductor", env=env)
+    cold = _phase(tmp_path, **dict(spec, env=dict(env)))
+    assert cold["ok"] == {"f": True} and cold["warm"].get("saved") == 1, cold
+    assert cold["inductor"].get("fxgraph_cache_miss") == 1, cold
+    res = _phase(tmp_path, **spec)
+    assert res["ok"] == {"f": True}
+    assert res["warm"].get("hit") == 1 and res["frames"].get("total", 0) == 0, res
+    assert res["inductor"].get("fxgraph_cache_hit") == 1, res
+    assert not res["inductor"].get("fxgraph_cache_miss") and not res["inductor"].get("fxgraph_cache_bypass"), res
+    assert res["inductor"].get("autograd_cache_hit") == 1, res
+
+
+DYNAMIC = USER_MODULE + textwrap.dedent('''
+    def d(x):
+        return torch.relu(x).sum(0) * x.shape[0]
+    _cases = cases
+    def cases():
+        c = _cases()
+        c["d"] = (d, [(torch.randn(n, 3),) for n in SIZES])
+        return c
+''')
+
+
+def test_dynamic_entry_warm(tmp_path):
+    # an entry whose graph has symbolic sizes is persisted for the eager backend (its generated
+    # forward is size-generic); the warm process serves a new size with no trace
+    _write_module(tmp_path, DYNAMIC.replace("SIZES", "(4, 5)"))
+    spec = dict(cache_dir=str(tmp_path / "cache"), fns=["d"], dynamic=True, many=True)
+    cold = _phase(tmp_path, **spec)
+    assert cold["ok"] == {"d": True} and cold["warm"].get("saved"), cold
+    assert cold["frames"]["total"] == 1 and not cold["warm"].get("unportable"), cold
+    _write_module(tmp_path, DYNAMIC.replace("SIZES", "(7, 2)"))
+    res = _phase(tmp_path, **spec)
+    assert res["ok"] == {"d": True}
+    assert res["warm"].get("hit") == 1 and res["frames"].get("total", 0) == 0, res

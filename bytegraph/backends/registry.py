@@ -1,4 +1,6 @@
 """The backend registry and the built-in backends: eager, inductor, aten."""
+import torch
+
 _BACKENDS = {}
 
 
@@ -58,8 +60,23 @@ def eager(gm, example_inputs):
 
 @register_backend(name="inductor")
 def inductor(gm, example_inputs):
+    """torch._inductor.compile_fx. A static graph (every input a plain tensor) is compiled
+    under a TracingContext whose fake mode has a ShapeEnv, from fakes of that mode with static
+    shapes: inductor's FX graph cache (and AOT autograd's) then applies to it -- without a
+    ShapeEnv both bypass ("No shape env") -- and no size becomes symbolic. A graph with
+    symbolic sizes already runs under the trace's own context (backends/calling.py)."""
+    from torch._guards import TracingContext
     from torch._inductor.compile_fx import compile_fx
-    return compile_fx(gm, example_inputs)
+    if TracingContext.try_get() is not None or not all(
+            type(x) in (torch.Tensor, torch.nn.Parameter) for x in example_inputs):
+        return compile_fx(gm, example_inputs)
+    from torch._guards import tracing
+    from torch._subclasses.fake_tensor import FakeTensorMode
+    from torch.fx.experimental.symbolic_shapes import ShapeEnv
+    mode = FakeTensorMode(shape_env=ShapeEnv())
+    fakes = [mode.from_tensor(x, static_shapes=True) for x in example_inputs]
+    with tracing(TracingContext(mode)):
+        return compile_fx(gm, fakes)
 
 
 @register_backend(name="aten")

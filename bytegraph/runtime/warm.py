@@ -21,6 +21,7 @@ import functools
 import hashlib
 import importlib
 import io
+import marshal
 import os
 import pickle
 import re
@@ -36,10 +37,12 @@ import torch.fx
 from ..config import config
 from ..observe import counters, log
 from ..codegen.entry import MISS
+from ..guards.generation import track
+from .warm_graph import GraphInfo  # noqa: F401  (convert.py attaches these to entries)
+from .warm_graph import _CONSTS, _Graph, _GRAPH_FILE, _example, _fake_value, _marshal, _value_meta
 
-FORMAT = 1
+FORMAT = 2
 _MAGIC = b"bytegraph-warm-cache\n"
-_CONSTS = (int, float, complex, str, bytes, bool, type(None))
 _TORCH_SINGLETONS = (torch.dtype, torch.layout, torch.memory_format)
 
 _store = {}                  # record id -> record (load_cache, and files read on a first miss)
@@ -63,11 +66,11 @@ def _bytegraph_version():
         h = hashlib.sha256()
         for dirpath, dirnames, filenames in os.walk(root):
             dirnames.sort()
+            rel = dirpath[len(root):].replace(os.sep, "/").lstrip("/")
             for name in sorted(filenames):
                 if name.endswith(".py"):
-                    path = os.path.join(dirpath, name)
-                    h.update(os.path.relpath(path, root).encode())
-                    with open(path, "rb") as f:
+                    h.update(f"{rel}/{name}".encode())
+                    with open(os.path.join(dirpath, name), "rb") as f:
                         h.update(f.read())
         _version["v"] = f"0.1.0+f{FORMAT}+{h.hexdigest()[:16]}"
     return _version["v"]
@@ -89,16 +92,24 @@ def _const_repr(c):
     return f"{type(c).__qualname__}:{c!r}"
 
 
+_code_hashes = weakref.WeakKeyDictionary()     # code object -> code_hash (equal codes, equal hashes)
+
+
 def code_hash(code):
-    """A hash of what a code object does (not where it is: line numbers are left out)."""
-    h = hashlib.sha256()
-    for part in (code.co_code, code.co_names, code.co_varnames, code.co_freevars, code.co_cellvars,
-                 code.co_argcount, code.co_posonlyargcount, code.co_kwonlyargcount, code.co_flags,
-                 code.co_name, code.co_qualname):
-        h.update(repr(part).encode() + b"\0")
+    """A hash of what a code object does (not where it is: line numbers are left out).
+    Memoized per code object: a load re-checks every inlined function."""
+    try:
+        return _code_hashes[code]
+    except KeyError:
+        pass
+    h = hashlib.sha256(code.co_code + b"\0" + code.co_exceptiontable)
+    h.update(repr((code.co_names, code.co_varnames, code.co_freevars, code.co_cellvars,
+                   code.co_argcount, code.co_posonlyargcount, code.co_kwonlyargcount,
+                   code.co_flags, code.co_name, code.co_qualname)).encode())
     for c in code.co_consts:
-        h.update(_const_repr(c).encode() + b"\0")
-    return h.hexdigest()
+        h.update(b"\0" + _const_repr(c).encode())
+    out = _code_hashes[code] = h.hexdigest()
+    return out
 
 
 def _stable_repr(v):
@@ -442,39 +453,7 @@ def _decode_arg(a, env):
 
 
 # --------------------------------------------------------------------------
-# what convert attaches to an entry; entries -> records
-
-class GraphInfo:
-    """One compiled graph of an entry: the GraphModule, the metadata of its example inputs
-    (None when one cannot be rebuilt), the grad mode it was compiled under."""
-    __slots__ = ("compiled", "gm", "inputs", "grad")
-
-    def __init__(self, compiled, gm, example_inputs, grad, symbolic):
-        self.compiled, self.gm, self.grad = compiled, gm, grad
-        self.inputs = None if symbolic else [_input_meta(x) for x in example_inputs]
-
-    def __iter__(self):
-        return iter((self.compiled, self.gm, self.inputs, self.grad))
-
-
-def _input_meta(x):
-    if isinstance(x, torch.Tensor):
-        if x.layout is not torch.strided or x.is_quantized or type(x) not in (torch.Tensor, torch.nn.Parameter):
-            return None
-        return ("tensor", tuple(x.shape), tuple(x.stride()), str(x.dtype).rpartition(".")[2],
-                str(x.device), bool(x.requires_grad))
-    if type(x) in _CONSTS:
-        return ("const", x)
-    return None
-
-
-def _example(meta):
-    if meta[0] == "const":
-        return meta[1]
-    _, shape, stride, dtype, device, requires_grad = meta
-    t = torch.empty_strided(shape, stride, dtype=getattr(torch, dtype), device=device)
-    return t.requires_grad_(True) if requires_grad else t
-
+# graphs and entries -> records (what convert attaches to an entry: warm_graph.GraphInfo)
 
 def _encode_graph(gm, enc):
     nodes = []
@@ -482,19 +461,62 @@ def _encode_graph(gm, enc):
         if n.op in ("get_attr", "call_module"):
             raise Unportable(f"graph node {n.op} {n.target}")
         target = n.target if n.op != "call_function" else enc.recipe(n.target)
-        nodes.append((n.op, n.name, target, enc.arg(n.args), enc.arg(n.kwargs)))
+        nodes.append((n.op, n.name, target, enc.arg(n.args), enc.arg(n.kwargs),
+                      _value_meta(n.meta.get("example_value"))))
     if list(gm.parameters()) or list(gm.buffers()):
         raise Unportable("graph holds tensors")
     return nodes
 
 
+def _graph_record(state, info, enc):
+    """(kind, payload, example inputs' metadata, grad mode) of one graph: for the eager
+    backend its generated forward ("forward"), for any other its node list ("nodes"), which
+    the backend compiles again."""
+    from ..backends.registry import eager
+    nodes = _encode_graph(info.gm, enc)            # (also checks that the graph is portable)
+    forward = _encode_forward(info.gm, enc) if state.raw_backend is eager else None
+    if forward is not None:         # size-generic Python: a symbolic graph needs no examples
+        return ("forward", forward, info.inputs, info.grad)
+    if info.inputs is None or None in info.inputs:
+        raise Unportable("a graph with symbolic sizes or an input with no example metadata "
+                         "(persisted for the eager backend only)")
+    return ("nodes", nodes, info.inputs, info.grad)
+
+
+def _encode_forward(gm, enc):
+    """The GraphModule's generated `forward` (fx's codegen output, already run when the graph
+    was compiled) and recipes of the globals it names: rebuilt without fx for the eager
+    backend, which only needs a callable equivalent to gm.forward."""
+    src = gm.code
+    glb = gm.forward.__globals__
+    used = set(re.findall(r"\b[A-Za-z_]\w*", src))
+    try:
+        names = {k: enc.recipe(v) for k, v in glb.items()
+                 if k in used and k not in ("__builtins__", "forward")}
+    except Unportable:
+        return None             # rebuilt from the node list instead
+    return src, names, _marshal(src, _GRAPH_FILE)
+
+
+def _forward_of(code):
+    src, names, compiled = code
+    ns = {k: _build(r, None, None) for k, r in names.items()}
+    exec(marshal.loads(compiled), ns)
+    return types.MethodType(ns["forward"], _Graph(src))
+
+
 def _decode_graph(nodes):
+    from torch._subclasses.fake_tensor import FakeTensorMode
+    mode = FakeTensorMode()        # the example values' mode (a trace's is also its own)
     g = torch.fx.Graph()
     env = {}
-    for op, name, target, args, kwargs in nodes:
+    for op, name, target, args, kwargs, value in nodes:
         if op == "call_function":
             target = _build(target, None, None)
-        env[name] = g.create_node(op, target, _decode_arg(args, env), _decode_arg(kwargs, env), name=name)
+        node = env[name] = g.create_node(op, target, _decode_arg(args, env), _decode_arg(kwargs, env),
+                                         name=name)
+        if value is not None:
+            node.meta["example_value"] = _fake_value(value, mode)
     return torch.fx.GraphModule(torch.nn.Module(), g)
 
 
@@ -560,7 +582,6 @@ class _Adopter:
             return False
         # the entry's guards check that the module dicts are the tracked kind, as a trace
         # leaves them (guards/generation.py): track the adopted tree as a trace would
-        from ..guards.generation import track
         for m in obj.modules():
             track(m)
         return True
@@ -598,6 +619,10 @@ def _unwrap(state, wrapper, raw):
         with state.lock:
             if any(e is wrapper for e in state.entries):
                 state.entries = tuple(raw if e is wrapper else e for e in state.entries)
+
+
+def _entry_file(fn):
+    return f"<bytegraph entry {fn.__qualname__}>"
 
 
 def record_id(state, tag=None):
@@ -640,8 +665,6 @@ def _encode_entry(state, entry):
     if getattr(entry, "__bytegraph_hash_dependent__", True):
         raise Unportable("the trace observed id(), hash() or a set's iteration order, which "
                          "differ between processes")
-    if any(g.inputs is None or None in g.inputs for g in graphs):
-        raise Unportable("a graph with symbolic sizes or an input with no example metadata")
     inlined = getattr(entry, "__bytegraph_codes__", {}) or {}
     enc = _Encoder(graphs, inlined)
     ns = entry.__globals__
@@ -681,7 +704,8 @@ def _encode_entry(state, entry):
         codes.append(outer[:3])
     codes.extend(enc.outers)
     return {"name": name, "source": source, "namespace": namespace, "adopt": adopt,
-            "graphs": [(_encode_graph(g.gm, enc), g.inputs, g.grad) for g in graphs],
+            "code": _marshal(source, _entry_file(state.fn)),
+            "graphs": [_graph_record(state, g, enc) for g in graphs],
             "codes": sorted(set(codes))}
 
 
@@ -879,8 +903,11 @@ def load(state, args=()):
 def _rebuild(state, erec):
     from .convert import EAGER
     graphs = []
-    for nodes, inputs, grad in erec["graphs"]:
-        gm = _decode_graph(nodes)
+    for kind, payload, inputs, grad in erec["graphs"]:
+        if kind == "forward":           # the eager backend's gm.forward, without fx's codegen
+            graphs.append(_forward_of(payload))
+            continue
+        gm = _decode_graph(payload)
         with torch.set_grad_enabled(grad):
             compiled = state.backend(gm, [_example(m) for m in inputs])
         if not callable(compiled):
@@ -894,7 +921,7 @@ def _rebuild(state, erec):
     ns["_guard_error"] = state.guard_error_handler()
     adopter = _Adopter([_build(r, graphs, special) for r in erec["adopt"]])
     ns["__adopt"] = adopter.adopt
-    exec(compile(erec["source"], f"<bytegraph entry {fn.__qualname__}>", "exec"), ns)
+    exec(marshal.loads(erec["code"]), ns)
     entry = ns[erec["name"]]
     entry.__qualname__ = fn.__qualname__
     entry.__bytegraph_source__ = erec["source"]
