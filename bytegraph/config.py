@@ -46,7 +46,7 @@ class _Config:
         # the same for code compiled on an entry's behalf (resume functions after a graph
         # break, Python callees): one entry per loop position or module instance is expected
         resume_cache_size_limit=(64, _int(0)),
-        accumulated_cache_size_limit=(256, _int(1)),  # compiles of all functions since reset, then eager
+        accumulated_cache_size_limit=(2048, _int(1)),  # compiles of all functions since reset, then eager
         suppress_errors=(False, _bool),             # backend failures: raise (False, like torch.compile) or warn + eager
         inline_depth_limit=(64, _int(1)),           # nested inlined calls before the trace gives up
         verbose=(False, _bool),                     # log each compile at INFO
