@@ -641,6 +641,11 @@ class Split:
         self.modules = modules
 
 
+def _heavy(watch, source):
+    r = watch._stable(source) if source is not None else None
+    return r is not None and isinstance(r[0], (torch.nn.Module, torch.Tensor))
+
+
 def split(guards, body_text):
     """Split a GuardSet; `body_text` is the code after the guards (names it reads are cached)."""
     writes = guards.attr_writes
@@ -667,6 +672,10 @@ def split(guards, body_text):
             skipped.append(g.code)
         else:
             cov = watch.covers(g, source) if watch is not None else None
+            if cov is not None and _heavy(watch, source):
+                # the dict path caches what covered guards bind: a module or tensor held there
+                # (a global model) would outlive its global's rebinding until the next call
+                cov = None
             if cov is not None:
                 by_dicts[len(keep)] = cov
             keep.append(g.code)
