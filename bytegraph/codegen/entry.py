@@ -351,7 +351,10 @@ def guard_block(guards, body_text, ns):
                   "                _ecache.state = _NO_STATE    # stale: let go of what it holds",
                   "                return MISS",
                   f"            _ecache.store(__gn, ({names}), __dv, ({dnames}){dyn})"]
-    after = [f"_ecache.advance(__gn, {sp.own_bumps})"] if sp.own_bumps else []
+    # after its own attribute writes (and nothing else: no graph break ran user code), the entry
+    # re-reads its modules' dict tags, which those writes changed
+    resnap = bool(same) and not getattr(guards, "has_break", True)
+    after = [f"_ecache.advance(__gn, {sp.own_bumps}, {resnap})"] if sp.own_bumps else []
     return lines, after
 
 

@@ -450,6 +450,9 @@ class ModuleTags:
     def same(self):
         return _MEM[1][self.idx].tobytes() == self.tags
 
+    def resnap(self):
+        self.tags = _MEM[1][self.idx].tobytes()
+
 
 _CLASS_ABSENT = re.compile(r"(\w+)\.__dict__\.keys\(\)\.isdisjoint\((\w+)\)")
 _DICT_ABSENT = re.compile(r"(\w+)\.keys\(\)\.isdisjoint\((\w+)\)")
@@ -778,12 +781,16 @@ class EntryCache:
             except TypeError:
                 pass
 
-    def advance(self, gen, bumps):
+    def advance(self, gen, bumps, resnap=False):
         """After the entry's own epilogue: if GEN moved by exactly its own `bumps` writes since
-        the cache was checked at `gen`, the cache holds for the new generation too."""
+        the cache was checked at `gen`, the cache holds for the new generation too; `resnap`:
+        those writes also changed its modules' dict tags, which are read again (only for entries
+        in which no user code ran between the guards and here)."""
         state = self.state
         if state[0] == gen and GEN[0] == gen + bumps:
             self.state = (gen + bumps,) + state[1:]
+            if resnap and self.mtags is not None:
+                self.mtags.resnap()
 
     def store(self, gen, values, versions=None, dict_values=(), dyn=()):
         """After a full check that passed; `gen` and `versions` were read before it. `dyn`:

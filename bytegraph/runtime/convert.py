@@ -258,6 +258,7 @@ def convert(fn, args, kwargs, backend, backend_name, entry_index, on_guard_error
     body, graphs = _compile_graphs(tracer, gb, cg, guards, backend, backend_name, grad_at_start, record)
     guards.add_shape_env(gb)        # after the backend, which may add guards of its own
     guards.attr_writes = [(v.source, n) for k, v, n, _ in tracer.side_effects.writes if k == "attr"]
+    guards.has_break = stopped_by is not None    # user code runs inside the entry's call
     entry = build_entry(fn, cg, guards, body + tail, "__r", name, on_guard_error)
     gb.release_real_tensors()
     entry.__bytegraph_guards__ = guards
