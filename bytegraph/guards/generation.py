@@ -426,13 +426,20 @@ _MEM = _memory_view()
 
 
 def module_dicts(mod):
-    """The dicts a module's attributes live in: its instance dict and the dicts found in it
-    (_parameters, _buffers, _modules, the hook dicts). A write into any of them that bypasses
+    """The dicts a module's attributes live in: its instance dict and its _parameters,
+    _buffers and _modules. A write into any of them that bypasses
     nn.Module.__setattr__ and the tracked dicts' methods (`m.__dict__[k] = v`,
     `object.__setattr__(m, k, v)`, `dict.__setitem__(m._parameters, k, v)`) still changes its
     version tag."""
     d = object.__getattribute__(mod, "__dict__")
-    return [d] + [v for v in d.values() if isinstance(v, dict)]
+    return [d] + [v for k, v in d.items() if k in _MODULE_DICTS and isinstance(v, dict)]
+
+
+# nn.Module's own dicts whose contents a forward call reads. Hook dicts are left out: replacing
+# one goes through the instance dict (seen), and a write into one that bypasses the tracked
+# dict's methods (OrderedDict.__setitem__ called unbound) is the one write not seen; each dict
+# costs a likely cache miss per call (hf/cvt: 469 modules, 11 dicts each, +35 us)
+_MODULE_DICTS = frozenset(("_parameters", "_buffers", "_modules"))
 
 
 class ModuleTags:
