@@ -145,18 +145,19 @@ def sweep(which, compiler, dynamic, backend, fresh_cache=False):
         dynamo.reset()
         counters.clear()
         c = torch.compile(model, backend=counting, dynamic=dynamic)
-    ok, t0, times = True, time.perf_counter(), []
+    ok, t0, times, cpu = True, time.perf_counter(), [], []
     with torch.no_grad():
         for s in sizes:
             args, kwargs = inputs(s)
             expected = model(*args, **kwargs)
-            t1 = time.perf_counter()
+            t1, c1 = time.perf_counter(), time.process_time()
             out = c(*args, **kwargs)
             times.append(time.perf_counter() - t1)
+            cpu.append(time.process_time() - c1)
             ok &= _same(expected, out)
     # the second call is the first size change: under dynamic=None, the dynamic recompile
     return {"compiles": counters["frames"]["ok"], "graphs": graphs[0], "correct": ok,
-            "seconds": time.perf_counter() - t0, "second_call": times[1]}
+            "seconds": time.perf_counter() - t0, "second_call": times[1], "second_cpu": cpu[1]}
 
 
 def _per_call(fn, args, n=2000, reps=7):
@@ -211,7 +212,8 @@ def _isolated(which, dynamic, comp, a):
     the second compiler the kernels the first one built."""
     import subprocess
     cmd = [sys.executable, os.path.abspath(__file__), "--one", f"{which},{dynamic},{comp}",
-           "--backend", a.backend] + (["--fresh-cache"] if a.fresh_cache else [])
+           "--backend", a.backend] + (["--fresh-cache"] if a.fresh_cache else []) + \
+          (["--preload-symbolic"] if a.preload_symbolic else [])
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=3600).stdout
     line = [x for x in out.splitlines() if x.startswith("RESULT ")]
     if not line:
@@ -231,7 +233,13 @@ def main():
     ap.add_argument("--fresh-cache", action="store_true",
                     help="a new TORCHINDUCTOR_CACHE_DIR per sweep (compile times without warm caches)")
     ap.add_argument("--out", default=None)
+    ap.add_argument("--preload-symbolic", action="store_true",
+                    help="import sympy and torch's ShapeEnv before timing (torch.compile's first "
+                         "call loads them; bytegraph's static first call does not)")
     a = ap.parse_args()
+    if a.preload_symbolic:
+        from torch.fx.experimental.symbolic_shapes import ShapeEnv
+        ShapeEnv()
     warnings.simplefilter("ignore")
     rows = []
     compilers = ["bytegraph"] + ([] if a.no_torch else ["torch.compile"])
@@ -257,12 +265,12 @@ def main():
                     else:
                         r = sweep(which, comp, dynamic, a.backend, a.fresh_cache)
                     row.append(f"{r['compiles']} / {r['graphs']} / {'yes' if r['correct'] else 'NO'} / "
-                               f"{r['seconds']:.1f} / {r['second_call']:.2f}")
+                               f"{r['seconds']:.1f} / {r['second_call']:.2f} / {r['second_cpu']:.2f}")
                 except Exception as e:          # reported, not hidden
                     row.append(f"error: {type(e).__name__}: {str(e)[:80]}")
             print(" | ".join(row), flush=True)
             rows.append(row)
-    head = ["case", "dynamic"] + [f"{c}: compiles / graphs / correct / total s / 2nd call s"
+    head = ["case", "dynamic"] + [f"{c}: compiles / graphs / correct / total s / 2nd call s / 2nd call CPU s"
                                    for c in compilers]
     lines = [f"backend={a.backend}, {len(SEQS)} sequence lengths {SEQS} (batch 2) or {len(BATCHES)} "
              f"batch sizes {BATCHES}", "", "| " + " | ".join(head) + " |",
