@@ -501,14 +501,24 @@ def _dict(tx, arg=None, **kwargs):
     return d
 
 
+def _new_set(tx, cls, it):
+    """set(it) / frozenset(it), with a mirror built the way CPython builds it (containers.SetValue)."""
+    from ..values.containers import mirror_of
+    if it is None:
+        return SetValue([], cls=cls, real=cls())
+    mirror = mirror_of(it)
+    keys = [py_key(x) for x in it.unpack(tx)]
+    return SetValue(keys, cls=cls, real=cls(mirror) if mirror is not None else None)
+
+
 @handles(set)
 def _set(tx, it=None):
-    return SetValue([] if it is None else [py_key(x) for x in it.unpack(tx)])
+    return _new_set(tx, set, it)
 
 
 @handles(frozenset)
 def _frozenset(tx, it=None):
-    return SetValue([] if it is None else [py_key(x) for x in it.unpack(tx)], cls=frozenset)
+    return _new_set(tx, frozenset, it)
 
 
 def _builtin_constants(v):

@@ -313,7 +313,8 @@ def _copy_value(tx, v, deep, memo):
         out.items = {k: copy_value(tx, i, True, memo) for k, i in v.items.items()} if deep else dict(v.items)
         return out
     if isinstance(v, SetValue):
-        return v if v.cls is frozenset else SetValue(list(v.items), cls=v.cls)
+        return v if v.cls is frozenset else SetValue(list(v.items), cls=v.cls,
+                                                     real=v.real.copy() if v.real is not None else None)
     if isinstance(v, (ModuleValue, PyModuleValue)):
         raise Unsupported(f"{'deep' if deep else ''}copy of {v}", kind="copy")
     if isinstance(v, _InstanceBase):

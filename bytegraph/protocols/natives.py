@@ -12,7 +12,7 @@ import operator
 from ..exc import Unsupported, UserError
 from ..values.base import ConstValue, const
 from ..values.base import wrap
-from ..values.containers import BaseSeq, TupleValue, ListValue, DictValue, SetValue, py_key
+from ..values.containers import BaseSeq, TupleValue, ListValue, DictValue, SetValue, py_key, mirror_of
 from ..values.objects import ObjectValue, NewObjectValue
 from ..sources import RawDictItemSource
 from .special import native, NI, MISSING, type_of, call_special, is_ni
@@ -245,6 +245,12 @@ def _set_rule(owner, fn, reflected=False):
             return MISSING
         if kb is None:
             return NI
+        ra, rb = mirror_of(a), mirror_of(b)
+        if isinstance(a, SetValue) and isinstance(b, SetValue) and ra is not None and rb is not None:
+            res = fn(rb, ra) if reflected else fn(ra, rb)     # the same operation on mirrors
+            if isinstance(res, (set, frozenset)):
+                return SetValue(res, cls=owner, real=res if type(res) is owner else None)
+            return const(res)
         res = fn(kb, ka) if reflected else fn(ka, kb)
         if isinstance(res, (set, frozenset)):
             return SetValue(res, cls=owner)
@@ -262,22 +268,26 @@ for _owner in (set, frozenset):
         native([_owner], _name)(_set_rule(_owner, _fn, reflected=True))
 
 
-def _set_inplace(fn):
+def _set_inplace(fn, ifn):
     def rule(tx, a, b):
         kb = set_keys_of(b)
         if not isinstance(a, SetValue) or a.cls is not set:
             return MISSING
         if kb is None:
             return NI
+        rb = mirror_of(b) if isinstance(b, SetValue) else None
         a.mutate(tx)
         a.items = dict.fromkeys(fn(set(a.items), kb))
+        a.real = ifn(a.real, rb) if a.real is not None and rb is not None else None
         return a
     return rule
 
 
-for _name, _fn in {"__iand__": operator.and_, "__ior__": operator.or_, "__isub__": operator.sub,
-                   "__ixor__": operator.xor}.items():
-    native([set], _name)(_set_inplace(_fn))
+for _name, (_fn, _ifn) in {"__iand__": (operator.and_, operator.iand),
+                           "__ior__": (operator.or_, operator.ior),
+                           "__isub__": (operator.sub, operator.isub),
+                           "__ixor__": (operator.xor, operator.ixor)}.items():
+    native([set], _name)(_set_inplace(_fn, _ifn))
 
 
 @native([set, frozenset], "__contains__")

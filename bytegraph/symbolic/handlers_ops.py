@@ -6,7 +6,7 @@ from ..exc import Unsupported, UserError
 from ..values.base import NONE, ConstValue, const
 from ..policy.builtins import get_item
 from ..protocols import binary_op, compare_op, contains_op, unary_op, is_same
-from ..values.containers import (TupleValue, ListValue, DictValue, SetValue, py_key)
+from ..values.containers import (TupleValue, ListValue, DictValue, SetValue, py_key, mirror_of)
 from ..values.tensor import TensorValue, graph_call
 from .table import handler
 
@@ -126,7 +126,11 @@ def _build_list(f, inst):
 
 @handler("BUILD_SET")
 def _build_set(f, inst):
-    f.stack.append(SetValue([py_key(v) for v in f.popn(inst.arg)]))
+    keys = [py_key(v) for v in f.popn(inst.arg)]
+    real = set()
+    for k in keys:                  # as BUILD_SET does: one insertion per item, in order
+        real.add(k)
+    f.stack.append(SetValue(keys, real=real))
 
 
 @handler("BUILD_MAP")
@@ -178,7 +182,10 @@ def _list_append(f, inst):
 @handler("SET_ADD")
 def _set_add(f, inst):
     v = f.stack.pop()
-    f.stack[-inst.arg].items[py_key(v)] = None
+    target = f.stack[-inst.arg]
+    target.items[py_key(v)] = None
+    if target.real is not None:
+        target.real.add(py_key(v))
 
 
 @handler("MAP_ADD")
@@ -198,8 +205,13 @@ def _list_extend(f, inst):
 def _set_update(f, inst):
     v = f.stack.pop()
     target = f.stack[-inst.arg]
+    mirror = mirror_of(v) if target.real is not None else None
     for x in v.unpack(f.tx):
         target.items[py_key(x)] = None
+    if mirror is None:
+        target.real = None
+    else:
+        target.real.update(mirror)
 
 
 @handler("DICT_UPDATE", "DICT_MERGE")

@@ -225,6 +225,7 @@ class ListValue(BaseSeq):
         raise AttributeError(f"'list' object has no attribute {name!r}")
 
     def mutate(self, tx):
+        self.order = None                   # the caller's order no longer applies
         if self.source is not None:
             tx.side_effects.mutated(self)
 
@@ -337,6 +338,7 @@ class DictValue(Value):
         return [key_value(k) for k in self.items]
 
     def mutate(self, tx):
+        self.order = None                   # the caller's order no longer applies
         if self.source is not None:
             tx.side_effects.mutated(self)
 
@@ -495,19 +497,53 @@ DICT_METHODS = {"get": _d_get, "items": _d_items, "keys": _d_keys, "values": _d_
 class SetValue(Value):
     mutable = True
 
-    def __init__(self, items, cls=set, source=None, origin=None):
+    def __init__(self, items, cls=set, source=None, origin=None, real=None):
         self.items = dict.fromkeys(items)   # python keys, insertion ordered for determinism
         self.cls = cls
         self.source = source
         # a frozenset code constant: its iteration order (a set rebuilt from the same elements
         # may order colliding hashes differently)
         self.origin = origin if cls is frozenset and type(origin) is frozenset else None
+        # A set's iteration order follows the history of its hash table (sizes, collisions,
+        # deletions), not its contents. `real`: a set of the same keys that went through the
+        # same operations as eager's (BUILD_SET, SET_ADD/SET_UPDATE, set(list), methods applied
+        # to mirrored arguments), so it iterates in eager's order; None once an operation could
+        # not be mirrored. `order`: a caller's set's own order, valid (and guarded) until the
+        # trace changes it. A set with neither is not iterated (unpack refuses).
+        self.real = origin if self.origin is not None else real
+        self.order = list(items) if source is not None else None
 
     def python_type(self):
         return self.cls
 
+    def _mirror(self):
+        """`real`, if it still holds exactly `items` (a safety net: an operation that changed
+        `items` without mirroring leaves a mirror that is dropped here, never used)."""
+        real = self.real
+        if real is not None and (len(real) != len(self.items) or any(k not in real for k in self.items)):
+            real = self.real = None
+        return real
+
     def as_python(self):
-        return self.origin if self.origin is not None else self.cls(self.items)
+        real = self._mirror()
+        if real is not None:
+            return real
+        return self.cls(self.items)
+
+    def ordered(self, tx):
+        """The keys in the order CPython iterates this set, or Unsupported."""
+        real = self._mirror()
+        if real is not None:
+            return list(real)
+        if len(self.items) <= 1:
+            return list(self.items)
+        if self.order is not None:
+            tx.guards.add_code(f"tuple({tx.cg.bound(self.source)}) == "
+                               f"{tx.cg.const(tuple(self.order), 'order')}", self.source, "set")
+            return list(self.order)
+        raise Unsupported("iterating a set whose order follows a history of hash-table operations "
+                          "bytegraph does not reproduce (sorted(...) gives a fixed order)",
+                          kind="set_order")
 
     def is_const(self):
         return self.cls is frozenset
@@ -518,9 +554,10 @@ class SetValue(Value):
     def unpack(self, tx):
         if len(self.items) > 1:
             tx.hash_dependent = True    # the order follows hashes (ids, str hashes): runtime/warm.py
-        return [key_value(k) for k in (self.origin if self.origin is not None else self.cls(self.items))]
+        return [key_value(k) for k in self.ordered(tx)]
 
     def mutate(self, tx):
+        self.order = None                   # the caller's order no longer applies
         if self.source is not None:
             if self.cls is frozenset:
                 raise UserError(AttributeError("'frozenset' object is immutable"))
@@ -547,15 +584,27 @@ class SetValue(Value):
             self.mutate(tx)
             if name == "pop":
                 tx.hash_dependent = True    # which element: hash order (runtime/warm.py)
+                if self.real is None and len(self.items) > 1:
+                    raise Unsupported("set.pop() of a set whose order bytegraph does not reproduce",
+                                      kind="set_order")
+            mirrored = mirror_args(args) if self.real is not None else None
             real = set(self.items)
             res = getattr(real, name)(*[_set_arg(tx, a) for a in args])
             self.items = dict.fromkeys(real)
+            if mirrored is None:
+                self.real = None
+            else:
+                res = getattr(self.real, name)(*mirrored)
             return key_value(res) if name == "pop" else NONE
         if name in ("union", "intersection", "difference", "symmetric_difference", "issubset",
                     "issuperset", "isdisjoint", "copy", "__contains__", "__len__"):
-            res = getattr(self.cls(self.items), name)(*[_set_arg(tx, a) for a in args])
+            mirrored = mirror_args(args) if self.real is not None else None
+            if mirrored is not None:
+                res = getattr(self.real, name)(*mirrored)
+            else:
+                res = getattr(self.cls(self.items), name)(*[_set_arg(tx, a) for a in args])
             if isinstance(res, (set, frozenset)):
-                return SetValue(res, cls=type(res))
+                return SetValue(res, cls=type(res), real=res if mirrored is not None else None)
             return const(res)
         raise Unsupported(f"set.{name}", kind="container_method")
 
@@ -565,6 +614,29 @@ class SetValue(Value):
 
     def __repr__(self):
         return f"Set{list(self.items)}"
+
+
+def mirror_of(v):
+    """A real object that CPython's set operations treat as they treat `v`'s runtime object
+    (same type family, same keys in the same iteration order), or None."""
+    t = type(v)
+    if t is ConstValue:
+        return v.value
+    if t is SetValue:
+        return v.real
+    if t is ListValue:
+        return [py_key(x) for x in v.items]
+    if t is TupleValue and getattr(v, "cls", tuple) is tuple:
+        return tuple(py_key(x) for x in v.items)
+    if t is DictValue and getattr(v, "cls", dict) is dict and \
+            all(type(k) in (int, str, bool, float, type(None), tuple) for k in v.items):
+        return dict.fromkeys(v.items)
+    return None
+
+
+def mirror_args(args):
+    out = [mirror_of(a) for a in args]
+    return None if any(m is None for m in out) else out
 
 
 def _set_arg(tx, a):
