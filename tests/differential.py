@@ -9,6 +9,7 @@ With BYTEGRAPH_TEST_REFERENCE=1 the same tests run through torch.compile and
 torch._dynamo's counters instead: that proves a test expects what the real
 torch.compile does, before bytegraph is blamed for failing it.
 """
+import contextlib
 import copy
 import os
 
@@ -128,3 +129,14 @@ def check(fn, *args, kwargs=None, backend="eager", fullgraph=True, graphs=1, cal
 def tensors_like(*shapes, seed=0, dtype=torch.float32):
     g = torch.Generator().manual_seed(seed)
     return tuple(torch.randn(*s, generator=g, dtype=dtype) for s in shapes)
+
+
+@contextlib.contextmanager
+def default_dtype(dt):
+    """torch's default dtype set to `dt` for the block."""
+    old = torch.get_default_dtype()
+    torch.set_default_dtype(dt)
+    try:
+        yield
+    finally:
+        torch.set_default_dtype(old)

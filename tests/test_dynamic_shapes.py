@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import bytegraph
-from differential import assert_same, counters
+from differential import assert_same, counters, default_dtype
 
 
 def compiles():
@@ -357,7 +357,7 @@ def test_recompile_reason_text(caplog, name, change, pattern):
 
 @pytest.mark.parametrize("name,switch,pattern", [
     ("grad", lambda: torch.no_grad(), "grad mode changed"),
-    ("default_dtype", lambda: _default_dtype(torch.float64), "default dtype changed"),
+    ("default_dtype", lambda: default_dtype(torch.float64), "default dtype changed"),
     ("global", lambda: _set_global(7), r"global '_global_n' changed: 3 -> 7"),
 ])
 def test_recompile_reason_state(caplog, name, switch, pattern):
@@ -374,14 +374,6 @@ def test_recompile_reason_state(caplog, name, switch, pattern):
 import contextlib  # noqa: E402
 
 
-@contextlib.contextmanager
-def _default_dtype(dt):
-    old = torch.get_default_dtype()
-    torch.set_default_dtype(dt)
-    try:
-        yield
-    finally:
-        torch.set_default_dtype(old)
 
 
 @contextlib.contextmanager

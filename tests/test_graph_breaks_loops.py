@@ -93,16 +93,7 @@ def test_for_loop_with_item_compiles_once():
     assert small[0] == large[0] == 1          # one trace; one graph per iteration's region
 
 
-class WhileModule(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.lin = nn.Linear(4, 4)
-
-    def forward(self, x):
-        h = x * 1.0
-        while h.norm() > 1:
-            h = self.lin(h) * 0.5
-        return h + 1
+from graph_break_programs_modules import ModWhileTensor as WhileModule  # noqa: E402
 
 
 def test_module_while_loop_nested_resume_is_reused():

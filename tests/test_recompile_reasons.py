@@ -22,7 +22,7 @@ import torch
 from torch.overrides import TorchFunctionMode
 
 import bytegraph
-from differential import assert_same, counters
+from differential import assert_same, counters, default_dtype
 
 GENERIC = re.compile(r"guard failed \(")
 
@@ -198,14 +198,6 @@ def _threads_1():
         torch.set_num_threads(n)
 
 
-@contextlib.contextmanager
-def _default_dtype(dt):
-    old = torch.get_default_dtype()
-    torch.set_default_dtype(dt)
-    try:
-        yield
-    finally:
-        torch.set_default_dtype(old)
 
 
 @contextlib.contextmanager
@@ -301,7 +293,7 @@ CASES = {
                   r"grad mode changed: True -> False"),
     "inference_mode": (_double, {}, _args(_ones()), (_args(_ones()), torch.no_grad),
                        r"inference mode changed: True -> False"),
-    "default_dtype": (_double, {}, _args(_ones()), (_args(_ones()), lambda: _default_dtype(torch.float64)),
+    "default_dtype": (_double, {}, _args(_ones()), (_args(_ones()), lambda: default_dtype(torch.float64)),
                       r"default dtype changed: torch.float32 -> torch.float64"),
     "deterministic": (_double, {}, _args(_ones()), (_args(_ones()), _deterministic),
                       r"deterministic algorithms changed: False -> True"),
