@@ -116,6 +116,7 @@ class Codegen:
         self._sources = {}           # Source -> local bound on its first use
         self.used_nodes = {}         # fx Node of a computed tensor the Python code reads -> its local
         self.no_bind = False         # render sources without binding new locals (see source())
+        self.hash_dependent = False  # code that is right only under this process's hashes (warm.py)
 
     def source(self, src):
         """Expression for a chained Source. Its first rendering binds a local (`(__sN := e)`);

@@ -276,12 +276,16 @@ def _set_inplace(fn, ifn):
         if kb is None:
             return NI
         rb = mirror_of(b) if isinstance(b, SetValue) else None
+        a.record(_INPLACE_METHOD[fn], [b])
         a.mutate(tx)
         a.items = dict.fromkeys(fn(set(a.items), kb))
         a.real = ifn(a.real, rb) if a.real is not None and rb is not None else None
         return a
     return rule
 
+
+_INPLACE_METHOD = {operator.and_: "__iand__", operator.or_: "__ior__", operator.sub: "__isub__",
+                   operator.xor: "__ixor__"}
 
 for _name, (_fn, _ifn) in {"__iand__": (operator.and_, operator.iand),
                            "__ior__": (operator.or_, operator.ior),

@@ -155,6 +155,12 @@ def _trace(fn, bound, shape_env, allow_breaks, stop_at=None, specialize=(), dyna
     return cg, guards, gb, tracer, result, grad_at_start, grad_at_end
 
 
+def _replay(tracer, cg):
+    """The side-effect lines after the epilogue's own (cg.lines moved into the tail first)."""
+    cg.lines = []
+    return tracer.side_effects.replay(cg)
+
+
 def convert(fn, args, kwargs, backend, backend_name, entry_index, on_guard_error=None,
             allow_breaks=True, children=None, dynamic=None):
     """Trace fn(*args, **kwargs) and return (entry function, CompileRecord). `on_guard_error`:
@@ -233,18 +239,22 @@ def convert(fn, args, kwargs, backend, backend_name, entry_index, on_guard_error
 
     # the epilogue: everything it reads is evaluated before anything is written back
     if stopped_by is None:
-        tail, after = cg.lines + [f"__r = {cg.expr(result)}"], []
+        try:
+            tail, after = cg.lines + [f"__r = {cg.expr(result)}"], []
+            values, applies = _replay(tracer, cg)
+        except Unsupported as why:     # a value Python cannot be handed as eager would (a set)
+            why.location = why.location or record.location
+            _eager_entry(fn, _TraceFailed(why, cg, guards, gb), record, t0, name, on_guard_error)
     else:
         tracer.break_records.append(_record_of(stopped_by.exc))
         try:
             tail, after = break_tail(tracer, cg, children.resumes, children.trampoline)
+            tail = cg.lines + tail
+            values, applies = _replay(tracer, cg)
         except Unsupported as why:
             # the stop point cannot be resumed from: the first trace's eager entry
             stopped_by.exc.msg += f" (and no graph break there: {why.msg})"
             _eager_entry(fn, stopped_by, record, t0, name, on_guard_error)
-        tail = cg.lines + tail
-    cg.lines = []
-    values, applies = tracer.side_effects.replay(cg)
     tail += values + applies
     if grad_at_end != grad_at_start:
         tail.append(f"{cg.const(torch, 'torch')}._C._set_grad_enabled({grad_at_end})")
@@ -263,7 +273,7 @@ def convert(fn, args, kwargs, backend, backend_name, entry_index, on_guard_error
     gb.release_real_tensors()
     entry.__bytegraph_guards__ = guards
     entry.__bytegraph_graphs__, entry.__bytegraph_codes__ = graphs, tracer.codes   # runtime/warm.py
-    entry.__bytegraph_hash_dependent__ = tracer.hash_dependent
+    entry.__bytegraph_hash_dependent__ = tracer.hash_dependent or cg.hash_dependent
     record.ok = True
     record.guards = len(guards)
     counters["frames"]["ok"] += 1

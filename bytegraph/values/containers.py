@@ -9,6 +9,7 @@ the epilogue only if it escapes (is returned or stored somewhere visible).
 Methods are small functions in per-type tables (LIST_METHODS, DICT_METHODS, ...),
 so adding one is adding a row, not a branch.
 """
+import itertools
 import collections
 
 import torch
@@ -512,6 +513,9 @@ class SetValue(Value):
         # trace changes it. A set with neither is not iterated (unpack refuses).
         self.real = origin if self.origin is not None else real
         self.order = list(items) if source is not None else None
+        # a caller's set: the operations the trace applied to it, replayed on the real set in
+        # the epilogue, so its table ends as eager's does (a rebuild can reorder colliding keys)
+        self.log = [] if source is not None else None
 
     def python_type(self):
         return self.cls
@@ -564,8 +568,30 @@ class SetValue(Value):
             tx.side_effects.mutated(self)
 
     def replay(self, cg, target, temp):
-        new = temp(f"[{', '.join(cg.expr(key_value(k)) for k in self.items)}]")
-        return f"{target}.clear(); {target}.update({new})"
+        return "; ".join(f"{target}.{name}({', '.join(temp(cg.expr(a)) for a in args)})"
+                         for name, args in self.log) or "pass"
+
+    def record(self, name, args):
+        """Log an operation on a caller's set (see `log`); an argument whose state at this point
+        the epilogue could not rebuild stops the trace here instead."""
+        if self.log is None:
+            return
+        snap = []
+        for a in args:
+            if isinstance(a, (ListValue, TupleValue)) and type(a) in (ListValue, TupleValue):
+                a = TupleValue(list(a.items))       # list and tuple feed set methods alike
+            elif isinstance(a, SetValue):
+                real = a._mirror()
+                copy = a.cls(real) if real is not None else None
+                if copy is None or list(copy) != list(real):
+                    raise Unsupported("a set operation on a caller's set whose argument's iteration "
+                                      "order bytegraph does not reproduce", kind="set_order")
+                a = SetValue(list(copy), cls=a.cls, real=copy)
+            elif not (a.is_const() or getattr(a, "identity_key", None) is not None):
+                raise Unsupported(f"set.{name}() of a caller's set with a {a.python_type().__name__} "
+                                  "argument", kind="set_order")
+            snap.append(a)
+        self.log.append((name, snap))
 
     METHODS = frozenset({"add", "discard", "remove", "update", "clear", "pop", "difference_update",
                          "intersection_update", "symmetric_difference_update", "union", "intersection",
@@ -581,6 +607,7 @@ class SetValue(Value):
     def call_method(self, tx, name, args, kwargs):
         if name in ("add", "discard", "remove", "update", "clear", "pop", "difference_update",
                     "intersection_update", "symmetric_difference_update"):
+            self.record(name, args)
             self.mutate(tx)
             if name == "pop":
                 tx.hash_dependent = True    # which element: hash order (runtime/warm.py)
@@ -610,7 +637,27 @@ class SetValue(Value):
 
     def reconstruct(self, cg):
         return cg.mutable(self, lambda: f"{cg.const(self.cls, self.cls.__name__)}("
-                          f"[{', '.join(cg.expr(key_value(k)) for k in self.items)}])")
+                          f"[{', '.join(cg.expr(key_value(k)) for k in self.build_order(cg))}])")
+
+    def build_order(self, cg):
+        """Keys in an order whose one-by-one insertion into a new set iterates as eager's set
+        does (the mirror's order), checked by doing it; Unsupported when none is known."""
+        if len(self.items) <= 1:
+            return list(self.items)
+        real = self._mirror()
+        if real is None:
+            raise Unsupported("handing back a set whose iteration order follows a history of "
+                              "hash-table operations bytegraph does not reproduce", kind="set_order")
+        cg.hash_dependent = True        # checked with this process's hashes (runtime/warm.py)
+        target = list(real)
+        tries = [target, list(self.items), target[::-1]]
+        if len(target) <= 6:        # a key displaced by a collision goes after the one it met
+            tries = itertools.chain(tries, itertools.permutations(target))
+        for keys in tries:
+            if list(self.cls(keys)) == target:
+                return list(keys)
+        raise Unsupported("handing back a set whose iteration order no rebuild reproduces "
+                          "(colliding hashes)", kind="set_order")
 
     def __repr__(self):
         return f"Set{list(self.items)}"
