@@ -315,3 +315,50 @@ def test_dynamic_entry_warm(tmp_path):
     res = _phase(tmp_path, **spec)
     assert res["ok"] == {"d": True}
     assert res["warm"].get("hit") == 1 and res["frames"].get("total", 0) == 0, res
+
+
+CLASS_DECORATED = textwrap.dedent('''
+    class Registry:
+        def __init__(self):
+            self.impls = {"double": lambda x: x * 2}
+        def get(self, name):
+            return self.impls[name]
+
+    REGISTRY = Registry()
+
+    def use_registry(registry=REGISTRY):
+        # a class decorator whose replacement forward closes over a user object (transformers'
+        # use_experts_implementation): the cell is found again through the class
+        def wrap(cls):
+            original = cls.forward
+            @functools.wraps(original)
+            def forward(self, x):
+                return registry.get("double")(original(self, x)) + torch.ops.aten.relu(x).sum()
+            cls.forward = forward
+            return cls
+        return wrap
+
+    @use_registry()
+    class Experts(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = torch.nn.Linear(5, 5)
+        def forward(self, x):
+            return self.lin(x)
+
+    _cases2 = cases
+    def cases():
+        c = _cases2()
+        torch.manual_seed(0)
+        c["experts"] = (Experts(), (torch.randn(4, 5),))
+        return c
+''')
+
+
+def test_class_decorator_closure_cell_warm(tmp_path):
+    _write_module(tmp_path, USER_MODULE + CLASS_DECORATED)
+    cold = _phase(tmp_path, cache_dir=str(tmp_path / "cache"), fns=["experts"])
+    assert cold["ok"] == {"experts": True} and cold["warm"].get("saved") == 1, cold
+    res = _phase(tmp_path, cache_dir=str(tmp_path / "cache"), fns=["experts"])
+    assert res["ok"] == {"experts": True} and res["warm"].get("hit") == 1, res
+    assert res["frames"].get("total", 0) == 0, res

@@ -245,6 +245,12 @@ class _Encoder:
             return ("tuple", [self.recipe(x) for x in obj])
         if id(obj) in self.graphs:
             return ("graph", self.graphs[id(obj)])
+        if isinstance(obj, torch._ops._OpNamespace) and getattr(torch.ops, obj.name, None) is obj:
+            return ("torch_ops", obj.name)
+        if isinstance(obj, torch._ops.OpOverloadPacket):
+            ns, _, name = obj._qualified_op_name.partition("::")
+            if getattr(getattr(torch.ops, ns, None), name, None) is obj:
+                return ("torch_op", ns, name)
         if isinstance(obj, types.ModuleType):
             if sys.modules.get(obj.__name__) is obj:
                 return ("module", obj.__name__)
@@ -318,11 +324,19 @@ class _Encoder:
                 except Exception:
                     continue
                 for k, fn in enumerate(fns):
-                    for name, c in zip(fn.__code__.co_freevars, fn.__closure__ or ()):
-                        found.setdefault(id(c), ("cell", module, qn, k, name))
-                    for name in ("__defaults__", "__kwdefaults__"):
-                        if getattr(fn, name):
-                            found.setdefault(id(getattr(fn, name)), ("cell", module, qn, k, name))
+                    _index_fn(found, fn, ("cell", module, qn, k))
+        # functions a class holds (a class decorator's replacement `forward`, whose qualname
+        # names the decorator's scope): by the class and the attribute
+        for cls in self.classes:
+            place = None
+            for attr, value in list(vars(cls).items()):
+                for k, fn in enumerate(_functions_of(value)):
+                    if place is None:
+                        try:
+                            place = self.recipe(cls)
+                        except Unportable:
+                            break
+                    _index_fn(found, fn, ("classcell", place, attr, k))
         return found
 
     def _module_attr(self, obj):
@@ -365,6 +379,25 @@ class _Encoder:
         return ("obj", self.recipe(a))
 
 
+def _index_fn(found, fn, place):
+    """Index fn's closure cells and defaults tuples under `place` + (free variable name or
+    "__defaults__" / "__kwdefaults__"), keeping earlier entries."""
+    if type(fn) is not types.FunctionType:     # isinstance() believes a faked __class__
+        return
+    if fn.__closure__:
+        for name, c in zip(fn.__code__.co_freevars, fn.__closure__):
+            found.setdefault(id(c), place + (name,))
+    for name in ("__defaults__", "__kwdefaults__"):
+        if getattr(fn, name):
+            found.setdefault(id(getattr(fn, name)), place + (name,))
+
+
+def _cell_of(fn, name):
+    if name in ("__defaults__", "__kwdefaults__"):
+        return getattr(fn, name)
+    return fn.__closure__[fn.__code__.co_freevars.index(name)]
+
+
 _attr_index = {}
 
 
@@ -405,6 +438,10 @@ def _build(recipe, graphs, special):
         if not isinstance(obj, _TORCH_SINGLETONS):
             raise TypeError(f"torch.{recipe[1]} is not a dtype/layout/memory format")
         return obj
+    if kind == "torch_ops":
+        return getattr(torch.ops, recipe[1])
+    if kind == "torch_op":
+        return getattr(getattr(torch.ops, recipe[1]), recipe[2])
     if kind == "device":
         return torch.device(recipe[1])
     if kind == "globals":
@@ -417,10 +454,10 @@ def _build(recipe, graphs, special):
     if kind == "func":
         return _functions_of(_resolve(recipe[1], recipe[2]))[recipe[3]]
     if kind == "cell":
-        fn = _functions_of(_resolve(recipe[1], recipe[2]))[recipe[3]]
-        if recipe[4] in ("__defaults__", "__kwdefaults__"):
-            return getattr(fn, recipe[4])
-        return fn.__closure__[fn.__code__.co_freevars.index(recipe[4])]
+        return _cell_of(_functions_of(_resolve(recipe[1], recipe[2]))[recipe[3]], recipe[4])
+    if kind == "classcell":
+        cls = _build(recipe[1], graphs, special)
+        return _cell_of(_functions_of(vars(cls)[recipe[2]])[recipe[3]], recipe[4])
     if kind == "nested_code":
         fn = _functions_of(_resolve(recipe[1], recipe[2]))[recipe[4]]
         if function_hash(fn) != recipe[3]:
@@ -669,8 +706,8 @@ def _encode_entry(state, entry):
     enc = _Encoder(graphs, inlined)
     ns = entry.__globals__
     name = entry.__name__
-    source, adopt, weak = _adoptable(entry, enc)
     enc.classes = [v for v in ns.values() if isinstance(v, type)]
+    source, adopt, weak = _adoptable(entry, enc)
     namespace = {}
     used = set(re.findall(r"\b[A-Za-z_]\w*", source))     # the persisted source's global names
     for k, v in ns.items():
