@@ -362,3 +362,32 @@ def test_class_decorator_closure_cell_warm(tmp_path):
     res = _phase(tmp_path, cache_dir=str(tmp_path / "cache"), fns=["experts"])
     assert res["ok"] == {"experts": True} and res["warm"].get("hit") == 1, res
     assert res["frames"].get("total", 0) == 0, res
+
+
+ENV_READER = textwrap.dedent('''
+    import os
+
+    def env_scaled(x):
+        # os.environ is bound by identity in the entry: found again as the module attribute
+        if os.environ.get("BG_WARM_FLAG", "0") == "1":
+            return x * 3
+        return x - 1
+
+    _cases3 = cases
+    def cases():
+        c = _cases3()
+        c["env_scaled"] = (env_scaled, (torch.ones(3),))
+        return c
+''')
+
+
+def test_module_level_object_pinned_by_identity_warm(tmp_path):
+    _write_module(tmp_path, USER_MODULE + ENV_READER)
+    cold = _phase(tmp_path, cache_dir=str(tmp_path / "cache"), fns=["env_scaled"])
+    assert cold["ok"] == {"env_scaled": True} and cold["warm"].get("saved") == 1, cold
+    res = _phase(tmp_path, cache_dir=str(tmp_path / "cache"), fns=["env_scaled"])
+    assert res["ok"] == {"env_scaled": True} and res["warm"].get("hit") == 1, res
+    # the environment changed: the entry's guards reject it and the result follows the new value
+    res = _phase(tmp_path, cache_dir=str(tmp_path / "cache"), fns=["env_scaled"],
+                 env={"BG_WARM_FLAG": "1"})
+    assert res["ok"] == {"env_scaled": True} and not res["warm"].get("hit"), res

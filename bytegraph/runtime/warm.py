@@ -228,6 +228,7 @@ class _Encoder:
         self.outers = set()            # (module, qualname, hash) of functions nested codes came from
         self.classes = ()              # classes of the namespace (class attributes are looked up there)
         self._cells = None             # id -> recipe of the inlined functions' cells and defaults
+        self.static_weak = {}          # weak name -> ("returns", recipe): a module-level object
 
     def recipe(self, obj):
         from .convert import EAGER
@@ -243,6 +244,9 @@ class _Encoder:
             return ("const", obj)
         if type(obj) is tuple:
             return ("tuple", [self.recipe(x) for x in obj])
+        if type(obj) is frozenset:
+            # membership only: generated code that iterates a set is not persisted (hash_dependent)
+            return ("frozenset", [self.recipe(x) for x in obj])
         if id(obj) in self.graphs:
             return ("graph", self.graphs[id(obj)])
         if isinstance(obj, torch._ops._OpNamespace) and getattr(torch.ops, obj.name, None) is obj:
@@ -427,6 +431,11 @@ def _build(recipe, graphs, special):
         return recipe[1]
     if kind == "tuple":
         return tuple(_build(r, graphs, special) for r in recipe[1])
+    if kind == "frozenset":
+        return frozenset(_build(r, graphs, special) for r in recipe[1])
+    if kind == "returns":
+        obj = _build(recipe[1], graphs, special)
+        return lambda: obj
     if kind == "sentinel":
         return special[recipe[1]]
     if kind == "graph":
@@ -578,11 +587,16 @@ def _adoptable(entry, enc):
         raise Unportable("an object its guards name was freed")
     guards = getattr(getattr(entry, "__bytegraph_guards__", None), "guards", None) or []
     ns = entry.__globals__
-    adopt = []
+    adopt, static = [], {}
     for n in life.names:
         obj = ns[n]()
         if not isinstance(obj, torch.nn.Module):
-            raise Unportable(f"{n}: its guards pin a {type(obj).__name__} by identity")
+            # a module-level object (os.environ): found again by its module attribute
+            found = enc._module_attr(obj) if obj is not None else None
+            if found is None:
+                raise Unportable(f"{n}: its guards pin a {type(obj).__name__} by identity")
+            static[n] = ("returns", ("attr",) + found)
+            continue
         suffix = f" is {n}()"
         for g in guards:
             if g.kind == "id" and g.code.endswith(suffix):
@@ -591,10 +605,11 @@ def _adoptable(entry, enc):
                     raise Unportable(f"{n}: identity guard not found once in the source")
                 source = source.replace(old, f"(__adopt({g.code[:-len(suffix)]}, {len(adopt)}))")
         adopt.append(enc.recipe(type(obj)))
-    left = set(life.names).intersection(re.findall(r"\b_\w+", source))
+    left = (set(life.names) - set(static)).intersection(re.findall(r"\b_\w+", source))
     if left:
         raise Unportable(f"{sorted(left)[0]}: a pinned object is used beyond its identity guard")
-    return source, adopt, set(life.names)
+    enc.static_weak = static
+    return source, adopt, set(life.names) - set(static)
 
 
 class _Adopter:
@@ -714,7 +729,7 @@ def _encode_entry(state, entry):
         if k in _SPECIAL or k == name or k in weak or k not in used:
             continue
         try:
-            namespace[k] = enc.recipe(v)
+            namespace[k] = enc.static_weak[k] if k in enc.static_weak else enc.recipe(v)
         except Unportable as why:
             raise Unportable(f"{k}: {why}") from None
     codes = []
