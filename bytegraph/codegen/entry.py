@@ -27,6 +27,7 @@ Everything after the guards binds strongly, so it never reads a dead reference: 
 (bound after `end_guards`) and a graph break's Python part (rendered mid-trace, under `no_bind`).
 """
 import inspect
+import re
 import types
 import weakref
 
@@ -336,27 +337,70 @@ def guard_block(guards, body_text, ns):
         lines.append(f"            if (__dv := {versions}) == __c[2]:")
         if sp.dict_cached:
             lines.append(f"                {dnames} = __c[3]")
+        owners = ""
+        if sp.fields is not None:
+            # functions' __code__/__defaults__ and cells' contents: one gather of those fields
+            # compared with the expected objects' addresses; if it disagrees, the guards
+            # themselves decide (a miss, unless the cache could not index an owner)
+            fw = sp.fields.watch
+            ns["_fw_mem"] = _MEM[1]
+            ns["_fw_exp"] = fw.expected
+            if fw.dynamic:
+                cache.fwatch = fw
+                owners = ", (" + tup(sp.fields.owners) + ")"
+                check = "(__fi := __c[6]) is not None and _fw_mem[__fi].tobytes() == _fw_exp"
+            else:
+                ns["_fw_idx"] = fw._const_idx
+                ns["_fw_watch"] = fw            # keeps the fixed owners alive with the entry
+                check = "_fw_mem[_fw_idx].tobytes() == _fw_exp"
+            lines.append(f"                if {check}:")
+            if sp.field_binds:
+                ns["_fw_vals"] = sp.field_vals
+                lines.append(f"                    {tup(sp.field_binds)} = _fw_vals")
+            else:
+                lines.append("                    pass")
+            lines += [f"                elif not ({sp.field_code}):",
+                      "                    return MISS"]
+            if dyn == "" and owners:
+                dyn = ", ()"
         lines += [f"                if not ({sp.dict_fast}):",
                   "                    return MISS",
                   f"            elif not ({sp.fast}):",
                   "                _ecache.drop_dicts()",
                   "                return MISS",
                   "            else:",
-                  f"                _ecache.store_dicts(__gn, __dv, ({dnames}){dyn})",
+                  f"                _ecache.store_dicts(__gn, __dv, ({dnames}){dyn}{owners})",
                   "        else:",
                   "            __gn = _gen[0]",
                   # with instance dicts, the views to read them are made by this store: the next
                   # call takes the middle path, which reads them before its checks
-                  f"            __dv = {'None' if dyn else versions}",
+                  f"            __dv = {'None' if sp.dyn_objects else versions}",
                   f"            if not ({sp.full}):",
                   "                _ecache.state = _NO_STATE    # stale: let go of what it holds",
                   "                return MISS",
-                  f"            _ecache.store(__gn, ({names}), __dv, ({dnames}){dyn})"]
+                  f"            _ecache.store(__gn, ({names}), __dv, ({dnames}){dyn}{owners})"]
     # after its own attribute writes (and nothing else: no graph break ran user code), the entry
     # re-reads its modules' dict tags, which those writes changed
     resnap = bool(same) and not getattr(guards, "has_break", True)
     after = [f"_ecache.advance(__gn, {sp.own_bumps}, {resnap})"] if sp.own_bumps else []
     return lines, after
+
+
+_SETATTR_LINE = re.compile(r"setattr\((__s\d+), ('\w+'), (__v\d+)\)")
+
+
+def _module_setattrs(body_lines, ns):
+    """The epilogue's attribute writes on a caller's object (`setattr(__s3, 'x', __v0)`) call
+    generation.module_setattr, which does what setattr does and is cheaper for a plain value
+    written on a tracked module (hf/funnel replays six per call)."""
+    from ..guards.generation import module_setattr
+    out = []
+    for line in body_lines:
+        if _SETATTR_LINE.fullmatch(line):
+            ns["_module_setattr"] = module_setattr
+            line = "_module_" + line
+        out.append(line)
+    return out
 
 
 def build_entry(fn, cg, guards, body_lines, return_expr, name, on_guard_error=None):
@@ -373,6 +417,8 @@ def build_entry(fn, cg, guards, body_lines, return_expr, name, on_guard_error=No
         on_guard_error = cg.life.guard_error_handler(on_guard_error)
     cg.namespace["_guard_error"] = on_guard_error
     params = signature_source(code, "__defaults", len(defaults), kwdefaults)
+    if not isinstance(guards, str) and getattr(guards, "attr_writes", None):
+        body_lines = _module_setattrs(body_lines, cg.namespace)
     body = [f"def {name}({params}):"]
     head, after = guard_block(guards, "\n".join(body_lines) + "\n" + return_expr, cg.namespace)
     body += head
@@ -392,7 +438,8 @@ def build_entry(fn, cg, guards, body_lines, return_expr, name, on_guard_error=No
     ns = cg.namespace
     exec(compile(src, f"<bytegraph entry {fn.__qualname__}>", "exec"), ns)
     entry = ns[name]
-    entry.__bytegraph_plain_source__ = plain or src
+    # warm start re-creates entries from this text in a namespace of its own: plain setattr
+    entry.__bytegraph_plain_source__ = (plain or src).replace("    _module_setattr(", "    setattr(")
     entry.__qualname__ = fn.__qualname__     # a call that does not bind raises eager's TypeError
     entry.__bytegraph_source__ = src
     entry.__bytegraph_life__ = cg.life

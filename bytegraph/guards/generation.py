@@ -39,6 +39,7 @@ import gc
 import re
 import sys
 import threading
+import types
 import weakref
 from collections import OrderedDict
 
@@ -136,9 +137,53 @@ def _install():
             f.__qualname__, f.__module__, f.__doc__ = o.__qualname__, o.__module__, o.__doc__
             f.__wrapped__ = o
         M.__setattr__ = __setattr__
+        _orig["wrapper"] = __setattr__
         M.__delattr__ = __delattr__
         _install_parameter_hooks()
         _installed.append(True)
+
+
+# values whose assignment to a module attribute torch's __setattr__ hands to object.__setattr__
+# (not a Parameter, Module or Buffer; None is excluded: it may unregister a parameter/child)
+_PLAIN_VALUES = frozenset((int, float, bool, str, bytes, complex))
+_MODULE_DICT = torch.nn.Module.__dict__["__dict__"].__get__     # a module's own instance dict
+
+
+def module_setattr(m, name, value):
+    """`setattr(m, name, value)`, as an entry's epilogue replays a forward's `self.x = v`
+    (hf/funnel: six per call). nn.Module.__setattr__ costs 3-5 us for a plain value; when it
+    provably ends in `object.__setattr__` storing into the instance dict, this stores there and
+    bumps GEN as the wrapped __setattr__ would, else it calls setattr. Provably: `type(m)`'s
+    __setattr__ is bytegraph's wrapper of torch's, no class of its MRO but nn.Module and object
+    defines __setattr__ or __dict__ (torch's function calls `super().__setattr__` and reads
+    `self.__dict__`), `m` is tracked and its `_parameters`/`_modules`/`_buffers` do not hold
+    `name` (torch would (un)register it or raise), the value is a plain scalar (neither a
+    Parameter, Module nor Buffer), `name` is not one that re-tracks, and the first class of the
+    MRO defining `name` does not hold a data descriptor (object.__setattr__ would call it)."""
+    cls = type(m)
+    if type(value) in _PLAIN_VALUES and type(name) is str and name not in _RETRACK \
+            and cls.__setattr__ is _orig.get("wrapper") and isinstance(m, torch.nn.Module):
+        d = _MODULE_DICT(m)
+        params, mods, bufs = d.get("_parameters"), d.get("_modules"), d.get("_buffers")
+        if type(params) is TrackedDict and type(mods) is TrackedDict \
+                and type(bufs) is TrackedDict \
+                and name not in params and name not in mods and name not in bufs:
+            M = torch.nn.Module
+            found = False
+            for k in cls.__mro__:
+                kd = k.__dict__
+                if k is not M and k is not object and ("__setattr__" in kd or "__dict__" in kd):
+                    break
+                if not found and name in kd:
+                    found = True
+                    t = type(kd[name])
+                    if hasattr(t, "__set__") or hasattr(t, "__delete__"):
+                        break
+            else:
+                d[name] = value
+                _bump()
+                return
+    setattr(m, name, value)
 
 
 def _install_parameter_hooks():
@@ -461,6 +506,102 @@ class ModuleTags:
         self.tags = _MEM[1][self.idx].tobytes()
 
 
+# ----------------------------------------------------------------------------- object fields
+
+def _probe_field_offsets():
+    """Byte offsets of the fields `f.__code__`, `f.__defaults__`, `f.__kwdefaults__` read on a
+    function and `c.cell_contents` on a cell (CPython 3.11: fixed pointer fields of
+    PyFunctionObject and PyCellObject), or None when this interpreter does not keep them where
+    expected. The probe reads each field through memory and compares it with the attribute,
+    before and after each attribute is set (from Python, as a user would)."""
+    if _TAG_AT is None or ctypes.sizeof(ctypes.c_void_p) != 8:
+        return None
+    offsets = {"__code__": 48, "__defaults__": 56, "__kwdefaults__": 64, "cell_contents": 16}
+
+    def read(obj, field):
+        return ctypes.c_void_p.from_address(id(obj) + offsets[field]).value or 0
+
+    def agrees(obj, field):
+        v = getattr(obj, field)
+        return read(obj, field) == (0 if v is None and field != "cell_contents" else id(v))
+
+    try:
+        def make():
+            cell_value = (1, 2)
+
+            def f(a, b=(3,), *, c=(4,)):
+                return a, b, c, cell_value
+            return f
+
+        def other(a, b=None, *, c=None):
+            return a
+        f = make()
+        cell = f.__closure__[0]
+        fields = ("__code__", "__defaults__", "__kwdefaults__")
+        if type(cell) is not types.CellType or not all(agrees(f, k) for k in fields) \
+                or not agrees(cell, "cell_contents"):
+            return None
+        f.__code__ = other.__code__.replace(co_freevars=f.__code__.co_freevars)
+        f.__defaults__ = ((5,),)
+        f.__kwdefaults__ = {"c": (6,)}
+        cell.cell_contents = (7, 8)
+        if not (all(agrees(f, k) for k in fields) and agrees(cell, "cell_contents")):
+            return None
+    except Exception:       # noqa: BLE001 -- any surprise: no field coverage
+        return None
+    return offsets
+
+
+_FIELD_AT = _probe_field_offsets()
+_FIELD_GUARD = re.compile(r"\((__s\d+) := (\w+)\.(__code__|__defaults__|__kwdefaults__|cell_contents)"
+                          r"\) is (\w+)")
+_CELL = types.CellType
+_FUNC = types.FunctionType
+
+
+class FieldWatch:
+    """Identity guards on a field of a function or a cell whose owner is fixed while the entry's
+    cache holds (`(__s5 := f.__code__) is _code_3`, `.__defaults__`, `.__kwdefaults__`,
+    `(__s9 := _cell_x_4.cell_contents) is _forward_7`): setting `__code__`, `__defaults__`,
+    `__kwdefaults__` or a cell's contents is no dict write, so the dict version tags do not see
+    it, but it writes one pointer field of the owner. The fields of all of them are gathered in
+    one numpy fancy index and compared with the addresses of the expected objects (held by the
+    entry's namespace, so no other object can have their address). An owner known when the entry
+    is built (a namespace constant, or the object an earlier such guard checks) is `fixed`; an
+    owner read from the entry's cache is `dynamic`: its address is taken when the cache stores
+    it (EntryCache.store), with its type checked there (a field is at its offset only in a
+    function/cell)."""
+    __slots__ = ("fixed", "dynamic", "expected", "_const_idx")
+
+    def __init__(self, fixed, dynamic, expected):
+        np, _ = _MEM
+        self.fixed = fixed            # [(owner object, field)]
+        self.dynamic = dynamic        # [field] for the owners the cache passes to index()
+        self.expected = np.array([id(e) for e in expected], dtype=np.uint64).tobytes()
+        self._const_idx = None
+        if not dynamic:
+            self._const_idx = self.index(())
+
+    def index(self, owners):
+        """The gather index for the fixed owners and `owners` (the dynamic ones, in order), or
+        None when an owner is not of the type whose layout the offset is for."""
+        np, _ = _MEM
+        addrs = []
+        for owner, field in list(self.fixed) + list(zip(owners, self.dynamic)):
+            if type(owner) is not (_CELL if field == "cell_contents" else _FUNC):
+                return None
+            addrs.append((id(owner) + _FIELD_AT[field] - 8) >> 3)
+        return np.array(addrs, dtype=np.intp)
+
+    def same(self, idx):
+        """Every watched field still holds its expected object (`idx`: from the cache, or None)."""
+        if idx is None:
+            idx = self._const_idx
+            if idx is None:
+                return False
+        return _MEM[1][idx].tobytes() == self.expected
+
+
 _CLASS_ABSENT = re.compile(r"(\w+)\.__dict__\.keys\(\)\.isdisjoint\((\w+)\)")
 _DICT_ABSENT = re.compile(r"(\w+)\.keys\(\)\.isdisjoint\((\w+)\)")
 # what reading one version tag costs, in units of one identity guard (measured: about 70 ns
@@ -640,6 +781,10 @@ class Split:
     reads from the cache instead of walking the module tree)."""
 
     dict_fast = None        # the guards neither GEN nor the dict version tags cover
+    fields = None           # FieldWatch of the dict path's function/cell field guards, if any
+    field_code = ""         # those guards' own code (run when the gather disagrees)
+    field_binds = ()        # names they bind that later code reads ...
+    field_vals = ()         # ... and the objects those names hold when the guards pass
     dict_cached = ()
     dicts = ()
     dyn_objects = ()
@@ -649,6 +794,69 @@ class Split:
         self.fast = fast
         self.cached = cached
         self.modules = modules
+
+
+class _FieldGuards:
+    __slots__ = ("guards", "binds", "owners", "watch")
+
+
+def _field_guards(keep, covered, cached_names, ns):
+    """Which guards of `keep` (outside `covered`, the dict-covered ones) a FieldWatch can stand
+    for: identity guards on a field of a function or cell whose owner is a namespace constant,
+    the object an earlier such guard checks, or a local the cache holds (`cached_names`, bound by
+    a covered guard). Needs at least 4 of them (a gather costs about as much as 4 guards)."""
+    r = _FieldGuards()
+    r.guards, r.binds, r.owners, r.watch = set(), {}, [], None
+    if _FIELD_AT is None or _MEM is None:
+        return r
+    literal = {"True": True, "False": False, "None": None}
+    fixed, dynamic, expected, picked = [], [], [], []
+    for j, code in enumerate(keep):
+        if j in covered:
+            continue
+        m = _FIELD_GUARD.fullmatch(code)
+        if m is None:
+            continue
+        name, owner, field, exp = m.groups()
+        if exp in literal:
+            if exp == "None" and field != "cell_contents":
+                continue        # a function's None default is a NULL field
+            value = literal[exp]
+        elif not _NAME.fullmatch(exp) and exp in ns:
+            value = ns[exp]
+        else:
+            continue
+        if owner in r.binds:
+            fixed.append((r.binds[owner], field))
+        elif _NAME.fullmatch(owner):
+            if owner not in cached_names:
+                continue
+            dynamic.append(field)
+            r.owners.append(owner)
+        elif owner in ns:
+            obj = ns[owner]
+            if type(obj) is not (_CELL if field == "cell_contents" else _FUNC):
+                continue
+            fixed.append((obj, field))
+        else:
+            continue
+        picked.append(j)
+        expected.append(value)
+        r.binds[name] = value
+    if len(picked) < 4:
+        r.binds, r.owners = {}, []
+        return r
+    # the gather reads fixed owners first, then the cache's: expected values in that order
+    fixed_exp = [e for j, e in zip(picked, expected)
+                 if _FIELD_GUARD.fullmatch(keep[j]).group(2) not in r.owners]
+    dyn_exp = [e for j, e in zip(picked, expected)
+               if _FIELD_GUARD.fullmatch(keep[j]).group(2) in r.owners]
+    r.watch = FieldWatch(fixed, dynamic, fixed_exp + dyn_exp)
+    if not dynamic and r.watch._const_idx is None:
+        r.binds, r.owners, r.watch = {}, [], None
+        return r
+    r.guards = set(picked)
+    return r
 
 
 def _heavy(watch, source):
@@ -679,6 +887,12 @@ def split(guards, body_text):
             skipped.append(g.code)
             (versioned if tm[2] else meta).append(tm[:2])
         elif cls.covered(source, g.kind):
+            skipped.append(g.code)
+        elif g.kind == "alias" and source is not None \
+                and getattr(guards, "alias_of", {}).get(i) is not None \
+                and cls.obj(source)[0] and cls.obj(guards.alias_of[i])[0]:
+            # `a is b` with both sources stable (a submodule's `config` and the root's): both name
+            # what they named when the full check last passed
             skipped.append(g.code)
         else:
             cov = watch.covers(g, source) if watch is not None else None
@@ -728,12 +942,25 @@ def split(guards, body_text):
     if use_dicts:
         # the third path: GEN and every watched dict's version unchanged; the locals the
         # covered guards bound that later code reads come from the cache too
-        rest = [c for j, c in enumerate(keep) if j not in by_dicts]
-        bound_in_dicts, bound_in_rest, used_rest = set(), set(), set(_NAME.findall(body_text))
+        bound_in_dicts = set()
+        for j in by_dicts:
+            bound_in_dicts.update(_BIND.findall(keep[j]))
+        fw = _field_guards(keep, by_dicts, bound_in_skipped | bound_in_dicts, cg.namespace)
+        rest = [c for j, c in enumerate(keep) if j not in by_dicts and j not in fw.guards]
+        bound_in_rest, used_rest = set(), set(_NAME.findall(body_text))
         for j, code in enumerate(keep):
-            (bound_in_dicts if j in by_dicts else bound_in_rest).update(_BIND.findall(code))
-            if j not in by_dicts:
+            if j not in by_dicts and j not in fw.guards:
+                bound_in_rest.update(_BIND.findall(code))
                 used_rest.update(_NAME.findall(code))
+        if fw.guards:
+            # the field guards' owners read from the cache must be bound on the dict path; the
+            # names they bind that later code reads are bound to what they check
+            sp.fields = fw
+            sp.field_code = " and ".join(f"({keep[j]})" for j in sorted(fw.guards))
+            sp.field_binds = tuple(n for n in fw.binds if n in used_rest)
+            sp.field_vals = tuple(fw.binds[n] for n in sp.field_binds)
+            used_rest.update(fw.owners)
+            bound_in_rest.update(fw.binds)
         sp.dict_cached = tuple(sorted((bound_in_dicts & used_rest) - bound_in_rest,
                                       key=lambda n: int(n[3:])))
         sp.dict_fast = " and ".join(f"({c})" for c in rest) or "True"
@@ -745,7 +972,7 @@ def split(guards, body_text):
         if not all(_NAME.fullmatch(n) for n in sp.dyn_objects):
             raise AssertionError("internal: an instance dict's object is not bound")
         sp.cached = tuple(sorted(set(sp.cached) | set(sp.dyn_objects), key=lambda n: int(n[3:])))
-        sp.stats = sp.stats + (len(rest), len(dicts))
+        sp.stats = sp.stats + (len(rest), len(dicts)) + ((len(fw.guards),) if fw.guards else ())
     # the entry's own writes to tracked modules bump GEN once each (a write that also changes a
     # parameter/buffer/child dict bumps more); when nothing else moved it, the entry advances
     # its cached generation past them, so a forward that sets module attributes on every call
@@ -759,8 +986,9 @@ def split(guards, body_text):
 
 
 # an EntryCache that holds nothing (no generation is negative): (generation, cached locals,
-# watched dicts' version tags, locals cached under them, views of instance dicts' tags, those dicts)
-NO_STATE = (-1, (), None, (), (), ())
+# watched dicts' version tags, locals cached under them, views of instance dicts' tags, those
+# dicts, the FieldWatch gather index for the owners among those locals)
+NO_STATE = (-1, (), None, (), (), (), None)
 
 
 def _storer(cell):
@@ -775,11 +1003,12 @@ class EntryCache:
     them) from the last call that passed the full guards. A module whose tracked dicts were
     replaced through setattr is tracked again right away (_retrack); if that is impossible it
     is in LOST and `store` refuses, so a cached generation always covers the entry's modules."""
-    __slots__ = ("state", "refs", "stats", "mtags")
+    __slots__ = ("state", "refs", "stats", "mtags", "fwatch")
 
     def __init__(self, modules, stats=None):
         self.state = NO_STATE
         self.mtags = None
+        self.fwatch = None          # FieldWatch with owners read from the cache (set by codegen)
         self.refs = []
         self.stats = stats          # (guards, fast-path guards, cached locals[, dict path, dicts])
         for m, hooks in modules:
@@ -799,9 +1028,14 @@ class EntryCache:
             if resnap and self.mtags is not None:
                 self.mtags.resnap()
 
-    def store(self, gen, values, versions=None, dict_values=(), dyn=()):
+    def _field_index(self, owners):
+        fw = self.fwatch
+        return fw.index(owners) if fw is not None and owners is not None else None
+
+    def store(self, gen, values, versions=None, dict_values=(), dyn=(), owners=None):
         """After a full check that passed; `gen` and `versions` were read before it. `dyn`:
-        the instance dicts the dict path compares (their views are made here)."""
+        the instance dicts the dict path compares (their views are made here); `owners`: the
+        functions/cells among the cached locals whose fields the FieldWatch reads."""
         if LOST:                    # rare: some module's tracking was undone (see _retrack)
             for r, hooks in self.refs:
                 m = r()
@@ -816,14 +1050,16 @@ class EntryCache:
                         return
                     dicts += module_dicts(m)
                 self.mtags = ModuleTags(dicts)
-            self.state = (gen, values, versions, dict_values) + self._views(dyn)
+            self.state = (gen, values, versions, dict_values) + self._views(dyn) \
+                + (self._field_index(owners),)
 
-    def store_dicts(self, gen, versions, dict_values, dyn=()):
+    def store_dicts(self, gen, versions, dict_values, dyn=(), owners=None):
         """After the guards GEN does not cover passed (GEN unchanged at `gen`, some watched
         dict changed): the dicts' versions read before them, and the locals they bound."""
         state = self.state
         if state[0] == gen and GEN[0] == gen:
-            self.state = (gen, state[1], versions, dict_values) + self._views(dyn)
+            self.state = (gen, state[1], versions, dict_values) + self._views(dyn) \
+                + (self._field_index(owners),)
 
     def _views(self, dyn):
         old_views, old = self.state[4:6]
@@ -833,7 +1069,7 @@ class EntryCache:
 
     def drop_dicts(self):
         state = self.state
-        self.state = state[:2] + (None, ()) + state[4:]
+        self.state = state[:2] + (None, ()) + state[4:6] + (None,)
 
 
 # what a view reads for an object whose __dict__ is not a plain dict (the identity compare

@@ -114,6 +114,7 @@ class GuardSet:
         self.origins = []
         self.module_infos = {}
         self.tensor_meta = {}
+        self.alias_of = {}           # index of an "alias" guard -> the other source it compares
         self.attr_writes = []
 
     def _add(self, code, source, kind, expected=None, fetch=None, label=None):
@@ -244,8 +245,10 @@ class GuardSet:
         if ("alias", source, other_source) in self._seen:
             return
         self._seen.add(("alias", source, other_source))
-        self._add(f"{source.expr(self.cg)} is {other_source.expr(self.cg)}", source, "alias",
-                  other_source.name_hint())
+        if self._add(f"{source.expr(self.cg)} is {other_source.expr(self.cg)}", source, "alias",
+                     other_source.name_hint()):
+            # for the fast path (generation.split): true while both sources are stable
+            self.alias_of[len(self.guards) - 1] = other_source
 
     def add_value(self, source, value):
         """Type and value equality for constants (int, float, str, bool, None, ...)."""
