@@ -255,3 +255,32 @@ def test_child_identity_comparison():
             return x
 
     differential(M(), _inputs(2.0))
+
+
+class ListBlock(nn.Module):
+    """Iterates a ModuleList of its own: the unit guards the list's keys, on every instance."""
+    def __init__(self):
+        super().__init__()
+        self.gates = nn.ModuleList([Gate(), Gate()])
+
+    def forward(self, x):
+        for g in self.gates:
+            x = g(x) - 1
+        return x
+
+
+def test_layers_iterating_their_own_module_list():
+    torch.manual_seed(0)
+    model = Net(6, ListBlock)
+    first, total = differential(model, _inputs(100.0))
+    assert total <= 8, total
+
+
+def test_parametrized_layers_do_not_split():
+    """torch's parametrizations make a class per instance: no shared unit, still correct."""
+    from torch.nn.utils import parametrizations
+    torch.manual_seed(0)
+    model = Net(4)
+    for block in model.layers:
+        parametrizations.weight_norm(block.a.lin)
+    differential(model, _inputs(2.0))

@@ -154,8 +154,8 @@ STRUCTURAL = weakref.WeakSet()
 
 def _split_at_module_call(frame, chain):
     """Stop at the parent's call of a module method instead of inside it, when the module's
-    class has other instances in the tree of the outermost module of the trace (the layers of
-    a model): the method then runs as its own compiled unit through the trampoline, and that
+    class has other instances with the same tree of types in the tree of the outermost module
+    of the trace (the layers of a model): the method then runs as its own compiled unit through the trampoline, and that
     unit guards the module by structure, not identity (values/objects.py: wrap_module), so
     every instance reuses its entries -- one set of graphs per layer type instead of one per
     layer. A class with a single instance keeps resuming inside (fewer graphs)."""
@@ -173,7 +173,7 @@ def _split_at_module_call(frame, chain):
     if not _plain_module_call(mod) or is_trusted_module(frame.globals.get("__name__")):
         return False
     root = _root_module(chain)
-    return root is not None and root is not mod and _instances(root, type(mod)) >= 2
+    return root is not None and root is not mod and _instances(root, mod) >= 2
 
 
 def _root_module(chain):
@@ -187,9 +187,18 @@ def _root_module(chain):
     return None
 
 
-def _instances(root, cls):
+def _shape(mod):
+    """The types in a module's tree, by name: what a shared unit's type guards would check
+    (torch's parametrizations make a class per instance: such layers cannot share a unit)."""
+    return tuple((name, type(m)) for name, m in mod.named_modules())
+
+
+def _instances(root, mod):
+    """Instances of mod's class in root's tree with the same tree of types (mod included)."""
+    cls = type(mod)
     try:
-        return sum(1 for m in root.modules() if type(m) is cls)
+        mine = _shape(mod)
+        return sum(1 for m in root.modules() if type(m) is cls and _shape(m) == mine)
     except Exception:           # a module tree torch cannot walk: no split
         return 0
 
