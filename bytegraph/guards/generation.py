@@ -918,6 +918,10 @@ def split(guards, body_text):
         checks = " and ".join(f"({c})" for c, _ in versioned)
         keep.append(f"(__pv := ({vs},)) == {cell_name}[0] or ({checks} and {store}(__pv))")
     full = " and ".join(f"({c})" for c in full) or "True"
+    if getattr(guards, "structural", False):
+        # modules guarded by structure, not identity (values/objects.py: wrap_module): the
+        # cached locals and tags of the fast paths belong to the instance last checked
+        return Split(full, None, (), ())
     # dict version tags pay off when they replace several guards each (a tag read costs about
     # as much as one identity guard)
     dicts, by_dicts = watched_dicts(by_dicts) if by_dicts else ([], set())

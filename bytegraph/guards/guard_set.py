@@ -20,6 +20,7 @@ evaluating is counted and reported, then treated as a miss (codegen/entry.py).
 to name the guard that failed for recompile messages.
 """
 import math
+from collections import OrderedDict
 import re
 
 import torch
@@ -297,8 +298,15 @@ class GuardSet:
         e = self.cg.bound(source)
         keys = list(keys)
         # tuples, not lists: immutable constants, which a warm start can persist (runtime/warm.py)
-        code = (f"type({first}) is {self.cg.const(typ, typ.__name__)} and tuple({e}.keys()) == "
-                f"{self.cg.const(tuple(keys), 'keys')}")
+        kind = f"type({first}) is {self.cg.const(typ, typ.__name__)}"
+        if getattr(self, "structural", False):
+            # an entry that serves any instance (values/objects.py: wrap_module): the traced
+            # module's dicts were swapped for tracked ones, another instance's may not be
+            from .generation import TrackedDict, TrackedOrderedDict
+            base = {TrackedDict: dict, TrackedOrderedDict: OrderedDict}.get(typ)
+            if base is not None:
+                kind = f"({kind} or type({e}) is {self.cg.const(base, base.__name__)})"
+        code = f"{kind} and tuple({e}.keys()) == {self.cg.const(tuple(keys), 'keys')}"
         if any(type(k) is not str for k in keys):     # 1 == True == 1.0: compare key types too
             code += f" and tuple(map(type, {e})) == {self.cg.const(tuple(type(k) for k in keys), 'key_types')}"
         self._add(code, source, "dict_keys", tuple(keys))

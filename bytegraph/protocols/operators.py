@@ -270,7 +270,8 @@ def is_same(a, b, tx=None):
 
 def _identity_unguarded(v):
     """A caller instance guarded by type only (modules and enum members are identity-guarded)."""
-    return isinstance(v, ObjectValue) and v.source is not None and not isinstance(v, ModuleValue) \
+    return isinstance(v, ObjectValue) and v.source is not None \
+        and not (isinstance(v, ModuleValue) and v.identity_guarded) \
         and not (isinstance(v, ImmutableValue) and isinstance(v.obj, enum.Enum))
 
 

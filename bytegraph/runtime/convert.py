@@ -24,7 +24,7 @@ from ..graph import GraphBuilder
 from ..graph.builder import NEEDS_SHAPE_ENV
 from ..graph.segments import partition
 from ..policy.breaks import BreakRecord
-from .resume import break_tail, choose_stop
+from .resume import break_tail, choose_stop, STRUCTURAL
 from .warm import GraphInfo
 from ..guards import GuardSet
 from ..observe import counters, compile_metrics, CompileRecord, log, graph_log, break_log
@@ -135,6 +135,7 @@ def _trace(fn, bound, shape_env, allow_breaks, stop_at=None, specialize=(), dyna
     tracer = Tracer(gb, cg, guards, SideEffects())
     tracer.dynamic = dynamic
     tracer.allow_breaks = allow_breaks
+    tracer.structural = fn in STRUCTURAL      # modules passed in: guarded by structure (resume.py)
     tracer.stop_at = stop_at
     tracer.specialize = specialize
     grad_at_start = torch.is_grad_enabled()

@@ -102,7 +102,8 @@ def choose_stop(chain, kind=None):
             continue
         if d == 0 and kind in _NO_ATTR_STOP and inst.opname in ("LOAD_ATTR", "LOAD_METHOD"):
             continue
-        if d < len(chain) - 1 and _split_at_call(frame, chain[d + 1][0]):
+        if d < len(chain) - 1 and (_split_at_call(frame, chain[d + 1][0])
+                                   or _split_at_module_call(frame, chain)):
             continue
         stop = _stop_step(frame, inst, step)
         if stop is not None:
@@ -144,6 +145,64 @@ def _split_at_call(frame, parent):
     return not isinstance(first, (ModuleValue, ObjectValue))
 
 
+# Functions compiled on a caller's behalf whose traces guard the nn.Modules passed in as
+# arguments by type and by what they read, not by identity (values/objects.py: wrap_module), so
+# one compiled unit serves every instance of a layer: module methods the trampoline compiles,
+# and the resume functions of their traces (and of those resume functions' traces).
+STRUCTURAL = weakref.WeakSet()
+
+
+def _split_at_module_call(frame, chain):
+    """Stop at the parent's call of a module method instead of inside it, when the module's
+    class has other instances with the same tree of types in the tree of the outermost module
+    of the trace (the layers of a model): the method then runs as its own compiled unit through the trampoline, and that
+    unit guards the module by structure, not identity (values/objects.py: wrap_module), so
+    every instance reuses its entries -- one set of graphs per layer type instead of one per
+    layer. A class with a single instance keeps resuming inside (fewer graphs)."""
+    if frame.is_generator or not frame.direct or not frame.code.co_argcount:
+        return False
+    if any(n != "__class__" for n in frame.code.co_freevars):
+        return False
+    first = frame.locals.get(frame.code.co_varnames[0])
+    if type(first) is not ModuleValue or first.source is None:
+        return False
+    mod = first.obj
+    fwd = getattr(type(mod), frame.code.co_name, None)
+    if type(fwd) is not types.FunctionType or fwd.__code__ is not frame.code or not _compilable(fwd):
+        return False
+    if not _plain_module_call(mod) or is_trusted_module(frame.globals.get("__name__")):
+        return False
+    root = _root_module(chain)
+    return root is not None and root is not mod and _instances(root, mod) >= 2
+
+
+def _root_module(chain):
+    """The module of the outermost frame that has one as its first argument."""
+    for frame, _, _ in reversed(chain):
+        code = frame.code
+        if code.co_argcount:
+            v = frame.locals.get(code.co_varnames[0])
+            if type(v) is ModuleValue:
+                return v.obj
+    return None
+
+
+def _shape(mod):
+    """The types in a module's tree, by name: what a shared unit's type guards would check
+    (torch's parametrizations make a class per instance: such layers cannot share a unit)."""
+    return tuple((name, type(m)) for name, m in mod.named_modules())
+
+
+def _instances(root, mod):
+    """Instances of mod's class in root's tree with the same tree of types (mod included)."""
+    cls = type(mod)
+    try:
+        mine = _shape(mod)
+        return sum(1 for m in root.modules() if type(m) is cls and _shape(m) == mine)
+    except Exception:           # a module tree torch cannot walk: no split
+        return 0
+
+
 class Trampoline:
     """Calls the entry makes into Python code: compiled through the runtime (one compiled
     unit per function, cached weakly, with the caller's backend)."""
@@ -152,9 +211,11 @@ class Trampoline:
         self.compile_fn = compile_fn
         self.cache = weakref.WeakKeyDictionary()
 
-    def _compiled(self, fn):
+    def _compiled(self, fn, module=False):
         c = self.cache.get(fn)
         if c is None:
+            if module:
+                STRUCTURAL.add(fn)
             c = self.cache[fn] = self.compile_fn(fn)
         return c
 
@@ -163,12 +224,13 @@ class Trampoline:
             return self._compiled(target) if _compilable(target) else target
         if type(target) is types.MethodType and type(target.__func__) is types.FunctionType:
             if _compilable(target.__func__):
-                return types.MethodType(self._compiled(target.__func__), target.__self__)
+                return types.MethodType(self._compiled(target.__func__, isinstance(target.__self__, torch.nn.Module)),
+                                        target.__self__)
             return target
         if isinstance(target, torch.nn.Module) and _plain_module_call(target):
             fwd = type(target).forward
             if type(fwd) is types.FunctionType and _compilable(fwd):
-                return types.MethodType(self._compiled(fwd), target)
+                return types.MethodType(self._compiled(fwd, True), target)
         return target
 
 
@@ -259,7 +321,7 @@ class ResumeCache:
         self.compile_fn = compile_fn
         self.entries = {}
 
-    def get(self, frame, offset, layout, dead, compiled=True, opaque=(), inner=None):
+    def get(self, frame, offset, layout, dead, compiled=True, opaque=(), inner=None, structural=False):
         """(callable, byte offset of the original code in the resume code) for `frame`'s code.
         `compiled=False`: the plain function (exception handlers after a break, and the
         resume functions of inlined frames, which the root's resume function calls first).
@@ -273,7 +335,8 @@ class ResumeCache:
         base = None if looping else _canonical(code, offset, dead, inner)
         if base is not None:
             code, offset, dead, inner = base
-        key = (code, offset, layout, dead, compiled, opaque, inner)
+        structural = structural and compiled        # of the trace that stopped: see STRUCTURAL
+        key = (code, offset, layout, dead, compiled, opaque, inner, structural)
         hit = self.entries.get(key)
         if hit is None:
             name = f"resume_in_{code.co_name}_at_{decode_line(code, offset)}"
@@ -284,6 +347,8 @@ class ResumeCache:
             rfn = types.FunctionType(rcode, frame.globals, name, None, closure)
             rfn.__bytegraph_cells__ = frozenset(rcode.co_cellvars)
             rfn.__bytegraph_opaque__ = frozenset(params[i] for i in opaque)
+            if structural:
+                STRUCTURAL.add(rfn)
             hit = self.entries[key] = (self.compile_fn(rfn) if compiled else rfn, shift)
         return hit
 
@@ -319,6 +384,7 @@ def break_tail(tracer, cg, resumes, trampoline):
     """Entry lines that end a trace stopped before an instruction (see module docstring).
     Returns (lines evaluated before the side effects are replayed, lines after them)."""
     frame = tracer.stopped
+    structural = getattr(tracer, "structural", False)
     chain = []
     f = frame
     while f is not None:
@@ -357,7 +423,7 @@ def break_tail(tracer, cg, resumes, trampoline):
             opaque = tuple(i for i, o in enumerate(flags_all) if o) if root else ()
             inner = (fn_inner, n_inner, f.inst.offset) if fn_inner is not None else None
             fn_inner, shift = resumes.get(f, offset, layout, dead, compiled=root, opaque=opaque,
-                                          inner=inner)
+                                          inner=inner, structural=structural)
             n_inner = len(args_all)
             if j == start:
                 first_shift = shift

@@ -279,6 +279,8 @@ class _InstanceBase(Value):
         if h is not object.__hash__ and not isinstance(self, ModuleValue):
             raise Unsupported(f"{self.cls.__name__} hashes by value (a user __hash__) as a dict key or "
                               "set element", kind="dict_key")
+        if isinstance(self, ModuleValue) and not self.identity_guarded:
+            self.pin()               # a dict key / set element: specializes on that very module
         return _IdentityKey(self.obj if isinstance(self, ObjectValue) else self, self)
 
     def getattr(self, tx, name, fallback=True):
@@ -606,7 +608,16 @@ _DELETED = object()
 
 
 class ModuleValue(ObjectValue):
-    """An nn.Module from the caller's world (identity-guarded)."""
+    """An nn.Module from the caller's world (identity-guarded, except a module argument of a
+    function compiled on a caller's behalf: see wrap_module)."""
+
+    identity_guarded = True
+    guards = None
+
+    def pin(self):
+        """Guard the module's identity after all (a decision rests on which instance it is)."""
+        self.identity_guarded = True
+        self.guards.add_identity(self.source, self.obj)
 
     def instance_attr(self, tx, name):
         v = super().instance_attr(tx, name)
@@ -866,9 +877,27 @@ def wrap_module(tx, mod, source):
     if source is None:
         source = ObjectSource(mod, type(mod).__name__)
     tx.guards.note_module(source, mod)       # tracks its mutations (guards/generation.py)
-    tx.guards.add_identity(source, mod)
+    structural = getattr(tx, "structural", False) and _from_argument(source)
+    if structural:
+        # a function compiled on a caller's behalf (runtime/resume.py: STRUCTURAL), and a module
+        # it was passed (or one reached from it): every read is guarded on its source, so the
+        # entry serves any instance of the same structure; no generation fast path
+        tx.guards.structural = True
+    else:
+        tx.guards.add_identity(source, mod)
     tx.guards.add_type(source, type(mod))    # `m.__class__ = ...` keeps the identity
-    return ModuleValue(mod, source)
+    value = ModuleValue(mod, source)
+    if structural:
+        value.identity_guarded, value.guards = False, tx.guards
+    return value
+
+
+def _from_argument(source):
+    """Is `source` an argument of the compiled function, or reached from one?"""
+    from ..sources import LocalSource, _Chained
+    while isinstance(source, _Chained):
+        source = source.base
+    return type(source) is LocalSource
 
 
 @register_wrapper(type)
