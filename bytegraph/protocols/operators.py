@@ -263,8 +263,15 @@ def is_same(a, b, tx=None):
         return True
     ia, ib = real_identity(a), real_identity(b)
     same = ia is not NO_IDENTITY and ia is ib
-    if tx is not None and not same and _identity_unguarded(a) and _identity_unguarded(b):
-        tx.guards.add_distinct([a.source, b.source], kind="identity")
+    if tx is not None and not same:
+        if _identity_unguarded(a) and _identity_unguarded(b):
+            tx.guards.add_distinct([a.source, b.source], kind="identity")
+        else:
+            # a module guarded by its structure only (runtime/resume.py: STRUCTURAL) compared
+            # with an identity-guarded object: the answer rests on which instance it is
+            for v in (a, b):
+                if isinstance(v, ModuleValue) and not v.identity_guarded:
+                    v.pin()
     return same
 
 
