@@ -22,7 +22,7 @@ from ..exc import Unsupported, UserError
 from ..values.base import (Value, RealCallableValue, ConstValue, NONE, const, wrap, INTROSPECTION_TYPES,
                            CONST_TYPES)
 from ..values.containers import (TupleValue, ListValue, DictValue, SetValue, IteratorValue, BaseSeq, py_key,
-                                 ListIterValue)
+                                 ListIterValue, HashIterValue)
 from ..values.tensor import TensorValue, graph_call
 from ..protocols import (binary_op, compare_op, contains_op, unary_op, truth, is_same, hash_value,
                          INPLACE_TO_BINARY)
@@ -408,6 +408,8 @@ def _iter(tx, v):
         return v
     if type(v) is ListValue:
         return ListIterValue(v)
+    if type(v) in (DictValue, SetValue):
+        return HashIterValue(tx, v)
     return IteratorValue(v.unpack(tx))
 
 

@@ -490,7 +490,7 @@ DICT_METHODS = {"get": _d_get, "items": _d_items, "keys": _d_keys, "values": _d_
                 "__getitem__": lambda tx, d, k: d.getitem(tx, k),
                 "__setitem__": lambda tx, d, k, v: (d.setitem(tx, k, v), NONE)[1],
                 "__contains__": lambda tx, d, k: const(py_key(k) in d.items),
-                "__iter__": lambda tx, d: IteratorValue(d.unpack(tx)),
+                "__iter__": lambda tx, d: HashIterValue(tx, d),
                 "__delitem__": lambda tx, d, k: (d.mutate(tx), d.items.pop(py_key(k)), NONE)[2],
                 "__len__": lambda tx, d: const(len(d.items))}
 
@@ -607,6 +607,10 @@ class SetValue(Value):
     def call_method(self, tx, name, args, kwargs):
         if name in ("add", "discard", "remove", "update", "clear", "pop", "difference_update",
                     "intersection_update", "symmetric_difference_update"):
+            if name == "remove" and args and py_key(args[0]) not in self.items:
+                raise UserError(KeyError(py_key(args[0])))
+            if name == "pop" and not self.items:
+                raise UserError(KeyError("pop from an empty set"))
             self.record(name, args)
             self.mutate(tx)
             if name == "pop":
@@ -729,6 +733,42 @@ class IteratorValue(Value):
 
     def __repr__(self):
         return f"Iterator({len(self.items) - self.pos} left)"
+
+
+class HashIterValue(IteratorValue):
+    """iter(a dict) / iter(a set) the trace holds: CPython's dict and set iterators check the
+    container's size on every step and raise RuntimeError once it changed (even after the last
+    item); a change that keeps the size (a key removed, another added) makes them walk the new
+    table, which the trace does not model: refused."""
+
+    def __init__(self, tx, container):
+        super().__init__(container.unpack(tx))
+        self.container = container
+        self.keys0 = tuple(container.items)
+
+    def _check(self):
+        c = self.container
+        if len(c.items) != len(self.keys0):
+            if c.cls in (set, frozenset):
+                raise UserError(RuntimeError("Set changed size during iteration"))
+            if c.cls.__iter__ is dict.__iter__:
+                raise UserError(RuntimeError("dictionary changed size during iteration"))
+            raise Unsupported(f"a {c.cls.__name__} changed size during iteration", kind="iter")
+        if tuple(c.items) != self.keys0:
+            raise Unsupported(f"a {c.cls.__name__}'s keys changed during iteration over it "
+                              "(CPython walks the changed table)", kind="iter")
+
+    def next(self):
+        self._check()
+        return super().next()
+
+    def unpack(self, tx):
+        self._check()
+        return super().unpack(tx)
+
+    def reconstruct(self, cg):
+        self._check()
+        return cg.mutable(self, lambda: "iter((" + "".join(cg.expr(i) + ", " for i in self.items[self.pos:]) + "))")
 
 
 class SeqIteratorValue(IteratorValue):
