@@ -22,7 +22,8 @@ from ..exc import Unsupported, UserError
 from ..values.base import (Value, RealCallableValue, ConstValue, NONE, const, wrap, INTROSPECTION_TYPES,
                            CONST_TYPES)
 from ..values.containers import (TupleValue, ListValue, DictValue, SetValue, IteratorValue, BaseSeq, py_key,
-                                 ListIterValue, HashIterValue)
+                                 ListIterValue, HashIterValue, DictViewValue,
+                                 EnumerateListValue)
 from ..values.tensor import TensorValue, graph_call
 from ..protocols import (binary_op, compare_op, contains_op, unary_op, truth, is_same, hash_value,
                          INPLACE_TO_BINARY)
@@ -111,6 +112,8 @@ def _plain_data(v):
         return all(_plain_data(i) for i in v.items)
     if isinstance(v, DictValue):
         return all(_plain_data(i) for i in v.items.values())
+    if type(v) is DictViewValue:
+        return v.kind == "keys" or _plain_data(v.d)
     return isinstance(v, SetValue)
 
 
@@ -410,6 +413,8 @@ def _iter(tx, v):
         return ListIterValue(v)
     if type(v) in (DictValue, SetValue):
         return HashIterValue(tx, v)
+    if type(v) is DictViewValue:
+        return HashIterValue(tx, v.d, v)
     return IteratorValue(v.unpack(tx))
 
 
@@ -432,6 +437,8 @@ def _range(tx, *args):
 
 @handles(enumerate)
 def _enumerate(tx, it, start=None):
+    if type(it) is ListValue and (start is None or (start.is_const() and type(start.as_python()) is int)):
+        return EnumerateListValue(it, 0 if start is None else start.as_python())
     if _lazy([it]):
         from .stdlib_iter import zip_rows, count_from
         return zip_rows(tx, [count_from(tx, start or const(0)), it])

@@ -410,15 +410,74 @@ def _d_get(tx, d, k, default=NONE):
 
 
 def _d_items(tx, d):
-    return ListValue([TupleValue([key_value(k), v]) for k, v in d.items.items()])
+    return DictViewValue(d, "items")
 
 
 def _d_keys(tx, d):
-    return ListValue([key_value(k) for k in d.items])
+    return DictViewValue(d, "keys")
 
 
 def _d_values(tx, d):
-    return ListValue(list(d.items.values()))
+    return DictViewValue(d, "values")
+
+
+class DictViewValue(Value):
+    """d.keys() / d.values() / d.items() of a dict the trace holds. A view is live: it reads the
+    dict as it is at each use (a key added after d.keys() is in it), has its own type (not
+    subscriptable, not a list), and keys/items views are set-like: their operators, equality and
+    membership are protocols/natives.py rules."""
+
+    def __init__(self, d, kind):
+        self.d = d
+        self.kind = kind
+
+    def python_type(self):
+        owner = collections.OrderedDict() if issubclass(self.d.cls, collections.OrderedDict) else {}
+        return type(getattr(owner, self.kind)())
+
+    def truth(self, tx):
+        return bool(self.d.items)
+
+    def unpack(self, tx):
+        d = self.d.items
+        if self.kind == "keys":
+            return [key_value(k) for k in d]
+        if self.kind == "values":
+            return list(d.values())
+        return [TupleValue([key_value(k), v]) for k, v in d.items()]
+
+    def as_python(self):
+        if self.kind == "keys":
+            return self.real_keys()
+        return getattr({k: v.as_python() for k, v in self.d.items.items()}, self.kind)()
+
+    def real_keys(self):
+        """A real keys view with this view's keys in its order (set operations on it do what
+        eager's do on the dict's view: same keys, same hashes, same order)."""
+        return dict.fromkeys(self.d.items).keys()
+
+    def getattr(self, tx, name):
+        if name == "isdisjoint" and self.kind == "keys":
+            from .functions import BoundMethodValue
+            return BoundMethodValue(self, name)
+        if name in ("mapping", "isdisjoint"):
+            raise Unsupported(f"{self.python_type().__name__}.{name}", kind="container_method")
+        raise UserError(AttributeError(f"{self.python_type().__name__!r} object has no attribute {name!r}"))
+
+    def call_method(self, tx, name, args, kwargs):
+        if name == "__len__" and not args and not kwargs:
+            return const(len(self.d.items))
+        if name == "isdisjoint" and self.kind == "keys" and len(args) == 1 and not kwargs:
+            other = mirror_of(args[0])
+            if other is not None:
+                return const(self.real_keys().isdisjoint(other))
+        raise Unsupported(f"{self.python_type().__name__}.{name}", kind="container_method")
+
+    def reconstruct(self, cg):
+        return cg.mutable(self, lambda: f"{cg.expr(self.d)}.{self.kind}()")
+
+    def __repr__(self):
+        return f"DictView.{self.kind}({list(self.d.items)})"
 
 
 def _d_update(tx, d, other=None, **kw):
@@ -679,6 +738,8 @@ def mirror_of(v):
         return [py_key(x) for x in v.items]
     if t is TupleValue and getattr(v, "cls", tuple) is tuple:
         return tuple(py_key(x) for x in v.items)
+    if t is DictViewValue and v.kind == "keys":
+        return v.real_keys()
     if t is DictValue and getattr(v, "cls", dict) is dict and \
             all(type(k) in (int, str, bool, float, type(None), tuple) for k in v.items):
         return dict.fromkeys(v.items)
@@ -741,8 +802,8 @@ class HashIterValue(IteratorValue):
     item); a change that keeps the size (a key removed, another added) makes them walk the new
     table, which the trace does not model: refused."""
 
-    def __init__(self, tx, container):
-        super().__init__(container.unpack(tx))
+    def __init__(self, tx, container, view=None):
+        super().__init__((view or container).unpack(tx))
         self.container = container
         self.keys0 = tuple(container.items)
 
@@ -803,12 +864,33 @@ class ListIterValue(IteratorValue):
     def items(self):
         return self.lst.items
 
+    # CPython's list iterator lets go of its list once it reports the end: items appended later
+    # are never seen (`done`)
+    done = False
+
+    def next(self):
+        if self.done:
+            return None
+        v = super().next()
+        if v is None:
+            self.done = True
+        return v
+
+    def unpack(self, tx):
+        rest = [] if self.done else super().unpack(tx)
+        self.done = True
+        return rest
+
     def reconstruct(self, cg):
         if self.source is not None:
             return self.source.expr(cg)
+        if self.done:
+            return cg.mutable(self, lambda: "iter(())")
         return cg.mutable(self, lambda: f"{cg.const(_list_iter_at, 'list_iter')}({cg.expr(self.lst)}, {self.pos})")
 
     def replay(self, cg, target, temp):
+        if self.done:       # past any length (clamped), then one step: exhausted for good
+            return f"{target}.__setstate__({1 << 62}); next({target}, None)"
         return f"{target}.__setstate__({self.pos})"
 
     def __repr__(self):
@@ -816,6 +898,36 @@ class ListIterValue(IteratorValue):
 
 
 ListIterValue.sticky = True
+
+
+class EnumerateListValue(ListIterValue):
+    """enumerate(a_list): pulls from the list's iterator at each step, as CPython's enumerate
+    does, so a loop body that appends to the list sees the new items."""
+    sticky = False
+
+    def __init__(self, lst, start=0):
+        super().__init__(lst)
+        self.start = start
+
+    def python_type(self):
+        return enumerate
+
+    def next(self):
+        i = self.pos
+        v = super().next()
+        return None if v is None else TupleValue([const(self.start + i), v])
+
+    def unpack(self, tx):
+        i = self.pos
+        rest = super().unpack(tx)
+        return [TupleValue([const(self.start + i + j), v]) for j, v in enumerate(rest)]
+
+    def reconstruct(self, cg):
+        return cg.mutable(self, lambda: f"enumerate({cg.const(_list_iter_at, 'list_iter')}("
+                                        f"{cg.expr(self.lst)}, {self.pos}), {self.start + self.pos})")
+
+    def __repr__(self):
+        return f"Enumerate({self.pos}/{len(self.lst.items)})"
 
 
 def _list_iter_at(lst, pos):
