@@ -353,6 +353,181 @@ def method_swapped_on_class_then_instance():
     return f, args, lambda: None
 
 
+@probe()
+def loop_try_continue_finally_with_break():
+    log = []
+
+    def f(x):
+        for i in range(3):
+            try:
+                if i == 1:
+                    raise KeyError(i)
+                print("try", i)
+                log.append(("ok", i))
+            except KeyError as e:
+                log.append(("exc", str(e)))
+                continue
+            finally:
+                log.append(("fin", i))
+            x = x + i
+        return x
+    return f, lambda i: (X(i),), lambda: list(log)
+
+
+@probe()
+def contextmanager_pair_with_break():
+    import contextlib
+    log = []
+
+    @contextlib.contextmanager
+    def cm(tag):
+        log.append(("in", tag))
+        try:
+            yield tag
+        finally:
+            log.append(("out", tag))
+
+    def f(x):
+        with cm("a") as a, cm("b") as b:
+            print(a, b)
+            x = x * 2
+        return x
+    return f, lambda i: (X(i),), lambda: list(log)
+
+
+@probe(ncalls=6)
+def module_submodule_bias_parameter_changes():
+    class Two(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a = nn.Linear(2, 2)
+            self.b = nn.Linear(2, 2)
+            self.use_b = True
+
+        def forward(self, x):
+            x = self.a(x)
+            if self.use_b:
+                x = self.b(x)
+            return x
+    torch.manual_seed(0)
+    m = Two()
+
+    def args(i):
+        if i == 1:
+            m.use_b = False
+        if i == 2:
+            m.use_b = True
+            m.b = nn.Sequential(nn.ReLU(), nn.Linear(2, 2))
+        if i == 3:
+            m.a.bias = None
+        if i == 4:
+            with torch.no_grad():
+                m.a.weight.mul_(2)
+        if i == 5:
+            m.a.weight = nn.Parameter(torch.ones(2, 2))
+        return (torch.ones(2),)
+    return m, args, lambda: None
+
+
+@probe(ncalls=4)
+def buffer_updated_in_place_train_eval():
+    class Counting(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.l = nn.Linear(2, 2)
+            self.register_buffer("count", torch.zeros(()))
+
+        def forward(self, x):
+            self.count += 1
+            if self.training:
+                return self.l(x) * self.count
+            return self.l(x)
+    torch.manual_seed(0)
+    m = Counting()
+
+    def args(i):
+        if i == 2:
+            m.eval()
+        if i == 3:
+            m.train()
+        return (torch.ones(2),)
+    return m, args, lambda: m.count.item()
+
+
+@probe(ncalls=4)
+def hooks_added_and_removed():
+    calls, hs = [], []
+    torch.manual_seed(0)
+    m = nn.Sequential(nn.Linear(2, 2))
+
+    def args(i):
+        if i == 1:
+            hs.append(m[0].register_forward_hook(lambda mod, a, o: calls.append("h") or o * 2))
+        if i == 2:
+            hs.pop().remove()
+        if i == 3:
+            hs.append(m.register_forward_pre_hook(lambda mod, a, kw: ((a[0] + 1,), kw), with_kwargs=True))
+        return (torch.ones(2),)
+    return m, args, lambda: list(calls)
+
+
+@probe(ncalls=4)
+def class_attribute_then_instance_attribute():
+    class Cfg:
+        scale = 2
+    cfg = Cfg()
+
+    def f(x):
+        return x * cfg.scale
+
+    def args(i):
+        if i == 1:
+            Cfg.scale = 3
+        if i == 2:
+            cfg.scale = 5
+        if i == 3:
+            del cfg.scale
+        return (X(0),)
+    return f, args, lambda: None
+
+
+@probe()
+def generator_suspended_across_break():
+    def f(x, n):
+        out = []
+
+        def gen():
+            for i in range(n):
+                out.append(i)
+                yield x * i
+        g = gen()
+        a = next(g)
+        print("mid")
+        b = next(g)
+        return a + b, out
+    return f, lambda i: (X(i), 3), lambda: None
+
+
+@probe(ncalls=4)
+def dict_counter_picks_branch():
+    state = {"n": 0}
+
+    def f(x):
+        state["n"] += 1
+        if state["n"] % 2:
+            return x + 1
+        return x - 1
+    return f, lambda i: (X(i),), lambda: dict(state)
+
+
+@probe()
+def item_results_in_sets_and_dicts():
+    def f(x):
+        y = x.sum().item()
+        return x, sorted({y, 1.0}), {y: "a"}, int(y) in {1, 2, 3}
+    return f, lambda i: (X(i),), lambda: None
+
+
 @pytest.mark.parametrize("name", list(P))
 def test_probe(name):
     build, ncalls = P[name]

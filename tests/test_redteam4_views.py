@@ -234,6 +234,137 @@ def caller_list_iterator_exhausted():
     return f, lambda i: (X(i), IT), lambda: (L.append(7), next(IT, None))[1]
 
 
+@probe()
+def ordered_dict_views():
+    import collections
+
+    def f(x):
+        od = collections.OrderedDict(a=1, b=2)
+        od.move_to_end("a")
+        k = od.keys()
+        od["c"] = 3
+        return x, list(k), type(k).__name__, list(reversed(od.keys())), od.keys() == {"a", "b", "c"}, k
+    return f, lambda i: (X(i),), lambda: None
+
+
+@probe()
+def defaultdict_and_counter_views():
+    import collections
+
+    def f(x):
+        dd = collections.defaultdict(list)
+        dd["a"].append(1)
+        v = dd.values()
+        dd["b"].append(2)
+        c = collections.Counter("hello")
+        return x, list(v), type(dd.keys()).__name__, sorted(c.items()), list(c.keys()), c.most_common(2)
+    return f, lambda i: (X(i),), lambda: None
+
+
+def list_of_items_then_delete(x, d):
+    for k, v in list(d.items()):
+        if v > 1:
+            del d[k]
+    return x, d, d.keys() - {1}
+
+
+def view_against_view(x, d):
+    k = d.keys()
+    return x, k & d.keys(), k == d.keys(), d.items() & {(1, 1)}
+
+
+def view_unhashable(x, d):
+    try:
+        return x, hash(d.keys())
+    except TypeError as e:
+        return x, str(e)
+
+
+def view_as_dict_key(x, d):
+    try:
+        return x, {d.keys(): 1}
+    except TypeError as e:
+        return x, str(e)
+
+
+def view_constructors(x, d):
+    d2 = dict(d)
+    d2.update(d.items())
+    return x, d2, dict.fromkeys(d.keys(), 0), len(set(d.items()))
+
+
+def view_match_statement(x, d):
+    match d.keys():
+        case [a, b, c]:
+            r = ("seq", a, b, c)
+        case _:
+            r = "other"
+    return x, r
+
+
+def enumerate_after_clear(x, d):
+    lst = [1, 2, 3]
+    e = enumerate(lst)
+    lst.clear()
+    return x, list(e)
+
+
+def enumerate_iter_identity(x, d):
+    e = enumerate([1, 2, 3])
+    return x, iter(e) is e, next(e), list(e)
+
+
+def reversed_list_after_append(x, d):
+    lst = [1, 2, 3]
+    r = reversed(lst)
+    lst.append(4)
+    return x, list(r)
+
+
+def dict_iter_value_change(x, d):
+    it = iter(d)
+    d[1] = 5
+    return x, list(it)
+
+
+def dict_iter_add_then_next(x, d):
+    it = iter(d)
+    d[9] = 2
+    try:
+        next(it)
+    except RuntimeError as e:
+        return x, str(e)
+    return x
+
+
+def set_iter_add_discard_same_size(x, d):
+    s = {1, 2}
+    it = iter(s)
+    s.add(3)
+    s.discard(3)
+    return x, list(it)
+
+
+for _body in (list_of_items_then_delete, view_against_view, view_unhashable, view_as_dict_key,
+              view_constructors, view_match_statement, enumerate_after_clear, enumerate_iter_identity,
+              reversed_list_after_append, dict_iter_value_change, dict_iter_add_then_next,
+              set_iter_add_discard_same_size):
+    _mk(_body)
+
+
+@probe(fullgraph=True)
+def views_in_comprehensions_and_tensors():
+    def f(x, d):
+        a = [k for k in d.keys() if k != "a"]
+        b = {k: v for k, v in d.items()}
+        c = any(v > 1 for v in d.values())
+        m = list(map(lambda kv: kv[1] * 2, d.items()))
+        return (x * len(d.keys()), a, b, c, [*d.keys()], (*d.values(),), torch.tensor(list(d.values())),
+                m, list(zip(d.keys(), d.values())), list(enumerate(d.keys())), min(d.items()),
+                sorted(d, key=d.get))
+    return f, lambda i: (X(i), {"a": 3.0, "b": 2.0}), lambda: None
+
+
 @pytest.mark.parametrize("name", list(P))
 def test_probe(name):
     build, full = P[name]
