@@ -22,8 +22,7 @@ from ..exc import Unsupported, UserError
 from ..values.base import (Value, RealCallableValue, ConstValue, NONE, const, wrap, INTROSPECTION_TYPES,
                            CONST_TYPES)
 from ..values.containers import (TupleValue, ListValue, DictValue, SetValue, IteratorValue, BaseSeq, py_key,
-                                 ListIterValue, HashIterValue, DictViewValue,
-                                 EnumerateListValue)
+                                 ListIterValue, HashIterValue, DictViewValue)
 from ..values.tensor import TensorValue, graph_call
 from ..protocols import (binary_op, compare_op, contains_op, unary_op, truth, is_same, hash_value,
                          INPLACE_TO_BINARY)
@@ -437,8 +436,6 @@ def _range(tx, *args):
 
 @handles(enumerate)
 def _enumerate(tx, it, start=None):
-    if type(it) is ListValue and (start is None or (start.is_const() and type(start.as_python()) is int)):
-        return EnumerateListValue(it, 0 if start is None else start.as_python())
     if _lazy([it]):
         from .stdlib_iter import zip_rows, count_from
         return zip_rows(tx, [count_from(tx, start or const(0)), it])

@@ -900,36 +900,6 @@ class ListIterValue(IteratorValue):
 ListIterValue.sticky = True
 
 
-class EnumerateListValue(ListIterValue):
-    """enumerate(a_list): pulls from the list's iterator at each step, as CPython's enumerate
-    does, so a loop body that appends to the list sees the new items."""
-    sticky = False
-
-    def __init__(self, lst, start=0):
-        super().__init__(lst)
-        self.start = start
-
-    def python_type(self):
-        return enumerate
-
-    def next(self):
-        i = self.pos
-        v = super().next()
-        return None if v is None else TupleValue([const(self.start + i), v])
-
-    def unpack(self, tx):
-        i = self.pos
-        rest = super().unpack(tx)
-        return [TupleValue([const(self.start + i + j), v]) for j, v in enumerate(rest)]
-
-    def reconstruct(self, cg):
-        return cg.mutable(self, lambda: f"enumerate({cg.const(_list_iter_at, 'list_iter')}("
-                                        f"{cg.expr(self.lst)}, {self.pos}), {self.start + self.pos})")
-
-    def __repr__(self):
-        return f"Enumerate({self.pos}/{len(self.lst.items)})"
-
-
 def _list_iter_at(lst, pos):
     it = iter(lst)
     it.__setstate__(pos)
