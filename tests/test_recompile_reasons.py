@@ -88,6 +88,14 @@ def _defaults(x, k="ab"):
     return x * len(k)
 
 
+def _code(x):
+    return x + 1
+
+
+def _code_other(x):
+    return x - 1
+
+
 def _method(x, m):
     m(1)
     return x + 1
@@ -344,6 +352,8 @@ CASES = {
                 r"copyreg.dispatch_table now has a reducer for _CopyMe"),
     "defaults": (_defaults, {}, _args(_ones()), (_args(_ones()), lambda: _patched(_defaults, "__defaults__", ("abc",))),
                  r"defaults of _defaults changed"),
+    "code": (_code, {}, _args(_ones()), (_args(_ones()), lambda: _patched(_code, "__code__", _code_other.__code__)),
+             r"the code of _code was replaced"),
     "method_name": (_method, {}, lambda: (_ones(), [].append), (lambda: (_ones(), [].count), None),
                     r"method name of L\['m'\] changed: 'append' -> 'count'"),
     "deque_maxlen": (_deque_len, {}, lambda: (_ones(), collections.deque([1], maxlen=5)),

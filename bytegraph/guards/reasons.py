@@ -238,6 +238,7 @@ KINDS = {
     "absent_attrs": _absent, "class_attr_absent": _class_absent,
     "builtins_not_shadowed": _builtins_shadowed, "abc_registry": _abc, "copyreg": _copyreg,
     "defaults": lambda g, now, ns: f"defaults of {g.expected or 'the function'} changed",
+    "code": lambda g, now, ns: f"the code of {g.expected or 'the function'} was replaced",
     "method_name": _changed(lambda g: f"method name of {_where(g)}", lambda now: now.__name__),
     "deque_maxlen": _changed(lambda g: f"maxlen of {_where(g)}", lambda now: now.maxlen),
     "autocast_args": _changed(lambda g: f"autocast args of {_where(g)}", lambda now: now.args),

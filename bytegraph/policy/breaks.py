@@ -100,6 +100,8 @@ def _printable(v, depth=0):
     if isinstance(v, DictValue) and getattr(v, "cls", dict) is dict:
         return all(_printable(i, depth + 1) for i in v.items.values()) and \
             all(type(k) in (str, int) for k in v.items)
+    if type(v).__name__ == "DictViewValue":
+        return _printable(v.d, depth + 1)
     return False
 
 

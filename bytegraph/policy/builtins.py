@@ -22,7 +22,7 @@ from ..exc import Unsupported, UserError
 from ..values.base import (Value, RealCallableValue, ConstValue, NONE, const, wrap, INTROSPECTION_TYPES,
                            CONST_TYPES)
 from ..values.containers import (TupleValue, ListValue, DictValue, SetValue, IteratorValue, BaseSeq, py_key,
-                                 ListIterValue)
+                                 ListIterValue, HashIterValue, DictViewValue)
 from ..values.tensor import TensorValue, graph_call
 from ..protocols import (binary_op, compare_op, contains_op, unary_op, truth, is_same, hash_value,
                          INPLACE_TO_BINARY)
@@ -111,6 +111,8 @@ def _plain_data(v):
         return all(_plain_data(i) for i in v.items)
     if isinstance(v, DictValue):
         return all(_plain_data(i) for i in v.items.values())
+    if type(v) is DictViewValue:
+        return v.kind == "keys" or _plain_data(v.d)
     return isinstance(v, SetValue)
 
 
@@ -408,6 +410,10 @@ def _iter(tx, v):
         return v
     if type(v) is ListValue:
         return ListIterValue(v)
+    if type(v) in (DictValue, SetValue):
+        return HashIterValue(tx, v)
+    if type(v) is DictViewValue:
+        return HashIterValue(tx, v.d, v)
     return IteratorValue(v.unpack(tx))
 
 

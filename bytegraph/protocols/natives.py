@@ -12,7 +12,8 @@ import operator
 from ..exc import Unsupported, UserError
 from ..values.base import ConstValue, const
 from ..values.base import wrap
-from ..values.containers import BaseSeq, TupleValue, ListValue, DictValue, SetValue, py_key, mirror_of
+from ..values.containers import (BaseSeq, TupleValue, ListValue, DictValue, SetValue, DictViewValue,
+                                 py_key, mirror_of)
 from ..values.objects import ObjectValue, NewObjectValue
 from ..sources import RawDictItemSource
 from .special import native, NI, MISSING, type_of, call_special, is_ni
@@ -231,6 +232,80 @@ def _dict_contains(tx, a, k):
 def _dict_len(tx, a):
     d = dict_view_of(tx, a)
     return MISSING if d is None else const(len(d.items))
+
+
+# --------------------------------------------------------------------------
+# dict views (values/containers.py DictViewValue)
+
+_KEYS, _VALUES, _ITEMS = type({}.keys()), type({}.values()), type({}.items())
+
+
+def _view(v, *kinds):
+    return v if isinstance(v, DictViewValue) and v.kind in kinds else None
+
+
+@native([_KEYS, _VALUES, _ITEMS], "__len__")
+def _view_len(tx, a):
+    v = _view(a, "keys", "values", "items")
+    return MISSING if v is None else const(len(v.d.items))
+
+
+@native([_KEYS], "__contains__")
+def _keys_contains(tx, a, k):
+    v = _view(a, "keys")
+    if v is None:
+        return MISSING
+    ops.check_hashable(tx, k)
+    return const(py_key(k) in v.d.items)
+
+
+@native([_ITEMS], "__contains__")
+def _items_contains(tx, a, item):
+    v = _view(a, "items")
+    if v is None:
+        return MISSING
+    if type(item) is ConstValue and type(item.value) is tuple:
+        pair = [ConstValue(x) for x in item.value]
+    elif type(item) is TupleValue and item.cls is tuple:
+        pair = item.items
+    else:
+        return MISSING
+    if len(pair) != 2:
+        return const(False)
+    ops.check_hashable(tx, pair[0])
+    k = py_key(pair[0])
+    if k not in v.d.items:
+        return const(False)
+    return const(ops.equal(tx, v.d.items[k], pair[1]))
+
+
+def _keys_rule(fn, reflected=False):
+    """A set operator or comparison of a keys view, run on a real keys view with the same keys
+    in the same order against the other operand's mirror (exactly eager's operation)."""
+    def rule(tx, a, b):
+        v = _view(a, "keys")
+        if v is None:
+            return MISSING
+        other = mirror_of(b)
+        if other is None:
+            return MISSING
+        try:
+            res = fn(other, v.real_keys()) if reflected else fn(v.real_keys(), other)
+        except TypeError as e:
+            raise UserError(e) from None
+        if isinstance(res, (set, frozenset)):
+            return SetValue(res, cls=type(res), real=res)
+        return const(res)
+    return rule
+
+
+for _name, _fn in {"__and__": operator.and_, "__or__": operator.or_, "__sub__": operator.sub,
+                   "__xor__": operator.xor, "__eq__": operator.eq, "__ne__": operator.ne,
+                   **_ORDER_NAMES}.items():
+    native([_KEYS], _name)(_keys_rule(_fn))
+for _name, _fn in {"__rand__": operator.and_, "__ror__": operator.or_, "__rsub__": operator.sub,
+                   "__rxor__": operator.xor}.items():
+    native([_KEYS], _name)(_keys_rule(_fn, reflected=True))
 
 
 # --------------------------------------------------------------------------

@@ -122,6 +122,10 @@ def _trace(fn, bound, shape_env, allow_breaks, stop_at=None, specialize=(), dyna
     cg.namespace["EAGER"] = EAGER
     guards = GuardSet(cg)
     guards.add_global_state()
+    # the trace read this code object: a function whose __code__ is replaced afterwards (IPython's
+    # autoreload, hot-reload tools) must miss, as its inlined callees do (values/functions.py)
+    guards.add_code(f"{cg.const(fn, 'fn')}.__code__ is {cg.const(fn.__code__, 'code')}", None, "code",
+                    fn.__qualname__)
     if fn.__defaults__:
         guards.add_code(f"{cg.const(fn, 'fn')}.__defaults__ is __defaults", None, "defaults", fn.__qualname__)
     if fn.__kwdefaults__:

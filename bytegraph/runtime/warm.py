@@ -718,7 +718,8 @@ def _encode_entry(state, entry):
         raise Unportable("the trace observed id(), hash() or a set's iteration order, which "
                          "differ between processes")
     inlined = getattr(entry, "__bytegraph_codes__", {}) or {}
-    enc = _Encoder(graphs, inlined)
+    # the root's own code object is in the namespace too (convert.py guards fn.__code__)
+    enc = _Encoder(graphs, {state.fn.__code__: (state.fn.__module__, state.fn.__qualname__), **inlined})
     ns = entry.__globals__
     name = entry.__name__
     enc.classes = [v for v in ns.values() if isinstance(v, type)]

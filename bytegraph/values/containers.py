@@ -410,15 +410,74 @@ def _d_get(tx, d, k, default=NONE):
 
 
 def _d_items(tx, d):
-    return ListValue([TupleValue([key_value(k), v]) for k, v in d.items.items()])
+    return DictViewValue(d, "items")
 
 
 def _d_keys(tx, d):
-    return ListValue([key_value(k) for k in d.items])
+    return DictViewValue(d, "keys")
 
 
 def _d_values(tx, d):
-    return ListValue(list(d.items.values()))
+    return DictViewValue(d, "values")
+
+
+class DictViewValue(Value):
+    """d.keys() / d.values() / d.items() of a dict the trace holds. A view is live: it reads the
+    dict as it is at each use (a key added after d.keys() is in it), has its own type (not
+    subscriptable, not a list), and keys/items views are set-like: their operators, equality and
+    membership are protocols/natives.py rules."""
+
+    def __init__(self, d, kind):
+        self.d = d
+        self.kind = kind
+
+    def python_type(self):
+        owner = collections.OrderedDict() if issubclass(self.d.cls, collections.OrderedDict) else {}
+        return type(getattr(owner, self.kind)())
+
+    def truth(self, tx):
+        return bool(self.d.items)
+
+    def unpack(self, tx):
+        d = self.d.items
+        if self.kind == "keys":
+            return [key_value(k) for k in d]
+        if self.kind == "values":
+            return list(d.values())
+        return [TupleValue([key_value(k), v]) for k, v in d.items()]
+
+    def as_python(self):
+        if self.kind == "keys":
+            return self.real_keys()
+        return getattr({k: v.as_python() for k, v in self.d.items.items()}, self.kind)()
+
+    def real_keys(self):
+        """A real keys view with this view's keys in its order (set operations on it do what
+        eager's do on the dict's view: same keys, same hashes, same order)."""
+        return dict.fromkeys(self.d.items).keys()
+
+    def getattr(self, tx, name):
+        if name == "isdisjoint" and self.kind == "keys":
+            from .functions import BoundMethodValue
+            return BoundMethodValue(self, name)
+        if name in ("mapping", "isdisjoint"):
+            raise Unsupported(f"{self.python_type().__name__}.{name}", kind="container_method")
+        raise UserError(AttributeError(f"{self.python_type().__name__!r} object has no attribute {name!r}"))
+
+    def call_method(self, tx, name, args, kwargs):
+        if name == "__len__" and not args and not kwargs:
+            return const(len(self.d.items))
+        if name == "isdisjoint" and self.kind == "keys" and len(args) == 1 and not kwargs:
+            other = mirror_of(args[0])
+            if other is not None:
+                return const(self.real_keys().isdisjoint(other))
+        raise Unsupported(f"{self.python_type().__name__}.{name}", kind="container_method")
+
+    def reconstruct(self, cg):
+        return cg.mutable(self, lambda: f"{cg.expr(self.d)}.{self.kind}()")
+
+    def __repr__(self):
+        return f"DictView.{self.kind}({list(self.d.items)})"
 
 
 def _d_update(tx, d, other=None, **kw):
@@ -490,7 +549,7 @@ DICT_METHODS = {"get": _d_get, "items": _d_items, "keys": _d_keys, "values": _d_
                 "__getitem__": lambda tx, d, k: d.getitem(tx, k),
                 "__setitem__": lambda tx, d, k, v: (d.setitem(tx, k, v), NONE)[1],
                 "__contains__": lambda tx, d, k: const(py_key(k) in d.items),
-                "__iter__": lambda tx, d: IteratorValue(d.unpack(tx)),
+                "__iter__": lambda tx, d: HashIterValue(tx, d),
                 "__delitem__": lambda tx, d, k: (d.mutate(tx), d.items.pop(py_key(k)), NONE)[2],
                 "__len__": lambda tx, d: const(len(d.items))}
 
@@ -607,6 +666,10 @@ class SetValue(Value):
     def call_method(self, tx, name, args, kwargs):
         if name in ("add", "discard", "remove", "update", "clear", "pop", "difference_update",
                     "intersection_update", "symmetric_difference_update"):
+            if name == "remove" and args and py_key(args[0]) not in self.items:
+                raise UserError(KeyError(py_key(args[0])))
+            if name == "pop" and not self.items:
+                raise UserError(KeyError("pop from an empty set"))
             self.record(name, args)
             self.mutate(tx)
             if name == "pop":
@@ -675,6 +738,8 @@ def mirror_of(v):
         return [py_key(x) for x in v.items]
     if t is TupleValue and getattr(v, "cls", tuple) is tuple:
         return tuple(py_key(x) for x in v.items)
+    if t is DictViewValue and v.kind == "keys":
+        return v.real_keys()
     if t is DictValue and getattr(v, "cls", dict) is dict and \
             all(type(k) in (int, str, bool, float, type(None), tuple) for k in v.items):
         return dict.fromkeys(v.items)
@@ -731,6 +796,42 @@ class IteratorValue(Value):
         return f"Iterator({len(self.items) - self.pos} left)"
 
 
+class HashIterValue(IteratorValue):
+    """iter(a dict) / iter(a set) the trace holds: CPython's dict and set iterators check the
+    container's size on every step and raise RuntimeError once it changed (even after the last
+    item); a change that keeps the size (a key removed, another added) makes them walk the new
+    table, which the trace does not model: refused."""
+
+    def __init__(self, tx, container, view=None):
+        super().__init__((view or container).unpack(tx))
+        self.container = container
+        self.keys0 = tuple(container.items)
+
+    def _check(self):
+        c = self.container
+        if len(c.items) != len(self.keys0):
+            if c.cls in (set, frozenset):
+                raise UserError(RuntimeError("Set changed size during iteration"))
+            if c.cls.__iter__ is dict.__iter__:
+                raise UserError(RuntimeError("dictionary changed size during iteration"))
+            raise Unsupported(f"a {c.cls.__name__} changed size during iteration", kind="iter")
+        if tuple(c.items) != self.keys0:
+            raise Unsupported(f"a {c.cls.__name__}'s keys changed during iteration over it "
+                              "(CPython walks the changed table)", kind="iter")
+
+    def next(self):
+        self._check()
+        return super().next()
+
+    def unpack(self, tx):
+        self._check()
+        return super().unpack(tx)
+
+    def reconstruct(self, cg):
+        self._check()
+        return cg.mutable(self, lambda: "iter((" + "".join(cg.expr(i) + ", " for i in self.items[self.pos:]) + "))")
+
+
 class SeqIteratorValue(IteratorValue):
     """A real tuple/list/range iterator from the caller (a resume function's loop iterator):
     its items are read through __reduce__ (no element is consumed by guards), and its final
@@ -763,12 +864,33 @@ class ListIterValue(IteratorValue):
     def items(self):
         return self.lst.items
 
+    # CPython's list iterator lets go of its list once it reports the end: items appended later
+    # are never seen (`done`)
+    done = False
+
+    def next(self):
+        if self.done:
+            return None
+        v = super().next()
+        if v is None:
+            self.done = True
+        return v
+
+    def unpack(self, tx):
+        rest = [] if self.done else super().unpack(tx)
+        self.done = True
+        return rest
+
     def reconstruct(self, cg):
         if self.source is not None:
             return self.source.expr(cg)
+        if self.done:
+            return cg.mutable(self, lambda: "iter(())")
         return cg.mutable(self, lambda: f"{cg.const(_list_iter_at, 'list_iter')}({cg.expr(self.lst)}, {self.pos})")
 
     def replay(self, cg, target, temp):
+        if self.done:       # past any length (clamped), then one step: exhausted for good
+            return f"{target}.__setstate__({1 << 62}); next({target}, None)"
         return f"{target}.__setstate__({self.pos})"
 
     def __repr__(self):
