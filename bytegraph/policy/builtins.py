@@ -29,7 +29,7 @@ from ..protocols import (binary_op, compare_op, contains_op, unary_op, truth, is
 from ..protocols.operators import real_identity, NO_IDENTITY, length, Ordered
 from ..protocols.special import call_special, MISSING
 from ..protocols.natives import dict_view_of
-from ..values.containers import DICT_METHODS
+from ..values.containers import DICT_METHODS, SeqIterValue, seq_iter_at, _reversed_at
 from ..values.functions import BoundMethodValue, UserFnValue
 from .breaks import printable_call, run_in_python
 from ..values.opaque import Opaque, scalar_op
@@ -417,9 +417,16 @@ def _iter(tx, v):
     return IteratorValue(v.unpack(tx))
 
 
+_NOT_ITERATORS = (list, tuple, dict, set, frozenset, str, bytes, bytearray, range,
+                  type({}.keys()), type({}.values()), type({}.items()))
+
+
 @handles(next)
 def _next(tx, it, *default):
     if not isinstance(it, IteratorValue):
+        t = it.python_type() if hasattr(it, "python_type") else None
+        if t in _NOT_ITERATORS:
+            raise UserError(TypeError(f"'{t.__name__}' object is not an iterator"))
         it = _iter(tx, it)
     v = it.next()
     if v is None:
@@ -440,7 +447,11 @@ def _enumerate(tx, it, start=None):
         from .stdlib_iter import zip_rows, count_from
         return zip_rows(tx, [count_from(tx, start or const(0)), it])
     s = 0 if start is None else start.as_python()
-    return IteratorValue([TupleValue([const(i + s), v]) for i, v in enumerate(it.unpack(tx))])
+    rows = [TupleValue([const(i + s), v]) for i, v in enumerate(it.unpack(tx))]
+    if type(it) is ListValue:
+        return SeqIterValue(rows, enumerate, [it], lambda cg, pos: f"enumerate({seq_iter_at(cg, it, pos)}, "
+                                                                   f"{s + pos})")
+    return IteratorValue(rows)
 
 
 def _lazy(vs):
@@ -458,12 +469,23 @@ def _zip(tx, *its, strict=None):
     cols = [it.unpack(tx) for it in its]
     if strict is not None and strict.as_python() and len({len(c) for c in cols}) > 1:
         raise UserError(ValueError("zip() arguments have different lengths"))
-    return IteratorValue([TupleValue(list(row)) for row in zip(*cols)])
+    rows = [TupleValue(list(row)) for row in zip(*cols)]
+    lists = [it for it in its if type(it) is ListValue]
+    if lists and strict is None and all(type(it) is ListValue or (type(it) is ConstValue and type(it.value)
+                                        in (tuple, range, str)) for it in its):
+        return SeqIterValue(rows, zip, lists, lambda cg, pos: "zip(" + "".join(
+            seq_iter_at(cg, it, pos) + ", " for it in its) + ")")
+    return IteratorValue(rows)
 
 
 @handles(reversed)
 def _reversed(tx, v):
-    return IteratorValue(list(reversed(v.unpack(tx))))
+    items = list(reversed(v.unpack(tx)))
+    if type(v) is ListValue:
+        n = len(items)
+        return SeqIterValue(items, type(reversed([])), [v], lambda cg, pos: (
+            f"{cg.const(_reversed_at, 'reversed_at')}({cg.expr(v)}, {n - 1 - pos})"))
+    return IteratorValue(items)
 
 
 @handles(map)

@@ -59,7 +59,8 @@ class _TraceFailed(Exception):
         self.exc, self.cg, self.guards, self.gb = exc, cg, guards, gb
 
 
-_NO_BREAK = frozenset({"internal", "recursion", NEEDS_SHAPE_ENV, "torch_function_mode", "generator_function"})
+_NO_BREAK = frozenset({"internal", "recursion", NEEDS_SHAPE_ENV, "torch_function_mode", "generator_function",
+                       "iter_mutated"})
 
 
 def _break_point(e, allow_breaks):

@@ -906,6 +906,59 @@ def _list_iter_at(lst, pos):
     return it
 
 
+def _reversed_at(lst, index):
+    it = reversed(lst)
+    it.__setstate__(index)
+    return it
+
+
+class SeqIterValue(IteratorValue):
+    """enumerate / zip / reversed over lists the trace holds. CPython's iterators read their list
+    at each step; the trace's items are computed when the iterator is made, which is exact while
+    the lists stay unchanged: a step after a change is refused (Unsupported, kind
+    "iter_mutated", which runs the frame eagerly: no graph break there, since the iterator a
+    resume function would get is a snapshot). TODO: hand resume functions the real iterator,
+    rebuilt at its position over the real list (`rebuild(cg, pos)`), once the tracer can wrap
+    real enumerate/zip/reversed objects (their __reduce__); then a list changed after a break
+    is seen too."""
+
+    def __init__(self, items, cls, lists, rebuild):
+        super().__init__(items)
+        self.cls = cls
+        self.lists = [(lst, list(lst.items)) for lst in lists]
+        self.rebuild = rebuild
+
+    def _check(self):
+        for lst, items0 in self.lists:
+            if len(lst.items) != len(items0) or any(a is not b for a, b in zip(lst.items, items0)):
+                raise Unsupported(f"a {self.cls.__name__}() step after its list changed (CPython's "
+                                  "iterator reads the list live)", kind="iter_mutated")
+
+    def next(self):
+        self._check()
+        return super().next()
+
+    def unpack(self, tx):
+        self._check()
+        return super().unpack(tx)
+
+    def python_type(self):
+        return self.cls
+
+    def reconstruct(self, cg):
+        self._check()
+        return cg.mutable(self, lambda: "iter((" + "".join(cg.expr(i) + ", " for i in
+                                                        self.items[self.pos:]) + "))")
+
+
+def seq_iter_at(cg, v, pos):
+    """Expression for a real iterator over `v` (a list the trace holds, or a constant tuple,
+    range or str) advanced by `pos` items, or None."""
+    if type(v) is ListValue or (type(v) is ConstValue and type(v.value) in (tuple, range, str)):
+        return f"{cg.const(_list_iter_at, 'list_iter')}({cg.expr(v)}, {pos})"
+    return None
+
+
 _SEQ_ITERS = (type(iter(())), type(iter([])), type(iter(range(0))))
 
 

@@ -511,8 +511,8 @@ class ObjectValue(_InstanceBase):
     def instance_attr(self, tx, name):
         if name in self.pending:
             v = self.pending[name]
-            if v is _DELETED:
-                raise UserError(AttributeError(name))
+            if v is _DELETED:           # deleted by the trace: the lookup goes on to the class
+                return _MISSING
             return v
         d = _raw_dict(self.obj)
         traced = traced_dict(tx, d)
