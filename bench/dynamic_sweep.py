@@ -160,49 +160,76 @@ def sweep(which, compiler, dynamic, backend, fresh_cache=False):
             "seconds": time.perf_counter() - t0, "second_call": times[1], "second_cpu": cpu[1]}
 
 
-def _per_call(fn, args, n=2000, reps=7):
-    best = float("inf")
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        for _ in range(n):
-            fn(*args)
-        best = min(best, (time.perf_counter() - t0) / n)
-    return best * 1e6
+def _fresh(fn):
+    """A copy of a function (or of a module, with a copy of its class's forward) whose code
+    object is its own: each compiler caches entries on the code object, so the static and the
+    dynamic variant of one case must not share it."""
+    import copy
+    import types
+    if isinstance(fn, torch.nn.Module):
+        cls = type(fn)
+        m = copy.copy(fn)
+        m.__class__ = type(cls.__name__, (cls,), {"forward": _fresh(cls.forward)})
+        return m
+    return types.FunctionType(fn.__code__.replace(), fn.__globals__, fn.__name__, fn.__defaults__,
+                              fn.__closure__)
 
 
-def overhead(compilers):
-    """Per-call overhead above eager (us, best of 7 x 2000 calls, tiny tensors, eager backend),
-    static and symbolic, for a 1-input function, a 4-input function and an MLP module."""
+def overhead(compilers, rounds=15, n=2000):
+    """Per-call overhead above eager (us, eager backend, tiny tensors), static and symbolic, for
+    a 1-input function, a 4-input function and an MLP module. Every variant (eager, and each
+    compiler static and dynamic) is compiled first, then timed in turns: `rounds` rounds, each
+    timing `n` calls of every variant one after the other, so that a change in the machine's
+    load hits all of them alike; each variant's time is its best round, in this thread's CPU time
+    (time.thread_time: on a shared machine, wall time also counts the time other processes
+    held the core)."""
     def f1(x):
         return x * 2 + 1
 
     def f4(a, b, c, d):
         return a * b + c - d * a.shape[0]
     mlp = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.ReLU(), torch.nn.Linear(16, 4)).eval()
-    cases = [("fn, 1 input", f1, lambda n: (torch.randn(n, 4),)),
-             ("fn, 4 inputs", f4, lambda n: tuple(torch.randn(n, 4) for _ in range(4))),
-             ("MLP", mlp, lambda n: (torch.randn(n, 8),))]
+    cases = [("fn, 1 input", f1, lambda k: (torch.randn(k, 4),)),
+             ("fn, 4 inputs", f4, lambda k: tuple(torch.randn(k, 4) for _ in range(4))),
+             ("MLP", mlp, lambda k: (torch.randn(k, 8),))]
     rows = []
     for name, fn, make in cases:
-        row = [name]
+        bytegraph.reset()
+        if "torch.compile" in compilers:
+            import torch._dynamo as dynamo
+            dynamo.reset()
+        variants = [("eager", fn)]
         with torch.no_grad():
-            eager = _per_call(fn, make(5))
             for comp in compilers:
                 for dyn in (False, True):
-                    if comp == "bytegraph":
-                        bytegraph.reset()
-                        c = bytegraph.compile(fn, backend="eager", dynamic=dyn)
-                    else:
-                        import torch._dynamo as dynamo
-                        dynamo.reset()
-                        c = torch.compile(fn, backend="eager", dynamic=dyn)
-                    for n in (5, 7):           # compiled, and for dynamic a second size served
-                        c(*make(n))
-                    row.append(f"{_per_call(c, make(5)) - eager:.1f}")
+                    f = _fresh(fn)
+                    c = (bytegraph.compile(f, backend="eager", dynamic=dyn) if comp == "bytegraph"
+                         else torch.compile(f, backend="eager", dynamic=dyn))
+                    for k in (5, 7):           # compiled, and for dynamic a second size served
+                        c(*make(k))
+                    variants.append((f"{comp} {'dynamic' if dyn else 'static'}", c))
+            args = make(5)
+            best = {v: float("inf") for v, _ in variants}
+            for _ in range(rounds):
+                for v, f in variants:
+                    t0 = time.thread_time()
+                    for _ in range(n):
+                        f(*args)
+                    best[v] = min(best[v], (time.thread_time() - t0) / n * 1e6)
+        over = {v: best[v] - best["eager"] for v in best}
+        row = [name, f"{best['eager']:.1f}"] + [f"{over[v]:.2f}" for v, _ in variants[1:]]
+        if "bytegraph static" in over and over["bytegraph static"] > 0:
+            row.append(f"{over['bytegraph dynamic'] / over['bytegraph static']:.2f}")
+        if "torch.compile dynamic" in over:
+            row.append(f"{over['bytegraph dynamic'] / over['torch.compile dynamic']:.2f}")
         rows.append(row)
         print(" | ".join(row), flush=True)
-    head = ["case"] + [f"{c} {'dynamic' if d else 'static'}" for c in compilers for d in (False, True)]
-    return "\n".join(["per-call overhead above eager, us (eager backend)", "",
+    head = ["case", "eager us"] + [f"{c} {'dynamic' if d else 'static'}" for c in compilers for d in (False, True)]
+    head.append("bytegraph dynamic / static")
+    if "torch.compile" in compilers:
+        head.append("bytegraph dynamic / torch.compile dynamic")
+    return "\n".join([f"per-call overhead above eager, us of thread CPU time (eager backend; best of "
+                      f"{rounds} interleaved rounds of {n} calls)", "",
                       "| " + " | ".join(head) + " |", "|" + "---|" * len(head)] +
                      ["| " + " | ".join(r) + " |" for r in rows])
 
