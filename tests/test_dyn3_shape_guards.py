@@ -129,3 +129,47 @@ def test_marked_bounds(lo):
         bytegraph.mark_dynamic(x, 0, min=lo, max=8)
         assert_same(f(x), c(x))
     assert not any(counters()["fallback"].values())
+
+
+# --- bytearray(n): the trace builds a fresh bytearray per call (values/bytearrays.py)
+
+def test_bytearray_of_symbolic_size_is_specialized_and_fresh():
+    def f(x):
+        return bytearray(x.shape[0]), x + 1
+
+    c = diff(f, [R(4, 2), R(6, 2), R(4, 2)], dynamic=True, compiles=2)
+    x = R(4, 2)
+    a, b = c(x)[0], c(x)[0]
+    assert a == b and a is not b            # a new object per call, as eager makes
+
+
+def test_bytearray_identity_and_forms():
+    def same(x):
+        b = bytearray(x.shape[0])
+        return [b, b], x * 2
+
+    def forms(x):
+        return bytearray(), bytearray(b"ab"), bytearray([1, 2, 255]), bytearray("h\xe9", "utf-8"), x
+
+    c = diff(same, [R(3), R(5)], dynamic=True)
+    out = c(R(3))[0]
+    assert out[0] is out[1]
+    diff(forms, [R(2)], dynamic=False)
+
+
+def test_bytearray_errors_and_use_after():
+    def bad(x):
+        return bytearray(-x.shape[0]), x
+
+    def text(x):
+        return bytearray("abc"), x
+
+    def mutate(x):
+        b = bytearray(x.shape[0])
+        b[0] = 7
+        b.extend(b"z")
+        return b, len(b), x + 1
+
+    diff(bad, [R(3)], dynamic=False, fullgraph=False, fallbacks=("user_error",))
+    diff(text, [R(3)], dynamic=False, fullgraph=False, fallbacks=("user_error",))
+    diff(mutate, [R(3), R(4)], dynamic=True, fullgraph=False)
