@@ -9,6 +9,8 @@ cache entry) and the graphs the backend was handed, and checks every output agai
         [--no-torch] [--out bench/results/dynamic_sweep.md]
     .venv/bin/python bench/dynamic_sweep.py --overhead     # per-call overhead, static vs symbolic
     .venv/bin/python bench/dynamic_sweep.py --backend inductor --isolate --fresh-cache   # fair compile times
+    .venv/bin/python bench/dynamic_sweep.py --only gpt2,bert,t5 --settings None --preload-symbolic --repeat 5
+        # the dynamic recompile's CPU time, first run in the process and best of 5, compilers taking turns
 
 Compiles are counted from each compiler's own counters: bytegraph.counters["frames"]["ok"],
 torch._dynamo's counters["frames"]["ok"]; backend graphs by wrapping the backend.
@@ -160,49 +162,76 @@ def sweep(which, compiler, dynamic, backend, fresh_cache=False):
             "seconds": time.perf_counter() - t0, "second_call": times[1], "second_cpu": cpu[1]}
 
 
-def _per_call(fn, args, n=2000, reps=7):
-    best = float("inf")
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        for _ in range(n):
-            fn(*args)
-        best = min(best, (time.perf_counter() - t0) / n)
-    return best * 1e6
+def _fresh(fn):
+    """A copy of a function (or of a module, with a copy of its class's forward) whose code
+    object is its own: each compiler caches entries on the code object, so the static and the
+    dynamic variant of one case must not share it."""
+    import copy
+    import types
+    if isinstance(fn, torch.nn.Module):
+        cls = type(fn)
+        m = copy.copy(fn)
+        m.__class__ = type(cls.__name__, (cls,), {"forward": _fresh(cls.forward)})
+        return m
+    return types.FunctionType(fn.__code__.replace(), fn.__globals__, fn.__name__, fn.__defaults__,
+                              fn.__closure__)
 
 
-def overhead(compilers):
-    """Per-call overhead above eager (us, best of 7 x 2000 calls, tiny tensors, eager backend),
-    static and symbolic, for a 1-input function, a 4-input function and an MLP module."""
+def overhead(compilers, rounds=15, n=2000):
+    """Per-call overhead above eager (us, eager backend, tiny tensors), static and symbolic, for
+    a 1-input function, a 4-input function and an MLP module. Every variant (eager, and each
+    compiler static and dynamic) is compiled first, then timed in turns: `rounds` rounds, each
+    timing `n` calls of every variant one after the other, so that a change in the machine's
+    load hits all of them alike; each variant's time is its best round, in this thread's CPU time
+    (time.thread_time: on a shared machine, wall time also counts the time other processes
+    held the core)."""
     def f1(x):
         return x * 2 + 1
 
     def f4(a, b, c, d):
         return a * b + c - d * a.shape[0]
     mlp = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.ReLU(), torch.nn.Linear(16, 4)).eval()
-    cases = [("fn, 1 input", f1, lambda n: (torch.randn(n, 4),)),
-             ("fn, 4 inputs", f4, lambda n: tuple(torch.randn(n, 4) for _ in range(4))),
-             ("MLP", mlp, lambda n: (torch.randn(n, 8),))]
+    cases = [("fn, 1 input", f1, lambda k: (torch.randn(k, 4),)),
+             ("fn, 4 inputs", f4, lambda k: tuple(torch.randn(k, 4) for _ in range(4))),
+             ("MLP", mlp, lambda k: (torch.randn(k, 8),))]
     rows = []
     for name, fn, make in cases:
-        row = [name]
+        bytegraph.reset()
+        if "torch.compile" in compilers:
+            import torch._dynamo as dynamo
+            dynamo.reset()
+        variants = [("eager", fn)]
         with torch.no_grad():
-            eager = _per_call(fn, make(5))
             for comp in compilers:
                 for dyn in (False, True):
-                    if comp == "bytegraph":
-                        bytegraph.reset()
-                        c = bytegraph.compile(fn, backend="eager", dynamic=dyn)
-                    else:
-                        import torch._dynamo as dynamo
-                        dynamo.reset()
-                        c = torch.compile(fn, backend="eager", dynamic=dyn)
-                    for n in (5, 7):           # compiled, and for dynamic a second size served
-                        c(*make(n))
-                    row.append(f"{_per_call(c, make(5)) - eager:.1f}")
+                    f = _fresh(fn)
+                    c = (bytegraph.compile(f, backend="eager", dynamic=dyn) if comp == "bytegraph"
+                         else torch.compile(f, backend="eager", dynamic=dyn))
+                    for k in (5, 7):           # compiled, and for dynamic a second size served
+                        c(*make(k))
+                    variants.append((f"{comp} {'dynamic' if dyn else 'static'}", c))
+            args = make(5)
+            best = {v: float("inf") for v, _ in variants}
+            for _ in range(rounds):
+                for v, f in variants:
+                    t0 = time.thread_time()
+                    for _ in range(n):
+                        f(*args)
+                    best[v] = min(best[v], (time.thread_time() - t0) / n * 1e6)
+        over = {v: best[v] - best["eager"] for v in best}
+        row = [name, f"{best['eager']:.1f}"] + [f"{over[v]:.2f}" for v, _ in variants[1:]]
+        if "bytegraph static" in over and over["bytegraph static"] > 0:
+            row.append(f"{over['bytegraph dynamic'] / over['bytegraph static']:.2f}")
+        if "torch.compile dynamic" in over:
+            row.append(f"{over['bytegraph dynamic'] / over['torch.compile dynamic']:.2f}")
         rows.append(row)
         print(" | ".join(row), flush=True)
-    head = ["case"] + [f"{c} {'dynamic' if d else 'static'}" for c in compilers for d in (False, True)]
-    return "\n".join(["per-call overhead above eager, us (eager backend)", "",
+    head = ["case", "eager us"] + [f"{c} {'dynamic' if d else 'static'}" for c in compilers for d in (False, True)]
+    head.append("bytegraph dynamic / static")
+    if "torch.compile" in compilers:
+        head.append("bytegraph dynamic / torch.compile dynamic")
+    return "\n".join([f"per-call overhead above eager, us of thread CPU time (eager backend; best of "
+                      f"{rounds} interleaved rounds of {n} calls)", "",
                       "| " + " | ".join(head) + " |", "|" + "---|" * len(head)] +
                      ["| " + " | ".join(r) + " |" for r in rows])
 
@@ -230,6 +259,10 @@ def main():
     ap.add_argument("--backend", default="eager", choices=["eager", "inductor"])
     ap.add_argument("--only", default="gpt2,bert,t5,batch,batchfn")
     ap.add_argument("--no-torch", action="store_true")
+    ap.add_argument("--settings", default="None,False,True", help="the dynamic= settings to sweep")
+    ap.add_argument("--repeat", type=int, default=1,
+                    help="run each sweep N times, the compilers taking turns; the CPU column then "
+                         "also gives the best second call")
     ap.add_argument("--fresh-cache", action="store_true",
                     help="a new TORCHINDUCTOR_CACHE_DIR per sweep (compile times without warm caches)")
     ap.add_argument("--out", default=None)
@@ -255,23 +288,43 @@ def main():
         r = sweep(which, comp, {"None": None, "True": True, "False": False}[dyn], a.backend, a.fresh_cache)
         print("RESULT " + json.dumps(r))
         return
+    settings = [{"None": None, "False": False, "True": True}[x] for x in a.settings.split(",")]
     for which in a.only.split(","):
-        for dynamic in (None, False, True):
+        for dynamic in settings:
             row = [which, str(dynamic)]
+            got = {comp: [] for comp in compilers}
+            # with --repeat, the compilers take turns (bytegraph, torch.compile, bytegraph, ...):
+            # in one process the one-time costs (lazy imports, sympy's caches) fall on whichever
+            # traces symbolically first, and load changes hit both alike
+            for _ in range(a.repeat):
+                for comp in compilers:
+                    try:
+                        got[comp].append(_isolated(which, dynamic, comp, a) if a.isolate else
+                                         sweep(which, comp, dynamic, a.backend, a.fresh_cache))
+                    except Exception as e:          # reported, not hidden
+                        got[comp].append(f"error: {type(e).__name__}: {str(e)[:80]}")
+            best = {}
             for comp in compilers:
-                try:
-                    if a.isolate:
-                        r = _isolated(which, dynamic, comp, a)
-                    else:
-                        r = sweep(which, comp, dynamic, a.backend, a.fresh_cache)
-                    row.append(f"{r['compiles']} / {r['graphs']} / {'yes' if r['correct'] else 'NO'} / "
-                               f"{r['seconds']:.1f} / {r['second_call']:.2f} / {r['second_cpu']:.2f}")
-                except Exception as e:          # reported, not hidden
-                    row.append(f"error: {type(e).__name__}: {str(e)[:80]}")
+                rs = got[comp]
+                err = next((r for r in rs if isinstance(r, str)), None)
+                if err is not None:
+                    row.append(err)
+                    continue
+                r = rs[0]
+                ok = all(x["correct"] for x in rs)
+                best[comp] = min(x["second_cpu"] for x in rs)
+                cpu = f"{r['second_cpu']:.2f}" + (f" (best {best[comp]:.2f})" if a.repeat > 1 else "")
+                row.append(f"{r['compiles']} / {r['graphs']} / {'yes' if ok else 'NO'} / "
+                           f"{r['seconds']:.1f} / {r['second_call']:.2f} / {cpu}")
+            if a.repeat > 1 and len(best) == 2 and best.get("torch.compile"):
+                row.append(f"{best['bytegraph'] / best['torch.compile']:.2f}")
             print(" | ".join(row), flush=True)
             rows.append(row)
-    head = ["case", "dynamic"] + [f"{c}: compiles / graphs / correct / total s / 2nd call s / 2nd call CPU s"
+    cpu_head = "2nd call CPU s" + (f" (first run; best of {a.repeat})" if a.repeat > 1 else "")
+    head = ["case", "dynamic"] + [f"{c}: compiles / graphs / correct / total s / 2nd call s / {cpu_head}"
                                    for c in compilers]
+    if a.repeat > 1 and len(compilers) == 2:
+        head.append("best 2nd call CPU, bytegraph / torch.compile")
     lines = [f"backend={a.backend}, {len(SEQS)} sequence lengths {SEQS} (batch 2) or {len(BATCHES)} "
              f"batch sizes {BATCHES}", "", "| " + " | ".join(head) + " |",
              "|" + "---|" * len(head)] + ["| " + " | ".join(r) + " |" for r in rows]

@@ -118,9 +118,7 @@ def run_probe(probes, name):
 
 
 # name -> diagnosis. Skipped (not xfailed) so the file stays green; see the module docstring.
-FAILING = {
-    'bytearray_of_size': "not dynamic-specific: bytearray(n) -> 'constructing bytearray (custom __new__)': the interpreter has no Value for a mutable bytearray (bytearray(4) of a constant is refused too)",
-}
+FAILING = {}
 
 
 SIZES = [R(4, 6), R(7, 6), R(2, 6), R(9, 6), R(4, 6), R(3, 6), R(16, 6)]

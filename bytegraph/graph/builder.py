@@ -56,6 +56,27 @@ def _noting_writes(dispatch, builder):
 
 NEEDS_SHAPE_ENV = "needs_shape_env"
 
+_SHAPE_ENV_CLASS = []
+
+
+def new_shape_env(**kwargs):
+    """A ShapeEnv that does not look for the user's frame when it makes a symbol or records a
+    guard. torch's ShapeEnv walks the Python stack for a location to attach to each one (shown
+    in its own logs and errors), and its first walk imports the modules whose frames it skips --
+    torch.export._trace, torch._inductor.sizevars and through them networkx, about 0.25 s of CPU
+    once per process, inside the first dynamic trace. bytegraph names the user's line itself
+    (ConstraintViolation, Unsupported), so each symbol and guard gets a fixed location instead."""
+    if not _SHAPE_ENV_CLASS:
+        from torch._guards import SLoc
+        from torch.fx.experimental.symbolic_shapes import ShapeEnv
+
+        class BytegraphShapeEnv(ShapeEnv):
+            def _get_stack_summary(self, is_debug=False, framework_loc=None):
+                return SLoc(framework_loc if framework_loc is not None else "bytegraph trace",
+                            None), ""
+        _SHAPE_ENV_CLASS.append(BytegraphShapeEnv)
+    return _SHAPE_ENV_CLASS[0](**kwargs)
+
 
 class GraphBuilder:
     def __init__(self, shape_env=False):
@@ -67,8 +88,7 @@ class GraphBuilder:
         # retries them with shape_env=True).
         env = None
         if shape_env:
-            from torch.fx.experimental.symbolic_shapes import ShapeEnv
-            env = ShapeEnv()
+            env = new_shape_env()
         self.has_shape_env = shape_env
         self.shape_env = env
         self.symbols = {}         # sympy Symbol of an input -> (source, dim or None for an int)

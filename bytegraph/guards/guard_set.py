@@ -25,6 +25,8 @@ import re
 
 import torch
 
+from ..exc import Unsupported
+
 _C = torch._C
 
 # fp32 precision per (backend, op): what torch.set_float32_matmul_precision, backends.*.allow_tf32
@@ -88,11 +90,38 @@ class Guard:
 
 
 _SHAPE_LOCAL = re.compile(r"__sh_(\w+?)\[(\d+)\]")
+_SHAPE_WHOLE = re.compile(r"__sh_(\w+)\b")
 
 
 def readable(code):
     """Guard code with the shape locals written as the size reads they stand for."""
-    return _SHAPE_LOCAL.sub(r"\1.size(\2)", code)
+    return _SHAPE_WHOLE.sub(r"\1.shape", _SHAPE_LOCAL.sub(r"\1.size(\2)", code))
+
+
+def _contiguous_beyond_01(fake, env):
+    """The fake input is contiguous with every size at least 2 (an int, or a symbol whose range
+    starts at 2): then `is_contiguous()` of a tensor with those sizes decides its strides."""
+    if fake.layout is not torch.strided or env is None:
+        return False
+    import sympy
+    from ..values.symbolic import is_symbolic
+    expected = sympy.Integer(1)
+    for size, stride in reversed(list(zip(fake.shape, fake.stride()))):
+        if is_symbolic(size):
+            expr = size.node.expr
+            vr = env.var_to_range.get(expr)
+            if not expr.is_Symbol or vr is None or not vr.lower >= 2:
+                return False
+        elif int(size) < 2:
+            return False
+        else:
+            expr = sympy.Integer(int(size))
+        have = stride.node.expr if is_symbolic(stride) else sympy.Integer(int(stride))
+        if have != expected:
+            return False
+        expected = expected * expr
+    off = fake.storage_offset()
+    return not is_symbolic(off) and int(off) == 0
 
 
 def _meta(t):
@@ -117,6 +146,7 @@ class GuardSet:
         self.tensor_meta = {}
         self.alias_of = {}           # index of an "alias" guard -> the other source it compares
         self.attr_writes = []
+        self.dyn_tensors = []         # (source, fake) of each tensor with symbolic dims (add_shape_env)
 
     def _add(self, code, source, kind, expected=None, fetch=None, label=None):
         if code in self._seen:
@@ -372,13 +402,20 @@ class GuardSet:
             if is_symbolic(size) and gb.symbols.get(size.node.expr) == (source, d):
                 continue
             checks.append(f"{sh}[{d}] == {render_sym(printer, size)}")
-        checks.append(f"{e}.stride() == ({''.join(render_sym(printer, s) + ', ' for s in fake.stride())})")
+        if _contiguous_beyond_01(fake, gb.shape_env):
+            # every size is at least 2 (a symbol's range says so, and add_shape_env checks it):
+            # is_contiguous() then holds exactly when the strides are the contiguous ones the
+            # trace saw, without building them (a cheaper check per call)
+            checks.append(f"{e}.is_contiguous()")
+        else:
+            checks.append(f"{e}.stride() == ({''.join(render_sym(printer, s) + ', ' for s in fake.stride())})")
         if t.storage_offset() or is_symbolic(fake.storage_offset()):
             checks.append(f"{e}.storage_offset() == {render_sym(printer, fake.storage_offset())}")
         # a symbolic dim is no change to report when it changes (runtime/dynamic.py)
         def concrete(values):
             return tuple(None if is_symbolic(v) else int(v) for v in values)
         self.sizes.append((source, concrete(fake.shape)))
+        self.dyn_tensors.append((source, fake))
         self._add(" and ".join(checks), source, "tensor", (type(t), t.dtype, concrete(fake.shape),
                                                            concrete(fake.stride()), t.requires_grad,
                                                            t.device))
@@ -411,23 +448,98 @@ class GuardSet:
     def add_shape_env(self, gb):
         """What the trace assumed about its symbols: each input symbol's range (sizes 0 and 1
         are specialized, so a dynamic size is at least 2; mark_dynamic's min/max) and every
-        guard the ShapeEnv recorded (`s0 == s1`, `s0 > 2`, a specialized `s0 == 4`)."""
-        from ..values.symbolic import finite
+        guard the ShapeEnv recorded (`s0 == s1`, `s0 > 2`, a specialized `s0 == 4`).
+
+        Rendered in terms of the symbols the ShapeEnv kept (those it did not replace): a
+        replaced symbol is checked once against its replacement (`b.size(0) == a.size(0)`, or
+        `__sh_b == __sh_a` when a whole tensor's sizes equal an earlier tensor's), its range
+        only where the replacement's range does not imply it, and each recorded guard after
+        the replacements, left out where they make it true (`Eq(s0, s2)` once s2 is s0)."""
         env = gb.shape_env
         if env is None or not gb.symbols:
             return
         self.cg.namespace.setdefault("math", math)
         self.cg.namespace.setdefault("torch", torch)
         printer = self._printer(gb)
+        try:
+            planned = self._shape_env_checks(gb, env, printer)
+        except Unsupported:
+            planned = None
+        if planned is None:        # the plain rendering: every range and guard as recorded
+            planned = []
+            for expr in gb.symbols:
+                planned += self._range_checks(env, expr, printer.doprint(expr))
+            planned += [(printer.doprint(g.expr), "shape_env", g.expr) for g in env.guards]
+        for code, kind, expected in planned:
+            self._add(code, None, kind, expected)
+
+    @staticmethod
+    def _range_checks(env, expr, text):
+        from ..values.symbolic import finite
+        vr = env.var_to_range.get(expr)
+        out = []
+        if vr is not None and finite(vr.lower):
+            out.append((f"{text} >= {int(vr.lower)}", "shape_range", expr))
+        if vr is not None and finite(vr.upper):
+            out.append((f"{text} <= {int(vr.upper)}", "shape_range", expr))
+        return out
+
+    def _shape_env_checks(self, gb, env, printer):
+        """[(code, kind, expected)] for add_shape_env; None when a replacement is not plain
+        enough to reason about here (the caller renders every guard as recorded)."""
+        import sympy
+        from ..values.symbolic import is_symbolic
+        rep = {}
         for expr in gb.symbols:
-            vr = env.var_to_range.get(expr)
-            text = printer.doprint(expr)
-            if vr is not None and finite(vr.lower):
-                self._add(f"{text} >= {int(vr.lower)}", None, "shape_range", expr)
-            if vr is not None and finite(vr.upper):
-                self._add(f"{text} <= {int(vr.upper)}", None, "shape_range", expr)
+            r = env.replace(expr)
+            if not isinstance(r, sympy.Expr):
+                return None
+            rep[expr] = r
+        free = {s for s, r in rep.items() if r == s}
+
+        def replaced(v):
+            return env.replace(v.node.expr) if is_symbolic(v) else sympy.Integer(int(v))
+        out, covered, verified, group = [], set(), [], {}
+        for source, fake in self.dyn_tensors:
+            owned = [s for s, (src, d) in gb.symbols.items()
+                     if src == source and type(d) is int and s not in free]
+            shape = tuple(replaced(v) for v in fake.shape)
+            mine = self._shape_local(source)
+            group[source] = source
+            if not owned:          # its sizes are its own symbols, or checked by its tensor guard
+                verified.append((shape, mine, source))
+                continue
+            same = next(((sh, src) for exprs, sh, src in verified if exprs == shape), None)
+            if same is not None:
+                # each owned symbol equals its replacement because the whole shape equals that
+                # of a tensor whose sizes are checked against the same expressions
+                out.append((f"{mine} == {same[0]}", "shape_env", ("same_shape", source.name_hint())))
+                covered.update(owned)
+                group[source] = same[1]
+            else:
+                verified.append((shape, mine, source))
+
+        def same_dim(a, b):
+            # two sizes read from one dim of tensors whose whole shapes are checked equal
+            (sa, da), (sb, db) = gb.symbols[a], gb.symbols.get(b, (None, None))
+            return type(da) is int and da == db and sa in group and group[sa] is group.get(sb)
+        for s, r in rep.items():
+            if s in free or s in covered or same_dim(s, r):
+                continue
+            out.append((f"{printer.doprint(s)} == {printer.doprint(r)}", "shape_env", sympy.Eq(s, r)))
+        for s, r in rep.items():
+            if s in free:
+                out += self._range_checks(env, s, printer.doprint(s))
+                continue
+            vr, vr_rep = env.var_to_range.get(s), env.var_to_range.get(r)
+            if vr is None or not (r in free and vr_rep is not None and vr_rep.issubset(vr)):
+                out += self._range_checks(env, s, printer.doprint(s))
         for g in env.guards:
-            self._add(printer.doprint(g.expr), None, "shape_env", g.expr)
+            e = env.replace(g.expr)
+            if e == sympy.true:
+                continue
+            out.append((printer.doprint(e), "shape_env", g.expr))
+        return out
 
     def add_code(self, code, source, kind, expected=None, fetch=None, label=None):
         """A guard rendered by the caller. For its recompile reason (guards/reasons.py):

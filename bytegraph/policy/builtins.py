@@ -569,6 +569,14 @@ def _bytes(tx, *args, **kwargs):
         raise UserError(e)
 
 
+@handles(bytearray)
+def _bytearray(tx, *args, **kwargs):
+    """bytearray() of the arguments bytes() takes (the same rules, and the same errors): a new
+    bytearray, built afresh by every call of the entry (values/bytearrays.py)."""
+    from ..values.bytearrays import BytearrayValue
+    return BytearrayValue(_bytes(tx, *args, **kwargs).as_python())
+
+
 @handles(hash)
 def _hash(tx, v):
     tx.hash_dependent = True        # ids and str hashes differ between processes (runtime/warm.py)

@@ -136,7 +136,15 @@ class DynamicSpec:
                 dims[d] = (lo, hi, True)
         for d in static:
             dims.pop(d, None)
-        return {d: v for d, v in dims.items() if d < t.dim()} or None
+        out = {}
+        for d, (lo, hi, strict) in dims.items():
+            if d >= t.dim():
+                continue
+            n = t.shape[d]
+            if (lo is not None and n < lo) or (hi is not None and n > hi):
+                continue        # outside mark_dynamic's bounds: this trace keeps the size static
+            out[d] = (lo, hi, strict)
+        return out or None
 
     def scalar_dynamic(self, source, value):
         """Make this int (or float) from the caller symbolic? dynamic=True: an int or finite,
