@@ -33,7 +33,7 @@ from .builtins import BuiltinValue, BUILTINS
 from ..sources import CallSource
 from ..values.containers import DictValue
 from ..values.functions import BoundMethodValue, PartialValue, UserFnValue
-from ..values.objects import ClassValue, ModuleValue, NewObjectValue, _MISSING, bind_class_attr, static_lookup
+from ..values.objects import ClassValue, ModuleValue, NewObjectValue, _MISSING, bind_class_attr, static_lookup, numpy_float
 
 # --------------------------------------------------------------------------
 # user registries (bytegraph.allow_in_graph / disallow_in_graph / disable)
@@ -149,6 +149,9 @@ class TorchFnValue(RealCallableValue):
                               kind="torch_global_state")
         if _in(_disallowed, self.fn):
             raise Unsupported(f"{_qualname(self.fn)} is disallowed in the graph", kind="disallowed")
+        if any(self.fn is f for f in _DATA_DTYPE) and _holds_numpy_float(list(args) + list(kwargs.values())):
+            raise Unsupported(f"a numpy float64 in the data of {_qualname(self.fn)} (its dtype "
+                              f"comes from the data: float64, not the default)", kind="graph_arg")
         if self.fn is torch.tensor:
             r = sym_tensor(tx, args, kwargs)       # torch.tensor(x.shape[0]) stays symbolic
             if r is not None:
@@ -160,6 +163,23 @@ class TorchFnValue(RealCallableValue):
 
     def __repr__(self):
         return f"TorchFn({_qualname(self.fn)})"
+
+
+# torch functions that infer the dtype from the data: a numpy float64 there gives float64 where
+# the Python float it otherwise stands for (values/objects.py: numpy_float) gives the default
+_DATA_DTYPE = (torch.tensor, torch.as_tensor, torch.asarray)
+
+
+def _holds_numpy_float(values):
+    for v in values:
+        if numpy_float(v) is not None:
+            return True
+        items = getattr(v, "items", None)
+        if isinstance(items, list) and _holds_numpy_float(items):
+            return True
+        if isinstance(items, dict) and _holds_numpy_float(list(items.values())):
+            return True
+    return False
 
 
 class AllowedFnValue(TorchFnValue):
