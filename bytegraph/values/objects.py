@@ -131,8 +131,9 @@ def _call_descriptor_get(tx, attr, get, src, self_value, cls, name):
 
 def _function_value(tx, fn, src):
     """A function found on a class is inlined (its identity is guarded through `src`), unless a
-    user registry (allow_in_graph, disallow_in_graph, disable) names it."""
-    if POLICY.user_registered(fn):
+    user registry (allow_in_graph, disallow_in_graph, disable) names it, or the policy models
+    it (nn.Module.to: a conversion that changes nothing is the module itself)."""
+    if fn is torch.nn.Module.to or POLICY.user_registered(fn):
         return POLICY.classify_function(tx, fn, src)
     return UserFnValue(fn, src)
 
