@@ -174,3 +174,36 @@ def test_numpy_ufunc_warning_not_folded():
         r = cf(x)
     torch.testing.assert_close(r, e)
     assert len(w_comp) == len(w_eager) == 1
+
+
+class Mode(str, enum.Enum):
+    REFLECT = "reflect"
+
+
+class Axis(int, enum.Enum):
+    TWO = 2
+
+
+def test_mixin_enum_members_as_graph_op_arguments():
+    # EnumType copies Enum's __str__/__repr__/__format__ into mixin enums: still plain constants
+    def f(x):
+        return torch.nn.functional.pad(x, (1, 1), mode=Mode.REFLECT), x.sum(dim=Axis.TWO - 1)
+    check(f, torch.randn(1, 2, 4), graphs=1)
+
+
+class Loud(str, enum.Enum):
+    A = "a"
+
+    def __str__(self):
+        return "loud"
+
+
+def test_mixin_enum_with_own_str_is_not_plain():
+    def f(x):
+        return x + len(str(Loud.A)), {Loud.A: 1}
+    bytegraph.reset()
+    cf = bytegraph.compile(f)
+    x = torch.randn(2)
+    r, e = cf(x), f(x)
+    torch.testing.assert_close(r[0], e[0])
+    assert r[1] == e[1]
