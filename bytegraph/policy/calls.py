@@ -249,7 +249,9 @@ class _ModuleToValue(Value):
             tx.guards.add_code(f"{cg.const(q, 'query')}() is False", None, "torch_query", False,
                                f"{cg.const(q, 'query')}()", f"torch.__future__.{q.__name__}()")
         for t in unchanged:                      # parameters whose .grad _apply would convert
-            tx.guards.add_code(f"{t.source.expr(cg)}.grad is None", t.source, "tensor_grad", None)
+            e = t.source.expr(cg)
+            tx.guards.add_code(f"{e}.grad is None", t.source, "tensor_meta", None,
+                               f"{tx.cg.bound(t.source)}.grad", ".grad")
         return args[0]
 
     def _tree_unchanged(self, tx, mod, device, dtype, params):
