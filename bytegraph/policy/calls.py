@@ -33,7 +33,7 @@ from .builtins import BuiltinValue, BUILTINS
 from ..sources import CallSource
 from ..values.containers import DictValue
 from ..values.functions import BoundMethodValue, PartialValue, UserFnValue
-from ..values.objects import ClassValue, ModuleValue, NewObjectValue, _MISSING, bind_class_attr, static_lookup
+from ..values.objects import ClassValue, ModuleValue, NewObjectValue, _MISSING, bind_class_attr, static_lookup, numpy_float
 
 # --------------------------------------------------------------------------
 # user registries (bytegraph.allow_in_graph / disallow_in_graph / disable)
@@ -149,6 +149,9 @@ class TorchFnValue(RealCallableValue):
                               kind="torch_global_state")
         if _in(_disallowed, self.fn):
             raise Unsupported(f"{_qualname(self.fn)} is disallowed in the graph", kind="disallowed")
+        if any(self.fn is f for f in _DATA_DTYPE) and _holds_numpy_float(list(args) + list(kwargs.values())):
+            raise Unsupported(f"a numpy float64 in the data of {_qualname(self.fn)} (its dtype "
+                              f"comes from the data: float64, not the default)", kind="graph_arg")
         if self.fn is torch.tensor:
             r = sym_tensor(tx, args, kwargs)       # torch.tensor(x.shape[0]) stays symbolic
             if r is not None:
@@ -160,6 +163,23 @@ class TorchFnValue(RealCallableValue):
 
     def __repr__(self):
         return f"TorchFn({_qualname(self.fn)})"
+
+
+# torch functions that infer the dtype from the data: a numpy float64 there gives float64 where
+# the Python float it otherwise stands for (values/objects.py: numpy_float) gives the default
+_DATA_DTYPE = (torch.tensor, torch.as_tensor, torch.asarray)
+
+
+def _holds_numpy_float(values):
+    for v in values:
+        if numpy_float(v) is not None:
+            return True
+        items = getattr(v, "items", None)
+        if isinstance(items, list) and _holds_numpy_float(items):
+            return True
+        if isinstance(items, dict) and _holds_numpy_float(list(items.values())):
+            return True
+    return False
 
 
 class AllowedFnValue(TorchFnValue):
@@ -178,7 +198,91 @@ def classify_function(tx, fn, source):
         return UserFnValue(state.fn, None)
     if stdlib.is_marked_constant(fn):
         return _MarkedConstantValue(fn)
+    if fn is torch.nn.Module.to:
+        return _ModuleToValue(fn, source)
     return _special_callable(fn)
+
+
+class _ModuleToValue(Value):
+    """nn.Module.to(...) that converts nothing: every parameter and buffer of the module tree
+    already has the requested dtype (floating ones) and device. Eager's `_apply` then hands each
+    tensor back to itself (`param.data = param`, `_buffers[k] = buf`): no object, version or
+    value changes, so the call is the module itself. Relied on, and guarded: the tensors' dtype
+    and device (their tensor guards), the module tree (its structure guards), each parameter's
+    `.grad is None`, and the two torch.__future__ conversion flags off. Anything else (a real
+    conversion, memory_format, grads present) inlines Module.to as user code."""
+
+    def __init__(self, fn, source):
+        self.fn = fn
+        self.source = source
+
+    def python_type(self):
+        return type(self.fn)
+
+    def call(self, tx, args, kwargs):
+        r = self._noop(tx, args, kwargs)
+        if r is not None:
+            return r
+        return UserFnValue(self.fn, self.source).call(tx, args, kwargs)
+
+    def _noop(self, tx, args, kwargs):
+        if not args or not isinstance(args[0], ModuleValue):
+            return None
+        if not all(v.is_const() for v in list(args[1:]) + list(kwargs.values())):
+            return None
+        try:
+            device, dtype, _, fmt = torch._C._nn._parse_to(*[v.as_python() for v in args[1:]],
+                                                           **{k: v.as_python() for k, v in kwargs.items()})
+        except Exception:
+            return None
+        if fmt is not None or (dtype is not None and not dtype.is_floating_point):
+            return None
+        if torch.__future__.get_overwrite_module_params_on_conversion() or \
+                torch.__future__.get_swap_module_params_on_conversion():
+            return None
+        unchanged = self._tree_unchanged(tx, args[0], device, dtype, [])
+        if unchanged is None:
+            return None
+        cg = tx.cg
+        for q in (torch.__future__.get_overwrite_module_params_on_conversion,
+                  torch.__future__.get_swap_module_params_on_conversion):
+            tx.guards.add_code(f"{cg.const(q, 'query')}() is False", None, "torch_query", False,
+                               f"{cg.const(q, 'query')}()", f"torch.__future__.{q.__name__}()")
+        for t in unchanged:                      # parameters whose .grad _apply would convert
+            e = t.source.expr(cg)
+            tx.guards.add_code(f"{e}.grad is None", t.source, "tensor_meta", None,
+                               f"{tx.cg.bound(t.source)}.grad", ".grad")
+        return args[0]
+
+    def _tree_unchanged(self, tx, mod, device, dtype, params):
+        """The parameters of the tree (for their grad guards) if no tensor changes, else None."""
+        from ..values.modules import _children
+        from ..values.objects import traced_dict
+        dicts = [mod.obj.__dict__.get(n) for n in ("_modules", "_parameters", "_buffers")]
+        if any(not isinstance(d, dict) or traced_dict(tx, d) is not None for d in dicts):
+            return None                   # not plain module dicts, or the trace wrote into them
+        for _, child in _children(tx, mod):
+            if child.is_const() and child.as_python() is None:
+                continue
+            if not isinstance(child, ModuleValue) or \
+                    self._tree_unchanged(tx, child, device, dtype, params) is None:
+                return None
+        ps = _children(tx, mod, "_parameters")
+        for i, (_, t) in enumerate(ps + _children(tx, mod, "_buffers")):
+            if t.is_const() and t.as_python() is None:
+                continue
+            if not isinstance(t, TensorValue) or t.source is None or t.real is None:
+                return None
+            f = t.fake
+            if device is not None and f.device != device:
+                return None
+            if dtype is not None and (f.is_floating_point() or f.is_complex()) and f.dtype != dtype:
+                return None
+            if i < len(ps):
+                if t.real.grad is not None:
+                    return None
+                params.append(t)
+        return params
 
 
 class DisabledFnValue(Value):

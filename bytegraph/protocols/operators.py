@@ -22,7 +22,7 @@ import torch
 
 from ..exc import Unsupported, UserError
 from ..values.base import ConstValue, CONST_TYPES, const, RealCallableValue
-from ..values.objects import (_InstanceBase, ClassValue, ObjectValue, PyModuleValue, ExceptionInstanceValue,
+from ..values.objects import (numpy_float, _InstanceBase, ClassValue, ObjectValue, PyModuleValue, ExceptionInstanceValue,
                               ModuleValue, ImmutableValue)
 from ..values.functions import UserFnValue
 from ..values.containers import IteratorValue, TupleValue
@@ -79,6 +79,7 @@ def binary_op(tx, op, a, b):
             return r
     base = INPLACE_TO_BINARY.get(op)
     if isinstance(a, TensorValue) or isinstance(b, TensorValue):
+        a, b = _numpy_operand(a, b), _numpy_operand(b, a)
         return _tensor_binary(tx, op, base, a, b)
     if _plain(a) and _plain(b):                     # builtin immutables: no user code anywhere
         try:
@@ -97,6 +98,17 @@ def binary_op(tx, op, a, b):
         raise UserError(TypeError(f"unsupported operand type(s) for {sym}: "
                                   f"'{type_of(a).__name__}' and '{type_of(b).__name__}'"))
     return r
+
+
+def _numpy_operand(v, other):
+    """A numpy float64 operand of a tensor operator as the Python float it subclasses: its own
+    dunders return NotImplemented for a tensor (Tensor's __array_priority__), and Tensor's read
+    it as that float, in value and in type promotion (a weak float scalar)."""
+    if isinstance(other, TensorValue):
+        f = numpy_float(v)
+        if f is not None:
+            return ConstValue(f)
+    return v
 
 
 def _number(v):
@@ -187,6 +199,7 @@ def compare_op(tx, op, a, b):
         if r is not None:
             return r
     if isinstance(a, TensorValue) or isinstance(b, TensorValue):
+        a, b = _numpy_operand(a, b), _numpy_operand(b, a)
         if _user_object(a) or _user_object(b):
             r = _richcompare(tx, op, a, b)
             if r is not MISSING:

@@ -1015,6 +1015,18 @@ def wrap_list(tx, obj, source):
     return ListValue(items, source=source)
 
 
+def _enum_key(tx, k):
+    """An Enum member whose hashing and equality run no Python code outside the enum module
+    (Enum.__hash__ hashes the name; a str/int mixin uses the builtin's): the member itself is
+    the key, as in the real dict. The dict-keys guard compares keys and their types, and
+    members are singletons, so it pins the same members. None for any other key."""
+    import enum
+    if not issubclass(type(k), enum.Enum):
+        return None
+    value = wrap(tx, k, None)
+    return k if getattr(value, "plain", False) else None
+
+
 @register_wrapper(dict)
 def wrap_dict(tx, obj, source):
     typ = type(obj)
@@ -1026,6 +1038,10 @@ def wrap_dict(tx, obj, source):
     items = {}
     for k, v in obj.items():
         if type(k) not in (int, str, bool, float, type(None)) and not isinstance(k, tuple):
+            key = _enum_key(tx, k)
+            if key is not None:
+                items[key] = wrap(tx, v, ItemSource(source, k) if source is not None else None)
+                continue
             if not isinstance(k, type) and not (type(k).__hash__ is object.__hash__ and
                                                 type(k).__eq__ is object.__eq__) or _python_hash(type(k)):
                 raise Unsupported(f"dict with {type(k).__name__} keys", kind="dict_key")

@@ -131,8 +131,9 @@ def _call_descriptor_get(tx, attr, get, src, self_value, cls, name):
 
 def _function_value(tx, fn, src):
     """A function found on a class is inlined (its identity is guarded through `src`), unless a
-    user registry (allow_in_graph, disallow_in_graph, disable) names it."""
-    if POLICY.user_registered(fn):
+    user registry (allow_in_graph, disallow_in_graph, disable) names it, or the policy models
+    it (nn.Module.to: a conversion that changes nothing is the module itself)."""
+    if fn is torch.nn.Module.to or POLICY.user_registered(fn):
         return POLICY.classify_function(tx, fn, src)
     return UserFnValue(fn, src)
 
@@ -768,7 +769,59 @@ class SealedObjectValue(Value):
         self._refuse(f"attribute {name!r} of", "getattr")
 
     def call(self, tx, args, kwargs):
+        if _is_numpy_ufunc(self.obj):
+            r = fold_numpy_ufunc(tx, self.obj, args, kwargs)
+            if r is not None:
+                return r
         self._refuse("call to", "call")
+
+
+def _is_numpy_ufunc(obj):
+    t = type(obj)
+    return t.__name__ == "ufunc" and t.__module__ == "numpy"
+
+
+def numpy_float(v):
+    """A numpy float64 scalar Value -> its Python float (None for anything else). torch reads a
+    float64 scalar exactly as the float it subclasses wherever it takes a number (operators,
+    Scalar and float arguments, a scalar bound to a Tensor parameter); only the functions that
+    infer a dtype from their data (torch.tensor, as_tensor, asarray) tell them apart."""
+    if isinstance(v, ImmutableValue) and _is_numpy_float64(v.obj):
+        return float(v.obj)
+    return None
+
+
+def _is_numpy_float64(obj):
+    t = type(obj)
+    return t.__name__ == "float64" and t.__module__ == "numpy"
+
+
+def fold_numpy_ufunc(tx, ufunc, args, kwargs):
+    """np.log(c), np.exp(c), ... on trace-time constant numbers: a ufunc is a pure function of
+    its scalar inputs, so it is run now and its result is a constant. Only positional Python
+    ints/floats/bools and numpy float64 constants, no keyword (out=, where=, dtype=...), a
+    float64 result, and no floating-point warning (run with errors raised: a warning or an
+    error eager would show makes the call stay in Python). None: not foldable."""
+    import numpy as np
+    if kwargs:
+        return None
+    real = []
+    for a in args:
+        f = numpy_float(a)
+        if f is not None:
+            real.append(a.obj)
+        elif type(a) is ConstValue and type(a.value) in (int, float, bool):
+            real.append(a.value)
+        else:
+            return None
+    try:
+        with np.errstate(all="raise"):
+            r = ufunc(*real)
+    except Exception:
+        return None
+    if not _is_numpy_float64(r):
+        return None
+    return ImmutableValue(r, ObjectSource(r, "float64"), True)
 
 
 # Immutable builtins whose instances of subclasses keep an immutable "core" value; the C-level
@@ -796,7 +849,10 @@ def _plain_dunders(tx, cls):
     for name in _CALLBACK_DUNDERS:
         attr, owner = class_lookup(tx, cls, name)
         if isinstance(attr, types.FunctionType) and owner.__module__ != "enum":
-            plain = False
+            if attr is vars(enum.Enum).get(name):        # EnumType copies Enum's into mixin enums
+                _member_source(tx, owner, name, attr)     # (guarded to stay that function)
+            else:
+                plain = False
         elif attr is not _MISSING and not isinstance(attr, types.FunctionType):
             _member_source(tx, owner, name, attr)
     return plain
@@ -823,6 +879,8 @@ class ImmutableValue(ObjectValue):
         return super().identity_key()
 
     def fx_arg(self, tx):
+        if _is_numpy_float64(self.obj) and self.plain:
+            return float(self.obj)           # see numpy_float; data-inferring calls refuse it
         if type(self.obj).__module__.partition(".")[0] == "numpy":
             # a numpy scalar (np.float64 subclasses float): torch infers float64 from it where a
             # float gives the default dtype (torch.tensor), and the graph's code cannot spell it

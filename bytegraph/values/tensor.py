@@ -18,7 +18,7 @@ import torch
 
 from ..exc import Unsupported
 from .base import Value, ConstValue, const, register_wrapper, POLICY
-from .symbolic import shape_value, has_sym, any_symbolic, wrap_sym, SYM_TYPES, is_symbolic, check_marks, plain
+from .symbolic import hint, shape_value, has_sym, any_symbolic, wrap_sym, SYM_TYPES, is_symbolic, check_marks, plain
 
 
 class TensorValue(Value):
@@ -46,6 +46,8 @@ class TensorValue(Value):
                           hint="branch on tensor metadata (shape, dtype) or use torch.where")
 
     def unpack(self, tx):
+        if self.fake.dim():
+            hint(self.fake.shape[0])   # an unbacked size (nonzero(), ...): Unsupported, a graph break
         n = int(self.fake.shape[0]) if self.fake.dim() else None     # a symbolic size specializes
         if tx.graph.marked:
             check_marks(tx, "iterating over the tensor needs its length")
