@@ -796,7 +796,19 @@ class IteratorValue(Value):
         return f"Iterator({len(self.items) - self.pos} left)"
 
 
-class HashIterValue(IteratorValue):
+class _CheckedIterValue(IteratorValue):
+    """An iterator whose `_check()` runs before every step (its container may have changed)."""
+
+    def next(self):
+        self._check()
+        return super().next()
+
+    def unpack(self, tx):
+        self._check()
+        return super().unpack(tx)
+
+
+class HashIterValue(_CheckedIterValue):
     """iter(a dict) / iter(a set) the trace holds: CPython's dict and set iterators check the
     container's size on every step and raise RuntimeError once it changed (even after the last
     item); a change that keeps the size (a key removed, another added) makes them walk the new
@@ -818,14 +830,6 @@ class HashIterValue(IteratorValue):
         if tuple(c.items) != self.keys0:
             raise Unsupported(f"a {c.cls.__name__}'s keys changed during iteration over it "
                               "(CPython walks the changed table)", kind="iter")
-
-    def next(self):
-        self._check()
-        return super().next()
-
-    def unpack(self, tx):
-        self._check()
-        return super().unpack(tx)
 
     def reconstruct(self, cg):
         self._check()
@@ -912,7 +916,7 @@ def _reversed_at(lst, index):
     return it
 
 
-class SeqIterValue(IteratorValue):
+class SeqIterValue(_CheckedIterValue):
     """enumerate / zip / reversed over lists the trace holds. CPython's iterators read their list
     at each step; the trace's items are computed when the iterator is made, which is exact while
     the lists stay unchanged: a step after a change is refused (Unsupported, kind
@@ -933,14 +937,6 @@ class SeqIterValue(IteratorValue):
             if len(lst.items) != len(items0) or any(a is not b for a, b in zip(lst.items, items0)):
                 raise Unsupported(f"a {self.cls.__name__}() step after its list changed (CPython's "
                                   "iterator reads the list live)", kind="iter_mutated")
-
-    def next(self):
-        self._check()
-        return super().next()
-
-    def unpack(self, tx):
-        self._check()
-        return super().unpack(tx)
 
     def python_type(self):
         return self.cls
