@@ -95,3 +95,37 @@ def test_deleted_instance_attribute_reads_the_class_attribute():
     want = f(torch.ones(1), o1)
     got = bytegraph.compile(f, backend="eager")(torch.ones(1), o2)
     assert torch.equal(want, got) and vars(o1) == vars(o2)
+
+
+def map_calls_per_step(x):
+    out = []
+
+    def g(v):
+        out.append(v)
+        return v
+    m = map(g, [1, 2])
+    out.append("x")           # eager: map has not called g yet
+    for v in m:
+        x = x + v
+    return x, out
+
+
+def map_over_growing_list(x, lst):
+    out = []
+    for v in map(lambda a: a * 2, lst):
+        if v < 6:
+            lst.append(v)
+        out.append(v)
+    return x + 1, out
+
+
+def test_map_calls_its_function_at_each_step():
+    want, got = map_calls_per_step(torch.zeros(1)), bytegraph.compile(map_calls_per_step, backend="eager")(torch.zeros(1))
+    assert torch.equal(want[0], got[0]) and want[1] == got[1]
+
+
+def test_map_reads_its_list_live():
+    a, b = [1, 2], [1, 2]
+    want = map_over_growing_list(torch.zeros(1), a)
+    got = bytegraph.compile(map_over_growing_list, backend="eager")(torch.zeros(1), b)
+    assert torch.equal(want[0], got[0]) and want[1] == got[1] and a == b

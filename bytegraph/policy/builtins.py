@@ -490,11 +490,10 @@ def _reversed(tx, v):
 
 @handles(map)
 def _map(tx, fn, *its):
-    if _lazy(its):
-        from .stdlib_iter import lazy_map
-        return lazy_map(tx, fn, its)
-    cols = [it.unpack(tx) for it in its]
-    return IteratorValue([fn.call(tx, list(row), {}) for row in zip(*cols)])
+    # fn runs at each step, as CPython's map calls it (its side effects interleave with the
+    # loop body's), over iterators that read lists live
+    from .stdlib_iter import lazy_map
+    return lazy_map(tx, fn, its)
 
 
 @handles(filter)
