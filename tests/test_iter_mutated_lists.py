@@ -129,3 +129,38 @@ def test_map_reads_its_list_live():
     want = map_over_growing_list(torch.zeros(1), a)
     got = bytegraph.compile(map_over_growing_list, backend="eager")(torch.zeros(1), b)
     assert torch.equal(want[0], got[0]) and want[1] == got[1] and a == b
+
+
+def filter_calls_per_step(x):
+    out = []
+
+    def g(v):
+        out.append(v)
+        return v > 1
+    m = filter(g, [1, 2, 3])
+    out.append("x")
+    for v in m:
+        x = x + v
+    return x, out
+
+
+def filter_over_growing_list(x, lst):
+    out = []
+    for v in filter(None, lst):
+        if v < 4:
+            lst.append(v + 2)
+        out.append(v)
+    return x + 1, out
+
+
+def test_filter_calls_its_predicate_at_each_step():
+    want = filter_calls_per_step(torch.zeros(1))
+    got = bytegraph.compile(filter_calls_per_step, backend="eager")(torch.zeros(1))
+    assert torch.equal(want[0], got[0]) and want[1] == got[1]
+
+
+def test_filter_reads_its_list_live():
+    a, b = [1, 2], [1, 2]
+    want = filter_over_growing_list(torch.zeros(1), a)
+    got = bytegraph.compile(filter_over_growing_list, backend="eager")(torch.zeros(1), b)
+    assert torch.equal(want[0], got[0]) and want[1] == got[1] and a == b

@@ -498,15 +498,9 @@ def _map(tx, fn, *its):
 
 @handles(filter)
 def _filter(tx, fn, it):
-    if _lazy([it]):
-        from .stdlib_iter import lazy_filter
-        return lazy_filter(tx, [fn, it], {})
-    out = []
-    for v in it.unpack(tx):
-        keep = truth(tx, v) if fn.is_const() and fn.as_python() is None else truth(tx, fn.call(tx, [v], {}))
-        if keep:
-            out.append(v)
-    return IteratorValue(out)
+    # the predicate runs at each step over an iterator that reads a list live (as map above)
+    from .stdlib_iter import lazy_filter
+    return lazy_filter(tx, [fn, it], {})
 
 
 @handles(list)
