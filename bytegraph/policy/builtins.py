@@ -29,7 +29,7 @@ from ..protocols import (binary_op, compare_op, contains_op, unary_op, truth, is
 from ..protocols.operators import real_identity, NO_IDENTITY, length, Ordered
 from ..protocols.special import call_special, MISSING
 from ..protocols.natives import dict_view_of
-from ..values.containers import DICT_METHODS, SeqIterValue, seq_iter_at, _reversed_at
+from ..values.containers import DICT_METHODS, SeqIterValue
 from ..values.functions import BoundMethodValue, UserFnValue
 from .breaks import printable_call, run_in_python
 from ..values.opaque import Opaque, scalar_op
@@ -448,10 +448,7 @@ def _enumerate(tx, it, start=None):
         return zip_rows(tx, [count_from(tx, start or const(0)), it])
     s = 0 if start is None else start.as_python()
     rows = [TupleValue([const(i + s), v]) for i, v in enumerate(it.unpack(tx))]
-    if type(it) is ListValue:
-        return SeqIterValue(rows, enumerate, [it], lambda cg, pos: f"enumerate({seq_iter_at(cg, it, pos)}, "
-                                                                   f"{s + pos})")
-    return IteratorValue(rows)
+    return SeqIterValue(rows, enumerate, [it]) if type(it) is ListValue else IteratorValue(rows)
 
 
 def _lazy(vs):
@@ -471,21 +468,13 @@ def _zip(tx, *its, strict=None):
         raise UserError(ValueError("zip() arguments have different lengths"))
     rows = [TupleValue(list(row)) for row in zip(*cols)]
     lists = [it for it in its if type(it) is ListValue]
-    if lists and strict is None and all(type(it) is ListValue or (type(it) is ConstValue and type(it.value)
-                                        in (tuple, range, str)) for it in its):
-        return SeqIterValue(rows, zip, lists, lambda cg, pos: "zip(" + "".join(
-            seq_iter_at(cg, it, pos) + ", " for it in its) + ")")
-    return IteratorValue(rows)
+    return SeqIterValue(rows, zip, lists) if lists else IteratorValue(rows)
 
 
 @handles(reversed)
 def _reversed(tx, v):
     items = list(reversed(v.unpack(tx)))
-    if type(v) is ListValue:
-        n = len(items)
-        return SeqIterValue(items, type(reversed([])), [v], lambda cg, pos: (
-            f"{cg.const(_reversed_at, 'reversed_at')}({cg.expr(v)}, {n - 1 - pos})"))
-    return IteratorValue(items)
+    return SeqIterValue(items, type(reversed([])), [v]) if type(v) is ListValue else IteratorValue(items)
 
 
 @handles(map)
