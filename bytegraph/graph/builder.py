@@ -32,6 +32,7 @@ from torch._subclasses.fake_tensor import (
     UnsupportedOperatorException)
 
 from ..exc import Unsupported, UserError
+from .fake_memo import FakeMemo
 
 
 def _noting_writes(dispatch, builder):
@@ -103,6 +104,7 @@ class GraphBuilder:
             self.fake_mode.cache_enabled = False
         self.writes = None                # see _noting_writes
         self.fake_mode.dispatch = _noting_writes(self.fake_mode.dispatch, self)
+        self.memo = FakeMemo(self.fake_mode) if env is not None else None
         self.mutated_storages = set()   # storage keys of fake tensors some op wrote into
         self.inputs = []          # [(source, real tensor)] in placeholder order
         self.placeholders = []    # fx Nodes, parallel to inputs
@@ -239,15 +241,29 @@ class GraphBuilder:
         tensors = []
         _collect_fakes(fake_args, tensors)
         _collect_fakes(fake_kwargs, tensors)
+        key = None
+        if self.memo is not None and run_fake is None:
+            # a repeat of an earlier call on the same metadata (a model's second layer)
+            key = self.memo.key(kind, target, fake_args, fake_kwargs, bool(self.symbols))
+            if key is not None:
+                hit = self.memo.replay(key, self)
+                if hit is not None:
+                    return hit, False
         before = [_version(t) for t in tensors]
         outer, writes = self.writes, []
         self.writes = writes
+        n_vars = len(self.shape_env.var_to_range) if key is not None else 0
         try:
             result = self._run_classified(run_fake or _runner(kind, target), target, fake_args,
                                           fake_kwargs)
         finally:
             self.writes = outer
-        return result, self._note_mutation(tensors, before, writes)
+        mutated = self._note_mutation(tensors, before, writes)
+        if key is not None:
+            # an op that made a new (unbacked) symbol is not a function of its inputs' metadata
+            fresh = len(self.shape_env.var_to_range) != n_vars
+            self.memo.store(key, result, tensors, self, ok=not (mutated or writes or fresh))
+        return result, mutated
 
     def _run_classified(self, fn, target, fake_args, fake_kwargs):
         try:
