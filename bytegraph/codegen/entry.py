@@ -314,7 +314,7 @@ def guard_block(guards, body_text, ns):
                   "        else:",
                   "            __gn = _gen[0]",
                   f"            if not ({sp.full}):",
-                  "                _ecache.state = _NO_STATE    # stale: let go of what it holds",
+                  "                _ecache.clear()    # stale: let go of what it holds",
                   "                return MISS",
                   f"            _ecache.store(__gn, ({names}))"]
     else:
@@ -376,7 +376,7 @@ def guard_block(guards, body_text, ns):
                   # call takes the middle path, which reads them before its checks
                   f"            __dv = {'None' if sp.dyn_objects else versions}",
                   f"            if not ({sp.full}):",
-                  "                _ecache.state = _NO_STATE    # stale: let go of what it holds",
+                  "                _ecache.clear()    # stale: let go of what it holds",
                   "                return MISS",
                   f"            _ecache.store(__gn, ({names}), __dv, ({dnames}){dyn}{owners})"]
     # after its own attribute writes (and nothing else: no graph break ran user code), the entry
