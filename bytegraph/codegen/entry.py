@@ -293,7 +293,7 @@ def guard_block(guards, body_text, ns):
         return ["    try:", f"        if not ({sp.full}):", "            return MISS"], []
     ns["_gen"] = GEN
     ns["_NO_STATE"] = NO_STATE
-    ns["_ecache"] = cache = EntryCache(sp.modules, sp.stats)
+    ns["_ecache"] = cache = EntryCache(sp.modules, sp.stats, sp.distinct)
     guards.entry_cache = cache
 
     def tup(names):

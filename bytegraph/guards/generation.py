@@ -945,6 +945,7 @@ class Split:
     dict_cached = ()
     dicts = ()
     dyn_objects = ()
+    distinct = ()           # per split distinct-objects guard: (cached positions, const ids)
 
     def __init__(self, full, fast, cached, modules):
         self.full = full
@@ -1014,6 +1015,63 @@ def _field_guards(keep, covered, cached_names, ns):
         return r
     r.guards = set(picked)
     return r
+
+
+_DISTINCT = re.compile(r"len\(\{(id\(.*\))\}\) == (\d+)")
+
+
+def _id_items(text):
+    """`id(a), id(b.c), ...` -> ['a', 'b.c', ...] (None if it is not that)."""
+    items, depth, cur = [], 0, 0
+    for i, ch in enumerate(text):
+        if ch in "([{":
+            depth += 1
+        elif ch in ")]}":
+            depth -= 1
+        elif ch == "," and depth == 0:
+            items.append(text[cur:i].strip())
+            cur = i + 1
+    items.append(text[cur:].strip())
+    if not all(it.startswith("id(") and it.endswith(")") for it in items):
+        return None
+    return [it[3:-1] for it in items]
+
+
+def _split_distinct(rest, sp, ns):
+    """On the dict path, a distinct-objects guard `len({id(a), id(b), ...}) == n` whose objects
+    are mostly cached locals (hf/kosmos-2.5: 398 of 421) checks only the others: they are
+    pairwise distinct and none is one of the cached objects, whose ids the cache computed when
+    it stored them (after a check that found all n distinct; the cache holds them, so their
+    ids stay theirs). Cached here means read from the cache's tuples or bound to a constant by
+    the field gather: on this path each names the object it named at that check."""
+    fixed = {n: (1, i) for i, n in enumerate(sp.cached)}
+    fixed.update({n: (3, i) for i, n in enumerate(sp.dict_cached)})
+    consts = dict(zip(sp.field_binds, sp.field_vals))
+    out, specs = [], []
+    for code in rest:
+        m = _DISTINCT.fullmatch(code)
+        items = _id_items(m.group(1)) if m else None
+        if items is None or len(items) != int(m.group(2)):
+            out.append(code)
+            continue
+        keep = [it for it in items if it not in fixed and it not in consts]
+        cached = [fixed[it] for it in items if it in fixed]
+        if len(cached) + len([it for it in items if it in consts]) < 8:
+            out.append(code)
+            continue
+        const_objs = tuple(consts[it] for it in items if it in consts)
+        ns.setdefault("_distinct_consts", []).append(const_objs)    # keeps their ids theirs
+        specs.append((tuple(cached), tuple(id(o) for o in const_objs)))
+        j = len(specs) - 1
+        if keep:
+            ids = ", ".join(f"id({it})" for it in keep) + ("," if len(keep) == 1 else "")
+            fast = (f"(__dd := __c[7]) is not None and len(__du := {{{ids}}}) == {len(keep)} "
+                    f"and __dd[{j}].isdisjoint(__du)")
+        else:
+            fast = "(__dd := __c[7]) is not None"
+        out.append(f"({fast}) or ({code})")
+    sp.distinct = tuple(specs)
+    return out
 
 
 def _heavy(watch, source):
@@ -1133,7 +1191,6 @@ def split(guards, body_text):
             bound_in_rest.update(fw.binds)
         sp.dict_cached = tuple(sorted((bound_in_dicts & used_rest) - bound_in_rest,
                                       key=lambda n: int(n[3:])))
-        sp.dict_fast = " and ".join(f"({c})" for c in rest) or "True"
         sp.dicts = [d for d in dicts if type(d) is dict]
         dyns = [d for d in dicts if type(d) is Dyn]
         # an instance dict is found through its object, which the generation counter keeps
@@ -1142,6 +1199,8 @@ def split(guards, body_text):
         if not all(_NAME.fullmatch(n) for n in sp.dyn_objects):
             raise AssertionError("internal: an instance dict's object is not bound")
         sp.cached = tuple(sorted(set(sp.cached) | set(sp.dyn_objects), key=lambda n: int(n[3:])))
+        rest = _split_distinct(rest, sp, cg.namespace)      # reads the final cached tuples' order
+        sp.dict_fast = " and ".join(f"({c})" for c in rest) or "True"
         sp.stats = sp.stats + (len(rest), len(dicts)) + ((len(fw.guards),) if fw.guards else ())
     # the entry's own writes to tracked modules bump GEN once each (a write that also changes a
     # parameter/buffer/child dict bumps more); when nothing else moved it, the entry advances
@@ -1157,8 +1216,9 @@ def split(guards, body_text):
 
 # an EntryCache that holds nothing (no generation is negative): (generation, cached locals,
 # watched dicts' version tags, locals cached under them, views of instance dicts' tags, those
-# dicts, the FieldWatch gather index for the owners among those locals)
-NO_STATE = (-1, (), None, (), (), (), None)
+# dicts, the FieldWatch gather index for the owners among those locals, the ids of the cached
+# objects of each distinct-objects guard the dict path splits)
+NO_STATE = (-1, (), None, (), (), (), None, None)
 
 
 def _storer(cell):
@@ -1173,11 +1233,12 @@ class EntryCache:
     them) from the last call that passed the full guards. A module whose tracked dicts were
     replaced through setattr is tracked again right away (_retrack); if that is impossible it
     is in LOST and `store` refuses, so a cached generation always covers the entry's modules."""
-    __slots__ = ("state", "refs", "stats", "mtags", "fwatch", "pwatch")
+    __slots__ = ("state", "refs", "stats", "mtags", "fwatch", "pwatch", "distinct")
 
-    def __init__(self, modules, stats=None):
+    def __init__(self, modules, stats=None, distinct=()):
         self.state = NO_STATE
         self.pwatch = None          # ParamWatch of the parameters among state[1]
+        self.distinct = distinct    # Split.distinct: cached objects of distinct-objects guards
         self.mtags = None
         self.fwatch = None          # FieldWatch with owners read from the cache (set by codegen)
         self.refs = []
@@ -1222,7 +1283,7 @@ class EntryCache:
                     dicts += module_dicts(m)
                 self.mtags = ModuleTags(dicts)
             self.state = (gen, values, versions, dict_values) + self._views(dyn) \
-                + (self._field_index(owners),)
+                + (self._field_index(owners), self._distinct(values, dict_values))
             self.pwatch = None
 
     def clear(self):
@@ -1236,7 +1297,21 @@ class EntryCache:
         state = self.state
         if state[0] == gen and GEN[0] == gen:
             self.state = (gen, state[1], versions, dict_values) + self._views(dyn) \
-                + (self._field_index(owners),)
+                + (self._field_index(owners), self._distinct(state[1], dict_values))
+
+    def _distinct(self, values, dict_values):
+        """For each distinct-objects guard the dict path splits (_split_distinct): the ids of
+        its cached objects, or None (the guard then runs whole) if they are not all distinct."""
+        if not self.distinct:
+            return None
+        out = []
+        for cached, const_ids in self.distinct:
+            tuples = (None, values, None, dict_values)
+            ids = frozenset([id(tuples[slot][i]) for slot, i in cached] + list(const_ids))
+            if len(ids) != len(cached) + len(const_ids):
+                return None
+            out.append(ids)
+        return tuple(out)
 
     def _views(self, dyn):
         old_views, old = self.state[4:6]
@@ -1246,7 +1321,7 @@ class EntryCache:
 
     def drop_dicts(self):
         state = self.state
-        self.state = state[:2] + (None, ()) + state[4:6] + (None,)
+        self.state = state[:2] + (None, ()) + state[4:6] + (None, None)
 
 
 # what a view reads for an object whose __dict__ is not a plain dict (the identity compare
