@@ -1017,6 +1017,16 @@ def _field_guards(keep, covered, cached_names, ns):
     return r
 
 
+def _flat_tuple(items, chunk=32):
+    """A tuple display of `items` (expressions); past `chunk` of them, built from starred
+    tuples of at most `chunk`, so that evaluating it does not need a stack slot per item (the
+    entry's frame stays small: codegen/entry.py guard_block)."""
+    if len(items) <= chunk:
+        return "(" + ", ".join(items) + ",)"
+    return "(" + ", ".join("*(" + ", ".join(items[i:i + chunk]) + ",)"
+                           for i in range(0, len(items), chunk)) + ",)"
+
+
 _DISTINCT = re.compile(r"len\(\{(id\(.*\))\}\) == (\d+)")
 
 
@@ -1126,20 +1136,20 @@ def split(guards, body_text):
         # parameters: their version counters and TensorImpls unchanged since the last full check
         # of their metadata (with GEN unchanged, nothing else can change it: see
         # _install_parameter_hooks); else the full check, which refreshes the versions
-        vs = ", ".join(f"{e}._version, {e}._cdata" for _, e in versioned)
+        vs = _flat_tuple([f"{e}._version, {e}._cdata" for _, e in versioned])
         cell = [None]
         cell_name = cg.const(cell, "param_versions")
         store = cg.const(_storer(cell), "store_versions")
         checks = " and ".join(f"({c})" for c, _ in versioned)
-        clause = f"(__pv := ({vs},)) == {cell_name}[0] or ({checks} and {store}(__pv))"
+        clause = f"(__pv := {vs}) == {cell_name}[0] or ({checks} and {store}(__pv))"
         if _TENSOR_AT is not None:
             # the same tuple gathered from memory while the cache holds the same parameters
             # (ParamWatch); the tuple itself when that gather disagrees, which then snapshots
             cg.namespace["_params_same"] = params_same
             cg.namespace["_params_snap"] = params_snap
-            objs = ", ".join(e for _, e in versioned) + ","
+            objs = _flat_tuple([e for _, e in versioned])
             clause = (f"_params_same(_ecache, __c[1]) or ({clause}) and "
-                      f"_params_snap(_ecache, __c[1], ({objs}), __pv)")
+                      f"_params_snap(_ecache, __c[1], {objs}, __pv)")
         keep.append(clause)
     full = " and ".join(f"({c})" for c in full) or "True"
     if getattr(guards, "structural", False):
@@ -1233,10 +1243,12 @@ class EntryCache:
     them) from the last call that passed the full guards. A module whose tracked dicts were
     replaced through setattr is tracked again right away (_retrack); if that is impossible it
     is in LOST and `store` refuses, so a cached generation always covers the entry's modules."""
-    __slots__ = ("state", "refs", "stats", "mtags", "fwatch", "pwatch", "distinct")
+    __slots__ = ("state", "refs", "stats", "mtags", "fwatch", "pwatch", "distinct", "chunked",
+                 "dict_chunked")
 
     def __init__(self, modules, stats=None, distinct=()):
         self.state = NO_STATE
+        self.chunked = self.dict_chunked = False    # cached locals packed in tuples of tuples
         self.pwatch = None          # ParamWatch of the parameters among state[1]
         self.distinct = distinct    # Split.distinct: cached objects of distinct-objects guards
         self.mtags = None
@@ -1305,6 +1317,10 @@ class EntryCache:
         if not self.distinct:
             return None
         out = []
+        if self.chunked:
+            values = [x for part in values for x in part]
+        if self.dict_chunked:
+            dict_values = [x for part in dict_values for x in part]
         for cached, const_ids in self.distinct:
             tuples = (None, values, None, dict_values)
             ids = frozenset([id(tuples[slot][i]) for slot, i in cached] + list(const_ids))
