@@ -496,6 +496,8 @@ def _entry_globals(p):
 
 def _versions(ns):
     """The version tags of the dicts an entry watches, read as its dict path reads them."""
+    if "_dv_idx" in ns:                     # four or more: one gather (callcost4)
+        return (ns["_dv_mem"][ns["_dv_idx"]].tobytes(),)
     return tuple(ns[f"_dv{i}"].value for i in range(len(ns["_dv_dicts"])))
 
 

@@ -279,12 +279,34 @@ def _miss_on_guard_error(exc):
     return MISS
 
 
-def guard_block(guards, body_text, ns):
+_CHUNK = 64      # cached locals per tuple: unpacking n names needs n stack slots in the frame
+
+
+def _chunks(names):
+    """(tuple expression, unpacking target) for `names`: flat up to _CHUNK names, else a tuple
+    of tuples of at most _CHUNK (so neither building nor unpacking it needs a stack slot per
+    name: the frame stays small, see guard_block)."""
+    def tup(ns_):
+        return ", ".join(ns_) + ("," if len(ns_) == 1 else "")
+    if len(names) <= _CHUNK:
+        return f"({tup(names)})", tup(names)
+    parts = [f"({tup(names[i:i + _CHUNK])})" for i in range(0, len(names), _CHUNK)]
+    return f"({tup(parts)})", tup(parts)
+
+
+def guard_block(guards, body_text, ns, param_names=None, name="__entry"):
     """The entry's guard statements. With no guard the module generation counter covers
     (guards/generation.py), one `and` chain. Otherwise two paths: while the counter equals the
     one cached by the last call that passed every guard, the locals those guards bound (child
     modules, parameters, ...) are read from that cache and only the guards the counter does not
-    cover run; else every guard runs, and passing them refreshes the cache."""
+    cover run; else every guard runs, and passing them refreshes the cache.
+
+    The full check runs in a function of its own (`__full_<name>`), which returns the locals the
+    code after the guards reads: its thousands of guards bind as many locals, and CPython 3.11
+    allocates (mmap) and frees a data-stack chunk on every call of a function whose frame
+    (locals plus stack slots) exceeds 16 KB: hf/kosmos-2.5's and hf/cvt's entries (1600-2000
+    locals, 400-800 stack slots for the cached tuple) paid about 20 us a call for that. For
+    the same reason the cached locals are packed in tuples of at most _CHUNK."""
     if isinstance(guards, str):
         return ["    try:", f"        if not ({guards}):", "            return MISS"], []
     from ..guards.generation import GEN, NO_STATE, EntryCache, split
@@ -293,12 +315,13 @@ def guard_block(guards, body_text, ns):
         return ["    try:", f"        if not ({sp.full}):", "            return MISS"], []
     ns["_gen"] = GEN
     ns["_NO_STATE"] = NO_STATE
-    ns["_ecache"] = cache = EntryCache(sp.modules, sp.stats)
+    ns["_ecache"] = cache = EntryCache(sp.modules, sp.stats, sp.distinct)
     guards.entry_cache = cache
 
     def tup(names):
         return ", ".join(names) + ("," if len(names) == 1 else "")
-    names = tup(sp.cached)
+    names, names_target = _chunks(sp.cached)
+    cache.chunked = len(sp.cached) > _CHUNK
     # while GEN is unchanged, the dicts of the modules it covers must also keep their version
     # tags: writes around nn.Module.__setattr__ and the tracked dicts' methods change only those
     from ..guards.generation import _MEM
@@ -307,36 +330,45 @@ def guard_block(guards, body_text, ns):
              "        __c = _ecache.state",
              f"        if (__gn := __c[0]) == _gen[0]{same}:"]
     if sp.cached:
-        lines.append(f"            {names} = __c[1]")
+        lines.append(f"            {names_target} = __c[1]")
     if sp.dict_fast is None:
         lines += [f"            if not ({sp.fast}):",
-                  "                return MISS",
-                  "        else:",
-                  "            __gn = _gen[0]",
-                  f"            if not ({sp.full}):",
-                  "                _ecache.state = _NO_STATE    # stale: let go of what it holds",
-                  "                return MISS",
-                  f"            _ecache.store(__gn, ({names}))"]
+                  "                return MISS"]
+        full = ["    __gn = _gen[0]",
+                f"    if not ({sp.full}):",
+                "        _ecache.clear()    # stale: let go of what it holds",
+                "        return None",
+                f"    _ecache.store(__gn, {names})"]
     else:
         # a third path, inside the first: while the dicts whose contents the remaining guards
         # read (module globals, class dicts) keep their version tags, those guards are skipped
         from ..guards.generation import version_cell
         ns["_dv_dicts"] = tuple(sp.dicts)       # keeps them alive for the views below
         cells = []
-        for i, d in enumerate(sp.dicts):
-            ns[f"_dv{i}"] = version_cell(d)
-            cells.append(f"_dv{i}.value")
+        if _MEM is not None and len(sp.dicts) >= 4:
+            # the tags of all of them in one gather (a ctypes read costs about 50 ns each)
+            np, mem = _MEM
+            from ..guards.generation import _TAG_AT
+            ns["_dv_mem"] = mem
+            ns["_dv_idx"] = np.array([(id(d) + _TAG_AT - 8) >> 3 for d in sp.dicts],
+                                     dtype=np.intp)
+            cells.append("_dv_mem[_dv_idx].tobytes()")
+        else:
+            for i, d in enumerate(sp.dicts):
+                ns[f"_dv{i}"] = version_cell(d)
+                cells.append(f"_dv{i}.value")
         if sp.dyn_objects:
             ns["_dv_getattr"] = object.__getattribute__
             cells += [f"id(_dv_getattr({o}, '__dict__')), __c[4][{i}].value"
                       for i, o in enumerate(sp.dyn_objects)]
         versions = "(" + tup(cells) + ")"
-        dnames = tup(sp.dict_cached)
+        dnames, dnames_target = _chunks(sp.dict_cached)
+        cache.dict_chunked = len(sp.dict_cached) > _CHUNK
         dyn = (", (" + tup([f"_dv_getattr({o}, '__dict__')" for o in sp.dyn_objects]) + ")"
                if sp.dyn_objects else "")
         lines.append(f"            if (__dv := {versions}) == __c[2]:")
         if sp.dict_cached:
-            lines.append(f"                {dnames} = __c[3]")
+            lines.append(f"                {dnames_target} = __c[3]")
         owners = ""
         if sp.fields is not None:
             # functions' __code__/__defaults__ and cells' contents: one gather of those fields
@@ -369,16 +401,31 @@ def guard_block(guards, body_text, ns):
                   "                _ecache.drop_dicts()",
                   "                return MISS",
                   "            else:",
-                  f"                _ecache.store_dicts(__gn, __dv, ({dnames}){dyn}{owners})",
-                  "        else:",
-                  "            __gn = _gen[0]",
-                  # with instance dicts, the views to read them are made by this store: the next
-                  # call takes the middle path, which reads them before its checks
-                  f"            __dv = {'None' if sp.dyn_objects else versions}",
-                  f"            if not ({sp.full}):",
-                  "                _ecache.state = _NO_STATE    # stale: let go of what it holds",
-                  "                return MISS",
-                  f"            _ecache.store(__gn, ({names}), __dv, ({dnames}){dyn}{owners})"]
+                  f"                _ecache.store_dicts(__gn, __dv, {dnames}{dyn}{owners})"]
+        full = ["    __gn = _gen[0]",
+                # with instance dicts, the views to read them are made by this store: the next
+                # call takes the middle path, which reads them before its checks
+                f"    __dv = {'None' if sp.dyn_objects else versions}",
+                f"    if not ({sp.full}):",
+                "        _ecache.clear()    # stale: let go of what it holds",
+                "        return None",
+                f"    _ecache.store(__gn, {names}, __dv, {dnames}{dyn}{owners})"]
+    # the full check, in a function of its own: it returns the generation it read and the
+    # locals the code after the guards reads (bound by its guards)
+    from ..guards.generation import _BIND, _NAME
+    later = set(_NAME.findall(body_text))
+    back = sorted(set(_BIND.findall(sp.full)) & later, key=lambda n: int(n[3:]))
+    back_expr, back_target = _chunks(["__gn"] + back)
+    params = ", ".join(param_names) if param_names is not None else "mod, *args, **kwargs"
+    call = ", ".join(param_names) if param_names is not None else "mod, *args, **kwargs"
+    fname = f"__full{name}"
+    fsrc = "\n".join([f"def {fname}({params}):"] + full + [f"    return {back_expr}"]) + "\n"
+    exec(compile(fsrc, f"<bytegraph full check {name}>", "exec"), ns)
+    ns[fname].__bytegraph_source__ = fsrc
+    lines += ["        else:",
+              f"            if (__r := {fname}({call})) is None:",
+              "                return MISS",
+              f"            {back_target} = __r"]
     # after its own attribute writes (and nothing else: no graph break ran user code), the entry
     # re-reads its modules' dict tags, which those writes changed
     resnap = bool(same) and not getattr(guards, "has_break", True)
@@ -420,7 +467,10 @@ def build_entry(fn, cg, guards, body_lines, return_expr, name, on_guard_error=No
     if not isinstance(guards, str) and getattr(guards, "attr_writes", None):
         body_lines = _module_setattrs(body_lines, cg.namespace)
     body = [f"def {name}({params}):"]
-    head, after = guard_block(guards, "\n".join(body_lines) + "\n" + return_expr, cg.namespace)
+    nparams = code.co_argcount + code.co_kwonlyargcount \
+        + bool(code.co_flags & inspect.CO_VARARGS) + bool(code.co_flags & inspect.CO_VARKEYWORDS)
+    head, after = guard_block(guards, "\n".join(body_lines) + "\n" + return_expr, cg.namespace,
+                              code.co_varnames[:nparams], name)
     body += head
     body += ["    except Exception as __e:",
              "        return _guard_error(__e)"]
