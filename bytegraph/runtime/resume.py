@@ -102,7 +102,7 @@ def choose_stop(chain, kind=None):
             continue
         if d == 0 and kind in _NO_ATTR_STOP and inst.opname in ("LOAD_ATTR", "LOAD_METHOD"):
             continue
-        if d < len(chain) - 1 and (_split_at_call(frame, chain[d + 1][0])
+        if d < len(chain) - 1 and (_split_at_call(frame, chain[d + 1:])
                                    or _split_at_module_call(frame, chain)):
             continue
         stop = _stop_step(frame, inst, step)
@@ -125,17 +125,18 @@ def _length(it):
         return 0
 
 
-def _split_at_call(frame, parent):
+def _split_at_call(frame, outer):
     """Stop at the parent's call instead of inside `frame` (the callee then runs as its own
     compiled unit, through the trampoline)? Only where resuming inside gives more graphs:
-    the parent calls it from a `for` loop (its iterator is on the parent's stack), where
+    the call happens in every iteration of a `for` loop (its iterator is on the stack of
+    the parent or of a frame further out, `outer`: the frames from the parent out), where
     resuming level after level makes one graph (and one compile) per iteration while the
     callee's own unit is compiled once and reused for every call -- when enough iterations
     are left for that to pay. The callee must be a plain function that
     unit can serve (not a closure, not a method of a module: the unit would guard on the
     module's identity and recompile per layer)."""
-    loops = [v for v in parent.stack if isinstance(v, IteratorValue)]
-    if not loops or _length(loops[-1]) < _SPLIT_MIN_ITEMS:
+    if not any(_length(v) >= _SPLIT_MIN_ITEMS for f, _, _ in outer for v in f.stack
+               if isinstance(v, IteratorValue)):
         return False
     if frame.code.co_freevars or frame.code.co_cellvars or frame.is_generator or not frame.direct:
         return False
