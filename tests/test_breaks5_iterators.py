@@ -153,3 +153,29 @@ def test_real_iterator_from_the_caller(make_it):
         assert_same(consume_two(torch.ones(1) * 2, ie), c(torch.ones(1) * 2, ic))
         assert list(ie) == list(ic)
     assert not bytegraph.counters["fallback"], dict(bytegraph.counters["fallback"])
+
+
+def escapes_with_prints(x, holder, lst):
+    holder.it = zip(lst, range(100))
+    for v, i in holder.it:
+        print("step", i)                 # a break that keeps the trace going: steps replayed
+        if x.sum() > v:                  # a stop: the resumed trace wraps the real zip
+            x = x - 1
+        print("after", i)
+        if i == 3:
+            break
+    return x
+
+
+def test_steps_replayed_once_across_breaks(capsys):
+    bytegraph.reset()
+    c = bytegraph.compile(escapes_with_prints, backend=Counting())
+    for _ in range(2):
+        he, hc = Holder(), Holder()
+        le, lc = [1, 2, 3, 4, 5, 6, 7], [1, 2, 3, 4, 5, 6, 7]
+        want = escapes_with_prints(torch.ones(1) * 3, he, le)
+        out_e = capsys.readouterr().out
+        got = c(torch.ones(1) * 3, hc, lc)
+        assert capsys.readouterr().out == out_e
+        assert_same(want, got)
+        assert list(he.it) == list(hc.it)
