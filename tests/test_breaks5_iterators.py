@@ -179,3 +179,49 @@ def test_steps_replayed_once_across_breaks(capsys):
         assert capsys.readouterr().out == out_e
         assert_same(want, got)
         assert list(he.it) == list(hc.it)
+
+
+def grow_then_loop(x, lst):
+    lst.append(len(lst) + 1)             # the caller's list, changed before the loop
+    out = []
+    for i, v in enumerate(lst):
+        if i == 2:
+            if x.sum() > v:              # a stop at the appended item's step
+                x = x - 1
+            lst.append(9)
+        out.append(v)
+    return x, out
+
+
+def test_loop_over_a_list_the_trace_grew():
+    bytegraph.reset()
+    c = bytegraph.compile(grow_then_loop, backend=Counting())
+    for _ in range(2):
+        le, lc = [1, 2], [1, 2]
+        assert_same(grow_then_loop(torch.ones(1) * 2, le), c(torch.ones(1) * 2, lc))
+        assert le == lc
+
+
+def grow_then_plain_loop(x, lst):
+    lst.append(len(lst) + 1)
+    out = []
+    i = 0
+    for v in lst:
+        if i == 2:
+            if x.sum() > v:
+                x = x - 1
+            lst.append(9)
+        out.append(v)
+        i += 1
+    return x, out
+
+
+def test_plain_loop_over_a_list_the_trace_grew():
+    """The same for a plain list iterator (it was rebuilt with __setstate__ before the list was
+    written back: the index clamped to the old length, an item twice)."""
+    bytegraph.reset()
+    c = bytegraph.compile(grow_then_plain_loop, backend=Counting())
+    for _ in range(2):
+        le, lc = [1, 2], [1, 2]
+        assert_same(grow_then_plain_loop(torch.ones(1) * 2, le), c(torch.ones(1) * 2, lc))
+        assert le == lc

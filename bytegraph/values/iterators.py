@@ -137,6 +137,11 @@ class ListIterValue(IteratorValue):
             return self.source.expr(cg)
         if self.done:
             return cg.mutable(self, lambda: "iter(())")
+        if self.pos and getattr(self.lst, "changed", False):
+            # the caller's list is written back after this expression runs: an index past its
+            # old length would be clamped (list iterators' __setstate__)
+            raise Unsupported("a list iterator handed on over a caller's list the trace changed",
+                              kind="iter_mutated")
         return cg.mutable(self, lambda: f"{cg.const(_list_iter_at, 'list_iter')}({cg.expr(self.lst)}, {self.pos})")
 
     def replay(self, cg, target, temp):
@@ -228,6 +233,12 @@ class SeqIterValue(_CheckedIterValue):
         if self.done:
             return "iter(())"
         p = self.pos
+        for col in self.cols:
+            if col[0] != "items" and getattr(col[1], "changed", False) and (p or col[2]):
+                # the caller's list is written back after this expression runs: an index past
+                # its old length would be clamped (list iterators' __setstate__)
+                raise Unsupported(f"a {self.cls.__name__}() iterator handed on over a caller's "
+                                  "list the trace changed", kind="iter_mutated")
         if self.cls is _REVERSED:
             _, lst, index = self.cols[0]
             return f"{cg.const(_rev_iter_at, 'rev_iter')}({cg.expr(lst)}, {index - p})"
