@@ -104,3 +104,59 @@ def _symbol_inputs(gb, g, inputs):
             ph = g.placeholder(src_node.name)
         ph.meta.update(src_node.meta)
         inputs.insert(0, ("input", idx))
+
+
+
+_SIZE_METHODS = frozenset({"size", "stride", "storage_offset", "numel", "dim"})
+
+
+def _sizes_only(seg):
+    from ..values.symbolic import SYM_TYPES
+    if seg.num_ops or not seg.outputs:
+        return False
+    for n in seg.graph.nodes:
+        if n.op in ("placeholder", "output"):
+            continue
+        if n.kwargs or not isinstance(n.meta.get("example_value"), SYM_TYPES):
+            return False
+        if not all(isinstance(a, torch.fx.Node) or type(a) in (int, float, bool) for a in n.args):
+            return False
+        if not (n.op == "call_method" and n.target in _SIZE_METHODS and n.args
+                or n.op == "call_function" and callable(n.target)):
+            return False
+    return True
+
+
+def as_python(seg, input_expr, const):
+    """A segment that only reads symbolic sizes of its inputs and does integer arithmetic on
+    them (a size that a graph break's Python code or a resume function needs, under dynamic
+    shapes) as one line of Python assigning its outputs (`__g_<node>`), instead of a graph: a
+    backend would compile a graph with no tensor work. None when the segment holds anything
+    else. `input_expr(i)`: the expression the graph call would pass as input i (asked only for
+    the inputs used: an expression may define a temporary); `const(obj)` binds a function
+    into the entry's namespace."""
+    if not _sizes_only(seg):
+        return None
+    index = {n: i for i, n in enumerate(n for n in seg.graph.nodes if n.op == "placeholder")}
+    env = {}
+
+    def arg(a):
+        if not isinstance(a, torch.fx.Node):
+            return repr(a)
+        if a not in env:
+            env[a] = input_expr(index[a])
+        return env[a]
+
+    lines = []
+    for n in seg.graph.nodes:
+        if n.op == "placeholder":
+            continue
+        if n.op == "output":
+            lines += [f"__g_{old.name} = {arg(new)}" for old, new in zip(seg.outputs, n.args[0])]
+            break
+        args = [arg(a) for a in n.args]
+        if n.op == "call_method":
+            env[n] = f"{args[0]}.{n.target}({', '.join(args[1:])})"
+        else:
+            env[n] = f"{const(n.target)}({', '.join(args)})"
+    return "; ".join(lines)

@@ -448,7 +448,8 @@ def _enumerate(tx, it, start=None):
         return zip_rows(tx, [count_from(tx, start or const(0)), it])
     s = 0 if start is None else start.as_python()
     rows = [TupleValue([const(i + s), v]) for i, v in enumerate(it.unpack(tx))]
-    return SeqIterValue(rows, enumerate, [it]) if type(it) is ListValue else IteratorValue(rows)
+    return SeqIterValue(rows, enumerate, [it], [("list", it, 0)], s) if type(it) is ListValue \
+        else IteratorValue(rows)
 
 
 def _lazy(vs):
@@ -468,13 +469,17 @@ def _zip(tx, *its, strict=None):
         raise UserError(ValueError("zip() arguments have different lengths"))
     rows = [TupleValue(list(row)) for row in zip(*cols)]
     lists = [it for it in its if type(it) is ListValue]
-    return SeqIterValue(rows, zip, lists) if lists else IteratorValue(rows)
+    if not lists:
+        return IteratorValue(rows)
+    live = [("list", it, 0) if type(it) is ListValue else ("items", col) for it, col in zip(its, cols)]
+    return SeqIterValue(rows, zip, lists, live, strict=bool(strict is not None and strict.as_python()))
 
 
 @handles(reversed)
 def _reversed(tx, v):
     items = list(reversed(v.unpack(tx)))
-    return SeqIterValue(items, type(reversed([])), [v]) if type(v) is ListValue else IteratorValue(items)
+    return SeqIterValue(items, type(reversed([])), [v], [("rev", v, len(items) - 1)]) \
+        if type(v) is ListValue else IteratorValue(items)
 
 
 @handles(map)

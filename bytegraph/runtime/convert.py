@@ -22,7 +22,7 @@ from ..codegen.entry import Codegen, build_entry, MISS
 from ..exc import Unsupported, UserError, BackendCompilerFailed
 from ..graph import GraphBuilder
 from ..graph.builder import NEEDS_SHAPE_ENV
-from ..graph.segments import partition
+from ..graph.segments import partition, as_python
 from ..policy.breaks import BreakRecord
 from .resume import break_tail, choose_stop, STRUCTURAL
 from .warm import GraphInfo
@@ -362,6 +362,11 @@ def _compile_graphs(tracer, gb, cg, guards, backend, backend_name, grad_at_start
     calls, gms, graphs = {}, [], []
     for k, seg in enumerate(segments):
         if seg is None:
+            continue
+        py = as_python(seg, lambda i: gb.inputs[seg.inputs[i][1]][0].expr(cg) if seg.inputs[i][0] == "input"
+                       else f"__g_{seg.inputs[i][1].name}", lambda f: cg.const(f, "symop"))
+        if py is not None:          # sizes only: Python, not a graph (graph/segments.py)
+            calls[k] = py
             continue
         gm = torch.fx.GraphModule(torch.nn.Module(), seg.graph)
         if gb.symbols:          # a backend that traces again finds the symbols' fake mode

@@ -92,6 +92,7 @@ def choose_stop(chain, kind=None):
     from which every frame out to the root can be resumed (each was inlined for exactly its
     parent's call); else None. A try/with block around the instruction or around a call on
     the way out is kept: see break_tail."""
+    _note_repeat_stop(chain)
     for d, (frame, inst, step) in enumerate(chain):
         if is_trusted_module(frame.globals.get("__name__")) and d < len(chain) - 1:
             continue           # inside library code (logging, torch): run the user's call to it
@@ -102,7 +103,7 @@ def choose_stop(chain, kind=None):
             continue
         if d == 0 and kind in _NO_ATTR_STOP and inst.opname in ("LOAD_ATTR", "LOAD_METHOD"):
             continue
-        if d < len(chain) - 1 and (_split_at_call(frame, chain[d + 1][0])
+        if d < len(chain) - 1 and (_split_at_call(frame, chain[d + 1:])
                                    or _split_at_module_call(frame, chain)):
             continue
         stop = _stop_step(frame, inst, step)
@@ -125,17 +126,35 @@ def _length(it):
         return 0
 
 
-def _split_at_call(frame, parent):
+# Plain functions that stopped the trace again after resuming inside them (a second stop in
+# one call: hf/encodec's `_pad1d` stops at max(), at an `if` and at a pad): where a loop further
+# out calls them once per iteration, resuming inside costs a graph per region per call, and the
+# split below pays from the next call on. One stop per call (hf/mimi's `_pad1d`) resumes inside:
+# one graph per call either way, and the split would add the helper's own graphs.
+_REPEAT_STOPS = weakref.WeakSet()
+
+
+def _note_repeat_stop(chain):
+    frame = chain[0][0]
+    origin = _origin(frame.code)
+    if origin is not None and len(chain) > 1:
+        _REPEAT_STOPS.add(origin[0])
+
+
+def _split_at_call(frame, outer):
     """Stop at the parent's call instead of inside `frame` (the callee then runs as its own
     compiled unit, through the trampoline)? Only where resuming inside gives more graphs:
-    the parent calls it from a `for` loop (its iterator is on the parent's stack), where
+    the call happens in every iteration of a `for` loop (its iterator is on the stack of
+    the parent, or of a frame further out for a callee that stops more than once per call:
+    `_REPEAT_STOPS`; `outer`: the frames from the parent out), where
     resuming level after level makes one graph (and one compile) per iteration while the
     callee's own unit is compiled once and reused for every call -- when enough iterations
     are left for that to pay. The callee must be a plain function that
     unit can serve (not a closure, not a method of a module: the unit would guard on the
     module's identity and recompile per layer)."""
-    loops = [v for v in parent.stack if isinstance(v, IteratorValue)]
-    if not loops or _length(loops[-1]) < _SPLIT_MIN_ITEMS:
+    def long_loop(f):
+        return any(_length(v) >= _SPLIT_MIN_ITEMS for v in f.stack if isinstance(v, IteratorValue))
+    if not (long_loop(outer[0][0]) or frame.code in _REPEAT_STOPS and any(long_loop(f) for f, _, _ in outer)):
         return False
     if frame.code.co_freevars or frame.code.co_cellvars or frame.is_generator or not frame.direct:
         return False

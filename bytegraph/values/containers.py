@@ -228,6 +228,7 @@ class ListValue(BaseSeq):
     def mutate(self, tx):
         self.order = None                   # the caller's order no longer applies
         if self.source is not None:
+            self.changed = True             # values/iterators.py: SeqIterValue._live
             tx.side_effects.mutated(self)
 
     def reconstruct(self, cg):

@@ -1,6 +1,7 @@
 """Iterators the trace holds: over a fixed list of Values, and those that follow a container
 the code may change (dict/set size checks, live list iterators, enumerate/zip/reversed over
-lists); wrapping the caller's list/tuple/range iterators."""
+lists, rebuilt live when handed to Python); wrapping the caller's list/tuple/range iterators
+and enumerate/zip/reversed objects."""
 from ..exc import Unsupported, UserError
 from .base import Value, ConstValue, wrap, register_wrapper
 from ..sources import ItemSource, ReduceSource
@@ -136,6 +137,11 @@ class ListIterValue(IteratorValue):
             return self.source.expr(cg)
         if self.done:
             return cg.mutable(self, lambda: "iter(())")
+        if self.pos and getattr(self.lst, "changed", False):
+            # the caller's list is written back after this expression runs: an index past its
+            # old length would be clamped (list iterators' __setstate__)
+            raise Unsupported("a list iterator handed on over a caller's list the trace changed",
+                              kind="iter_mutated")
         return cg.mutable(self, lambda: f"{cg.const(_list_iter_at, 'list_iter')}({cg.expr(self.lst)}, {self.pos})")
 
     def replay(self, cg, target, temp):
@@ -158,17 +164,53 @@ def _list_iter_at(lst, pos):
 
 class SeqIterValue(_CheckedIterValue):
     """enumerate / zip / reversed over lists the trace holds. CPython's iterators read their list
-    at each step; the trace's items are computed when the iterator is made, which is exact while
-    the lists stay unchanged: a step after a change is refused (Unsupported, kind
-    "iter_mutated", which runs the frame eagerly: no graph break there, since the iterator a
-    resume function would get is a snapshot). TODO (docs/status.md): hand resume functions the
-    real iterator at its position over the real list, once the tracer can wrap real
-    enumerate/zip/reversed objects (their __reduce__)."""
+    at each step; the trace's items are computed when the iterator is made (or wrapped), which
+    is exact while the lists stay unchanged: a step after a change is refused (Unsupported, kind
+    "iter_mutated", which runs the frame eagerly).
 
-    def __init__(self, items, cls, lists):
+    Handed to Python (a resume function's loop iterator), it is rebuilt live, as CPython's own
+    object at the same point: `enumerate(<list iterator at its index>, <count>)`, `zip(<one
+    iterator per argument at its index>)`, `reversed(list)` at its index, over the real lists, so
+    code after the break that changes a list is seen by the next step as in eager. A real such
+    object the trace receives (`wrap_live_seq`) is read through `__reduce__`, and its steps are
+    replayed on it after the call (`replay`).
+
+    `cols`: per argument, ("list", ListValue, index of its list iterator) or ("items", the Values
+    left), for reversed [("rev", ListValue, index)]; `count`: enumerate's next number, at
+    creation."""
+
+    def __init__(self, items, cls, lists, cols=None, count=0, source=None, strict=False):
         super().__init__(items)
         self.cls = cls
         self.lists = [(lst, list(lst.items)) for lst in lists]
+        self.cols = cols
+        self.count = count
+        self.source = source
+        self.strict = strict
+        self.done = False           # a step reported the end
+        self.replayed = (0, False)  # steps already replayed on the real object (source)
+
+    @property
+    def start(self):
+        """Items the iterator had given before the trace met it (for _split_at_call's loop
+        length, which must not shrink from one resume level to the next)."""
+        if self.source is None or not self.cols:
+            return 0
+        kind, lst, index = self.cols[0][0], self.cols[0][1], self.cols[0][-1]
+        if kind == "list":
+            return index
+        return len(self.lists[0][1]) - 1 - index if kind == "rev" else 0
+
+    def next(self):
+        v = super().next()
+        if v is None:
+            self.done = True
+        return v
+
+    def unpack(self, tx):
+        rest = super().unpack(tx)
+        self.done = True
+        return rest
 
     def _check(self):
         for lst, items0 in self.lists:
@@ -180,9 +222,175 @@ class SeqIterValue(_CheckedIterValue):
         return self.cls
 
     def reconstruct(self, cg):
-        self._check()
-        return cg.mutable(self, lambda: "iter((" + "".join(cg.expr(i) + ", " for i in
-                                                        self.items[self.pos:]) + "))")
+        if self.cols is None:
+            self._check()
+            return cg.mutable(self, lambda: "iter((" + "".join(cg.expr(i) + ", " for i in
+                                                            self.items[self.pos:]) + "))")
+        return cg.mutable(self, lambda: self._live(cg))
+
+    def _live(self, cg):
+        """An expression for CPython's object at this point (see the class doc)."""
+        if self.done:
+            return "iter(())"
+        p = self.pos
+        for col in self.cols:
+            if col[0] != "items" and getattr(col[1], "changed", False) and (p or col[2]):
+                # the caller's list is written back after this expression runs: an index past
+                # its old length would be clamped (list iterators' __setstate__)
+                raise Unsupported(f"a {self.cls.__name__}() iterator handed on over a caller's "
+                                  "list the trace changed", kind="iter_mutated")
+        if self.cls is _REVERSED:
+            _, lst, index = self.cols[0]
+            return f"{cg.const(_rev_iter_at, 'rev_iter')}({cg.expr(lst)}, {index - p})"
+        parts = []
+        for col in self.cols:
+            if col[0] == "list":
+                parts.append(f"{cg.const(_list_iter_at, 'list_iter')}({cg.expr(col[1])}, {col[2] + p})")
+            else:
+                parts.append("iter((" + "".join(cg.expr(i) + ", " for i in col[1][p:]) + "))")
+        if self.cls is enumerate:
+            return f"enumerate({parts[0]}, {self.count + p})"
+        return f"zip({', '.join(parts)}{', strict=True' if self.strict else ''})"
+
+    def replay(self, cg, target, temp):
+        """The steps the trace took, on the real object (wrapped from the caller)."""
+        k, done = self.pos, self.done
+        k0, done0 = self.replayed
+        self.replayed = (k, done)
+        if self.cls is _REVERSED:
+            _, lst, index = self.cols[0]
+            if done:
+                return "" if done0 else f"{target}.__setstate__(-1); next({target}, None)"
+            if index - k > min(len(self.lists[0][1]), len(lst.items)) - 1 >= 0:
+                raise Unsupported("a reversed() iterator whose list shrank below its position",
+                                  kind="iter_mutated")
+            return f"{target}.__setstate__({index - k})"
+        # enumerate and zip cannot be set: step them again (list iterators only move an index:
+        # exact when every list is long enough at replay time, before or after its own write)
+        for col, (lst, items0) in zip([c for c in self.cols if c[0] == "list"], self.lists):
+            if len(items0) == len(lst.items):
+                continue
+            if done or min(len(items0), len(lst.items)) < col[2] + k:
+                raise Unsupported(f"a {self.cls.__name__}() iterator whose list changed length "
+                                  "after its last step", kind="iter_mutated")
+        steps = k - k0
+        if done0 or (steps == 0 and done == done0):
+            return "pass"
+        return f"{cg.const(_advance, 'advance')}({target}, {steps}, {done})"
+
+    def __repr__(self):
+        return f"SeqIter({self.cls.__name__}, {len(self.items) - self.pos} left)"
+
+
+SeqIterValue.sticky = True
+
+
+_REVERSED = type(reversed([]))
+
+
+def _rev_iter_at(lst, index):
+    it = reversed(lst)
+    it.__setstate__(index)
+    if index < 0:
+        next(it, None)          # index -1: at its end (CPython lets go of the list there)
+    return it
+
+
+def _advance(it, steps, done):
+    for _ in range(steps):
+        next(it)
+    if done:
+        next(it, None)
+
+
+_LIST_ITER = type(iter([]))
+
+
+def _live_column(tx, it, source):
+    """One argument of a real enumerate/zip: a list iterator (read live: ("list", ListValue,
+    index)) or a tuple/range iterator (("items", the Values left)), via __reduce__."""
+    if type(it) not in _SEQ_ITERS:
+        raise Unsupported(f"a {type(it).__name__} inside a real enumerate/zip", kind="iter")
+    if id(it) in tx.wrapped:
+        raise Unsupported("an iterator inside a real enumerate/zip that the trace also holds",
+                          kind="iter")
+    tx.wrapped[id(it)] = (it, _Owned())      # another path to it must not model it apart
+    red = it.__reduce__()
+    tx.guards.add_type(source, type(it))
+    state = ReduceSource(source, None)
+    if len(red) < 3:
+        tx.guards.add_code(f"len({state.expr(tx.cg)}) == 2", source, "iterator_exhausted")
+        return ("items", [])
+    seq, index = red[1][0], red[2]
+    tx.guards.add_code(f"len({state.expr(tx.cg)}) == 3 and {state.expr(tx.cg)}[2] == {index}",
+                       source, "iterator_position", index)
+    seq_value = wrap(tx, seq, ItemSource(ItemSource(state, 1), 0))
+    if type(it) is _LIST_ITER:
+        if type(seq_value) is not ListValue:
+            raise Unsupported("a list iterator over a list subclass", kind="iter")
+        return ("list", seq_value, index)
+    items = seq_value.unpack(tx) if not isinstance(seq_value, ConstValue) else \
+        [ConstValue(x) for x in seq_value.value]
+    return ("items", items[index:])
+
+
+class _Owned(IteratorValue):
+    """The inner iterator of a real enumerate/zip the trace wrapped: modelled by that object's
+    Value only (its replay steps it); reached another way, it stops the trace."""
+
+    def __init__(self):
+        super().__init__([])
+
+    def _refuse(self, *a, **k):
+        raise Unsupported("an iterator shared with a real enumerate/zip", kind="iter")
+
+    next = unpack = reconstruct = _refuse
+
+
+def wrap_live_seq(tx, obj, source):
+    """A real enumerate / zip / list_reverseiterator from the caller (a resume function's loop
+    iterator): read through __reduce__, stepped again on the real object after the call."""
+    if source is None:
+        raise Unsupported(f"a {type(obj).__name__} made outside the trace", kind="iter")
+    typ = type(obj)
+    tx.guards.add_type(source, typ)
+    red = obj.__reduce__()
+    state = ReduceSource(source, None)
+    st = state.expr(tx.cg)
+    if typ is _REVERSED:
+        if len(red) < 3:
+            raise Unsupported("an exhausted reversed() iterator", kind="iter")
+        index = red[2]
+        tx.guards.add_code(f"len({st}) == 3 and {st}[2] == {index}", source, "iterator_position", index)
+        lst = wrap(tx, red[1][0], ItemSource(ItemSource(state, 1), 0))
+        if type(lst) is not ListValue:
+            raise Unsupported("reversed() over a list subclass", kind="iter")
+        items = [lst.items[j] for j in range(min(index, len(lst.items) - 1), -1, -1)]
+        value = SeqIterValue(items, typ, [lst], [("rev", lst, index)], source=source)
+    else:
+        args = red[1]
+        strict = typ is zip and len(red) > 2 and bool(red[2])
+        count = args[1] if typ is enumerate else 0
+        shape = f"len({st}) == {len(red)} and len({st}[1]) == {len(args)}"
+        if typ is enumerate:
+            shape += f" and {st}[1][1] == {count!r}"
+        elif strict:
+            shape += f" and {st}[2] is True"
+        tx.guards.add_code(shape, source, "iterator_position", (len(args), count, strict))
+        inner = args[:1] if typ is enumerate else args
+        cols = [_live_column(tx, it, ItemSource(ItemSource(state, 1), i)) for i, it in enumerate(inner)]
+        left = [c[1].items[c[2]:] if c[0] == "list" else c[1] for c in cols]
+        if strict and len({len(c) for c in left}) > 1:
+            raise Unsupported("a strict zip over arguments of different lengths", kind="iter")
+        if typ is enumerate:
+            rows = [TupleValue([ConstValue(count + i), v]) for i, v in enumerate(left[0])]
+        else:
+            rows = [TupleValue(list(r)) for r in zip(*left)]
+        value = SeqIterValue(rows, typ, [c[1] for c in cols if c[0] == "list"], cols, count,
+                             source, strict)
+    tx.side_effects.mutated(value)
+    return value
+
 
 
 _SEQ_ITERS = (type(iter(())), type(iter([])), type(iter(range(0))))
@@ -215,3 +423,7 @@ def wrap_seq_iterator(tx, obj, source):
 
 for _t in _SEQ_ITERS:
     register_wrapper(_t)(wrap_seq_iterator)
+
+
+for _t in (enumerate, zip, _REVERSED):
+    register_wrapper(_t)(wrap_live_seq)
