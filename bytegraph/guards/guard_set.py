@@ -98,6 +98,21 @@ def readable(code):
     return _SHAPE_WHOLE.sub(r"\1.shape", _SHAPE_LOCAL.sub(r"\1.size(\2)", code))
 
 
+def _bound_text(expr, bound, lower):
+    """A symbol's range bound as guard code: exact, or rounded to the inside of the range (a
+    float symbol's bound need not be an integer: `s >= -2` for -2.5 would reject s itself)."""
+    import sympy
+    if expr.is_integer:
+        return str(int(math.ceil(bound) if lower else math.floor(bound)))
+    f = float(bound)
+    b = sympy.sympify(bound)
+    if lower and sympy.Float(f) < b:
+        f = math.nextafter(f, math.inf)
+    elif not lower and sympy.Float(f) > b:
+        f = math.nextafter(f, -math.inf)
+    return repr(f)
+
+
 def _contiguous_beyond_01(fake, env):
     """The fake input is contiguous with every size at least 2 (an int, or a symbol whose range
     starts at 2): then `is_contiguous()` of a tensor with those sizes decides its strides."""
@@ -479,9 +494,9 @@ class GuardSet:
         vr = env.var_to_range.get(expr)
         out = []
         if vr is not None and finite(vr.lower):
-            out.append((f"{text} >= {int(vr.lower)}", "shape_range", expr))
+            out.append((f"{text} >= {_bound_text(expr, vr.lower, True)}", "shape_range", expr))
         if vr is not None and finite(vr.upper):
-            out.append((f"{text} <= {int(vr.upper)}", "shape_range", expr))
+            out.append((f"{text} <= {_bound_text(expr, vr.upper, False)}", "shape_range", expr))
         return out
 
     def _shape_env_checks(self, gb, env, printer):
