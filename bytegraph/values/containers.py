@@ -870,16 +870,31 @@ def wrap_dict(tx, obj, source):
     return DictValue(items, cls=typ, source=source, default_factory=factory)
 
 
+_PLAIN_ELEMENT = frozenset((int, str, bool, float, type(None)))
+
+
+def _plain_element(x):
+    """Hashing and comparing x runs no Python code: a builtin scalar or a tuple of them."""
+    return type(x) in _PLAIN_ELEMENT or (type(x) is tuple and all(map(_plain_element, x)))
+
+
+def _plain_elements(s):
+    return all(map(_plain_element, s))
+
+
 @register_wrapper(set, frozenset)
 def wrap_set(tx, obj, source):
     for x in obj:
-        if type(x) not in (int, str, bool, float, type(None), tuple):
+        if not _plain_element(x):
             raise Unsupported(f"set of {type(x).__name__}", kind="set_item")
     if source is not None:        # (type, element) pairs: {1} == {True} == {1.0} otherwise
         first = source.expr(tx.cg)
         e = tx.cg.bound(source)
         typed = frozenset((type(x), x) for x in obj)
+        # elements are hashed only once they are known plain: a user __hash__ must not run
+        tx.cg.namespace.setdefault("_plain_elements", _plain_elements)
         tx.guards.add_code(f"type({first}) is {tx.cg.const(type(obj), type(obj).__name__)} and "
+                           f"len({e}) == {len(obj)} and _plain_elements({e}) and "
                            f"frozenset((type(v), v) for v in {e}) == {tx.cg.const(typed, 'set')}",
                            source, "set", frozenset(obj))
     return SetValue(obj, cls=type(obj), source=source)
