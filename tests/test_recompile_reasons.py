@@ -158,6 +158,14 @@ class _Q(_P):
     pass
 
 
+class _P2:
+    k = 5
+
+
+class _R(_P):
+    pass
+
+
 class _CopyMe:
     def __init__(self):
         self.k = 4
@@ -242,6 +250,15 @@ def _class_attr():
         yield
     finally:
         del _Q.k
+
+
+@contextlib.contextmanager
+def _swap_bases():
+    _R.__bases__ = (_P2,)
+    try:
+        yield
+    finally:
+        _R.__bases__ = (_P,)
 
 
 @contextlib.contextmanager
@@ -344,6 +361,8 @@ CASES = {
                      r"L\['o'\] now has its own attribute\(s\) k"),
     "class_attr_absent": (_attr, {}, lambda: (_ones(), _Q()), (lambda: (_ones(), _Q()), _class_attr),
                           r"class _Q now defines k itself"),
+    "class_mro": (_attr, {}, lambda: (_ones(), _R()), (lambda: (_ones(), _R()), _swap_bases),
+                  r"the bases of class _R changed"),
     "builtins_not_shadowed": (_abs, {}, _args(_ones()), (_args(_ones()), _shadow_abs),
                               r"a module global now shadows the builtin\(s\) abs"),
     "abc_registry": (_isinstance_abc, {}, lambda: (_ones(), _A()), (lambda: (_ones(), _A()), _abc_register),

@@ -344,6 +344,14 @@ class GraphBuilder:
     def create(self, kind, target, fx_args, fx_kwargs, fake, counts=True):
         """Append a node; `counts=False` for state switches (grad mode, autocast) that are
         not tensor work: a graph with only those is not worth compiling."""
+        if kind == "call_function" and target is operator.pow and fx_args \
+                and type(fx_args[0]) in (int, float) and repr(fx_args[0]).startswith("-"):
+            # fx prints operator.pow as `a ** b` with a constant in place: `-2 ** n` is
+            # -(2 ** n). A negative base is computed by a node of its own (`neg = -2`).
+            base = self.graph.create_node("call_function", operator.neg, (-fx_args[0],), {})
+            base.meta["example_value"] = fx_args[0]
+            base.meta["counts"] = False
+            fx_args = (base, *fx_args[1:])
         node = self.graph.create_node(kind, target, tuple(fx_args), dict(fx_kwargs))
         node.meta["example_value"] = fake
         if counts:

@@ -98,6 +98,48 @@ def readable(code):
     return _SHAPE_WHOLE.sub(r"\1.shape", _SHAPE_LOCAL.sub(r"\1.size(\2)", code))
 
 
+_PLAIN_KEYS = frozenset((str, int, float, bool, type(None), bytes, complex))
+
+
+def _eq_runs_no_python(k):
+    """Comparing k with == runs no Python code: a builtin scalar, a tuple/frozenset of them, or
+    an object whose type keeps a C-level __eq__ (an Enum member, a type, a torch.dtype)."""
+    t = type(k)
+    if t in _PLAIN_KEYS:
+        return True
+    if t in (tuple, frozenset):
+        return all(map(_eq_runs_no_python, k))
+    eq = getattr(t, "__eq__", None)
+    return type(eq).__name__ in ("wrapper_descriptor", "method-wrapper") and \
+        not issubclass(t, (tuple, frozenset, list, dict, set))
+
+
+def _keys_same(d, keys, ident):
+    """The dict's keys are `keys` in order: identical where `ident` says so, else of the same
+    type and equal (a type whose == runs no Python code)."""
+    if len(d) != len(keys):
+        return False
+    for k, e, i in zip(d, keys, ident):
+        if k is not e and (i or type(k) is not type(e) or k != e):
+            return False
+    return True
+
+
+def _bound_text(expr, bound, lower):
+    """A symbol's range bound as guard code: exact, or rounded to the inside of the range (a
+    float symbol's bound need not be an integer: `s >= -2` for -2.5 would reject s itself)."""
+    import sympy
+    if expr.is_integer:
+        return str(int(math.ceil(bound) if lower else math.floor(bound)))
+    f = float(bound)
+    b = sympy.sympify(bound)
+    if lower and sympy.Float(f) < b:
+        f = math.nextafter(f, math.inf)
+    elif not lower and sympy.Float(f) > b:
+        f = math.nextafter(f, -math.inf)
+    return repr(f)
+
+
 def _contiguous_beyond_01(fake, env):
     """The fake input is contiguous with every size at least 2 (an int, or a symbol whose range
     starts at 2): then `is_contiguous()` of a tensor with those sizes decides its strides."""
@@ -336,6 +378,14 @@ class GuardSet:
             base = {TrackedDict: dict, TrackedOrderedDict: OrderedDict}.get(typ)
             if base is not None:
                 kind = f"({kind} or type({e}) is {self.cg.const(base, base.__name__)})"
+        if not all(map(_eq_runs_no_python, keys)):
+            # a key whose == is Python code: comparing runs it (a side effect eager has not) and
+            # its answer is the user's; such keys must be the very objects the trace saw
+            self.cg.namespace.setdefault("_keys_same", _keys_same)
+            ident = tuple(not _eq_runs_no_python(k) for k in keys)
+            code = f"{kind} and _keys_same({e}, {self.cg.const(tuple(keys), 'keys')}, {ident!r})"
+            self._add(code, source, "dict_keys", tuple(keys))
+            return
         code = f"{kind} and tuple({e}.keys()) == {self.cg.const(tuple(keys), 'keys')}"
         if any(type(k) is not str for k in keys):     # 1 == True == 1.0: compare key types too
             code += f" and tuple(map(type, {e})) == {self.cg.const(tuple(type(k) for k in keys), 'key_types')}"
@@ -479,9 +529,9 @@ class GuardSet:
         vr = env.var_to_range.get(expr)
         out = []
         if vr is not None and finite(vr.lower):
-            out.append((f"{text} >= {int(vr.lower)}", "shape_range", expr))
+            out.append((f"{text} >= {_bound_text(expr, vr.lower, True)}", "shape_range", expr))
         if vr is not None and finite(vr.upper):
-            out.append((f"{text} <= {int(vr.upper)}", "shape_range", expr))
+            out.append((f"{text} <= {_bound_text(expr, vr.upper, False)}", "shape_range", expr))
         return out
 
     def _shape_env_checks(self, gb, env, printer):

@@ -236,6 +236,7 @@ KINDS = {
     "distinct_objects": _distinct("caller objects the trace mutates"),
     "identity": _distinct("objects the trace compared with `is`"),
     "absent_attrs": _absent, "class_attr_absent": _class_absent,
+    "class_mro": lambda g, now, ns: f"the bases of class {g.expected} changed (its MRO differs)",
     "builtins_not_shadowed": _builtins_shadowed, "abc_registry": _abc, "copyreg": _copyreg,
     "defaults": lambda g, now, ns: f"defaults of {g.expected or 'the function'} changed",
     "code": lambda g, now, ns: f"the code of {g.expected or 'the function'} was replaced",

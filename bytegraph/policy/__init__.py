@@ -9,6 +9,7 @@ The policy sits above values/ and protocols/: it imports them, and installs the 
 values/ needs into `values.base.POLICY` here, so no arrow points back up.
 """
 from ..values.base import POLICY
+from ..protocols import operators
 from . import builtins, stdlib_iter, stdlib, calls, breaks
 
 POLICY.classify_function = calls.classify_function
@@ -19,3 +20,4 @@ POLICY.call_on_constants = builtins.call_on_constants
 POLICY.sorted_items = builtins.sorted_items
 POLICY.bind_cached_method = stdlib.bind_cached_method
 POLICY.tensor_read = breaks.tensor_read
+POLICY.equal = operators.equal

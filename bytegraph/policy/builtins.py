@@ -36,7 +36,7 @@ from ..values.opaque import Opaque, scalar_op
 from ..values.symbolic import size_value, SymValue, sym_op, is_sym_operand
 from ..values.objects import (ClassValue, DynamicAttrObjectValue, ModuleValue, NewObjectValue, ObjectValue,
                               PyModuleValue, SuperValue, _InstanceBase, _MISSING, bind_class_attr,
-                              generic_getattr, static_lookup)
+                              class_lookup, generic_getattr, static_lookup)
 
 PURE_MODULES = frozenset({"math", "cmath", "operator", "_operator", "string"})
 PURE_BUILTINS = frozenset({abs, bin, chr, divmod, format, hash, hex, oct, ord, pow, repr, round,
@@ -395,7 +395,7 @@ def _type(tx, v, *rest):
 @handles(callable)
 def _callable(tx, v):
     if isinstance(v, _InstanceBase):
-        return const(static_lookup(v.cls, "__call__")[0] is not _MISSING)
+        return const(class_lookup(tx, v.cls, "__call__")[0] is not _MISSING)
     if isinstance(v, (TensorValue, BaseSeq, DictValue, SetValue, IteratorValue)):
         return const(False)
     try:

@@ -238,6 +238,9 @@ def convert(fn, args, kwargs, backend, backend_name, entry_index, on_guard_error
         guards.add_code(f"{cg.const(klass, klass.__name__)}.__dict__.keys().isdisjoint("
                         f"{cg.const(frozenset(names), 'names')})", None, "class_attr_absent",
                         (klass.__qualname__, tuple(sorted(names))))
+    for klass in tracer.class_mro.values():
+        guards.add_code(f"{cg.const(klass, klass.__name__)}.__mro__ == {cg.const(klass.__mro__, 'mro')}",
+                        None, "class_mro", klass.__qualname__)
     for g, names in tracer.builtins_used.values():
         guards.add_code(f"{cg.const(g, 'G')}.keys().isdisjoint({cg.const(frozenset(names), 'names')})",
                         None, "builtins_not_shadowed", tuple(sorted(names)))

@@ -122,6 +122,7 @@ class Tracer:
         self.absent_attrs = {}     # id(ObjectValue) -> (value, names it must not have in __dict__)
         self.builtins_used = {}    # id(globals) -> (globals, builtin names read through it)
         self.class_absent = {}     # id(class) -> (class, names it must not define)
+        self.class_mro = {}        # id(class) -> class whose MRO a lookup relied on
         self.frame = None
         self.depth = 0
         self.depth_limit = depth_limit

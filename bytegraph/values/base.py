@@ -33,10 +33,11 @@ class CallPolicy:
     - sorted_items(tx, items, key, reverse) -> list: CPython's sort through the protocol;
     - bind_cached_method(tx, self_value, wrapper, source) -> Value: an lru_cache'd method;
     - tensor_read(tx, tensor_value, name, args, kwargs) -> Value: t.item()/.tolist()/.numpy()
-      (a graph break that runs it in Python).
+      (a graph break that runs it in Python);
+    - equal(tx, a, b) -> bool: PyObject_RichCompareBool(a, b, Py_EQ) through the protocol.
     """
     __slots__ = ("classify_function", "user_registered", "lookup_override", "construct",
-                 "call_on_constants", "sorted_items", "bind_cached_method", "tensor_read")
+                 "call_on_constants", "sorted_items", "bind_cached_method", "tensor_read", "equal")
 
 
 POLICY = CallPolicy()

@@ -276,16 +276,40 @@ def _list_reverse(tx, lst):
     return NONE
 
 
+def _all_const(lst, v):
+    return v.is_const() and all(i.is_const() for i in lst.items)
+
+
 def _seq_index(tx, lst, v, *rest):
-    return const([py_eq_key(i) for i in lst.items].index(py_eq_key(v), *[r.as_python() for r in rest]))
+    bounds = [r.as_python() for r in rest]
+    if _all_const(lst, v):
+        items = [i.as_python() for i in lst.items]
+        try:
+            return const((items if isinstance(lst, ListValue) else tuple(items)).index(v.as_python(), *bounds))
+        except (ValueError, TypeError) as e:
+            raise UserError(e) from None
+    # CPython compares item == v (PyObject_RichCompareBool), in order, up to the first match
+    for i in range(*slice(*bounds).indices(len(lst.items))) if bounds else range(len(lst.items)):
+        if POLICY.equal(tx, lst.items[i], v):
+            return const(i)
+    if not isinstance(lst, ListValue):
+        raise UserError(ValueError("tuple.index(x): x not in tuple"))
+    if not v.is_const():
+        raise Unsupported("list.index() not finding a non-constant (its message is the value's repr)",
+                          kind="container_method")
+    raise UserError(ValueError(f"{v.as_python()!r} is not in list"))
 
 
 def _seq_count(tx, lst, v):
-    return const([py_eq_key(i) for i in lst.items].count(py_eq_key(v)))
+    if _all_const(lst, v):
+        return const([i.as_python() for i in lst.items].count(v.as_python()))
+    return const(sum(1 for i in list(lst.items) if POLICY.equal(tx, i, v)))
 
 
 def _seq_contains(tx, lst, v):
-    return const(py_eq_key(v) in [py_eq_key(i) for i in lst.items])
+    if _all_const(lst, v):
+        return const(v.as_python() in [i.as_python() for i in lst.items])
+    return const(any(POLICY.equal(tx, i, v) for i in list(lst.items)))
 
 
 def py_eq_key(v):
@@ -306,7 +330,15 @@ def _list_sort(tx, lst, key=None, reverse=None):
 
 
 def _list_remove(tx, lst, v):
-    i = _seq_index(tx, lst, v).as_python()
+    for i, item in enumerate(list(lst.items)):
+        if item.is_const() and v.is_const():
+            a, b = item.as_python(), v.as_python()
+            if a is b or a == b:
+                break
+        elif POLICY.equal(tx, item, v):
+            break
+    else:
+        raise UserError(ValueError("list.remove(x): x not in list"))
     lst.mutate(tx)
     del lst.items[i]
     return NONE
@@ -680,7 +712,7 @@ class SetValue(Value):
                                       kind="set_order")
             mirrored = mirror_args(args) if self.real is not None else None
             real = set(self.items)
-            res = getattr(real, name)(*[_set_arg(tx, a) for a in args])
+            res = getattr(real, name)(*_set_args(tx, name, args))
             self.items = dict.fromkeys(real)
             if mirrored is None:
                 self.real = None
@@ -693,7 +725,7 @@ class SetValue(Value):
             if mirrored is not None:
                 res = getattr(self.real, name)(*mirrored)
             else:
-                res = getattr(self.cls(self.items), name)(*[_set_arg(tx, a) for a in args])
+                res = getattr(self.cls(self.items), name)(*_set_args(tx, name, args))
             if isinstance(res, (set, frozenset)):
                 return SetValue(res, cls=type(res), real=res if mirrored is not None else None)
             return const(res)
@@ -750,6 +782,14 @@ def mirror_of(v):
 def mirror_args(args):
     out = [mirror_of(a) for a in args]
     return None if any(m is None for m in out) else out
+
+
+def _set_args(tx, name, args):
+    """The real arguments of set.<name>: an element for add/discard/remove/__contains__ (a tuple
+    is one key, not an iterable of keys), else iterables."""
+    if name in ("add", "discard", "remove", "__contains__"):
+        return [py_key(a) for a in args]
+    return [_set_arg(tx, a) for a in args]
 
 
 def _set_arg(tx, a):
@@ -831,16 +871,31 @@ def wrap_dict(tx, obj, source):
     return DictValue(items, cls=typ, source=source, default_factory=factory)
 
 
+_PLAIN_ELEMENT = frozenset((int, str, bool, float, type(None)))
+
+
+def _plain_element(x):
+    """Hashing and comparing x runs no Python code: a builtin scalar or a tuple of them."""
+    return type(x) in _PLAIN_ELEMENT or (type(x) is tuple and all(map(_plain_element, x)))
+
+
+def _plain_elements(s):
+    return all(map(_plain_element, s))
+
+
 @register_wrapper(set, frozenset)
 def wrap_set(tx, obj, source):
     for x in obj:
-        if type(x) not in (int, str, bool, float, type(None), tuple):
+        if not _plain_element(x):
             raise Unsupported(f"set of {type(x).__name__}", kind="set_item")
     if source is not None:        # (type, element) pairs: {1} == {True} == {1.0} otherwise
         first = source.expr(tx.cg)
         e = tx.cg.bound(source)
         typed = frozenset((type(x), x) for x in obj)
+        # elements are hashed only once they are known plain: a user __hash__ must not run
+        tx.cg.namespace.setdefault("_plain_elements", _plain_elements)
         tx.guards.add_code(f"type({first}) is {tx.cg.const(type(obj), type(obj).__name__)} and "
+                           f"len({e}) == {len(obj)} and _plain_elements({e}) and "
                            f"frozenset((type(v), v) for v in {e}) == {tx.cg.const(typed, 'set')}",
                            source, "set", frozenset(obj))
     return SetValue(obj, cls=type(obj), source=source)

@@ -56,9 +56,20 @@ def class_lookup(tx, cls, name, start=0):
     for i, k in enumerate(mro):
         if name in k.__dict__:
             _guard_not_defined(tx, mro[:i], name)
+            if i or start:
+                _guard_mro(tx, cls)
             return k.__dict__[name], k
     _guard_not_defined(tx, mro, name)
+    _guard_mro(tx, cls)
     return _MISSING, None
+
+
+def _guard_mro(tx, cls):
+    """The lookup walked past cls's own dict: it relies on cls's MRO, which assigning
+    `cls.__bases__` replaces (no class dict changes). Collected per class; convert emits one
+    `cls.__mro__ == (...)` guard per class."""
+    if not _trusted_class(cls):
+        tx.class_mro.setdefault(id(cls), cls)
 
 
 def _guard_not_defined(tx, classes, name):
@@ -442,7 +453,7 @@ class NewObjectValue(_InstanceBase):
         return d
 
     def setattr(self, tx, name, value):
-        setter, _ = static_lookup(self.cls, "__setattr__")
+        setter, _ = class_lookup(tx, self.cls, "__setattr__")
         if setter is not object.__setattr__ and setter is not _MISSING:
             return bind_class_attr(tx, self, self.cls, "__setattr__").call(tx, [ConstValue(name), value], {})
         if not _set_through_property(tx, self, name, value):
@@ -533,7 +544,7 @@ class ObjectValue(_InstanceBase):
         return AttrSource(self.source, name)
 
     def setattr(self, tx, name, value):
-        setter, _ = static_lookup(self.cls, "__setattr__")
+        setter, _ = class_lookup(tx, self.cls, "__setattr__")
         if setter not in (object.__setattr__, torch.nn.Module.__setattr__):
             if not python_setattr(self.cls) or isinstance(self, ModuleValue):
                 raise Unsupported(f"custom __setattr__ on {self.cls.__name__}", kind="setattr")
@@ -556,7 +567,7 @@ class ObjectValue(_InstanceBase):
         tx.side_effects.attr_write(self, name, value)
 
     def delattr(self, tx, name):
-        deleter, _ = static_lookup(self.cls, "__delattr__")
+        deleter, _ = class_lookup(tx, self.cls, "__delattr__")
         if deleter not in (object.__delattr__, torch.nn.Module.__delattr__):
             if not python_setattr(self.cls) or isinstance(self, ModuleValue):
                 raise Unsupported(f"custom __delattr__ on {self.cls.__name__}", kind="setattr")

@@ -243,6 +243,10 @@ def sym_op(tx, op, operands):
         result = op(*fakes)
     except TypeError:
         return None          # a Sym type lacks this operation (~n of a SymInt): specialize instead
+    except RuntimeError:
+        # torch refuses a symbolic form Python has (a power of a negative base: `n ** -1`,
+        # `n ** 0.5`): torch._check failed on this value, so the caller specializes
+        return None
     except (ZeroDivisionError, OverflowError, ValueError) as e:
         raise UserError(e)
     if not isinstance(result, SYM_TYPES + _NUMBERS):
