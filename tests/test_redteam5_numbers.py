@@ -43,3 +43,13 @@ def test_float_symbol_with_a_fractional_range_bound():
     def g(x, s):
         return x * s, s ** 2
     diff(g, [(R(2), -2.5), (R(2), -2.5), (R(2), 1.25)], dynamic=True, fullgraph=True)
+
+
+def test_make_fx_symbolic_negative_constant_base():
+    """make_fx's symbolic graphs print operator.pow too: `(-2) ** n` must not become -(2 ** n)."""
+    def f(x):
+        return x * ((-2) ** x.shape[0]) + (-3) ** (x.shape[0] - 1)
+    gm = bytegraph.make_fx(f, tracing_mode="symbolic")(torch.randn(3))
+    for n in (2, 3, 4, 5):
+        x = torch.ones(n)
+        torch.testing.assert_close(gm(x), f(x))

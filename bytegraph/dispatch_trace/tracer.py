@@ -628,10 +628,23 @@ def _trace(fn, args: tuple, mode: str, decomp: dict, record_module_stack: bool) 
     else:
         top_names = [f"args_{j}" for j in range(len(args))]
     graph._codegen = _PyTreeCodeGen(_PyTreeInfo(top_names, in_spec, out_spec))
+    _negative_pow_bases(graph)
     gm = fx.GraphModule(tracer.attrs, graph, class_name=_class_name(fn))
     if mode == "symbolic":
         gm.shape_env = fake_mode.shape_env  # for callers inspecting guards/symbols
     return gm
+
+
+def _negative_pow_bases(graph: fx.Graph) -> None:
+    """fx prints `operator.pow(-2, n)` as `-2 ** n`, which Python reads as -(2 ** n): a
+    negative constant base gets a node of its own (`neg = -2`) before the power."""
+    for node in list(graph.nodes):
+        if node.op == "call_function" and node.target is operator.pow and node.args \
+                and type(node.args[0]) in (int, float) and repr(node.args[0]).startswith("-"):
+            with graph.inserting_before(node):
+                base = graph.call_function(operator.neg, (-node.args[0],))
+            base.meta["val"] = node.args[0]
+            node.args = (base, *node.args[1:])
 
 
 def _register_symbols(tracer: _Tracer, v: torch.Tensor, ph: fx.Node) -> None:
