@@ -41,7 +41,7 @@ from ..guards.generation import track
 from .warm_graph import GraphInfo  # noqa: F401  (convert.py attaches these to entries)
 from .warm_graph import _CONSTS, _Graph, _GRAPH_FILE, _example, _fake_value, _marshal, _value_meta
 
-FORMAT = 2
+FORMAT = 3
 _MAGIC = b"bytegraph-warm-cache\n"
 _TORCH_SINGLETONS = (torch.dtype, torch.layout, torch.memory_format)
 
@@ -526,7 +526,30 @@ def _graph_record(state, info, enc):
     if info.inputs is None or None in info.inputs:
         raise Unportable("a graph with symbolic sizes or an input with no example metadata "
                          "(persisted for the eager backend only)")
-    return ("nodes", nodes, info.inputs, info.grad)
+    return ("nodes", nodes, info.inputs, info.grad, _artifact_record(state, info, nodes))
+
+
+def _graph_key(nodes, inputs, grad):
+    """A hash of a graph record: what an inductor artifact was compiled from."""
+    return hashlib.sha256(repr((nodes, inputs, grad)).encode()).hexdigest()   # plain data: a stable repr
+
+
+def _artifact_record(state, info, nodes):
+    """The inductor backend's compiled artifact of this graph (backends/registry.py
+    `inductor_artifact`) with the hash of the graph record it belongs to, or None."""
+    from ..backends.registry import inductor, inductor_artifact
+    if state.raw_backend is not inductor:
+        return None
+    try:
+        found = inductor_artifact(info.compiled)
+    except Exception as e:      # not picklable, ...: the warm process compiles the graph again
+        log.info("warm start: no inductor artifact for a graph of %s: %s: %s", state.name,
+                 type(e).__name__, e)
+        return None
+    if found is None:
+        return None
+    env, blob = found
+    return {"env": env, "graph": _graph_key(nodes, info.inputs, info.grad), "blob": blob}
 
 
 def _encode_forward(gm, enc):
@@ -953,12 +976,46 @@ def load(state, args=()):
         return ()
 
 
+def _load_artifact(state, art, nodes, inputs, grad):
+    """The compiled graph rebuilt from its stored inductor artifact, or None: no artifact,
+    another backend, a stale one (its graph or settings differ: counted as
+    `inductor_artifact_stale`) or one that failed to load (logged); the caller then has the
+    backend compile the graph again."""
+    from ..backends.registry import inductor, load_inductor_artifact
+    if not art or state.raw_backend is not inductor:
+        return None
+    if art.get("graph") != _graph_key(nodes, inputs, grad):
+        counters["warm"]["inductor_artifact_stale"] += 1
+        log.info("warm start: inductor artifact of %s not used: its graph differs", state.name)
+        return None
+    from ..backends.calling import _backend_lock
+    try:
+        with _backend_lock, torch.set_grad_enabled(grad):
+            compiled = load_inductor_artifact(art["env"], art["blob"])
+    except Exception as e:
+        counters["warm"]["inductor_artifact_failed"] += 1
+        log.info("warm start: inductor artifact of %s not loaded: %s: %s", state.name,
+                 type(e).__name__, e)
+        return None
+    if compiled is None:
+        counters["warm"]["inductor_artifact_stale"] += 1
+        log.info("warm start: inductor artifact of %s not used: inductor's settings or torch "
+                 "differ", state.name)
+        return None
+    counters["warm"]["inductor_artifact"] += 1
+    return compiled
+
+
 def _rebuild(state, erec):
     from .convert import EAGER
     graphs = []
-    for kind, payload, inputs, grad in erec["graphs"]:
+    for kind, payload, inputs, grad, *extra in erec["graphs"]:
         if kind == "forward":           # the eager backend's gm.forward, without fx's codegen
             graphs.append(_forward_of(payload))
+            continue
+        compiled = _load_artifact(state, extra[0] if extra else None, payload, inputs, grad)
+        if compiled is not None:
+            graphs.append(compiled)
             continue
         gm = _decode_graph(payload)
         with torch.set_grad_enabled(grad):
