@@ -225,3 +225,62 @@ def test_grad_mode_graph(tmp_path):
     res = _phase(tmp_path, fns=["f"], grad=True)
     assert res["ok"] == {"f": True}, res
     assert res["warm"].get("inductor_artifact") == 1 and res["frames"].get("total", 0) == 0, res
+
+
+TRAIN_MODULE = textwrap.dedent('''
+    import torch
+
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = torch.nn.Linear(6, 4)
+
+        def forward(self, x):
+            return (torch.tanh(self.lin(x)) * 3,)
+''')
+
+TRAIN_PHASE = textwrap.dedent('''
+    import json, sys
+    spec = json.loads(sys.argv[1])
+    sys.path.insert(0, spec["dir"])
+    import torch
+    import bytegraph
+    bytegraph.config.cache_dir = spec["cache_dir"]
+    import usermod
+    torch.manual_seed(0)
+    net = usermod.Net()
+    x = torch.randn(5, 6, requires_grad=True)
+    compiled = bytegraph.compile(net, backend="inductor")
+    ok = True
+    for _ in range(2):
+        (want,) = net(x)
+        gw = torch.autograd.grad(want.sum(), [x, *net.parameters()])
+        (got,) = compiled(x)
+        gg = torch.autograd.grad(got.sum(), [x, *net.parameters()])
+        ok = ok and torch.allclose(got, want) and all(torch.allclose(a, b) for a, b in zip(gg, gw))
+    print("RESULT" + json.dumps({"ok": ok, "warm": dict(bytegraph.counters["warm"]),
+                                 "frames": dict(bytegraph.counters["frames"])}))
+''')
+
+
+def test_training_graph_artifact(tmp_path):
+    # a graph whose inputs require grad: AOT autograd's training path hands back no
+    # serializable entry, so no artifact is stored; the warm process compiles the stored graph
+    # through compile_fx (no trace) and its gradients equal eager's
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "usermod.py").write_text(TRAIN_MODULE)
+    spec = dict(dir=str(src), cache_dir=str(tmp_path / "cache"))
+    env = dict(os.environ, PYTHONPATH=ROOT, TORCHINDUCTOR_CACHE_DIR=str(tmp_path / "inductor"))
+    env.pop("BYTEGRAPH_CACHE_DIR", None)
+    out = []
+    for _ in range(2):
+        p = subprocess.run([sys.executable, "-c", TRAIN_PHASE, json.dumps(spec)], capture_output=True,
+                           text=True, cwd=ROOT, env=env, timeout=900)
+        assert p.returncode == 0, p.stderr[-3000:]
+        out.append(json.loads([ln for ln in p.stdout.splitlines() if ln.startswith("RESULT")][-1][6:]))
+    cold, warm = out
+    assert cold["ok"] and cold["warm"].get("saved"), cold
+    assert warm["ok"], warm
+    assert warm["warm"].get("hit") == 1 and warm["frames"].get("total", 0) == 0, warm
+    assert not warm["warm"].get("inductor_artifact"), warm
