@@ -17,6 +17,7 @@ own guards then decide whether it serves the call; when they reject it, the func
 as usual. Any failure on the way ignores the record; a file that cannot be read (truncated,
 random bytes, another format or torch version) is ignored with one warning per file.
 """
+import enum
 import functools
 import hashlib
 import importlib
@@ -265,6 +266,10 @@ class _Encoder:
                 return ("torch", name)
         if isinstance(obj, torch.device):
             return ("device", str(obj))
+        if isinstance(obj, enum.Enum):
+            found = self._enum_member(obj)
+            if found is not None:
+                return found
         if type(obj) is dict and isinstance(obj.get("__name__"), str) and \
                 getattr(sys.modules.get(obj["__name__"]), "__dict__", None) is obj:
             return ("globals", obj["__name__"])
@@ -308,6 +313,17 @@ class _Encoder:
         if found is not None:
             return ("attr",) + found
         raise Unportable(f"{type(obj).__name__} {_short(obj)} has no recipe")
+
+    def _enum_member(self, obj):
+        """("enum", class recipe, name): an Enum member, found again by its class and its
+        (canonical) name -- members are the class's singletons, in every process."""
+        cls = type(obj)
+        if not isinstance(cls, enum.EnumMeta) or cls._member_map_.get(obj.name) is not obj:
+            return None
+        try:
+            return ("enum", self.recipe(cls), obj.name)
+        except Unportable:
+            return None
 
     def _cell(self, cell):
         """("cell", module, qualname, k, name): a closure cell of a module-level function the
@@ -460,6 +476,11 @@ def _build(recipe, graphs, special):
         return _resolve(recipe[1], recipe[2])
     if kind == "classattr":
         return vars(_build(recipe[1], graphs, special))[recipe[2]]
+    if kind == "enum":
+        cls = _build(recipe[1], graphs, special)
+        if not isinstance(cls, enum.EnumMeta):
+            raise TypeError(f"{cls!r} is not an Enum class")
+        return cls._member_map_[recipe[2]]
     if kind == "func":
         return _functions_of(_resolve(recipe[1], recipe[2]))[recipe[3]]
     if kind == "cell":
@@ -614,7 +635,12 @@ def _adoptable(entry, enc):
     for n in life.names:
         obj = ns[n]()
         if not isinstance(obj, torch.nn.Module):
-            # a module-level object (os.environ): found again by its module attribute
+            # a module-level object (os.environ): found again by its module attribute; an
+            # Enum member (a dict key): by its class and name
+            member = enc._enum_member(obj) if isinstance(obj, enum.Enum) else None
+            if member is not None:
+                static[n] = ("returns", member)
+                continue
             found = enc._module_attr(obj) if obj is not None else None
             if found is None:
                 raise Unportable(f"{n}: its guards pin a {type(obj).__name__} by identity")
