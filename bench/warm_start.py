@@ -17,6 +17,10 @@ bytegraph's counters. Contenders:
     .venv/bin/python bench/warm_start.py --cases linear,bert --corpus 0 --contenders bytegraph/eager
     .venv/bin/python bench/warm_start.py --cases none --corpus 2      # corpus eval pairs only
 
+A bytegraph/inductor warm process normally rebuilds its graphs from the artifacts the cold one
+stored (docs/warm_start.md, "Inductor: the stored artifact"): its warm counters show
+`inductor_artifact` and the inductor-caches column "-" (inductor's caches not consulted).
+
 Each child runs torch with one intra-op thread (`--threads`): on a shared machine a contended
 thread pool makes a single call vary by 100x. The "inductor caches" column shows inductor's FX
 graph cache and AOT autograd cache outcomes in the warm process.

@@ -64,7 +64,12 @@ def inductor(gm, example_inputs):
     under a TracingContext whose fake mode has a ShapeEnv, from fakes of that mode with static
     shapes: inductor's FX graph cache (and AOT autograd's) then applies to it -- without a
     ShapeEnv both bypass ("No shape env") -- and no size becomes symbolic. A graph with
-    symbolic sizes already runs under the trace's own context (backends/calling.py)."""
+    symbolic sizes already runs under the trace's own context (backends/calling.py).
+
+    With warm start on, such a static graph that returns a tuple is compiled with AOT
+    autograd's *bundled* cache entries (the entry holds inductor's output code itself): the compiled callable then carries
+    what warm start persists of it (`inductor_artifact`), with the key of the settings it was
+    compiled under (`_artifact_env`)."""
     from torch._guards import TracingContext
     from torch._inductor.compile_fx import compile_fx
     if TracingContext.try_get() is not None or not all(
@@ -75,8 +80,129 @@ def inductor(gm, example_inputs):
     from torch.fx.experimental.symbolic_shapes import ShapeEnv
     mode = FakeTensorMode(shape_env=ShapeEnv())
     fakes = [mode.from_tensor(x, static_shapes=True) for x in example_inputs]
-    with tracing(TracingContext(mode)):
-        return compile_fx(gm, fakes)
+    env = _artifact_env() if _returns_tuple(gm) and _persisting() else None
+    if env is None:
+        with tracing(TracingContext(mode)):
+            return compile_fx(gm, fakes)
+    import torch._functorch.config as functorch_config
+    with tracing(TracingContext(mode)), functorch_config.patch(bundled_autograd_cache=True):
+        compiled = compile_fx(gm, fakes)
+    try:
+        compiled.__bytegraph_artifact_env__ = env
+    except AttributeError:
+        pass
+    return compiled
+
+
+# --------------------------------------------------------------------------
+# inductor artifacts for warm start (runtime/warm.py)
+#
+# A warm process that compiles a stored graph again through compile_fx pays, besides the
+# lookup in inductor's caches, the computation of their keys, whose largest part is a hash of
+# every source file of torch (torch_key, ~0.4 s per process). Instead the cold process keeps
+# AOT autograd's bundled cache entry of the graph (inductor's output code, the runtime
+# metadata of its wrappers) and the warm one rebuilds the compiled callable from it with
+# torch's own deserializer (the one torch's precompile uses), under a key bytegraph checks
+# itself: the graph and its example inputs (the record the artifact is stored in, hashed), and
+# `_artifact_env` -- the torch build, inductor's and functorch's configs, and the global
+# state inductor's key reads (grad mode, autocast, deterministic algorithms, default dtype,
+# thread count, matmul precision, CPU capability). Kernels are loaded (or built) by inductor's
+# code cache as on any cache hit, which probes the CPU's vector ISA itself.
+
+_CUSTOM_PASSES = ("pre_grad_custom_pass", "post_grad_custom_pre_pass", "post_grad_custom_post_pass",
+                  "joint_custom_pre_pass", "joint_custom_post_pass", "_pre_fusion_custom_pass",
+                  "_post_fusion_custom_pass", "_fuse_ddp_communication_passes", "custom_partitioner_fn")
+
+
+def _persisting():
+    """Warm start is on (a cache directory, or records loaded): only then is a graph compiled
+    with a bundled entry. (Compiled that way, a later `Module.to` under
+    `torch.__future__.set_swap_module_params_on_conversion(True)` can fail to swap a parameter
+    the graph took as input: tests/test_capture4_module_to.py, not yet understood.)"""
+    from ..runtime import warm
+    return warm.enabled()
+
+
+def _returns_tuple(gm):
+    """compile_fx compiles a graph that returns a tuple (or list) of its flat tensor inputs
+    directly, without the wrappers it adds around other graphs (which the artifact would not
+    restore)."""
+    if type(getattr(gm.graph, "_codegen", None)) is not torch.fx.graph.CodeGen:
+        return False
+    out = [n for n in gm.graph.nodes if n.op == "output"]
+    return len(out) == 1 and type(out[0].args[0]) in (tuple, list)
+
+
+def _artifact_env():
+    """A hash of everything besides the graph and its inputs that decides what inductor
+    compiles (and that inductor's own cache key covers), or None when a part of it cannot be
+    described the same way in another process (a custom pass, a config value with an
+    address)."""
+    import hashlib
+    import platform
+    import sys
+    import torch._functorch.config as functorch_config
+    import torch._inductor.config as inductor_config
+    for name in _CUSTOM_PASSES:       # a custom pass (a callable) has no stable description
+        value = getattr(inductor_config, name, None)
+        if value is not None and not (type(value) in (list, tuple) and all(type(v) is str for v in value)):
+            return None
+    parts = [torch.__version__, getattr(torch.version, "git_version", None), torch.__file__,
+             sys.version, platform.machine(), torch.backends.cpu.get_cpu_capability(),
+             torch.is_grad_enabled(), torch.get_default_dtype(), torch.get_num_threads(),
+             torch.are_deterministic_algorithms_enabled(),
+             torch.is_deterministic_algorithms_warn_only_enabled(),
+             torch.utils.deterministic.fill_uninitialized_memory,
+             torch.backends.cuda.matmul.fp32_precision,
+             torch.backends.cuda.matmul.allow_fp16_reduced_precision_reduction,
+             torch.backends.cuda.matmul.allow_bf16_reduced_precision_reduction,
+             torch.accelerator.is_available(),
+             [(d, torch.is_autocast_enabled(d), torch.get_autocast_dtype(d))
+              for d in torch._C._autocast_supported_devices()]]
+    configs = [inductor_config.save_config_portable(ignore_private_configs=False),
+               functorch_config.save_config_portable()]
+    try:
+        import torch._inductor.config_comms as comms_config
+        configs.append(comms_config.save_config_portable(ignore_private_configs=False))
+    except ImportError:
+        pass
+    for cfg in configs:
+        items = sorted((k, repr(v)) for k, v in cfg.items())
+        if any(" at 0x" in text for _, text in items):
+            return None
+        parts.append(items)
+    return hashlib.sha256(repr(parts).encode()).hexdigest()
+
+
+def inductor_artifact(compiled):
+    """(settings key, pickled bundled AOT entry) of a callable the inductor backend compiled
+    with one, else None."""
+    env = getattr(compiled, "__bytegraph_artifact_env__", None)
+    serialize = getattr(compiled, "serialize", None)
+    if env is None or not callable(serialize):
+        return None
+    from torch._functorch._aot_autograd.aot_autograd_result import BundledAOTAutogradResult
+    entry = serialize()
+    if not isinstance(entry, BundledAOTAutogradResult):
+        return None
+    import pickle
+    return env, pickle.dumps(entry)
+
+
+def load_inductor_artifact(env, blob):
+    """The compiled callable rebuilt from an artifact whose settings key matches the current
+    settings, or None when it does not (the caller compiles the graph again)."""
+    if _artifact_env() != env:
+        return None
+    import pickle
+    from torch._functorch._aot_autograd.aot_autograd_result import (
+        BundledAOTAutogradResult, deserialize_bundled_cache_entry)
+    entry = pickle.loads(blob)
+    if not isinstance(entry, BundledAOTAutogradResult):
+        raise TypeError(f"not a bundled AOT autograd entry: {type(entry).__name__}")
+    compiled = deserialize_bundled_cache_entry(entry)
+    compiled.__bytegraph_artifact_env__ = env
+    return compiled
 
 
 @register_backend(name="aten")

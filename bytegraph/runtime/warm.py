@@ -17,6 +17,7 @@ own guards then decide whether it serves the call; when they reject it, the func
 as usual. Any failure on the way ignores the record; a file that cannot be read (truncated,
 random bytes, another format or torch version) is ignored with one warning per file.
 """
+import enum
 import functools
 import hashlib
 import importlib
@@ -41,7 +42,7 @@ from ..guards.generation import track
 from .warm_graph import GraphInfo  # noqa: F401  (convert.py attaches these to entries)
 from .warm_graph import _CONSTS, _Graph, _GRAPH_FILE, _example, _fake_value, _marshal, _value_meta
 
-FORMAT = 2
+FORMAT = 3
 _MAGIC = b"bytegraph-warm-cache\n"
 _TORCH_SINGLETONS = (torch.dtype, torch.layout, torch.memory_format)
 
@@ -265,6 +266,10 @@ class _Encoder:
                 return ("torch", name)
         if isinstance(obj, torch.device):
             return ("device", str(obj))
+        if isinstance(obj, enum.Enum):
+            found = self._enum_member(obj)
+            if found is not None:
+                return found
         if type(obj) is dict and isinstance(obj.get("__name__"), str) and \
                 getattr(sys.modules.get(obj["__name__"]), "__dict__", None) is obj:
             return ("globals", obj["__name__"])
@@ -308,6 +313,17 @@ class _Encoder:
         if found is not None:
             return ("attr",) + found
         raise Unportable(f"{type(obj).__name__} {_short(obj)} has no recipe")
+
+    def _enum_member(self, obj):
+        """("enum", class recipe, name): an Enum member, found again by its class and its
+        (canonical) name -- members are the class's singletons, in every process."""
+        cls = type(obj)
+        if not isinstance(cls, enum.EnumMeta) or cls._member_map_.get(obj.name) is not obj:
+            return None
+        try:
+            return ("enum", self.recipe(cls), obj.name)
+        except Unportable:
+            return None
 
     def _cell(self, cell):
         """("cell", module, qualname, k, name): a closure cell of a module-level function the
@@ -460,6 +476,11 @@ def _build(recipe, graphs, special):
         return _resolve(recipe[1], recipe[2])
     if kind == "classattr":
         return vars(_build(recipe[1], graphs, special))[recipe[2]]
+    if kind == "enum":
+        cls = _build(recipe[1], graphs, special)
+        if not isinstance(cls, enum.EnumMeta):
+            raise TypeError(f"{cls!r} is not an Enum class")
+        return cls._member_map_[recipe[2]]
     if kind == "func":
         return _functions_of(_resolve(recipe[1], recipe[2]))[recipe[3]]
     if kind == "cell":
@@ -526,7 +547,30 @@ def _graph_record(state, info, enc):
     if info.inputs is None or None in info.inputs:
         raise Unportable("a graph with symbolic sizes or an input with no example metadata "
                          "(persisted for the eager backend only)")
-    return ("nodes", nodes, info.inputs, info.grad)
+    return ("nodes", nodes, info.inputs, info.grad, _artifact_record(state, info, nodes))
+
+
+def _graph_key(nodes, inputs, grad):
+    """A hash of a graph record: what an inductor artifact was compiled from."""
+    return hashlib.sha256(repr((nodes, inputs, grad)).encode()).hexdigest()   # plain data: a stable repr
+
+
+def _artifact_record(state, info, nodes):
+    """The inductor backend's compiled artifact of this graph (backends/registry.py
+    `inductor_artifact`) with the hash of the graph record it belongs to, or None."""
+    from ..backends.registry import inductor, inductor_artifact
+    if state.raw_backend is not inductor:
+        return None
+    try:
+        found = inductor_artifact(info.compiled)
+    except Exception as e:      # not picklable, ...: the warm process compiles the graph again
+        log.info("warm start: no inductor artifact for a graph of %s: %s: %s", state.name,
+                 type(e).__name__, e)
+        return None
+    if found is None:
+        return None
+    env, blob = found
+    return {"env": env, "graph": _graph_key(nodes, info.inputs, info.grad), "blob": blob}
 
 
 def _encode_forward(gm, enc):
@@ -591,7 +635,12 @@ def _adoptable(entry, enc):
     for n in life.names:
         obj = ns[n]()
         if not isinstance(obj, torch.nn.Module):
-            # a module-level object (os.environ): found again by its module attribute
+            # a module-level object (os.environ): found again by its module attribute; an
+            # Enum member (a dict key): by its class and name
+            member = enc._enum_member(obj) if isinstance(obj, enum.Enum) else None
+            if member is not None:
+                static[n] = ("returns", member)
+                continue
             found = enc._module_attr(obj) if obj is not None else None
             if found is None:
                 raise Unportable(f"{n}: its guards pin a {type(obj).__name__} by identity")
@@ -953,12 +1002,46 @@ def load(state, args=()):
         return ()
 
 
+def _load_artifact(state, art, nodes, inputs, grad):
+    """The compiled graph rebuilt from its stored inductor artifact, or None: no artifact,
+    another backend, a stale one (its graph or settings differ: counted as
+    `inductor_artifact_stale`) or one that failed to load (logged); the caller then has the
+    backend compile the graph again."""
+    from ..backends.registry import inductor, load_inductor_artifact
+    if not art or state.raw_backend is not inductor:
+        return None
+    if art.get("graph") != _graph_key(nodes, inputs, grad):
+        counters["warm"]["inductor_artifact_stale"] += 1
+        log.info("warm start: inductor artifact of %s not used: its graph differs", state.name)
+        return None
+    from ..backends.calling import _backend_lock
+    try:
+        with _backend_lock, torch.set_grad_enabled(grad):
+            compiled = load_inductor_artifact(art["env"], art["blob"])
+    except Exception as e:
+        counters["warm"]["inductor_artifact_failed"] += 1
+        log.info("warm start: inductor artifact of %s not loaded: %s: %s", state.name,
+                 type(e).__name__, e)
+        return None
+    if compiled is None:
+        counters["warm"]["inductor_artifact_stale"] += 1
+        log.info("warm start: inductor artifact of %s not used: inductor's settings or torch "
+                 "differ", state.name)
+        return None
+    counters["warm"]["inductor_artifact"] += 1
+    return compiled
+
+
 def _rebuild(state, erec):
     from .convert import EAGER
     graphs = []
-    for kind, payload, inputs, grad in erec["graphs"]:
+    for kind, payload, inputs, grad, *extra in erec["graphs"]:
         if kind == "forward":           # the eager backend's gm.forward, without fx's codegen
             graphs.append(_forward_of(payload))
+            continue
+        compiled = _load_artifact(state, extra[0] if extra else None, payload, inputs, grad)
+        if compiled is not None:
+            graphs.append(compiled)
             continue
         gm = _decode_graph(payload)
         with torch.set_grad_enabled(grad):
