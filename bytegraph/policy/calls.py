@@ -589,7 +589,27 @@ def _make_stateless_module(tx, cls_value, args, kwargs):
         raise Unsupported(f"creating {cls_value.cls.__name__} (which has parameters) inside a "
                           "compiled region", kind="module_construct")
     tx.own(mod)         # nothing else holds it: the entry must keep it alive
+    MADE_MODULES[mod] = (cls_value.cls, tuple(pargs), dict(pkw))     # warm start rebuilds it
     return ModuleValue(mod, ObjectSource(mod, cls_value.cls.__name__))
+
+
+# stateless modules a trace built for real -> (class, args, kwargs) they were built with
+MADE_MODULES = weakref.WeakKeyDictionary()
+
+
+def make_module_again(cls, args, kwargs):
+    """Build a stateless module as a trace did (warm start), without consuming random numbers."""
+    if not (isinstance(cls, type) and issubclass(cls, torch.nn.Module) and _constructed_by_torch_only(cls)):
+        raise TypeError(f"{cls!r} is not a module class a trace builds")
+    rng = torch.random.get_rng_state()
+    try:
+        mod = cls(*args, **kwargs)
+    finally:
+        torch.random.set_rng_state(rng)
+    if any(True for _ in mod.parameters()) or any(True for _ in mod.buffers()):
+        raise TypeError(f"{cls.__name__} has parameters")
+    MADE_MODULES[mod] = (cls, tuple(args), dict(kwargs))
+    return mod
 
 
 class GenCtxValue(Value):

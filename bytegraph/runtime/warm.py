@@ -300,6 +300,13 @@ class _Encoder:
             found = self._cell(obj)
             if found is not None:
                 return found
+        if isinstance(obj, torch.nn.Module):
+            from ..policy.calls import MADE_MODULES
+            made = MADE_MODULES.get(obj)
+            if made is not None:       # a stateless module the trace built (nn.ReLU()(x))
+                cls, args, kwargs = made
+                return ("made_module", self.recipe(cls), [self.recipe(a) for a in args],
+                        {k: self.recipe(v) for k, v in kwargs.items()})
         if isinstance(obj, (types.CellType, torch.nn.Module, torch.Tensor)):
             raise Unportable(f"{type(obj).__name__} {_short(obj)} has no recipe")
         owner = getattr(obj, "__objclass__", None)      # a slot wrapper / method descriptor
@@ -476,6 +483,11 @@ def _build(recipe, graphs, special):
         return _resolve(recipe[1], recipe[2])
     if kind == "classattr":
         return vars(_build(recipe[1], graphs, special))[recipe[2]]
+    if kind == "made_module":
+        from ..policy.calls import make_module_again
+        return make_module_again(_build(recipe[1], graphs, special),
+                                 [_build(r, graphs, special) for r in recipe[2]],
+                                 {k: _build(r, graphs, special) for k, r in recipe[3].items()})
     if kind == "enum":
         cls = _build(recipe[1], graphs, special)
         if not isinstance(cls, enum.EnumMeta):
