@@ -578,18 +578,12 @@ def _constructed_by_torch_only(cls):
 def _make_stateless_module(tx, cls_value, args, kwargs):
     """A torch.nn module built inside forward (nn.ReLU()(x)): build it for real once; only
     modules with no parameters or buffers qualify, so sharing the instance is invisible."""
-    pargs = [a.as_python() for a in args]
-    pkw = {k: v.as_python() for k, v in kwargs.items()}
-    rng = torch.random.get_rng_state()
-    try:
-        mod = cls_value.cls(*pargs, **pkw)
-    finally:        # a refused module's initialisation must not consume eager's random numbers
-        torch.random.set_rng_state(rng)
-    if any(True for _ in mod.parameters()) or any(True for _ in mod.buffers()):
+    mod = make_module_again(cls_value.cls, [a.as_python() for a in args],
+                            {k: v.as_python() for k, v in kwargs.items()})
+    if mod is None:
         raise Unsupported(f"creating {cls_value.cls.__name__} (which has parameters) inside a "
                           "compiled region", kind="module_construct")
     tx.own(mod)         # nothing else holds it: the entry must keep it alive
-    MADE_MODULES[mod] = (cls_value.cls, tuple(pargs), dict(pkw))     # warm start rebuilds it
     return ModuleValue(mod, ObjectSource(mod, cls_value.cls.__name__))
 
 
@@ -598,16 +592,18 @@ MADE_MODULES = weakref.WeakKeyDictionary()
 
 
 def make_module_again(cls, args, kwargs):
-    """Build a stateless module as a trace did (warm start), without consuming random numbers."""
+    """Build a stateless module the way a trace does (also warm start's recipe "made_module"):
+    without consuming eager's random numbers, recorded in MADE_MODULES; None when the module
+    has parameters or buffers."""
     if not (isinstance(cls, type) and issubclass(cls, torch.nn.Module) and _constructed_by_torch_only(cls)):
         raise TypeError(f"{cls!r} is not a module class a trace builds")
     rng = torch.random.get_rng_state()
     try:
         mod = cls(*args, **kwargs)
-    finally:
+    finally:        # a refused module's initialisation must not consume eager's random numbers
         torch.random.set_rng_state(rng)
     if any(True for _ in mod.parameters()) or any(True for _ in mod.buffers()):
-        raise TypeError(f"{cls.__name__} has parameters")
+        return None
     MADE_MODULES[mod] = (cls, tuple(args), dict(kwargs))
     return mod
 

@@ -485,9 +485,12 @@ def _build(recipe, graphs, special):
         return vars(_build(recipe[1], graphs, special))[recipe[2]]
     if kind == "made_module":
         from ..policy.calls import make_module_again
-        return make_module_again(_build(recipe[1], graphs, special),
-                                 [_build(r, graphs, special) for r in recipe[2]],
-                                 {k: _build(r, graphs, special) for k, r in recipe[3].items()})
+        mod = make_module_again(_build(recipe[1], graphs, special),
+                                [_build(r, graphs, special) for r in recipe[2]],
+                                {k: _build(r, graphs, special) for k, r in recipe[3].items()})
+        if mod is None:
+            raise TypeError("the module has parameters now")
+        return mod
     if kind == "enum":
         cls = _build(recipe[1], graphs, special)
         if not isinstance(cls, enum.EnumMeta):
