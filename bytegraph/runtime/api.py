@@ -170,6 +170,9 @@ class _Children:
     def __init__(self, compile_fn):
         self.resumes = ResumeCache(compile_fn)
         self.trampoline = Trampoline(compile_fn)
+        # static graphs compiled for this function and its resume functions, by what makes
+        # them interchangeable (runtime/convert.py: _same_graph_key); held by their entries
+        self.graphs = weakref.WeakValueDictionary()
 
 
 def _run_with_stance(state, args, kwargs):

@@ -26,6 +26,7 @@ from ..graph.segments import partition, as_python
 from ..policy.breaks import BreakRecord
 from .resume import break_tail, choose_stop, STRUCTURAL
 from .warm import GraphInfo
+from .graph_reuse import same_graph_key
 from ..guards import GuardSet
 from ..observe import counters, compile_metrics, CompileRecord, log, graph_log, break_log
 from ..side_effects import SideEffects
@@ -274,7 +275,8 @@ def convert(fn, args, kwargs, backend, backend_name, entry_index, on_guard_error
         raise ConstraintViolation(f"bytegraph: a dimension marked dynamic ({', '.join(sorted(forced))}) "
                                   f"was specialized to a constant while tracing {fn.__qualname__} "
                                   f"({record.location})")
-    body, graphs = _compile_graphs(tracer, gb, cg, guards, backend, backend_name, grad_at_start, record)
+    body, graphs = _compile_graphs(tracer, gb, cg, guards, backend, backend_name, grad_at_start, record,
+                                   children.graphs if children is not None else None)
     guards.add_shape_env(gb)        # after the backend, which may add guards of its own
     guards.attr_writes = [(v.source, n) for k, v, n, _ in tracer.side_effects.writes if k == "attr"]
     guards.has_break = stopped_by is not None    # user code runs inside the entry's call
@@ -355,14 +357,17 @@ def _drop_unused_size_reads(gb, cuts, used):
             gb.graph.erase_node(node)
 
 
-def _compile_graphs(tracer, gb, cg, guards, backend, backend_name, grad_at_start, record):
+def _compile_graphs(tracer, gb, cg, guards, backend, backend_name, grad_at_start, record, family=None):
     """Cut the trace's graph at its breaks, compile each piece, and return the entry body
-    (graph calls interleaved with the breaks' Python code) and a GraphInfo per graph."""
+    (graph calls interleaved with the breaks' Python code) and a GraphInfo per graph. A piece
+    the same as one compiled before (runtime/graph_reuse.py) reuses it: from this trace, or, for static
+    graphs, from `family` (the graphs of the compiled function and its resume functions)."""
     if gb.symbols:
         _drop_unused_size_reads(gb, {cut for cut, _ in tracer.splits}, cg.used_nodes)
     segments = partition(gb, [cut for cut, _ in tracer.splits], cg.used_nodes)
     modes = [grad_at_start] + [mode for _, mode in tracer.splits]
-    calls, gms, graphs = {}, [], []
+    calls, graphs = {}, []
+    compiled_here, regions = {}, 0         # graphs of this trace already compiled, by same_graph_key
     for k, seg in enumerate(segments):
         if seg is None:
             continue
@@ -380,31 +385,49 @@ def _compile_graphs(tracer, gb, cg, guards, backend, backend_name, grad_at_start
         example_inputs = [gb.inputs[ref][1] if kind == "input" else
                           ref.meta["example_value"] if gb.symbols else _example(ref)
                           for kind, ref in seg.inputs]
-        t1 = time.perf_counter()
-        try:
-            with torch.set_grad_enabled(modes[k]):
-                compiled = backend(gm, example_inputs)
-        except Exception as e:
-            raise BackendCompilerFailed(backend_name, e) from e
-        record.backend_s += time.perf_counter() - t1
-        if not callable(compiled):
-            raise BackendCompilerFailed(backend_name, TypeError(
-                f"backend returned {type(compiled).__name__}, expected a callable"))
+        key = same_graph_key(gm, example_inputs, modes[k], bool(gb.symbols))
+        info = None
+        if key is not None:
+            info = compiled_here.get(key)
+            if info is None and family is not None and not gb.symbols:
+                info = family.get(key)      # symbolic graphs: another trace's ShapeEnv, never shared
+                if info is not None:
+                    compiled_here[key] = info
+                    graphs.append(info)
+        regions += 1
+        if info is not None:
+            compiled = info.compiled
+            counters["stats"]["graphs_reused"] += 1
+        else:
+            t1 = time.perf_counter()
+            try:
+                with torch.set_grad_enabled(modes[k]):
+                    compiled = backend(gm, example_inputs)
+            except Exception as e:
+                raise BackendCompilerFailed(backend_name, e) from e
+            record.backend_s += time.perf_counter() - t1
+            if not callable(compiled):
+                raise BackendCompilerFailed(backend_name, TypeError(
+                    f"backend returned {type(compiled).__name__}, expected a callable"))
+            info = GraphInfo(compiled, gm, example_inputs, modes[k], bool(gb.symbols))
+            if key is not None:
+                compiled_here[key] = info
+                if family is not None and not gb.symbols:
+                    family[key] = info
+            graphs.append(info)
+            counters["stats"]["unique_graphs"] += 1
         args = ", ".join(gb.inputs[ref][0].expr(cg) if kind == "input" else f"__g_{ref.name}"
                          for kind, ref in seg.inputs)
         call = f"{cg.const(compiled, 'graph')}({args})"
         if seg.outputs:
             call = "".join(f"__g_{n.name}, " for n in seg.outputs) + "= " + call
         calls[k] = call
-        gms.append(gm)
-        graphs.append(GraphInfo(compiled, gm, example_inputs, modes[k], bool(gb.symbols)))
-        counters["stats"]["unique_graphs"] += 1
         counters["stats"]["calls_captured"] += seg.num_ops
-    if gms:
+    if graphs:
         guards.add_graph_state(gb.device_types(), backend is not eager_backend)
-    record.graphs = len(gms)
+    record.graphs = len(graphs)
     record.ops = gb.num_ops
-    record.graph = gms[0] if len(gms) == 1 else None
+    record.graph = graphs[0].gm if regions == 1 else None
     body = []
     for item in tracer.body + [("graph", len(tracer.splits))]:
         if type(item) is tuple:

@@ -11,7 +11,7 @@ _CONSTS = (int, float, complex, str, bytes, bool, type(None))
 class GraphInfo:
     """One compiled graph of an entry: the GraphModule, the metadata of its example inputs
     (None when one cannot be rebuilt), the grad mode it was compiled under."""
-    __slots__ = ("compiled", "gm", "inputs", "grad")
+    __slots__ = ("compiled", "gm", "inputs", "grad", "__weakref__")
 
     def __init__(self, compiled, gm, example_inputs, grad, symbolic):
         self.compiled, self.gm, self.grad = compiled, gm, grad
