@@ -48,7 +48,9 @@ def counters():
 
 
 def graph_count():
-    return _counters["stats"]["unique_graphs"]
+    """Graphs traces made: compiled, or reusing an equal graph compiled before (a loop's
+    iterations, a recompile whose graph did not change: runtime/graph_reuse.py)."""
+    return _counters["stats"]["unique_graphs"] + _counters["stats"].get("graphs_reused", 0)
 
 
 def frame_count():
