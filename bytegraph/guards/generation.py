@@ -18,8 +18,8 @@ import weakref
 
 import torch
 
-from .memory import (_CELL, _FIELD_AT, _FUNC, _MEM, _TAG_AT, _TENSOR_AT, FieldWatch, ModuleTags,
-                     _class_dict, module_dicts, params_same, params_snap, version_cell)
+from .memory import (_CELL, _FIELD_AT, _FUNC, _IMPL_AT, _MEM, _TAG_AT, _TENSOR_AT, FieldWatch,
+                     InputWatch, ModuleTags, _class_dict, module_dicts, params_same, params_snap, version_cell)
 from .tracking import _NN_DICTS, _RETRACK, _TRACKED_TYPES, GEN, LOST, is_tracked
 # the tracking and memory names callers and tests know from this module (before the split)
 from .memory import (_MEM32, ParamWatch, _probe_field_offsets,  # noqa: F401,E402
@@ -461,6 +461,47 @@ def _heavy(watch, source):
     return r is not None and isinstance(r[0], (torch.nn.Module, torch.Tensor))
 
 
+# fewer tensor arguments than this keep their chains: three gathers and a call cost about as
+# much as four inputs' checks (measured on f1/f4/f16, bench/bench_core.py)
+_MIN_INPUTS = 4
+_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _input_watch(guards):
+    """{guard index: code or None}: the metadata checks of the entry's tensor arguments that an
+    InputWatch can read from memory (exact torch.Tensor, not requiring grad, at most 5 dims, an
+    argument of the entry itself), replaced by one clause at the first one's place (None: the
+    others, dropped). The clause is `<gather agrees> or (<their checks> and <snapshot>)`: the
+    checks decide whenever the gather does not agree. Evaluating all of them there is safe:
+    arguments are always bound and each chain starts with its type check."""
+    if _IMPL_AT is None:
+        return {}
+    from ..sources import LocalSource
+    picked = []
+    for i, g in enumerate(guards.guards):
+        source = guards.origins[i] if i < len(guards.origins) else None
+        tm = guards.tensor_meta.get(i)
+        exp = g.expected
+        if g.kind != "tensor" or tm is None or type(source) is not LocalSource \
+                or not _IDENT.fullmatch(source.name) or source.name.startswith("__") \
+                or tm[1] != source.name or not g.code.startswith(f"type({source.name}) is ") \
+                or type(exp) is not tuple or len(exp) != 6 or exp[0] is not torch.Tensor \
+                or exp[4] is not False or len(exp[2]) > 5:
+            continue
+        picked.append((i, source.name, exp[2], g.code))
+    if len(picked) < _MIN_INPUTS:
+        return {}
+    w = InputWatch([shape for _, _, shape, _ in picked])
+    name = guards.cg.const(w, "inputs")
+    names = [n for _, n, _, _ in picked]
+    ids = "(" + ", ".join(f"id({n})" for n in names) + ")"
+    checks = " and ".join(f"({code})" for _, _, _, code in picked)
+    clause = f"({name}.same({ids}) or ({checks} and {name}.snap(({', '.join(names)},))))"
+    out = {i: None for i, _, _, _ in picked}
+    out[picked[0][0]] = clause
+    return out
+
+
 def split(guards, body_text):
     """Split a GuardSet; `body_text` is the code after the guards (names it reads are cached)."""
     writes = guards.attr_writes
@@ -476,9 +517,15 @@ def split(guards, body_text):
                  if src is not None and g.kind == "type"}
         watch = DictWatch(cg.namespace, gen_stable, typed)
     by_dicts = {}               # guards of `keep` the dict version tags may cover
+    inputs = _input_watch(guards)   # tensor arguments' checks: one memory gather for all
     for i, g in enumerate(guards.guards):
         source = guards.origins[i] if i < len(guards.origins) else None
         tm = guards.tensor_meta.get(i)
+        if i in inputs:
+            if inputs[i] is not None:
+                full.append(inputs[i])
+                keep.append(inputs[i])
+            continue
         full.append(g.code)
         if tm is not None and source is not None and cls.is_state_tensor(source):
             skipped.append(g.code)
