@@ -129,6 +129,7 @@ class Classifier:
 
 
 
+_RAW_ABSENT = re.compile(r"\w+\(__s\d+, '__dict__'\)\.keys\(\)\.isdisjoint\((\w+)\)")
 _CLASS_ABSENT = re.compile(r"(\w+)\.__dict__\.keys\(\)\.isdisjoint\((\w+)\)")
 _DICT_ABSENT = re.compile(r"(\w+)\.keys\(\)\.isdisjoint\((\w+)\)")
 # what reading one version tag costs, in units of one identity guard (measured: about 70 ns
@@ -258,6 +259,25 @@ class DictWatch:
             if deps:
                 # isdisjoint looks up each name of the smaller side
                 weight = 2.0 + len(self.ns.get(m.group(2)) or ()) / 4
+        elif kind == "absent_attrs":
+            # names absent from the raw instance dict of an object the generation counter keeps
+            # stable: true while that dict (compared by identity, `Dyn`) keeps its tag and no
+            # class of its MRO gains a `__dict__` descriptor (their dicts are watched); its type
+            # guard (required) runs on every call
+            obj = self.stable(source) if self.stable is not None else None
+            m = _RAW_ABSENT.fullmatch(guard.code)
+            if obj is None or m is None or isinstance(obj, torch.nn.Module) \
+                    or source not in self.typed:
+                return None
+            try:
+                d = object.__getattribute__(obj, "__dict__")
+            except AttributeError:
+                return None
+            mro = tuple(_class_dict(k) for k in type(obj).__mro__)
+            if type(d) is not dict or any(k is None for k in mro):
+                return None
+            deps = (self._dyn_of(source),) + mro
+            weight = 2.0 + len(self.ns.get(m.group(1)) or ()) / 4
         else:
             st = self._stable(source)
             if st is None:
@@ -502,6 +522,22 @@ def _input_watch(guards):
     return out
 
 
+_MRO = re.compile(r"(\w+)\.__mro__ == (\w+)")
+
+
+def _mro_identity(g):
+    """A guard's code; `K.__mro__ == M` (a class's MRO the trace's lookups relied on) first
+    compares identity: `type.__mro__` hands back the class's own tuple, which is replaced only
+    when its MRO is recomputed (`__bases__` assigned), so `is` is true on every call but then,
+    and the tuple comparison decides only after a recomputation."""
+    if g.kind == "class_mro":
+        m = _MRO.fullmatch(g.code)
+        if m is not None:
+            k, mro = m.groups()
+            return f"({k}.__mro__ is {mro} or {k}.__mro__ == {mro})"
+    return g.code
+
+
 def split(guards, body_text):
     """Split a GuardSet; `body_text` is the code after the guards (names it reads are cached)."""
     writes = guards.attr_writes
@@ -526,7 +562,8 @@ def split(guards, body_text):
                 full.append(inputs[i])
                 keep.append(inputs[i])
             continue
-        full.append(g.code)
+        code = _mro_identity(g)
+        full.append(code)
         if tm is not None and source is not None and cls.is_state_tensor(source):
             skipped.append(g.code)
             (versioned if tm[2] else meta).append(tm[:2])
@@ -546,7 +583,7 @@ def split(guards, body_text):
                 cov = None
             if cov is not None:
                 by_dicts[len(keep)] = cov
-            keep.append(g.code)
+            keep.append(code)
     # parameters/buffers, on the locals read from the cache (after the other guards, which are
     # cheaper and fail first on new inputs); a chain of checks per tensor is as fast as any
     # batched form in Python (each tensor getter dominates)

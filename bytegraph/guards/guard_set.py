@@ -608,8 +608,11 @@ class GuardSet:
 
     def add_absent(self, source, names):
         """None of `names` is in the object's instance __dict__ (class attributes it read,
-        attributes it found missing): a later instance attribute would shadow them."""
-        self._add(f"{self.cg.bound(source)}.__dict__.keys().isdisjoint("
+        attributes it found missing): a later instance attribute would shadow them. The dict
+        is read raw (object.__getattribute__), as the lookups the trace modelled read it: a
+        Python-level __getattribute__ (transformers' configs) is not run on every call."""
+        raw = self.cg.const(object.__getattribute__, "getattribute")
+        self._add(f"{raw}({self.cg.bound(source)}, '__dict__').keys().isdisjoint("
                   f"{self.cg.const(frozenset(names), 'names')})", source, "absent_attrs",
                   tuple(sorted(names)))
 
