@@ -470,8 +470,7 @@ class InputWatch:
     once required grad) runs the chain itself, which decides and, when it passes, re-snapshots.
     The entry holds no input: the index arrays are remembered with the inputs' ids and rebuilt
     from the ids when they differ (fresh tensors every call). Offsets: `_probe_impl_offsets`."""
-    __slots__ = ("n", "texp", "rep", "offs", "starts", "fexp", "ids", "tidx", "cidx", "cexp",
-                 "fidx", "snaps")
+    __slots__ = ("n", "texp", "rep", "offs", "starts", "fexp", "index", "snaps")
 
     def __init__(self, shapes):
         np, _ = _MEM
@@ -490,7 +489,9 @@ class InputWatch:
         self.rep = np.array(rep, dtype=np.intp)
         self.starts = np.array(starts, dtype=np.intp)   # each input's autograd-meta word
         self.fexp = None        # the fields' snapshot
-        self.ids = None         # the inputs' ids the index arrays below are for
+        # (ids, type-word index, impl-word index, impl addresses, fields index), replaced as one
+        # object (another thread never sees the index of other ids)
+        self.index = (None,)
         self.snaps = 0
 
     def _index(self, ids):
@@ -513,15 +514,16 @@ class InputWatch:
         if fexp is None:
             return False
         mem = _MEM[1]
-        if ids == self.ids:
-            return mem[self.tidx].tobytes() == self.texp and mem[self.cidx].tobytes() == self.cexp \
-                and mem[self.fidx].tobytes() == fexp
+        ix = self.index
+        if ids == ix[0]:
+            return mem[ix[1]].tobytes() == self.texp and mem[ix[2]].tobytes() == ix[3] \
+                and mem[ix[4]].tobytes() == fexp
         if self.n < _FRESH_MIN:
             return False
         ix = self._index(ids)
         if ix is None or mem[ix[3]].tobytes() != fexp:
             return False
-        self.ids, self.tidx, self.cidx, self.cexp, self.fidx = ids, ix[0], ix[1], ix[2].tobytes(), ix[3]
+        self.index = (ids, ix[0], ix[1], ix[2].tobytes(), ix[3])
         return True
 
     def snap(self, xs):
@@ -543,7 +545,7 @@ class InputWatch:
             self.fexp = None
             return True
         self.fexp = fields.tobytes()
-        self.ids, self.tidx, self.cidx, self.cexp, self.fidx = ids, ix[0], ix[1], ix[2].tobytes(), ix[3]
+        self.index = (ids, ix[0], ix[1], ix[2].tobytes(), ix[3])
         return True
 
 
