@@ -247,3 +247,15 @@ def test_fresh_inputs_changed(p9, change):
     for _ in range(3):
         p9.run(_fresh(p9, change))
     assert recompiles() - before == 1
+
+
+def test_warm_start_text_keeps_the_checks():
+    # warm start persists the entry's plain text: the gather (a per-process object) is not in it
+    from bytegraph.runtime import warm
+    p = Probe(f6, 6)
+    state = p.c.__bytegraph_state__
+    entry = state.entries[0]
+    assert ".same((id(" in entry.__bytegraph_source__
+    assert ".same((id(" not in entry.__bytegraph_plain_source__
+    rec = warm._encode_entry(state, entry)
+    assert ".same((id(" not in rec["source"] and "stride()" in rec["source"]

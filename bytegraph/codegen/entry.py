@@ -478,7 +478,10 @@ def build_entry(fn, cg, guards, body_lines, return_expr, name, on_guard_error=No
     body.append(f"    return {return_expr}")
     src = "\n".join(body) + "\n"
     plain = None
-    if after or len(head) > 3:
+    # (the single-path head differs from the plain guards when split() replaced some of them,
+    # e.g. input tensors' checks by a memory gather: guards/memory.py InputWatch)
+    if after or len(head) > 3 or (not isinstance(guards, str)
+                                  and head[1] != f"        if not ({guards.expression()}):"):
         # the same entry with one path (every guard, every call): what warm start persists, as
         # the fast path's per-entry cache and generation counter belong to this process
         plain = "\n".join(body[:1] + ["    try:", f"        if not ({guards.expression()}):",
