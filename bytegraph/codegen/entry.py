@@ -324,7 +324,7 @@ def guard_block(guards, body_text, ns, param_names=None, name="__entry"):
     cache.chunked = len(sp.cached) > _CHUNK
     # while GEN is unchanged, the dicts of the modules it covers must also keep their version
     # tags: writes around nn.Module.__setattr__ and the tracked dicts' methods change only those
-    from ..guards.generation import _MEM
+    from ..guards.memory import _MEM
     same = " and _ecache.mtags.same()" if _MEM is not None and sp.modules else ""
     lines = ["    try:",
              "        __c = _ecache.state",
@@ -342,13 +342,13 @@ def guard_block(guards, body_text, ns, param_names=None, name="__entry"):
     else:
         # a third path, inside the first: while the dicts whose contents the remaining guards
         # read (module globals, class dicts) keep their version tags, those guards are skipped
-        from ..guards.generation import version_cell
+        from ..guards.memory import version_cell
         ns["_dv_dicts"] = tuple(sp.dicts)       # keeps them alive for the views below
         cells = []
         if _MEM is not None and len(sp.dicts) >= 4:
             # the tags of all of them in one gather (a ctypes read costs about 50 ns each)
             np, mem = _MEM
-            from ..guards.generation import _TAG_AT
+            from ..guards.memory import _TAG_AT
             ns["_dv_mem"] = mem
             ns["_dv_idx"] = np.array([(id(d) + _TAG_AT - 8) >> 3 for d in sp.dicts],
                                      dtype=np.intp)
@@ -440,7 +440,7 @@ def _module_setattrs(body_lines, ns):
     """The epilogue's attribute writes on a caller's object (`setattr(__s3, 'x', __v0)`) call
     generation.module_setattr, which does what setattr does and is cheaper for a plain value
     written on a tracked module (hf/funnel replays six per call)."""
-    from ..guards.generation import module_setattr
+    from ..guards.tracking import module_setattr
     out = []
     for line in body_lines:
         if _SETATTR_LINE.fullmatch(line):
@@ -478,7 +478,10 @@ def build_entry(fn, cg, guards, body_lines, return_expr, name, on_guard_error=No
     body.append(f"    return {return_expr}")
     src = "\n".join(body) + "\n"
     plain = None
-    if after or len(head) > 3:
+    # (the single-path head differs from the plain guards when split() replaced some of them,
+    # e.g. input tensors' checks by a memory gather: guards/memory.py InputWatch)
+    if after or len(head) > 3 or (not isinstance(guards, str)
+                                  and head[1] != f"        if not ({guards.expression()}):"):
         # the same entry with one path (every guard, every call): what warm start persists, as
         # the fast path's per-entry cache and generation counter belong to this process
         plain = "\n".join(body[:1] + ["    try:", f"        if not ({guards.expression()}):",

@@ -1,31 +1,10 @@
-"""The module generation counter: one comparison instead of hundreds of structure guards.
+"""Which guards an entry may skip on a cache hit, and the per-entry cache that lets it.
 
-`GEN[0]` is bumped by every mutation of a *tracked* nn.Module (one a trace has read):
-- `Module.__setattr__` / `Module.__delattr__` (so `m.x = ...`, `del m.x`, `train()`/`eval()`,
-  `m.__class__ = ...`, `load_state_dict(assign=True)`): installed once, on the first trace that
-  reads a module, as thin wrappers of torch's own functions on `torch.nn.Module` (subclasses that
-  override them and call `super()` reach them too);
-- writes into its `_parameters`, `_buffers`, `_modules` dicts and its hook dicts
-  (`register_parameter`, `register_forward_hook`, a handle's `remove()`, `m._modules[k] = ...`):
-  tracking swaps those dicts for `TrackedDict` / `TrackedOrderedDict`, subclasses whose mutating
-  methods bump the counter. They pickle and copy as the plain dict/OrderedDict they replace, so
-  pickle, deepcopy and state_dict see what they saw before. A hook dict is swapped only while it
-  is empty (a RemovableHandle holds a weak reference to its dict; an empty one has nothing to
-  remove), else the module's hook guards stay on every call.
-
-- `p.data = t`, `p.requires_grad = b`, `requires_grad_()`, `detach_()` on an nn.Parameter
-  (properties/wrappers on torch.nn.Parameter, `_install_parameter_hooks`); the other in-place
-  metadata changes bump the tensor's own version counter, which the fast path compares.
-
-A module is tracked only when its class uses these (no `__setattr__`, `__delattr__` or
-`__getattribute__` of its own that could bypass them) and none of its dicts is held elsewhere
-(a shallow copy's shared dict); an untracked module keeps its guards.
-What is deliberately not tracked: writes that bypass Python-level methods (`m.__dict__[k] = v`,
-`object.__setattr__(m, ...)`, `dict.__setitem__(m._parameters, ...)`, TensorBase's methods
-called unbound); buffers' metadata is checked on every call (docs/call_cost.md).
-
-`split(guards)` sorts a trace's guards into those the counter covers (skipped while it is
-unchanged) and those checked on every call; codegen/entry.py builds the two-path entry.
+`split(guards)` sorts a trace's guards into those the module generation counter covers
+(guards/tracking.py: skipped while `GEN` is unchanged) and those checked on every call;
+codegen/entry.py builds the two-path entry from it. `Classifier` says which sources are stable
+while GEN is unchanged. `EntryCache` holds, per entry, the generation, the cached locals and
+the snapshots the fast paths compare (guards/memory.py readers).
 
 Dict version tags (`DictWatch`): of the guards checked on every call, those that read only the
 contents of a module's globals dict or of a class's own `__dict__` (identity and value of an
@@ -34,257 +13,19 @@ such dict's CPython version tag (`ma_version_tag`, which every mutation of a dic
 the one read before the last check that passed them. The tag is read through ctypes at an
 offset verified by a probe at import; when the probe fails, nothing is covered this way.
 """
-import ctypes
-import gc
 import re
-import sys
-import threading
-import types
 import weakref
-from collections import OrderedDict
 
 import torch
 
-GEN = [0]
-_lock = threading.Lock()
-_gen_lock = threading.Lock()
-_installed = []
-_NN_DICTS = ("_parameters", "_buffers", "_modules")
-_HOOK_DICTS = ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks",
-               "_forward_hooks_with_kwargs", "_forward_pre_hooks_with_kwargs",
-               "_forward_hooks_always_called")
-
-
-def _bump():
-    # under a lock: a read-modify-write interrupted by a thread switch could otherwise store an
-    # older value and make a generation an entry cached current again
-    with _gen_lock:
-        GEN[0] += 1
-
-
-def _tracking_methods(base):
-    """Mutating methods of `base` that bump the counter after doing what base does."""
-    def wrap(name):
-        orig = getattr(base, name)
-
-        def method(self, *args, **kwargs):
-            try:
-                return orig(self, *args, **kwargs)
-            finally:
-                _bump()
-        method.__name__ = name
-        method.__qualname__ = f"Tracked{base.__name__}.{name}"
-        return method
-    names = ["__setitem__", "__delitem__", "pop", "popitem", "clear", "update", "setdefault",
-             "__ior__"]
-    if base is OrderedDict:
-        names.append("move_to_end")
-    return {n: wrap(n) for n in names}
-
-
-class TrackedDict(dict):
-    """A module's `_parameters`/`_buffers`/`_modules`: a dict whose writes bump GEN."""
-    __slots__ = ()
-    locals().update(_tracking_methods(dict))
-
-    def __reduce__(self):
-        return (dict, (dict(self),))
-
-    def copy(self):
-        return dict(self)
-
-
-class TrackedOrderedDict(OrderedDict):
-    """A module's hook dict: an OrderedDict whose writes bump GEN."""
-    locals().update(_tracking_methods(OrderedDict))
-
-    def __reduce__(self):
-        return (OrderedDict, (list(self.items()),))
-
-    def copy(self):
-        return OrderedDict(self)
-
-
-_TRACKED_TYPES = (TrackedDict, TrackedOrderedDict)
-_orig = {}
-
-
-def _install():
-    """Wrap torch.nn.Module.__setattr__/__delattr__ (once per process)."""
-    with _lock:
-        if _installed:
-            return
-        M = torch.nn.Module
-        setattr_, delattr_ = M.__setattr__, M.__delattr__
-        _orig["setattr"], _orig["delattr"] = setattr_, delattr_
-
-        def __setattr__(self, name, value):
-            tracked = type(self.__dict__.get("_parameters")) is TrackedDict
-            setattr_(self, name, value)
-            if tracked:
-                if name in _RETRACK:
-                    _retrack(self, name)
-                _bump()
-
-        def __delattr__(self, name):
-            tracked = type(self.__dict__.get("_parameters")) is TrackedDict
-            delattr_(self, name)
-            if tracked:
-                if name in _RETRACK:
-                    _retrack(self, name)
-                _bump()
-        for f, o in ((__setattr__, setattr_), (__delattr__, delattr_)):
-            f.__qualname__, f.__module__, f.__doc__ = o.__qualname__, o.__module__, o.__doc__
-            f.__wrapped__ = o
-        M.__setattr__ = __setattr__
-        _orig["wrapper"] = __setattr__
-        M.__delattr__ = __delattr__
-        _install_parameter_hooks()
-        _installed.append(True)
-
-
-# values whose assignment to a module attribute torch's __setattr__ hands to object.__setattr__
-# (not a Parameter, Module or Buffer; None is excluded: it may unregister a parameter/child)
-_PLAIN_VALUES = frozenset((int, float, bool, str, bytes, complex))
-_MODULE_DICT = torch.nn.Module.__dict__["__dict__"].__get__     # a module's own instance dict
-
-
-def module_setattr(m, name, value):
-    """`setattr(m, name, value)`, as an entry's epilogue replays a forward's `self.x = v`
-    (hf/funnel: six per call). nn.Module.__setattr__ costs 3-5 us for a plain value; when it
-    provably ends in `object.__setattr__` storing into the instance dict, this stores there and
-    bumps GEN as the wrapped __setattr__ would, else it calls setattr. Provably: `type(m)`'s
-    __setattr__ is bytegraph's wrapper of torch's, no class of its MRO but nn.Module and object
-    defines __setattr__ or __dict__ (torch's function calls `super().__setattr__` and reads
-    `self.__dict__`), `m` is tracked and its `_parameters`/`_modules`/`_buffers` do not hold
-    `name` (torch would (un)register it or raise), the value is a plain scalar (neither a
-    Parameter, Module nor Buffer), `name` is not one that re-tracks, and the first class of the
-    MRO defining `name` does not hold a data descriptor (object.__setattr__ would call it)."""
-    cls = type(m)
-    if type(value) in _PLAIN_VALUES and type(name) is str and name not in _RETRACK \
-            and cls.__setattr__ is _orig.get("wrapper") and isinstance(m, torch.nn.Module):
-        d = _MODULE_DICT(m)
-        params, mods, bufs = d.get("_parameters"), d.get("_modules"), d.get("_buffers")
-        if type(params) is TrackedDict and type(mods) is TrackedDict \
-                and type(bufs) is TrackedDict \
-                and name not in params and name not in mods and name not in bufs:
-            M = torch.nn.Module
-            found = False
-            for k in cls.__mro__:
-                kd = k.__dict__
-                if k is not M and k is not object and ("__setattr__" in kd or "__dict__" in kd):
-                    break
-                if not found and name in kd:
-                    found = True
-                    t = type(kd[name])
-                    if hasattr(t, "__set__") or hasattr(t, "__delete__"):
-                        break
-            else:
-                d[name] = value
-                _bump()
-                return
-    setattr(m, name, value)
-
-
-def _install_parameter_hooks():
-    """Make the metadata changes of a Parameter that leave its version counter alone bump GEN:
-    `p.data = t` and `p.requires_grad = b` (properties on torch.nn.Parameter that read and write
-    through TensorBase's own descriptors) and `requires_grad_()` / `detach_()` (wrappers of
-    TensorBase's methods). Everything else that changes a tensor's metadata in place (`set_`,
-    `resize_`, `as_strided_`, `t_`, `squeeze_`, ... also through torch.ops) bumps its version
-    counter, and `torch.utils.swap_tensors` changes `_cdata`: the fast path compares both."""
-    P, TB = torch.nn.Parameter, torch._C.TensorBase
-
-    def descriptor(name):
-        d = TB.__dict__[name]
-
-        def fset(self, value):
-            d.__set__(self, value)
-            _bump()
-        return property(d.__get__, fset, None, d.__doc__)
-
-    def method(name):
-        orig = getattr(TB, name)
-
-        def m(self, *args, **kwargs):
-            try:
-                return orig(self, *args, **kwargs)
-            finally:
-                _bump()
-        m.__name__, m.__qualname__, m.__doc__ = name, f"Parameter.{name}", orig.__doc__
-        return m
-    for name in ("data", "requires_grad"):
-        if name not in P.__dict__:
-            setattr(P, name, descriptor(name))
-    for name in ("requires_grad_", "detach_"):
-        if name not in P.__dict__:
-            setattr(P, name, method(name))
-
-
-# assigning one of these replaces what tracking installed (or the class that allowed it)
-_RETRACK = frozenset(_NN_DICTS + _HOOK_DICTS + ("__dict__", "__class__"))
-# tracked modules that could not be tracked fully again after such an assignment: an entry's
-# cache naming one of them is not refilled (EntryCache.store), so its guards run on every call
-LOST = weakref.WeakSet()
-
-
-def _retrack(mod, name):
-    tracked, hooks = track(mod, assigned=name)
-    if tracked and hooks:
-        LOST.discard(mod)
-    else:
-        LOST.add(mod)
-
-
-def class_is_trackable(cls):
-    M = torch.nn.Module
-    return (cls.__setattr__ is M.__setattr__ and cls.__delattr__ is M.__delattr__
-            and cls.__getattribute__ is object.__getattribute__)
-
-
-# references to a dict read from a module's __dict__ inside track(): that __dict__, the local
-# and getrefcount's argument. More means something else holds the dict (a shallow copy of the
-# module, `copy.copy(m)`, shares it; a user variable `params = m._parameters`): swapping it for
-# a tracked copy would cut that sharing, so the module is left untracked (guards every call).
-_OWN_REFS = 3
-
-
-def track(mod, assigned=None):
-    """Make `mod`'s mutations bump GEN. Returns (tracked, hooks_tracked). `assigned`: the dict
-    attribute just assigned through the tracked setattr (its caller's references are expected)."""
-    _install()
-    if not class_is_trackable(type(mod)):
-        return False, False
-    d = object.__getattribute__(mod, "__dict__")
-    swapped = False
-    tracked = True
-    for name in _NN_DICTS:
-        v = d.get(name)
-        if type(v) is dict and (name == assigned or sys.getrefcount(v) <= _OWN_REFS):
-            d[name] = TrackedDict(v)
-            swapped = True
-        elif type(v) is not TrackedDict:
-            tracked = False
-    hooks = True
-    for name in _HOOK_DICTS:
-        v = d.get(name)
-        if v is None or type(v) is TrackedOrderedDict:
-            continue
-        if type(v) in (OrderedDict, dict) and not v and (name == assigned
-                                                         or sys.getrefcount(v) <= _OWN_REFS):
-            d[name] = TrackedOrderedDict()
-            swapped = True
-        else:
-            hooks = False
-    if swapped:
-        _bump()          # guards of older entries may have read the dicts' types
-    return tracked, tracked and hooks
-
-
-def is_tracked(mod):
-    d = object.__getattribute__(mod, "__dict__")
-    return all(type(d.get(n)) is TrackedDict for n in _NN_DICTS) and class_is_trackable(type(mod))
-
+from .memory import (_CELL, _FIELD_AT, _FUNC, _IMPL_AT, _MEM, _TAG_AT, _TENSOR_AT, FieldWatch,
+                     InputWatch, ModuleTags, _class_dict, module_dicts, params_same, params_snap, version_cell)
+from .tracking import _NN_DICTS, _RETRACK, _TRACKED_TYPES, GEN, LOST, is_tracked
+# the tracking and memory names callers and tests know from this module (before the split)
+from .memory import (_MEM32, ParamWatch, _probe_field_offsets,  # noqa: F401,E402
+                     _probe_tensor_offsets, _probe_version_offset)
+from .tracking import (_HOOK_DICTS, TrackedDict, TrackedOrderedDict, _bump,  # noqa: F401,E402
+                       _install, class_is_trackable, module_setattr, track)
 
 # ----------------------------------------------------------------------------- classifying guards
 
@@ -387,378 +128,8 @@ class Classifier:
         return ok and isinstance(obj, torch.Tensor)
 
 
-# ----------------------------------------------------------------------------- dict version tags
 
-def _probe_version_offset():
-    """Byte offset of a dict's `ma_version_tag` (CPython 3.11: after the object header and
-    `ma_used`), or None when this interpreter does not have it where expected. The probe checks
-    that `ma_used` tracks len() and that the tag grows on every kind of mutation (insert, replace,
-    delete, clear, pop, popitem, update, setdefault; a class's dict through setattr/delattr)
-    and stays put on reads."""
-    if sys.implementation.name != "cpython" or sys.version_info[:2] != (3, 11):
-        return None
-    word = ctypes.sizeof(ctypes.c_ssize_t)
-    if word != 8:
-        return None
-    used_at, tag_at = 2 * word, 3 * word
-
-    def tag(d):
-        return ctypes.c_uint64.from_address(id(d) + tag_at).value
-
-    try:
-        d = {}
-        last = tag(d)
-        ops = (lambda d: d.__setitem__("a", 1), lambda d: d.__setitem__("a", 2),
-               lambda d: d.__setitem__("b", 3), lambda d: d.__delitem__("a"),
-               lambda d: d.update(c=4), lambda d: d.setdefault("e", 5), lambda d: d.pop("c"),
-               lambda d: d.popitem(), lambda d: d.clear(), lambda d: d.update({"f": 6}))
-        for op in ops:
-            op(d)
-            now = tag(d)
-            if now <= last or ctypes.c_ssize_t.from_address(id(d) + used_at).value != len(d):
-                return None
-            last = now
-        d.get("f"), "f" in d, list(d), d.copy()
-        if tag(d) != last:
-            return None
-
-        class K:
-            pass
-        kd = _class_dict(K)
-        if kd is None:
-            return None
-        last = tag(kd)
-        K.x = 1
-        k1 = tag(kd)
-        del K.x
-        if not (last < k1 < tag(kd)):
-            return None
-    except Exception:       # noqa: BLE001 -- any surprise: no dict coverage
-        return None
-    return tag_at
-
-
-def _class_dict(cls):
-    """The dict behind `cls.__dict__` (the mappingproxy's only referent)."""
-    refs = gc.get_referents(type.__dict__["__dict__"].__get__(cls))
-    if len(refs) == 1 and type(refs[0]) is dict:
-        return refs[0]
-    return None
-
-
-_TAG_AT = _probe_version_offset()
-
-
-def version_cell(d):
-    """A ctypes view of dict `d`'s version tag (read `.value`); the caller keeps `d` alive."""
-    return ctypes.c_uint64.from_address(id(d) + _TAG_AT)
-
-
-def _memory_view():
-    """A numpy uint64 array over the process's address space (nothing is read until indexed),
-    so the version tags of many dicts are gathered by one fancy index, in C, instead of one
-    Python operation per dict. None where dict tags are not readable."""
-    if _TAG_AT is None or _TAG_AT % 8:
-        return None
-    try:
-        import numpy as np
-        return np, np.frombuffer((ctypes.c_uint64 * (1 << 44)).from_address(8), dtype=np.uint64)
-    except Exception:       # noqa: BLE001 -- no numpy, or no such view: modules keep no tag check
-        return None
-
-
-_MEM = _memory_view()
-
-
-def module_dicts(mod):
-    """The dicts a module's attributes live in: its instance dict and its _parameters,
-    _buffers and _modules. A write into any of them that bypasses
-    nn.Module.__setattr__ and the tracked dicts' methods (`m.__dict__[k] = v`,
-    `object.__setattr__(m, k, v)`, `dict.__setitem__(m._parameters, k, v)`) still changes its
-    version tag."""
-    d = object.__getattribute__(mod, "__dict__")
-    return [d] + [v for k, v in d.items() if k in _MODULE_DICTS and isinstance(v, dict)]
-
-
-# nn.Module's own dicts whose contents a forward call reads. Hook dicts are left out: replacing
-# one goes through the instance dict (seen), and a write into one that bypasses the tracked
-# dict's methods (OrderedDict.__setitem__ called unbound) is the one write not seen; each dict
-# costs a likely cache miss per call (hf/cvt: 469 modules, 11 dicts each, +35 us)
-_MODULE_DICTS = frozenset(("_parameters", "_buffers", "_modules"))
-
-
-class ModuleTags:
-    """The version tags of the dicts of an entry's tracked modules, read in one gather: the fast
-    path compares them with those read when the full guards last passed. Holds the dicts (so
-    their memory stays theirs); the modules themselves are held by the entry's cached locals."""
-    __slots__ = ("idx", "tags", "dicts")
-
-    def __init__(self, dicts):
-        np, mem = _MEM
-        self.dicts = dicts
-        self.idx = np.array([(id(d) + _TAG_AT - 8) >> 3 for d in dicts], dtype=np.intp)
-        self.tags = mem[self.idx].tobytes()
-
-    def same(self):
-        return _MEM[1][self.idx].tobytes() == self.tags
-
-    def resnap(self):
-        self.tags = _MEM[1][self.idx].tobytes()
-
-
-# ----------------------------------------------------------------------------- object fields
-
-def _probe_field_offsets():
-    """Byte offsets of the fields `f.__code__`, `f.__defaults__`, `f.__kwdefaults__` read on a
-    function and `c.cell_contents` on a cell (CPython 3.11: fixed pointer fields of
-    PyFunctionObject and PyCellObject), or None when this interpreter does not keep them where
-    expected. The probe reads each field through memory and compares it with the attribute,
-    before and after each attribute is set (from Python, as a user would)."""
-    if _TAG_AT is None or ctypes.sizeof(ctypes.c_void_p) != 8:
-        return None
-    offsets = {"__code__": 48, "__defaults__": 56, "__kwdefaults__": 64, "cell_contents": 16}
-
-    def read(obj, field):
-        return ctypes.c_void_p.from_address(id(obj) + offsets[field]).value or 0
-
-    def agrees(obj, field):
-        v = getattr(obj, field)
-        return read(obj, field) == (0 if v is None and field != "cell_contents" else id(v))
-
-    try:
-        def make():
-            cell_value = (1, 2)
-
-            def f(a, b=(3,), *, c=(4,)):
-                return a, b, c, cell_value
-            return f
-
-        def other(a, b=None, *, c=None):
-            return a
-        f = make()
-        cell = f.__closure__[0]
-        fields = ("__code__", "__defaults__", "__kwdefaults__")
-        if type(cell) is not types.CellType or not all(agrees(f, k) for k in fields) \
-                or not agrees(cell, "cell_contents"):
-            return None
-        f.__code__ = other.__code__.replace(co_freevars=f.__code__.co_freevars)
-        f.__defaults__ = ((5,),)
-        f.__kwdefaults__ = {"c": (6,)}
-        cell.cell_contents = (7, 8)
-        if not (all(agrees(f, k) for k in fields) and agrees(cell, "cell_contents")):
-            return None
-    except Exception:       # noqa: BLE001 -- any surprise: no field coverage
-        return None
-    return offsets
-
-
-_FIELD_AT = _probe_field_offsets()
-_FIELD_GUARD = re.compile(r"\((__s\d+) := (\w+)\.(__code__|__defaults__|__kwdefaults__|cell_contents)"
-                          r"\) is (\w+)")
-_CELL = types.CellType
-_FUNC = types.FunctionType
-
-
-class FieldWatch:
-    """Identity guards on a field of a function or a cell whose owner is fixed while the entry's
-    cache holds (`(__s5 := f.__code__) is _code_3`, `.__defaults__`, `.__kwdefaults__`,
-    `(__s9 := _cell_x_4.cell_contents) is _forward_7`): setting `__code__`, `__defaults__`,
-    `__kwdefaults__` or a cell's contents is no dict write, so the dict version tags do not see
-    it, but it writes one pointer field of the owner. The fields of all of them are gathered in
-    one numpy fancy index and compared with the addresses of the expected objects (held by the
-    entry's namespace, so no other object can have their address). An owner known when the entry
-    is built (a namespace constant, or the object an earlier such guard checks) is `fixed`; an
-    owner read from the entry's cache is `dynamic`: its address is taken when the cache stores
-    it (EntryCache.store), with its type checked there (a field is at its offset only in a
-    function/cell)."""
-    __slots__ = ("fixed", "dynamic", "expected", "_const_idx")
-
-    def __init__(self, fixed, dynamic, expected):
-        np, _ = _MEM
-        self.fixed = fixed            # [(owner object, field)]
-        self.dynamic = dynamic        # [field] for the owners the cache passes to index()
-        self.expected = np.array([id(e) for e in expected], dtype=np.uint64).tobytes()
-        self._const_idx = None
-        if not dynamic:
-            self._const_idx = self.index(())
-
-    def index(self, owners):
-        """The gather index for the fixed owners and `owners` (the dynamic ones, in order), or
-        None when an owner is not of the type whose layout the offset is for."""
-        np, _ = _MEM
-        addrs = []
-        for owner, field in list(self.fixed) + list(zip(owners, self.dynamic)):
-            if type(owner) is not (_CELL if field == "cell_contents" else _FUNC):
-                return None
-            addrs.append((id(owner) + _FIELD_AT[field] - 8) >> 3)
-        return np.array(addrs, dtype=np.intp)
-
-    def same(self, idx):
-        """Every watched field still holds its expected object (`idx`: from the cache, or None)."""
-        if idx is None:
-            idx = self._const_idx
-            if idx is None:
-                return False
-        return _MEM[1][idx].tobytes() == self.expected
-
-
-# ----------------------------------------------------------------------------- parameter versions
-
-def _readable_ranges():
-    """The process's readable memory mappings [(start, end)], from /proc/self/maps (None where
-    there is no such file): the probe below dereferences a candidate pointer only inside one."""
-    try:
-        out = []
-        with open("/proc/self/maps") as f:
-            for line in f:
-                parts = line.split()
-                lo, hi = (int(x, 16) for x in parts[0].split("-"))
-                if parts[1][0] == "r":
-                    out.append((lo, hi))
-        return out
-    except Exception:       # noqa: BLE001 -- no /proc: no parameter gather
-        return None
-
-
-def _probe_tensor_offsets():
-    """(cdata, counter, version) byte offsets, or None: where a tensor object holds its
-    TensorImpl's address (what `t._cdata` returns), where a TensorImpl holds the address of its
-    version counter, and where that counter holds the count (`t._version`, a uint32). Found by
-    searching, then verified: on tensors of several versions and on a Parameter, the read agrees
-    with `_cdata`/`_version` before and after in-place ops (`add_`, `t_`, `set_`) and a
-    Parameter's `.data =`; a view reads its base's counter (they share one). A candidate pointer
-    is dereferenced only inside a readable mapping of /proc/self/maps."""
-    if _MEM is None or ctypes.sizeof(ctypes.c_void_p) != 8:
-        return None
-    ranges = _readable_ranges()
-    if not ranges:
-        return None
-
-    def readable(addr, n):
-        return any(lo <= addr and addr + n <= hi for lo, hi in ranges)
-
-    def u64(addr):
-        return ctypes.c_uint64.from_address(addr).value
-
-    def u32(addr):
-        return ctypes.c_uint32.from_address(addr).value
-
-    try:
-        with torch.inference_mode(False), torch.no_grad():
-            ts = [torch.zeros(2, 3), torch.nn.Parameter(torch.zeros(3, 2)), torch.zeros(5)]
-            for i, t in enumerate(ts):
-                for _ in range(3 + 4 * i):
-                    t.add_(1)
-            size = torch._C.TensorBase.__basicsize__
-            cands = None
-            for t in ts:
-                found = {k for k in range(8, size, 8) if u64(id(t) + k) == t._cdata}
-                cands = found if cands is None else cands & found
-            if not cands or len(cands) != 1:
-                return None
-            cdata = cands.pop()
-
-            def pairs(t):
-                impl = t._cdata
-                out = set()
-                # a TensorImpl is larger than 160 bytes; its version counter is among the first
-                # fields (after the vtable, refcounts, storage and autograd meta)
-                for k in range(8, 160, 8):
-                    if not readable(impl + k, 8):
-                        continue
-                    w = u64(impl + k)
-                    if w % 8 or w < 4096 or not readable(w, 32):
-                        continue
-                    for j in range(8, 32, 4):
-                        if u32(w + j) == t._version:
-                            out.add((k, j))
-                return out
-            found = None
-            for t in ts:
-                p = pairs(t)
-                found = p if found is None else found & p
-            if not found or len(found) != 1:
-                return None
-            counter, version = found.pop()
-
-            def agrees(t):
-                impl = u64(id(t) + cdata)
-                return impl == t._cdata and u32(u64(impl + counter) + version) == t._version
-            a, p, c = ts
-            v = a.view(6)
-            checks = [lambda: a.add_(1), lambda: a.t_(), lambda: a.set_(torch.zeros(4, 4)),
-                      lambda: c.resize_(7), lambda: v.mul_(2)]
-            for op in checks:
-                before = a._version, c._version
-                op()
-                if not all(agrees(t) for t in (a, c, v)) or (a._version, c._version) == before:
-                    return None
-            if u64(a._cdata + counter) != u64(v._cdata + counter):
-                return None
-            p.data = torch.ones(4)
-            p.add_(1)
-            if not agrees(p):
-                return None
-    except Exception:       # noqa: BLE001 -- any surprise: no parameter gather
-        return None
-    return cdata, counter, version
-
-
-_TENSOR_AT = _probe_tensor_offsets()
-_MEM32 = _MEM[1].view("uint32") if _TENSOR_AT is not None else None
-
-
-class ParamWatch:
-    """`(p._version, p._cdata)` of an entry's parameters, gathered from memory: reading the two
-    getters costs about 130 ns per parameter in Python (hf/cvt: 342 parameters, 45 us a call).
-    Three gathers, each read only when the previous one agreed, so no read leaves memory that
-    the entry's own objects keep alive: each parameter object's TensorImpl address (the object
-    is held by the entry's cache), each TensorImpl's version counter address (the impl is held by
-    its parameter), each counter's count (held by its impl). All agreeing with a snapshot means
-    the same `(_version, _cdata)` as that snapshot, which was taken only when it equalled a
-    versions tuple that passed the metadata checks (`snap`)."""
-    __slots__ = ("values", "idx", "impls", "cidx", "counters", "vidx", "versions")
-
-    def __init__(self, values, objs, pv):
-        np, mem = _MEM
-        cdata, counter, version = _TENSOR_AT
-        self.values = None
-        self.idx = np.array([(id(o) + cdata - 8) >> 3 for o in objs], dtype=np.intp)
-        impls = mem[self.idx]
-        if impls.tolist() != list(pv[1::2]):
-            return
-        self.impls = impls.tobytes()
-        self.cidx = ((impls + np.uint64(counter - 8)) >> np.uint64(3)).astype(np.intp)
-        counters = mem[self.cidx]
-        self.counters = counters.tobytes()
-        self.vidx = ((counters + np.uint64(version - 8)) >> np.uint64(2)).astype(np.intp)
-        versions = _MEM32[self.vidx]
-        if versions.tolist() != list(pv[0::2]):
-            return
-        self.versions = versions.tobytes()
-        self.values = values
-
-
-def params_same(cache, values):
-    """The parameters among the cached `values` have the `(_version, _cdata)` of the last
-    snapshot (see ParamWatch)."""
-    w = cache.pwatch
-    if w is None or w.values is not values:
-        return False
-    mem = _MEM[1]
-    return mem[w.idx].tobytes() == w.impls and mem[w.cidx].tobytes() == w.counters \
-        and _MEM32[w.vidx].tobytes() == w.versions
-
-
-def params_snap(cache, values, objs, pv):
-    """`pv`, the parameters' versions tuple, passed the checks: remember it as a gather snapshot
-    if the cache still holds `values` and memory still reads `pv` (always true: a guard)."""
-    if _TENSOR_AT is not None and cache.state[1] is values:
-        w = ParamWatch(values, objs, pv)
-        cache.pwatch = w if w.values is values else None
-    return True
-
-
+_RAW_ABSENT = re.compile(r"\w+\(__s\d+, '__dict__'\)\.keys\(\)\.isdisjoint\((\w+)\)")
 _CLASS_ABSENT = re.compile(r"(\w+)\.__dict__\.keys\(\)\.isdisjoint\((\w+)\)")
 _DICT_ABSENT = re.compile(r"(\w+)\.keys\(\)\.isdisjoint\((\w+)\)")
 # what reading one version tag costs, in units of one identity guard (measured: about 70 ns
@@ -888,6 +259,25 @@ class DictWatch:
             if deps:
                 # isdisjoint looks up each name of the smaller side
                 weight = 2.0 + len(self.ns.get(m.group(2)) or ()) / 4
+        elif kind == "absent_attrs":
+            # names absent from the raw instance dict of an object the generation counter keeps
+            # stable: true while that dict (compared by identity, `Dyn`) keeps its tag and no
+            # class of its MRO gains a `__dict__` descriptor (their dicts are watched); its type
+            # guard (required) runs on every call
+            obj = self.stable(source) if self.stable is not None else None
+            m = _RAW_ABSENT.fullmatch(guard.code)
+            if obj is None or m is None or isinstance(obj, torch.nn.Module) \
+                    or source not in self.typed:
+                return None
+            try:
+                d = object.__getattribute__(obj, "__dict__")
+            except AttributeError:
+                return None
+            mro = tuple(_class_dict(k) for k in type(obj).__mro__)
+            if type(d) is not dict or any(k is None for k in mro):
+                return None
+            deps = (self._dyn_of(source),) + mro
+            weight = 2.0 + len(self.ns.get(m.group(1)) or ()) / 4
         else:
             st = self._stable(source)
             if st is None:
@@ -1027,6 +417,8 @@ def _flat_tuple(items, chunk=32):
                            for i in range(0, len(items), chunk)) + ",)"
 
 
+_FIELD_GUARD = re.compile(r"\((__s\d+) := (\w+)\.(__code__|__defaults__|__kwdefaults__|cell_contents)"
+                          r"\) is (\w+)")
 _DISTINCT = re.compile(r"len\(\{(id\(.*\))\}\) == (\d+)")
 
 
@@ -1089,6 +481,63 @@ def _heavy(watch, source):
     return r is not None and isinstance(r[0], (torch.nn.Module, torch.Tensor))
 
 
+# fewer tensor arguments than this keep their chains: three gathers and a call cost about as
+# much as four inputs' checks (measured on f1/f4/f16, bench/bench_core.py)
+_MIN_INPUTS = 4
+_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _input_watch(guards):
+    """{guard index: code or None}: the metadata checks of the entry's tensor arguments that an
+    InputWatch can read from memory (exact torch.Tensor, not requiring grad, at most 5 dims, an
+    argument of the entry itself), replaced by one clause at the first one's place (None: the
+    others, dropped). The clause is `<gather agrees> or (<their checks> and <snapshot>)`: the
+    checks decide whenever the gather does not agree. Evaluating all of them there is safe:
+    arguments are always bound and each chain starts with its type check."""
+    if _IMPL_AT is None:
+        return {}
+    from ..sources import LocalSource
+    picked = []
+    for i, g in enumerate(guards.guards):
+        source = guards.origins[i] if i < len(guards.origins) else None
+        tm = guards.tensor_meta.get(i)
+        exp = g.expected
+        if g.kind != "tensor" or tm is None or type(source) is not LocalSource \
+                or not _IDENT.fullmatch(source.name) or source.name.startswith("__") \
+                or tm[1] != source.name or not g.code.startswith(f"type({source.name}) is ") \
+                or type(exp) is not tuple or len(exp) != 6 or exp[0] is not torch.Tensor \
+                or exp[4] is not False or len(exp[2]) > 5:
+            continue
+        picked.append((i, source.name, exp[2], g.code))
+    if len(picked) < _MIN_INPUTS:
+        return {}
+    w = InputWatch([shape for _, _, shape, _ in picked])
+    name = guards.cg.const(w, "inputs")
+    names = [n for _, n, _, _ in picked]
+    ids = "(" + ", ".join(f"id({n})" for n in names) + ")"
+    checks = " and ".join(f"({code})" for _, _, _, code in picked)
+    clause = f"({name}.same({ids}) or ({checks} and {name}.snap(({', '.join(names)},))))"
+    out = {i: None for i, _, _, _ in picked}
+    out[picked[0][0]] = clause
+    return out
+
+
+_MRO = re.compile(r"(\w+)\.__mro__ == (\w+)")
+
+
+def _mro_identity(g):
+    """A guard's code; `K.__mro__ == M` (a class's MRO the trace's lookups relied on) first
+    compares identity: `type.__mro__` hands back the class's own tuple, which is replaced only
+    when its MRO is recomputed (`__bases__` assigned), so `is` is true on every call but then,
+    and the tuple comparison decides only after a recomputation."""
+    if g.kind == "class_mro":
+        m = _MRO.fullmatch(g.code)
+        if m is not None:
+            k, mro = m.groups()
+            return f"({k}.__mro__ is {mro} or {k}.__mro__ == {mro})"
+    return g.code
+
+
 def split(guards, body_text):
     """Split a GuardSet; `body_text` is the code after the guards (names it reads are cached)."""
     writes = guards.attr_writes
@@ -1104,10 +553,17 @@ def split(guards, body_text):
                  if src is not None and g.kind == "type"}
         watch = DictWatch(cg.namespace, gen_stable, typed)
     by_dicts = {}               # guards of `keep` the dict version tags may cover
+    inputs = _input_watch(guards)   # tensor arguments' checks: one memory gather for all
     for i, g in enumerate(guards.guards):
         source = guards.origins[i] if i < len(guards.origins) else None
         tm = guards.tensor_meta.get(i)
-        full.append(g.code)
+        if i in inputs:
+            if inputs[i] is not None:
+                full.append(inputs[i])
+                keep.append(inputs[i])
+            continue
+        code = _mro_identity(g)
+        full.append(code)
         if tm is not None and source is not None and cls.is_state_tensor(source):
             skipped.append(g.code)
             (versioned if tm[2] else meta).append(tm[:2])
@@ -1127,7 +583,7 @@ def split(guards, body_text):
                 cov = None
             if cov is not None:
                 by_dicts[len(keep)] = cov
-            keep.append(g.code)
+            keep.append(code)
     # parameters/buffers, on the locals read from the cache (after the other guards, which are
     # cheaper and fail first on new inputs); a chain of checks per tensor is as fast as any
     # batched form in Python (each tensor getter dominates)

@@ -203,7 +203,8 @@ class GuardSet:
 
     def note_module(self, source, mod):
         """The trace read nn.Module `mod` through `source`: track its mutations (generation.py)."""
-        from .generation import LOST, ModuleInfo, track
+        from .generation import ModuleInfo
+        from .tracking import LOST, track
         if source not in self.module_infos:
             info = self.module_infos[source] = ModuleInfo(mod, *track(mod))
             if info.hooks_tracked and LOST:
@@ -374,7 +375,7 @@ class GuardSet:
         if getattr(self, "structural", False):
             # an entry that serves any instance (values/objects.py: wrap_module): the traced
             # module's dicts were swapped for tracked ones, another instance's may not be
-            from .generation import TrackedDict, TrackedOrderedDict
+            from .tracking import TrackedDict, TrackedOrderedDict
             base = {TrackedDict: dict, TrackedOrderedDict: OrderedDict}.get(typ)
             if base is not None:
                 kind = f"({kind} or type({e}) is {self.cg.const(base, base.__name__)})"
@@ -607,8 +608,11 @@ class GuardSet:
 
     def add_absent(self, source, names):
         """None of `names` is in the object's instance __dict__ (class attributes it read,
-        attributes it found missing): a later instance attribute would shadow them."""
-        self._add(f"{self.cg.bound(source)}.__dict__.keys().isdisjoint("
+        attributes it found missing): a later instance attribute would shadow them. The dict
+        is read raw (object.__getattribute__), as the lookups the trace modelled read it: a
+        Python-level __getattribute__ (transformers' configs) is not run on every call."""
+        raw = self.cg.const(object.__getattribute__, "getattribute")
+        self._add(f"{raw}({self.cg.bound(source)}, '__dict__').keys().isdisjoint("
                   f"{self.cg.const(frozenset(names), 'names')})", source, "absent_attrs",
                   tuple(sorted(names)))
 
