@@ -272,9 +272,9 @@ def _len(tx, v):
     return v.call_method(tx, "__len__", [], {})
 
 
-def _isinstance_check(v, cls):
+def _isinstance_check(tx, v, cls):
     if isinstance(v, ObjectValue):
-        if isinstance(v, DynamicAttrObjectValue) or static_lookup(v.cls, "__class__")[0] is not \
+        if isinstance(v, DynamicAttrObjectValue) or class_lookup(tx, v.cls, "__class__")[0] is not \
                 object.__dict__["__class__"]:   # isinstance would read obj.__class__: user code
             raise Unsupported(f"isinstance() of a {v.cls.__name__}, whose __class__ is computed", kind="isinstance")
         return isinstance(v.obj, cls)
@@ -312,7 +312,7 @@ def _guard_abc_registry(tx, v, classes):
 def _isinstance(tx, v, cls):
     classes = cls.as_python()
     _guard_abc_registry(tx, v, classes)
-    return const(_isinstance_check(v, classes))
+    return const(_isinstance_check(tx, v, classes))
 
 
 @handles(issubclass)
@@ -919,7 +919,7 @@ def _object_new(tx, cls, *args, **kwargs):
     if klass.__module__ == "builtins" or any(k.__module__ == "builtins" and k is not object
                                               for k in klass.__mro__):
         raise Unsupported(f"object.__new__ of {klass.__name__}", kind="construct")
-    if (args or kwargs) and static_lookup(klass, "__init__")[0] is object.__init__:
+    if (args or kwargs) and class_lookup(tx, klass, "__init__")[0] is object.__init__:
         raise UserError(TypeError(f"{klass.__name__}() takes no arguments"))
     return new_instance(klass)
 

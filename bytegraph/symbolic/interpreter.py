@@ -28,6 +28,7 @@ from ..values.functions import CellValue, CO_GENERATOR
 from ..values.containers import IteratorValue
 from ..values.opaque import OpaqueParam
 from ..values.symbolic import ConstraintViolation
+from ..values.lookup import tracing
 from .table import HANDLERS, UNSUPPORTED
 
 
@@ -193,7 +194,8 @@ class Tracer:
         if fn.__closure__:
             for name, cell in zip(code.co_freevars, fn.__closure__):
                 frame.cells[name] = wrap(self, cell, ObjectSource(cell, f"cell_{name}"))
-        return self.run_frame(frame)
+        with tracing(self):
+            return self.run_frame(frame)
 
     def inline(self, code, globals_, bound, closure, qualname, direct=False, cell_params=()):
         if self.depth >= self.depth_limit:
