@@ -30,6 +30,7 @@ from ..protocols.operators import real_identity, NO_IDENTITY, length, Ordered
 from ..protocols.special import call_special, MISSING
 from ..protocols.natives import dict_view_of
 from ..values.containers import DICT_METHODS, SeqIterValue
+from ..values.iterators import EndsRaising
 from ..values.functions import BoundMethodValue, UserFnValue
 from .breaks import printable_call, run_in_python
 from ..values.opaque import Opaque, scalar_op
@@ -465,9 +466,18 @@ def _zip(tx, *its, strict=None):
         from .stdlib_iter import zip_rows
         return zip_rows(tx, its)
     cols = [it.unpack(tx) for it in its]
-    if strict is not None and strict.as_python() and len({len(c) for c in cols}) > 1:
-        raise UserError(ValueError("zip() arguments have different lengths"))
     rows = [TupleValue(list(row)) for row in zip(*cols)]
+    if strict is not None and strict.as_python() and len({len(c) for c in cols}) > 1:
+        # CPython yields the common rows, then raises naming the first argument that ran out
+        # early or, when the first ran out, the first one still holding items (redteam6)
+        n = len(rows)
+        i = next(k for k, c in enumerate(cols) if len(c) == n)
+        how = "shorter"
+        if i == 0:
+            i, how = next(k for k, c in enumerate(cols) if len(c) > n), "longer"
+        plural = " " if i == 1 else "s 1-"
+        return EndsRaising(rows, UserError(ValueError(
+            f"zip() argument {i + 1} is {how} than argument{plural}{i}")))
     lists = [it for it in its if type(it) is ListValue]
     if not lists:
         return IteratorValue(rows)

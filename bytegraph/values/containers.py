@@ -379,6 +379,7 @@ class DictValue(Value):
     def mutate(self, tx):
         self.order = None                   # the caller's order no longer applies
         if self.source is not None:
+            self.changed = True             # values/iterators.py: HashIterValue.reconstruct
             tx.side_effects.mutated(self)
 
     def getitem(self, tx, key):
@@ -673,6 +674,7 @@ class SetValue(Value):
         if self.source is not None:
             if self.cls is frozenset:
                 raise UserError(AttributeError("'frozenset' object is immutable"))
+            self.changed = True             # values/iterators.py: HashIterValue.reconstruct
             tx.side_effects.mutated(self)
 
     def replay(self, cg, target, temp):
