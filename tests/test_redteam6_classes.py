@@ -20,12 +20,14 @@ def reg(f):
 @reg
 def new_added_later():
     class A:
-        def __init__(self, v): self.v = v
+        def __init__(self, v):
+            self.v = v
     def f(x):
         a = A(2)
         return x * a.v, type(a).__name__
     class B:
-        def __init__(self): self.v = 5
+        def __init__(self):
+            self.v = 5
     def args(i):
         if i == 1: A.__new__ = staticmethod(lambda cls, v: B())
         return (X(0),)
@@ -41,7 +43,8 @@ def dict_sub_init_later():
     def args(i):
         if i == 1:
             def init(self, **kw):
-                dict.__init__(self, **kw); self["b"] = 2
+                dict.__init__(self, **kw)
+                self["b"] = 2
             D.__init__ = init
         return (X(0),)
     return f, args, lambda: None
@@ -116,7 +119,8 @@ def setattr_hook_later_new_obj():
     def args(i):
         if i == 1:
             def sa(self, n, v):
-                log.append(n); object.__setattr__(self, n, v * 2)
+                log.append(n)
+                object.__setattr__(self, n, v * 2)
             A.__setattr__ = sa
         return (X(0),)
     return f, args, lambda: list(log)
@@ -135,7 +139,8 @@ def delattr_hook_later():
     def args(i):
         if i == 1:
             def da(self, n):
-                log.append(n); object.__delattr__(self, n)
+                log.append(n)
+                object.__delattr__(self, n)
             A.__delattr__ = da
         return (X(0),)
     return f, args, lambda: (dict(a.__dict__), list(log))
@@ -254,7 +259,8 @@ def class_call_metaclass_call_later():
     class Meta(type):
         pass
     class A(metaclass=Meta):
-        def __init__(self): self.v = 1
+        def __init__(self):
+            self.v = 1
     def f(x):
         return x * A().v
     class B:
@@ -270,7 +276,8 @@ def init_subclass_instance_new_in_base():
     class B:
         pass
     class A(B):
-        def __init__(self): self.v = 1
+        def __init__(self):
+            self.v = 1
     class C:
         v = 7
     def f(x):
@@ -302,7 +309,8 @@ def property_attrerror_getattr_later():
 @reg
 def getattribute_added_later():
     class A:
-        def __init__(self): self.v = 2
+        def __init__(self):
+            self.v = 2
     a = A()
     def f(x):
         return x * a.v
@@ -315,7 +323,8 @@ def getattribute_added_later():
 @reg
 def getattribute_added_later_new_obj():
     class A:
-        def __init__(self): self.v = 2
+        def __init__(self):
+            self.v = 2
     def f(x):
         return x * A().v
     def args(i):
@@ -341,7 +350,9 @@ def new_returns_other_type():
 def new_replaced_later():
     class A:
         def __new__(cls, v):
-            o = object.__new__(cls); o.w = 1; return o
+            o = object.__new__(cls)
+            o.w = 1
+            return o
         def __init__(self, v):
             self.v = v
     def f(x):
@@ -350,7 +361,9 @@ def new_replaced_later():
     def args(i):
         if i == 1:
             def n2(cls, v):
-                o = object.__new__(cls); o.w = 10; return o
+                o = object.__new__(cls)
+                o.w = 10
+                return o
             A.__new__ = n2
         return (X(0),)
     return f, args, lambda: None
@@ -379,8 +392,10 @@ def dict_of_dict_subclass_with_iter():
 def class_key_metaclass_hash_later():
     class Meta(type):
         pass
-    class A(metaclass=Meta): pass
-    class B(metaclass=Meta): pass
+    class A(metaclass=Meta):
+        pass
+    class B(metaclass=Meta):
+        pass
     def f(x):
         return x * len({A: 1, B: 2})
     def args(i):
@@ -457,6 +472,53 @@ def enum_class_member():
     def f(x):
         return x * E.A.value, E["A"].name
     return f, lambda i: (X(0),), lambda: None
+
+
+@reg
+def descriptor_get_replaced():
+    class D:
+        def __get__(self, obj, cls=None):
+            return 2
+    class A:
+        d = D()
+    a = A()
+    def f(x):
+        return x * a.d
+    def args(i):
+        if i == 1:
+            D.__get__ = lambda self, obj, cls=None: 7
+        return (X(0),)
+    return f, args, lambda: None
+@reg
+def descriptor_set_added_shadowing():
+    class D:
+        def __get__(self, obj, cls=None):
+            return 2
+    class A:
+        d = D()
+    a = A()
+    a.__dict__["d"] = 5
+    def f(x):
+        return x * a.d
+    def args(i):
+        if i == 1:
+            D.__set__ = lambda self, obj, v: None
+        return (X(0),)
+    return f, args, lambda: None
+@reg
+def descriptor_get_added_later():
+    class D:
+        pass
+    class A:
+        d = D()
+    a = A()
+    def f(x):
+        return x * (2 if isinstance(a.d, D) else 3)
+    def args(i):
+        if i == 1:
+            D.__get__ = lambda self, obj, cls=None: 7
+        return (X(0),)
+    return f, args, lambda: None
 
 
 # refused (correctly) once the class changed, or from the start: not run with fullgraph=True

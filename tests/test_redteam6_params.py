@@ -3,7 +3,8 @@ path (guards/generation.py: versions, TensorImpls and types gathered from memory
 `p.__class__ = C` (changes neither version nor TensorImpl), `.data =` / `requires_grad` through
 the Parameter hooks, `Module.to` with and without swapping tensors, `load_state_dict(assign=True)`,
 a parameter replaced by a buffer or a plain tensor, parametrization, a plain tensor registered in
-`_parameters`, Python attributes and `.grad` of a parameter read by forward. Each probe runs the
+`_parameters`, Python attributes and `.grad` of a parameter read by forward, a tensor written
+into the module's instance dict (shadowing the parameter). Each probe runs the
 module eagerly and compiled (backend="eager") a few times, mutates both alike, and compares the
 next call (result, or exception type)."""
 import pytest
@@ -95,6 +96,10 @@ MUTATIONS = {
     "grad_set": _set_grad,
     "python_attr_on_param": _set_tag,
     "set_under_no_grad": _no_grad_set,
+    # bypasses Module.__setattr__: seen by the instance dict's version tag, and now guarded on
+    # the full path too (the parameter was found through nn.Module.__getattr__)
+    "instance_dict_shadow": lambda m: m.__dict__.__setitem__("w", torch.randn(3, 4)),
+    "instance_dict_shadow_same_shape": lambda m: m.__dict__.__setitem__("w", torch.ones(3, 3)),
 }
 
 
@@ -133,3 +138,23 @@ def test_class_assigned_without_the_memory_gather(monkeypatch):
     from bytegraph.guards import generation
     monkeypatch.setattr(generation, "_TENSOR_AT", None)     # the versions tuple path
     test_parameter_changed_between_calls("class_assigned")
+
+
+@pytest.mark.parametrize("cache", [False, True], ids=["no_cache_dir", "cache_dir"])
+def test_module_to_swapping_after_inductor_compile(cache, tmp_path):
+    """inductor's fake mode kept weak references to the parameters it converted, so
+    swap_tensors refused them: `Module.to` under swap raised "Couldn't swap Linear.weight"
+    (eager and torch.compile swap fine)."""
+    bytegraph.reset()
+    torch.manual_seed(0)
+    m = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.ReLU(), torch.nn.Linear(4, 2))
+    x = torch.randn(3, 4)
+    with bytegraph.config.patch(cache_dir=str(tmp_path) if cache else None):
+        c = bytegraph.compile(m, backend="inductor")
+        torch.testing.assert_close(c(x), m(x))
+        torch.__future__.set_swap_module_params_on_conversion(True)
+        try:
+            m.to(torch.float64)
+        finally:
+            torch.__future__.set_swap_module_params_on_conversion(False)
+        torch.testing.assert_close(c(x.double()), m(x.double()))

@@ -121,6 +121,7 @@ class Tracer:
         self.state_stack = []      # undo actions for global torch state changed while tracing
         self.exc_info = NONE       # the exception being handled (sys.exc_info() for the trace)
         self.absent_attrs = {}     # id(ObjectValue) -> (value, names it must not have in __dict__)
+        self.module_dict_absent = {}   # id(ModuleValue) -> (value, names read from its nn dicts)
         self.builtins_used = {}    # id(globals) -> (globals, builtin names read through it)
         self.class_absent = {}     # id(class) -> (class, names it must not define)
         self.class_mro = {}        # id(class) -> class whose MRO a lookup relied on

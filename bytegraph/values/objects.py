@@ -58,7 +58,7 @@ def bind_class_attr(tx, self_value, cls, name, start=0):
         return BoundMethodValue(self_value, wrap(tx, attr, None))
     if isinstance(attr, functools._lru_cache_wrapper):         # a cached method (runtime/stdlib.py)
         return POLICY.bind_cached_method(tx, self_value, attr, src)
-    get = getattr(type(attr), "__get__", None)
+    get = descriptor_get(tx, attr)
     if get is not None and not isinstance(attr, (type, types.ModuleType)):
         return _call_descriptor_get(tx, attr, get, src, self_value, cls, name)
     return wrap(tx, attr, src)
@@ -76,6 +76,16 @@ def _call_descriptor_get(tx, attr, get, src, self_value, cls, name):
                 raise UserError(e)
         return wrap(tx, get, None).call(tx, [wrap(tx, attr, src), self_value, ClassValue(cls)], {})
     raise Unsupported(f"descriptor {type(attr).__name__} for attribute {name!r}", kind="descriptor")
+
+
+def descriptor_get(tx, attr):
+    """`type(attr).__get__` (None when it has none), guarded: a descriptor class gaining or
+    replacing __get__ later changes what reading the attribute does (redteam6)."""
+    get, owner = class_lookup(tx, type(attr), "__get__")
+    if get is _MISSING:
+        return None
+    _member_source(tx, owner, "__get__", get)
+    return get
 
 
 def _function_value(tx, fn, src):
@@ -144,7 +154,7 @@ class ClassValue(Value):
             return BoundMethodValue(self, wrap(tx, attr.__func__, None))
         if isinstance(attr, types.FunctionType):
             return _function_value(tx, attr, src)
-        get = getattr(type(attr), "__get__", None)
+        get = descriptor_get(tx, attr)
         if isinstance(attr, property):
             return wrap(tx, attr, src)                     # a property read on its class is itself
         if isinstance(get, types.FunctionType) and not is_trusted_module(get.__module__):
@@ -170,7 +180,7 @@ class ClassValue(Value):
                 raise UserError(AttributeError(f"property {name!r} of {type(self.cls).__name__!r} object "
                                                "has no getter"))
             return wrap(tx, attr.fget, None).call(tx, [self], {})
-        get = getattr(type(attr), "__get__", None)
+        get = descriptor_get(tx, attr)
         if isinstance(get, types.FunctionType):
             return wrap(tx, get, None).call(tx, [wrap(tx, attr, src), self, ClassValue(type(self.cls))], {})
         if get is not None:
@@ -531,6 +541,10 @@ class ModuleValue(ObjectValue):
                     return traced.items[name]
                 continue
             if d is not None and name in d:
+                if name not in self.pending:
+                    # found through nn.Module.__getattr__: only while the instance dict does not
+                    # hold `name` (`m.__dict__[name] = t` shadows it; redteam6)
+                    tx.module_dict_absent.setdefault(id(self), (self, set()))[1].add(name)
                 return wrap(tx, d[name], ModuleDictSource(self.source, (dname, name)))
         return _MISSING
 
