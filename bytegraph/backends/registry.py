@@ -82,16 +82,33 @@ def inductor(gm, example_inputs):
     fakes = [mode.from_tensor(x, static_shapes=True) for x in example_inputs]
     env = _artifact_env() if _returns_tuple(gm) and _persisting() else None
     if env is None:
-        with tracing(TracingContext(mode)):
-            return compile_fx(gm, fakes)
+        try:
+            with tracing(TracingContext(mode)):
+                return compile_fx(gm, fakes)
+        finally:
+            _forget_real_tensors(mode)
     import torch._functorch.config as functorch_config
-    with tracing(TracingContext(mode)), functorch_config.patch(bundled_autograd_cache=True):
-        compiled = compile_fx(gm, fakes)
+    try:
+        with tracing(TracingContext(mode)), functorch_config.patch(bundled_autograd_cache=True):
+            compiled = compile_fx(gm, fakes)
+    finally:
+        _forget_real_tensors(mode)
     try:
         compiled.__bytegraph_artifact_env__ = env
     except AttributeError:
         pass
     return compiled
+
+
+def _forget_real_tensors(mode):
+    """The fake mode converted the graph's real inputs (parameters among them) and keeps a weak
+    reference to each for as long as the compiled graph keeps its fakes; torch.utils.swap_tensors
+    (`Module.to` under `torch.__future__.set_swap_module_params_on_conversion(True)`) refuses a
+    tensor with weak references ("Couldn't swap Linear.weight"). Nothing converts in this mode
+    after the compile (graph/builder.py: release_real_tensors, for the trace's own mode)."""
+    describer = mode.fake_tensor_converter.meta_converter.describer
+    describer.lookup_tensor.clear()
+    describer.lookup_storage.clear()
 
 
 # --------------------------------------------------------------------------
@@ -116,9 +133,7 @@ _CUSTOM_PASSES = ("pre_grad_custom_pass", "post_grad_custom_pre_pass", "post_gra
 
 def _persisting():
     """Warm start is on (a cache directory, or records loaded): only then is a graph compiled
-    with a bundled entry. (Compiled that way, a later `Module.to` under
-    `torch.__future__.set_swap_module_params_on_conversion(True)` can fail to swap a parameter
-    the graph took as input: tests/test_capture4_module_to.py, not yet understood.)"""
+    with a bundled entry."""
     from ..runtime import warm
     return warm.enabled()
 

@@ -592,7 +592,8 @@ def split(guards, body_text):
         # parameters: their version counters and TensorImpls unchanged since the last full check
         # of their metadata (with GEN unchanged, nothing else can change it: see
         # _install_parameter_hooks); else the full check, which refreshes the versions
-        vs = _flat_tuple([f"{e}._version, {e}._cdata" for _, e in versioned])
+        # type(p) too: `p.__class__ = C` changes neither version nor TensorImpl (redteam6)
+        vs = _flat_tuple([f"{e}._version, {e}._cdata, type({e})" for _, e in versioned])
         cell = [None]
         cell_name = cg.const(cell, "param_versions")
         store = cg.const(_storer(cell), "store_versions")

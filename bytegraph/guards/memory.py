@@ -9,7 +9,7 @@ None and the guards it would stand for run as Python checks. Readers:
   `_modules` dicts in one gather (writes that bypass tracking still change them);
 - `FieldWatch`: functions' `__code__`/`__defaults__`/`__kwdefaults__` and cells' contents,
   pointer fields compared with the expected objects' addresses in one gather;
-- `ParamWatch`: parameters' `(_version, _cdata)` in three chained gathers.
+- `ParamWatch`: parameters' `(_version, _cdata, type)` in three chained gathers.
 Every gather reads only memory of objects the entry (or its cache) keeps alive.
 """
 import ctypes
@@ -339,7 +339,7 @@ _MEM32 = _MEM[1].view("uint32") if _TENSOR_AT is not None else None
 
 
 class ParamWatch:
-    """`(p._version, p._cdata)` of an entry's parameters, gathered from memory: reading the two
+    """`(p._version, p._cdata, type(p))` of an entry's parameters, gathered from memory: reading the
     getters costs about 130 ns per parameter in Python (hf/cvt: 342 parameters, 45 us a call).
     Three gathers, each read only when the previous one agreed, so no read leaves memory that
     the entry's own objects keep alive: each parameter object's TensorImpl address (the object
@@ -353,17 +353,21 @@ class ParamWatch:
         np, mem = _MEM
         cdata, counter, version = _TENSOR_AT
         self.values = None
-        self.idx = np.array([(id(o) + cdata - 8) >> 3 for o in objs], dtype=np.intp)
-        impls = mem[self.idx]
-        if impls.tolist() != list(pv[1::2]):
+        # each object's TensorImpl address, then each object's type (ob_type, the word after
+        # the refcount): a `p.__class__ = C` leaves the version and the impl alone
+        self.idx = np.array([(id(o) + cdata - 8) >> 3 for o in objs] + [id(o) >> 3 for o in objs],
+                            dtype=np.intp)
+        gathered = mem[self.idx]
+        if gathered.tolist() != list(pv[1::3]) + [id(t) for t in pv[2::3]]:
             return
-        self.impls = impls.tobytes()
+        self.impls = gathered.tobytes()
+        impls = gathered[:len(objs)]
         self.cidx = ((impls + np.uint64(counter - 8)) >> np.uint64(3)).astype(np.intp)
         counters = mem[self.cidx]
         self.counters = counters.tobytes()
         self.vidx = ((counters + np.uint64(version - 8)) >> np.uint64(2)).astype(np.intp)
         versions = _MEM32[self.vidx]
-        if versions.tolist() != list(pv[0::2]):
+        if versions.tolist() != list(pv[0::3]):
             return
         self.versions = versions.tobytes()
         self.values = values

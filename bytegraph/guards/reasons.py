@@ -180,6 +180,11 @@ def _absent(g, now, ns):
 
 def _class_absent(g, now, ns):
     cls, names = g.expected or ("a class", ())
+    # name only those the class defines now, when the entry's namespace holds it
+    for v in (ns or {}).values():
+        if isinstance(v, type) and v.__qualname__ == cls and not set(names).isdisjoint(v.__dict__):
+            names = [n for n in names if n in v.__dict__]
+            break
     return f"class {cls} now defines {', '.join(sorted(names))} itself (the trace found them on a base " \
            f"class or missing)"
 

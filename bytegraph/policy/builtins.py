@@ -30,6 +30,7 @@ from ..protocols.operators import real_identity, NO_IDENTITY, length, Ordered
 from ..protocols.special import call_special, MISSING
 from ..protocols.natives import dict_view_of
 from ..values.containers import DICT_METHODS, SeqIterValue
+from ..values.iterators import EndsRaising
 from ..values.functions import BoundMethodValue, UserFnValue
 from .breaks import printable_call, run_in_python
 from ..values.opaque import Opaque, scalar_op
@@ -272,9 +273,9 @@ def _len(tx, v):
     return v.call_method(tx, "__len__", [], {})
 
 
-def _isinstance_check(v, cls):
+def _isinstance_check(tx, v, cls):
     if isinstance(v, ObjectValue):
-        if isinstance(v, DynamicAttrObjectValue) or static_lookup(v.cls, "__class__")[0] is not \
+        if isinstance(v, DynamicAttrObjectValue) or class_lookup(tx, v.cls, "__class__")[0] is not \
                 object.__dict__["__class__"]:   # isinstance would read obj.__class__: user code
             raise Unsupported(f"isinstance() of a {v.cls.__name__}, whose __class__ is computed", kind="isinstance")
         return isinstance(v.obj, cls)
@@ -312,7 +313,7 @@ def _guard_abc_registry(tx, v, classes):
 def _isinstance(tx, v, cls):
     classes = cls.as_python()
     _guard_abc_registry(tx, v, classes)
-    return const(_isinstance_check(v, classes))
+    return const(_isinstance_check(tx, v, classes))
 
 
 @handles(issubclass)
@@ -465,9 +466,18 @@ def _zip(tx, *its, strict=None):
         from .stdlib_iter import zip_rows
         return zip_rows(tx, its)
     cols = [it.unpack(tx) for it in its]
-    if strict is not None and strict.as_python() and len({len(c) for c in cols}) > 1:
-        raise UserError(ValueError("zip() arguments have different lengths"))
     rows = [TupleValue(list(row)) for row in zip(*cols)]
+    if strict is not None and strict.as_python() and len({len(c) for c in cols}) > 1:
+        # CPython yields the common rows, then raises naming the first argument that ran out
+        # early or, when the first ran out, the first one still holding items (redteam6)
+        n = len(rows)
+        i = next(k for k, c in enumerate(cols) if len(c) == n)
+        how = "shorter"
+        if i == 0:
+            i, how = next(k for k, c in enumerate(cols) if len(c) > n), "longer"
+        plural = " " if i == 1 else "s 1-"
+        return EndsRaising(rows, UserError(ValueError(
+            f"zip() argument {i + 1} is {how} than argument{plural}{i}")))
     lists = [it for it in its if type(it) is ListValue]
     if not lists:
         return IteratorValue(rows)
@@ -919,7 +929,7 @@ def _object_new(tx, cls, *args, **kwargs):
     if klass.__module__ == "builtins" or any(k.__module__ == "builtins" and k is not object
                                               for k in klass.__mro__):
         raise Unsupported(f"object.__new__ of {klass.__name__}", kind="construct")
-    if (args or kwargs) and static_lookup(klass, "__init__")[0] is object.__init__:
+    if (args or kwargs) and class_lookup(tx, klass, "__init__")[0] is object.__init__:
         raise UserError(TypeError(f"{klass.__name__}() takes no arguments"))
     return new_instance(klass)
 

@@ -34,6 +34,7 @@ from ..sources import CallSource
 from ..values.containers import DictValue
 from ..values.functions import BoundMethodValue, PartialValue, UserFnValue
 from ..values.objects import ClassValue, ModuleValue, NewObjectValue, _MISSING, bind_class_attr, static_lookup, numpy_float
+from ..values.lookup import class_lookup, _member_source
 
 # --------------------------------------------------------------------------
 # user registries (bytegraph.allow_in_graph / disallow_in_graph / disable)
@@ -655,8 +656,9 @@ _IMMUTABLE_TORCH_CLASSES = (torch.Size, torch.device, torch.dtype, torch.finfo, 
 
 def construct(tx, cls_value, args, kwargs):
     cls = cls_value.cls
-    if type(cls).__call__ is not type.__call__ and not (type(cls).__module__ or "").startswith(
-            ("torch", "abc", "enum", "typing")):
+    # guarded: a metaclass gaining __call__ later must not reuse this entry
+    if class_lookup(tx, type(cls), "__call__")[0] is not type.__call__ and not (
+            type(cls).__module__ or "").startswith(("torch", "abc", "enum", "typing")):
         raise Unsupported(f"calling {cls.__name__}, whose metaclass overrides __call__", kind="metaclass")
     abstract = getattr(cls, "__abstractmethods__", None)
     if abstract:                    # CPython's own message, word for word
@@ -691,10 +693,11 @@ def construct(tx, cls_value, args, kwargs):
         if issubclass(cls, torch.Tensor):
             return graph_call(tx, "call_function", cls, list(args), kwargs)
         raise Unsupported(f"constructing torch class {cls.__qualname__}", kind="construct")
-    new, _ = static_lookup(cls, "__new__")
+    # guarded lookups (a class or base gaining __new__ / __init__ later)
+    new, new_owner = class_lookup(tx, cls, "__new__")
     if issubclass(cls, dict) and new in (dict.__new__, collections.OrderedDict.__new__):
         obj = stdlib.new_instance(cls)
-        init, owner = static_lookup(cls, "__init__")
+        init, owner = class_lookup(tx, cls, "__init__")
         if owner in (dict, collections.OrderedDict):
             if args or kwargs:
                 obj.dict_items = BUILTINS[dict](tx, *args, **kwargs)
@@ -706,7 +709,14 @@ def construct(tx, cls_value, args, kwargs):
             new = new.__func__
         if cls.__module__ == "builtins" or not isinstance(new, types.FunctionType):
             raise Unsupported(f"constructing {cls.__qualname__} (custom __new__)", kind="construct")
+        _member_source(tx, new_owner, "__new__", new_owner.__dict__["__new__"])
         obj = wrap(tx, new, None).call(tx, [cls_value] + list(args), kwargs)
+        made = obj.python_type()
+        if not (isinstance(made, type) and issubclass(made, cls)):
+            return obj          # type.__call__ runs __init__ only on an instance of cls
+        if made is not cls:
+            raise Unsupported(f"{cls.__qualname__}.__new__ returned an instance of a subclass",
+                              kind="construct")
     else:
         if cls.__module__ == "builtins" and cls is not object:
             raise Unsupported(f"constructing builtin {cls.__name__}", kind="construct")

@@ -365,7 +365,8 @@ def _deepcopy_override(tx, fn_value, args, kwargs):
 def new_instance(cls):
     """A trace-created instance of cls; classes with a Python __getattribute__ get one that
     runs it (transformers' configs map attribute aliases there)."""
-    ga = static_lookup(cls, "__getattribute__")[0]
+    from ..values.lookup import active_tracer
+    ga = class_lookup(active_tracer(), cls, "__getattribute__")[0]   # guarded: one added later
     if isinstance(ga, types.FunctionType):
         return DynamicNewObjectValue(cls)
     if not (isinstance(ga, types.WrapperDescriptorType) and ga.__objclass__.__module__ == "builtins"):
@@ -384,12 +385,12 @@ class DynamicNewObjectValue(NewObjectValue):
         try:
             return getattribute.call(tx, [ConstValue(name)], {})
         except UserError as e:
-            if not isinstance(e.exc, AttributeError) or static_lookup(self.cls, "__getattr__")[0] is _MISSING:
+            if not isinstance(e.exc, AttributeError) or class_lookup(tx, self.cls, "__getattr__")[0] is _MISSING:
                 raise
         return self.missing_attr(tx, name)
 
     def delattr(self, tx, name):
-        if static_lookup(self.cls, "__delattr__")[0] is not object.__delattr__:
+        if class_lookup(tx, self.cls, "__delattr__")[0] is not object.__delattr__:
             bind_class_attr(tx, self, self.cls, "__delattr__").call(tx, [ConstValue(name)], {})
             return
         super().delattr(tx, name)

@@ -235,6 +235,9 @@ def convert(fn, args, kwargs, backend, backend_name, entry_index, on_guard_error
                     guards.add_code(f"{cg.bound(value.source)}.{dname}.keys().isdisjoint("
                                     f"{cg.const(frozenset(names), 'names')})", value.source, "absent_attrs",
                                     tuple(sorted(names)))
+    for value, names in tracer.module_dict_absent.values():
+        if value.source is not None:
+            guards.add_absent(value.source, names)
     for klass, names in tracer.class_absent.values():
         guards.add_code(f"{cg.const(klass, klass.__name__)}.__dict__.keys().isdisjoint("
                         f"{cg.const(frozenset(names), 'names')})", None, "class_attr_absent",

@@ -272,8 +272,13 @@ _STDLIB = sysconfig.get_paths()["stdlib"]
 
 
 def _plain_module_call(m):
-    """Module.__call__ would only call forward: no hooks of any kind."""
+    """Module.__call__ would only call forward: no hooks of any kind, torch's own __call__, and
+    the class's forward (not one assigned on the instance, `m.forward = f`: redteam6)."""
     from torch.nn.modules import module as mm
+    d = m.__dict__
+    if type(m).__call__ is not torch.nn.Module.__call__ or "forward" in d \
+            or d.get("_compiled_call_impl") is not None:
+        return False
     if m._forward_hooks or m._forward_pre_hooks or m._backward_hooks or m._backward_pre_hooks:
         return False
     return not (mm._global_forward_hooks or mm._global_forward_pre_hooks or mm._global_backward_hooks

@@ -153,7 +153,7 @@ def get_method(tx, obj, name):
             return BoundMethodValue(obj, name)
     from ..values.objects import ModuleValue, _is_torch_nn_method
     from ..values.modules import MODULE_METHODS
-    if isinstance(obj, ModuleValue) and name in MODULE_METHODS and _is_torch_nn_method(obj.cls, name):
+    if isinstance(obj, ModuleValue) and name in MODULE_METHODS and _is_torch_nn_method(tx, obj.cls, name):
         return BoundMethodValue(obj, name)
     return load_attr(tx, obj, name)
 

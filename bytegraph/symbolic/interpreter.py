@@ -28,6 +28,7 @@ from ..values.functions import CellValue, CO_GENERATOR
 from ..values.containers import IteratorValue
 from ..values.opaque import OpaqueParam
 from ..values.symbolic import ConstraintViolation
+from ..values.lookup import tracing
 from .table import HANDLERS, UNSUPPORTED
 
 
@@ -120,6 +121,7 @@ class Tracer:
         self.state_stack = []      # undo actions for global torch state changed while tracing
         self.exc_info = NONE       # the exception being handled (sys.exc_info() for the trace)
         self.absent_attrs = {}     # id(ObjectValue) -> (value, names it must not have in __dict__)
+        self.module_dict_absent = {}   # id(ModuleValue) -> (value, names read from its nn dicts)
         self.builtins_used = {}    # id(globals) -> (globals, builtin names read through it)
         self.class_absent = {}     # id(class) -> (class, names it must not define)
         self.class_mro = {}        # id(class) -> class whose MRO a lookup relied on
@@ -193,7 +195,8 @@ class Tracer:
         if fn.__closure__:
             for name, cell in zip(code.co_freevars, fn.__closure__):
                 frame.cells[name] = wrap(self, cell, ObjectSource(cell, f"cell_{name}"))
-        return self.run_frame(frame)
+        with tracing(self):
+            return self.run_frame(frame)
 
     def inline(self, code, globals_, bound, closure, qualname, direct=False, cell_params=()):
         if self.depth >= self.depth_limit:

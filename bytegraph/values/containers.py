@@ -25,9 +25,14 @@ def py_key(v):
     defines __hash__/__eq__ in Python is refused: those would run for real, once)."""
     if v.is_const():
         key = v.as_python()
-        if isinstance(key, type) and _python_hash(type(key)):
-            raise Unsupported("a class with a Python-level metaclass __hash__/__eq__ as a dict key",
-                              kind="dict_key")
+        if isinstance(key, type) and type(key) is not type:
+            if _python_hash(type(key)):
+                raise Unsupported("a class with a Python-level metaclass __hash__/__eq__ as a dict key",
+                                  kind="dict_key")
+            from .lookup import active_tracer, class_lookup
+            tx = active_tracer()        # guarded: a metaclass gaining __hash__/__eq__ later
+            class_lookup(tx, type(key), "__hash__")
+            class_lookup(tx, type(key), "__eq__")
         return key
     if isinstance(v, TupleValue):
         return tuple(py_key(x) for x in v.items)
@@ -374,6 +379,7 @@ class DictValue(Value):
     def mutate(self, tx):
         self.order = None                   # the caller's order no longer applies
         if self.source is not None:
+            self.changed = True             # values/iterators.py: HashIterValue.reconstruct
             tx.side_effects.mutated(self)
 
     def getitem(self, tx, key):
@@ -518,9 +524,20 @@ def _d_update(tx, d, other=None, **kw):
     if other is not None:
         if isinstance(other, DictValue):
             d.items.update(other.items)
+        elif getattr(other, "dict_items", None) is not None:     # an instance of a dict subclass
+            from .lookup import class_lookup
+            # CPython copies its storage directly only while its type keeps dict's __iter__
+            if class_lookup(tx, other.cls, "__iter__")[1] is not dict:
+                raise Unsupported(f"dict.update from a {other.cls.__name__} (a dict subclass with "
+                                  "its own __iter__)", kind="container_method")
+            d.items.update(other.dict_items.items)
         else:
-            for pair in other.unpack(tx):
-                k, v = pair.unpack(tx)
+            for i, pair in enumerate(other.unpack(tx)):
+                kv = pair.unpack(tx)
+                if len(kv) != 2:
+                    raise UserError(ValueError(f"dictionary update sequence element #{i} has length "
+                                               f"{len(kv)}; 2 is required"))
+                k, v = kv
                 d.items[py_key(k)] = v
     for k, v in kw.items():
         d.items[k] = v
@@ -657,6 +674,7 @@ class SetValue(Value):
         if self.source is not None:
             if self.cls is frozenset:
                 raise UserError(AttributeError("'frozenset' object is immutable"))
+            self.changed = True             # values/iterators.py: HashIterValue.reconstruct
             tx.side_effects.mutated(self)
 
     def replay(self, cg, target, temp):

@@ -4,7 +4,7 @@ lists, rebuilt live when handed to Python); wrapping the caller's list/tuple/ran
 and enumerate/zip/reversed objects."""
 from ..exc import Unsupported, UserError
 from .base import Value, ConstValue, wrap, register_wrapper
-from ..sources import ItemSource, ReduceSource
+from ..sources import AttrSource, ItemSource, ReduceSource
 from .containers import ListValue, TupleValue, DictValue, SetValue, DictViewValue  # noqa: F401
 
 
@@ -43,6 +43,25 @@ class IteratorValue(Value):
         return f"Iterator({len(self.items) - self.pos} left)"
 
 
+class EndsRaising(IteratorValue):
+    """An iterator over fixed items whose step past the last raises `error` (a strict zip over
+    arguments of different lengths)."""
+
+    def __init__(self, items, error):
+        super().__init__(items)
+        self.error = error
+
+    def next(self):
+        v = super().next()
+        if v is None:
+            raise self.error
+        return v
+
+    def unpack(self, tx):
+        super().unpack(tx)
+        raise self.error
+
+
 class _CheckedIterValue(IteratorValue):
     """An iterator whose `_check()` runs before every step (its container may have changed)."""
 
@@ -64,6 +83,8 @@ class HashIterValue(_CheckedIterValue):
     def __init__(self, tx, container, view=None):
         super().__init__((view or container).unpack(tx))
         self.container = container
+        self.view = view
+        self.keys = container.unpack(tx) if view is not None else list(self.items)
         self.keys0 = tuple(container.items)
 
     def _check(self):
@@ -77,10 +98,94 @@ class HashIterValue(_CheckedIterValue):
         if tuple(c.items) != self.keys0:
             raise Unsupported(f"a {c.cls.__name__}'s keys changed during iteration over it "
                               "(CPython walks the changed table)", kind="iter")
+        if self.view is not None and self.view.kind != "keys" and self.pos < len(self.items):
+            # values are read at each step, as CPython's items/values iterators do (a value the
+            # loop body replaced is seen by a later step: redteam6)
+            self.items[self.pos:] = self.view.unpack(None)[self.pos:]
 
     def reconstruct(self, cg):
+        """Handed to Python (a resume function's loop iterator): CPython's own iterator over the
+        real container, stepped to the same point, so a change of size after the break raises
+        as in eager (a tuple of the keys left did not: redteam6). The real container must be
+        the one the iterator started on: a caller's container the trace changed is written back
+        after this expression runs (refused); one the trace made is built fresh first."""
         self._check()
-        return cg.mutable(self, lambda: "iter((" + "".join(cg.expr(i) + ", " for i in self.items[self.pos:]) + "))")
+        c = self.container
+        if getattr(c, "changed", False):
+            raise Unsupported(f"an iterator over a caller's {c.cls.__name__} handed on after the "
+                              "trace changed it", kind="iter_mutated")
+        msg = _size_message(c.cls)
+        if msg is None:
+            raise Unsupported(f"an iterator over a {c.cls.__name__} handed on", kind="iter")
+        view = None if self.view is None else self.view.kind
+        return cg.mutable(self, lambda: f"{cg.const(HashIterLeft, 'hash_left')}({cg.expr(c)}, "
+                                        f"{view!r}, ({''.join(cg.expr(k) + ', ' for k in self.keys)}), "
+                                        f"{self.pos}, {msg!r})")
+
+
+def _size_message(cls):
+    if issubclass(cls, (set, frozenset)):
+        return "Set changed size during iteration"
+    if issubclass(cls, dict) and cls.__iter__ is dict.__iter__:
+        return "dictionary changed size during iteration"
+    return None
+
+
+class HashIterLeft:
+    """A dict/set iterator handed to Python (a resume function's loop iterator): the keys the
+    iterator had when the trace made it, its position, and CPython's size check on every step
+    (sticky once raised; none once exhausted); an items/values view reads the values live. The
+    trace wraps it back (`wrap_hash_left`) while the container still holds those keys."""
+    __slots__ = ("container", "view", "keys", "pos", "message", "size")
+
+    def __init__(self, container, view, keys, pos, message):
+        self.container, self.view, self.keys, self.pos = container, view, keys, pos
+        self.message, self.size = message, len(keys)
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        c = self.container
+        if c is None:
+            raise StopIteration
+        if len(c) != self.size:
+            self.size = -1
+            raise RuntimeError(self.message)
+        if self.pos >= len(self.keys):
+            self.container = None
+            raise StopIteration
+        k = self.keys[self.pos]
+        self.pos += 1
+        if self.view == "items":
+            return (k, c[k])
+        return c[k] if self.view == "values" else k
+
+    def __length_hint__(self):
+        return len(self.keys) - self.pos if self.container is not None else 0
+
+
+@register_wrapper(HashIterLeft)
+def wrap_hash_left(tx, obj, source):
+    """A HashIterLeft the trace receives (a resume function's loop iterator): the iterator over
+    its container again, at its position, while the container holds exactly its keys (else
+    refused: the next step raises, or walks a changed table)."""
+    if source is None or obj.container is None or len(obj.container) != obj.size:
+        raise Unsupported("a dict/set iterator handed on after its end or a size change", kind="iter")
+    if tuple(obj.container) != obj.keys:
+        raise Unsupported("a dict/set iterator whose container's keys changed", kind="iter")
+    s = source.expr(tx.cg)
+    tx.guards.add_type(source, HashIterLeft)
+    tx.guards.add_code(f"{s}.container is not None and {s}.pos == {obj.pos} and {s}.view == "
+                       f"{obj.view!r} and {s}.size == len({s}.container) and tuple({s}.container) "
+                       f"== {s}.keys", source, "iterator_position", obj.pos)
+    c = wrap(tx, obj.container, AttrSource(source, "container"))
+    if not isinstance(c, (DictValue, SetValue)) or list(c.items) != list(obj.keys):
+        raise Unsupported("a dict/set iterator over a container the trace does not model", kind="iter")
+    view = None if obj.view is None else c.getattr(tx, obj.view).call(tx, [], {})
+    it = HashIterValue(tx, c, view)
+    it.pos = obj.pos
+    return it
 
 
 class SeqIteratorValue(IteratorValue):

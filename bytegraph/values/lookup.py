@@ -7,6 +7,8 @@ defines the name, the class's MRO stays the same. Stores and deletes through dat
 (a property's setter/deleter, a `__set__`/`__delete__` written in Python) are inlined here too.
 Values of objects (values/objects.py) build attribute reads on top of this.
 """
+import contextlib
+import threading
 import types
 
 import torch
@@ -16,6 +18,28 @@ from ..sources import AttrSource, ItemSource, ObjectSource
 from .base import wrap, is_trusted_module, is_static, CONST_TYPES
 
 _MISSING = object()
+_ACTIVE = threading.local()     # the Tracer running on this thread (Tracer.run_root)
+
+
+@contextlib.contextmanager
+def tracing(tx):
+    """Mark `tx` as the trace running on this thread, for the few lookups reached without it
+    (hashing a dict key: `_InstanceBase.identity_key`, containers.py_key)."""
+    outer = getattr(_ACTIVE, "tx", None)
+    _ACTIVE.tx = tx
+    try:
+        yield
+    finally:
+        _ACTIVE.tx = outer
+
+
+def active_tracer():
+    """The trace running on this thread; refuses when there is none (a guard would be lost)."""
+    tx = getattr(_ACTIVE, "tx", None)
+    if tx is None:
+        raise Unsupported("a class lookup outside a trace cannot be guarded", kind="internal")
+    return tx
+
 
 def static_lookup(cls, name):
     for k in cls.__mro__:

@@ -27,7 +27,7 @@ from .base import (POLICY, Value, ConstValue, NONE, const, wrap, register_wrappe
 from .containers import TupleValue, ListValue, DictValue, IteratorValue, _IdentityKey
 from .functions import BoundMethodValue, UserFnValue
 
-from .lookup import (_MISSING, static_lookup, class_attr_source, class_lookup, _guard_not_defined,  # noqa: F401
+from .lookup import (_MISSING, active_tracer, static_lookup, class_attr_source, class_lookup, _guard_not_defined,  # noqa: F401
                      _member_source, _is_data_descriptor, _delete_through_descriptor, python_setattr,
                      _check_slot_store, _set_through_property)
 
@@ -58,7 +58,7 @@ def bind_class_attr(tx, self_value, cls, name, start=0):
         return BoundMethodValue(self_value, wrap(tx, attr, None))
     if isinstance(attr, functools._lru_cache_wrapper):         # a cached method (runtime/stdlib.py)
         return POLICY.bind_cached_method(tx, self_value, attr, src)
-    get = getattr(type(attr), "__get__", None)
+    get = descriptor_get(tx, attr)
     if get is not None and not isinstance(attr, (type, types.ModuleType)):
         return _call_descriptor_get(tx, attr, get, src, self_value, cls, name)
     return wrap(tx, attr, src)
@@ -76,6 +76,16 @@ def _call_descriptor_get(tx, attr, get, src, self_value, cls, name):
                 raise UserError(e)
         return wrap(tx, get, None).call(tx, [wrap(tx, attr, src), self_value, ClassValue(cls)], {})
     raise Unsupported(f"descriptor {type(attr).__name__} for attribute {name!r}", kind="descriptor")
+
+
+def descriptor_get(tx, attr):
+    """`type(attr).__get__` (None when it has none), guarded: a descriptor class gaining or
+    replacing __get__ later changes what reading the attribute does (redteam6)."""
+    get, owner = class_lookup(tx, type(attr), "__get__")
+    if get is _MISSING:
+        return None
+    _member_source(tx, owner, "__get__", get)
+    return get
 
 
 def _function_value(tx, fn, src):
@@ -117,6 +127,10 @@ class ClassValue(Value):
         # type.__getattribute__: a data descriptor of the metaclass first, then the class's MRO
         # (descriptors called with instance None), then the metaclass's other attributes
         meta = type(self.cls)
+        if meta is not type and class_lookup(tx, meta, "__getattribute__")[0] is not \
+                type.__dict__["__getattribute__"]:
+            raise Unsupported(f"reading {self.cls.__name__}.{name}: its metaclass "
+                              f"{meta.__name__} overrides __getattribute__", kind="metaclass")
         mattr, mowner = (_MISSING, None) if meta is type else class_lookup(tx, meta, name)
         if mattr is not _MISSING and _is_data_descriptor(mattr):
             return self._meta_attr(tx, mattr, mowner, name)
@@ -124,6 +138,14 @@ class ClassValue(Value):
         if attr is _MISSING:
             if mattr is not _MISSING:
                 return self._meta_attr(tx, mattr, mowner, name)
+            # the metaclass's __getattr__ answers what neither lookup found (guarded when absent)
+            hook, howner = (_MISSING, None) if meta is type else class_lookup(tx, meta, "__getattr__")
+            if hook is not _MISSING:
+                if not isinstance(hook, types.FunctionType):
+                    raise Unsupported(f"reading {self.cls.__name__}.{name} through the metaclass "
+                                      f"{meta.__name__}'s __getattr__", kind="metaclass")
+                fn = _function_value(tx, hook, _member_source(tx, howner, "__getattr__", hook))
+                return BoundMethodValue(self, fn).call(tx, [ConstValue(name)], {})
             raise UserError(AttributeError(f"type object {self.cls.__name__!r} has no attribute {name!r}"))
         src = _member_source(tx, owner, name, attr)
         if isinstance(attr, staticmethod):
@@ -132,7 +154,7 @@ class ClassValue(Value):
             return BoundMethodValue(self, wrap(tx, attr.__func__, None))
         if isinstance(attr, types.FunctionType):
             return _function_value(tx, attr, src)
-        get = getattr(type(attr), "__get__", None)
+        get = descriptor_get(tx, attr)
         if isinstance(attr, property):
             return wrap(tx, attr, src)                     # a property read on its class is itself
         if isinstance(get, types.FunctionType) and not is_trusted_module(get.__module__):
@@ -158,7 +180,7 @@ class ClassValue(Value):
                 raise UserError(AttributeError(f"property {name!r} of {type(self.cls).__name__!r} object "
                                                "has no getter"))
             return wrap(tx, attr.fget, None).call(tx, [self], {})
-        get = getattr(type(attr), "__get__", None)
+        get = descriptor_get(tx, attr)
         if isinstance(get, types.FunctionType):
             return wrap(tx, get, None).call(tx, [wrap(tx, attr, src), self, ClassValue(type(self.cls))], {})
         if get is not None:
@@ -223,7 +245,8 @@ class _InstanceBase(Value):
         return self.cls
 
     def identity_key(self):
-        h = static_lookup(self.cls, "__hash__")[0]
+        # guarded: a class gaining __hash__ (or __hash__ = None) later changes what the key means
+        h = class_lookup(active_tracer(), self.cls, "__hash__")[0]
         if h is None:
             raise UserError(TypeError(f"unhashable type: {self.cls.__name__!r}"))
         if h is not object.__hash__ and not isinstance(self, ModuleValue):
@@ -247,7 +270,7 @@ class _InstanceBase(Value):
                 return bind_class_attr(tx, self, cls, name)
             except UserError as e:    # a property raising AttributeError falls back to __getattr__
                 if not fallback or not isinstance(e.exc, AttributeError) or \
-                        static_lookup(cls, "__getattr__")[0] in (_MISSING, _module_getattr):
+                        class_lookup(tx, cls, "__getattr__")[0] in (_MISSING, _module_getattr):
                     raise
                 return self.missing_attr(tx, name)
         v = self.instance_attr(tx, name)
@@ -284,6 +307,9 @@ class _InstanceBase(Value):
     def unpack(self, tx):
         it = bind_class_attr(tx, self, self.cls, "__iter__")
         if it is _MISSING:
+            if class_lookup(tx, self.cls, "__getitem__")[0] is not _MISSING:
+                raise Unsupported(f"iterating a {self.cls.__name__} through __getitem__ (the old "
+                                  "sequence protocol)", kind="iterate")
             raise UserError(TypeError(f"{self.cls.__name__!r} object is not iterable"))
         return it.call(tx, [], {}).unpack(tx)
 
@@ -311,7 +337,7 @@ class NewObjectValue(_InstanceBase):
         self.dict_items = DictValue({}) if issubclass(cls, dict) else None
 
     def unpack(self, tx):
-        if self.dict_items is not None and static_lookup(self.cls, "__iter__")[1] in (dict, OrderedDict):
+        if self.dict_items is not None and class_lookup(tx, self.cls, "__iter__")[1] in (dict, OrderedDict):
             return self.dict_items.unpack(tx)
         return super().unpack(tx)
 
@@ -515,11 +541,15 @@ class ModuleValue(ObjectValue):
                     return traced.items[name]
                 continue
             if d is not None and name in d:
+                if name not in self.pending:
+                    # found through nn.Module.__getattr__: only while the instance dict does not
+                    # hold `name` (`m.__dict__[name] = t` shadows it; redteam6)
+                    tx.module_dict_absent.setdefault(id(self), (self, set()))[1].add(name)
                 return wrap(tx, d[name], ModuleDictSource(self.source, (dname, name)))
         return _MISSING
 
     def missing_attr(self, tx, name):
-        getattr_fn, _ = static_lookup(self.cls, "__getattr__")
+        getattr_fn, _ = class_lookup(tx, self.cls, "__getattr__")
         if getattr_fn is not _module_getattr and getattr_fn is not _MISSING:
             return super().missing_attr(tx, name)
         raise UserError(AttributeError(f"{self.cls.__name__!r} object has no attribute {name!r}"))
@@ -531,7 +561,7 @@ class ModuleValue(ObjectValue):
     def call_method(self, tx, name, args, kwargs):
         from .modules import MODULE_METHODS
         fn = MODULE_METHODS.get(name)
-        if fn is not None and _is_torch_nn_method(self.cls, name):
+        if fn is not None and _is_torch_nn_method(tx, self.cls, name):
             return fn(tx, self, *args, **kwargs)
         return self.getattr(tx, name).call(tx, args, kwargs)
 
@@ -543,9 +573,10 @@ class ModuleValue(ObjectValue):
         return True
 
 
-def _is_torch_nn_method(cls, name):
-    """Is cls.<name> torch.nn's own (not a user override)? Then MODULE_METHODS may model it."""
-    owner = static_lookup(cls, name)[1]
+def _is_torch_nn_method(tx, cls, name):
+    """Is cls.<name> torch.nn's own (not a user override)? Then MODULE_METHODS may model it.
+    Guarded: a subclass overriding it later must miss."""
+    owner = class_lookup(tx, cls, name)[1]
     return owner is not None and (owner.__module__ or "").startswith("torch.nn")
 
 
@@ -623,7 +654,7 @@ def wrap_object(tx, obj, source):
     if source is None:
         source = ObjectSource(obj, cls.__name__)
     tx.guards.add_type(source, cls)
-    hook, owner = static_lookup(cls, "__getattribute__")
+    hook, owner = class_lookup(tx, cls, "__getattribute__")     # guarded: one added later
     if isinstance(hook, types.FunctionType):
         return DynamicAttrObjectValue(obj, source)
     if hook is not _MISSING and owner.__module__ != "builtins":   # builtins' is the generic lookup
@@ -789,7 +820,7 @@ class DynamicAttrObjectValue(ObjectValue):
         try:
             return hook.call(tx, [ConstValue(name)], {})
         except UserError as e:
-            if not isinstance(e.exc, AttributeError) or static_lookup(self.cls, "__getattr__")[0] is _MISSING:
+            if not isinstance(e.exc, AttributeError) or class_lookup(tx, self.cls, "__getattr__")[0] is _MISSING:
                 raise
             return self.missing_attr(tx, name)
 
