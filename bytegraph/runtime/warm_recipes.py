@@ -223,6 +223,8 @@ class _Encoder:
             return ("globals", obj["__name__"])
         if isinstance(obj, types.CodeType):
             module, qualname = self.codes.get(obj, (None, ""))
+            if module is None:      # not inlined (a closure the trace made and handed on):
+                module = self._module_holding(obj)     # the module of an inlined code holding it
             for qn in (qualname, obj.co_qualname):
                 fn = _function_with_code(module, qn, obj)
                 if fn is not None:
@@ -268,6 +270,14 @@ class _Encoder:
         if found is not None:
             return ("attr",) + found
         raise Unportable(f"{type(obj).__name__} {_short(obj)} has no recipe")
+
+    def _module_holding(self, code):
+        """The module of an inlined code object whose co_consts (recursively) hold `code` (a
+        nested function the trace built with MAKE_FUNCTION but never called), or None."""
+        for outer, (module, _qualname) in self.codes.items():
+            if module is not None and _code_path(outer, code) is not None:
+                return module
+        return None
 
     def _enum_member(self, obj):
         """("enum", class recipe, name): an Enum member, found again by its class and its
