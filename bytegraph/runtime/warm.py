@@ -6,9 +6,11 @@ object again: a module by name, a function by (module, qualname), a module's glo
 torch dtype, an immutable constant, "graph k", ...), its fx graphs as plain node lists with the
 metadata of their example inputs, and the key that decides whether the record still applies: a
 hash of the function's code and of every code object the trace inlined, the torch, Python and
-bytegraph versions, and the backend. An entry whose namespace holds an object with no recipe (an
-nn.Module or tensor the guards pin by identity, a closure cell, a user instance, a resume
-function) is not persisted: counted in counters["warm"]["unportable"], never guessed.
+bytegraph versions, and the backend. An entry whose namespace holds an object with no recipe (a
+tensor the guards pin by identity, a closure cell of a local function, a user instance) is not
+persisted: counted in counters["warm"]["unportable"], never guessed. An entry that ends in a
+graph break names its resume function by its resume-cache key; the resume function's own
+entries are a record of their own (its CompileState's `warm_id`, set by the recipe).
 
 Loading happens on a function's first miss: the record is checked against the live code, its
 recipes are resolved, its graphs are compiled by the backend (from example inputs rebuilt with
@@ -336,6 +338,11 @@ def _encode_entry(state, entry):
     name = entry.__name__
     enc.classes = [v for v in ns.values() if isinstance(v, type)]
     source, adopt, weak = _adoptable(entry, enc)
+    enc.children = state.children
+    own = getattr(state, "warm_id", None)       # a resume function's: (.., root's id, ..)
+    enc.own = state.fn if own is not None else None
+    enc.base_rid = own[1] if own is not None else \
+        record_id(state, tuple(adopt[0]) if _is_module_call(state) and adopt else None)
     namespace = {}
     used = set(re.findall(r"\b[A-Za-z_]\w*", source))     # the persisted source's global names
     for k, v in ns.items():
@@ -364,6 +371,10 @@ def _encode_entry(state, entry):
         if code in covered:
             continue
         outer = _outer_of(inlined[code][0], code.co_qualname, code)
+        made = enc._resume_with_code(code) if outer is None else None
+        if made is not None:    # an inner resume function: its recipe adds the hash of the
+            enc.recipe(made)    # code it is made from (enc.outers)
+            continue
         if outer is None:
             raise Unportable(f"inlined code {qualname} cannot be found again by (module, qualname)")
         codes.append(outer[:3])
@@ -380,7 +391,8 @@ def _state_record(state):
     from ..backends.registry import _BACKENDS
     if _BACKENDS.get(state.backend_name) is not state.raw_backend:
         return None         # a callable or options-patched backend: no name to key it by
-    if _function_with_code(fn.__module__, fn.__qualname__, fn.__code__) is not fn:
+    rid = getattr(state, "warm_id", None)       # a resume function (warm_recipes._resume)
+    if rid is None and _function_with_code(fn.__module__, fn.__qualname__, fn.__code__) is not fn:
         return None
     entries = [r for r in (_entry_record(state, e) for e in state.entries) if r]
     tag = None
@@ -392,7 +404,7 @@ def _state_record(state):
         tag = tags.pop()
     if not entries:
         return None
-    return {"id": record_id(state, tag), "hash": function_hash(fn), "entries": entries}
+    return {"id": rid or record_id(state, tag), "hash": function_hash(fn), "entries": entries}
 
 
 # --------------------------------------------------------------------------
@@ -513,14 +525,15 @@ def enabled():
 
 def _find(state, args):
     tag = None
-    if _is_module_call(state):
+    rid = getattr(state, "warm_id", None)       # a resume function (warm_recipes._resume)
+    if rid is None and _is_module_call(state):
         if not args or not isinstance(args[0], torch.nn.Module):
             return None
         try:
             tag = tuple(_Encoder().recipe(type(args[0])))
         except Unportable:
             return None
-    rid = record_id(state, tag)
+    rid = rid or record_id(state, tag)
     with _lock:
         rec = _store.get(rid)
     if rec is None and cache_dir() is not None:
@@ -612,7 +625,7 @@ def _rebuild(state, erec):
         if not callable(compiled):
             raise TypeError("the backend returned a non-callable")
         graphs.append(compiled)
-    special = {"MISS": MISS, "EAGER": EAGER}
+    special = {"MISS": MISS, "EAGER": EAGER, "children": state.children, "own": state.fn}
     ns = {k: _build(r, graphs, special) for k, r in erec["namespace"].items()}
     fn = state.fn
     ns["__defaults"] = fn.__defaults__ or ()

@@ -34,6 +34,8 @@ class Unportable(Exception):
 def _const_repr(c):
     if isinstance(c, types.CodeType):
         return "code:" + code_hash(c)
+    if type(c) is types.FunctionType:       # a resume function's inner resume function
+        return f"function:{c.__qualname__}:" + code_hash(c.__code__)
     if isinstance(c, (frozenset, set)):
         return type(c).__name__ + repr(sorted(_const_repr(x) for x in c))
     if isinstance(c, tuple):
@@ -178,6 +180,9 @@ class _Encoder:
         self.classes = ()              # classes of the namespace (class attributes are looked up there)
         self._cells = None             # id -> recipe of the inlined functions' cells and defaults
         self.static_weak = {}          # weak name -> ("returns", recipe): a module-level object
+        self.children = None           # the compiled function's resume functions and trampoline
+        self.base_rid = None           # the record id resume functions' record ids extend
+        self.own = None                # a resume function whose entries these are
 
     def recipe(self, obj):
         from .convert import EAGER
@@ -198,6 +203,16 @@ class _Encoder:
             return ("frozenset", [self.recipe(x) for x in obj])
         if id(obj) in self.graphs:
             return ("graph", self.graphs[id(obj)])
+        if self.own is not None and obj is self.own:           # a resume function's own guards
+            return ("own", "fn")
+        if self.own is not None and obj is self.own.__code__:
+            return ("own", "code")
+        if self.children is not None:
+            if obj is self.children.trampoline:
+                return ("trampoline",)
+            found = self._resume(obj)
+            if found is not None:
+                return found
         if isinstance(obj, torch._ops._OpNamespace) and getattr(torch.ops, obj.name, None) is obj:
             return ("torch_ops", obj.name)
         if isinstance(obj, torch._ops.OpOverloadPacket):
@@ -233,6 +248,9 @@ class _Encoder:
             if outer is not None:
                 self.outers.add(outer[:3])
                 return ("nested_code",) + outer
+            made = self._resume_with_code(obj)
+            if made is not None:        # a resume function's code (a guard on an inlined one)
+                return ("code_of", self.recipe(made))
             raise Unportable(f"code object {obj.co_qualname} not reached from a function")
         if isinstance(obj, (types.FunctionType, type, types.BuiltinFunctionType)) or callable(obj):
             module, qualname = getattr(obj, "__module__", None), getattr(obj, "__qualname__", None)
@@ -270,6 +288,45 @@ class _Encoder:
         if found is not None:
             return ("attr",) + found
         raise Unportable(f"{type(obj).__name__} {_short(obj)} has no recipe")
+
+    def _resume(self, obj):
+        """("resume", ...): a resume function of this compiled function (runtime/resume.py
+        ResumeCache), made again in a new process from its key: the code it was built from, the
+        offset, stack layout, dead locals, ... For a compiled one also the record id its own
+        entries are stored under (they are traced and saved on their own)."""
+        key = self.children.resumes.key_of(obj)
+        if key is None:
+            return None
+        code, offset, layout, dead, compiled, opaque, inner, structural = key
+        state = getattr(obj, "__bytegraph_state__", None) if compiled else None
+        rfn = state.fn if state is not None else obj
+        if compiled and state is None or rfn.__code__.co_freevars:
+            raise Unportable(f"resume function {rfn.__qualname__} (free variables)")
+        inner_r = None if inner is None else [self.recipe(inner[0]), inner[1], inner[2]]
+        if code not in self.codes:      # not inlined by this trace (a resume function's): its module
+            self.codes[code] = (rfn.__globals__.get("__name__"), code.co_qualname)
+        code_r = self.recipe(code)
+        if code_r[0] == "code":         # the record's key covers the code it is made from
+            fn = _functions_of(_resolve(code_r[1], code_r[2]))[code_r[3]]
+            self.outers.add((code_r[1], code_r[2], function_hash(fn)))
+        body = [code_r, offset, layout, dead, compiled, opaque, inner_r, structural,
+                self.recipe(rfn.__globals__)]
+        rid = None
+        if compiled:
+            if self.base_rid is None:
+                raise Unportable("a resume function with no record id to extend")
+            rid = ("resume", self.base_rid, repr(body))
+            state.warm_id = rid       # its entries are saved under this id (runtime/warm.py)
+        return ("resume", body, rid)
+
+    def _resume_with_code(self, code):
+        if self.children is None:
+            return None
+        for made, _shift in list(self.children.resumes.entries.values()):
+            fn = getattr(made, "__bytegraph_state__", None)
+            if (fn.fn if fn is not None else made).__code__ is code:
+                return made
+        return None
 
     def _module_holding(self, code):
         """The module of an inlined code object whose co_consts (recursively) hold `code` (a
@@ -471,6 +528,24 @@ def _build(recipe, graphs, special):
         return code
     if kind == "code":
         return _functions_of(_resolve(recipe[1], recipe[2]))[recipe[3]].__code__
+    if kind == "own":
+        fn = special["own"]
+        return fn if recipe[1] == "fn" else fn.__code__
+    if kind == "code_of":
+        made = _build(recipe[1], graphs, special)
+        state = getattr(made, "__bytegraph_state__", None)
+        return (state.fn if state is not None else made).__code__
+    if kind == "trampoline":
+        return special["children"].trampoline
+    if kind == "resume":
+        code_r, offset, layout, dead, compiled, opaque, inner_r, structural, globals_r = recipe[1]
+        inner = None if inner_r is None else (_build(inner_r[0], graphs, special), inner_r[1], inner_r[2])
+        key = (_build(code_r, graphs, special), offset, tuple(layout), tuple(dead), compiled,
+               tuple(opaque), inner, structural)
+        fn = special["children"].resumes.rebuild(key, _build(globals_r, graphs, special))
+        if compiled:
+            fn.__bytegraph_state__.warm_id = recipe[2]
+        return fn
     raise ValueError(f"unknown recipe {kind!r}")
 
 
