@@ -588,9 +588,10 @@ DICT_METHODS = {"get": _d_get, "items": _d_items, "keys": _d_keys, "values": _d_
 
 
 def _stable_hashes(keys):
-    """Whether every key hashes the same in every process (numbers, tuples of them): a set of
-    them built by the same operations iterates in the same order anywhere."""
-    return all(type(k) in (int, bool, float, complex) or
+    """Whether every key hashes the same in every process (numbers, tuples of them; a NaN
+    hashes by identity): a set of them built by the same operations iterates in the same order
+    anywhere."""
+    return all(type(k) in (int, bool) or (type(k) in (float, complex) and k == k) or
                (type(k) is tuple and _stable_hashes(k)) for k in keys)
 
 
