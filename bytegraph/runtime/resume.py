@@ -363,18 +363,42 @@ class ResumeCache:
         key = (code, offset, layout, dead, compiled, opaque, inner, structural)
         hit = self.entries.get(key)
         if hit is None:
-            name = f"resume_in_{code.co_name}_at_{decode_line(code, offset)}"
-            rcode, params, shift = resume_code(code, offset, [_SLOT[k] for k in layout],
-                                               dead, name, inner)
-            _set_origin(rcode, (code, shift, offset, None if inner is None else inner[2]))
-            closure = tuple(frame.cells[n].real for n in rcode.co_freevars) or None   # __class__
-            rfn = types.FunctionType(rcode, frame.globals, name, None, closure)
-            rfn.__bytegraph_cells__ = frozenset(rcode.co_cellvars)
-            rfn.__bytegraph_opaque__ = frozenset(params[i] for i in opaque)
-            if structural:
-                STRUCTURAL.add(rfn)
-            hit = self.entries[key] = (self.compile_fn(rfn) if compiled else rfn, shift)
+            hit = self._make(key, frame.globals, lambda names: tuple(frame.cells[n].real for n in names))
         return hit
+
+    def _make(self, key, globals_, cells):
+        code, offset, layout, dead, compiled, opaque, inner, structural = key
+        name = f"resume_in_{code.co_name}_at_{decode_line(code, offset)}"
+        rcode, params, shift = resume_code(code, offset, [_SLOT[k] for k in layout],
+                                           dead, name, inner)
+        _set_origin(rcode, (code, shift, offset, None if inner is None else inner[2]))
+        closure = cells(rcode.co_freevars) or None          # __class__
+        rfn = types.FunctionType(rcode, globals_, name, None, closure)
+        rfn.__bytegraph_cells__ = frozenset(rcode.co_cellvars)
+        rfn.__bytegraph_opaque__ = frozenset(params[i] for i in opaque)
+        if structural:
+            STRUCTURAL.add(rfn)
+        hit = self.entries[key] = (self.compile_fn(rfn) if compiled else rfn, shift)
+        return hit
+
+    def key_of(self, fn):
+        """The key of a resume function this cache made (`fn` as the entry holds it), or None."""
+        for key, (made, _shift) in list(self.entries.items()):
+            if made is fn:
+                return key
+        return None
+
+    def rebuild(self, key, globals_):
+        """The resume function of `key` (warm start, runtime/warm.py: the same key a trace in
+        another process used), made as `get` makes it; its code has no free variables."""
+        hit = self.entries.get(key)
+        if hit is None:
+            def no_cells(names):
+                if names:
+                    raise LookupError("a resume function with free variables")
+                return ()
+            hit = self._make(key, globals_, no_cells)
+        return hit[0]
 
 
 _SLOT = {"v": None, "n": CODE_NULL, "x": CODE_EXC, "a": CODE_WITH}

@@ -6,9 +6,11 @@ object again: a module by name, a function by (module, qualname), a module's glo
 torch dtype, an immutable constant, "graph k", ...), its fx graphs as plain node lists with the
 metadata of their example inputs, and the key that decides whether the record still applies: a
 hash of the function's code and of every code object the trace inlined, the torch, Python and
-bytegraph versions, and the backend. An entry whose namespace holds an object with no recipe (an
-nn.Module or tensor the guards pin by identity, a closure cell, a user instance, a resume
-function) is not persisted: counted in counters["warm"]["unportable"], never guessed.
+bytegraph versions, and the backend. An entry whose namespace holds an object with no recipe (a
+tensor the guards pin by identity, a closure cell of a local function, a user instance) is not
+persisted: counted in counters["warm"]["unportable"], never guessed. An entry that ends in a
+graph break names its resume function by its resume-cache key; the resume function's own
+entries are a record of their own (its CompileState's `warm_id`, set by the recipe).
 
 Loading happens on a function's first miss: the record is checked against the live code, its
 recipes are resolved, its graphs are compiled by the backend (from example inputs rebuilt with
@@ -16,11 +18,12 @@ torch.empty_strided), and the stored source is executed into the rebuilt namespa
 own guards then decide whether it serves the call; when they reject it, the function is traced
 as usual. Any failure on the way ignores the record; a file that cannot be read (truncated,
 random bytes, another format or torch version) is ignored with one warning per file.
+The recipes themselves and the code hashes live in warm_recipes.py, the graph metadata helpers
+in warm_graph.py.
 """
 import enum
 import functools
 import hashlib
-import importlib
 import io
 import marshal
 import os
@@ -40,11 +43,13 @@ from ..observe import counters, log
 from ..codegen.entry import MISS
 from ..guards.generation import track
 from .warm_graph import GraphInfo  # noqa: F401  (convert.py attaches these to entries)
-from .warm_graph import _CONSTS, _Graph, _GRAPH_FILE, _example, _fake_value, _marshal, _value_meta
+from .warm_graph import _Graph, _GRAPH_FILE, _example, _fake_value, _marshal, _value_meta
+from .warm_recipes import code_hash, function_hash  # noqa: F401  (the key's hashes)
+from .warm_recipes import (Unportable, _Encoder, _build, _decode_arg, _function_with_code,
+                           _functions_of, _nested_codes, _outer_of, _resolve)
 
 FORMAT = 3
 _MAGIC = b"bytegraph-warm-cache\n"
-_TORCH_SINGLETONS = (torch.dtype, torch.layout, torch.memory_format)
 
 _store = {}                  # record id -> record (load_cache, and files read on a first miss)
 _warned = set()              # files already warned about
@@ -52,12 +57,8 @@ _lock = threading.Lock()
 _version = {}
 
 
-class Unportable(Exception):
-    """An object of an entry has no recipe: the entry is not persisted."""
-
-
 # --------------------------------------------------------------------------
-# versions and code hashes
+# versions
 
 def _bytegraph_version():
     """Package version + FORMAT + a hash of the package's sources (an edited bytegraph may
@@ -81,457 +82,6 @@ def environment():
     """What a record was written under; any difference makes its file foreign."""
     return {"format": FORMAT, "torch": str(torch.__version__), "python": sys.version,
             "bytegraph": _bytegraph_version()}
-
-
-def _const_repr(c):
-    if isinstance(c, types.CodeType):
-        return "code:" + code_hash(c)
-    if isinstance(c, (frozenset, set)):
-        return type(c).__name__ + repr(sorted(_const_repr(x) for x in c))
-    if isinstance(c, tuple):
-        return "(" + ",".join(_const_repr(x) for x in c) + ")"
-    return f"{type(c).__qualname__}:{c!r}"
-
-
-_code_hashes = weakref.WeakKeyDictionary()     # code object -> code_hash (equal codes, equal hashes)
-
-
-def code_hash(code):
-    """A hash of what a code object does (not where it is: line numbers are left out).
-    Memoized per code object: a load re-checks every inlined function."""
-    try:
-        return _code_hashes[code]
-    except KeyError:
-        pass
-    h = hashlib.sha256(code.co_code + b"\0" + code.co_exceptiontable)
-    h.update(repr((code.co_names, code.co_varnames, code.co_freevars, code.co_cellvars,
-                   code.co_argcount, code.co_posonlyargcount, code.co_kwonlyargcount,
-                   code.co_flags, code.co_name, code.co_qualname)).encode())
-    for c in code.co_consts:
-        h.update(b"\0" + _const_repr(c).encode())
-    out = _code_hashes[code] = h.hexdigest()
-    return out
-
-
-def _stable_repr(v):
-    """A repr that is the same in every process: functions and classes by name, containers by
-    their members, other objects by type when their repr names an address (the trace guards
-    what it reads of them)."""
-    if isinstance(v, (tuple, list)):
-        return type(v).__name__ + "(" + ",".join(_stable_repr(x) for x in v) + ")"
-    if isinstance(v, dict):
-        return "{" + ",".join(f"{k!r}:{_stable_repr(x)}" for k, x in v.items()) + "}"
-    if isinstance(v, (types.FunctionType, type, types.BuiltinFunctionType)):
-        return f"{getattr(v, '__module__', '?')}.{getattr(v, '__qualname__', '?')}"
-    text = repr(v)
-    return type(v).__qualname__ if " at 0x" in text else f"{type(v).__qualname__}:{text}"
-
-
-def function_hash(fn):
-    """code_hash plus the (stable) reprs of the defaults."""
-    kw = sorted((fn.__kwdefaults__ or {}).items())
-    return hashlib.sha256(f"{code_hash(fn.__code__)}|{_stable_repr(fn.__defaults__)}|"
-                          f"{_stable_repr(kw)}".encode()).hexdigest()
-
-
-def _resolve(module, qualname):
-    obj = sys.modules.get(module)
-    if obj is None:
-        obj = importlib.import_module(module)
-    for part in qualname.split("."):
-        obj = getattr(obj, part)
-    return obj
-
-
-def _functions_of(obj):
-    """The plain functions an attribute stands for (a property has up to three)."""
-    if isinstance(obj, property):
-        return [f for f in (obj.fget, obj.fset, obj.fdel) if f is not None]
-    if isinstance(obj, (types.MethodType, staticmethod, classmethod)):
-        obj = obj.__func__
-    out = []
-    while isinstance(obj, types.FunctionType):
-        out.append(obj)
-        obj = getattr(obj, "__wrapped__", None)
-    return out
-
-
-def _function_with_code(module, qualname, code):
-    """The function at (module, qualname) whose code is `code` (identity), else None."""
-    if module is None or "<" in qualname:
-        return None
-    try:
-        obj = _resolve(module, qualname)
-    except Exception:
-        return None
-    for fn in _functions_of(obj):
-        if fn.__code__ is code:
-            return fn
-    return None
-
-
-def _code_path(code, target):
-    """Indices through co_consts from `code` to the nested code object `target`, or None."""
-    for i, c in enumerate(code.co_consts):
-        if c is target:
-            return [i]
-        if isinstance(c, types.CodeType):
-            rest = _code_path(c, target)
-            if rest is not None:
-                return [i] + rest
-    return None
-
-
-def _outer_of(module, qualname, code):
-    """(module, outer qualname, outer function hash, path) for a code object defined inside a
-    module-level function (`deco.<locals>.wrapper`): found again through the outer function's
-    code, whose hash covers it."""
-    if module is None or "<locals>" not in qualname:
-        return None
-    outer_name = qualname.split(".<locals>", 1)[0]
-    if "<" in outer_name:
-        return None
-    try:
-        fns = _functions_of(_resolve(module, outer_name))
-    except Exception:
-        return None
-    for fn in fns:
-        path = _code_path(fn.__code__, code)
-        if path is not None:
-            return (module, outer_name, function_hash(fn), fns.index(fn), tuple(path))
-    return None
-
-
-def _nested_codes(code, out):
-    for c in code.co_consts:
-        if isinstance(c, types.CodeType) and c not in out:
-            out.add(c)
-            _nested_codes(c, out)
-
-
-# --------------------------------------------------------------------------
-# recipes: how to find a namespace object again in another process
-
-def _is_const(obj):
-    if type(obj) in _CONSTS:
-        return True
-    if type(obj) in (tuple, frozenset):
-        return all(_is_const(x) for x in obj)
-    return False
-
-
-class _Encoder:
-    """Recipes for the objects of one save (the module-attribute index is built once)."""
-
-    def __init__(self, graphs=(), codes=None):
-        self.graphs = {id(compiled): k for k, (compiled, *_rest) in enumerate(graphs)}
-        self.codes = codes or {}       # code object -> (module, qualname) where the trace met it
-        self.outers = set()            # (module, qualname, hash) of functions nested codes came from
-        self.classes = ()              # classes of the namespace (class attributes are looked up there)
-        self._cells = None             # id -> recipe of the inlined functions' cells and defaults
-        self.static_weak = {}          # weak name -> ("returns", recipe): a module-level object
-
-    def recipe(self, obj):
-        from .convert import EAGER
-        if obj is MISS:
-            return ("sentinel", "MISS")
-        if obj is EAGER:
-            return ("sentinel", "EAGER")
-        if type(obj) in (tuple, dict) and obj and self.codes:
-            found = self._cell(obj)          # some function's __defaults__ / __kwdefaults__
-            if found is not None:
-                return found
-        if _is_const(obj):
-            return ("const", obj)
-        if type(obj) is tuple:
-            return ("tuple", [self.recipe(x) for x in obj])
-        if type(obj) is frozenset:
-            # membership only: generated code that iterates a set is not persisted (hash_dependent)
-            return ("frozenset", [self.recipe(x) for x in obj])
-        if id(obj) in self.graphs:
-            return ("graph", self.graphs[id(obj)])
-        if isinstance(obj, torch._ops._OpNamespace) and getattr(torch.ops, obj.name, None) is obj:
-            return ("torch_ops", obj.name)
-        if isinstance(obj, torch._ops.OpOverloadPacket):
-            ns, _, name = obj._qualified_op_name.partition("::")
-            if getattr(getattr(torch.ops, ns, None), name, None) is obj:
-                return ("torch_op", ns, name)
-        if isinstance(obj, types.ModuleType):
-            if sys.modules.get(obj.__name__) is obj:
-                return ("module", obj.__name__)
-            raise Unportable(f"module {obj.__name__} not in sys.modules")
-        if isinstance(obj, _TORCH_SINGLETONS):
-            name = str(obj).rpartition(".")[2]
-            if getattr(torch, name, None) is obj:
-                return ("torch", name)
-        if isinstance(obj, torch.device):
-            return ("device", str(obj))
-        if isinstance(obj, enum.Enum):
-            found = self._enum_member(obj)
-            if found is not None:
-                return found
-        if type(obj) is dict and isinstance(obj.get("__name__"), str) and \
-                getattr(sys.modules.get(obj["__name__"]), "__dict__", None) is obj:
-            return ("globals", obj["__name__"])
-        if isinstance(obj, types.CodeType):
-            module, qualname = self.codes.get(obj, (None, ""))
-            for qn in (qualname, obj.co_qualname):
-                fn = _function_with_code(module, qn, obj)
-                if fn is not None:
-                    return ("code", module, qn, _functions_of(_resolve(module, qn)).index(fn))
-            outer = _outer_of(module, obj.co_qualname, obj)
-            if outer is not None:
-                self.outers.add(outer[:3])
-                return ("nested_code",) + outer
-            raise Unportable(f"code object {obj.co_qualname} not reached from a function")
-        if isinstance(obj, (types.FunctionType, type, types.BuiltinFunctionType)) or callable(obj):
-            module, qualname = getattr(obj, "__module__", None), getattr(obj, "__qualname__", None)
-            if isinstance(module, str) and isinstance(qualname, str) and "<" not in qualname:
-                try:
-                    found = _resolve(module, qualname)
-                    if found is obj:
-                        return ("attr", module, qualname)
-                    fns = _functions_of(found)
-                    if obj in fns:          # a decorated function, under its wrapper's name
-                        return ("func", module, qualname, fns.index(obj))
-                except Exception:
-                    pass
-        if isinstance(obj, types.CellType) and self.codes:
-            found = self._cell(obj)
-            if found is not None:
-                return found
-        if isinstance(obj, torch.nn.Module):
-            from ..policy.calls import MADE_MODULES
-            made = MADE_MODULES.get(obj)
-            if made is not None:       # a stateless module the trace built (nn.ReLU()(x))
-                cls, args, kwargs = made
-                return ("made_module", self.recipe(cls), [self.recipe(a) for a in args],
-                        {k: self.recipe(v) for k, v in kwargs.items()})
-        if isinstance(obj, (types.CellType, torch.nn.Module, torch.Tensor)):
-            raise Unportable(f"{type(obj).__name__} {_short(obj)} has no recipe")
-        owner = getattr(obj, "__objclass__", None)      # a slot wrapper / method descriptor
-        if isinstance(owner, type) and vars(owner).get(getattr(obj, "__name__", None)) is obj:
-            return ("classattr", self.recipe(owner), obj.__name__)
-        for cls in self.classes:                         # a class attribute (a dict, a list)
-            for name, value in vars(cls).items():
-                if value is obj:
-                    return ("classattr", self.recipe(cls), name)
-        found = self._module_attr(obj)
-        if found is not None:
-            return ("attr",) + found
-        raise Unportable(f"{type(obj).__name__} {_short(obj)} has no recipe")
-
-    def _enum_member(self, obj):
-        """("enum", class recipe, name): an Enum member, found again by its class and its
-        (canonical) name -- members are the class's singletons, in every process."""
-        cls = type(obj)
-        if not isinstance(cls, enum.EnumMeta) or cls._member_map_.get(obj.name) is not obj:
-            return None
-        try:
-            return ("enum", self.recipe(cls), obj.name)
-        except Unportable:
-            return None
-
-    def _cell(self, cell):
-        """("cell", module, qualname, k, name): a closure cell of a module-level function the
-        trace inlined (a decorator's wrapper holding the decorated function), by its place;
-        ("cell", module, qualname, k, "__defaults__" / "__kwdefaults__"): its defaults."""
-        if self._cells is None:
-            self._cells = self._index_cells()
-        return self._cells.get(id(cell))
-
-    def _index_cells(self):
-        found = {}
-        for code, (module, qualname) in self.codes.items():
-            for qn in (qualname, code.co_qualname):
-                if module is None or "<" in qn:
-                    continue
-                try:
-                    fns = _functions_of(_resolve(module, qn))
-                except Exception:
-                    continue
-                for k, fn in enumerate(fns):
-                    _index_fn(found, fn, ("cell", module, qn, k))
-        # functions a class holds (a class decorator's replacement `forward`, whose qualname
-        # names the decorator's scope): by the class and the attribute
-        for cls in self.classes:
-            place = None
-            for attr, value in list(vars(cls).items()):
-                for k, fn in enumerate(_functions_of(value)):
-                    if place is None:
-                        try:
-                            place = self.recipe(cls)
-                        except Unportable:
-                            break
-                    _index_fn(found, fn, ("classcell", place, attr, k))
-        return found
-
-    def _module_attr(self, obj):
-        """(module, name) of a module-level object of an imported module (e.g. torch's global
-        hook dicts), preferring the shortest module name. The index is rebuilt when modules
-        were imported since, or when what it names is no longer that object."""
-        # first the modules the trace ran code of (cheap), then an index of every module
-        own = getattr(obj, "__module__", None)
-        mods = sorted({m for m, _ in self.codes.values() if m} | {"torch.nn.modules.module", "types"}
-                      | ({own} if isinstance(own, str) else set()), key=lambda m: (len(m), m))
-        for mname in mods:
-            d = getattr(sys.modules.get(mname), "__dict__", None) or {}
-            for name, value in d.items():
-                if value is obj and not (name.startswith("__") and name.endswith("__")):
-                    return (mname, name)
-        if _attr_index.get("n") != len(sys.modules):
-            _build_attr_index()
-        found = _attr_index["index"].get(id(obj))
-        if found is not None and getattr(sys.modules.get(found[0]), found[1], None) is not obj:
-            _build_attr_index()         # stale: names were rebound since
-            found = _attr_index["index"].get(id(obj))
-        if found is not None and getattr(sys.modules.get(found[0]), found[1], None) is obj:
-            return found
-        return None   # (an object bound to a module global after the index was built: unportable)
-
-    def arg(self, a):
-        """A graph node argument as plain data."""
-        if isinstance(a, torch.fx.Node):
-            return ("node", a.name)
-        if isinstance(a, (tuple, list)) and not hasattr(a, "_fields"):    # fx's immutable_list too
-            return ("tuple" if isinstance(a, tuple) else "list", [self.arg(x) for x in a])
-        if isinstance(a, dict):
-            return ("dict", [(self.arg(k), self.arg(v)) for k, v in a.items()])
-        if type(a) is slice:
-            return ("slice", self.arg(a.start), self.arg(a.stop), self.arg(a.step))
-        if type(a) in _CONSTS:
-            return ("const", a)
-        if a is Ellipsis:
-            return ("ellipsis",)
-        return ("obj", self.recipe(a))
-
-
-def _index_fn(found, fn, place):
-    """Index fn's closure cells and defaults tuples under `place` + (free variable name or
-    "__defaults__" / "__kwdefaults__"), keeping earlier entries."""
-    if type(fn) is not types.FunctionType:     # isinstance() believes a faked __class__
-        return
-    if fn.__closure__:
-        for name, c in zip(fn.__code__.co_freevars, fn.__closure__):
-            found.setdefault(id(c), place + (name,))
-    for name in ("__defaults__", "__kwdefaults__"):
-        if getattr(fn, name):
-            found.setdefault(id(getattr(fn, name)), place + (name,))
-
-
-def _cell_of(fn, name):
-    if name in ("__defaults__", "__kwdefaults__"):
-        return getattr(fn, name)
-    return fn.__closure__[fn.__code__.co_freevars.index(name)]
-
-
-_attr_index = {}
-
-
-def _build_attr_index():
-    index = {}
-    for mname, mod in sorted(list(sys.modules.items()), key=lambda kv: (len(kv[0]), kv[0])):
-        d = getattr(mod, "__dict__", None)
-        if not isinstance(mod, types.ModuleType) or type(d) is not dict:
-            continue
-        for name, value in list(d.items()):
-            if not (name.startswith("__") and name.endswith("__")):
-                index.setdefault(id(value), (mname, name))
-    _attr_index.update(index=index, n=len(sys.modules))
-
-
-def _short(obj):
-    try:
-        text = repr(obj)
-    except Exception:
-        text = object.__repr__(obj)
-    return text if len(text) < 80 else text[:77] + "..."
-
-
-def _build(recipe, graphs, special):
-    kind = recipe[0]
-    if kind == "const":
-        return recipe[1]
-    if kind == "tuple":
-        return tuple(_build(r, graphs, special) for r in recipe[1])
-    if kind == "frozenset":
-        return frozenset(_build(r, graphs, special) for r in recipe[1])
-    if kind == "returns":
-        obj = _build(recipe[1], graphs, special)
-        return lambda: obj
-    if kind == "sentinel":
-        return special[recipe[1]]
-    if kind == "graph":
-        return graphs[recipe[1]]
-    if kind == "module":
-        return sys.modules.get(recipe[1]) or importlib.import_module(recipe[1])
-    if kind == "torch":
-        obj = getattr(torch, recipe[1])
-        if not isinstance(obj, _TORCH_SINGLETONS):
-            raise TypeError(f"torch.{recipe[1]} is not a dtype/layout/memory format")
-        return obj
-    if kind == "torch_ops":
-        return getattr(torch.ops, recipe[1])
-    if kind == "torch_op":
-        return getattr(getattr(torch.ops, recipe[1]), recipe[2])
-    if kind == "device":
-        return torch.device(recipe[1])
-    if kind == "globals":
-        mod = sys.modules.get(recipe[1]) or importlib.import_module(recipe[1])
-        return mod.__dict__
-    if kind == "attr":
-        return _resolve(recipe[1], recipe[2])
-    if kind == "classattr":
-        return vars(_build(recipe[1], graphs, special))[recipe[2]]
-    if kind == "made_module":
-        from ..policy.calls import make_module_again
-        mod = make_module_again(_build(recipe[1], graphs, special),
-                                [_build(r, graphs, special) for r in recipe[2]],
-                                {k: _build(r, graphs, special) for k, r in recipe[3].items()})
-        if mod is None:
-            raise TypeError("the module has parameters now")
-        return mod
-    if kind == "enum":
-        cls = _build(recipe[1], graphs, special)
-        if not isinstance(cls, enum.EnumMeta):
-            raise TypeError(f"{cls!r} is not an Enum class")
-        return cls._member_map_[recipe[2]]
-    if kind == "func":
-        return _functions_of(_resolve(recipe[1], recipe[2]))[recipe[3]]
-    if kind == "cell":
-        return _cell_of(_functions_of(_resolve(recipe[1], recipe[2]))[recipe[3]], recipe[4])
-    if kind == "classcell":
-        cls = _build(recipe[1], graphs, special)
-        return _cell_of(_functions_of(vars(cls)[recipe[2]])[recipe[3]], recipe[4])
-    if kind == "nested_code":
-        fn = _functions_of(_resolve(recipe[1], recipe[2]))[recipe[4]]
-        if function_hash(fn) != recipe[3]:
-            raise LookupError(f"{recipe[1]}.{recipe[2]} changed")
-        code = fn.__code__
-        for i in recipe[5]:
-            code = code.co_consts[i]
-        return code
-    if kind == "code":
-        return _functions_of(_resolve(recipe[1], recipe[2]))[recipe[3]].__code__
-    raise ValueError(f"unknown recipe {kind!r}")
-
-
-def _decode_arg(a, env):
-    kind = a[0]
-    if kind == "node":
-        return env[a[1]]
-    if kind in ("tuple", "list"):
-        items = [_decode_arg(x, env) for x in a[1]]
-        return tuple(items) if kind == "tuple" else items
-    if kind == "dict":
-        return {_decode_arg(k, env): _decode_arg(v, env) for k, v in a[1]}
-    if kind == "slice":
-        return slice(*(_decode_arg(x, env) for x in a[1:]))
-    if kind == "const":
-        return a[1]
-    if kind == "ellipsis":
-        return Ellipsis
-    return _build(a[1], None, None)
 
 
 # --------------------------------------------------------------------------
@@ -788,6 +338,11 @@ def _encode_entry(state, entry):
     name = entry.__name__
     enc.classes = [v for v in ns.values() if isinstance(v, type)]
     source, adopt, weak = _adoptable(entry, enc)
+    enc.children = state.children
+    own = getattr(state, "warm_id", None)       # a resume function's: (.., root's id, ..)
+    enc.own = state.fn if own is not None else None
+    enc.base_rid = own[1] if own is not None else \
+        record_id(state, tuple(adopt[0]) if _is_module_call(state) and adopt else None)
     namespace = {}
     used = set(re.findall(r"\b[A-Za-z_]\w*", source))     # the persisted source's global names
     for k, v in ns.items():
@@ -816,6 +371,10 @@ def _encode_entry(state, entry):
         if code in covered:
             continue
         outer = _outer_of(inlined[code][0], code.co_qualname, code)
+        made = enc._resume_with_code(code) if outer is None else None
+        if made is not None:    # an inner resume function: its recipe adds the hash of the
+            enc.recipe(made)    # code it is made from (enc.outers)
+            continue
         if outer is None:
             raise Unportable(f"inlined code {qualname} cannot be found again by (module, qualname)")
         codes.append(outer[:3])
@@ -832,7 +391,8 @@ def _state_record(state):
     from ..backends.registry import _BACKENDS
     if _BACKENDS.get(state.backend_name) is not state.raw_backend:
         return None         # a callable or options-patched backend: no name to key it by
-    if _function_with_code(fn.__module__, fn.__qualname__, fn.__code__) is not fn:
+    rid = getattr(state, "warm_id", None)       # a resume function (warm_recipes._resume)
+    if rid is None and _function_with_code(fn.__module__, fn.__qualname__, fn.__code__) is not fn:
         return None
     entries = [r for r in (_entry_record(state, e) for e in state.entries) if r]
     tag = None
@@ -844,7 +404,7 @@ def _state_record(state):
         tag = tags.pop()
     if not entries:
         return None
-    return {"id": record_id(state, tag), "hash": function_hash(fn), "entries": entries}
+    return {"id": rid or record_id(state, tag), "hash": function_hash(fn), "entries": entries}
 
 
 # --------------------------------------------------------------------------
@@ -965,14 +525,15 @@ def enabled():
 
 def _find(state, args):
     tag = None
-    if _is_module_call(state):
+    rid = getattr(state, "warm_id", None)       # a resume function (warm_recipes._resume)
+    if rid is None and _is_module_call(state):
         if not args or not isinstance(args[0], torch.nn.Module):
             return None
         try:
             tag = tuple(_Encoder().recipe(type(args[0])))
         except Unportable:
             return None
-    rid = record_id(state, tag)
+    rid = rid or record_id(state, tag)
     with _lock:
         rec = _store.get(rid)
     if rec is None and cache_dir() is not None:
@@ -1064,7 +625,7 @@ def _rebuild(state, erec):
         if not callable(compiled):
             raise TypeError("the backend returned a non-callable")
         graphs.append(compiled)
-    special = {"MISS": MISS, "EAGER": EAGER}
+    special = {"MISS": MISS, "EAGER": EAGER, "children": state.children, "own": state.fn}
     ns = {k: _build(r, graphs, special) for k, r in erec["namespace"].items()}
     fn = state.fn
     ns["__defaults"] = fn.__defaults__ or ()

@@ -604,6 +604,14 @@ DICT_METHODS = {"get": _d_get, "items": _d_items, "keys": _d_keys, "values": _d_
                 "__len__": lambda tx, d: const(len(d.items))}
 
 
+def _stable_hashes(keys):
+    """Whether every key hashes the same in every process (numbers, tuples of them; a NaN
+    hashes by identity): a set of them built by the same operations iterates in the same order
+    anywhere."""
+    return all(type(k) in (int, bool) or (type(k) in (float, complex) and k == k) or
+               (type(k) is tuple and _stable_hashes(k)) for k in keys)
+
+
 class SetValue(Value):
     mutable = True
 
@@ -665,8 +673,11 @@ class SetValue(Value):
         return bool(self.items)
 
     def unpack(self, tx):
-        if len(self.items) > 1:
-            tx.hash_dependent = True    # the order follows hashes (ids, str hashes): runtime/warm.py
+        if len(self.items) > 1 and self._mirror() is not None and not _stable_hashes(self.items):
+            # a set the trace built iterates in this process's hash order (ids, str hashes);
+            # a caller's set's order is guarded instead (`ordered`), re-checked by a warm
+            # process: runtime/warm.py
+            tx.hash_dependent = True
         return [key_value(k) for k in self.ordered(tx)]
 
     def mutate(self, tx):

@@ -1,0 +1,134 @@
+"""Warm start (runtime/warm.py, warm_recipes.py "resume" / "trampoline") of entries that end in
+a graph break with resume functions: the resume function is made again from its key (the code
+it was built from, offset, stack layout, ...) and its own entries are stored under a record id
+that extends the root's; its hash (the generated code, which holds the whole original code)
+is checked on load. Each phase is a fresh interpreter; every call is compared with eager."""
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+USER_MODULE = textwrap.dedent('''
+    import torch
+    import bytegraph
+
+    def branch(x):                   # a data-dependent branch in the compiled function
+        y = x * 2
+        if y.sum() > 0:
+            y = y + 1
+        else:
+            y = y - 1
+        return torch.sin(y) * 3
+
+    def helper(y):
+        if y.sum() > 0:              # ... in an inlined frame: the root's resume function
+            return y + 1             # calls the helper's (plain) resume function first
+        return y - 1
+
+    def nested(x):
+        return helper(x * 2) * 3
+
+    def _side(t):
+        return t.sum().item()
+
+    side = bytegraph.disable(_side)
+
+    def through(x):                  # a call the trace cannot enter: run by the trampoline
+        s = side(x)
+        return x * s + 1
+''')
+
+PHASE = textwrap.dedent('''
+    import json, sys
+    spec = json.loads(sys.argv[1])
+    sys.path.insert(0, spec["dir"])
+    import torch
+    import bytegraph
+    bytegraph.config.cache_dir = spec["cache_dir"]
+    import w3rmod as m
+    x = torch.randn(8)
+    inputs = [(x.abs() + 0.1,), (-x.abs() - 0.1,), (x.abs() + 0.2,)]
+    ok = {}
+    for name in spec["fns"]:
+        fn = getattr(m, name)
+        compiled = bytegraph.compile(fn, backend="eager")
+        ok[name] = all(torch.allclose(compiled(*a), fn(*a)) for a in inputs)
+    print("RESULT" + json.dumps({"ok": ok, "warm": dict(bytegraph.counters["warm"]),
+                                 "frames": dict(bytegraph.counters["frames"])}))
+''')
+
+
+def _phase(work, fns):
+    spec = dict(dir=str(work / "src"), cache_dir=str(work / "cache"), fns=fns)
+    env = dict(os.environ, PYTHONPATH=ROOT)
+    env.pop("BYTEGRAPH_CACHE_DIR", None)
+    p = subprocess.run([sys.executable, "-c", PHASE, json.dumps(spec)], capture_output=True,
+                       text=True, cwd=ROOT, env=env, timeout=600)
+    assert p.returncode == 0, p.stderr[-3000:]
+    return json.loads([ln for ln in p.stdout.splitlines() if ln.startswith("RESULT")][-1][6:])
+
+
+def _write(work, text):
+    src = work / "src"
+    src.mkdir(exist_ok=True)
+    (src / "w3rmod.py").write_text(text)
+    cache = src / "__pycache__"
+    if cache.exists():
+        for p in cache.iterdir():
+            p.unlink()
+
+
+ALL = ["branch", "nested", "through"]
+
+
+def test_resume_entries_round_trip(tmp_path):
+    _write(tmp_path, USER_MODULE)
+    cold = _phase(tmp_path, ALL)
+    assert cold["ok"] == dict.fromkeys(ALL, True), cold
+    assert not cold["warm"].get("unportable"), cold
+    traced = cold["frames"]["total"]
+    assert traced >= 7, cold        # 3 roots, both branches' resume functions of 2, 1 after side
+    warm = _phase(tmp_path, ALL)
+    assert warm["ok"] == dict.fromkeys(ALL, True), warm
+    assert warm["frames"].get("total", 0) == 0, warm
+    # one hit per compiled function (each state loads all its stored entries at once)
+    assert warm["warm"].get("hit") == cold["warm"]["miss"] and not warm["warm"].get("rejected"), warm
+
+
+def test_resume_code_after_break_changed_misses(tmp_path):
+    # the code after the break changes (in the compiled function, in the inlined helper): the
+    # stored records miss, everything is traced again and matches eager
+    _write(tmp_path, USER_MODULE)
+    cold = _phase(tmp_path, ["branch", "nested"])
+    assert cold["ok"] == {"branch": True, "nested": True}, cold
+    _write(tmp_path, USER_MODULE.replace("y = y + 1", "y = y + 5")
+           .replace("return y + 1 ", "return y + 7 "))
+    warm = _phase(tmp_path, ["branch", "nested"])
+    assert warm["ok"] == {"branch": True, "nested": True}, warm
+    assert not warm["warm"].get("hit"), warm
+    assert warm["frames"]["total"] == cold["frames"]["total"], (cold, warm)
+
+
+def test_resume_code_before_break_changed_misses(tmp_path):
+    _write(tmp_path, USER_MODULE)
+    cold = _phase(tmp_path, ["branch", "through"])
+    assert cold["ok"] == {"branch": True, "through": True}, cold
+    _write(tmp_path, USER_MODULE.replace("y = x * 2", "y = x * 4").replace("x * s + 1", "x * s + 2"))
+    warm = _phase(tmp_path, ["branch", "through"])
+    assert warm["ok"] == {"branch": True, "through": True}, warm
+    assert not warm["warm"].get("hit"), warm
+    assert warm["frames"]["total"] == cold["frames"]["total"], (cold, warm)
+
+
+def test_resume_disabled_callee_changed(tmp_path):
+    # the function the trampoline runs changes: the entries hold it by name, the call gives
+    # the new result (it is never traced)
+    _write(tmp_path, USER_MODULE)
+    cold = _phase(tmp_path, ["through"])
+    assert cold["ok"] == {"through": True}, cold
+    _write(tmp_path, USER_MODULE.replace("return t.sum().item()", "return t.max().item() * 2"))
+    warm = _phase(tmp_path, ["through"])
+    assert warm["ok"] == {"through": True}, warm
