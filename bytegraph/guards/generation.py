@@ -522,22 +522,6 @@ def _input_watch(guards):
     return out
 
 
-_MRO = re.compile(r"(\w+)\.__mro__ == (\w+)")
-
-
-def _mro_identity(g):
-    """A guard's code; `K.__mro__ == M` (a class's MRO the trace's lookups relied on) first
-    compares identity: `type.__mro__` hands back the class's own tuple, which is replaced only
-    when its MRO is recomputed (`__bases__` assigned), so `is` is true on every call but then,
-    and the tuple comparison decides only after a recomputation."""
-    if g.kind == "class_mro":
-        m = _MRO.fullmatch(g.code)
-        if m is not None:
-            k, mro = m.groups()
-            return f"({k}.__mro__ is {mro} or {k}.__mro__ == {mro})"
-    return g.code
-
-
 def split(guards, body_text):
     """Split a GuardSet; `body_text` is the code after the guards (names it reads are cached)."""
     writes = guards.attr_writes
@@ -562,7 +546,7 @@ def split(guards, body_text):
                 full.append(inputs[i])
                 keep.append(inputs[i])
             continue
-        code = _mro_identity(g)
+        code = g.code
         full.append(code)
         if tm is not None and source is not None and cls.is_state_tensor(source):
             skipped.append(g.code)

@@ -171,7 +171,7 @@ class _Children:
         self.resumes = ResumeCache(compile_fn)
         self.trampoline = Trampoline(compile_fn)
         # static graphs compiled for this function and its resume functions, by what makes
-        # them interchangeable (runtime/convert.py: _same_graph_key); held by their entries
+        # them interchangeable (runtime/graph_reuse.py: same_graph_key); held by their entries
         self.graphs = weakref.WeakValueDictionary()
 
 

@@ -243,8 +243,10 @@ def convert(fn, args, kwargs, backend, backend_name, entry_index, on_guard_error
                         f"{cg.const(frozenset(names), 'names')})", None, "class_attr_absent",
                         (klass.__qualname__, tuple(sorted(names))))
     for klass in tracer.class_mro.values():
-        guards.add_code(f"{cg.const(klass, klass.__name__)}.__mro__ == {cg.const(klass.__mro__, 'mro')}",
-                        None, "class_mro", klass.__qualname__)
+        # `type.__mro__` hands back the class's own tuple, replaced only when `__bases__` is
+        # assigned: `is` holds on every call but then, and the comparison decides after that
+        k, mro = cg.const(klass, klass.__name__), cg.const(klass.__mro__, 'mro')
+        guards.add_code(f"({k}.__mro__ is {mro} or {k}.__mro__ == {mro})", None, "class_mro", klass.__qualname__)
     for g, names in tracer.builtins_used.values():
         guards.add_code(f"{cg.const(g, 'G')}.keys().isdisjoint({cg.const(frozenset(names), 'names')})",
                         None, "builtins_not_shadowed", tuple(sorted(names)))
