@@ -1,13 +1,10 @@
 """Warm start of entries whose guards pin Enum members by identity (dict keys, an argument
 compared with `is`): the member is found again by its class and name (runtime/warm.py recipe
 "enum"). Each phase is a fresh interpreter; every call is compared with eager."""
-import json
-import os
-import subprocess
-import sys
 import textwrap
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from warm_harness import run_phase, write_module
+
 
 USER_MODULE = textwrap.dedent('''
     import enum
@@ -48,23 +45,11 @@ PHASE = textwrap.dedent('''
 
 
 def _phase(work, fns):
-    spec = dict(dir=str(work / "src"), cache_dir=str(work / "cache"), fns=fns)
-    env = dict(os.environ, PYTHONPATH=ROOT)
-    env.pop("BYTEGRAPH_CACHE_DIR", None)
-    p = subprocess.run([sys.executable, "-c", PHASE, json.dumps(spec)], capture_output=True,
-                       text=True, cwd=ROOT, env=env, timeout=600)
-    assert p.returncode == 0, p.stderr[-3000:]
-    return json.loads([ln for ln in p.stdout.splitlines() if ln.startswith("RESULT")][-1][6:])
+    return run_phase(PHASE, work, fns)
 
 
 def _write(work, text):
-    src = work / "src"
-    src.mkdir(exist_ok=True)
-    (src / "enummod.py").write_text(text)
-    for d in (src / "__pycache__",):
-        if d.exists():
-            for p in d.iterdir():
-                p.unlink()
+    write_module(work, "enummod.py", text)
 
 
 def test_enum_keys_warm(tmp_path):

@@ -4,13 +4,13 @@ checked by its hash), and of entries whose trace iterated a caller's set of stri
 observed order is a guard, re-checked in the new process: another hash seed may reject the
 entry, never reuse it wrongly). Each phase is a fresh interpreter; every call is compared with
 eager."""
-import json
 import os
 import subprocess
 import sys
 import textwrap
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from warm_harness import run_phase, write_module
+
 
 USER_MODULE = textwrap.dedent('''
     import torch
@@ -75,23 +75,11 @@ PHASE = textwrap.dedent('''
 
 
 def _phase(work, fns, seed):
-    spec = dict(dir=str(work / "src"), cache_dir=str(work / "cache"), fns=fns)
-    env = dict(os.environ, PYTHONPATH=ROOT, PYTHONHASHSEED=str(seed))
-    env.pop("BYTEGRAPH_CACHE_DIR", None)
-    p = subprocess.run([sys.executable, "-c", PHASE, json.dumps(spec)], capture_output=True,
-                       text=True, cwd=ROOT, env=env, timeout=600)
-    assert p.returncode == 0, p.stderr[-3000:]
-    return json.loads([ln for ln in p.stdout.splitlines() if ln.startswith("RESULT")][-1][6:])
+    return run_phase(PHASE, work, fns, PYTHONHASHSEED=str(seed))
 
 
 def _write(work, text):
-    src = work / "src"
-    src.mkdir(exist_ok=True)
-    (src / "w3mod.py").write_text(text)
-    cache = src / "__pycache__"
-    if cache.exists():
-        for p in cache.iterdir():
-            p.unlink()
+    write_module(work, "w3mod.py", text)
 
 
 def _seeds_with_two_orders():

@@ -3,13 +3,10 @@ a graph break with resume functions: the resume function is made again from its 
 it was built from, offset, stack layout, ...) and its own entries are stored under a record id
 that extends the root's; its hash (the generated code, which holds the whole original code)
 is checked on load. Each phase is a fresh interpreter; every call is compared with eager."""
-import json
-import os
-import subprocess
-import sys
 import textwrap
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from warm_harness import run_phase, write_module
+
 
 USER_MODULE = textwrap.dedent('''
     import torch
@@ -62,23 +59,11 @@ PHASE = textwrap.dedent('''
 
 
 def _phase(work, fns):
-    spec = dict(dir=str(work / "src"), cache_dir=str(work / "cache"), fns=fns)
-    env = dict(os.environ, PYTHONPATH=ROOT)
-    env.pop("BYTEGRAPH_CACHE_DIR", None)
-    p = subprocess.run([sys.executable, "-c", PHASE, json.dumps(spec)], capture_output=True,
-                       text=True, cwd=ROOT, env=env, timeout=600)
-    assert p.returncode == 0, p.stderr[-3000:]
-    return json.loads([ln for ln in p.stdout.splitlines() if ln.startswith("RESULT")][-1][6:])
+    return run_phase(PHASE, work, fns)
 
 
 def _write(work, text):
-    src = work / "src"
-    src.mkdir(exist_ok=True)
-    (src / "w3rmod.py").write_text(text)
-    cache = src / "__pycache__"
-    if cache.exists():
-        for p in cache.iterdir():
-            p.unlink()
+    write_module(work, "w3rmod.py", text)
 
 
 ALL = ["branch", "nested", "through"]
