@@ -140,6 +140,21 @@ def _bound_text(expr, bound, lower):
     return repr(f)
 
 
+def backend_switches(cpu_only):
+    """(getter, hint, *args) of every switch a compiling backend may bake into its code: fp32
+    precision per backend and op, reduced-precision reductions, mkldnn, thread count, and the
+    CUDA ones unless `cpu_only`."""
+    checks = [(_C._get_fp32_precision_getter, "fp32_precision", b, op)
+              for b, op in _FP32_PRECISION if not (cpu_only and b == "cuda")]
+    checks += [(_C._get_cpu_allow_fp16_reduced_precision_reduction, "cpu_fp16_reduce"),
+               (_C._get_mkldnn_enabled, "mkldnn"), (_C.get_num_threads, "num_threads")]
+    if not cpu_only:
+        checks += [(_C._get_cublas_allow_fp16_reduced_precision_reduction, "fp16_reduce"),
+                   (_C._get_cublas_allow_bf16_reduced_precision_reduction, "bf16_reduce"),
+                   (_C._get_cudnn_enabled, "cudnn")]
+    return checks
+
+
 def _contiguous_beyond_01(fake, env):
     """The fake input is contiguous with every size at least 2 (an int, or a symbol whose range
     starts at 2): then `is_contiguous()` of a tensor with those sizes decides its strides."""
@@ -251,16 +266,7 @@ class GuardSet:
                 self._state_check("autocast", [(_ON, "autocast_on", d) for d in unseen])
         if backend_reads_flags:
             # a CPU-only graph cannot be affected by the CUDA switches
-            cpu_only = device_types <= {"cpu"}
-            checks = [(_C._get_fp32_precision_getter, "fp32_precision", b, op)
-                      for b, op in _FP32_PRECISION if not (cpu_only and b == "cuda")]
-            checks += [(_C._get_cpu_allow_fp16_reduced_precision_reduction, "cpu_fp16_reduce"),
-                       (_C._get_mkldnn_enabled, "mkldnn"), (_C.get_num_threads, "num_threads")]
-            if not cpu_only:
-                checks += [(_C._get_cublas_allow_fp16_reduced_precision_reduction, "fp16_reduce"),
-                           (_C._get_cublas_allow_bf16_reduced_precision_reduction, "bf16_reduce"),
-                           (_C._get_cudnn_enabled, "cudnn")]
-            self._state_check("backend_flags", checks)
+            self._state_check("backend_flags", backend_switches(device_types <= {"cpu"}))
 
     def _state_check(self, kind, calls):
         """One guard: each (getter, hint, *args) still returns what it returns now."""

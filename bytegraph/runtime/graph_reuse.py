@@ -10,7 +10,7 @@ in everything a backend may specialize on. runtime/convert.py compiles each dist
 import torch
 from torch import _C
 
-from ..guards.guard_set import _FP32_PRECISION
+from ..guards.guard_set import backend_switches
 
 
 def same_graph_key(gm, example_inputs, grad, symbolic):
@@ -68,10 +68,8 @@ def _plain(x, index):
 
 
 def _global_state():
-    """Switches a backend may read when it compiles (guards/guard_set.py: add_graph_state
-    guards them per entry; a graph compiled under other values is not reused)."""
+    """Switches a backend may read when it compiles (the ones guards/guard_set.py guards per
+    entry, and the dispatch state): a graph compiled under other values is not reused."""
     return (torch.is_inference_mode_enabled(), torch.get_default_dtype(),
             torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled(),
-            _C._is_any_autocast_enabled(), torch.get_num_threads(), _C._get_mkldnn_enabled(),
-            _C._get_cpu_allow_fp16_reduced_precision_reduction(),
-            tuple(_C._get_fp32_precision_getter(b, op) for b, op in _FP32_PRECISION))
+            _C._is_any_autocast_enabled(), tuple(fn(*args) for fn, _, *args in backend_switches(False)))
