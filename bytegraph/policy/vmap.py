@@ -61,6 +61,12 @@ class VmapFnValue(Value):
     def call(self, tx, args, kwargs):
         return vmap_call(tx, self, list(args), dict(kwargs))
 
+    def reconstruct(self, cg):
+        """torch.vmap(fn, ...) again (a graph break stops the trace with it on the stack)."""
+        opts = ", ".join(f"{k}={cg.const(getattr(self, k), k)}"
+                         for k in ("in_dims", "out_dims", "randomness", "chunk_size"))
+        return f"{cg.const(torch.vmap, 'vmap')}({cg.expr(self.fn)}, {opts})"
+
     def __repr__(self):
         return f"Vmap({self.fn})"
 
