@@ -341,7 +341,7 @@ class GetItemToIndexCtx(Value):
 
     def enter(self, tx):
         tx.getitem_to_index += 1
-        return NONE
+        return self             # TorchFunctionMode.__enter__ returns the mode
 
     def exit(self, tx):
         tx.getitem_to_index -= 1
