@@ -288,3 +288,16 @@ def test_associative_scan_cumsum_train():
     out.pow(2).sum().backward()
     assert graph_count() == 1
     assert_same(xe.grad, xc.grad)
+
+
+def test_pytree_functions_over_values():
+    import torch.utils._pytree as pytree
+    x, y = tensors_like((3,), (2, 2))
+
+    def f(x, y):
+        tree = (x, [y, None, 3])
+        doubled = pytree.tree_map(lambda t: t * 2 if isinstance(t, torch.Tensor) else t, tree)
+        leaves, spec = pytree.tree_flatten(doubled)
+        back = pytree.tree_unflatten([v + 1 if isinstance(v, torch.Tensor) else v for v in leaves], spec)
+        return back, len(pytree.tree_leaves(tree))
+    check(f, x, y)

@@ -358,7 +358,7 @@ def check_mode_query(tx, fn):
     """Inside the modelled mode the real mode stack is not what eager has: refuse reading it."""
     if tx.getitem_to_index and getattr(fn, "__name__", "") in _MODE_QUERIES:
         raise Unsupported(f"{fn.__name__} inside a TransformGetItemToIndex block (the trace models "
-                          "the mode without pushing it)", kind="torch_function_mode_query")
+                          "the mode without pushing it)", kind="getitem_to_index")
 
 
 def _index_leaves(tx, idx, out):
@@ -390,11 +390,11 @@ def index_under_mode(tx, obj, idx):
     if name == "torch" or name.startswith("torch."):
         # inside torch's own Python code the mode may be disabled (a __torch_function__ handler)
         raise Unsupported("tensor indexing in torch's code inside a TransformGetItemToIndex block",
-                          kind="torch_function_mode")
+                          kind="getitem_to_index")
     leaves = []
     if not _index_leaves(tx, idx, leaves):
         raise Unsupported("an index structure TransformGetItemToIndex would flatten",
-                          kind="torch_function_mode")
+                          kind="getitem_to_index")
     for x in leaves:
         if isinstance(x, Value) and type(x) is not TensorValue:
             try:
@@ -403,7 +403,7 @@ def index_under_mode(tx, obj, idx):
                 pt = None
             if pt is int or pt is bool:
                 raise Unsupported("a symbolic int index inside a TransformGetItemToIndex block",
-                                  kind="torch_function_mode")
+                                  kind="getitem_to_index")
             return None
         if not isinstance(x, (TensorValue, int)):
             return None
