@@ -87,7 +87,7 @@ def test_in_compiled_module_forward():
     x, = tensors_like((6, 4))
     expected = m(x)
     reset()
-    cm = bytegraph.compile(m, fullgraph=True)
+    cm = bytegraph.compile(m, backend="eager", fullgraph=True)
     assert_same(expected, cm(x))
     assert graph_count() == 1
 
@@ -107,7 +107,7 @@ def test_body_that_breaks_runs_eagerly():
     with pytest.raises(RuntimeError):
         item(x)
     with pytest.raises(RuntimeError):
-        bytegraph.compile(item)(x)
+        bytegraph.compile(item, backend="eager")(x)
 
 
 def test_body_side_effect_runs_eagerly():
@@ -136,7 +136,7 @@ def test_body_tensor_escaping_is_refused():
         return y + box[0]
     reset()
     with pytest.raises(bytegraph.Unsupported, match="inside a torch.vmap body is used outside it"):
-        bytegraph.compile(f, fullgraph=True)(x)
+        bytegraph.compile(f, backend="eager", fullgraph=True)(x)
 
 
 def test_train_gradients():
@@ -149,7 +149,7 @@ def test_train_gradients():
     xc, wc = x.clone().requires_grad_(), w.clone().requires_grad_()
     f(xe, we).sum().backward()
     reset()
-    out = bytegraph.compile(f, fullgraph=True)(xc, wc)
+    out = bytegraph.compile(f, backend="eager", fullgraph=True)(xc, wc)
     out.sum().backward()
     assert graph_count() == 1
     assert_same(xe.grad, xc.grad)
@@ -284,7 +284,7 @@ def test_associative_scan_cumsum_train():
     xe, xc = x.clone().requires_grad_(), x.clone().requires_grad_()
     f(xe).pow(2).sum().backward()
     reset()
-    out = bytegraph.compile(f, fullgraph=True)(xc)
+    out = bytegraph.compile(f, backend="eager", fullgraph=True)(xc)
     out.pow(2).sum().backward()
     assert graph_count() == 1
     assert_same(xe.grad, xc.grad)
@@ -301,3 +301,32 @@ def test_pytree_functions_over_values():
         back = pytree.tree_unflatten([v + 1 if isinstance(v, torch.Tensor) else v for v in leaves], spec)
         return back, len(pytree.tree_leaves(tree))
     check(f, x, y)
+
+
+def test_nested_inner_reads_outer_example_and_chunks():
+    x, y = tensors_like((3, 2), (4, 2))
+
+    def f(x, y):
+        return torch.vmap(lambda a: torch.vmap(lambda b: a * b + a.sum(), chunk_size=3)(y))(x)
+    check(f, x, y)
+
+
+@pytest.mark.parametrize("randomness", ["different", "same", "error"])
+def test_randomness(randomness):
+    x, = tensors_like((4, 3))
+
+    def f(x):
+        return torch.vmap(lambda a: a + torch.rand(3), randomness=randomness)(x)
+    if randomness == "error":
+        with pytest.raises(RuntimeError):
+            f(x)
+        with pytest.raises(RuntimeError):
+            bytegraph.compile(f, backend="eager")(x)
+        return
+    torch.manual_seed(3)
+    expected = f(x)
+    reset()
+    compiled = bytegraph.compile(f, backend="eager", fullgraph=True)   # inductor's RNG is its own
+    torch.manual_seed(3)
+    assert_same(expected, compiled(x))
+    assert graph_count() == 1

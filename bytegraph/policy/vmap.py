@@ -216,8 +216,7 @@ def vmap_call(tx, vf, args, kwargs):
     body_args = _rebuild(TupleValue(list(args)), iter(leaves)).items
     out = _trace_body(tx, sub, vf.fn, body_args, kwargs)
     flat_out = []
-    _broadcast(vf.out_dims if type(vf.out_dims) is not list else tuple(vf.out_dims), out, flat_out,
-               "out_dims")
+    _broadcast(vf.out_dims, out, flat_out, "out_dims")
     for v, _ in flat_out:
         if not isinstance(v, TensorValue):
             _refuse(f"the function returned {v}, not a tensor (vmap raises)")
