@@ -330,3 +330,32 @@ def test_randomness(randomness):
     torch.manual_seed(3)
     assert_same(expected, compiled(x))
     assert graph_count() == 1
+
+
+def test_inductor_associative_scan_train_and_mask():
+    a = torch.rand(2, 3, 7, 4)
+    b, = tensors_like((2, 3, 7, 4))
+
+    def scan(a, b):
+        def combine_fn(left, right):
+            a_left, b_left = left
+            a_right, b_right = right
+            return a_left * a_right, a_right * b_left + b_right
+        return associative_scan(combine_fn, (a, b), dim=2, combine_mode="generic")[1]
+    be, bc = b.clone().requires_grad_(), b.clone().requires_grad_()
+    expected = scan(a, be)
+    expected.sum().backward()
+    reset()
+    actual = bytegraph.compile(scan, backend="inductor", fullgraph=True)(a, bc)
+    actual.sum().backward()
+    assert graph_count() == 1
+    assert_same(expected, actual)
+    assert_same(be.grad, bc.grad)
+
+    pm = torch.tensor([[1, 0, 1, 1, 0], [1, 1, 1, 0, 1]], dtype=torch.bool)
+
+    def mask(pm):
+        with TransformGetItemToIndex():
+            return _expand(_and_masks(_causal, _padding(pm)))(torch.arange(2), torch.arange(1),
+                                                              torch.arange(4), torch.arange(5))
+    check(mask, pm, backend="inductor")
