@@ -359,3 +359,10 @@ def test_inductor_associative_scan_train_and_mask():
             return _expand(_and_masks(_causal, _padding(pm)))(torch.arange(2), torch.arange(1),
                                                               torch.arange(4), torch.arange(5))
     check(mask, pm, backend="inductor")
+
+
+def test_batch_size_change_goes_dynamic():
+    def f(x, y):
+        return torch.vmap(lambda a, b: (a * b).sum() + a.shape[0])(x, y).sin()
+    args = [tensors_like((n, 4), (n, 4), seed=n) for n in (3, 5, 7)]
+    check(f, *args[0], calls=args[1:], graphs=2)      # the second trace is the dynamic one

@@ -173,15 +173,13 @@ def _per_example(gb, fake, dim):
     if not -n <= dim < n:
         _refuse(f"in_dim {dim} is out of range for a {n}-d input")
     dim %= n
-    if any(isinstance(s, torch.SymInt) for s in (*fake.shape, *fake.stride())):
-        _refuse("a batched input with symbolic sizes")
     shape = [s for d, s in enumerate(fake.shape) if d != dim]
     stride = [s for d, s in enumerate(fake.stride()) if d != dim]
     with gb.fake_mode:
         pe = torch.empty_strided(shape, stride, dtype=fake.dtype, device=fake.device)
     if fake.requires_grad:
         pe.requires_grad_(True)
-    return pe, fake.shape[dim]
+    return pe
 
 
 def vmap_call(tx, vf, args, kwargs):
@@ -196,23 +194,20 @@ def vmap_call(tx, vf, args, kwargs):
     _broadcast(tuple(in_dims), TupleValue(list(args)), pairs)
     parent = tx.graph
     sub = SubGraphBuilder(parent)
-    batched, leaves, sizes = [], [], set()      # batched: (outer Value, dim)
+    batched, leaves = [], []      # batched: (outer Value, dim)
     for i, (v, d) in enumerate(pairs):
         if d is None:
             leaves.append(v)
             continue
         if not isinstance(v, TensorValue):
             _refuse(f"in_dim {d} given for an input that is not a tensor ({v})")
-        pe, size = _per_example(sub, v.fake, d)
+        pe = _per_example(sub, v.fake, d)
         node = sub.graph.placeholder(f"arg{i}")
         node.meta["example_value"] = pe
         leaves.append(TensorValue(node, pe))
         batched.append((v, d))
-        sizes.add(size)
     if not batched:
         _refuse("no input is batched (vmap raises)")
-    if len(sizes) != 1:
-        _refuse("batched inputs have different batch sizes (vmap raises)")
     body_args = _rebuild(TupleValue(list(args)), iter(leaves)).items
     out = _trace_body(tx, sub, vf.fn, body_args, kwargs)
     flat_out = []
