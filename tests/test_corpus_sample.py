@@ -47,11 +47,6 @@ def _torch_rows():
 # are still asserted correct above; only the capture (graph count, ops inside) is a known gap, listed with its cause
 # (bench/results/corpus.md lists every such pair of the whole corpus).
 CAPTURE_GAPS = {       # "name:config": why bytegraph does not capture it whole (more graphs, or ops outside)
-    "hf/falcon_mamba:eval": "higher-order op (associative_scan) with a nested combine function; the "
-                            "break's resume function is 'too large to resume' (prologue argument > 255), so "
-                            "the mixer falls back to eager (1 graph, ~20% of the ops inside)",
-    "hf/unlimited_ocr:train": "constructing torch's TransformGetItemToIndex (a TorchFunctionMode): "
-                              "graph breaks around it, most of the ops outside graphs",
 }
 
 PAIRS = _sample()

@@ -204,6 +204,9 @@ class Codegen:
         from ..values.tensor import TensorValue
         if isinstance(value, TensorValue):
             node = value.node
+            if node.meta.get("vmap_body"):
+                raise Unsupported("a tensor computed inside a torch.vmap body is used outside it",
+                                  kind="vmap_escape")
             if node.op != "placeholder":
                 return self.graph_output(node)
             if value.source is not None:

@@ -111,6 +111,7 @@ class GraphBuilder:
         self._by_id = {}          # id(real tensor) -> (node, fake)
         self._names = set()
         self.num_ops = 0
+        self.vmap_bodies = False  # a vmap body's sub-graph was made: refuse its nodes (policy/vmap.py)
 
     # --- inputs ------------------------------------------------------------
     def add_input(self, source, tensor, dims=None):
@@ -352,6 +353,8 @@ class GraphBuilder:
             base.meta["example_value"] = fx_args[0]
             base.meta["counts"] = False
             fx_args = (base, *fx_args[1:])
+        if self.vmap_bodies:
+            torch.fx.node.map_arg((fx_args, fx_kwargs), _not_vmap_body)
         node = self.graph.create_node(kind, target, tuple(fx_args), dict(fx_kwargs))
         node.meta["example_value"] = fake
         if counts:
@@ -375,6 +378,13 @@ class GraphBuilder:
 
     def output(self, nodes):
         self.graph.output(tuple(nodes))
+
+
+def _not_vmap_body(node):
+    if node.meta.get("vmap_body"):
+        raise Unsupported("a tensor computed inside a torch.vmap body is used outside it",
+                          kind="vmap_escape")
+    return node
 
 
 @functools.cache

@@ -33,6 +33,7 @@ from ..values.containers import DICT_METHODS, SeqIterValue
 from ..values.iterators import EndsRaising
 from ..values.functions import BoundMethodValue, UserFnValue
 from .breaks import printable_call, run_in_python
+from .vmap import index_under_mode
 from ..values.opaque import Opaque, scalar_op
 from ..values.symbolic import size_value, SymValue, sym_op, is_sym_operand
 from ..values.objects import (ClassValue, DynamicAttrObjectValue, ModuleValue, NewObjectValue, ObjectValue,
@@ -213,6 +214,10 @@ def call_on_constants(tx, fn, args, kwargs):
 
 def get_item(tx, obj, idx):
     if isinstance(obj, TensorValue):
+        if tx.getitem_to_index:
+            r = index_under_mode(tx, obj, idx)
+            if r is not None:
+                return r
         if isinstance(idx, SymValue) and idx.python_type() is int and obj.fake.dim():
             # x[n] is x.select(0, n); Tensor.__getitem__ would read n through __index__, which
             # specializes it

@@ -28,7 +28,7 @@ from ..values.base import Value, RealCallableValue, ConstValue, NONE, const, wra
 from ..values.containers import TupleValue
 from ..values.tensor import TensorValue, graph_call
 from ..values.symbolic import sym_tensor
-from . import stdlib, breaks
+from . import stdlib, breaks, vmap, pytrees
 from .builtins import BuiltinValue, BUILTINS
 from ..sources import CallSource
 from ..values.containers import DictValue
@@ -120,7 +120,7 @@ _REFUSED_PREFIXES = ("set_", "_set_", "manual_seed", "seed", "initial_seed", "us
                      "save", "load", "_log_api_usage", "set_default", "empty_cache")
 _INLINED_TORCH_MODULES = ("torch.nn.modules", "torch.nn.utils.parametriz", "torch.utils._contextlib",
                           "torch.nn.parameter", "torch._tensor", "torch.overrides", "torch.autograd.grad_mode",
-                          "torch.amp.autocast_mode")
+                          "torch.amp.autocast_mode", "torch._higher_order_ops.associative_scan")
 
 
 def _qualname(fn):
@@ -144,6 +144,14 @@ class TorchFnValue(RealCallableValue):
 
     def call(self, tx, args, kwargs):
         name = getattr(self.fn, "__name__", "")
+        if self.fn is torch.vmap:
+            return vmap.make_vmap(tx, args, kwargs)
+        if tx.getitem_to_index:
+            vmap.check_mode_query(tx, self.fn)
+        if type(self.fn) is types.FunctionType and self.fn in pytrees.MODELLED:
+            r = pytrees.modelled_call(tx, self.fn, args, kwargs)
+            if r is not None:
+                return r
         if name.startswith(_REFUSED_PREFIXES) and not isinstance(getattr(self.fn, "__self__", None),
                                                                   torch._C.TensorBase):
             raise Unsupported(f"torch function {_qualname(self.fn)} changes global state",
@@ -690,6 +698,8 @@ def construct(tx, cls_value, args, kwargs):
     if issubclass(cls, BaseException):
         return ExceptionValue(cls, args)
     if _is_torch_class(cls):
+        if vmap.is_getitem_to_index(cls):
+            return vmap.construct_getitem_to_index(tx, cls, args, kwargs)
         if issubclass(cls, torch.Tensor):
             return graph_call(tx, "call_function", cls, list(args), kwargs)
         raise Unsupported(f"constructing torch class {cls.__qualname__}", kind="construct")

@@ -146,6 +146,7 @@ class Tracer:
         self.dynamic = None        # runtime/dynamic.py DynamicSpec: which inputs are symbolic
         self.codes = {}            # code object inlined -> (module, qualname) (runtime/warm.py keys)
         self.hash_dependent = False  # the trace saw an id(), hash() or set order (runtime/warm.py)
+        self.getitem_to_index = 0  # TransformGetItemToIndex blocks open (policy/vmap.py)
 
     def own(self, obj):
         """`obj` was created for real by the trace (a module built inside forward, a marked
