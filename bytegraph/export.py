@@ -30,6 +30,7 @@ from torch.fx.graph import _PyTreeCodeGen, _PyTreeInfo
 from .guards.guard_set import readable
 from .exc import Unsupported, UserError
 from .graph.builder import NEEDS_SHAPE_ENV
+from .policy.vmap import export_vmap_body
 from .sources import LocalSource, ModuleDictSource
 from .values.base import ConstValue
 from .values.containers import TupleValue, ListValue, DictValue
@@ -324,7 +325,10 @@ def _rebuild(gb, cg, result, module, flat, names):
     for node in gb.graph.nodes:
         if node.op == "placeholder" or node.op == "output":
             continue
-        env[node] = graph.node_copy(node, lambda n: env[n])
+        env[node] = new = graph.node_copy(node, lambda n: env[n])
+        body = export_vmap_body(node, root)
+        if body is not None:
+            new.op, new.target = "call_module", body
     leaves, template = [], _template(result, placeholders, env, leaf_of)
     out_flat, out_spec = pytree.tree_flatten(template, is_leaf=lambda x: isinstance(x, _Leaf))
     if not _rebuilt_alike(template, out_flat, out_spec):

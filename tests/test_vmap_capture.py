@@ -366,3 +366,32 @@ def test_batch_size_change_goes_dynamic():
         return torch.vmap(lambda a, b: (a * b).sum() + a.shape[0])(x, y).sin()
     args = [tensors_like((n, 4), (n, 4), seed=n) for n in (3, 5, 7)]
     check(f, *args[0], calls=args[1:], graphs=2)      # the second trace is the dynamic one
+
+
+def test_export_with_vmap_round_trips_without_bytegraph(tmp_path):
+    """export turns each vmap node into a submodule holding the aten graph of the vmapped call:
+    the exported module pickles, and torch.load (which re-traces it with fx) runs it without
+    bytegraph."""
+    import copy, io, subprocess, sys
+
+    def g(x, y):
+        inner = torch.vmap(lambda b, c: b * c + 1, in_dims=(0, None))
+        return torch.vmap(lambda a: inner(a, y[0]))(x).sum(0)
+
+    x, y = torch.randn(2, 3, 4), torch.randn(5, 4)
+    want = g(x, y)
+    gm = bytegraph.export(g)(x, y).graph_module
+    torch.testing.assert_close(gm(x, y), want)
+    torch.testing.assert_close(copy.deepcopy(gm)(x, y), want)
+    buf = io.BytesIO()
+    torch.save(gm, buf)
+    (tmp_path / "gm.pt").write_bytes(buf.getvalue())
+    torch.save((x, y, want), tmp_path / "io.pt")
+    code = (f"import sys, torch; gm = torch.load({str(tmp_path / 'gm.pt')!r}, weights_only=False); "
+            f"x, y, w = torch.load({str(tmp_path / 'io.pt')!r}); "
+            "torch.testing.assert_close(gm(x, y), w); "
+            "assert 'bytegraph' not in sys.modules; print('ok')")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.stdout.strip() == "ok", out.stderr
+    aten = bytegraph.export(g, aten_graph=True)(x, y).graph_module
+    torch.testing.assert_close(aten(x, y), want)

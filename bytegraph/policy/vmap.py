@@ -302,7 +302,35 @@ def _vmap_target(gm, in_dims, out_dims, randomness, chunk_size):
     _COUNT[0] += 1
     run.__name__ = run.__qualname__ = f"vmap_body_{_COUNT[0]}"
     run.body, run.in_dims, run.out_dims = gm, in_dims, out_dims
+    run.vmap_options = dict(in_dims=in_dims, out_dims=out_dims, randomness=randomness,
+                            chunk_size=chunk_size)     # export (portable_vmap_nodes) knows it by this
     return run
+
+
+def export_vmap_body(node, root):
+    """For export, whose module must survive torch.save/load with no bytegraph import: a vmap
+    node's target is a closure pickle cannot name, and torch.load re-traces each GraphModule
+    with fx's symbolic tracer, which cannot run torch.vmap over proxies. Returns the name of a
+    new submodule of `root` holding the aten graph of the vmapped call (our make_fx over fake
+    inputs shaped like the node's examples), for a `call_module` node in its place; None when
+    `node` is not a vmap node."""
+    if node.op != "call_function" or getattr(node.target, "vmap_options", None) is None:
+        return None
+    from ..dispatch_trace import make_fx
+    examples = []
+    for a in node.args:
+        fake = a.meta.get("example_value") if isinstance(a, torch.fx.Node) else None
+        if not isinstance(fake, torch.Tensor) or any(
+                not isinstance(s, int) for s in (*fake.shape, *fake.stride())):
+            raise Unsupported("export: a torch.vmap call over inputs with symbolic sizes", kind="export")
+        examples.append(torch.empty_strided(fake.shape, fake.stride(), dtype=fake.dtype, device=fake.device)
+                        .zero_().requires_grad_(fake.requires_grad))
+    agm = make_fx(node.target, tracing_mode="fake")(*examples)
+    k = 0
+    while hasattr(root, f"vmap_body{k}"):
+        k += 1
+    root.add_module(f"vmap_body{k}", agm)
+    return f"vmap_body{k}"
 
 
 # --------------------------------------------------------------------------
