@@ -215,10 +215,44 @@ class _ExitValue:
         return exit_of_modelled(self.ctx, cg)
 
 
+class _CachedPropertyLock:
+    """`with self.lock:` in Python 3.11's `functools.cached_property.__get__`: the trace takes
+    no lock. The lock only serialises concurrent first reads of the property (a second thread
+    would wait, then find the value cached); one thread's trace observes nothing of it, and
+    Python 3.12 removed the lock from cached_property. A graph break inside the block refuses
+    (policy/breaks.py exit_of_modelled), so the resume never runs without the real lock held."""
+
+    def enter(self, tx):
+        return ConstValue(True)          # RLock.__enter__ returns acquire()'s result
+
+    def exit(self, tx):
+        return ConstValue(False)
+
+    def __repr__(self):
+        return "cached_property's lock"
+
+
+def _is_cached_property_lock(f, ctx):
+    import functools
+    get = getattr(functools.cached_property, "__get__", None)
+    if getattr(get, "__code__", None) is not f.code:
+        return False
+    try:
+        obj = ctx.as_python()
+    except Exception:
+        return False
+    return type(obj) is _RLOCK_TYPE
+
+
+_RLOCK_TYPE = type(__import__("threading").RLock())
+
+
 @handler("BEFORE_WITH")
 def _before_with(f, inst):
     ctx = f.stack.pop()
     tx = f.tx
+    if _is_cached_property_lock(f, ctx):
+        ctx = _CachedPropertyLock()
     if hasattr(ctx, "enter") and hasattr(ctx, "exit"):
         f.stack.append(_ExitValue(ctx))
         f.stack.append(ctx.enter(tx))
