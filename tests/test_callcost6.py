@@ -174,3 +174,59 @@ def test_other_guard_errors_still_warn():
     with pytest.raises(KeyError) as info:
         ns["g"]()
     assert _raised_in_entry(info.value)
+
+
+# --- a parameter's requires_grad changed by an unbound call (guards/memory.py: ParamWatch) ------
+
+class Branchy(torch.nn.Module):
+    def __init__(self, frozen):
+        super().__init__()
+        torch.manual_seed(0)
+        self.a = torch.nn.Linear(3, 3)
+        self.b = torch.nn.Linear(3, 3)
+        if frozen:          # a parameter made not requiring grad: no AutogradMeta yet
+            self.b.weight = torch.nn.Parameter(torch.randn(3, 3), requires_grad=False)
+
+    def forward(self, x):
+        y = self.b(self.a(x))
+        return y * 2 if self.b.weight.requires_grad else y * 3
+
+
+def _check_module(m, c, x):
+    for _ in range(2):
+        e, r = m(x), c(x)
+        assert_same(e, r)
+        assert e.requires_grad == r.requires_grad
+
+
+@pytest.mark.parametrize("frozen", [False, True], ids=["requires grad", "frozen"])
+@pytest.mark.parametrize("setter", [
+    lambda p, b: torch.Tensor.requires_grad_(p, b),
+    lambda p, b: torch._C.TensorBase.requires_grad_(p, b),
+], ids=["Tensor.requires_grad_", "TensorBase.requires_grad_"])
+def test_unbound_requires_grad_on_a_parameter(frozen, setter):
+    m = Branchy(frozen)
+    x = torch.randn(2, 3)
+    c = compile_fn(m, backend="eager")
+    for _ in range(4):          # the parameter gather takes its snapshot
+        _check_module(m, c, x)
+    before = recompiles()
+    setter(m.b.weight, frozen)
+    _check_module(m, c, x)
+    assert recompiles() - before == 1
+    setter(m.b.weight, not frozen)       # and back: the first entry again
+    _check_module(m, c, x)
+    assert recompiles() - before == 1
+
+
+def test_unbound_requires_grad_after_an_optimizer_step():
+    # the tuple path (versions moved) must see the flag too
+    m = Branchy(False)
+    x = torch.randn(2, 3)
+    c = compile_fn(m, backend="eager")
+    for _ in range(3):
+        _check_module(m, c, x)
+    with torch.no_grad():
+        m.b.weight.add_(1)
+    torch.Tensor.requires_grad_(m.b.weight, False)
+    _check_module(m, c, x)
