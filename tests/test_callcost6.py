@@ -1,12 +1,13 @@
-"""Probes for callcost6's changes (docs/call_cost.md):
+"""Probes for callcost6 (docs/call_cost.md):
 
-- the input gather's same-objects path is inlined in the entry and reads the arguments'
-  addresses as one slice of a tuple the entry builds (guards/memory.py: InputWatch.clause):
-  arguments passed in another order, the same tensor twice, a non-tensor in a tensor's place,
-  with fewer and with more inputs than the fresh-index threshold, must still recompile or give
-  eager's result;
+- the input gather (guards/memory.py: InputWatch) with arguments passed in another order, the
+  same tensor twice, a non-tensor in a tensor's place, with fewer and with more inputs than the
+  fresh-index threshold, and the last argument changed through `.data`: each must recompile
+  or give eager's result;
 - a guard that reads an item of a dict whose key was deleted (a class member, a module global)
-  is a plain miss: no "guard raised" warning, a recompile, eager's result or exception.
+  is a plain miss: no "guard raised" warning, a recompile, eager's result or exception;
+- a parameter's requires_grad changed by an unbound `requires_grad_` (ParamWatch and the
+  versions tuple read it).
 """
 import warnings
 

@@ -18,7 +18,7 @@ import weakref
 
 import torch
 
-from .memory import (_CELL, _FIELD_AT, _FUNC, _IMPL_AT, _ITEMS, _MEM, _RG_AT, _TAG_AT,
+from .memory import (_CELL, _FIELD_AT, _FUNC, _IMPL_AT, _MEM, _RG_AT, _TAG_AT,
                      _TENSOR_AT, FieldWatch, InputWatch, ModuleTags, _class_dict, module_dicts,
                      params_same, params_snap, version_cell)
 from .tracking import _NN_DICTS, _RETRACK, _TRACKED_TYPES, GEN, LOST, is_tracked
@@ -495,7 +495,7 @@ def _input_watch(guards):
     others, dropped). The clause is `<gather agrees> or (<their checks> and <snapshot>)`: the
     checks decide whenever the gather does not agree. Evaluating all of them there is safe:
     arguments are always bound and each chain starts with its type check."""
-    if _IMPL_AT is None or _ITEMS is None:
+    if _IMPL_AT is None:
         return {}
     from ..sources import LocalSource
     picked = []
@@ -515,9 +515,9 @@ def _input_watch(guards):
     w = InputWatch([shape for _, _, shape, _ in picked])
     name = guards.cg.const(w, "inputs")
     names = [n for _, n, _, _ in picked]
+    ids = "(" + ", ".join(f"id({n})" for n in names) + ")"
     checks = " and ".join(f"({code})" for _, _, _, code in picked)
-    clause = w.clause(name, names, checks, guards.cg.const(_MEM[1], "mem"),
-                      guards.cg.const(_ITEMS, "items"))
+    clause = f"({name}.same({ids}) or ({checks} and {name}.snap(({', '.join(names)},))))"
     out = {i: None for i, _, _, _ in picked}
     out[picked[0][0]] = clause
     return out

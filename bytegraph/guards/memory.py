@@ -515,30 +515,6 @@ def _probe_requires_grad():
 _RG_AT = _probe_requires_grad()
 
 
-def _probe_tuple_items():
-    """A read-only byte view of the address space (index = address - 8) if a tuple's item
-    pointers are where CPython 3.11 puts them (`ob_item`, 24 bytes into the object), checked on
-    a few tuples; else None. The entry reads its arguments' addresses from a tuple it builds
-    and holds (`InputWatch`): one slice instead of one `id()` call per argument."""
-    if _IMPL_AT is None:
-        return None
-    try:
-        np, mem = _MEM
-        view = memoryview(mem.view(np.uint8))     # the same view as _MEM, byte by byte
-        for t in ((object(),), (1.5, object(), "x"), tuple(object() for _ in range(17))):
-            ids = np.array([id(x) for x in t], dtype=np.intp).tobytes()
-            if view[id(t) + 16:id(t) + 16 + 8 * len(t)] != ids:
-                return None
-        return view
-    except Exception:       # noqa: BLE001 -- any surprise: input tensors keep their checks
-        return None
-
-
-_ITEMS = _probe_tuple_items()
-# the index of no inputs: no slice of 8 bytes or more equals b""
-_NO_INDEX = (b"", None, None, None, None, None, None)
-
-
 class InputWatch:
     """The metadata checks of an entry's tensor arguments (exact `torch.Tensor`, not requiring
     grad, at most 5 dims), read from memory for all of them at once: the chain `type(x) is T and
@@ -555,15 +531,8 @@ class InputWatch:
     sizes/strides policy bits, and the dispatch key set. Equal words are equal metadata, so the
     chain would pass; a disagreeing gather (another shape, a view at another offset, a tensor that
     once required grad) runs the chain itself, which decides and, when it passes, re-snapshots.
-    The entry holds no input: the index arrays are remembered with the inputs' addresses and
-    rebuilt from them when they differ (fresh tensors every call).
-
-    The same-objects path is inlined in the entry's text (`clause`): the arguments' addresses
-    are read as one slice of the tuple of them the entry builds and holds (`_ITEMS`), compared
-    with the remembered ones, then the three gathers; no Python frame, no `id()` per input.
-    `index` is replaced as one tuple (another thread never sees the index of other inputs):
-    (addresses as bytes, type-word index, impl-word index, impl addresses as bytes, fields
-    index, expected type words, expected fields). Offsets: `_probe_impl_offsets`."""
+    The entry holds no input: the index arrays are remembered with the inputs' ids and rebuilt
+    from the ids when they differ (fresh tensors every call). Offsets: `_probe_impl_offsets`."""
     __slots__ = ("n", "texp", "rep", "offs", "starts", "fexp", "index", "snaps")
 
     def __init__(self, shapes):
@@ -583,19 +552,10 @@ class InputWatch:
         self.rep = np.array(rep, dtype=np.intp)
         self.starts = np.array(starts, dtype=np.intp)   # each input's autograd-meta word
         self.fexp = None        # the fields' snapshot
-        self.index = _NO_INDEX
+        # (ids, type-word index, impl-word index, impl addresses, fields index), replaced as one
+        # object (another thread never sees the index of other ids)
+        self.index = (None,)
         self.snaps = 0
-
-    def clause(self, name, args, checks, mem, items):
-        """The entry's text for these arguments (`args`: their names; `checks`: their chains;
-        `name`, `mem`, `items`: the namespace names of this watch, `_MEM[1]` and `_ITEMS`).
-        The tuple `__iw_t` is a local of the entry while the slice reads it."""
-        n8 = 8 * self.n
-        same = (f"{items}[id(__iw_t := ({', '.join(args)},)) + 16:id(__iw_t) + {16 + n8}]"
-                f" == (__iw_x := {name}.index)[0] and {mem}[__iw_x[1]].tobytes() == __iw_x[5]"
-                f" and {mem}[__iw_x[2]].tobytes() == __iw_x[3]"
-                f" and {mem}[__iw_x[4]].tobytes() == __iw_x[6]")
-        return f"(({same}) or {name}.fresh(__iw_t) or ({checks} and {name}.snap(__iw_t)))"
 
     def _index(self, ids):
         """Gather indices for the objects with these ids, after checking they are exact tensors
@@ -609,34 +569,24 @@ class InputWatch:
         fidx = ((impls[self.rep] + self.offs) >> np.uint64(3)).view(np.intp)
         return tidx, cidx, impls, fidx
 
-    def _store(self, ids, ix, fexp):
-        np, _ = _MEM
-        self.index = (np.array(ids, dtype=np.intp).tobytes(), ix[0], ix[1], ix[2].tobytes(),
-                      ix[3], self.texp, fexp)
-
-    def same(self, xs):
-        """The entry's arguments `xs` (alive: they are its arguments) have the snapshot's
-        metadata: the entry's inlined path (`clause`), then `fresh`."""
+    def same(self, ids):
+        """The entry's arguments with these ids (alive: they are its arguments) have the
+        snapshot's metadata. Fresh tensors (other ids) are indexed anew when there are at least
+        _FRESH_MIN of them (building the index costs about as much as eight inputs' checks)."""
+        fexp = self.fexp
+        if fexp is None:
+            return False
         mem = _MEM[1]
         ix = self.index
-        if _ITEMS[id(xs) + 16:id(xs) + 16 + 8 * len(xs)] == ix[0] \
-                and mem[ix[1]].tobytes() == ix[5] and mem[ix[2]].tobytes() == ix[3] \
-                and mem[ix[4]].tobytes() == ix[6]:
-            return True
-        return self.fresh(xs)
-
-    def fresh(self, xs):
-        """Other tensor objects than the remembered ones (or the same ones, disagreeing): indexed
-        anew when there are at least _FRESH_MIN of them (building the index costs about as much
-        as eight inputs' checks)."""
-        fexp = self.fexp
-        if fexp is None or self.n < _FRESH_MIN or len(xs) != self.n:
+        if ids == ix[0]:
+            return mem[ix[1]].tobytes() == self.texp and mem[ix[2]].tobytes() == ix[3] \
+                and mem[ix[4]].tobytes() == fexp
+        if self.n < _FRESH_MIN:
             return False
-        ids = tuple(map(id, xs))
         ix = self._index(ids)
-        if ix is None or _MEM[1][ix[3]].tobytes() != fexp:
+        if ix is None or mem[ix[3]].tobytes() != fexp:
             return False
-        self._store(ids, ix, fexp)
+        self.index = (ids, ix[0], ix[1], ix[2].tobytes(), ix[3])
         return True
 
     def snap(self, xs):
@@ -656,10 +606,9 @@ class InputWatch:
         fields = _MEM[1][ix[3]]
         if fields[self.starts].any():
             self.fexp = None
-            self.index = _NO_INDEX
             return True
         self.fexp = fields.tobytes()
-        self._store(ids, ix, self.fexp)
+        self.index = (ids, ix[0], ix[1], ix[2].tobytes(), ix[3])
         return True
 
 
