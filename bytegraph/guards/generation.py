@@ -18,8 +18,9 @@ import weakref
 
 import torch
 
-from .memory import (_CELL, _FIELD_AT, _FUNC, _IMPL_AT, _MEM, _TAG_AT, _TENSOR_AT, FieldWatch,
-                     InputWatch, ModuleTags, _class_dict, module_dicts, params_same, params_snap, version_cell)
+from .memory import (_CELL, _FIELD_AT, _FUNC, _IMPL_AT, _MEM, _RG_AT, _TAG_AT,
+                     _TENSOR_AT, FieldWatch, InputWatch, ModuleTags, _class_dict, module_dicts,
+                     params_same, params_snap, version_cell)
 from .tracking import _NN_DICTS, _RETRACK, _TRACKED_TYPES, GEN, LOST, is_tracked
 # the tracking and memory names callers and tests know from this module (before the split)
 from .memory import (_MEM32, ParamWatch, _probe_field_offsets,  # noqa: F401,E402
@@ -577,13 +578,15 @@ def split(guards, body_text):
         # of their metadata (with GEN unchanged, nothing else can change it: see
         # _install_parameter_hooks); else the full check, which refreshes the versions
         # type(p) too: `p.__class__ = C` changes neither version nor TensorImpl (redteam6)
-        vs = _flat_tuple([f"{e}._version, {e}._cdata, type({e})" for _, e in versioned])
+        # and requires_grad: `torch.Tensor.requires_grad_(p, b)` called unbound bumps nothing
+        vs = _flat_tuple([f"{e}._version, {e}._cdata, type({e}), {e}.requires_grad"
+                          for _, e in versioned])
         cell = [None]
         cell_name = cg.const(cell, "param_versions")
         store = cg.const(_storer(cell), "store_versions")
         checks = " and ".join(f"({c})" for c, _ in versioned)
         clause = f"(__pv := {vs}) == {cell_name}[0] or ({checks} and {store}(__pv))"
-        if _TENSOR_AT is not None:
+        if _RG_AT is not None:
             # the same tuple gathered from memory while the cache holds the same parameters
             # (ParamWatch); the tuple itself when that gather disagrees, which then snapshots
             cg.namespace["_params_same"] = params_same

@@ -339,43 +339,58 @@ _MEM32 = _MEM[1].view("uint32") if _TENSOR_AT is not None else None
 
 
 class ParamWatch:
-    """`(p._version, p._cdata, type(p))` of an entry's parameters, gathered from memory: reading the
-    getters costs about 130 ns per parameter in Python (hf/cvt: 342 parameters, 45 us a call).
-    Three gathers, each read only when the previous one agreed, so no read leaves memory that
-    the entry's own objects keep alive: each parameter object's TensorImpl address (the object
-    is held by the entry's cache), each TensorImpl's version counter address (the impl is held by
-    its parameter), each counter's count (held by its impl). All agreeing with a snapshot means
-    the same `(_version, _cdata)` as that snapshot, which was taken only when it equalled a
-    versions tuple that passed the metadata checks (`snap`)."""
-    __slots__ = ("values", "idx", "impls", "cidx", "counters", "vidx", "versions")
+    """`(p._version, p._cdata, type(p), p.requires_grad)` of an entry's parameters, gathered
+    from memory: reading the getters costs about 170 ns per parameter in Python (hf/cvt: 342
+    parameters, 45 us a call). Three gathers, each read only when the previous one agreed, so no
+    read leaves memory that the entry's own objects keep alive: each parameter object's
+    TensorImpl address and type (the object is held by the entry's cache), each TensorImpl's
+    version-counter and AutogradMeta addresses (the impl is held by its parameter), each
+    counter's count and the word of each AutogradMeta holding its `requires_grad_` flag (held
+    by their impl; a parameter with no AutogradMeta reads a zero word of this watch). All
+    agreeing with a snapshot means the same tuple as that snapshot, which was taken only when
+    it equalled a versions tuple that passed the metadata checks (`snap`). The flag is read
+    because `torch.Tensor.requires_grad_(p, False)` called unbound changes neither the version
+    nor the module generation counter."""
+    __slots__ = ("values", "idx", "impls", "cidx", "counters", "vidx", "versions", "zero")
 
     def __init__(self, values, objs, pv):
         np, mem = _MEM
         cdata, counter, version = _TENSOR_AT
+        n = len(objs)
         self.values = None
         # each object's TensorImpl address, then each object's type (ob_type, the word after
         # the refcount): a `p.__class__ = C` leaves the version and the impl alone
         self.idx = np.array([(id(o) + cdata - 8) >> 3 for o in objs] + [id(o) >> 3 for o in objs],
                             dtype=np.intp)
         gathered = mem[self.idx]
-        if gathered.tolist() != list(pv[1::3]) + [id(t) for t in pv[2::3]]:
+        if gathered.tolist() != list(pv[1::4]) + [id(t) for t in pv[2::4]]:
             return
         self.impls = gathered.tobytes()
-        impls = gathered[:len(objs)]
-        self.cidx = ((impls + np.uint64(counter - 8)) >> np.uint64(3)).astype(np.intp)
-        counters = mem[self.cidx]
-        self.counters = counters.tobytes()
-        self.vidx = ((counters + np.uint64(version - 8)) >> np.uint64(2)).astype(np.intp)
+        impls = gathered[:n]
+        self.cidx = np.concatenate([(impls + np.uint64(counter - 8)) >> np.uint64(3),
+                                    (impls + np.uint64(_IMPL_AT[0] - 8)) >> np.uint64(3)]
+                                   ).astype(np.intp)
+        words = mem[self.cidx]
+        self.counters = words.tobytes()
+        counters, metas = words[:n], words[n:]
+        self.zero = np.zeros(1, dtype=np.uint32)      # what a parameter with no AutogradMeta reads
+        word, bit = _RG_AT
+        zero = np.uint64(self.zero.ctypes.data)
+        flags = np.where(metas == 0, zero, metas + np.uint64(word))
+        self.vidx = (np.concatenate([counters + np.uint64(version), flags]) - np.uint64(8)
+                     ) >> np.uint64(2)
+        self.vidx = self.vidx.astype(np.intp)
         versions = _MEM32[self.vidx]
-        if versions.tolist() != list(pv[0::3]):
+        if versions[:n].tolist() != list(pv[0::4]) \
+                or [bool((w >> bit) & 1) for w in versions[n:].tolist()] != list(pv[3::4]):
             return
         self.versions = versions.tobytes()
         self.values = values
 
 
 def params_same(cache, values):
-    """The parameters among the cached `values` have the `(_version, _cdata)` of the last
-    snapshot (see ParamWatch)."""
+    """The parameters among the cached `values` have the `(_version, _cdata, type,
+    requires_grad)` of the last snapshot (see ParamWatch)."""
     w = cache.pwatch
     if w is None or w.values is not values:
         return False
@@ -387,7 +402,7 @@ def params_same(cache, values):
 def params_snap(cache, values, objs, pv):
     """`pv`, the parameters' versions tuple, passed the checks: remember it as a gather snapshot
     if the cache still holds `values` and memory still reads `pv` (always true: a guard)."""
-    if _TENSOR_AT is not None and cache.state[1] is values:
+    if _RG_AT is not None and cache.state[1] is values:
         w = ParamWatch(values, objs, pv)
         cache.pwatch = w if w.values is values else None
     return True
@@ -454,6 +469,50 @@ def _probe_impl_offsets():
 
 
 _IMPL_AT = _probe_impl_offsets()
+
+
+def _probe_requires_grad():
+    """(offset of the aligned uint32 word, bit) in an AutogradMeta (the object a TensorImpl's
+    autograd-meta pointer names) holding its `requires_grad_` flag, or None. Found as the one
+    byte that is 1 while each of three tensors requires grad and 0 after `requires_grad_(False)`
+    (a Parameter, a leaf made with requires_grad=True, one whose flag was set late), and
+    verified after flipping it back and forth; read only inside a readable mapping."""
+    if _IMPL_AT is None:
+        return None
+    ranges = _readable_ranges()
+
+    def u8(addr):
+        return ctypes.c_uint8.from_address(addr).value
+
+    try:
+        autograd = _IMPL_AT[0]
+        with torch.inference_mode(False):
+            ts = [torch.nn.Parameter(torch.zeros(3)), torch.zeros(2, requires_grad=True),
+                  torch.zeros(4).requires_grad_()]
+            metas = [ctypes.c_uint64.from_address(t._cdata + autograd).value for t in ts]
+            if not all(m and any(lo <= m and m + 256 <= hi for lo, hi in ranges) for m in metas):
+                return None
+            on = [{k for k in range(8, 256) if u8(m + k) == 1} for m in metas]
+            for t in ts:
+                t.requires_grad_(False)
+            if [ctypes.c_uint64.from_address(t._cdata + autograd).value for t in ts] != metas:
+                return None
+            off = [{k for k in range(8, 256) if u8(m + k) == 0} for m in metas]
+            cands = set.intersection(*on) & set.intersection(*off)
+            if len(cands) != 1:
+                return None
+            k = cands.pop()
+            for flag in (True, False, True):
+                for t in ts:
+                    t.requires_grad_(flag)
+                if any(u8(m + k) != int(flag) for m in metas):
+                    return None
+    except Exception:       # noqa: BLE001 -- any surprise: no parameter gather
+        return None
+    return k & ~3, 8 * (k & 3)
+
+
+_RG_AT = _probe_requires_grad()
 
 
 class InputWatch:

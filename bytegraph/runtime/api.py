@@ -136,6 +136,11 @@ class CompileState:
         state_ref = weakref.ref(self)
 
         def on_guard_error(exc):
+            if type(exc) is KeyError and _raised_in_entry(exc):
+                # a dict item the guards read is gone (a deleted global or class member): the
+                # guard on it is simply false
+                counters["stats"]["guard_key_absent"] += 1
+                return MISS
             counters["stats"]["guard_errors"] += 1
             state = state_ref()
             if state is not None:
@@ -146,6 +151,19 @@ class CompileState:
                           f"function)", warn=True, stacklevel=5)
             return MISS
         return on_guard_error
+
+
+def _raised_in_entry(exc):
+    """Was `exc` raised by the generated guard text itself (a subscript of a globals dict, a
+    class's `__dict__` or another plain dict in the entry or its full check), not inside anything
+    it called? Guards subscript only such mappings, so a KeyError there means the key is absent."""
+    tb = exc.__traceback__
+    if tb is None:
+        return False
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    return tb.tb_frame.f_code.co_filename.startswith(("<bytegraph entry ",
+                                                      "<bytegraph full check "))
 
 
 def _fallback(state, kind, reason, warn=False, stacklevel=4):
