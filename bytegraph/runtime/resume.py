@@ -388,16 +388,18 @@ class ResumeCache:
                 return key
         return None
 
-    def rebuild(self, key, globals_):
+    def rebuild(self, key, globals_, cells=None):
         """The resume function of `key` (warm start, runtime/warm.py: the same key a trace in
-        another process used), made as `get` makes it; its code has no free variables."""
+        another process used), made as `get` makes it. `cells(names)`: the cells of its free
+        variables, taken from the function its code belongs to (warm_recipes._closure_owner);
+        None when its code has none."""
         hit = self.entries.get(key)
         if hit is None:
             def no_cells(names):
                 if names:
                     raise LookupError("a resume function with free variables")
                 return ()
-            hit = self._make(key, globals_, no_cells)
+            hit = self._make(key, globals_, cells or no_cells)
         return hit[0]
 
 

@@ -341,6 +341,7 @@ def _encode_entry(state, entry):
     enc.children = state.children
     own = getattr(state, "warm_id", None)       # a resume function's: (.., root's id, ..)
     enc.own = state.fn if own is not None else None
+    enc.own_rid = own
     enc.base_rid = own[1] if own is not None else \
         record_id(state, tuple(adopt[0]) if _is_module_call(state) and adopt else None)
     namespace = {}

@@ -183,6 +183,7 @@ class _Encoder:
         self.children = None           # the compiled function's resume functions and trampoline
         self.base_rid = None           # the record id resume functions' record ids extend
         self.own = None                # a resume function whose entries these are
+        self.own_rid = None            # and its record id
 
     def recipe(self, obj):
         from .convert import EAGER
@@ -300,12 +301,14 @@ class _Encoder:
         code, offset, layout, dead, compiled, opaque, inner, structural = key
         state = getattr(obj, "__bytegraph_state__", None) if compiled else None
         rfn = state.fn if state is not None else obj
-        if compiled and state is None or rfn.__code__.co_freevars:
-            raise Unportable(f"resume function {rfn.__qualname__} (free variables)")
+        if compiled and state is None:
+            raise Unportable(f"resume function {rfn.__qualname__} with no compile state")
         inner_r = None if inner is None else [self.recipe(inner[0]), inner[1], inner[2]]
         if code not in self.codes:      # not inlined by this trace (a resume function's): its module
             self.codes[code] = (rfn.__globals__.get("__name__"), code.co_qualname)
         code_r = self.recipe(code)
+        if rfn.__code__.co_freevars:
+            self._check_free(rfn, code, code_r)
         if code_r[0] == "code":         # the record's key covers the code it is made from
             fn = _functions_of(_resolve(code_r[1], code_r[2]))[code_r[3]]
             self.outers.add((code_r[1], code_r[2], function_hash(fn)))
@@ -315,9 +318,37 @@ class _Encoder:
         if compiled:
             if self.base_rid is None:
                 raise Unportable("a resume function with no record id to extend")
-            rid = ("resume", self.base_rid, repr(body))
+            # made while encoding a resume function's entry, its body may name that function
+            # ("own"): the owner's record id joins it, or two owners' resume functions at the
+            # same offset would share one record (rid[1] stays the root's: base_rid)
+            rid = ("resume", self.base_rid, repr(body if self.own_rid is None else [self.own_rid, body]))
             state.warm_id = rid       # its entries are saved under this id (runtime/warm.py)
         return ("resume", body, rid)
+
+    def _check_free(self, rfn, code, code_r):
+        """A resume function with free variables (`__class__` of a method calling super(), a
+        closure variable of the code it is made from) takes its cells from the function its
+        code recipe finds again (`_closure_owner`): refused unless each of its cells is that
+        function's very cell, here, so the new process's cells are the equivalent ones."""
+        owner = _closure_owner(code_r, lambda _r: self._live_owner(code))
+        if owner is None:
+            raise Unportable(f"resume function {rfn.__qualname__} (free variables of code "
+                             f"not found through a function)")
+        for name, cell in zip(rfn.__code__.co_freevars, rfn.__closure__ or ()):
+            try:
+                same = _cell_of(owner, name) is cell
+            except (ValueError, TypeError, AttributeError):
+                same = False
+            if not same:
+                raise Unportable(f"resume function {rfn.__qualname__} (free variable {name} "
+                                 f"is not a cell of {owner.__qualname__})")
+
+    def _live_owner(self, code):
+        """The live resume function made of `code` (the "own" / "code_of" code recipes)."""
+        made = self.own if self.own is not None and self.own.__code__ is code else \
+            self._resume_with_code(code)
+        state = getattr(made, "__bytegraph_state__", None)
+        return state.fn if state is not None else made
 
     def _resume_with_code(self, code):
         if self.children is None:
@@ -434,6 +465,18 @@ def _index_fn(found, fn, place):
             found.setdefault(id(getattr(fn, name)), place + (name,))
 
 
+def _closure_owner(code_r, other):
+    """The function whose closure a resume function made from the code of recipe `code_r`
+    shares: the function a ("code", ...) recipe names, or (through `other`) the resume
+    function an ("own", ...) / ("code_of", ...) recipe names; None for any other code (a
+    nested function's code: its cells belong to one instance, which no recipe finds)."""
+    if code_r[0] == "code":
+        return _functions_of(_resolve(code_r[1], code_r[2]))[code_r[3]]
+    if code_r[0] in ("own", "code_of") and (code_r[0] != "own" or code_r[1] == "code"):
+        return other(code_r)
+    return None
+
+
 def _cell_of(fn, name):
     if name in ("__defaults__", "__kwdefaults__"):
         return getattr(fn, name)
@@ -542,11 +585,25 @@ def _build(recipe, graphs, special):
         inner = None if inner_r is None else (_build(inner_r[0], graphs, special), inner_r[1], inner_r[2])
         key = (_build(code_r, graphs, special), offset, tuple(layout), tuple(dead), compiled,
                tuple(opaque), inner, structural)
-        fn = special["children"].resumes.rebuild(key, _build(globals_r, graphs, special))
+        owner = None
+        if key[0].co_freevars:          # cells of the function found again (_Encoder._check_free)
+            owner = _closure_owner(code_r, lambda r: _built_owner(r, graphs, special))
+            if owner is None:
+                raise LookupError("a resume function with free variables and no function")
+        cells = None if owner is None else (lambda names: tuple(_cell_of(owner, n) for n in names))
+        fn = special["children"].resumes.rebuild(key, _build(globals_r, graphs, special), cells)
         if compiled:
             fn.__bytegraph_state__.warm_id = recipe[2]
         return fn
     raise ValueError(f"unknown recipe {kind!r}")
+
+
+def _built_owner(recipe, graphs, special):
+    if recipe[0] == "own":
+        return special["own"]
+    made = _build(recipe[1], graphs, special)
+    state = getattr(made, "__bytegraph_state__", None)
+    return state.fn if state is not None else made
 
 
 def _decode_arg(a, env):
