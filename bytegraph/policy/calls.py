@@ -150,6 +150,10 @@ class TorchFnValue(RealCallableValue):
                               kind="torch_global_state")
         if _in(_disallowed, self.fn):
             raise Unsupported(f"{_qualname(self.fn)} is disallowed in the graph", kind="disallowed")
+        if isinstance(self.fn, types.FunctionType) and inspect.isgeneratorfunction(inspect.unwrap(self.fn)):
+            # a generator (torch.backends.cudnn.flags: a @contextmanager context) made at trace
+            # time would be one object shared by every call: the call runs in Python
+            raise Unsupported(f"{_qualname(self.fn)} makes a generator", kind="torch_generator")
         if any(self.fn is f for f in _DATA_DTYPE) and _holds_numpy_float(list(args) + list(kwargs.values())):
             raise Unsupported(f"a numpy float64 in the data of {_qualname(self.fn)} (its dtype "
                               f"comes from the data: float64, not the default)", kind="graph_arg")

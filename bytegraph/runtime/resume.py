@@ -69,7 +69,36 @@ _ONE_STEP = {
     "COMPARE_OP": (2, lambda i, s: (i.argval, s, ("v",))),
     "BINARY_SUBSCR": (2, lambda i, s: (operator.getitem, s, ("v",))),
     "STORE_SUBSCR": (3, lambda i, s: (operator.setitem, [s[1], s[2], s[0]], ())),
+    # a with-statement over a context manager whose __enter__ the trace cannot run (a
+    # generator-based one it did not make: its generator is real): entered in Python, the
+    # with-block resumes in compiled code with the real bound __exit__ on its stack
+    "BEFORE_WITH": (1, lambda i, s: (enter_with, s, ("v", "v"))),
 }
+
+
+def _special(mgr, name):
+    """type(mgr).<name> bound to mgr, as CPython looks special methods up (on the type, then
+    its __get__), or None."""
+    cls = type(mgr)
+    for klass in cls.__mro__:
+        if name in klass.__dict__:
+            attr = klass.__dict__[name]
+            get = getattr(type(attr), "__get__", None)
+            return attr if get is None else get(attr, mgr, cls)
+    return None
+
+
+def enter_with(mgr):
+    """BEFORE_WITH in Python: (the bound __exit__, what __enter__ returned), with CPython
+    3.11's errors when either is missing."""
+    enter = _special(mgr, "__enter__")
+    if enter is None:
+        raise TypeError(f"{type(mgr).__name__!r} object does not support the context manager protocol")
+    exit_ = _special(mgr, "__exit__")
+    if exit_ is None:
+        raise TypeError(f"{type(mgr).__name__!r} object does not support the context manager "
+                        f"protocol (missed __exit__ method)")
+    return exit_, enter()
 
 
 def _resumable(frame):
@@ -543,10 +572,11 @@ def break_tail(tracer, cg, resumes, trampoline):
         parts = [repr(a) if type(a) is str else temp(cg.expr(a)) for a in operands]
         call = f"{cg.const(fn, getattr(fn, '__name__', 'op'))}({', '.join(parts)})"
     args0, layout0, _, flags0 = states[0]
-    if "v" in pushed:
-        args0, flags0 = args0 + ["__c"], flags0 + [is_item]
+    # the values it pushes: `__c`, or `__c0, __c` for BEFORE_WITH (exit, enter's result)
+    results = ["__c0", "__c"][-pushed.count("v"):] if "v" in pushed else []
+    args0, flags0 = args0 + results, flags0 + [False] * (len(results) - 1) + [is_item] * bool(results)
     r, args, _ = resume_chain(0, after, (args0, layout0 + pushed, flags0))
-    post += guarded(in_real_autocast(tracer, [f"__c = {call}" if "v" in pushed else call]))
+    post += guarded(in_real_autocast(tracer, [f"{', '.join(results)} = {call}" if results else call]))
     post.append(f"return {r}({args})")
     return pre, post
 
