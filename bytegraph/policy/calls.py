@@ -696,6 +696,9 @@ def construct(tx, cls_value, args, kwargs):
     if _is_torch_class(cls):
         if issubclass(cls, torch.Tensor):
             return graph_call(tx, "call_function", cls, list(args), kwargs)
+        legacy = _legacy_tensor(tx, cls, args, kwargs)
+        if legacy is not None:
+            return legacy
         raise Unsupported(f"constructing torch class {cls.__qualname__}", kind="construct")
     # guarded lookups (a class or base gaining __new__ / __init__ later)
     new, new_owner = class_lookup(tx, cls, "__new__")
@@ -729,6 +732,25 @@ def construct(tx, cls_value, args, kwargs):
     if init is not _MISSING and static_lookup(cls, "__init__")[0] is not object.__init__:
         init.call(tx, args, kwargs)
     return obj
+
+
+def _legacy_tensor(tx, cls, args, kwargs):
+    """torch.IntTensor([16]) (a legacy CPU tensor type over a flat list or tuple of numbers):
+    torch.tensor(data, dtype=<its dtype>, device="cpu") in the graph (hf/vits' WaveNet). Other
+    forms (sizes, storages, another tensor) are not handled: None."""
+    if type(cls) is not torch._C._TensorMeta and type(cls).__name__ != "tensortype":
+        return None
+    if kwargs or len(args) != 1 or getattr(cls, "is_cuda", True) or getattr(cls, "is_sparse", True):
+        return None
+    data = args[0]
+    items = getattr(data, "items", None)
+    if data.python_type() not in (list, tuple) or not isinstance(items, list) or not items:
+        return None
+    if not all(type(i) is ConstValue and type(i.value) in (int, float) for i in items):
+        return None
+    from ..values.containers import ListValue
+    return graph_call(tx, "call_function", torch.tensor, [ListValue(list(items))],
+                      {"dtype": ConstValue(cls.dtype), "device": ConstValue(torch.device("cpu"))})
 
 
 def _is_torch_class(cls):

@@ -404,7 +404,8 @@ class ResumeCache:
         closure = cells(rcode.co_freevars) or None          # __class__
         rfn = types.FunctionType(rcode, globals_, name, None, closure)
         rfn.__bytegraph_cells__ = frozenset(rcode.co_cellvars)
-        rfn.__bytegraph_opaque__ = frozenset(params[i] for i in opaque)
+        rfn.__bytegraph_opaque__ = frozenset(params[i] for i in opaque if i >= 0)
+        rfn.__bytegraph_opaque_floats__ = frozenset(params[-1 - i] for i in opaque if i < 0)
         if structural:
             STRUCTURAL.add(rfn)
         hit = self.entries[key] = (self.compile_fn(rfn) if compiled else rfn, shift)
@@ -497,7 +498,8 @@ def break_tail(tracer, cg, resumes, trampoline):
             args_all = fargs + args_all
             flags_all = flags + flags_all
             root = j == len(chain) - 1
-            opaque = tuple(i for i, o in enumerate(flags_all) if o) if root else ()
+            # item() results by position; a call's result, by -1 - position (opaque if a float)
+            opaque = tuple(i if o is True else -1 - i for i, o in enumerate(flags_all) if o) if root else ()
             inner = (fn_inner, n_inner, f.inst.offset) if fn_inner is not None else None
             fn_inner, shift = resumes.get(f, offset, layout, dead, compiled=root, opaque=opaque,
                                           inner=inner, structural=structural)
@@ -574,7 +576,10 @@ def break_tail(tracer, cg, resumes, trampoline):
     args0, layout0, _, flags0 = states[0]
     # the values it pushes: `__c`, or `__c0, __c` for BEFORE_WITH (exit, enter's result)
     results = ["__c0", "__c"][-pushed.count("v"):] if "v" in pushed else []
-    args0, flags0 = args0 + results, flags0 + [False] * (len(results) - 1) + [is_item] * bool(results)
+    # what a call returns is opaque to the resumed code when it is a float (np.random.uniform in
+    # hf/vits' LayerDrop): guarded by type, not specialized per value unless the code needs it
+    made = True if is_item else "float" if op[0] in ("call", "call_ex") else False
+    args0, flags0 = args0 + results, flags0 + [False] * (len(results) - 1) + [made] * bool(results)
     r, args, _ = resume_chain(0, after, (args0, layout0 + pushed, flags0))
     post += guarded(in_real_autocast(tracer, [f"{', '.join(results)} = {call}" if results else call]))
     post.append(f"return {r}({args})")
