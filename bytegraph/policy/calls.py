@@ -158,6 +158,10 @@ class TorchFnValue(RealCallableValue):
                               kind="torch_global_state")
         if _in(_disallowed, self.fn):
             raise Unsupported(f"{_qualname(self.fn)} is disallowed in the graph", kind="disallowed")
+        if isinstance(self.fn, types.FunctionType) and inspect.isgeneratorfunction(inspect.unwrap(self.fn)):
+            # a generator (torch.backends.cudnn.flags: a @contextmanager context) made at trace
+            # time would be one object shared by every call: the call runs in Python
+            raise Unsupported(f"{_qualname(self.fn)} makes a generator", kind="torch_generator")
         if any(self.fn is f for f in _DATA_DTYPE) and _holds_numpy_float(list(args) + list(kwargs.values())):
             raise Unsupported(f"a numpy float64 in the data of {_qualname(self.fn)} (its dtype "
                               f"comes from the data: float64, not the default)", kind="graph_arg")
@@ -702,6 +706,9 @@ def construct(tx, cls_value, args, kwargs):
             return vmap.construct_getitem_to_index(tx, cls, args, kwargs)
         if issubclass(cls, torch.Tensor):
             return graph_call(tx, "call_function", cls, list(args), kwargs)
+        legacy = _legacy_tensor(tx, cls, args, kwargs)
+        if legacy is not None:
+            return legacy
         raise Unsupported(f"constructing torch class {cls.__qualname__}", kind="construct")
     # guarded lookups (a class or base gaining __new__ / __init__ later)
     new, new_owner = class_lookup(tx, cls, "__new__")
@@ -735,6 +742,25 @@ def construct(tx, cls_value, args, kwargs):
     if init is not _MISSING and static_lookup(cls, "__init__")[0] is not object.__init__:
         init.call(tx, args, kwargs)
     return obj
+
+
+def _legacy_tensor(tx, cls, args, kwargs):
+    """torch.IntTensor([16]) (a legacy CPU tensor type over a flat list or tuple of numbers):
+    torch.tensor(data, dtype=<its dtype>, device="cpu") in the graph (hf/vits' WaveNet). Other
+    forms (sizes, storages, another tensor) are not handled: None."""
+    if type(cls) is not torch._C._TensorMeta and type(cls).__name__ != "tensortype":
+        return None
+    if kwargs or len(args) != 1 or getattr(cls, "is_cuda", True) or getattr(cls, "is_sparse", True):
+        return None
+    data = args[0]
+    items = getattr(data, "items", None)
+    if data.python_type() not in (list, tuple) or not isinstance(items, list) or not items:
+        return None
+    if not all(type(i) is ConstValue and type(i.value) in (int, float) for i in items):
+        return None
+    from ..values.containers import ListValue
+    return graph_call(tx, "call_function", torch.tensor, [ListValue(list(items))],
+                      {"dtype": ConstValue(cls.dtype), "device": ConstValue(torch.device("cpu"))})
 
 
 def _is_torch_class(cls):

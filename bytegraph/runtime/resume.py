@@ -69,7 +69,36 @@ _ONE_STEP = {
     "COMPARE_OP": (2, lambda i, s: (i.argval, s, ("v",))),
     "BINARY_SUBSCR": (2, lambda i, s: (operator.getitem, s, ("v",))),
     "STORE_SUBSCR": (3, lambda i, s: (operator.setitem, [s[1], s[2], s[0]], ())),
+    # a with-statement over a context manager whose __enter__ the trace cannot run (a
+    # generator-based one it did not make: its generator is real): entered in Python, the
+    # with-block resumes in compiled code with the real bound __exit__ on its stack
+    "BEFORE_WITH": (1, lambda i, s: (enter_with, s, ("v", "v"))),
 }
+
+
+def _special(mgr, name):
+    """type(mgr).<name> bound to mgr, as CPython looks special methods up (on the type, then
+    its __get__), or None."""
+    cls = type(mgr)
+    for klass in cls.__mro__:
+        if name in klass.__dict__:
+            attr = klass.__dict__[name]
+            get = getattr(type(attr), "__get__", None)
+            return attr if get is None else get(attr, mgr, cls)
+    return None
+
+
+def enter_with(mgr):
+    """BEFORE_WITH in Python: (the bound __exit__, what __enter__ returned), with CPython
+    3.11's errors when either is missing."""
+    enter = _special(mgr, "__enter__")
+    if enter is None:
+        raise TypeError(f"{type(mgr).__name__!r} object does not support the context manager protocol")
+    exit_ = _special(mgr, "__exit__")
+    if exit_ is None:
+        raise TypeError(f"{type(mgr).__name__!r} object does not support the context manager "
+                        f"protocol (missed __exit__ method)")
+    return exit_, enter()
 
 
 def _resumable(frame):
@@ -375,7 +404,8 @@ class ResumeCache:
         closure = cells(rcode.co_freevars) or None          # __class__
         rfn = types.FunctionType(rcode, globals_, name, None, closure)
         rfn.__bytegraph_cells__ = frozenset(rcode.co_cellvars)
-        rfn.__bytegraph_opaque__ = frozenset(params[i] for i in opaque)
+        rfn.__bytegraph_opaque__ = frozenset(params[i] for i in opaque if i >= 0)
+        rfn.__bytegraph_opaque_floats__ = frozenset(params[-1 - i] for i in opaque if i < 0)
         if structural:
             STRUCTURAL.add(rfn)
         hit = self.entries[key] = (self.compile_fn(rfn) if compiled else rfn, shift)
@@ -470,7 +500,8 @@ def break_tail(tracer, cg, resumes, trampoline):
             args_all = fargs + args_all
             flags_all = flags + flags_all
             root = j == len(chain) - 1
-            opaque = tuple(i for i, o in enumerate(flags_all) if o) if root else ()
+            # item() results by position; a call's result, by -1 - position (opaque if a float)
+            opaque = tuple(i if o is True else -1 - i for i, o in enumerate(flags_all) if o) if root else ()
             inner = (fn_inner, n_inner, f.inst.offset) if fn_inner is not None else None
             fn_inner, shift = resumes.get(f, offset, layout, dead, compiled=root, opaque=opaque,
                                           inner=inner, structural=structural)
@@ -545,10 +576,14 @@ def break_tail(tracer, cg, resumes, trampoline):
         parts = [repr(a) if type(a) is str else temp(cg.expr(a)) for a in operands]
         call = f"{cg.const(fn, getattr(fn, '__name__', 'op'))}({', '.join(parts)})"
     args0, layout0, _, flags0 = states[0]
-    if "v" in pushed:
-        args0, flags0 = args0 + ["__c"], flags0 + [is_item]
+    # the values it pushes: `__c`, or `__c0, __c` for BEFORE_WITH (exit, enter's result)
+    results = ["__c0", "__c"][-pushed.count("v"):] if "v" in pushed else []
+    # what a call returns is opaque to the resumed code when it is a float (np.random.uniform in
+    # hf/vits' LayerDrop): guarded by type, not specialized per value unless the code needs it
+    made = True if is_item else "float" if op[0] in ("call", "call_ex") else False
+    args0, flags0 = args0 + results, flags0 + [False] * (len(results) - 1) + [made] * bool(results)
     r, args, _ = resume_chain(0, after, (args0, layout0 + pushed, flags0))
-    post += guarded(in_real_autocast(tracer, [f"__c = {call}" if "v" in pushed else call]))
+    post += guarded(in_real_autocast(tracer, [f"{', '.join(results)} = {call}" if results else call]))
     post.append(f"return {r}({args})")
     return pre, post
 

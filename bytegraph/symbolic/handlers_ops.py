@@ -1,6 +1,8 @@
 """Opcode handlers: operators, subscripts, and building/unpacking containers."""
 import operator
 
+import torch
+
 from ..values.symbolic import SymValue, SymSliceValue
 from ..exc import Unsupported, UserError
 from ..values.base import NONE, ConstValue, const
@@ -102,9 +104,21 @@ def _delete_subscr(f, inst):
         raise Unsupported(f"del on {obj}", kind="delete_subscr")
 
 
+def _known_index(v):
+    """A one-element integer tensor the trace made from constants (`torch.IntTensor([16])[0]`:
+    its fake tensor carries the value, which FakeTensorMode drops on any write to it) as the
+    int a slice takes from its __index__; anything else as it is."""
+    if type(v) is TensorValue and v.fake is not None:
+        c = getattr(v.fake, "constant", None)
+        if c is not None and c.numel() == 1 and not c.is_floating_point() and not c.is_complex() \
+                and c.dtype is not torch.bool:
+            return ConstValue(int(c.item()))
+    return v
+
+
 @handler("BUILD_SLICE")
 def _build_slice(f, inst):
-    parts = f.stack[-inst.arg:]
+    parts = [_known_index(p) for p in f.stack[-inst.arg:]]
     del f.stack[-inst.arg:]
     if not all(p.is_const() for p in parts):
         raise Unsupported("slice bounds that are not trace-time constants", kind="slice")

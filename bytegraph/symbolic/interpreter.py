@@ -179,6 +179,7 @@ class Tracer:
         frame = Frame(self, code, fn.__globals__, fn.__qualname__, None)
         sig_names = _param_names(code)
         opaque = getattr(fn, "__bytegraph_opaque__", ())      # a resume function's (runtime/resume.py)
+        floats = getattr(fn, "__bytegraph_opaque_floats__", ())   # opaque when they hold a float
         cells = getattr(fn, "__bytegraph_cells__", ())        # parameters that are cells (same)
         for name in sig_names:
             if name in cells:
@@ -186,7 +187,7 @@ class Tracer:
                 self.guards.add_type(src, types.CellType)
                 frame.cells[name] = wrap(self, args[name], src)
                 continue
-            if name in opaque and name not in self.specialize:
+            if (name in opaque or name in floats and type(args[name]) is float) and name not in self.specialize:
                 self.guards.add_type(LocalSource(name), type(args[name]))
                 frame.locals[name] = OpaqueParam(name)
                 continue
