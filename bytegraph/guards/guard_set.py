@@ -22,6 +22,7 @@ to name the guard that failed for recompile messages.
 import math
 from collections import OrderedDict
 import re
+import struct
 
 import torch
 
@@ -96,6 +97,12 @@ _SHAPE_WHOLE = re.compile(r"__sh_(\w+)\b")
 def readable(code):
     """Guard code with the shape locals written as the size reads they stand for."""
     return _SHAPE_WHOLE.sub(r"\1.shape", _SHAPE_LOCAL.sub(r"\1.size(\2)", code))
+
+
+def f64_bits(x, _pack=struct.Struct("<d").pack):
+    """A float's 8 bytes: nan guards compare them (every nan compares unequal, and repr spells
+    them all `nan`)."""
+    return _pack(x)
 
 
 _PLAIN_KEYS = frozenset((str, int, float, bool, type(None), bytes, complex))
@@ -348,8 +355,10 @@ class GuardSet:
             lit = repr(value)
         else:
             lit = self.cg.const(value, "v")
-        if type(value) is float and value != value:
-            self._add(f"type({first}) is {tname} and {e} != {e}", source, "value", value)
+        if type(value) is float and value != value:      # nan: by its bits (0 * inf is -nan)
+            bits = self.cg.const(f64_bits, "f64bits")
+            self._add(f"type({first}) is {tname} and {e} != {e} and {bits}({e}) == "
+                      f"{f64_bits(value)!r}", source, "value", value)
         elif type(value) is float and value == 0.0:      # 0.0 == -0.0: compare the sign too
             sign = self.cg.const(math.copysign, "copysign")
             self._add(f"type({first}) is {tname} and {e} == 0.0 and {sign}(1.0, {e}) == "

@@ -7,6 +7,8 @@ the same nodes (by position; targets and non-plain constants by identity, which 
 alive), the same grad mode and global switches a compiler may bake in, and example inputs alike
 in everything a backend may specialize on. runtime/convert.py compiles each distinct key once.
 """
+import struct
+
 import torch
 from torch import _C
 
@@ -48,12 +50,19 @@ _PLAIN = (int, float, bool, str, complex, type(None), type(...), torch.dtype, to
           torch.memory_format)
 
 
+_bits = struct.Struct("<d").pack
+
+
 def _plain(x, index):
     """A node's target or argument as a comparable key: nodes by position, plain constants by
-    type and repr, containers item by item, any other object by identity (the graph holds it)."""
+    type and repr (floats by their bits), containers item by item, any other object by identity (the graph holds it)."""
     if isinstance(x, torch.fx.Node):
         return ("node", index[x])
     t = type(x)
+    if t is float:          # by bits: repr spells every nan `nan`, whatever its sign
+        return (t, _bits(x))
+    if t is complex:
+        return (t, _bits(x.real), _bits(x.imag))
     if t in _PLAIN:
         return (t, repr(x))
     if t in (tuple, list):
