@@ -416,6 +416,14 @@ def _compile_graphs(tracer, gb, cg, guards, backend, backend_name, grad_at_start
                           ref.meta["example_value"] if gb.symbols else None
                           for kind, ref in seg.inputs]
         seg_backend = backend
+        if backend is not eager_backend and any(isinstance(x, torch.Tensor) and (x.is_neg() or x.is_conj())
+                                                for x in example_inputs):
+            # a compiled graph reads the memory of a negative / conjugate view as if the bit were
+            # not set (inductor returned `x * 2` of `z.conj().imag` with the wrong sign; so does
+            # torch.compile); GuardSet.add_graph_state guards the bits
+            log.info("graph %d of %s runs uncompiled: an input is a negative or conjugate view", k,
+                     record.location)
+            seg_backend = eager_backend
         if not gb.symbols and not _static_examples(gb, seg, example_inputs):
             # the backend would compile it for inputs that do not alias as these will
             log.info("graph %d of %s runs uncompiled: an input it takes from the graph before "
