@@ -162,3 +162,24 @@ def test_dtype_constants_per_iteration():
             print(d)
         return out
     run(f, lambda: (torch.arange(3.0),), graphs=4)
+
+
+def test_graph_compiled_under_other_autocast_dtype_not_reused():
+    # was: the recompile for float16 autocast reused the bfloat16 entry's graph (the key held
+    # only "is any autocast on"): inductor then raised "Expected out tensor to have dtype
+    # BFloat16, but got Half"
+    def f(x):
+        y = torch.mm(x, x)
+        print("b")
+        return torch.mm(y, x)
+    bytegraph.reset()
+    be = Counting()
+    c = bytegraph.compile(f, backend=be)
+    x = torch.rand(4, 4)
+    for dt in (torch.bfloat16, torch.float16):
+        with torch.autocast("cpu", dtype=dt), contextlib.redirect_stdout(io.StringIO()):
+            got, want = c(x), f(x)
+        assert got.dtype == want.dtype == dt
+        torch.testing.assert_close(got, want)
+    assert bytegraph.counters["stats"]["graphs_reused"] == 0
+    assert len(be.graphs) == 4

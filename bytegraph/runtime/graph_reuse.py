@@ -21,7 +21,8 @@ def same_graph_key(gm, example_inputs, grad, symbolic):
     specialize on (type, dtype, device, layout, sizes, strides, offset, requires_grad, which
     inputs share storage; a symbolic size by its expression). A loop whose body stops the trace
     unrolls into one graph per iteration: those are compiled once. None: never shared (graphs
-    holding attributes)."""
+    holding attributes). Keys are computed at compile time, under the global state the backend
+    compiles under (an entry compiled again under bfloat16 autocast is not float16's)."""
     index, nodes = {}, []
     for n in gm.graph.nodes:
         if n.op == "get_attr":
@@ -81,4 +82,12 @@ def _global_state():
     entry, and the dispatch state): a graph compiled under other values is not reused."""
     return (torch.is_inference_mode_enabled(), torch.get_default_dtype(),
             torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled(),
-            _C._is_any_autocast_enabled(), tuple(fn(*args) for fn, _, *args in backend_switches(False)))
+            _C._is_any_autocast_enabled(), _autocast_state(),
+            tuple(fn(*args) for fn, _, *args in backend_switches(False)))
+
+
+def _autocast_state():
+    """Each device's autocast switch and dtype (a graph compiled under bfloat16 autocast is not one
+    compiled under float16), and the autocast cache switch."""
+    return (tuple((d, _C.is_autocast_enabled(d), _C.get_autocast_dtype(d)) for d in _C._autocast_supported_devices()),
+            _C.is_autocast_cache_enabled())
