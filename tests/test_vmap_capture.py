@@ -395,3 +395,18 @@ def test_export_with_vmap_round_trips_without_bytegraph(tmp_path):
     assert out.stdout.strip() == "ok", out.stderr
     aten = bytegraph.export(g, aten_graph=True)(x, y).graph_module
     torch.testing.assert_close(aten(x, y), want)
+
+
+def test_neg_nan_constant_inside_a_vmap_body_keeps_its_sign():
+    """A -nan constant is made by a node of its own (builder._signed_nans): inside a vmap body
+    that node belongs to the body's sub-graph, not the enclosing one."""
+    import math
+
+    def f(x):
+        return torch.vmap(lambda a: torch.copysign(a, -math.nan) + torch.full((3,), -math.nan))(x)
+
+    x = torch.randn(2, 3)
+    reset()
+    got = bytegraph.compile(f, backend="eager", fullgraph=True)(x)
+    assert torch.equal(torch.signbit(got), torch.signbit(f(x)))
+    assert graph_count() == 1

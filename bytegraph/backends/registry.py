@@ -70,6 +70,32 @@ def inductor(gm, example_inputs):
     autograd's *bundled* cache entries (the entry holds inductor's output code itself): the compiled callable then carries
     what warm start persists of it (`inductor_artifact`), with the key of the settings it was
     compiled under (`_artifact_env`)."""
+    if _shares_storage(example_inputs):
+        # AOT autograd's cache keys each input's own metadata, not which inputs share a
+        # storage: a graph compiled for distinct inputs would be found for a view and its base
+        # (its runtime wrappers then skip the synthetic base, and a write through one input is
+        # not seen through the other). torch.compile reads that stale entry too.
+        import torch._functorch.config as functorch_config
+        with functorch_config.patch(enable_autograd_cache=False):
+            return _inductor(gm, example_inputs)
+    return _inductor(gm, example_inputs)
+
+
+def _shares_storage(example_inputs):
+    seen = set()
+    for x in example_inputs:
+        if isinstance(x, torch.Tensor) and x.layout is torch.strided:
+            try:
+                key = x.untyped_storage()._cdata
+            except Exception:
+                continue
+            if key in seen:
+                return True
+            seen.add(key)
+    return False
+
+
+def _inductor(gm, example_inputs):
     from torch._guards import TracingContext
     from torch._inductor.compile_fx import compile_fx
     if TracingContext.try_get() is not None or not all(
@@ -80,7 +106,7 @@ def inductor(gm, example_inputs):
     from torch.fx.experimental.symbolic_shapes import ShapeEnv
     mode = FakeTensorMode(shape_env=ShapeEnv())
     fakes = [mode.from_tensor(x, static_shapes=True) for x in example_inputs]
-    env = _artifact_env() if _returns_tuple(gm) and _persisting() else None
+    env = _artifact_env() if _returns_tuple(gm) and _persisting() and not _shares_storage(example_inputs) else None
     if env is None:
         try:
             with tracing(TracingContext(mode)):

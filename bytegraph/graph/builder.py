@@ -21,7 +21,9 @@ placeholder's storage.
 """
 import contextlib
 import functools
+import math
 import operator
+import struct
 import warnings
 import weakref
 
@@ -355,6 +357,8 @@ class GraphBuilder:
             fx_args = (base, *fx_args[1:])
         if self.vmap_bodies:
             torch.fx.node.map_arg((fx_args, fx_kwargs), _not_vmap_body)
+        if _has_nan(fx_args) or _has_nan(fx_kwargs):
+            fx_args, fx_kwargs = self._signed_nans(fx_args), self._signed_nans(fx_kwargs)
         node = self.graph.create_node(kind, target, tuple(fx_args), dict(fx_kwargs))
         node.meta["example_value"] = fake
         if counts:
@@ -362,6 +366,25 @@ class GraphBuilder:
         else:
             node.meta["counts"] = False
         return node
+
+    def _signed_nans(self, x):
+        """fx prints every float nan constant as `nan` (math.nan): a nan with its sign bit set
+        (what `0 * inf`, `inf - inf` and `0 / 0` give on x86, and `-nan`) would lose its sign,
+        which copysign, signbit and a tensor filled with it show. Such a constant is computed by a
+        node of its own (`neg = -nan`); `check_constants` refused any other nan payload."""
+        t = type(x)
+        if t is float and x != x and _bits(x) == _NEG_NAN:
+            node = self.graph.create_node("call_function", operator.neg, (math.nan,), {})
+            node.meta["example_value"] = x
+            node.meta["counts"] = False
+            return node
+        if t in (list, tuple):
+            return t(self._signed_nans(i) for i in x)
+        if t is dict:
+            return {k: self._signed_nans(v) for k, v in x.items()}
+        if t is slice:
+            return slice(*(self._signed_nans(i) for i in (x.start, x.stop, x.step)))
+        return x
 
     def last_node(self):
         """The newest node that is not a placeholder (None if there is none): a graph break
@@ -385,6 +408,44 @@ def _not_vmap_body(node):
         raise Unsupported("a tensor computed inside a torch.vmap body is used outside it",
                           kind="vmap_escape")
     return node
+
+
+_bits = struct.Struct("<d").pack
+_NAN, _NEG_NAN = _bits(math.nan), _bits(-math.nan)
+
+
+def _has_nan(x):
+    t = type(x)
+    if t is float or t is complex:
+        return x != x
+    if t in (list, tuple):
+        return any(_has_nan(i) for i in x)
+    if t is dict:
+        return any(_has_nan(i) for i in x.values())
+    if t is slice:
+        return _has_nan((x.start, x.stop, x.step))
+    return False
+
+
+def check_constants(fx_args, fx_kwargs, what):
+    """Refuse a nan constant the graph's Python code cannot spell: fx prints any float nan as
+    `nan` (math.nan's bits). `nan` and `-nan` are kept (GraphBuilder._signed_nans); a nan with
+    another payload, or a complex with a nan part, would be a different value in the graph."""
+    def exotic(x):
+        t = type(x)
+        if t is float:
+            return x != x and _bits(x) not in (_NAN, _NEG_NAN)
+        if t is complex:
+            return x != x
+        if t in (list, tuple):
+            return any(exotic(i) for i in x)
+        if t is dict:
+            return any(exotic(i) for i in x.values())
+        if t is slice:
+            return exotic((x.start, x.stop, x.step))
+        return False
+    if (_has_nan(fx_args) or _has_nan(fx_kwargs)) and (exotic(fx_args) or exotic(fx_kwargs)):
+        raise Unsupported(f"{what} takes a nan constant whose bits a graph cannot keep", kind="nan_constant")
 
 
 @functools.cache

@@ -22,6 +22,7 @@ to name the guard that failed for recompile messages.
 import math
 from collections import OrderedDict
 import re
+import struct
 
 import torch
 
@@ -96,6 +97,12 @@ _SHAPE_WHOLE = re.compile(r"__sh_(\w+)\b")
 def readable(code):
     """Guard code with the shape locals written as the size reads they stand for."""
     return _SHAPE_WHOLE.sub(r"\1.shape", _SHAPE_LOCAL.sub(r"\1.size(\2)", code))
+
+
+def f64_bits(x, _pack=struct.Struct("<d").pack):
+    """A float's 8 bytes: nan guards compare them (every nan compares unequal, and repr spells
+    them all `nan`)."""
+    return _pack(x)
 
 
 _PLAIN_KEYS = frozenset((str, int, float, bool, type(None), bytes, complex))
@@ -194,6 +201,7 @@ class GuardSet:
         self.entry_autocast_cache = True
         # what automatic dynamic compares on a miss (runtime/dynamic.py: note_changes)
         self.sizes = []               # (source, shape) of each caller tensor
+        self.bits = []                # (source, is_neg, is_conj) of each caller tensor
         self.ints = []                # (source, value) of each int/float/torch.Size guarded by value
         # for the two-path entry (guards/generation.py): each guard's source, the modules the
         # trace read (Source -> ModuleInfo), each tensor guard's checks on its bound local (by
@@ -267,6 +275,13 @@ class GuardSet:
         if backend_reads_flags:
             # a CPU-only graph cannot be affected by the CUDA switches
             self._state_check("backend_flags", backend_switches(device_types <= {"cpu"}))
+            # a compiled graph reads its inputs' memory: a negative or conjugate view (`z.conj().imag`)
+            # gives other values than the tensor it views (runtime/convert.py runs a graph with
+            # such inputs uncompiled, so one compiled without them must not see them)
+            for source, neg, conj in self.bits:
+                e = self.cg.bound(source)
+                self._add(f"{e}.is_neg() is {neg} and {e}.is_conj() is {conj}", source, "tensor_meta",
+                          (neg, conj), f"({e}.is_neg(), {e}.is_conj())", f"{source.name_hint()}.(is_neg(), is_conj())")
 
     def _state_check(self, kind, calls):
         """One guard: each (getter, hint, *args) still returns what it returns now."""
@@ -348,8 +363,10 @@ class GuardSet:
             lit = repr(value)
         else:
             lit = self.cg.const(value, "v")
-        if type(value) is float and value != value:
-            self._add(f"type({first}) is {tname} and {e} != {e}", source, "value", value)
+        if type(value) is float and value != value:      # nan: by its bits (0 * inf is -nan)
+            bits = self.cg.const(f64_bits, "f64bits")
+            self._add(f"type({first}) is {tname} and {e} != {e} and {bits}({e}) == "
+                      f"{f64_bits(value)!r}", source, "value", value)
         elif type(value) is float and value == 0.0:      # 0.0 == -0.0: compare the sign too
             sign = self.cg.const(math.copysign, "copysign")
             self._add(f"type({first}) is {tname} and {e} == 0.0 and {sign}(1.0, {e}) == "
@@ -430,6 +447,7 @@ class GuardSet:
         if t.storage_offset():
             checks.append(f"{e}.storage_offset() == {t.storage_offset()}")
         self.sizes.append((source, tuple(t.shape)))
+        self.bits.append((source, t.is_neg(), t.is_conj()))
         if self._add(" and ".join(checks), source, "tensor", _meta(t)):
             # for the fast path (generation.py): the same checks on the bound local `e` (a
             # parameter/buffer is read from the entry's cache there), and whether a parameter's
@@ -472,6 +490,7 @@ class GuardSet:
         def concrete(values):
             return tuple(None if is_symbolic(v) else int(v) for v in values)
         self.sizes.append((source, concrete(fake.shape)))
+        self.bits.append((source, t.is_neg(), t.is_conj()))
         self.dyn_tensors.append((source, fake))
         self._add(" and ".join(checks), source, "tensor", (type(t), t.dtype, concrete(fake.shape),
                                                            concrete(fake.stride()), t.requires_grad,

@@ -141,6 +141,7 @@ class SubGraphBuilder:
     create = GraphBuilder.create
     getitem = GraphBuilder.getitem
     last_node = GraphBuilder.last_node
+    _signed_nans = GraphBuilder._signed_nans     # a -nan constant's node goes into this graph
 
     def __init__(self, parent):
         self.parent = parent

@@ -21,7 +21,7 @@ from ..backends.registry import eager as eager_backend
 from ..codegen.entry import Codegen, build_entry, MISS
 from ..exc import Unsupported, UserError, BackendCompilerFailed
 from ..graph import GraphBuilder
-from ..graph.builder import NEEDS_SHAPE_ENV
+from ..graph.builder import NEEDS_SHAPE_ENV, _storage_key
 from ..graph.segments import partition, as_python
 from ..policy.breaks import BreakRecord
 from .resume import break_tail, choose_stop, STRUCTURAL
@@ -332,6 +332,31 @@ def _example(node):
     return t.requires_grad_(fake.requires_grad) if fake.requires_grad else t
 
 
+def _static_examples(gb, seg, examples):
+    """Fill in real stand-ins for a static graph's intermediate inputs (the None entries). False
+    when the stand-ins cannot be trusted: an intermediate shares a storage with another input
+    of the graph (a view of it, or two views of one tensor) and the trace writes into that
+    storage. A backend that functionalizes (aot_autograd, inductor) reads aliasing from its
+    example inputs and compiles for exactly that structure (which input is the `_base` of which);
+    given unrelated stand-ins it compiled `x.add_(1); return v * 2` (v = x[0], from the graph
+    before a break) as if v kept its old values, and views like the trace's fakes do not match
+    what a compiled graph before the break hands over either. The caller then runs that graph as
+    it is (its ops in eager), which is right whatever aliases."""
+    fakes = [gb.placeholders[ref].meta.get("example_value") if kind == "input" else ref.meta["example_value"]
+             for kind, ref in seg.inputs]
+    seen, risky = {}, False
+    for i, fake in enumerate(fakes):
+        if examples[i] is None:
+            examples[i] = _example(seg.inputs[i][1])
+        if isinstance(fake, torch.Tensor):
+            key = _storage_key(fake)
+            other = seen.setdefault(key, i)
+            if other != i and "node" in (seg.inputs[i][0], seg.inputs[other][0]) \
+                    and key in gb.mutated_storages:
+                risky = True
+    return not risky
+
+
 def _forget_source_when_freed(gm):
     """torch.fx registers each GraphModule's generated source in linecache and in its loader's
     eval cache, and never removes it: a small leak per graph that never ends in a process that
@@ -388,9 +413,23 @@ def _compile_graphs(tracer, gb, cg, guards, backend, backend_name, grad_at_start
         # a symbolic graph's intermediates are passed as their fakes: a real stand-in would
         # have concrete sizes, which a backend that traces again would bake in
         example_inputs = [gb.inputs[ref][1] if kind == "input" else
-                          ref.meta["example_value"] if gb.symbols else _example(ref)
+                          ref.meta["example_value"] if gb.symbols else None
                           for kind, ref in seg.inputs]
-        key = same_graph_key(gm, example_inputs, modes[k], bool(gb.symbols))
+        seg_backend = backend
+        if backend is not eager_backend and any(isinstance(x, torch.Tensor) and (x.is_neg() or x.is_conj())
+                                                for x in example_inputs):
+            # a compiled graph reads the memory of a negative / conjugate view as if the bit were
+            # not set (inductor returned `x * 2` of `z.conj().imag` with the wrong sign; so does
+            # torch.compile); GuardSet.add_graph_state guards the bits
+            log.info("graph %d of %s runs uncompiled: an input is a negative or conjugate view", k,
+                     record.location)
+            seg_backend = eager_backend
+        if not gb.symbols and not _static_examples(gb, seg, example_inputs):
+            # the backend would compile it for inputs that do not alias as these will
+            log.info("graph %d of %s runs uncompiled: an input it takes from the graph before "
+                     "shares storage with another, and the trace writes into it", k, record.location)
+            seg_backend = eager_backend
+        key = same_graph_key(gm, example_inputs, modes[k], bool(gb.symbols)) if seg_backend is backend else None
         info = None
         if key is not None:
             info = compiled_here.get(key)
@@ -407,7 +446,7 @@ def _compile_graphs(tracer, gb, cg, guards, backend, backend_name, grad_at_start
             t1 = time.perf_counter()
             try:
                 with torch.set_grad_enabled(modes[k]):
-                    compiled = backend(gm, example_inputs)
+                    compiled = seg_backend(gm, example_inputs)
             except Exception as e:
                 raise BackendCompilerFailed(backend_name, e) from e
             record.backend_s += time.perf_counter() - t1

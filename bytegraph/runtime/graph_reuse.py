@@ -7,6 +7,8 @@ the same nodes (by position; targets and non-plain constants by identity, which 
 alive), the same grad mode and global switches a compiler may bake in, and example inputs alike
 in everything a backend may specialize on. runtime/convert.py compiles each distinct key once.
 """
+import struct
+
 import torch
 from torch import _C
 
@@ -19,7 +21,8 @@ def same_graph_key(gm, example_inputs, grad, symbolic):
     specialize on (type, dtype, device, layout, sizes, strides, offset, requires_grad, which
     inputs share storage; a symbolic size by its expression). A loop whose body stops the trace
     unrolls into one graph per iteration: those are compiled once. None: never shared (graphs
-    holding attributes)."""
+    holding attributes). Keys are computed at compile time, under the global state the backend
+    compiles under (an entry compiled again under bfloat16 autocast is not float16's)."""
     index, nodes = {}, []
     for n in gm.graph.nodes:
         if n.op == "get_attr":
@@ -48,12 +51,19 @@ _PLAIN = (int, float, bool, str, complex, type(None), type(...), torch.dtype, to
           torch.memory_format)
 
 
+_bits = struct.Struct("<d").pack
+
+
 def _plain(x, index):
     """A node's target or argument as a comparable key: nodes by position, plain constants by
-    type and repr, containers item by item, any other object by identity (the graph holds it)."""
+    type and repr (floats by their bits), containers item by item, any other object by identity (the graph holds it)."""
     if isinstance(x, torch.fx.Node):
         return ("node", index[x])
     t = type(x)
+    if t is float:          # by bits: repr spells every nan `nan`, whatever its sign
+        return (t, _bits(x))
+    if t is complex:
+        return (t, _bits(x.real), _bits(x.imag))
     if t in _PLAIN:
         return (t, repr(x))
     if t in (tuple, list):
@@ -72,4 +82,12 @@ def _global_state():
     entry, and the dispatch state): a graph compiled under other values is not reused."""
     return (torch.is_inference_mode_enabled(), torch.get_default_dtype(),
             torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled(),
-            _C._is_any_autocast_enabled(), tuple(fn(*args) for fn, _, *args in backend_switches(False)))
+            _C._is_any_autocast_enabled(), _autocast_state(),
+            tuple(fn(*args) for fn, _, *args in backend_switches(False)))
+
+
+def _autocast_state():
+    """Each device's autocast switch and dtype (a graph compiled under bfloat16 autocast is not one
+    compiled under float16), and the autocast cache switch."""
+    return (tuple((d, _C.is_autocast_enabled(d), _C.get_autocast_dtype(d)) for d in _C._autocast_supported_devices()),
+            _C.is_autocast_cache_enabled())

@@ -17,6 +17,7 @@ import operator
 import torch
 
 from ..exc import Unsupported
+from ..graph.builder import check_constants, _target_name
 from .base import Value, ConstValue, const, register_wrapper, POLICY
 from .symbolic import hint, shape_value, has_sym, any_symbolic, wrap_sym, SYM_TYPES, is_symbolic, check_marks, plain
 
@@ -245,6 +246,7 @@ def graph_call(tx, kind, target, args, kwargs, run_fake=None):
     fake_args = [a.fake_arg(tx) for a in args]
     fake_kwargs = {k: v.fake_arg(tx) for k, v in kwargs.items()}
     gb = tx.graph
+    check_constants(fx_args, fx_kwargs, _target_name(target))
     fake, mutated = gb.run_fake(kind, target, fake_args, fake_kwargs, run_fake)
     if gb.marked:
         check_marks(tx, f"{getattr(target, '__name__', target)} needs it to be a constant")
