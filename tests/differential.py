@@ -53,6 +53,16 @@ def graph_count():
     return _counters["stats"]["unique_graphs"] + _counters["stats"].get("graphs_reused", 0)
 
 
+def not_compiled():
+    """Regions whose graph the user's backend was not handed (add to the graphs it saw to count
+    regions): reused (a graph compiled for an equal one, runtime/graph_reuse.py) or run
+    uncompiled (inputs a compiling backend would read wrongly: aliased intermediates the trace
+    writes into, negative/conjugate views; counted in unique_graphs too)."""
+    if REFERENCE:
+        return 0
+    return _counters["stats"].get("graphs_reused", 0) + _counters["stats"].get("graphs_uncompiled", 0)
+
+
 def frame_count():
     return _counters["frames"]["ok"]
 

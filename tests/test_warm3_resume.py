@@ -5,7 +5,7 @@ that extends the root's; its hash (the generated code, which holds the whole ori
 is checked on load. Each phase is a fresh interpreter; every call is compared with eager."""
 import textwrap
 
-from warm_harness import run_phase, write_module
+from warm_harness import assert_edit_misses, run_phase, write_module
 
 
 USER_MODULE = textwrap.dedent('''
@@ -86,26 +86,13 @@ def test_resume_entries_round_trip(tmp_path):
 def test_resume_code_after_break_changed_misses(tmp_path):
     # the code after the break changes (in the compiled function, in the inlined helper): the
     # stored records miss, everything is traced again and matches eager
-    _write(tmp_path, USER_MODULE)
-    cold = _phase(tmp_path, ["branch", "nested"])
-    assert cold["ok"] == {"branch": True, "nested": True}, cold
-    _write(tmp_path, USER_MODULE.replace("y = y + 1", "y = y + 5")
-           .replace("return y + 1 ", "return y + 7 "))
-    warm = _phase(tmp_path, ["branch", "nested"])
-    assert warm["ok"] == {"branch": True, "nested": True}, warm
-    assert not warm["warm"].get("hit"), warm
-    assert warm["frames"]["total"] == cold["frames"]["total"], (cold, warm)
+    assert_edit_misses(_phase, _write, tmp_path, USER_MODULE, ["branch", "nested"],
+                       ("y = y + 1", "y = y + 5"), ("return y + 1 ", "return y + 7 "))
 
 
 def test_resume_code_before_break_changed_misses(tmp_path):
-    _write(tmp_path, USER_MODULE)
-    cold = _phase(tmp_path, ["branch", "through"])
-    assert cold["ok"] == {"branch": True, "through": True}, cold
-    _write(tmp_path, USER_MODULE.replace("y = x * 2", "y = x * 4").replace("x * s + 1", "x * s + 2"))
-    warm = _phase(tmp_path, ["branch", "through"])
-    assert warm["ok"] == {"branch": True, "through": True}, warm
-    assert not warm["warm"].get("hit"), warm
-    assert warm["frames"]["total"] == cold["frames"]["total"], (cold, warm)
+    assert_edit_misses(_phase, _write, tmp_path, USER_MODULE, ["branch", "through"],
+                       ("y = x * 2", "y = x * 4"), ("x * s + 1", "x * s + 2"))
 
 
 def test_resume_disabled_callee_changed(tmp_path):

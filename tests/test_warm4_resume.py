@@ -7,7 +7,7 @@ function's code gets a record id of its own (it extends its owner's). Also the r
 with backend="inductor". Each phase is a fresh interpreter; every call is compared with eager."""
 import textwrap
 
-from warm_harness import run_phase, write_module
+from warm_harness import assert_edit_misses, run_phase, write_module
 
 
 USER_MODULE = textwrap.dedent('''
@@ -134,27 +134,15 @@ def test_free_variable_and_loop_resumes_round_trip(tmp_path):
 def test_super_target_changed_misses(tmp_path):
     # the method super() reaches changes: the records (root and resume functions) miss, the
     # calls are traced again and match eager
-    _write(tmp_path, USER_MODULE)
-    cold = _phase(tmp_path, ["Child", "Outer"])
-    assert cold["ok"] == {"Child": True, "Outer": True}, cold
-    _write(tmp_path, USER_MODULE.replace("return x * 2\n", "return x * 5\n"))
-    warm = _phase(tmp_path, ["Child", "Outer"])
-    assert warm["ok"] == {"Child": True, "Outer": True}, warm
-    assert not warm["warm"].get("hit"), warm
-    assert warm["frames"]["total"] == cold["frames"]["total"], (cold, warm)
+    assert_edit_misses(_phase, _write, tmp_path, USER_MODULE, ["Child", "Outer"],
+                       ("return x * 2\n", "return x * 5\n"))
 
 
 def test_decorated_function_changed_misses(tmp_path):
     # the function in the wrapper's closure changes: it is inlined before and after the break,
     # so both records miss; the wrapper's cell holds the new function in the new process
-    _write(tmp_path, USER_MODULE)
-    cold = _phase(tmp_path, ["decorated"])
-    assert cold["ok"] == {"decorated": True}, cold
-    _write(tmp_path, USER_MODULE.replace("return x.cos() + 1", "return x.cos() + 2"))
-    warm = _phase(tmp_path, ["decorated"])
-    assert warm["ok"] == {"decorated": True}, warm
-    assert not warm["warm"].get("hit"), warm
-    assert warm["frames"]["total"] == cold["frames"]["total"], (cold, warm)
+    assert_edit_misses(_phase, _write, tmp_path, USER_MODULE, ["decorated"],
+                       ("return x.cos() + 1", "return x.cos() + 2"))
 
 
 def test_inductor_resume_round_trip(tmp_path):

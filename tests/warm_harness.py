@@ -28,3 +28,20 @@ def write_module(work, filename, text):
     if cache.exists():
         for p in cache.iterdir():
             p.unlink()
+
+
+def assert_edit_misses(phase, write, work, text, fns, *edits):
+    """Cold run of `fns` on the module `text`; then, with each (old, new) of `edits` replaced in
+    it, a warm process: every call correct, no stored entry hit, as many frames compiled as cold."""
+    write(work, text)
+    cold = phase(work, fns)
+    assert cold["ok"] == dict.fromkeys(fns, True), cold
+    for old, new in edits:
+        assert old in text, old
+        text = text.replace(old, new)
+    write(work, text)
+    warm = phase(work, fns)
+    assert warm["ok"] == dict.fromkeys(fns, True), warm
+    assert not warm["warm"].get("hit"), warm
+    assert warm["frames"]["total"] == cold["frames"]["total"], (cold, warm)
+    return cold, warm

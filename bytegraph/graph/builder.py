@@ -414,37 +414,31 @@ _bits = struct.Struct("<d").pack
 _NAN, _NEG_NAN = _bits(math.nan), _bits(-math.nan)
 
 
-def _has_nan(x):
+def _any_constant(x, pred):
+    """Does `pred` hold for a float or complex constant anywhere in node arguments `x`?"""
     t = type(x)
     if t is float or t is complex:
-        return x != x
+        return pred(x)
     if t in (list, tuple):
-        return any(_has_nan(i) for i in x)
+        return any(_any_constant(i, pred) for i in x)
     if t is dict:
-        return any(_has_nan(i) for i in x.values())
+        return any(_any_constant(i, pred) for i in x.values())
     if t is slice:
-        return _has_nan((x.start, x.stop, x.step))
+        return _any_constant((x.start, x.stop, x.step), pred)
     return False
+
+
+def _has_nan(x):
+    return _any_constant(x, lambda c: c != c)
 
 
 def check_constants(fx_args, fx_kwargs, what):
     """Refuse a nan constant the graph's Python code cannot spell: fx prints any float nan as
     `nan` (math.nan's bits). `nan` and `-nan` are kept (GraphBuilder._signed_nans); a nan with
     another payload, or a complex with a nan part, would be a different value in the graph."""
-    def exotic(x):
-        t = type(x)
-        if t is float:
-            return x != x and _bits(x) not in (_NAN, _NEG_NAN)
-        if t is complex:
-            return x != x
-        if t in (list, tuple):
-            return any(exotic(i) for i in x)
-        if t is dict:
-            return any(exotic(i) for i in x.values())
-        if t is slice:
-            return exotic((x.start, x.stop, x.step))
-        return False
-    if (_has_nan(fx_args) or _has_nan(fx_kwargs)) and (exotic(fx_args) or exotic(fx_kwargs)):
+    def exotic(c):
+        return c != c and (type(c) is complex or _bits(c) not in (_NAN, _NEG_NAN))
+    if _any_constant((fx_args, fx_kwargs), exotic):
         raise Unsupported(f"{what} takes a nan constant whose bits a graph cannot keep", kind="nan_constant")
 
 

@@ -424,10 +424,13 @@ def _compile_graphs(tracer, gb, cg, guards, backend, backend_name, grad_at_start
             log.info("graph %d of %s runs uncompiled: an input is a negative or conjugate view", k,
                      record.location)
             seg_backend = eager_backend
+            counters["stats"]["graphs_uncompiled"] += 1
         if not gb.symbols and not _static_examples(gb, seg, example_inputs):
             # the backend would compile it for inputs that do not alias as these will
             log.info("graph %d of %s runs uncompiled: an input it takes from the graph before "
                      "shares storage with another, and the trace writes into it", k, record.location)
+            if seg_backend is backend:
+                counters["stats"]["graphs_uncompiled"] += 1
             seg_backend = eager_backend
         key = same_graph_key(gm, example_inputs, modes[k], bool(gb.symbols)) if seg_backend is backend else None
         info = None
