@@ -118,3 +118,31 @@ def test_input_changed_between_calls(mutate):
         return
     p.run()
     p.run()
+
+
+def test_negative_view_swapped_into_parameter_and_buffer():
+    """A parameter's negative/conjugate bits are checked with its metadata when its versions
+    change (guards/generation.py `_fold_bits`), a buffer's on every call: `.data =` a negative
+    view must not hit a graph inductor compiled for plain memory."""
+    class M(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.ones(3))
+            self.register_buffer("b", torch.ones(3))
+
+        def forward(self, x):
+            return x * self.w + self.b
+
+    m, x = M(), torch.ones(3)
+    c = bytegraph.compile(m, backend="inductor")
+    torch.testing.assert_close(c(x), m(x))
+    negv = torch.complex(torch.ones(3) * 2, torch.ones(3) * 5).conj().imag
+    assert negv.is_neg()
+    with torch.no_grad():
+        m.w.data = negv
+    assert m.w.is_neg()
+    torch.testing.assert_close(c(x), m(x))
+    with torch.no_grad():
+        m.b.data = negv.clone()._neg_view()
+    assert m.b.is_neg()
+    torch.testing.assert_close(c(x), m(x))

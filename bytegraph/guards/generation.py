@@ -130,6 +130,18 @@ class Classifier:
 
 
 
+def _fold_bits(code, *groups):
+    """Append the bits guard `code` (`{e}.is_neg() is .. and {e}.is_conj() is ..`) to the
+    metadata checks of the same bound local `e` in one of `groups` ((code, e) lists); False when
+    no check there binds that local."""
+    for group in groups:
+        for k, (checks, e) in enumerate(group):
+            if code.startswith(f"{e}.is_neg() is "):
+                group[k] = (f"{checks} and {code}", e)
+                return True
+    return False
+
+
 _RAW_ABSENT = re.compile(r"\w+\(__s\d+, '__dict__'\)\.keys\(\)\.isdisjoint\((\w+)\)")
 _CLASS_ABSENT = re.compile(r"(\w+)\.__dict__\.keys\(\)\.isdisjoint\((\w+)\)")
 _DICT_ABSENT = re.compile(r"(\w+)\.keys\(\)\.isdisjoint\((\w+)\)")
@@ -549,6 +561,13 @@ def split(guards, body_text):
             continue
         code = g.code
         full.append(code)
+        if g.kind == "tensor_meta" and source is not None and cls.is_state_tensor(source) \
+                and _fold_bits(code, versioned, meta):
+            # a parameter's / buffer's negative and conjugate bits (compiling backends) join its
+            # metadata checks: for a parameter they run when its versions tuple changes, as its
+            # dtype and strides do, not on every call (hf/cvt: 842 getters a call)
+            skipped.append(code)
+            continue
         if tm is not None and source is not None and cls.is_state_tensor(source):
             skipped.append(g.code)
             (versioned if tm[2] else meta).append(tm[:2])

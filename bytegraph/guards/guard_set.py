@@ -201,7 +201,7 @@ class GuardSet:
         self.entry_autocast_cache = True
         # what automatic dynamic compares on a miss (runtime/dynamic.py: note_changes)
         self.sizes = []               # (source, shape) of each caller tensor
-        self.bits = []                # (source, is_neg, is_conj) of each caller tensor
+        self.bits = []                # (source, is_neg, is_conj or None if not complex) of each caller tensor
         self.ints = []                # (source, value) of each int/float/torch.Size guarded by value
         # for the two-path entry (guards/generation.py): each guard's source, the modules the
         # trace read (Source -> ModuleInfo), each tensor guard's checks on its bound local (by
@@ -278,8 +278,13 @@ class GuardSet:
             # a compiled graph reads its inputs' memory: a negative or conjugate view (`z.conj().imag`)
             # gives other values than the tensor it views (runtime/convert.py runs a graph with
             # such inputs uncompiled, so one compiled without them must not see them)
+            # (only a complex tensor can carry the conjugate bit: its dtype is guarded)
             for source, neg, conj in self.bits:
                 e = self.cg.bound(source)
+                if conj is None:
+                    self._add(f"{e}.is_neg() is {neg}", source, "tensor_meta", neg, f"{e}.is_neg()",
+                              f"{source.name_hint()}.is_neg()")
+                    continue
                 self._add(f"{e}.is_neg() is {neg} and {e}.is_conj() is {conj}", source, "tensor_meta",
                           (neg, conj), f"({e}.is_neg(), {e}.is_conj())", f"{source.name_hint()}.(is_neg(), is_conj())")
 
@@ -447,7 +452,7 @@ class GuardSet:
         if t.storage_offset():
             checks.append(f"{e}.storage_offset() == {t.storage_offset()}")
         self.sizes.append((source, tuple(t.shape)))
-        self.bits.append((source, t.is_neg(), t.is_conj()))
+        self.bits.append((source, t.is_neg(), t.is_conj() if t.is_complex() else None))
         if self._add(" and ".join(checks), source, "tensor", _meta(t)):
             # for the fast path (generation.py): the same checks on the bound local `e` (a
             # parameter/buffer is read from the entry's cache there), and whether a parameter's
@@ -490,7 +495,7 @@ class GuardSet:
         def concrete(values):
             return tuple(None if is_symbolic(v) else int(v) for v in values)
         self.sizes.append((source, concrete(fake.shape)))
-        self.bits.append((source, t.is_neg(), t.is_conj()))
+        self.bits.append((source, t.is_neg(), t.is_conj() if t.is_complex() else None))
         self.dyn_tensors.append((source, fake))
         self._add(" and ".join(checks), source, "tensor", (type(t), t.dtype, concrete(fake.shape),
                                                            concrete(fake.stride()), t.requires_grad,
