@@ -130,13 +130,13 @@ class Classifier:
 
 
 
-def _fold_bits(code, *groups):
-    """Append the bits guard `code` (`{e}.is_neg() is .. and {e}.is_conj() is ..`) to the
-    metadata checks of the same bound local `e` in one of `groups` ((code, e) lists); False when
-    no check there binds that local."""
+def _fold_bits(code, bound, *groups):
+    """Append the bits guard `code` of the tensor bound to the local `bound` (GuardSet.bits_of)
+    to that tensor's metadata checks in one of `groups` ((checks, local) lists); False when none
+    there is on that local."""
     for group in groups:
         for k, (checks, e) in enumerate(group):
-            if code.startswith(f"{e}.is_neg() is "):
+            if e == bound:
                 group[k] = (f"{checks} and {code}", e)
                 return True
     return False
@@ -561,8 +561,8 @@ def split(guards, body_text):
             continue
         code = g.code
         full.append(code)
-        if g.kind == "tensor_meta" and source is not None and cls.is_state_tensor(source) \
-                and _fold_bits(code, versioned, meta):
+        if i in guards.bits_of and source is not None and cls.is_state_tensor(source) \
+                and _fold_bits(code, guards.bits_of[i], versioned, meta):
             # a parameter's / buffer's negative and conjugate bits (compiling backends) join its
             # metadata checks: for a parameter they run when its versions tuple changes, as its
             # dtype and strides do, not on every call (hf/cvt: 842 getters a call)

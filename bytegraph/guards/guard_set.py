@@ -202,6 +202,7 @@ class GuardSet:
         # what automatic dynamic compares on a miss (runtime/dynamic.py: note_changes)
         self.sizes = []               # (source, shape) of each caller tensor
         self.bits = []                # (source, is_neg, is_conj or None if not complex) of each caller tensor
+        self.bits_of = {}             # guard index of a bits guard -> its tensor's bound local
         self.ints = []                # (source, value) of each int/float/torch.Size guarded by value
         # for the two-path entry (guards/generation.py): each guard's source, the modules the
         # trace read (Source -> ModuleInfo), each tensor guard's checks on its bound local (by
@@ -282,11 +283,14 @@ class GuardSet:
             for source, neg, conj in self.bits:
                 e = self.cg.bound(source)
                 if conj is None:
-                    self._add(f"{e}.is_neg() is {neg}", source, "tensor_meta", neg, f"{e}.is_neg()",
-                              f"{source.name_hint()}.is_neg()")
-                    continue
-                self._add(f"{e}.is_neg() is {neg} and {e}.is_conj() is {conj}", source, "tensor_meta",
-                          (neg, conj), f"({e}.is_neg(), {e}.is_conj())", f"{source.name_hint()}.(is_neg(), is_conj())")
+                    added = self._add(f"{e}.is_neg() is {neg}", source, "tensor_meta", neg,
+                                      f"{e}.is_neg()", f"{source.name_hint()}.is_neg()")
+                else:
+                    added = self._add(f"{e}.is_neg() is {neg} and {e}.is_conj() is {conj}", source,
+                                      "tensor_meta", (neg, conj), f"({e}.is_neg(), {e}.is_conj())",
+                                      f"{source.name_hint()}.(is_neg(), is_conj())")
+                if added:
+                    self.bits_of[len(self.guards) - 1] = e   # generation.split folds it (_fold_bits)
 
     def _state_check(self, kind, calls):
         """One guard: each (getter, hint, *args) still returns what it returns now."""
