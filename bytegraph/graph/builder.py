@@ -108,6 +108,9 @@ class GraphBuilder:
         self.fake_mode.dispatch = _noting_writes(self.fake_mode.dispatch, self)
         self.memo = FakeMemo(self.fake_mode) if env is not None else None
         self.mutated_storages = set()   # storage keys of fake tensors some op wrote into
+        # unbacked symbol -> where the trace made it ((frame, instruction, step) from the
+        # innermost out): a later need for its value stops the trace at that op instead
+        self.unbacked_at = {}
         self.inputs = []          # [(source, real tensor)] in placeholder order
         self.placeholders = []    # fx Nodes, parallel to inputs
         self._by_id = {}          # id(real tensor) -> (node, fake)
@@ -267,6 +270,17 @@ class GraphBuilder:
             fresh = len(self.shape_env.var_to_range) != n_vars
             self.memo.store(key, result, tensors, self, ok=not (mutated or writes or fresh))
         return result, mutated
+
+    def note_unbacked(self, n_before, chain):
+        """The symbols an op just added to the ShapeEnv (beyond the first n_before) were made
+        at `chain`."""
+        for sym in list(self.shape_env.var_to_range)[n_before:]:
+            self.unbacked_at.setdefault(sym, chain)
+
+    def producer_of(self, symbols):
+        """Where the trace made one of these unbacked symbols (the earliest), or None."""
+        chains = [self.unbacked_at[s] for s in symbols if s in self.unbacked_at]
+        return min(chains, key=lambda c: c[0][2]) if chains else None
 
     def _run_classified(self, fn, target, fake_args, fake_kwargs):
         try:

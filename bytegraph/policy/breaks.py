@@ -31,7 +31,7 @@ from ..side_effects import SideEffects
 from ..sources import TempSource
 from ..values.base import NONE, ConstValue, Value, register_wrapper
 from ..values.tensor import TensorValue
-from ..values.opaque import Opaque
+from ..values.opaque import Opaque, producer_chain
 from ..values.containers import BaseSeq, DictValue
 
 
@@ -112,15 +112,6 @@ def printable_call(args, kwargs):
         if k not in ("sep", "end", "flush") or type(v) is not ConstValue:
             return False
     return True
-
-
-def producer_chain(tx):
-    """(frame, instruction, step) from the innermost frame out: where the trace is now."""
-    chain, f = [], tx.frame
-    while f is not None:
-        chain.append((f, f.inst, f.step))
-        f = f.parent
-    return chain
 
 
 def run_in_python(tx, fn_obj, args, kwargs, reason, hint="", opaque_desc=None):

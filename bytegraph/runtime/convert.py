@@ -64,8 +64,9 @@ _NO_BREAK = frozenset({"internal", "recursion", NEEDS_SHAPE_ENV, "torch_function
                        "iter_mutated"})
 
 
-def _break_point(e, allow_breaks):
-    """The step to stop the trace before, for a graph break at `e` (None: no break)."""
+def _break_point(e, allow_breaks, tried=()):
+    """The step to stop the trace before, for a graph break at `e` (None: no break); not one
+    of `tried` (steps whose stop could not be resumed from: the next frame out is tried)."""
     if not allow_breaks or isinstance(e, UserError) or e.kind in _NO_BREAK:
         return None
     chains = []
@@ -75,7 +76,7 @@ def _break_point(e, allow_breaks):
     for chain in chains:
         if chain:
             stop = choose_stop([(f, f.inst, f.step) for f in chain] if not isinstance(chain[0], tuple)
-                               else chain, e.kind)
+                               else chain, e.kind, tried)
             if stop is not None:
                 return stop
     return None
@@ -168,56 +169,17 @@ def _replay(tracer, cg):
     return tracer.side_effects.replay(cg)
 
 
-def convert(fn, args, kwargs, backend, backend_name, entry_index, on_guard_error=None,
-            allow_breaks=True, children=None, dynamic=None):
-    """Trace fn(*args, **kwargs) and return (entry function, CompileRecord). `on_guard_error`:
-    see codegen.entry.build_entry; `allow_breaks=False` (fullgraph): the first graph break
-    stops the trace; `children` (resumes, trampoline: runtime/resume.py) compile the code
-    a graph break that stops the trace hands on to."""
-    record = CompileRecord(name=fn.__qualname__, location=location_of(fn))
-    counters["frames"]["total"] += 1
-    t0 = time.perf_counter()
-    bound = bind_call(fn, args, kwargs)
-    name = f"__entry_{entry_index}"
-    specialize = set()
+class _NoResume(Exception):
+    def __init__(self, why):
+        self.why = why
 
-    def attempt(stop_at):
-        while True:
-            try:
-                try:
-                    return _trace(fn, bound, False, allow_breaks, stop_at, specialize, dynamic)
-                except Unsupported as e:
-                    if e.kind != NEEDS_SHAPE_ENV:
-                        raise
-                    # an op with a data-dependent output size: trace again with a ShapeEnv
-                    # (unbacked sizes). Static traces never build one, so they never import
-                    # its machinery.
-                    return _trace(fn, bound, True, allow_breaks, stop_at, specialize, dynamic)
-            except _TraceFailed as failed:
-                name = getattr(failed.exc, "specialize", None)
-                if name is None or name in specialize:
-                    raise
-                specialize.add(name)       # an opaque parameter whose value the code needs
 
-    stopped_by = None
-    try:
-        traced = attempt(None)
-    except _TraceFailed as failed:
-        traced, e = None, failed.exc
-        stop = _break_point(e, allow_breaks and children is not None)
-        if stop is not None:
-            # a graph break: trace again up to just before that instruction of fn's own frame
-            try:
-                traced = attempt(stop)
-            except _TraceFailed:
-                traced = None
-            if traced is not None and traced[3].stopped is None:
-                traced = None
-        if traced is None:
-            _eager_entry(fn, failed, record, t0, name, on_guard_error)
-        stopped_by = failed
+def _finish_trace(traced, stopped_by, fn, record, t0, name, on_guard_error, children):
+    """The guards a finished trace adds for what it saw, and the entry's tail: the epilogue
+    (returning the result, replaying side effects), or at a graph break the lines that run
+    the stopped instruction in Python and call the resume function (_NoResume when the stop
+    point cannot be resumed from)."""
     cg, guards, gb, tracer, result, grad_at_start, grad_at_end = traced
-
     if gb.mutates_inputs():
         # the graph writes into an input: two inputs that are one object would make placeholders
         # the graph (and backends) treat as independent alias each other
@@ -267,10 +229,74 @@ def convert(fn, args, kwargs, backend, backend_name, entry_index, on_guard_error
             tail = cg.lines + tail
             values, applies = _replay(tracer, cg)
         except Unsupported as why:
-            # the stop point cannot be resumed from: the first trace's eager entry
-            stopped_by.exc.msg += f" (and no graph break there: {why.msg})"
-            _eager_entry(fn, stopped_by, record, t0, name, on_guard_error)
-    tail += values + applies
+            raise _NoResume(why)     # the stop point cannot be resumed from
+    return tail + values + applies, after
+
+
+def convert(fn, args, kwargs, backend, backend_name, entry_index, on_guard_error=None,
+            allow_breaks=True, children=None, dynamic=None):
+    """Trace fn(*args, **kwargs) and return (entry function, CompileRecord). `on_guard_error`:
+    see codegen.entry.build_entry; `allow_breaks=False` (fullgraph): the first graph break
+    stops the trace; `children` (resumes, trampoline: runtime/resume.py) compile the code
+    a graph break that stops the trace hands on to."""
+    record = CompileRecord(name=fn.__qualname__, location=location_of(fn))
+    counters["frames"]["total"] += 1
+    t0 = time.perf_counter()
+    bound = bind_call(fn, args, kwargs)
+    name = f"__entry_{entry_index}"
+    specialize = set()
+
+    def attempt(stop_at):
+        while True:
+            try:
+                try:
+                    return _trace(fn, bound, False, allow_breaks, stop_at, specialize, dynamic)
+                except Unsupported as e:
+                    if e.kind != NEEDS_SHAPE_ENV:
+                        raise
+                    # an op with a data-dependent output size: trace again with a ShapeEnv
+                    # (unbacked sizes). Static traces never build one, so they never import
+                    # its machinery.
+                    return _trace(fn, bound, True, allow_breaks, stop_at, specialize, dynamic)
+            except _TraceFailed as failed:
+                name = getattr(failed.exc, "specialize", None)
+                if name is None or name in specialize:
+                    raise
+                specialize.add(name)       # an opaque parameter whose value the code needs
+
+    stopped_by, tried, why_not = None, [], None
+    try:
+        traced = attempt(None)
+    except _TraceFailed as failed:
+        traced, stopped_by = None, failed
+    while True:
+        if traced is None:
+            # a graph break: trace again up to just before the instruction chosen to run in
+            # Python (the innermost frame's first; a frame further out when a stop deeper in
+            # could not be resumed from)
+            while traced is None:
+                stop = _break_point(stopped_by.exc, allow_breaks and children is not None, tried)
+                if stop is None:
+                    break
+                tried.append(stop)
+                try:
+                    traced = attempt(stop)
+                except _TraceFailed:
+                    traced = None
+                if traced is not None and traced[3].stopped is None:
+                    traced = None
+            if traced is None:
+                if why_not is not None:
+                    stopped_by.exc.msg += f" (and no graph break there: {why_not.msg})"
+                _eager_entry(fn, stopped_by, record, t0, name, on_guard_error)
+        try:
+            tail, after = _finish_trace(traced, stopped_by, fn, record, t0, name, on_guard_error, children)
+            break
+        except _NoResume as no:
+            why_not = why_not or no.why
+            traced = None          # the stop point cannot be resumed from: try one further out
+    cg, guards, gb, tracer, result, grad_at_start, grad_at_end = traced
+
     if grad_at_end != grad_at_start:
         tail.append(f"{cg.const(torch, 'torch')}._C._set_grad_enabled({grad_at_end})")
     tail += after

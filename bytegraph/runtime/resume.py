@@ -73,7 +73,27 @@ _ONE_STEP = {
     # generator-based one it did not make: its generator is real): entered in Python, the
     # with-block resumes in compiled code with the real bound __exit__ on its stack
     "BEFORE_WITH": (1, lambda i, s: (enter_with, s, ("v", "v"))),
+    # an f-string field the trace cannot format (a tensor's value): formatted in Python, the
+    # rest of the f-string and the code after it resume with the real string
+    "FORMAT_VALUE": (lambda i: 2 if i.arg & 4 else 1, lambda i, s: (_CONVERSIONS[i.arg & 3], s, ("v",))),
 }
+
+
+def _format_str(v, spec=""):
+    return format(str(v), spec)
+
+
+def _format_repr(v, spec=""):
+    return format(repr(v), spec)
+
+
+def _format_ascii(v, spec=""):
+    return format(ascii(v), spec)
+
+
+# FORMAT_VALUE's conversion (the low two bits of its argument: none, !s, !r, !a), then the
+# format spec when the argument's bit 4 says one is on the stack
+_CONVERSIONS = {0: format, 1: _format_str, 2: _format_repr, 3: _format_ascii}
 
 
 def _special(mgr, name):
@@ -114,13 +134,14 @@ def _resumable(frame):
 _NO_ATTR_STOP = frozenset({"tensor_method"})
 
 
-def choose_stop(chain, kind=None):
+def choose_stop(chain, kind=None, tried=()):
     """`chain`: (frame, instruction, step) from the innermost frame out, as a trace stopped
     (`kind`: the refusal's kind).
     The step to stop before: the innermost frame whose instruction can run in Python and
     from which every frame out to the root can be resumed (each was inlined for exactly its
     parent's call); else None. A try/with block around the instruction or around a call on
-    the way out is kept: see break_tail."""
+    the way out is kept: see break_tail. Steps in `tried` (stops that could not be resumed
+    from) are passed over, for one further out."""
     _note_repeat_stop(chain)
     for d, (frame, inst, step) in enumerate(chain):
         if is_trusted_module(frame.globals.get("__name__")) and d < len(chain) - 1:
@@ -136,7 +157,7 @@ def choose_stop(chain, kind=None):
                                    or _split_at_module_call(frame, chain)):
             continue
         stop = _stop_step(frame, inst, step)
-        if stop is not None:
+        if stop is not None and stop not in tried:
             return stop
     return None
 
@@ -611,6 +632,7 @@ def _split_stack(frame, inst):
     one = _ONE_STEP.get(inst.opname)
     if one is not None:
         n, make = one
+        n = n(inst) if callable(n) else n
         fn, operands, pushed = make(inst, stack[len(stack) - n:])
         return stack[:len(stack) - n], ("python", fn, operands, pushed), insts[frame.ip + 1].offset
     return stack[:-1], ("branch", stack[-1], _POP_JUMPS[inst.opname]), None

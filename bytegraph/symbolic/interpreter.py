@@ -252,6 +252,12 @@ class Tracer:
                     if not self.catch(frame, inst, e):
                         raise
         except (Unsupported, UserError) as e:
+            unbacked = getattr(e, "unbacked", None)
+            if unbacked and not hasattr(e, "producer"):
+                # a size no value stands for: stop where the op that made it ran, so it runs in
+                # Python and the code after it sees a real tensor (values/symbolic.py hint)
+                e.producer = self.graph.producer_of(unbacked)
+                e.at_producer = e.producer is not None
             if frame.inst is not None:          # where a graph break could stop (runtime/resume.py)
                 if not hasattr(e, "frames"):
                     e.frames = []

@@ -15,6 +15,15 @@ from ..exc import Unsupported
 from .base import Value, ConstValue
 
 
+def producer_chain(tx):
+    """(frame, instruction, step) from the innermost frame out: where the trace is now."""
+    chain, f = [], tx.frame
+    while f is not None:
+        chain.append((f, f.inst, f.step))
+        f = f.parent
+    return chain
+
+
 class Opaque(Value):
     param = None        # the parameter of a resume function it arrived through (see below)
 

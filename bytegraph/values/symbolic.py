@@ -68,7 +68,11 @@ def hint(v):
     if isinstance(v, SYM_TYPES):
         h = v.node.hint
         if h is None:
-            raise Unsupported("a data-dependent size with no trace-time value", kind="data_dependent")
+            e = Unsupported("a data-dependent size with no trace-time value", kind="data_dependent",
+                            hint="the size depends on tensor values (nonzero(), a boolean mask); the "
+                                 "op that made it runs in Python when the trace can stop there")
+            e.unbacked = v.node.expr.free_symbols     # the interpreter finds the op that made it
+            raise e
         return h
     return v
 

@@ -19,6 +19,7 @@ import torch
 from ..exc import Unsupported
 from ..graph.builder import check_constants, _target_name
 from .base import Value, ConstValue, const, register_wrapper, POLICY
+from .opaque import producer_chain
 from .symbolic import hint, shape_value, has_sym, any_symbolic, wrap_sym, SYM_TYPES, is_symbolic, check_marks, plain
 
 
@@ -247,7 +248,11 @@ def graph_call(tx, kind, target, args, kwargs, run_fake=None):
     fake_kwargs = {k: v.fake_arg(tx) for k, v in kwargs.items()}
     gb = tx.graph
     check_constants(fx_args, fx_kwargs, _target_name(target))
+    env = gb.shape_env
+    n_vars = len(env.var_to_range) if env is not None else 0
     fake, mutated = gb.run_fake(kind, target, fake_args, fake_kwargs, run_fake)
+    if env is not None and len(env.var_to_range) != n_vars:
+        gb.note_unbacked(n_vars, producer_chain(tx))    # a data-dependent size: nonzero(), x[mask]
     if gb.marked:
         check_marks(tx, f"{getattr(target, '__name__', target)} needs it to be a constant")
     mutated = mutated or target in _MUTATING_NONE_RESULT
