@@ -281,3 +281,67 @@ def _adopt_materialized(tx):
             value.source = TempSource(name)
         else:
             value.frozen_by_break = True
+
+
+# -- loops whose body stops the trace: one step per entry ----------------------------------
+
+_TUPLE_ITER = type(iter(()))
+
+
+class LoopIterParam(Value):
+    """The iterator of a `for` loop over a tensor whose body stopped the trace, as a resume
+    function receives it (runtime/resume.py: a parameter in `__bytegraph_loop_iters__`). The
+    trace does not read it (guarded by type only) and does not unroll what is left: stepping it
+    (the loop's FOR_ITER) stops the trace there, so `next()` runs in the entry and each
+    iteration resumes the same resume function at the loop body (one compiled unit per loop
+    position, shared by every iteration, instead of a resume level per iteration)."""
+
+    def __init__(self, obj, source):
+        self.obj = obj
+        self.source = source
+
+    def python_type(self):
+        return type(self.obj)
+
+    def next(self):
+        raise Unsupported("a step of a loop whose body stops the trace (runs in Python; the body "
+                          "resumes in the same compiled unit every iteration)", kind="loop_step")
+
+    def unpack(self, tx):
+        self.next()
+
+    def __repr__(self):
+        return f"LoopIterParam({self.source})"
+
+
+def loop_step_iter(v):
+    """Is `v` a loop iterator a stop hands on as a LoopIterParam: one already, or the iterator
+    GET_ITER made over a tuple (only the loop's stack holds it) whose items left are tensors
+    that would pass one another's tensor guards (type, dtype, device, sizes, strides, storage
+    offset, requires_grad: else each iteration's resume entry would miss and recompile anyway).
+    Rows of one tensor (`for row in t`) differ in storage offset: not stepped (see
+    docs/graph_breaks.md "Loops stepped one iteration per entry")."""
+    if type(v) is LoopIterParam:
+        return True
+    from ..values.containers import IteratorValue
+    if type(v) is not IteratorValue or not getattr(v, "from_tuple", False):
+        return False
+    items = v.items[v.pos:]
+    if not items or not all(type(i) is TensorValue for i in items):
+        return False
+    return len({_guard_meta(i.fake) for i in items}) == 1
+
+
+def _guard_meta(fake):
+    """What a tensor guard compares (symbolic sizes by their expression)."""
+    return (type(fake), fake.dtype, str(fake.device), str(tuple(fake.shape)), str(fake.stride()),
+            str(fake.storage_offset()), fake.requires_grad)
+
+
+def wrap_loop_iter(tx, obj, source):
+    """A resume function's loop-iterator parameter (see LoopIterParam); None when the object is
+    not the tuple iterator the entry made (the parameter is then wrapped as usual)."""
+    if type(obj) is not _TUPLE_ITER or not tx.allow_breaks:
+        return None
+    tx.guards.add_type(source, _TUPLE_ITER)
+    return LoopIterParam(obj, source)

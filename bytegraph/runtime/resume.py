@@ -36,7 +36,7 @@ from ..symbolic.table import NULL
 from ..symbolic.interpreter import Lazy
 from ..symbolic.handlers_control import SavedExcInfo, _ExitValue
 from ..policy.calls import AutocastCtx
-from ..policy.breaks import in_real_autocast
+from ..policy.breaks import in_real_autocast, loop_step_iter
 from ..values.opaque import Opaque
 from ..values.containers import IteratorValue
 from ..values.objects import ModuleValue, ObjectValue
@@ -156,7 +156,7 @@ def choose_stop(chain, kind=None, tried=()):
         if d < len(chain) - 1 and (_split_at_call(frame, chain[d + 1:])
                                    or _split_at_module_call(frame, chain)):
             continue
-        stop = _stop_step(frame, inst, step)
+        stop = step if inst.opname == "FOR_ITER" and kind == "loop_step" else _stop_step(frame, inst, step)
         if stop is not None and stop not in tried:
             return stop
     return None
@@ -395,17 +395,24 @@ class ResumeCache:
         self.compile_fn = compile_fn
         self.entries = {}
 
-    def get(self, frame, offset, layout, dead, compiled=True, opaque=(), inner=None, structural=False):
+    def get(self, frame, offset, layout, dead, compiled=True, opaque=(), inner=None, structural=False,
+            loop_step=False):
         """(callable, byte offset of the original code in the resume code) for `frame`'s code.
         `compiled=False`: the plain function (exception handlers after a break, and the
         resume functions of inlined frames, which the root's resume function calls first).
         `opaque`: positions of parameters that get item() results (values/opaque.py).
-        `inner`: (function, number of arguments) to call first (bytecode/resume.py)."""
+        `inner`: (function, number of arguments) to call first (bytecode/resume.py).
+        `loop_step`: the stop is inside a loop that steps one iteration per entry (a loop
+        iterator "i" in some frame's layout): the frames around it are at the same loop
+        positions in every iteration, so each gets its canonical function too."""
         code = frame.code
         # Not inside a for loop: its iterator reaches the resume function at a new position
         # each iteration, which the resumed trace specializes on (it unrolls the items left),
         # so one shared function would only recompile per iteration up to its cache limit.
-        looping = any(isinstance(v, IteratorValue) for v in frame.stack)
+        # A loop over a tuple of like tensors whose body stops is stepped one iteration per entry
+        # (its iterator is a LoopIterParam, never unrolled): its positions share one function.
+        looping = not loop_step and any(isinstance(v, IteratorValue) and not loop_step_iter(v)
+                                        for v in frame.stack)
         base = None if looping else _canonical(code, offset, dead, inner)
         if base is not None:
             code, offset, dead, inner = base
@@ -425,8 +432,10 @@ class ResumeCache:
         closure = cells(rcode.co_freevars) or None          # __class__
         rfn = types.FunctionType(rcode, globals_, name, None, closure)
         rfn.__bytegraph_cells__ = frozenset(rcode.co_cellvars)
-        rfn.__bytegraph_opaque__ = frozenset(params[i] for i in opaque if i >= 0)
-        rfn.__bytegraph_opaque_floats__ = frozenset(params[-1 - i] for i in opaque if i < 0)
+        rfn.__bytegraph_opaque__ = frozenset(params[i] for i in opaque if type(i) is int and i >= 0)
+        rfn.__bytegraph_opaque_floats__ = frozenset(params[-1 - i] for i in opaque if type(i) is int and i < 0)
+        # loop iterators stepped one iteration per entry: "i<position>" (policy/breaks.py)
+        rfn.__bytegraph_loop_iters__ = frozenset(params[int(i[1:])] for i in opaque if type(i) is str)
         if structural:
             STRUCTURAL.add(rfn)
         hit = self.entries[key] = (self.compile_fn(rfn) if compiled else rfn, shift)
@@ -454,7 +463,7 @@ class ResumeCache:
         return hit[0]
 
 
-_SLOT = {"v": None, "n": CODE_NULL, "x": CODE_EXC, "a": CODE_WITH}
+_SLOT = {"v": None, "n": CODE_NULL, "x": CODE_EXC, "a": CODE_WITH, "i": None}
 
 
 def decode_line(code, offset):
@@ -508,6 +517,7 @@ def break_tail(tracer, cg, resumes, trampoline):
         frames in from it (plain), innermost first, down to chain[start], which continues
         at `first_offset` with `first_state` (arguments, layout, opaque flags); and the
         argument list it takes: per frame from the root in, its locals and stack values."""
+        loop_step = "i" in first_state[1] or any("i" in st[1] for st in states[start + 1:])
         fn_inner, n_inner = None, 0
         args_all, flags_all = [], []
         for j in range(start, len(chain)):
@@ -521,11 +531,13 @@ def break_tail(tracer, cg, resumes, trampoline):
             args_all = fargs + args_all
             flags_all = flags + flags_all
             root = j == len(chain) - 1
-            # item() results by position; a call's result, by -1 - position (opaque if a float)
-            opaque = tuple(i if o is True else -1 - i for i, o in enumerate(flags_all) if o) if root else ()
+            # item() results by position; a call's result, by -1 - position (opaque if a float);
+            # a loop iterator stepped per entry, "i<position>"
+            opaque = tuple(i if o is True else f"i{i}" if o == "iter" else -1 - i
+                           for i, o in enumerate(flags_all) if o) if root else ()
             inner = (fn_inner, n_inner, f.inst.offset) if fn_inner is not None else None
             fn_inner, shift = resumes.get(f, offset, layout, dead, compiled=root, opaque=opaque,
-                                          inner=inner, structural=structural)
+                                          inner=inner, structural=structural, loop_step=loop_step)
             n_inner = len(args_all)
             if j == start:
                 first_shift = shift
@@ -580,6 +592,19 @@ def break_tail(tracer, cg, resumes, trampoline):
         post.append(f"    return {r_jump}({args})")
         post.append(f"return {r_fall}({args})")
         return pre, post
+    if op[0] == "for_iter":
+        # next() in Python; the body (iterator and item pushed) or the code after the loop resumes
+        it = temp(_expr(cg, op[1]))
+        args0, layout0, _, flags0 = states[0]
+        done = cg.const(_LOOP_DONE, "loop_done")
+        r_exit, exit_args, _ = resume_chain(0, frame.insts[inst.target].offset, (args0, layout0, flags0))
+        r_body, args, _ = resume_chain(0, after, (args0 + [it, "__c"], layout0 + ("i", "v"),
+                                                  flags0 + ["iter", False]))
+        post += guarded(in_real_autocast(tracer, [f"__c = next({it}, {done})"]))
+        post.append(f"if __c is {done}:")
+        post.append(f"    return {r_exit}({exit_args})")
+        post.append(f"return {r_body}({args})")
+        return pre, post
     tramp = cg.const(trampoline, "trampoline")
     callee = op[1]
     if op[0] == "call":
@@ -609,6 +634,9 @@ def break_tail(tracer, cg, resumes, trampoline):
     return pre, post
 
 
+_LOOP_DONE = type("LoopDone", (), {"__repr__": lambda self: "<loop done>"})()
+
+
 def _split_stack(frame, inst):
     """(stack values below what the instruction consumes, the operation, resume offset)."""
     stack = list(frame.stack)
@@ -629,6 +657,8 @@ def _split_stack(frame, inst):
         if stack and stack[-1] is NULL:
             stack.pop()
         return stack, ("call_ex", callee, star, kw), insts[frame.ip + 1].offset
+    if inst.opname == "FOR_ITER":           # a loop stepped per entry: next() runs in Python
+        return stack[:-1], ("for_iter", stack[-1]), insts[frame.ip + 1].offset
     one = _ONE_STEP.get(inst.opname)
     if one is not None:
         n, make = one
@@ -647,9 +677,9 @@ def _frame_state(frame, stack, cg, temp):
             else _cell_arg(frame, v, cg, temp) if v in code.co_cellvars or v in code.co_freevars
             else _local_arg(frame, v, cg, temp) for v in varnames] + \
         [temp(_expr(cg, v.handled if type(v) is SavedExcInfo else v)) for v in stack if v is not NULL]
-    flags = [isinstance(v, Opaque) and v.scalar for v in values]
-    layout = tuple("n" if v is NULL else "x" if type(v) is SavedExcInfo else "a" if _autocast_exit(v) else "v"
-                   for v in stack)
+    flags = ["iter" if loop_step_iter(v) else isinstance(v, Opaque) and v.scalar for v in values]
+    layout = tuple("n" if v is NULL else "x" if type(v) is SavedExcInfo else "a" if _autocast_exit(v)
+                   else "i" if loop_step_iter(v) else "v" for v in stack)
     dead = tuple(v for v in varnames if v not in frame.locals and v not in code.co_cellvars
                  and v not in code.co_freevars)
     return args, layout, dead, flags

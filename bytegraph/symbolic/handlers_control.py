@@ -5,7 +5,7 @@ a branch on tensor data raises Unsupported (data_dependent).
 """
 from ..exc import Unsupported, UserError
 from ..values.base import NONE, ConstValue
-from ..values.containers import IteratorValue
+from ..values.containers import IteratorValue, TupleValue
 from ..policy.builtins import BUILTINS
 from ..policy.breaks import exit_of_modelled
 from ..protocols import truth
@@ -56,7 +56,11 @@ def _jump_if_false_or_pop(f, inst):
 
 @handler("GET_ITER")
 def _get_iter(f, inst):
-    f.stack.append(BUILTINS[iter](f.tx, f.stack.pop()))
+    v = f.stack.pop()
+    it = BUILTINS[iter](f.tx, v)
+    if type(v) is TupleValue and type(it) is IteratorValue:
+        it.from_tuple = True         # only this loop's stack holds it (policy/breaks.py: loop_step_iter)
+    f.stack.append(it)
 
 
 @handler("FOR_ITER")

@@ -27,6 +27,7 @@ from ..values.base import NONE, ConstValue, wrap, is_trusted_module, is_static
 from ..values.functions import CellValue, CO_GENERATOR
 from ..values.containers import IteratorValue
 from ..values.opaque import OpaqueParam
+from ..policy.breaks import wrap_loop_iter
 from ..values.symbolic import ConstraintViolation
 from ..values.lookup import tracing
 from .table import HANDLERS, UNSUPPORTED
@@ -181,7 +182,13 @@ class Tracer:
         opaque = getattr(fn, "__bytegraph_opaque__", ())      # a resume function's (runtime/resume.py)
         floats = getattr(fn, "__bytegraph_opaque_floats__", ())   # opaque when they hold a float
         cells = getattr(fn, "__bytegraph_cells__", ())        # parameters that are cells (same)
+        loop_iters = getattr(fn, "__bytegraph_loop_iters__", ())   # a loop's iterator (policy/breaks.py)
         for name in sig_names:
+            if name in loop_iters:
+                it = wrap_loop_iter(self, args[name], LocalSource(name))
+                if it is not None:
+                    frame.locals[name] = it
+                    continue
             if name in cells:
                 src = LocalSource(name)
                 self.guards.add_type(src, types.CellType)
