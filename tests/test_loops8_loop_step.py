@@ -223,3 +223,49 @@ def test_autograd_through_stepped_loop():
     assert_same(xe.grad, xc.grad)
     for a, b in zip(we, wc):
         assert_same(a.grad, b.grad)
+
+
+# -- warm start: a stepped loop's resume functions ("i<position>" in their key) persist
+
+WARM_MODULE = '''
+import torch
+
+def stepped(x):
+    out = x
+    for w in (x * 1, x * 2, x + 1, x - 3, -x, x + 2):
+        if w.sum() > 0:
+            out = out + w
+        else:
+            out = out * 0.5
+    return out.sin()
+'''
+
+WARM_PHASE = '''
+import json, sys
+spec = json.loads(sys.argv[1])
+sys.path.insert(0, spec["dir"])
+import torch
+import bytegraph
+bytegraph.config.cache_dir = spec["cache_dir"]
+import l8mod as m
+x = torch.randn(8)
+inputs = [(x.abs() + 0.1,), (-x.abs() - 0.1,), (x,)]
+c = bytegraph.compile(m.stepped, backend="eager")
+ok = all(torch.allclose(c(*a), m.stepped(*a), atol=1e-6) for a in inputs)
+print("RESULT" + json.dumps({"ok": ok, "warm": dict(bytegraph.counters["warm"]),
+                             "frames": dict(bytegraph.counters["frames"]),
+                             "steps": sum(v for k, v in bytegraph.counters["graph_break"].items()
+                                          if str(k).startswith("a step of a loop"))}))
+'''
+
+
+def test_warm_round_trip(tmp_path):
+    from warm_harness import run_phase, write_module
+    write_module(tmp_path, "l8mod.py", WARM_MODULE)
+    cold = run_phase(WARM_PHASE, tmp_path, [])
+    assert cold["ok"] and cold["steps"] > 0, cold
+    assert not cold["warm"].get("unportable"), cold
+    warm = run_phase(WARM_PHASE, tmp_path, [])
+    assert warm["ok"], warm
+    assert warm["frames"].get("total", 0) == 0, warm
+    assert warm["warm"].get("hit") == cold["warm"]["miss"], (cold, warm)
