@@ -28,8 +28,8 @@ import torch
 
 from ..exc import Unsupported
 from ..side_effects import SideEffects
-from ..sources import TempSource
-from ..values.base import NONE, ConstValue, Value, register_wrapper
+from ..sources import Source, TempSource
+from ..values.base import NONE, ConstValue, Value, register_wrapper, wrap
 from ..values.tensor import TensorValue
 from ..values.opaque import Opaque, producer_chain
 from ..values.containers import BaseSeq, DictValue
@@ -288,27 +288,79 @@ def _adopt_materialized(tx):
 _TUPLE_ITER = type(iter(()))
 
 
-class LoopIterParam(Value):
-    """The iterator of a `for` loop over a tensor whose body stopped the trace, as a resume
-    function receives it (runtime/resume.py: a parameter in `__bytegraph_loop_iters__`). The
-    trace does not read it (guarded by type only) and does not unroll what is left: stepping it
-    (the loop's FOR_ITER) stops the trace there, so `next()` runs in the entry and each
-    iteration resumes the same resume function at the loop body (one compiled unit per loop
-    position, shared by every iteration, instead of a resume level per iteration)."""
+def _has_next(it):
+    """Would next() on this tuple iterator give an item (read through __reduce__, no step)?"""
+    r = it.__reduce__()
+    return len(r) == 3 and r[2] < len(r[1][0])
 
-    def __init__(self, obj, source):
+
+def _peek(it):
+    """The item next() on this tuple iterator would give, without stepping it."""
+    r = it.__reduce__()
+    return r[1][0][r[2]]
+
+
+class PeekSource(Source):
+    """_peek(base): the next item of a stepped loop's iterator (LoopIterParam). Bound once, by
+    the guards that first render it, so later uses in the entry see that item even after the
+    replay stepped the iterator."""
+    __slots__ = ("base",)
+
+    def __init__(self, base):
+        self.base = base
+
+    def render(self, cg):
+        return f"{cg.const(_peek, 'loop_peek')}({self.base.expr(cg)})"
+
+    def name_hint(self):
+        return f"next item of {self.base.name_hint()}"
+
+    def __eq__(self, other):
+        return type(other) is PeekSource and other.base == self.base
+
+    def __hash__(self):
+        return hash(("peek", self.base))
+
+
+class LoopIterParam(Value):
+    """The iterator of a `for` loop over a tuple of like tensors whose body stopped the trace,
+    as a resume function receives it (runtime/resume.py: a parameter in
+    `__bytegraph_loop_iters__`). The trace does not unroll what is left: it takes one step
+    (guarded on there being a next item and on that item, read through __reduce__, not on the
+    position; the step is replayed as `next(it)`), and the loop's next FOR_ITER on it stops the
+    trace there, so `next()` runs in the entry and every iteration resumes the same resume
+    function (one compiled unit per loop position, shared by every iteration, instead of a
+    resume level per iteration)."""
+
+    def __init__(self, tx, obj, source):
+        self.tx = tx
         self.obj = obj
         self.source = source
+        self.stepped = False
 
     def python_type(self):
         return type(self.obj)
 
     def next(self):
-        raise Unsupported("a step of a loop whose body stops the trace (runs in Python; the body "
-                          "resumes in the same compiled unit every iteration)", kind="loop_step")
+        if self.stepped:
+            raise Unsupported("a step of a loop whose body stops the trace (runs in Python; the body "
+                              "resumes in the same compiled unit every iteration)", kind="loop_step")
+        self.stepped = True
+        tx, src = self.tx, self.source
+        has = tx.cg.const(_has_next, "loop_has_next")
+        if not _has_next(self.obj):
+            tx.guards.add_code(f"not {has}({src.expr(tx.cg)})", src, "loop_done")
+            return None
+        tx.guards.add_code(f"{has}({src.expr(tx.cg)})", src, "loop_has_next")
+        item = wrap(tx, _peek(self.obj), PeekSource(src))
+        tx.side_effects.mutated(self)
+        return item
+
+    def replay(self, cg, target, temp):
+        return f"next({target})"         # the step the trace took (not sticky: replayed once)
 
     def unpack(self, tx):
-        self.next()
+        raise Unsupported("unpacking a loop's iterator whose body stops the trace", kind="loop_step")
 
     def __repr__(self):
         return f"LoopIterParam({self.source})"
@@ -344,4 +396,4 @@ def wrap_loop_iter(tx, obj, source):
     if type(obj) is not _TUPLE_ITER or not tx.allow_breaks:
         return None
     tx.guards.add_type(source, _TUPLE_ITER)
-    return LoopIterParam(obj, source)
+    return LoopIterParam(tx, obj, source)
