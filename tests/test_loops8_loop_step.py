@@ -291,3 +291,23 @@ def test_step_stops_at_for_iter():
     # graphs are not shared across traces)
     assert _steps() > 0
     assert traces[-1] <= 12, traces
+
+
+def outer_inner(x, groups):
+    out = x
+    for k in range(len(groups)):         # an unrolled loop around the stepped one: its frame
+        for w in groups[k]:              # keeps a resume function per iteration (no shared
+            if w.sum() > 0:              # cache filled by the outer loop's positions)
+                out = out + w * k
+            else:
+                out = out - 1
+    return out
+
+
+def test_stepped_loop_inside_unrolled_loop():
+    def make(seed):
+        def f():
+            g = torch.Generator().manual_seed(seed)
+            return torch.ones(4), tuple(tuple(torch.randn(4, generator=g) for _ in range(5)) for _ in range(3))
+        return f
+    run_calls(outer_inner, [make(0), make(1), make(0)])

@@ -395,24 +395,21 @@ class ResumeCache:
         self.compile_fn = compile_fn
         self.entries = {}
 
-    def get(self, frame, offset, layout, dead, compiled=True, opaque=(), inner=None, structural=False,
-            loop_step=False):
+    def get(self, frame, offset, layout, dead, compiled=True, opaque=(), inner=None, structural=False):
         """(callable, byte offset of the original code in the resume code) for `frame`'s code.
         `compiled=False`: the plain function (exception handlers after a break, and the
         resume functions of inlined frames, which the root's resume function calls first).
         `opaque`: positions of parameters that get item() results (values/opaque.py).
-        `inner`: (function, number of arguments) to call first (bytecode/resume.py).
-        `loop_step`: the stop is inside a loop that steps one iteration per entry (a loop
-        iterator "i" in some frame's layout): the frames around it are at the same loop
-        positions in every iteration, so each gets its canonical function too."""
+        `inner`: (function, number of arguments) to call first (bytecode/resume.py)."""
         code = frame.code
         # Not inside a for loop: its iterator reaches the resume function at a new position
         # each iteration, which the resumed trace specializes on (it unrolls the items left),
         # so one shared function would only recompile per iteration up to its cache limit.
         # A loop over a tuple of like tensors whose body stops is stepped one iteration per entry
         # (its iterator is a LoopIterParam, never unrolled): its positions share one function.
-        looping = not loop_step and any(isinstance(v, IteratorValue) and not loop_step_iter(v)
-                                        for v in frame.stack)
+        # A frame that also has an unrolled loop keeps a function per iteration (shared, the
+        # outer loop's positions would fill one cache: a recompile per outer item).
+        looping = any(isinstance(v, IteratorValue) and not loop_step_iter(v) for v in frame.stack)
         base = None if looping else _canonical(code, offset, dead, inner)
         if base is not None:
             code, offset, dead, inner = base
@@ -517,7 +514,6 @@ def break_tail(tracer, cg, resumes, trampoline):
         frames in from it (plain), innermost first, down to chain[start], which continues
         at `first_offset` with `first_state` (arguments, layout, opaque flags); and the
         argument list it takes: per frame from the root in, its locals and stack values."""
-        loop_step = "i" in first_state[1] or any("i" in st[1] for st in states[start + 1:])
         fn_inner, n_inner = None, 0
         args_all, flags_all = [], []
         for j in range(start, len(chain)):
@@ -537,7 +533,7 @@ def break_tail(tracer, cg, resumes, trampoline):
                            for i, o in enumerate(flags_all) if o) if root else ()
             inner = (fn_inner, n_inner, f.inst.offset) if fn_inner is not None else None
             fn_inner, shift = resumes.get(f, offset, layout, dead, compiled=root, opaque=opaque,
-                                          inner=inner, structural=structural, loop_step=loop_step)
+                                          inner=inner, structural=structural)
             n_inner = len(args_all)
             if j == start:
                 first_shift = shift
