@@ -311,3 +311,14 @@ def test_stepped_loop_inside_unrolled_loop():
             return torch.ones(4), tuple(tuple(torch.randn(4, generator=g) for _ in range(5)) for _ in range(3))
         return f
     run_calls(outer_inner, [make(0), make(1), make(0)])
+
+
+if __name__ == "__main__":
+    # the figures of BENCHMARKS.md "Session 10 (loops8)": traces after each call, graphs, regions
+    for name, fn, sets in [("branchy", branchy, [_weights(8, 0), _weights(8, 1), _weights(16, 2), _weights(16, 3),
+                                                 _weights(3, 4)]),
+                           ("branchy32", branchy, [_weights(32, 0)]),
+                           ("alternating", alternating, [_weights(8, 0, neg=(3,)), _weights(8, 1),
+                                                         _weights(16, 2, neg=(1, 5))])]:
+        traces, be = run_calls(fn, sets)
+        print(name, "traces", traces, "graphs", len(be.graphs), "regions", len(be.graphs) + not_compiled())
