@@ -450,8 +450,8 @@ def _range(tx, *args):
 @handles(enumerate)
 def _enumerate(tx, it, start=None):
     if _lazy([it]):
-        from .stdlib_iter import zip_rows, count_from
-        return zip_rows(tx, [count_from(tx, start or const(0)), it])
+        from .stdlib_iter import EnumerateValue
+        return EnumerateValue(tx, it, start or const(0))
     s = 0 if start is None else start.as_python()
     rows = [TupleValue([const(i + s), v]) for i, v in enumerate(it.unpack(tx))]
     return SeqIterValue(rows, enumerate, [it], [("list", it, 0)], s) if type(it) is ListValue \
