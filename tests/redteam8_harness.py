@@ -1,15 +1,14 @@
 """Red team 8's differential runner: eager and compiled on deep copies of the same arguments,
 comparing results (or the exception raised), stdout, and the arguments afterwards; every
-call after the first set must be answered from the cache (no new frame compiled) unless
-`recompiles` allows it."""
+round of the same arguments must be answered from the cache (no new frame compiled).
+BYTEGRAPH_TEST_REFERENCE=1 runs the same checks through torch.compile (differential.py)."""
 import contextlib
 import copy
 import io
 
 import torch
 
-import bytegraph
-from differential import assert_same, counters, reset
+from differential import REFERENCE, assert_same, compile_fn, counters, reset
 
 
 def _call(fn, args):
@@ -36,7 +35,7 @@ def run(fn, *argsets, fullgraph=False, backend="eager", repeat=2):
     """Each argument tuple of `argsets` runs `repeat` times eagerly and compiled; the second
     round of the same arguments compiles nothing new. Returns the compiled function."""
     reset()
-    c = bytegraph.compile(fn, backend=backend, fullgraph=fullgraph)
+    c = compile_fn(fn, backend=backend, fullgraph=fullgraph)
     for args in argsets:
         for i in range(repeat):
             before = counters()["frames"]["total"]
@@ -55,4 +54,9 @@ def run(fn, *argsets, fullgraph=False, backend="eager", repeat=2):
 
 
 def fallbacks():
-    return dict(counters()["fallback"])
+    """bytegraph's whole-function fallbacks ({} in reference mode: torch.compile counts none)."""
+    return {} if REFERENCE else dict(counters()["fallback"])
+
+
+def internal_errors():
+    return 0 if REFERENCE else counters()["frames"]["internal_error"]

@@ -17,8 +17,8 @@ import pytest
 import torch
 
 import bytegraph
-from differential import counters
-from redteam8_harness import run, fallbacks
+from differential import REFERENCE, compile_fn, counters, reset
+from redteam8_harness import run, fallbacks, internal_errors
 
 X1 = torch.tensor([1., -1., 2., 3.])
 
@@ -173,7 +173,7 @@ _CASES = [
 @pytest.mark.parametrize("fn,argsets", _CASES, ids=[c[0].__name__ for c in _CASES])
 def test_formatting(fn, argsets):
     run(fn, *argsets)
-    assert counters()["frames"]["internal_error"] == 0
+    assert internal_errors() == 0
 
 
 def test_user_format_runs_once_per_field():
@@ -185,8 +185,8 @@ def test_user_format_runs_once_per_field():
 def test_print_options_between_calls():
     def f(x):
         return f"{x}|{x!r}", x * 1
-    bytegraph.reset()
-    c = bytegraph.compile(f, backend="eager")
+    reset()
+    c = compile_fn(f, backend="eager")
     x = torch.tensor([1.123456789, 2.0])
     try:
         for prec in (4, 2, 8):

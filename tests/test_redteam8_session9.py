@@ -25,8 +25,8 @@ import torch
 import torch.utils._pytree as pytree
 
 import bytegraph
-from differential import counters
-from redteam8_harness import run, fallbacks
+from differential import REFERENCE, compile_fn, counters, reset
+from redteam8_harness import run, fallbacks, internal_errors
 
 X = torch.randn(4, 3, generator=torch.Generator().manual_seed(0))
 W = torch.randn(3, generator=torch.Generator().manual_seed(1))
@@ -157,7 +157,7 @@ _VMAP = [
 @pytest.mark.parametrize("fn,argsets", _VMAP, ids=[c[0].__name__ for c in _VMAP])
 def test_vmap(fn, argsets):
     run(fn, *argsets)
-    assert counters()["frames"]["internal_error"] == 0
+    assert internal_errors() == 0
 
 
 SCALE = 2.0
@@ -169,8 +169,8 @@ def _scaled(x):
 
 def test_vmap_body_reads_a_global_that_changes():
     global SCALE
-    bytegraph.reset()
-    c = bytegraph.compile(_scaled, backend="eager")
+    reset()
+    c = compile_fn(_scaled, backend="eager")
     try:
         for s in (2.0, 3.0, 2.0):
             SCALE = s
@@ -268,7 +268,7 @@ _PYTREE = [
 @pytest.mark.parametrize("fn,argsets", _PYTREE, ids=[c[0].__name__ for c in _PYTREE])
 def test_pytree(fn, argsets):
     run(fn, *argsets)
-    assert counters()["frames"]["internal_error"] == 0
+    assert internal_errors() == 0
 
 
 # -- cached_property and __slots__ -----------------------------------------------------------
@@ -374,22 +374,22 @@ _CACHED = [
 @pytest.mark.parametrize("fn,argsets", _CACHED, ids=[c[0].__name__ for c in _CACHED])
 def test_cached_property_and_slots(fn, argsets):
     run(fn, *argsets)
-    assert counters()["frames"]["internal_error"] == 0
+    assert internal_errors() == 0
 
 
 def test_slots_dict_of_an_argument():
-    bytegraph.reset()
-    c = bytegraph.compile(slots_dict_argument, backend="eager")
+    reset()
+    c = compile_fn(slots_dict_argument, backend="eager")
     s = Slotted(W)
     for _ in range(2):
         assert c(s)[0] == slots_dict_argument(s)[0]
-    assert counters()["stats"].get("guard_errors", 0) == 0
+    assert REFERENCE or counters()["stats"].get("guard_errors", 0) == 0
     assert not fallbacks(), fallbacks()
 
 
 def test_cached_property_deleted_between_calls():
-    bytegraph.reset()
-    c = bytegraph.compile(lambda a: (a.sq * 2, a.n), backend="eager")
+    reset()
+    c = compile_fn(lambda a: (a.sq * 2, a.n), backend="eager")
     ae, ac = Cached(W), Cached(W)
     for i in range(4):
         want, got = (ae.sq * 2, ae.n), c(ac)
