@@ -8,6 +8,9 @@ Bugs found:
   type(obj).__format__(obj, spec): a user __format__ was ignored (wrong string, its side
   effects lost), and object's default accepted a non-empty spec that CPython refuses
   (TypeError). `!a` ran the object's real __repr__ at trace time.
+- `f"{v!s:.2}"` of a constant skipped the `!s` conversion: format(1.5, ".2") is '1.5', eager's
+  format("1.5", ".2") is '1.'. A spec a constant's type refuses (`f"{None:>5}"`, `f"{3:q}"`,
+  `f"{x.shape:>30}"`) raised inside the trace: an internal error, the function run eagerly.
 - `"%s" % t` for a tensor `t` ran str.__mod__ on the fake tensor: the result was the string
   'FakeTensor(..., size=())'. It now stops there and formats in Python.
 """
@@ -151,7 +154,44 @@ def enum_field(x):
     return x + 1, f"{c}|{c:03d}|{c!r}"
 
 
+def conversion_then_spec(x):
+    v = 1.5
+    return f"{v!s:.2}|{v:.2}|{3!s:>3}|{'ab'!r:>6}|{2.5!a:^7}|{x.shape!s:>20}", x + 1
+
+
+def bad_specs_on_constants(x, log):
+    try:
+        s = f"{None:>5}"
+    except TypeError as e:
+        log.append(str(e))
+        s = "t"
+    try:
+        s2 = f"{3:q}"
+    except ValueError as e:
+        log.append(str(e))
+        s2 = "v"
+    try:
+        s3 = f"{x.shape:>30}"
+    except TypeError as e:
+        log.append(str(e))
+        s3 = "w"
+    return s, s2, s3, x + 1
+
+
+def bad_specs_on_objects(x, log):
+    out = []
+    for obj in (int, [1, 2], bad_specs_on_constants):
+        try:
+            out.append(f"{obj:>9}")
+        except TypeError as e:
+            log.append(str(e))
+    return out, f"{[1, 2]}|{(1, 'a')}|{ {'k': 1} }|{int}", x + 1
+
+
 _CASES = [
+    (conversion_then_spec, [(X1,)]),
+    (bad_specs_on_constants, [(X1, [])]),
+    (bad_specs_on_objects, [(X1, [])]),
     (custom_format, [(X1, []), (X1 * 2, [])]),
     (custom_format_no_tensor, [(X1, []), (X1 * 2, [])]),
     (default_format_with_spec, [(X1,)]),

@@ -178,17 +178,23 @@ def _format_value(f, inst):
     from ..values.opaque import Opaque
     if conv in (2, 3):
         v = BUILTINS[repr](f.tx, v)
-    elif conv == 0 and spec and isinstance(v, SymValue):
+    elif conv == 1:
+        v = BUILTINS[str](f.tx, v)      # f"{1.5!s:.2}" formats the string '1.5'
+    elif spec and isinstance(v, SymValue):
         pass                # format(n, '03d') is int.__format__: the number (guarded) below
-    elif conv == 0 and type(v) is not ConstValue and not isinstance(v, (SymValue, Opaque)):
+    elif type(v) is not ConstValue and not isinstance(v, (SymValue, Opaque)):
         f.stack.append(_format_protocol(f.tx, v, spec, BUILTINS[str]))
         return
-    elif conv in (0, 1) and type(v) is not ConstValue:
+    elif type(v) is not ConstValue:
         v = BUILTINS[str](f.tx, v)
     pv = v.as_python()
     if conv == 3:           # ascii(): the repr with non-ASCII characters escaped
         pv = pv.encode("ascii", "backslashreplace").decode("ascii")
-    f.stack.append(const(format(pv, spec)))
+    try:
+        text = format(pv, spec)         # a constant's own __format__: builtin types only
+    except (TypeError, ValueError) as e:
+        raise UserError(e) from None    # f"{None:>5}", f"{3:q}": the user's error, as eager
+    f.stack.append(const(text))
 
 
 def _format_protocol(tx, v, spec, to_str):
