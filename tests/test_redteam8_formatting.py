@@ -12,7 +12,9 @@ Bugs found:
   format("1.5", ".2") is '1.'. A spec a constant's type refuses (`f"{None:>5}"`, `f"{3:q}"`,
   `f"{x.shape:>30}"`) raised inside the trace: an internal error, the function run eagerly.
 - `"%s" % t` for a tensor `t` ran str.__mod__ on the fake tensor: the result was the string
-  'FakeTensor(..., size=())'. It now stops there and formats in Python.
+  'FakeTensor(..., size=())'. It now stops there and formats in Python. So did the tensor's
+  own `t.__repr__()`, `t.__str__()`, `t.__format__("")` (and `t.__reduce_ex__(2)`,
+  `t.__getstate__()` answered for the fake): now refused like `t.item()`.
 """
 import operator
 
@@ -188,7 +190,17 @@ def bad_specs_on_objects(x, log):
     return out, f"{[1, 2]}|{(1, 'a')}|{ {'k': 1} }|{int}", x + 1
 
 
+def tensor_dunder_text(x):
+    return x.__repr__(), x.__str__(), x.__format__(""), x[0].__repr__(), x + 1
+
+
+def tensor_dunder_pickle(x):
+    return x.__reduce_ex__(2)[0].__name__, x.__getstate__(), x + 1
+
+
 _CASES = [
+    (tensor_dunder_text, [(X1,), (X1 * 2,)]),
+    (tensor_dunder_pickle, [(X1,)]),
     (conversion_then_spec, [(X1,)]),
     (bad_specs_on_constants, [(X1, [])]),
     (bad_specs_on_objects, [(X1, [])]),

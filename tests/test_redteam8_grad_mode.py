@@ -70,13 +70,16 @@ def test_grad_mode_switches(fn, backend, outer_no_grad):
     for _ in range(2):
         xe = torch.tensor([1.0, -1.0, 2.0], requires_grad=True)
         xc = xe.detach().clone().requires_grad_()
-        with ctx(), contextlib.redirect_stdout(io.StringIO()):
-            want = fn(xe)
-            mode_e = torch.is_grad_enabled()
-            got = c(xc)
-            mode_c = torch.is_grad_enabled()
-        assert mode_e == mode_c
-        assert torch.is_grad_enabled()
+        try:
+            with ctx(), contextlib.redirect_stdout(io.StringIO()):
+                want = fn(xe)
+                mode_e = torch.is_grad_enabled()
+                got = c(xc)
+                mode_c = torch.is_grad_enabled()
+            assert mode_e == mode_c
+            assert torch.is_grad_enabled(), "grad mode left disabled after the call"
+        finally:
+            torch.set_grad_enabled(True)       # a leak must not fail the tests after this one
         assert_same(want, got)
         loss_e = sum(t.sum() for t in want if t.requires_grad)
         loss_c = sum(t.sum() for t in got if t.requires_grad)
