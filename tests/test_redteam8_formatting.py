@@ -198,7 +198,37 @@ def tensor_dunder_pickle(x):
     return x.__reduce_ex__(2)[0].__name__, x.__getstate__(), x + 1
 
 
+class Shown:
+    def __repr__(self):
+        return "O!"
+
+    def __format__(self, spec):
+        return "F" + spec
+
+
+def debug_specifier(x):
+    o, n, s = Shown(), 3, "\xe9"
+    return f"{n=}|{o=}|{o=:zz}|{s=}|{x.shape=}|{x[0]=}|{x.sum()=:.2f}", x + 1
+
+
+def nested_fstrings(x):
+    w = 6
+    inner = f"{'ab':>{w}}"
+    return f"[{inner}]{f'{x.max()}':>{w + 10}}", x + 1
+
+
+def fstring_in_raise(x, log):
+    try:
+        raise ValueError(f"bad {x.min()}")
+    except ValueError as e:
+        log.append(str(e))
+    return x + 1
+
+
 _CASES = [
+    (debug_specifier, [(X1,), (X1 * 2,)]),
+    (nested_fstrings, [(X1,), (X1 * 2,)]),
+    (fstring_in_raise, [(X1, []), (X1 * 2, [])]),
     (tensor_dunder_text, [(X1,), (X1 * 2,)]),
     (tensor_dunder_pickle, [(X1,)]),
     (conversion_then_spec, [(X1,)]),

@@ -264,7 +264,29 @@ def masked_select_numel(x):
     return s.numel() > 1, s
 
 
+def _zipped_producers(xs, ms, log):
+    out = []
+    for x, m in zip(xs, ms):          # a live zip iterator beside the producer
+        idx = m.nonzero()
+        log.append("i")
+        out.append(int(len(idx)) * 1.0 + x.sum())
+    return out
+
+
+def producer_beside_live_iterator(xs, ms, log):
+    log.append("o")
+    y = xs[0] * 2
+    r = _zipped_producers(xs, ms, log)
+    log.append("after")
+    return y.cos(), r
+
+
+_XS = [torch.randn(3, generator=torch.Generator().manual_seed(2)), torch.ones(3)]
+_MS = [torch.tensor([1, 0, 1]), torch.tensor([0, 0, 1])]
+
+
 _CASES = [
+    (producer_beside_live_iterator, [(_XS, _MS, []), (_XS, _MS[::-1], [])]),
     (str_of_unbacked, [(X1,), (X2,)]),
     (check_is_size, [(X1,), (X2,)]),
     (hash_of_unbacked, [(X1,), (X2,)]),
