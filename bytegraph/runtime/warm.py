@@ -134,8 +134,8 @@ def _artifact_record(state, info, nodes):
         return None
     if found is None:
         return None
-    env, blob = found
-    return {"env": env, "graph": _graph_key(nodes, info.inputs, info.grad), "blob": blob}
+    env, blob, isas = found
+    return {"env": env, "graph": _graph_key(nodes, info.inputs, info.grad), "blob": blob, "isas": isas}
 
 
 def _encode_forward(gm, enc):
@@ -594,7 +594,7 @@ def _load_artifact(state, art, nodes, inputs, grad):
     from ..backends.calling import _backend_lock
     try:
         with _backend_lock, torch.set_grad_enabled(grad):
-            compiled = load_inductor_artifact(art["env"], art["blob"])
+            compiled = load_inductor_artifact(art["env"], art["blob"], art.get("isas"))
     except Exception as e:
         counters["warm"]["inductor_artifact_failed"] += 1
         log.info("warm start: inductor artifact of %s not loaded: %s: %s", state.name,
