@@ -279,8 +279,11 @@ def aten(gm, example_inputs):
     A graph that calls a custom torch.autograd.Function runs as captured instead: lowering
     would replace the user's backward with the derivative of the forward's aten ops. So does a
     graph with data-dependent output shapes (nonzero, x[mask]), which fake lowering cannot
-    trace."""
+    trace. So does a graph that switches grad mode (a no_grad/enable_grad block, or a graph
+    break inside one): make_fx runs the switch while tracing and records none, so the aten
+    graph's ops would build autograd history where eager builds none (and the reverse)."""
     if any(getattr(n.target, "__bytegraph_autograd_function__", None) is not None
+           or n.target is torch._C._set_grad_enabled
            for n in gm.graph.nodes if n.op == "call_function"):
         return gm.forward
     from ..dispatch_trace import DataDependentError

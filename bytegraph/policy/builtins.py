@@ -961,4 +961,9 @@ def _object_new(tx, cls, *args, **kwargs):
 def _vars(tx, *args):
     if not args:
         raise Unsupported("vars() without an argument", kind="call_builtin")
-    return args[0].getattr(tx, "__dict__")
+    try:
+        return args[0].getattr(tx, "__dict__")
+    except UserError as e:
+        if isinstance(e.exc, AttributeError):
+            raise UserError(TypeError("vars() argument must have __dict__ attribute")) from None
+        raise
