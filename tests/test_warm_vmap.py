@@ -1,7 +1,9 @@
 """Warm start of entries whose graph holds a torch.vmap node (policy/vmap.py): the node's
 target is a closure over the body's GraphModule, persisted as a recipe of its own (the body's
 node list and the vmap options, runtime/warm_recipes.py "vmap"). Before session 10 such
-entries were unportable (hf/falcon_mamba, mamba, jamba: traced again in every process).
+entries were unportable (hf/falcon_mamba, mamba, jamba: traced again in every process). With
+inductor, the vmap nodes are inlined as aten graphs before compiling, so inductor's caches and
+the stored artifact apply to them too.
 
 Each phase runs in a fresh interpreter and compares every call with eager; an edit of the
 vmapped function's source makes the stored entry a miss."""
@@ -76,7 +78,7 @@ def _write(work, text):
     write_module(work, "vmapmod.py", text)
 
 
-@pytest.mark.parametrize("backend", ["eager"])
+@pytest.mark.parametrize("backend", ["eager", "inductor"])
 def test_vmap_entries_round_trip(tmp_path, backend):
     _write(tmp_path, USER_MODULE)
     cold = _phase(tmp_path, ALL, backend)
@@ -85,6 +87,10 @@ def test_vmap_entries_round_trip(tmp_path, backend):
     warm = _phase(tmp_path, ALL, backend)
     assert warm["ok"] == dict.fromkeys(ALL, True), warm
     assert warm["warm"].get("hit") == len(ALL) and warm["frames"].get("total", 0) == 0, warm
+    if backend == "inductor":
+        # the vmap nodes are inlined as aten graphs before inductor (policy/vmap.py
+        # inline_vmaps): its caches apply, and each graph is rebuilt from its stored artifact
+        assert warm["warm"].get("inductor_artifact") == len(ALL), warm
 
 
 def test_vmapped_body_edit_misses(tmp_path):

@@ -101,6 +101,8 @@ def _inductor(gm, example_inputs):
     if TracingContext.try_get() is not None or not all(
             type(x) in (torch.Tensor, torch.nn.Parameter) for x in example_inputs):
         return compile_fx(gm, example_inputs)
+    from ..policy.vmap import inline_vmaps
+    gm = inline_vmaps(gm)       # a torch.vmap node's closure target would bypass inductor's caches
     from torch._guards import tracing
     from torch._subclasses.fake_tensor import FakeTensorMode
     from torch.fx.experimental.symbolic_shapes import ShapeEnv
