@@ -19,7 +19,7 @@ import weakref
 import torch
 
 from .memory import (_CELL, _FIELD_AT, _FUNC, _IMPL_AT, _MEM, _RG_AT, _TAG_AT,
-                     _TENSOR_AT, FieldWatch, InputWatch, ModuleTags, _class_dict, bufs_same,
+                     _TENSOR_AT, DictSnap, FieldWatch, InputWatch, ModuleTags, _class_dict, bufs_same,
                      bufs_snap, module_dicts, params_same, params_snap, version_cell)
 from .tracking import _NN_DICTS, _RETRACK, _TRACKED_TYPES, GEN, LOST, is_tracked
 # the tracking and memory names callers and tests know from this module (before the split)
@@ -489,6 +489,64 @@ def _split_distinct(rest, sp, ns):
     return out
 
 
+_DICT_GUARD = re.compile(r"type\(\((__s\d+) := (\w+)\((__s\d+), '__dict__'\)\)\) is (\w+) and "
+                         r"tuple\(\1\.keys\(\)\) == (\w+)")
+_KEY = r"('(?:[^'\\\n]|\\.)*'|-?\d+)"
+_ITEM_IS = re.compile(r"\((__s\d+) := (__s\d+)\[" + _KEY + r"\]\) is (None|True|False)")
+_ITEM_TYPED = re.compile(r"type\(\((__s\d+) := (__s\d+)\[" + _KEY + r"\]\)\) is (\w+) and (.*)")
+_SCALAR_TYPES = (int, float, str, bytes, bool, complex)
+_MIN_SNAP = 8       # a DictSnap (a call, a getattr, a tag read) costs about as much as 4 guards
+
+
+def _dict_snaps(rest, ns, later):
+    """On the dict path, the guards on an object's raw instance dict that no dict tag covers (a
+    sub-config found in a watched config's dict is no stable source): `type(D :=
+    object.__getattribute__(X, '__dict__')) is dict and tuple(D.keys()) == K` and the guards on
+    its items that hold an immutable scalar (`D[k] is None/True/False`; `type(D[k]) is int and
+    ...` with an exact scalar type, whose remaining checks read only that item and constants).
+    Each such group becomes one clause at the dict guard's place: the dict read once and
+    compared, with its tag, to a DictSnap of the last check that passed; else the group's own
+    guards decide and, passing, snapshot the dict and the tag read before them. An item guard
+    whose local other code reads (`later`, the other guards) stays as it was."""
+    if _TAG_AT is None:
+        return rest
+    groups = {}         # dict local -> (index of its dict guard, [indices of its item guards])
+    for j, code in enumerate(rest):
+        m = _DICT_GUARD.fullmatch(code)
+        if m is not None and ns.get(m.group(2)) is object.__getattribute__ \
+                and ns.get(m.group(4)) is dict and m.group(1) not in groups:
+            groups[m.group(1)] = (j, [])
+            continue
+        m = _ITEM_IS.fullmatch(code)
+        if m is None:
+            m = _ITEM_TYPED.fullmatch(code)
+            if m is None or ns.get(m.group(4)) not in _SCALAR_TYPES \
+                    or set(_NAME.findall(m.group(5))) - {m.group(1)}:
+                continue
+        g = groups.get(m.group(2))
+        if g is not None:
+            g[1].append((j, m.group(1)))
+    out = list(rest)
+    drop = set()
+    for local, (at, items) in groups.items():
+        mine = {k for k, _ in items}
+        others = " ".join(c for k, c in enumerate(rest) if k != at and k not in mine) + " " + later
+        used = set(_NAME.findall(others))
+        items = [k for k, bound in items if bound not in used]
+        if len(items) + 1 < _MIN_SNAP:
+            continue
+        snap = f"_dict_snap_{local}"
+        ns[snap] = DictSnap()
+        m = _DICT_GUARD.fullmatch(rest[at])
+        read = f"{m.group(2)}({m.group(3)}, '__dict__')"
+        checks = " and ".join(f"({rest[k]})" for k in [at] + items)
+        out[at] = (f"{snap}.same({local} := {read}) or ((__sdr := {snap}.read({local})) and "
+                   f"{checks} and {snap}.snap(__sdr, {local}))")
+        drop.update(items)
+    return [c for k, c in enumerate(out) if k not in drop]
+
+
+
 def _heavy(watch, source):
     r = watch._stable(source) if source is not None else None
     return r is not None and isinstance(r[0], (torch.nn.Module, torch.Tensor))
@@ -699,6 +757,7 @@ def split(guards, body_text):
             raise AssertionError("internal: an instance dict's object is not bound")
         sp.cached = tuple(sorted(set(sp.cached) | set(sp.dyn_objects), key=lambda n: int(n[3:])))
         rest = _split_distinct(rest, sp, cg.namespace)      # reads the final cached tuples' order
+        rest = _dict_snaps(rest, cg.namespace, body_text + " " + sp.field_code)
         sp.dict_fast = " and ".join(f"({c})" for c in rest) or "True"
         sp.stats = sp.stats + (len(rest), len(dicts)) + ((len(fw.guards),) if fw.guards else ())
     # the entry's own writes to tracked modules bump GEN once each (a write that also changes a

@@ -88,6 +88,37 @@ def version_cell(d):
     return ctypes.c_uint64.from_address(id(d) + _TAG_AT)
 
 
+class DictSnap:
+    """One instance dict that the guards checked on every call read items of (a sub-config found
+    in a config's instance dict: hf/phi4_multimodal's vision config, 30 guards): the dict object
+    and its version tag, read *before* the checks that last passed on it. While the object's
+    `__dict__` is that same dict with that tag, its keys and items are the ones those checks
+    saw, so each of its guards would pass again. `state` is replaced as one tuple (dict, view of
+    its tag, tag); it holds the dict, so the view reads live memory."""
+    __slots__ = ("state",)
+
+    def __init__(self):
+        self.state = (None, None, None)
+
+    def same(self, d):
+        st = self.state
+        return d is st[0] and st[1].value == st[2]
+
+    @staticmethod
+    def read(d):
+        """(d, view, tag) read now, before the checks (an unused triple if `d` is no dict)."""
+        if type(d) is not dict:
+            return (None, None, None)
+        view = version_cell(d)
+        return (d, view, view.value)
+
+    def snap(self, r, d):
+        """The checks passed on `d`: remember `r` (read before them) if it is of that dict."""
+        if r[0] is d:
+            self.state = r
+        return True
+
+
 def _memory_view():
     """A numpy uint64 array over the process's address space (nothing is read until indexed),
     so the version tags of many dicts are gathered by one fancy index, in C, instead of one
