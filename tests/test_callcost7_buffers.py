@@ -219,3 +219,25 @@ def test_inductor_negative_buffer():
         p.m.b1.data = _negv(p.m.b1.clone() * 2)
     p.run()
     p.run()
+
+
+def test_inference_mode_parameters():
+    """Parameters made in inference mode have no version counter: their metadata chains take
+    the buffer gather too. A negative bit set in place on one must still miss."""
+    with torch.inference_mode():
+        class P(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.ps = nn.ParameterList([nn.Parameter(torch.randn(3) + i, requires_grad=False)
+                                            for i in range(4)])
+
+            def forward(self, x):
+                return x * self.ps[0] + self.ps[1] - self.ps[2] * 2 + self.ps[3].sum()
+
+        model = P()
+    assert model.ps[0].is_inference()
+    p = Probe(model=model)
+    with torch.no_grad():
+        torch._C._set_neg(model.ps[1], True)
+    assert model.ps[1].is_neg()
+    p.check(1)
