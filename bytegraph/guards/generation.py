@@ -546,7 +546,6 @@ def _dict_snaps(rest, ns, later):
     return [c for k, c in enumerate(out) if k not in drop]
 
 
-
 def _heavy(watch, source):
     r = watch._stable(source) if source is not None else None
     return r is not None and isinstance(r[0], (torch.nn.Module, torch.Tensor))
