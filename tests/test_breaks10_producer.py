@@ -137,7 +137,7 @@ def gated(x, flags, vals):
     out = x
     for i, (f, v) in enumerate(zip(flags, vals)):   # a live enumerate(zip()) at the break below
         if f > 0:
-            out = out + v
+            out = out + v * i
     return out
 
 
@@ -147,15 +147,67 @@ def caller(x, flags, vals):
     return z.cos() * 2
 
 
-def test_unresumable_stop_moves_one_frame_out():
+def test_enumerate_zip_resumes_inside_the_loop():
+    # the enumerate over the zip is rebuilt live at the break (`enumerate(zip(...), n)`) and
+    # read back by the resume function: every region compiled, no function runs eagerly
     x = torch.randn(3)
     flags = torch.tensor([1.0, -1.0, 2.0])
     vals = [torch.full((3,), float(i)) for i in range(3)]
     _run(caller, x, flags, vals)
-    # gated alone runs eagerly (its stop cannot be resumed from); the caller is compiled
-    # around the call: its sin and its cos each in a graph (before: all of it ran eagerly)
+    assert _fallbacks() == 0, dict(counters()["fallback"])
+
+
+def grow_while_looping(x, vals, extra):
+    out = x
+    for i, (v, w) in enumerate(zip(vals, extra)):
+        if v.sum() > 0:                  # a break with the enumerate live
+            out = out + v * i
+        if i == 0:
+            vals.append(x * 10)          # the zip reads the list live: the new item is seen
+            extra.append(-1.0)
+    return out, len(vals)
+
+
+def test_enumerate_zip_reads_lists_live_across_breaks():
+    x = torch.ones(2)
+    vals = [torch.ones(2), -torch.ones(2)]
+    reset()
+    c = bytegraph.compile(grow_while_looping, backend="eager")
+    a_vals, b_vals = list(vals), list(vals)
+    a_extra, b_extra = [0.5, 0.25], [0.5, 0.25]
+    assert_same(grow_while_looping(x, a_vals, a_extra), c(x, b_vals, b_extra))
+    assert_same(a_vals, b_vals)
+    assert_same(a_extra, b_extra)
+
+
+def _numbers(n):
+    yield from range(n)
+
+
+def gated_gen(x, flags, vals):
+    out = x
+    for i, f in enumerate(_numbers(len(vals))):    # enumerate over a generator: not handed on
+        if flags[f] > 0:
+            out = out + vals[f] * i
+    return out
+
+
+def caller_gen(x, flags, vals):
+    y = x.sin()
+    z = gated_gen(y, flags, vals)
+    return z.cos() * 2
+
+
+def test_unresumable_stop_moves_one_frame_out():
+    x = torch.randn(3)
+    flags = torch.tensor([1.0, -1.0, 2.0])
+    vals = [torch.full((3,), float(i)) for i in range(3)]
+    _run(caller_gen, x, flags, vals)
+    # gated_gen alone runs eagerly (its stop cannot be resumed from: a live generator); the
+    # caller is compiled around the call: its sin and its cos each in a graph (before: all of
+    # it ran eagerly)
     assert _fallbacks() == 1, dict(counters()["fallback"])
-    ops = [n for g in bytegraph.explain(caller)(x, flags, vals).graphs for n in g.graph.nodes
+    ops = [n for g in bytegraph.explain(caller_gen)(x, flags, vals).graphs for n in g.graph.nodes
            if n.op == "call_method" or n.op == "call_function"]
     names = {getattr(n.target, "__name__", str(n.target)) for n in ops}
     assert {"sin", "cos"} <= names, names

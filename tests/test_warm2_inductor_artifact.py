@@ -201,6 +201,38 @@ def test_corrupt_artifact_falls_back(cold):
     assert res["frames"].get("total", 0) == 0, res
 
 
+# counts inductor's ISA probes (a build and a subprocess load of a probe library per ISA) in
+# the phase, in a counter the phase reports
+_COUNT_PROBES = textwrap.dedent('''
+    import torch._inductor.cpu_vec_isa as _V
+    import bytegraph as _bg
+    _orig = _V.VecISA.check_build
+    def _counted(self, code):
+        _bg.counters["warm"]["test_isa_probes"] += 1
+        return _orig(self, code)
+    _V.VecISA.check_build = _counted
+''')
+
+
+def test_warm_reuses_probed_isas(cold):
+    # the cold process stored the ISAs its probes found; the warm one, on the same machine and
+    # settings, takes them for the ISAs this CPU reports and skips the probes. A stored list
+    # that differs from what the CPU reports (another machine's) makes it probe as usual.
+    isas = [g[4].get("isas") for _, _, p in _records(cold) for g in _graphs(p)]
+    assert all(isinstance(i, list) and i for i in isas), isas
+    res = _phase(cold, fns=["f", "pair"], setup=_COUNT_PROBES)
+    assert res["ok"] == {"f": True, "pair": True}, res
+    assert res["warm"].get("inductor_artifact") == 2 and not res["warm"].get("test_isa_probes"), res
+
+    def change(g):
+        g[4] = dict(g[4], isas=["an ISA this CPU does not report"])
+        return g
+    _rewrite(cold, change)
+    res = _phase(cold, fns=["f", "pair"], setup=_COUNT_PROBES)
+    assert res["ok"] == {"f": True, "pair": True}, res
+    assert res["warm"].get("inductor_artifact") == 2 and res["warm"].get("test_isa_probes"), res
+
+
 def test_missing_artifact_uses_inductor_caches(cold):
     # a record without artifacts (an older bytegraph, an unpicklable entry): the graph goes to
     # compile_fx, which inductor's AOT autograd cache serves from the cold process's compile

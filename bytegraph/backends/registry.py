@@ -101,6 +101,8 @@ def _inductor(gm, example_inputs):
     if TracingContext.try_get() is not None or not all(
             type(x) in (torch.Tensor, torch.nn.Parameter) for x in example_inputs):
         return compile_fx(gm, example_inputs)
+    from ..policy.vmap import inline_vmaps
+    gm = inline_vmaps(gm)       # a torch.vmap node's closure target would bypass inductor's caches
     from torch._guards import tracing
     from torch._subclasses.fake_tensor import FakeTensorMode
     from torch.fx.experimental.symbolic_shapes import ShapeEnv
@@ -216,8 +218,8 @@ def _artifact_env():
 
 
 def inductor_artifact(compiled):
-    """(settings key, pickled bundled AOT entry) of a callable the inductor backend compiled
-    with one, else None."""
+    """(settings key, pickled bundled AOT entry, probed ISAs) of a callable the inductor backend
+    compiled with one, else None."""
     env = getattr(compiled, "__bytegraph_artifact_env__", None)
     serialize = getattr(compiled, "serialize", None)
     if env is None or not callable(serialize):
@@ -227,14 +229,40 @@ def inductor_artifact(compiled):
     if not isinstance(entry, BundledAOTAutogradResult):
         return None
     import pickle
-    return env, pickle.dumps(entry)
+    return env, pickle.dumps(entry), probed_isas()
 
 
-def load_inductor_artifact(env, blob):
+def probed_isas():
+    """The CPU vector ISAs inductor found usable in this process by probing them (building
+    and loading a probe library per ISA the CPU reports), or None if it has not probed."""
+    from torch._inductor import cpu_vec_isa
+    if cpu_vec_isa.valid_vec_isa_list.cache_info().currsize == 0:
+        return None
+    return [str(isa) for isa in cpu_vec_isa.valid_vec_isa_list()]
+
+
+def _seed_isas(stored):
+    """Spare a warm process inductor's ISA probes (a compile and a subprocess load per ISA:
+    1.5 s on a quiet machine, 4-6 s loaded) when the cold process's probes found exactly the
+    ISAs this CPU reports: the list is then what probing here would find (same machine, torch
+    build and inductor settings: the artifact's settings key). Otherwise inductor probes as
+    usual."""
+    from torch._inductor import config as inductor_config, cpu_vec_isa
+    if not stored or cpu_vec_isa.valid_vec_isa_list.cache_info().currsize:
+        return
+    with inductor_config.patch({"cpp.vec_isa_ok": True}):
+        unprobed = [str(isa) for isa in cpu_vec_isa.valid_vec_isa_list()]
+    if unprobed != list(stored):
+        cpu_vec_isa.valid_vec_isa_list.cache_clear()      # probe as usual
+
+
+def load_inductor_artifact(env, blob, isas=None):
     """The compiled callable rebuilt from an artifact whose settings key matches the current
-    settings, or None when it does not (the caller compiles the graph again)."""
+    settings, or None when it does not (the caller compiles the graph again). `isas`: the
+    cold process's probed ISA list (probed_isas)."""
     if _artifact_env() != env:
         return None
+    _seed_isas(isas)
     import pickle
     from torch._functorch._aot_autograd.aot_autograd_result import (
         BundledAOTAutogradResult, deserialize_bundled_cache_entry)
@@ -253,8 +281,11 @@ def aten(gm, example_inputs):
     A graph that calls a custom torch.autograd.Function runs as captured instead: lowering
     would replace the user's backward with the derivative of the forward's aten ops. So does a
     graph with data-dependent output shapes (nonzero, x[mask]), which fake lowering cannot
-    trace."""
+    trace. So does a graph that switches grad mode (a no_grad/enable_grad block, or a graph
+    break inside one): make_fx runs the switch while tracing and records none, so the aten
+    graph's ops would build autograd history where eager builds none (and the reverse)."""
     if any(getattr(n.target, "__bytegraph_autograd_function__", None) is not None
+           or n.target is torch._C._set_grad_enabled
            for n in gm.graph.nodes if n.op == "call_function"):
         return gm.forward
     from ..dispatch_trace import DataDependentError

@@ -29,6 +29,7 @@ import weakref
 
 import torch
 import torch.fx
+import torch.utils._pytree as pytree
 from torch._subclasses.fake_tensor import (
     FakeTensor, FakeTensorMode, DataDependentOutputException, DynamicOutputShapeException,
     UnsupportedOperatorException)
@@ -442,6 +443,21 @@ def _any_constant(x, pred):
     return False
 
 
+_UNPRINTABLE = (pytree.TreeSpec,)
+
+
+def _any_object(x, types_):
+    """Is a constant of one of `types_` anywhere in node arguments `x`?"""
+    if isinstance(x, types_):
+        return True
+    t = type(x)
+    if t in (list, tuple):
+        return any(_any_object(i, types_) for i in x)
+    if t is dict:
+        return any(_any_object(i, types_) for i in x.values())
+    return False
+
+
 def _has_nan(x):
     return _any_constant(x, lambda c: c != c)
 
@@ -454,6 +470,10 @@ def check_constants(fx_args, fx_kwargs, what):
         return c != c and (type(c) is complex or _bits(c) not in (_NAN, _NEG_NAN))
     if _any_constant((fx_args, fx_kwargs), exotic):
         raise Unsupported(f"{what} takes a nan constant whose bits a graph cannot keep", kind="nan_constant")
+    if _any_object((fx_args, fx_kwargs), _UNPRINTABLE):
+        # fx writes a constant argument as its repr: a TreeSpec's is not Python (the graph's
+        # code failed to compile: an unmodelled pytree call whose spec came from traced code)
+        raise Unsupported(f"{what} takes a constant a graph cannot spell", kind="graph_arg")
 
 
 @functools.cache

@@ -19,8 +19,8 @@ import weakref
 import torch
 
 from .memory import (_CELL, _FIELD_AT, _FUNC, _IMPL_AT, _MEM, _RG_AT, _TAG_AT,
-                     _TENSOR_AT, FieldWatch, InputWatch, ModuleTags, _class_dict, module_dicts,
-                     params_same, params_snap, version_cell)
+                     _TENSOR_AT, DictSnap, FieldWatch, InputWatch, ModuleTags, _class_dict, bufs_same,
+                     bufs_snap, module_dicts, params_same, params_snap, version_cell)
 from .tracking import _NN_DICTS, _RETRACK, _TRACKED_TYPES, GEN, LOST, is_tracked
 # the tracking and memory names callers and tests know from this module (before the split)
 from .memory import (_MEM32, ParamWatch, _probe_field_offsets,  # noqa: F401,E402
@@ -489,6 +489,63 @@ def _split_distinct(rest, sp, ns):
     return out
 
 
+_DICT_GUARD = re.compile(r"type\(\((__s\d+) := (\w+)\((__s\d+), '__dict__'\)\)\) is (\w+) and "
+                         r"tuple\(\1\.keys\(\)\) == (\w+)")
+_KEY = r"('(?:[^'\\\n]|\\.)*'|-?\d+)"
+_ITEM_IS = re.compile(r"\((__s\d+) := (__s\d+)\[" + _KEY + r"\]\) is (None|True|False)")
+_ITEM_TYPED = re.compile(r"type\(\((__s\d+) := (__s\d+)\[" + _KEY + r"\]\)\) is (\w+) and (.*)")
+_SCALAR_TYPES = (int, float, str, bytes, bool, complex)
+_MIN_SNAP = 8       # a DictSnap (a call, a getattr, a tag read) costs about as much as 4 guards
+
+
+def _dict_snaps(rest, ns, later):
+    """On the dict path, the guards on an object's raw instance dict that no dict tag covers (a
+    sub-config found in a watched config's dict is no stable source): `type(D :=
+    object.__getattribute__(X, '__dict__')) is dict and tuple(D.keys()) == K` and the guards on
+    its items that hold an immutable scalar (`D[k] is None/True/False`; `type(D[k]) is int and
+    ...` with an exact scalar type, whose remaining checks read only that item and constants).
+    Each such group becomes one clause at the dict guard's place: the dict read once and
+    compared, with its tag, to a DictSnap of the last check that passed; else the group's own
+    guards decide and, passing, snapshot the dict and the tag read before them. An item guard
+    whose local other code reads (`later`, the other guards) stays as it was."""
+    if _TAG_AT is None:
+        return rest
+    groups = {}         # dict local -> (index of its dict guard, [indices of its item guards])
+    for j, code in enumerate(rest):
+        m = _DICT_GUARD.fullmatch(code)
+        if m is not None and ns.get(m.group(2)) is object.__getattribute__ \
+                and ns.get(m.group(4)) is dict and m.group(1) not in groups:
+            groups[m.group(1)] = (j, [])
+            continue
+        m = _ITEM_IS.fullmatch(code)
+        if m is None:
+            m = _ITEM_TYPED.fullmatch(code)
+            if m is None or ns.get(m.group(4)) not in _SCALAR_TYPES \
+                    or set(_NAME.findall(m.group(5))) - {m.group(1)}:
+                continue
+        g = groups.get(m.group(2))
+        if g is not None:
+            g[1].append((j, m.group(1)))
+    out = list(rest)
+    drop = set()
+    for local, (at, items) in groups.items():
+        mine = {k for k, _ in items}
+        others = " ".join(c for k, c in enumerate(rest) if k != at and k not in mine) + " " + later
+        used = set(_NAME.findall(others))
+        items = [k for k, bound in items if bound not in used]
+        if len(items) + 1 < _MIN_SNAP:
+            continue
+        snap = f"_dict_snap_{local}"
+        ns[snap] = DictSnap()
+        m = _DICT_GUARD.fullmatch(rest[at])
+        read = f"{m.group(2)}({m.group(3)}, '__dict__')"
+        checks = " and ".join(f"({rest[k]})" for k in [at] + items)
+        out[at] = (f"{snap}.same({local} := {read}) or ((__sdr := {snap}.read({local})) and "
+                   f"{checks} and {snap}.snap(__sdr, {local}))")
+        drop.update(items)
+    return [c for k, c in enumerate(out) if k not in drop]
+
+
 def _heavy(watch, source):
     r = watch._stable(source) if source is not None else None
     return r is not None and isinstance(r[0], (torch.nn.Module, torch.Tensor))
@@ -498,6 +555,14 @@ def _heavy(watch, source):
 # much as four inputs' checks (measured on f1/f4/f16, bench/bench_core.py)
 _MIN_INPUTS = 4
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _buffer_watchable(exp):
+    """A buffer's metadata a BufferWatch can read: an exact Tensor (or a Parameter made in
+    inference mode: neither overrides the getters the chain calls), not requiring grad, at most
+    5 dims (sizes and strides inline in the TensorImpl)."""
+    return type(exp) is tuple and len(exp) == 6 and exp[0] in (torch.Tensor, torch.nn.Parameter) \
+        and exp[4] is False and len(exp[2]) <= 5
 
 
 def _input_watch(guards):
@@ -550,6 +615,7 @@ def split(guards, body_text):
                  if src is not None and g.kind == "type"}
         watch = DictWatch(cg.namespace, gen_stable, typed)
     by_dicts = {}               # guards of `keep` the dict version tags may cover
+    gathered = {}               # locals of the buffers a BufferWatch may read (in order)
     inputs = _input_watch(guards)   # tensor arguments' checks: one memory gather for all
     for i, g in enumerate(guards.guards):
         source = guards.origins[i] if i < len(guards.origins) else None
@@ -571,6 +637,8 @@ def split(guards, body_text):
         if tm is not None and source is not None and cls.is_state_tensor(source):
             skipped.append(g.code)
             (versioned if tm[2] else meta).append(tm[:2])
+            if not tm[2] and _buffer_watchable(g.expected):
+                gathered[tm[1]] = None
         elif cls.covered(source, g.kind):
             skipped.append(g.code)
         elif g.kind == "alias" and source is not None \
@@ -591,7 +659,19 @@ def split(guards, body_text):
     # parameters/buffers, on the locals read from the cache (after the other guards, which are
     # cheaper and fail first on new inputs); a chain of checks per tensor is as fast as any
     # batched form in Python (each tensor getter dominates)
-    keep.extend(code for code, _ in meta)
+    buf_at = None
+    if _IMPL_AT is not None and len(gathered) >= _MIN_INPUTS:
+        # buffers (plain tensors: no version counter stands for their metadata): their chains
+        # only when the gather of their TensorImpls' words (BufferWatch) disagrees
+        cg.namespace["_bufs_same"] = bufs_same
+        cg.namespace["_bufs_snap"] = bufs_snap
+        chains = " and ".join(f"({c})" for c, e in meta if e in gathered)
+        buf_at = len(keep)
+        keep.append(f"_bufs_same(_ecache, __c[1]) or ({chains} and "
+                    f"_bufs_snap(_ecache, __c[1], {_flat_tuple(list(gathered))}))")
+        keep.extend(code for code, e in meta if e not in gathered)
+    else:
+        keep.extend(code for code, _ in meta)
     if versioned:
         # parameters: their version counters and TensorImpls unchanged since the last full check
         # of their metadata (with GEN unchanged, nothing else can change it: see
@@ -635,6 +715,9 @@ def split(guards, body_text):
         used.update(_NAME.findall(code))
     used.update(_NAME.findall(body_text))
     cached = sorted((bound_in_skipped & used) - bound_in_kept, key=lambda n: int(n[3:]))
+    if buf_at is not None and not set(gathered) <= set(cached):
+        # the gather reads objects the cache's tuple holds; any other: the chains (not expected)
+        keep[buf_at] = " and ".join(f"({c})" for c, e in meta if e in gathered)
     fast = " and ".join(f"({c})" for c in keep) or "True"
     mods = [(info.mod, info.hooks_tracked) for info in guards.module_infos.values() if info.tracked]
     sp = Split(full, fast, tuple(cached), mods)
@@ -673,6 +756,7 @@ def split(guards, body_text):
             raise AssertionError("internal: an instance dict's object is not bound")
         sp.cached = tuple(sorted(set(sp.cached) | set(sp.dyn_objects), key=lambda n: int(n[3:])))
         rest = _split_distinct(rest, sp, cg.namespace)      # reads the final cached tuples' order
+        rest = _dict_snaps(rest, cg.namespace, body_text + " " + sp.field_code)
         sp.dict_fast = " and ".join(f"({c})" for c in rest) or "True"
         sp.stats = sp.stats + (len(rest), len(dicts)) + ((len(fw.guards),) if fw.guards else ())
     # the entry's own writes to tracked modules bump GEN once each (a write that also changes a
@@ -706,13 +790,14 @@ class EntryCache:
     them) from the last call that passed the full guards. A module whose tracked dicts were
     replaced through setattr is tracked again right away (_retrack); if that is impossible it
     is in LOST and `store` refuses, so a cached generation always covers the entry's modules."""
-    __slots__ = ("state", "refs", "stats", "mtags", "fwatch", "pwatch", "distinct", "chunked",
-                 "dict_chunked")
+    __slots__ = ("state", "refs", "stats", "mtags", "fwatch", "pwatch", "bwatch", "distinct",
+                 "chunked", "dict_chunked")
 
     def __init__(self, modules, stats=None, distinct=()):
         self.state = NO_STATE
         self.chunked = self.dict_chunked = False    # cached locals packed in tuples of tuples
         self.pwatch = None          # ParamWatch of the parameters among state[1]
+        self.bwatch = None          # BufferWatch of the buffers among state[1]
         self.distinct = distinct    # Split.distinct: cached objects of distinct-objects guards
         self.mtags = None
         self.fwatch = None          # FieldWatch with owners read from the cache (set by codegen)
@@ -759,12 +844,12 @@ class EntryCache:
                 self.mtags = ModuleTags(dicts)
             self.state = (gen, values, versions, dict_values) + self._views(dyn) \
                 + (self._field_index(owners), self._distinct(values, dict_values))
-            self.pwatch = None
+            self.pwatch = self.bwatch = None
 
     def clear(self):
         """A full check failed: the cache is stale; let go of what it holds."""
         self.state = NO_STATE
-        self.pwatch = None
+        self.pwatch = self.bwatch = None
 
     def store_dicts(self, gen, versions, dict_values, dyn=(), owners=None):
         """After the guards GEN does not cover passed (GEN unchanged at `gen`, some watched

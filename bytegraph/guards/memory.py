@@ -9,7 +9,9 @@ None and the guards it would stand for run as Python checks. Readers:
   `_modules` dicts in one gather (writes that bypass tracking still change them);
 - `FieldWatch`: functions' `__code__`/`__defaults__`/`__kwdefaults__` and cells' contents,
   pointer fields compared with the expected objects' addresses in one gather;
-- `ParamWatch`: parameters' `(_version, _cdata, type)` in three chained gathers.
+- `ParamWatch`: parameters' `(_version, _cdata, type)` in three chained gathers;
+- `InputWatch`, `BufferWatch`: the metadata words of input tensors and of the buffers an
+  entry's cache holds (type, sizes, strides, offset, dtype/device, dispatch keys).
 Every gather reads only memory of objects the entry (or its cache) keeps alive.
 """
 import ctypes
@@ -84,6 +86,37 @@ _TAG_AT = _probe_version_offset()
 def version_cell(d):
     """A ctypes view of dict `d`'s version tag (read `.value`); the caller keeps `d` alive."""
     return ctypes.c_uint64.from_address(id(d) + _TAG_AT)
+
+
+class DictSnap:
+    """One instance dict that the guards checked on every call read items of (a sub-config found
+    in a config's instance dict: hf/phi4_multimodal's vision config, 30 guards): the dict object
+    and its version tag, read *before* the checks that last passed on it. While the object's
+    `__dict__` is that same dict with that tag, its keys and items are the ones those checks
+    saw, so each of its guards would pass again. `state` is replaced as one tuple (dict, view of
+    its tag, tag); it holds the dict, so the view reads live memory."""
+    __slots__ = ("state",)
+
+    def __init__(self):
+        self.state = (None, None, None)
+
+    def same(self, d):
+        st = self.state
+        return d is st[0] and st[1].value == st[2]
+
+    @staticmethod
+    def read(d):
+        """(d, view, tag) read now, before the checks (an unused triple if `d` is no dict)."""
+        if type(d) is not dict:
+            return (None, None, None)
+        view = version_cell(d)
+        return (d, view, view.value)
+
+    def snap(self, r, d):
+        """The checks passed on `d`: remember `r` (read before them) if it is of that dict."""
+        if r[0] is d:
+            self.state = r
+        return True
 
 
 def _memory_view():
@@ -515,6 +548,25 @@ def _probe_requires_grad():
 _RG_AT = _probe_requires_grad()
 
 
+def _impl_fields(ndims):
+    """For tensors of these dims (at most 5 each): the byte offsets (less 8: `_MEM` starts at
+    address 8) of the TensorImpl words compared, the tensor each belongs to, and where each
+    tensor's autograd-meta word is. Per tensor: autograd-meta pointer, `size_`, the inline sizes
+    and strides, storage offset, the dtype/device/policy word, the dispatch key set (which holds
+    the negative and conjugate bits)."""
+    np, _ = _MEM
+    autograd, sizes_at, word, keys = _IMPL_AT
+    offs, rep, starts = [], [], []
+    for j, nd in enumerate(ndims):
+        o = [autograd, sizes_at] + [sizes_at + 8 + 8 * d for d in range(nd)] \
+            + [sizes_at + 48 + 8 * d for d in range(nd)] + [sizes_at + 88, word, keys]
+        starts.append(len(offs))
+        offs += [x - 8 for x in o]
+        rep += [j] * len(o)
+    return (np.array(offs, dtype=np.uint64), np.array(rep, dtype=np.intp),
+            np.array(starts, dtype=np.intp))
+
+
 class InputWatch:
     """The metadata checks of an entry's tensor arguments (exact `torch.Tensor`, not requiring
     grad, at most 5 dims), read from memory for all of them at once: the chain `type(x) is T and
@@ -537,20 +589,9 @@ class InputWatch:
 
     def __init__(self, shapes):
         np, _ = _MEM
-        autograd, sizes_at, word, keys = _IMPL_AT
         self.n = len(shapes)
         self.texp = np.array([id(torch.Tensor)] * self.n, dtype=np.uint64).tobytes()
-        offs, rep, starts = [], [], []
-        for j, shape in enumerate(shapes):
-            nd = len(shape)
-            o = [autograd, sizes_at] + [sizes_at + 8 + 8 * d for d in range(nd)] \
-                + [sizes_at + 48 + 8 * d for d in range(nd)] + [sizes_at + 88, word, keys]
-            starts.append(len(offs))
-            offs += [x - 8 for x in o]          # _MEM starts at address 8
-            rep += [j] * len(o)
-        self.offs = np.array(offs, dtype=np.uint64)
-        self.rep = np.array(rep, dtype=np.intp)
-        self.starts = np.array(starts, dtype=np.intp)   # each input's autograd-meta word
+        self.offs, self.rep, self.starts = _impl_fields([len(s) for s in shapes])
         self.fexp = None        # the fields' snapshot
         # (ids, type-word index, impl-word index, impl addresses, fields index), replaced as one
         # object (another thread never sees the index of other ids)
@@ -614,3 +655,61 @@ class InputWatch:
 
 _FRESH_MIN = 8
 _MAX_SNAPS = 32
+
+
+class BufferWatch:
+    """The metadata checks of the buffers (and inference-mode parameters) an entry's cache holds,
+    read from memory: their chains (`type(b) is T and b.dtype is .. and b.shape == .. and
+    b.stride() == .. and b.requires_grad is False and b.is_cpu`, and with a compiling backend
+    `b.is_neg() is False`) cost about 400 ns per buffer in Python, on every call (hf/cvt: 79
+    BatchNorm statistics). A plain tensor has no version counter that metadata changes go
+    through (`.data =` rewrites its TensorImpl's fields in place), so what is compared is the
+    fields themselves, the same words as InputWatch: two gathers, the second only when the first
+    agreed: (1) each object's type word and TensorImpl address (the objects are held by the
+    cache's tuple `values`); (2) at those impls (alive: held by their objects), the autograd-meta
+    pointer (null: requires_grad is False with no AutogradMeta to flip), `size_`, the inline
+    sizes and strides, the storage offset, the dtype/device/policy word and the dispatch key
+    set, whose Negative and Conjugate keys are `is_neg()`/`is_conj()` (`torch._C._set_neg`,
+    `.data =` a negative view, an in-place `_neg_view` swapped in all change it). Equal words
+    are equal metadata, so the chains would pass. Made (`bufs_snap`) right after the chains
+    passed, from the objects they checked; a disagreeing gather runs the chains, which decide."""
+    __slots__ = ("values", "idx", "heads", "fidx", "fields")
+
+    def __init__(self, values, objs):
+        np, mem = _MEM
+        self.values = values
+        self.fields = None          # no snapshot: the chains run (a buffer with autograd meta)
+        n = len(objs)
+        ids = [id(o) for o in objs]
+        # ob_type is at id + 8 (index id >> 3, _MEM starting at 8); the impl at id + cdata
+        self.idx = np.array([i >> 3 for i in ids] + [(i + _TENSOR_AT[0] - 8) >> 3 for i in ids],
+                            dtype=np.intp)
+        heads = mem[self.idx]
+        ndims = [o.dim() for o in objs]
+        if heads[n:].tolist() != [o._cdata for o in objs] or max(ndims, default=0) > 5:
+            return
+        offs, rep, starts = _impl_fields(ndims)
+        self.fidx = ((heads[n:][rep] + offs) >> np.uint64(3)).view(np.intp)
+        fields = mem[self.fidx]
+        if fields[starts].any():
+            return
+        self.heads = heads.tobytes()
+        self.fields = fields.tobytes()
+
+
+def bufs_same(cache, values):
+    """The buffers among the cached `values` have the metadata words of the last snapshot."""
+    w = cache.bwatch
+    if w is None or w.values is not values or w.fields is None:
+        return False
+    mem = _MEM[1]
+    return mem[w.idx].tobytes() == w.heads and mem[w.fidx].tobytes() == w.fields
+
+
+def bufs_snap(cache, values, objs):
+    """The chains of `objs` (the buffers among `values`) just passed: snapshot their words if
+    the cache still holds `values` (once per tuple when a buffer has autograd meta). True."""
+    w = cache.bwatch
+    if cache.state[1] is values and (w is None or w.values is not values or w.fields is not None):
+        cache.bwatch = BufferWatch(values, objs)
+    return True

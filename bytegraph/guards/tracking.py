@@ -21,7 +21,8 @@ A module is tracked only when its class uses these (no `__setattr__`, `__delattr
 (a shallow copy's shared dict); an untracked module keeps its guards.
 What is deliberately not tracked: writes that bypass Python-level methods (`m.__dict__[k] = v`,
 `object.__setattr__(m, ...)`, `dict.__setitem__(m._parameters, ...)`, TensorBase's methods
-called unbound); buffers' metadata is checked on every call (docs/call_cost.md).
+called unbound); buffers' metadata is checked on every call, by a memory gather of their
+TensorImpls' words (guards/memory.py BufferWatch, docs/call_cost.md).
 Also here: `module_setattr`, the epilogue's cheap replay of a forward's `self.x = v`.
 """
 import sys

@@ -449,13 +449,31 @@ def _range(tx, *args):
 
 @handles(enumerate)
 def _enumerate(tx, it, start=None):
+    if type(it) is SeqIterValue and it.cls is zip and it.cols is not None and it.source is None \
+            and not it.nested and not it.done and not it.owned \
+            and (start is None or type(start) is ConstValue and type(start.value) is int):
+        return _enumerate_zip(it, 0 if start is None else start.value)
     if _lazy([it]):
-        from .stdlib_iter import zip_rows, count_from
-        return zip_rows(tx, [count_from(tx, start or const(0)), it])
+        from .stdlib_iter import EnumerateValue
+        return EnumerateValue(tx, it, start or const(0))
     s = 0 if start is None else start.as_python()
     rows = [TupleValue([const(i + s), v]) for i, v in enumerate(it.unpack(tx))]
     return SeqIterValue(rows, enumerate, [it], [("list", it, 0)], s) if type(it) is ListValue \
         else IteratorValue(rows)
+
+
+def _enumerate_zip(z, start):
+    """enumerate() over a zip of lists the trace made: one iterator that is rebuilt live at a
+    graph break as `enumerate(zip(...), n)` (values/iterators.py SeqIterValue `nested`); the
+    zip becomes its own (stepping it apart refuses)."""
+    z._check()
+    p = z.pos
+    cols = [(c[0], c[1], c[2] + p) if c[0] == "list" else (c[0], c[1][p:]) for c in z.cols]
+    rows = [TupleValue([const(start + i), row]) for i, row in enumerate(z.items[p:])]
+    e = SeqIterValue(rows, enumerate, [lst for lst, _ in z.lists], cols, start, strict=z.strict, nested=True)
+    e.lists = z.lists           # the lists as the zip saw them made (its _check's reference)
+    z.owned = True
+    return e
 
 
 def _lazy(vs):
@@ -943,4 +961,9 @@ def _object_new(tx, cls, *args, **kwargs):
 def _vars(tx, *args):
     if not args:
         raise Unsupported("vars() without an argument", kind="call_builtin")
-    return args[0].getattr(tx, "__dict__")
+    try:
+        return args[0].getattr(tx, "__dict__")
+    except UserError as e:
+        if isinstance(e.exc, AttributeError):
+            raise UserError(TypeError("vars() argument must have __dict__ attribute")) from None
+        raise

@@ -58,7 +58,7 @@ def _skeleton(v):
     if t is ListValue:
         return [_skeleton(i) for i in v.items]
     if t is ConstValue:
-        return v.value
+        return _const_skeleton(v.value)
     try:
         pt = v.python_type()
     except Unsupported:
@@ -66,6 +66,20 @@ def _skeleton(v):
     if pt in pytree.SUPPORTED_NODES or issubclass(pt, (tuple, list, dict)):
         raise _NoModel
     return _Leaf(v)
+
+
+def _const_skeleton(x):
+    """A constant as pytree sees it, with the containers _values can turn back into Values
+    (tuples, lists, namedtuples); a constant holding any other pytree node (a dict) is not
+    modelled (its leaves would come back inside a constant dict as _Leaf stand-ins)."""
+    t = type(x)
+    if t is tuple or t is list:
+        return t(_const_skeleton(i) for i in x)
+    if isinstance(x, tuple) and hasattr(t, "_fields"):
+        return t(*[_const_skeleton(i) for i in x])
+    if t in pytree.SUPPORTED_NODES or isinstance(x, (tuple, list, dict)):
+        raise _NoModel
+    return x
 
 
 def _values(x):
@@ -77,6 +91,8 @@ def _values(x):
         return ListValue([_values(i) for i in x])
     if isinstance(x, tuple) and hasattr(type(x), "_fields"):
         return TupleValue([_values(i) for i in x], cls=type(x))
+    if type(x) in pytree.SUPPORTED_NODES or isinstance(x, (tuple, list, dict)):
+        raise _NoModel        # a dict (or other node) rebuilt around _Leaf stand-ins: not modelled
     return const(x)
 
 
@@ -117,6 +133,7 @@ def _tree_map(tx, func, tree, *rests, is_leaf=None):
     if rests:
         raise _NoModel
     leaves, spec = _flatten(tx, tree, is_leaf)
+    _values(pytree.tree_unflatten([_Leaf(None)] * len(leaves), spec))   # _NoModel before func runs
     out = [_Leaf(func.call(tx, [_values(x)], {})) for x in leaves]
     return _values(pytree.tree_unflatten(out, spec))
 

@@ -133,6 +133,28 @@ class LazyIterValue(IteratorValue):
         return f"LazyIter({self.cls.__name__})"
 
 
+class EnumerateValue(LazyIterValue):
+    """enumerate() over an on-demand iterator (a generator, an itertools object, a zip over
+    lists): numbered as it pulls, and an `enumerate` to type() and isinstance() (before, it was
+    modelled as a zip of a count and the iterator, and `type(e)` answered zip). Not handed to
+    Python at a graph break (a resume function would meet a real enumerate over a real zip,
+    which it cannot read live): such a stop moves one frame out."""
+
+    def __init__(self, tx, inner, start):
+        self.inner = inner
+        self.count = start
+
+        def next_():
+            v = inner.next()
+            if v is None:
+                return None
+            from .builtins import binary_op
+            n = self.count
+            self.count = binary_op(tx, operator.add, n, const(1))
+            return TupleValue([n, v])
+        super().__init__(next_, enumerate, infinite=getattr(inner, "infinite", False))
+
+
 def _as_iter(tx, v):
     from .builtins import BUILTINS
     return BUILTINS[iter](tx, v)

@@ -23,6 +23,8 @@ qualname, never imported) is modelled as a context manager: while it is active,
 mode's `__torch_function__` rewrites it. The trace never really pushes the mode; queries of
 the mode stack inside the block are refused.
 """
+import operator
+
 import torch
 import torch.fx
 import torch.utils._pytree as pytree
@@ -308,30 +310,72 @@ def _vmap_target(gm, in_dims, out_dims, randomness, chunk_size):
     return run
 
 
-def export_vmap_body(node, root):
-    """For export, whose module must survive torch.save/load with no bytegraph import: a vmap
-    node's target is a closure pickle cannot name, and torch.load re-traces each GraphModule
-    with fx's symbolic tracer, which cannot run torch.vmap over proxies. Returns the name of a
-    new submodule of `root` holding the aten graph of the vmapped call (our make_fx over fake
-    inputs shaped like the node's examples), for a `call_module` node in its place; None when
-    `node` is not a vmap node."""
-    if node.op != "call_function" or getattr(node.target, "vmap_options", None) is None:
-        return None
-    from ..dispatch_trace import make_fx
+def is_vmap_node(node):
+    return node.op == "call_function" and getattr(node.target, "vmap_options", None) is not None
+
+
+def vmap_aten_graph(node):
+    """The aten graph of a vmap node's call (our make_fx over zero tensors shaped like the
+    node's examples): what export stores in its place and what the inductor backend inlines
+    (backends/registry.py). Unsupported for inputs with symbolic sizes."""
     examples = []
     for a in node.args:
         fake = a.meta.get("example_value") if isinstance(a, torch.fx.Node) else None
         if not isinstance(fake, torch.Tensor) or any(
                 not isinstance(s, int) for s in (*fake.shape, *fake.stride())):
-            raise Unsupported("export: a torch.vmap call over inputs with symbolic sizes", kind="export")
+            raise Unsupported("a torch.vmap call over inputs with symbolic sizes", kind="export")
         examples.append(torch.empty_strided(fake.shape, fake.stride(), dtype=fake.dtype, device=fake.device)
                         .zero_().requires_grad_(fake.requires_grad))
-    agm = make_fx(node.target, tracing_mode="fake")(*examples)
+    from ..dispatch_trace import make_fx
+    return make_fx(node.target, tracing_mode="fake")(*examples)
+
+
+def export_vmap_body(node, root):
+    """For export, whose module must survive torch.save/load with no bytegraph import: a vmap
+    node's target is a closure pickle cannot name, and torch.load re-traces each GraphModule
+    with fx's symbolic tracer, which cannot run torch.vmap over proxies. Returns the name of a
+    new submodule of `root` holding the aten graph of the vmapped call, for a `call_module`
+    node in its place; None when `node` is not a vmap node."""
+    if not is_vmap_node(node):
+        return None
+    try:
+        agm = vmap_aten_graph(node)
+    except Unsupported as e:
+        raise Unsupported(f"export: {e.msg}", kind="export") from None
     k = 0
     while hasattr(root, f"vmap_body{k}"):
         k += 1
     root.add_module(f"vmap_body{k}", agm)
     return f"vmap_body{k}"
+
+
+def inline_vmaps(gm):
+    """gm with each vmap node replaced by the aten graph of its call, inlined (a new
+    GraphModule; gm itself unchanged), or gm when it has none or one cannot be inlined (symbolic
+    sizes, a graph holding constants). For inductor: a graph whose node targets a closure
+    bypasses its FX graph / AOT autograd caches, so it had no warm-start artifact."""
+    targets = {n for n in gm.graph.nodes if is_vmap_node(n)}
+    if not targets:
+        return gm
+    g, env = torch.fx.Graph(), {}
+    for n in gm.graph.nodes:
+        if n in targets:
+            try:
+                agm = vmap_aten_graph(n)
+            except Unsupported:
+                return gm
+            if any(m.op in ("get_attr", "call_module") for m in agm.graph.nodes):
+                return gm
+            phs = [m for m in agm.graph.nodes if m.op == "placeholder"]
+            env[n] = g.graph_copy(agm.graph, {p: env[a] for p, a in zip(phs, n.args)})
+        elif n.op == "call_function" and n.target is operator.getitem and n.args[0] in targets:
+            env[n] = env[n.args[0]][n.args[1]]
+        else:
+            env[n] = g.node_copy(n, lambda a: env[a])
+    for n in g.nodes:       # the aten nodes' metadata under the key the graph's others use
+        if "example_value" not in n.meta and "val" in n.meta:
+            n.meta["example_value"] = n.meta["val"]
+    return torch.fx.GraphModule(gm, g)
 
 
 # --------------------------------------------------------------------------

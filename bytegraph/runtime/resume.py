@@ -306,8 +306,11 @@ class Trampoline:
 def _compilable(fn):
     if getattr(fn, "__bytegraph_state__", None) is not None or _in(_disabled, fn):
         return False
-    if fn.__closure__ and "<locals>" in fn.__qualname__:
-        return False           # a closure made per call: its own cache would start anew each call
+    local = fn.__qualname__.rpartition("<locals>.")[2] if "<locals>" in fn.__qualname__ else None
+    if local is not None and (fn.__closure__ or "." not in local):
+        # a function made per call (a closure, or a lambda / def without free variables; not a
+        # method of a class defined in a function): its own cache would start anew each call
+        return False
     code = fn.__code__
     if code.co_flags & 0x2A0:          # generator, coroutine, async generator
         return False

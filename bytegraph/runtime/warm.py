@@ -43,8 +43,9 @@ from ..observe import counters, log
 from ..codegen.entry import MISS
 from ..guards.generation import track
 from .warm_graph import GraphInfo  # noqa: F401  (convert.py attaches these to entries)
-from .warm_graph import _Graph, _GRAPH_FILE, _example, _fake_value, _marshal, _value_meta
+from .warm_graph import _Graph, _GRAPH_FILE, _example, _marshal
 from .warm_recipes import code_hash, function_hash  # noqa: F401  (the key's hashes)
+from .warm_recipes import _encode_graph, _decode_graph  # noqa: F401  (graphs <-> node lists)
 from .warm_recipes import (Unportable, _Encoder, _build, _decode_arg, _function_with_code,
                            _functions_of, _nested_codes, _outer_of, _resolve)
 
@@ -87,19 +88,6 @@ def environment():
 # --------------------------------------------------------------------------
 # graphs and entries -> records (what convert attaches to an entry: warm_graph.GraphInfo)
 
-def _encode_graph(gm, enc):
-    nodes = []
-    for n in gm.graph.nodes:
-        if n.op in ("get_attr", "call_module"):
-            raise Unportable(f"graph node {n.op} {n.target}")
-        target = n.target if n.op != "call_function" else enc.recipe(n.target)
-        nodes.append((n.op, n.name, target, enc.arg(n.args), enc.arg(n.kwargs),
-                      _value_meta(n.meta.get("example_value"))))
-    if list(gm.parameters()) or list(gm.buffers()):
-        raise Unportable("graph holds tensors")
-    return nodes
-
-
 def _graph_record(state, info, enc):
     """(kind, payload, example inputs' metadata, grad mode) of one graph: for the eager
     backend its generated forward ("forward"), for any other its node list ("nodes"), which
@@ -134,8 +122,8 @@ def _artifact_record(state, info, nodes):
         return None
     if found is None:
         return None
-    env, blob = found
-    return {"env": env, "graph": _graph_key(nodes, info.inputs, info.grad), "blob": blob}
+    env, blob, isas = found
+    return {"env": env, "graph": _graph_key(nodes, info.inputs, info.grad), "blob": blob, "isas": isas}
 
 
 def _encode_forward(gm, enc):
@@ -158,21 +146,6 @@ def _forward_of(code):
     ns = {k: _build(r, None, None) for k, r in names.items()}
     exec(marshal.loads(compiled), ns)
     return types.MethodType(ns["forward"], _Graph(src))
-
-
-def _decode_graph(nodes):
-    from torch._subclasses.fake_tensor import FakeTensorMode
-    mode = FakeTensorMode()        # the example values' mode (a trace's is also its own)
-    g = torch.fx.Graph()
-    env = {}
-    for op, name, target, args, kwargs, value in nodes:
-        if op == "call_function":
-            target = _build(target, None, None)
-        node = env[name] = g.create_node(op, target, _decode_arg(args, env), _decode_arg(kwargs, env),
-                                         name=name)
-        if value is not None:
-            node.meta["example_value"] = _fake_value(value, mode)
-    return torch.fx.GraphModule(torch.nn.Module(), g)
 
 
 _SPECIAL = ("__builtins__", "__defaults", "__defaults_kw", "_guard_error", "__adopt")
@@ -594,7 +567,7 @@ def _load_artifact(state, art, nodes, inputs, grad):
     from ..backends.calling import _backend_lock
     try:
         with _backend_lock, torch.set_grad_enabled(grad):
-            compiled = load_inductor_artifact(art["env"], art["blob"])
+            compiled = load_inductor_artifact(art["env"], art["blob"], art.get("isas"))
     except Exception as e:
         counters["warm"]["inductor_artifact_failed"] += 1
         log.info("warm start: inductor artifact of %s not loaded: %s: %s", state.name,

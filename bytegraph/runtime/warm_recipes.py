@@ -19,7 +19,7 @@ import torch
 import torch.fx
 
 from ..codegen.entry import MISS
-from .warm_graph import _CONSTS
+from .warm_graph import _CONSTS, _fake_value, _value_meta
 
 _TORCH_SINGLETONS = (torch.dtype, torch.layout, torch.memory_format)
 
@@ -253,6 +253,10 @@ class _Encoder:
             if made is not None:        # a resume function's code (a guard on an inlined one)
                 return ("code_of", self.recipe(made))
             raise Unportable(f"code object {obj.co_qualname} not reached from a function")
+        options = getattr(obj, "vmap_options", None)
+        if options is not None and isinstance(getattr(obj, "body", None), torch.fx.GraphModule):
+            # a torch.vmap node's target (policy/vmap.py): its body graph and options
+            return ("vmap", _encode_graph(obj.body, self), self.recipe(tuple(sorted(options.items()))))
         if isinstance(obj, (types.FunctionType, type, types.BuiltinFunctionType)) or callable(obj):
             module, qualname = getattr(obj, "__module__", None), getattr(obj, "__qualname__", None)
             if isinstance(module, str) and isinstance(qualname, str) and "<" not in qualname:
@@ -554,6 +558,9 @@ def _build(recipe, graphs, special):
         if not isinstance(cls, enum.EnumMeta):
             raise TypeError(f"{cls!r} is not an Enum class")
         return cls._member_map_[recipe[2]]
+    if kind == "vmap":
+        from ..policy.vmap import _vmap_target
+        return _vmap_target(_decode_graph(recipe[1]), **dict(_build(recipe[2], graphs, special)))
     if kind == "func":
         return _functions_of(_resolve(recipe[1], recipe[2]))[recipe[3]]
     if kind == "cell":
@@ -622,3 +629,35 @@ def _decode_arg(a, env):
     if kind == "ellipsis":
         return Ellipsis
     return _build(a[1], None, None)
+
+
+# --------------------------------------------------------------------------
+# graphs <-> node lists (a vmap node's body is one too)
+
+def _encode_graph(gm, enc):
+    nodes = []
+    for n in gm.graph.nodes:
+        if n.op in ("get_attr", "call_module"):
+            raise Unportable(f"graph node {n.op} {n.target}")
+        target = n.target if n.op != "call_function" else enc.recipe(n.target)
+        nodes.append((n.op, n.name, target, enc.arg(n.args), enc.arg(n.kwargs),
+                      _value_meta(n.meta.get("example_value"))))
+    if list(gm.parameters()) or list(gm.buffers()):
+        raise Unportable("graph holds tensors")
+    return nodes
+
+
+def _decode_graph(nodes):
+    from torch._subclasses.fake_tensor import FakeTensorMode
+    mode = FakeTensorMode()        # the example values' mode (a trace's is also its own)
+    g = torch.fx.Graph()
+    env = {}
+    for op, name, target, args, kwargs, value in nodes:
+        if op == "call_function":
+            target = _build(target, None, None)
+        node = env[name] = g.create_node(op, target, _decode_arg(args, env), _decode_arg(kwargs, env),
+                                         name=name)
+        if value is not None:
+            node.meta["example_value"] = _fake_value(value, mode)
+    return torch.fx.GraphModule(torch.nn.Module(), g)
+

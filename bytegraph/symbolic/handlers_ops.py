@@ -175,16 +175,45 @@ def _format_value(f, inst):
         raise Unsupported("formatting a tensor into a string depends on its data", kind="data_dependent")
     conv = flags & 0x03
     from ..policy.builtins import BUILTINS
-    if conv == 2:
+    from ..values.opaque import Opaque
+    if conv in (2, 3):
         v = BUILTINS[repr](f.tx, v)
-    elif conv == 0 and spec and isinstance(v, SymValue):
+    elif conv == 1:
+        v = BUILTINS[str](f.tx, v)      # f"{1.5!s:.2}" formats the string '1.5'
+    elif spec and isinstance(v, SymValue):
         pass                # format(n, '03d') is int.__format__: the number (guarded) below
-    elif conv in (0, 1) and type(v) is not ConstValue:
+    elif type(v) is not ConstValue and not isinstance(v, (SymValue, Opaque)):
+        f.stack.append(_format_protocol(f.tx, v, spec, BUILTINS[str]))
+        return
+    elif type(v) is not ConstValue:
         v = BUILTINS[str](f.tx, v)
     pv = v.as_python()
-    if conv == 3:
-        pv = ascii(pv)
-    f.stack.append(const(format(pv, spec)))
+    if conv == 3:           # ascii(): the repr with non-ASCII characters escaped
+        pv = pv.encode("ascii", "backslashreplace").decode("ascii")
+    try:
+        text = format(pv, spec)         # a constant's own __format__: builtin types only
+    except (TypeError, ValueError) as e:
+        raise UserError(e) from None    # f"{None:>5}", f"{3:q}": the user's error, as eager
+    f.stack.append(const(text))
+
+
+def _format_protocol(tx, v, spec, to_str):
+    """format(v, spec) as CPython runs it: type(v).__format__(v, spec). A builtin type's
+    __format__ with an empty spec is str(v); object's refuses a non-empty spec; any other
+    (a user's, an enum's) is called through the protocol."""
+    from ..protocols.special import C_LEVEL, call_special, lookup
+    cls = v.python_type()
+    attr, owner = lookup(tx, cls, "__format__")
+    if isinstance(attr, C_LEVEL) and not spec:
+        return to_str(tx, v)
+    if owner is object:
+        raise UserError(TypeError(f"unsupported format string passed to {cls.__name__}.__format__"))
+    r = call_special(tx, v, "__format__", [const(spec)])
+    if type(r) is ConstValue and not isinstance(r.value, str):
+        raise UserError(TypeError(f"__format__ must return a str, not {type(r.value).__name__}"))
+    if type(r) is not ConstValue:
+        raise Unsupported(f"{cls.__name__}.__format__ returned {r}", kind="repr")
+    return r
 
 
 @handler("LIST_APPEND")

@@ -282,10 +282,13 @@ class SeqIterValue(_CheckedIterValue):
 
     `cols`: per argument, ("list", ListValue, index of its list iterator) or ("items", the Values
     left), for reversed [("rev", ListValue, index)]; `count`: enumerate's next number, at
-    creation."""
+    creation. `nested`: an enumerate over a zip of `cols` (`enumerate(zip(a, b))`), rebuilt as
+    one and stepped as one (the zip is the enumerate's own: used another way, it refuses)."""
+    owned = False       # a zip some nested enumerate took over (policy/builtins.py _enumerate)
 
-    def __init__(self, items, cls, lists, cols=None, count=0, source=None, strict=False):
+    def __init__(self, items, cls, lists, cols=None, count=0, source=None, strict=False, nested=False):
         super().__init__(items)
+        self.nested = nested
         self.cls = cls
         self.lists = [(lst, list(lst.items)) for lst in lists]
         self.cols = cols
@@ -318,6 +321,8 @@ class SeqIterValue(_CheckedIterValue):
         return rest
 
     def _check(self):
+        if self.owned:
+            raise Unsupported("a zip() stepped apart from the enumerate() over it", kind="iter")
         for lst, items0 in self.lists:
             if len(lst.items) != len(items0) or any(a is not b for a, b in zip(lst.items, items0)):
                 raise Unsupported(f"a {self.cls.__name__}() step after its list changed (CPython's "
@@ -327,6 +332,8 @@ class SeqIterValue(_CheckedIterValue):
         return self.cls
 
     def reconstruct(self, cg):
+        if self.owned:
+            self._check()
         if self.cols is None:
             self._check()
             return cg.mutable(self, lambda: "iter((" + "".join(cg.expr(i) + ", " for i in
@@ -353,9 +360,12 @@ class SeqIterValue(_CheckedIterValue):
                 parts.append(f"{cg.const(_list_iter_at, 'list_iter')}({cg.expr(col[1])}, {col[2] + p})")
             else:
                 parts.append("iter((" + "".join(cg.expr(i) + ", " for i in col[1][p:]) + "))")
+        strict = ', strict=True' if self.strict else ''
+        if self.nested:
+            return f"enumerate(zip({', '.join(parts)}{strict}), {self.count + p})"
         if self.cls is enumerate:
             return f"enumerate({parts[0]}, {self.count + p})"
-        return f"zip({', '.join(parts)}{', strict=True' if self.strict else ''})"
+        return f"zip({', '.join(parts)}{strict})"
 
     def replay(self, cg, target, temp):
         """The steps the trace took, on the real object (wrapped from the caller)."""
@@ -482,17 +492,36 @@ def wrap_live_seq(tx, obj, source):
         elif strict:
             shape += f" and {st}[2] is True"
         tx.guards.add_code(shape, source, "iterator_position", (len(args), count, strict))
-        inner = args[:1] if typ is enumerate else args
-        cols = [_live_column(tx, it, ItemSource(ItemSource(state, 1), i)) for i, it in enumerate(inner)]
+        inner, istate = (args[:1] if typ is enumerate else args), state
+        nested = typ is enumerate and type(args[0]) is zip
+        if nested:
+            # enumerate(zip(...)): the zip is read through its own __reduce__ and stepped only
+            # through the enumerate (its steps replayed on the enumerate move both)
+            zobj, zsource = args[0], ItemSource(ItemSource(state, 1), 0)
+            if id(zobj) in tx.wrapped:
+                raise Unsupported("a zip inside a real enumerate that the trace also holds", kind="iter")
+            tx.wrapped[id(zobj)] = (zobj, _Owned())
+            zred = zobj.__reduce__()
+            istate = ReduceSource(zsource, None)
+            zexpr = zsource.expr(tx.cg)       # binds the zip first: the text below reads it in order
+            zst = istate.expr(tx.cg)
+            strict = len(zred) > 2 and bool(zred[2])
+            tx.guards.add_code(f"type({zexpr}) is zip and len({zst}) == {len(zred)} and "
+                               f"len({zst}[1]) == {len(zred[1])}" + (f" and {zst}[2] is True" if strict else ""),
+                               zsource, "iterator_position", ("zip", len(zred[1]), strict))
+            inner = zred[1]
+        cols = [_live_column(tx, it, ItemSource(ItemSource(istate, 1), i)) for i, it in enumerate(inner)]
         left = [c[1].items[c[2]:] if c[0] == "list" else c[1] for c in cols]
         if strict and len({len(c) for c in left}) > 1:
             raise Unsupported("a strict zip over arguments of different lengths", kind="iter")
-        if typ is enumerate:
+        if nested:
+            rows = [TupleValue([ConstValue(count + i), TupleValue(list(r))]) for i, r in enumerate(zip(*left))]
+        elif typ is enumerate:
             rows = [TupleValue([ConstValue(count + i), v]) for i, v in enumerate(left[0])]
         else:
             rows = [TupleValue(list(r)) for r in zip(*left)]
         value = SeqIterValue(rows, typ, [c[1] for c in cols if c[0] == "list"], cols, count,
-                             source, strict)
+                             source, strict, nested)
     tx.side_effects.mutated(value)
     return value
 

@@ -345,6 +345,12 @@ class NewObjectValue(_InstanceBase):
         return self.attrs.get(name, _MISSING)
 
     def instance_dict(self, tx):
+        if not self.cls.__dictoffset__:
+            raise UserError(AttributeError(f"{self.cls.__name__!r} object has no attribute '__dict__'"))
+        if _has_value_slots(self.cls):
+            # attrs holds slot values beside the __dict__ entries: no live view of the dict alone
+            raise Unsupported(f"__dict__ of a {self.cls.__name__} (a class with __slots__ and a "
+                              "__dict__) made by the trace", kind="getattr")
         d = DictValue({})
         d.items = self.attrs          # a live view: writes through it are attribute writes
         return d
@@ -387,6 +393,17 @@ def _rebuild_object(cls, attrs):
         for k, v in attrs.items():       # __slots__: the slot descriptors store them
             object.__setattr__(obj, k, v)
     return obj
+
+
+def _has_value_slots(cls):
+    """Does some class of cls's MRO declare __slots__ that store values (beyond __dict__ and
+    __weakref__)?"""
+    for c in cls.__mro__:
+        slots = c.__dict__.get("__slots__", ())
+        slots = (slots,) if isinstance(slots, str) else slots
+        if any(n not in ("__dict__", "__weakref__") for n in slots):
+            return True
+    return False
 
 
 def _slot_of(cls, name):
@@ -493,6 +510,9 @@ class ObjectValue(_InstanceBase):
 
     def instance_dict(self, tx):
         raw = _raw_dict(self.obj)
+        if raw is None and not isinstance(self, ModuleValue):
+            # a class with __slots__ and no __dict__ (the lookup raises, as obj.__dict__ does)
+            raise UserError(AttributeError(f"{self.cls.__name__!r} object has no attribute '__dict__'"))
         if self.pending and (isinstance(self, ModuleValue) or raw is None):
             raise Unsupported("reading __dict__ after writing attributes", kind="getattr")
         synced = traced_dict(tx, raw) is not None      # setattr kept it up to date

@@ -63,18 +63,34 @@ def any_symbolic(obj):
     return is_symbolic(obj)
 
 
+def _no_value(v):
+    e = Unsupported("a data-dependent size with no trace-time value", kind="data_dependent",
+                    hint="the size depends on tensor values (nonzero(), a boolean mask); the "
+                         "op that made it runs in Python when the trace can stop there")
+    e.unbacked = v.node.expr.free_symbols     # the interpreter finds the op that made it
+    return e
+
+
 def hint(v):
     """The trace-time value of a symbolic number, without adding a guard."""
     if isinstance(v, SYM_TYPES):
         h = v.node.hint
         if h is None:
-            e = Unsupported("a data-dependent size with no trace-time value", kind="data_dependent",
-                            hint="the size depends on tensor values (nonzero(), a boolean mask); the "
-                                 "op that made it runs in Python when the trace can stop there")
-            e.unbacked = v.node.expr.free_symbols     # the interpreter finds the op that made it
-            raise e
+            raise _no_value(v)
         return h
     return v
+
+
+def decide(v, conv):
+    """conv(v) (bool/int/float of a Sym: the ShapeEnv records the guard). A value the ShapeEnv
+    cannot decide (`len(x.nonzero()) > 0`: an unbacked size) refuses as hint() does, so the
+    trace stops at the op that made the size, not with torch's guard error."""
+    try:
+        return conv(v)
+    except Exception as e:
+        if type(e).__name__ != "GuardOnDataDependentSymNode" or v.node.hint is not None:
+            raise
+        raise _no_value(v) from None
 
 
 # int/float methods that are an operator on numbers of the accepted types (other operands make
@@ -143,13 +159,13 @@ class SymValue(ConstValue):
         marked = self.tx.graph.marked_in(self.sym)
         if marked:
             raise_specialized(self.tx, marked, "its value was needed as a Python constant")
-        return _PY_TYPE[type(self.sym)](self.sym)      # records `s == value` in the ShapeEnv
+        return decide(self.sym, _PY_TYPE[type(self.sym)])   # records `s == value` in the ShapeEnv
 
     def python_type(self):
         return _PY_TYPE[type(self.sym)]
 
     def truth(self, tx):
-        return bool(self.sym)              # records the comparison (`s > 2`) as a guard
+        return decide(self.sym, bool)      # records the comparison (`s > 2`) as a guard
 
     # -- its type's methods (n.__eq__(4), n.__index__(), (n / 3).__floor__()) -----
     METHODS = frozenset(_BINARY_DUNDERS) | frozenset(_UNARY_DUNDERS)

@@ -132,6 +132,16 @@ _BANNED_METHODS = {
     "retain_grad": "retain_grad is not captured yet",
     "data_ptr": "data pointers are run-time facts",
     "__bool__": "bool() of a tensor depends on its data",
+    # the fake tensor would answer with its own text ('FakeTensor(..., size=(3,))')
+    "__repr__": "formatting a tensor into a string depends on its data",
+    "__str__": "formatting a tensor into a string depends on its data",
+    "__format__": "formatting a tensor into a string depends on its data",
+    "__reduce_ex__": "pickling a tensor reads its data",
+    "__reduce__": "pickling a tensor reads its data",
+    "__getstate__": "pickling a tensor reads its data",
+    "__setstate__": "not captured",
+    "__array__": "converting to numpy leaves the graph",
+    "__dlpack__": "exporting a tensor's memory leaves the graph",
     "__index__": "using a tensor as an index value depends on its data",
     "__int__": "int() of a tensor depends on its data",
     "__float__": "float() of a tensor depends on its data",
@@ -237,6 +247,7 @@ def _has_tensor(obj):
     return False
 
 
+_PERCENT_FORMAT = (operator.mod, operator.imod)
 _MUTATING_NONE_RESULT = (operator.setitem, operator.delitem, "__setitem__", "__delitem__")
 
 
@@ -248,6 +259,10 @@ def graph_call(tx, kind, target, args, kwargs, run_fake=None):
     fake_kwargs = {k: v.fake_arg(tx) for k, v in kwargs.items()}
     gb = tx.graph
     check_constants(fx_args, fx_kwargs, _target_name(target))
+    if target in _PERCENT_FORMAT and args and isinstance(args[0], ConstValue) and \
+            isinstance(args[0].value, (str, bytes)):
+        # "%s" % t formats the tensor's value (the fakes would answer with their own repr)
+        raise Unsupported("formatting a tensor into a string depends on its data", kind="data_dependent")
     env = gb.shape_env
     n_vars = len(env.var_to_range) if env is not None else 0
     fake, mutated = gb.run_fake(kind, target, fake_args, fake_kwargs, run_fake)
