@@ -152,3 +152,25 @@ def default_dtype(dt):
         yield
     finally:
         torch.set_default_dtype(old)
+
+
+def recompiles():
+    return _counters["recompiles"]["total"]
+
+
+class ModelProbe:
+    """A model `m` compiled as `c`, called on `x` beside eager (call-cost soundness probes):
+    `run()` compares one call; `check(n)`, after a mutation: `calls` calls all equal to eager's,
+    `n` recompiles among them."""
+
+    def run(self):
+        with torch.no_grad():
+            expected = self.m(self.x)
+            actual = self.c(self.x)
+        assert_same(expected, actual)
+
+    def check(self, n, calls=3):
+        before = recompiles()
+        for _ in range(calls):
+            self.run()
+        assert recompiles() - before == n

@@ -8,13 +8,9 @@ import pytest
 import torch
 import torch.nn as nn
 
-from differential import REFERENCE, assert_same, compile_fn, counters
+from differential import REFERENCE, compile_fn, ModelProbe, recompiles
 
 pytestmark = pytest.mark.skipif(REFERENCE, reason="bytegraph's cache and recompile counts")
-
-
-def recompiles():
-    return counters()["recompiles"]["total"]
 
 
 def _f_scale(x, k=2.0, *, bias=1.0):
@@ -97,7 +93,7 @@ class FieldsModel(nn.Module):
         return self.helper(y) + _f_act(y) + self.act2(y) + self.act3(y)
 
 
-class Probe:
+class Probe(ModelProbe):
     def __init__(self):
         torch.manual_seed(0)
         self.m = FieldsModel().eval()
@@ -106,17 +102,8 @@ class Probe:
         for _ in range(3):
             self.run()
 
-    def run(self):
-        with torch.no_grad():
-            expected = self.m(self.x)
-            actual = self.c(self.x)
-        assert_same(expected, actual)
-
     def check(self, n):
-        before = recompiles()
-        self.run()
-        self.run()
-        assert recompiles() - before == n
+        super().check(n, calls=2)
 
     def ns(self):
         return self.c.__dict__["_bytegraph_call"].__bytegraph_state__.entries[-1].__globals__

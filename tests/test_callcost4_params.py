@@ -10,13 +10,9 @@ import pytest
 import torch
 import torch.nn as nn
 
-from differential import REFERENCE, assert_same, compile_fn, counters
+from differential import REFERENCE, assert_same, compile_fn, ModelProbe, recompiles
 
 pytestmark = pytest.mark.skipif(REFERENCE, reason="bytegraph's cache and recompile counts")
-
-
-def recompiles():
-    return counters()["recompiles"]["total"]
 
 
 class Net(nn.Module):
@@ -37,7 +33,7 @@ def _entries(c):
     return c.__dict__["_bytegraph_call"].__bytegraph_state__.entries
 
 
-class Probe:
+class Probe(ModelProbe):
     def __init__(self, model):
         torch.manual_seed(0)
         self.m = model.eval()
@@ -49,19 +45,6 @@ class Probe:
         ns = _entries(self.c)[0].__globals__
         if "_params_same" in ns:
             assert ns["_params_same"](ns["_ecache"], ns["_ecache"].state[1])
-
-    def run(self):
-        with torch.no_grad():
-            expected = self.m(self.x)
-            actual = self.c(self.x)
-        assert_same(expected, actual)
-
-    def check(self, n):
-        before = recompiles()
-        self.run()
-        self.run()
-        self.run()
-        assert recompiles() - before == n
 
 
 @pytest.fixture

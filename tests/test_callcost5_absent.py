@@ -10,13 +10,9 @@ import pytest
 import torch
 import torch.nn as nn
 
-from differential import REFERENCE, assert_same, compile_fn, counters
+from differential import REFERENCE, compile_fn, ModelProbe, recompiles
 
 pytestmark = pytest.mark.skipif(REFERENCE, reason="bytegraph's cache and recompile counts")
-
-
-def recompiles():
-    return counters()["recompiles"]["total"]
 
 
 class Cfg:
@@ -47,7 +43,7 @@ class Net(nn.Module):
         return self.lin(x) * self.cfg.scale + self.cfg.width
 
 
-class Probe:
+class Probe(ModelProbe):
     def __init__(self, cfg_cls):
         torch.manual_seed(0)
         self.m = Net(cfg_cls()).eval()
@@ -55,18 +51,6 @@ class Probe:
         self.x = torch.randn(2, 4)
         for _ in range(4):
             self.run()
-
-    def run(self):
-        with torch.no_grad():
-            expected = self.m(self.x)
-            actual = self.c(self.x)
-        assert_same(expected, actual)
-
-    def check(self, n):
-        before = recompiles()
-        for _ in range(3):
-            self.run()
-        assert recompiles() - before == n
 
 
 @pytest.fixture(params=[Cfg, HookedCfg], ids=["plain", "getattribute"])

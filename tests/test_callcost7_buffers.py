@@ -13,13 +13,9 @@ import pytest
 import torch
 import torch.nn as nn
 
-from differential import REFERENCE, assert_same, compile_fn, counters
+from differential import REFERENCE, assert_same, compile_fn, ModelProbe, recompiles
 
 pytestmark = pytest.mark.skipif(REFERENCE, reason="bytegraph's cache and recompile counts")
-
-
-def recompiles():
-    return counters()["recompiles"]["total"]
 
 
 def raw(gm, example_inputs):
@@ -51,7 +47,7 @@ def _ns(c):
     return c.__dict__["_bytegraph_call"].__bytegraph_state__.entries[0].__globals__
 
 
-class Probe:
+class Probe(ModelProbe):
     def __init__(self, backend=raw, model=None):
         self.m = (model or Net()).eval()
         self.c = compile_fn(self.m, backend=backend)
@@ -61,19 +57,6 @@ class Probe:
         # the gather is what this file probes: it must be in use before each mutation
         ns = _ns(self.c)
         assert ns["_bufs_same"](ns["_ecache"], ns["_ecache"].state[1])
-
-    def run(self):
-        with torch.no_grad():
-            expected = self.m(self.x)
-            actual = self.c(self.x)
-        assert_same(expected, actual)
-
-    def check(self, n):
-        """Three calls after a mutation: eager's results, `n` recompiles."""
-        before = recompiles()
-        for _ in range(3):
-            self.run()
-        assert recompiles() - before == n
 
 
 def _negv(values):

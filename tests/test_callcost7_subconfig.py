@@ -9,14 +9,10 @@ replaced by `True`."""
 import pytest
 import torch
 
-from differential import REFERENCE, assert_same, compile_fn, counters
+from differential import REFERENCE, compile_fn, ModelProbe, recompiles
 
 pytestmark = pytest.mark.skipif(REFERENCE, reason="bytegraph's cache and recompile counts")
 transformers = pytest.importorskip("transformers")
-
-
-def recompiles():
-    return counters()["recompiles"]["total"]
 
 
 class Sub(transformers.PretrainedConfig):
@@ -45,7 +41,7 @@ class Net(torch.nn.Module):
         return y + len(sub.sizes) * 100
 
 
-class Probe:
+class Probe(ModelProbe):
     def __init__(self):
         torch.manual_seed(0)
         self.m = Net().eval()
@@ -58,18 +54,6 @@ class Probe:
         # the snapshot is what this file probes: it must be in use before each mutation
         assert snaps and all(s.state[0] is not None for s in snaps)
         self.sub = self.m.config.sub
-
-    def run(self):
-        with torch.no_grad():
-            expected = self.m(self.x)
-            actual = self.c(self.x)
-        assert_same(expected, actual)
-
-    def check(self, n):
-        before = recompiles()
-        for _ in range(3):
-            self.run()
-        assert recompiles() - before == n
 
 
 def test_item_set():
