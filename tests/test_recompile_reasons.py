@@ -393,6 +393,9 @@ CASES = {
     "set": (_set_len, {}, lambda: (_ones(), {1, 2}), (lambda: (_ones(), {1, 3}), None),
             r"L\['s'\] changed: expected frozenset\(\{1, 2\}\), got \{1, 3\}"),
     "no_hooks": (None, {}, None, None, r"hooks were registered on module .*_forward_hooks"),
+    # a stepped loop's resume functions (policy/breaks.py loop_step_iter): test_reason_loop_step
+    "loop_has_next": (None, {}, None, None, r"the loop's iterator L\['.*'\] has no next item now"),
+    "loop_done": (None, {}, None, None, r"the loop's iterator L\['.*'\] has a next item now"),
     "environ": (_environ, {}, _args(_ones()), (_args(_ones()), _env_var), r"os.environ changed"),
 }
 
@@ -416,7 +419,10 @@ def _run_case(kind, caplog):
     assert not GENERIC.search(text), text
 
 
-@pytest.mark.parametrize("kind", [k for k in CASES if k != "no_hooks"])
+_CUSTOM = ("no_hooks", "loop_has_next", "loop_done")
+
+
+@pytest.mark.parametrize("kind", [k for k in CASES if k not in _CUSTOM])
 def test_reason(kind, caplog):
     _run_case(kind, caplog)
 
@@ -435,6 +441,39 @@ def test_reason_no_hooks(caplog):
     text = "\n".join(r.getMessage() for r in caplog.records if r.name == "bytegraph.recompiles")
     assert re.search(CASES["no_hooks"][-1], text), text
     assert not GENERIC.search(text), text
+
+
+def _branchy(x, ws):
+    out = torch.zeros_like(x)
+    for w in ws:            # a tuple of like tensors whose loop body stops: stepped
+        if w.sum() > 0:
+            out = out + x * w
+        else:
+            out = out - w
+    return out + 1
+
+
+def test_reason_loop_step(caplog):
+    # the resume function after the branch is compiled with a next item; the last iteration
+    # reaches it at the loop's end
+    ws = tuple(torch.full((3,), float(i + 1)) for i in range(3))
+    c = bytegraph.compile(_branchy, backend="eager")
+    x = torch.ones(3)
+    with caplog.at_level(logging.INFO, logger="bytegraph.recompiles"):
+        assert_same(_branchy(x, ws), c(x, ws))
+    text = "\n".join(r.getMessage() for r in caplog.records if r.name == "bytegraph.recompiles")
+    assert re.search(CASES["loop_has_next"][-1], text), text
+    assert not GENERIC.search(text), text
+
+
+def test_reason_loop_done_text():
+    # the other entry of such a resume function (compiled at the loop's end) misses on a next
+    # item: its describer (a case that reports it needs both entries to miss at once)
+    from bytegraph.guards.reasons import KINDS
+
+    class G:
+        source_desc = "L['__stack0_0']"
+    assert re.fullmatch(CASES["loop_done"][-1], KINDS["loop_done"](G(), iter([1]), {}))
 
 
 # --------------------------------------------------------------------------- coverage of kinds

@@ -252,6 +252,8 @@ KINDS = {
     "torch_query": _changed(lambda g: g.label),
     "logging": _changed(lambda g: f"logging {g.label}"),
     "iterator_exhausted": _iterator, "iterator_position": _iterator, "set": _set,
+    "loop_has_next": lambda g, now, ns: f"the loop's iterator {_where(g)} has no next item now",
+    "loop_done": lambda g, now, ns: f"the loop's iterator {_where(g)} has a next item now",
     "no_hooks": _no_hooks, "environ": _environ,
 }
 
