@@ -429,33 +429,25 @@ _bits = struct.Struct("<d").pack
 _NAN, _NEG_NAN = _bits(math.nan), _bits(-math.nan)
 
 
+def _any_leaf(x, pred):
+    """Does `pred` hold for a leaf anywhere in node arguments `x` (inside lists, tuples, dict
+    values and slices)?"""
+    t = type(x)
+    if t in (list, tuple):
+        return any(_any_leaf(i, pred) for i in x)
+    if t is dict:
+        return any(_any_leaf(i, pred) for i in x.values())
+    if t is slice:
+        return _any_leaf((x.start, x.stop, x.step), pred)
+    return pred(x)
+
+
 def _any_constant(x, pred):
     """Does `pred` hold for a float or complex constant anywhere in node arguments `x`?"""
-    t = type(x)
-    if t is float or t is complex:
-        return pred(x)
-    if t in (list, tuple):
-        return any(_any_constant(i, pred) for i in x)
-    if t is dict:
-        return any(_any_constant(i, pred) for i in x.values())
-    if t is slice:
-        return _any_constant((x.start, x.stop, x.step), pred)
-    return False
+    return _any_leaf(x, lambda c: (type(c) is float or type(c) is complex) and pred(c))
 
 
 _UNPRINTABLE = (pytree.TreeSpec,)
-
-
-def _any_object(x, types_):
-    """Is a constant of one of `types_` anywhere in node arguments `x`?"""
-    if isinstance(x, types_):
-        return True
-    t = type(x)
-    if t in (list, tuple):
-        return any(_any_object(i, types_) for i in x)
-    if t is dict:
-        return any(_any_object(i, types_) for i in x.values())
-    return False
 
 
 def _has_nan(x):
@@ -470,7 +462,7 @@ def check_constants(fx_args, fx_kwargs, what):
         return c != c and (type(c) is complex or _bits(c) not in (_NAN, _NEG_NAN))
     if _any_constant((fx_args, fx_kwargs), exotic):
         raise Unsupported(f"{what} takes a nan constant whose bits a graph cannot keep", kind="nan_constant")
-    if _any_object((fx_args, fx_kwargs), _UNPRINTABLE):
+    if _any_leaf((fx_args, fx_kwargs), lambda c: isinstance(c, _UNPRINTABLE)):
         # fx writes a constant argument as its repr: a TreeSpec's is not Python (the graph's
         # code failed to compile: an unmodelled pytree call whose spec came from traced code)
         raise Unsupported(f"{what} takes a constant a graph cannot spell", kind="graph_arg")
