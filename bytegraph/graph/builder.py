@@ -54,8 +54,34 @@ def _noting_writes(dispatch, builder):
             schema = getattr(func, "_schema", None)
             if schema is not None and schema.is_mutable:
                 writes.append((func, args, kwargs))
+        if b is not None and b.roots and reads_data(func) and _has_constant((args, kwargs)):
+            b.reads.append(func)       # values/known.py: which roots' values it read
         return dispatch(func, types, args, kwargs)
     return noting
+
+
+_READ_OPS = {}
+
+
+def reads_data(func):
+    """Does this aten op turn tensor data into a Python value or a size (item, bool, nonzero)?"""
+    r = _READ_OPS.get(func)
+    if r is None:
+        tags = getattr(func, "tags", ())
+        r = _READ_OPS[func] = getattr(func, "__name__", "").split(".")[0] in (
+            "_local_scalar_dense", "is_nonzero", "equal", "item") or \
+            torch.Tag.dynamic_output_shape in tags or torch.Tag.data_dependent_output in tags
+    return r
+
+
+def _has_constant(obj):
+    if type(obj) is FakeTensor:
+        return obj.constant is not None
+    if isinstance(obj, (list, tuple)):
+        return any(_has_constant(x) for x in obj)
+    if isinstance(obj, dict):
+        return any(_has_constant(x) for x in obj.values())
+    return False
 
 
 NEEDS_SHAPE_ENV = "needs_shape_env"
@@ -118,6 +144,11 @@ class GraphBuilder:
         self._names = set()
         self.num_ops = 0
         self.vmap_bodies = False  # a vmap body's sub-graph was made: refuse its nodes (policy/vmap.py)
+        # values/known.py: module-state scalars whose fakes carry their value (Source -> real
+        # tensor), their fakes by storage, and the data reads of constants the fake mode made
+        self.roots = {}
+        self.root_fakes = {}
+        self.reads = []
 
     # --- inputs ------------------------------------------------------------
     def add_input(self, source, tensor, dims=None):
@@ -332,8 +363,35 @@ class GraphBuilder:
                     if _storage_key(t) in mine:
                         written.append(t)
         for t in written:
-            self.mutated_storages.add(_storage_key(t))
+            key = _storage_key(t)
+            self.mutated_storages.add(key)
+            for f in self.root_fakes.get(key, ()):
+                if f.constant is not None:     # a written root's value is no longer known
+                    self.fake_mode.fake_tensor_converter.invalidate_constant_aliases(f.constant)
+                    f.constant = None
         return bool(written)
+
+    def add_root(self, source, tensor, fake):
+        """Let `fake` carry `tensor`'s value (values/known.py): a copy, one per real storage, so
+        that the fake mode's constant propagation writes it as eager would write the tensor, and
+        a write to any alias forgets them all."""
+        clones = self.__dict__.setdefault("_root_storages", {})
+        real_key = _storage_key(tensor)
+        st = clones.get(real_key)
+        if st is None:
+            st = clones[real_key] = tensor.untyped_storage().clone()
+        const = torch.empty(0, dtype=tensor.dtype).set_(st, tensor.storage_offset(), tensor.size(),
+                                                         tensor.stride())
+        fake.constant = const
+        self.fake_mode.fake_tensor_converter.add_constant_storage_mapping(fake)
+        self.roots[source] = tensor
+        self.root_fakes.setdefault(_storage_key(fake), []).append(fake)
+
+    def forget_roots(self):
+        """Drop the roots' values from their fakes (the graph's placeholders' example values)."""
+        for fakes in self.root_fakes.values():
+            for f in fakes:
+                f.constant = None
 
     def release_real_tensors(self):
         """Forget the real tensors the fake mode converted. Its memo holds a weak reference to

@@ -213,6 +213,7 @@ class GuardSet:
         self.alias_of = {}           # index of an "alias" guard -> the other source it compares
         self.attr_writes = []
         self.dyn_tensors = []         # (source, fake) of each tensor with symbolic dims (add_shape_env)
+        self.state_values = []        # (source, value) of each module-state scalar read (values/known.py)
 
     def _add(self, code, source, kind, expected=None, fetch=None, label=None):
         if code in self._seen:
@@ -385,6 +386,20 @@ class GuardSet:
                       f"{(value.start, value.stop, value.step)!r}", source, "value", value)
         else:
             self._add(f"type({first}) is {tname} and {e} == {lit}", source, "value", value)
+
+    def add_state_value(self, source, value):
+        """A module-state scalar's value, which the trace read (values/known.py): checked on
+        every call, since writing a tensor's data bumps no generation."""
+        if ("state", source) in self._seen:
+            return
+        self._seen.add(("state", source))
+        e = self.cg.bound(source)
+        plain_ints = type(value) in (int, bool) or type(value) is list and all(
+            type(v) in (int, bool) for v in value)
+        lit = repr(value) if plain_ints else self.cg.const(value, "state")
+        self._add(f"{e}.tolist() == {lit}", source, "state_value", value, f"{e}.tolist()",
+                  source.name_hint())
+        self.state_values.append((source, value))
 
     def add_len(self, source, typ, n):
         if ("len", source) in self._seen:

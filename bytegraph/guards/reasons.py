@@ -250,6 +250,7 @@ KINDS = {
     "autocast_args": _changed(lambda g: f"autocast args of {_where(g)}", lambda now: now.args),
     "tensor_meta": _changed(lambda g: f"tensor metadata {g.label}"),
     "torch_query": _changed(lambda g: g.label),
+    "state_value": _changed(lambda g: f"the value of {g.label}"),
     "logging": _changed(lambda g: f"logging {g.label}"),
     "iterator_exhausted": _iterator, "iterator_position": _iterator, "set": _set,
     "loop_has_next": lambda g, now, ns: f"the loop's iterator {_where(g)} has no next item now",

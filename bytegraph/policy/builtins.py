@@ -24,6 +24,7 @@ from ..values.base import (Value, RealCallableValue, ConstValue, NONE, const, wr
 from ..values.containers import (TupleValue, ListValue, DictValue, SetValue, IteratorValue, BaseSeq, py_key,
                                  ListIterValue, HashIterValue, DictViewValue)
 from ..values.tensor import TensorValue, graph_call
+from ..values.known import known
 from ..protocols import (binary_op, compare_op, contains_op, unary_op, truth, is_same, hash_value,
                          INPLACE_TO_BINARY)
 from ..protocols.operators import real_identity, NO_IDENTITY, length, Ordered
@@ -625,7 +626,7 @@ def _reduce_builtin(name, pyfn):
             if default is not None:
                 return default
             raise UserError(ValueError(f"{name}() arg is an empty sequence"))
-        if any(isinstance(i, TensorValue) for i in items):
+        if any(isinstance(i, TensorValue) and not i.roots for i in items):
             if key is not None or len(args) == 1 and not all(isinstance(i, TensorValue) for i in items):
                 raise Unsupported(f"{name}() over tensors", kind="data_dependent")
             # max(a, b) of tensors compares by truth value: data-dependent
@@ -722,6 +723,9 @@ def _scalar_conv(pytype):
         if v is None:
             return const(pytype())
         if isinstance(v, TensorValue):
+            c = known(tx, v) if v.roots and not rest else None
+            if c is not None:               # a module-state scalar (values/known.py)
+                return const(pytype(c))
             raise Unsupported(f"{pytype.__name__}() of a tensor depends on its data", kind="data_dependent")
         if isinstance(v, Opaque):
             r = scalar_op(pytype, [v, *rest])

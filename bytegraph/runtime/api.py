@@ -454,7 +454,7 @@ def _resource_error(state, exc, entry, generation):
 class _GuardsView:
     """What an installed entry keeps of its GuardSet: the guards and the namespace (the
     GuardSet's bookkeeping references the objects the trace saw)."""
-    __slots__ = ("guards", "cg", "sizes", "ints")
+    __slots__ = ("guards", "cg", "sizes", "ints", "state_values")
     expression = GuardSet.expression
     __len__ = GuardSet.__len__
 
@@ -468,6 +468,7 @@ class _GuardsView:
         self.cg = gs.cg
         self.sizes = [(src, shape) for src, shape in gs.sizes if isinstance(root_of(src), LocalSource)]
         self.ints = [(src, v) for src, v in gs.ints if isinstance(root_of(src), LocalSource)]
+        self.state_values = [(src, v) for src, v in gs.state_values if isinstance(root_of(src), LocalSource)]
 
 
 def _portable(g):

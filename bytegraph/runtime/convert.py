@@ -32,6 +32,7 @@ from ..observe import counters, compile_metrics, CompileRecord, log, graph_log, 
 from ..side_effects import SideEffects
 from ..symbolic.interpreter import Tracer, Stopped
 from ..values.containers import BaseSeq, DictValue, SetValue
+from ..values.known import guard_all_roots
 from ..values.objects import ObjectValue, ModuleValue
 
 EAGER = type("EAGER", (), {"__repr__": lambda self: "<run eagerly>"})()
@@ -306,6 +307,9 @@ def convert(fn, args, kwargs, backend, backend_name, entry_index, on_guard_error
         raise ConstraintViolation(f"bytegraph: a dimension marked dynamic ({', '.join(sorted(forced))}) "
                                   f"was specialized to a constant while tracing {fn.__qualname__} "
                                   f"({record.location})")
+    if gb.reads:                    # values/known.py: data reads outside any op the trace made
+        guard_all_roots(guards, gb)
+    gb.forget_roots()               # the backends see no values on the placeholders' fakes
     body, graphs = _compile_graphs(tracer, gb, cg, guards, backend, backend_name, grad_at_start, record,
                                    children.graphs if children is not None else None)
     guards.add_shape_env(gb)        # after the backend, which may add guards of its own

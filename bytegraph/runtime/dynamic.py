@@ -100,7 +100,7 @@ def is_argument(source):
 
 
 class DynamicSpec:
-    __slots__ = ("mode", "auto_dims", "auto_ints", "explicit", "floats")
+    __slots__ = ("mode", "auto_dims", "auto_ints", "explicit", "floats", "unstable")
 
     def __init__(self, mode=None, floats=False):
         self.mode = mode              # compile(dynamic=...): None, True or False
@@ -110,6 +110,7 @@ class DynamicSpec:
         self.auto_dims = {}           # source name -> set of dims automatic dynamic made symbolic
         self.auto_ints = set()        # sources (name_hint) of ints/floats automatic dynamic made symbolic
         self.explicit = {}            # source name -> {dim: (min, max, strict)} (export's dynamic_shapes)
+        self.unstable = set()         # module-state scalars whose value changed (values/known.py)
 
     def tensor_dims(self, source, t):
         """{dim: (min, max, strict)} to make symbolic for this caller tensor, or None."""
@@ -201,6 +202,11 @@ def resolve(source, bound):
             except (LookupError, TypeError):
                 return _MISSING
         return _MISSING
+    if type(source) is ModuleDictSource:
+        base = resolve(source.base, bound)
+        d = getattr(base, "__dict__", None) if base is not _MISSING else None
+        d = d.get(source.key[0]) if type(d) is dict else None
+        return d.get(source.key[1], _MISSING) if isinstance(d, dict) else _MISSING
     if type(source) is AttrSource:
         base = resolve(source.base, bound)
         d = getattr(base, "__dict__", None) if base is not _MISSING else None
@@ -228,6 +234,14 @@ def note_changes(spec, guards, bound, learn=True):
             have = spec.auto_dims.setdefault(source.name_hint(), set())
             learnt |= not set(changed) <= have
             have.update(changed)
+    for source, value in getattr(guards, "state_values", ()):
+        now = resolve(source, bound)
+        if not issubclass(type(now), torch.Tensor) or now.numel() != 1 or now.tolist() == value:
+            continue
+        reasons.append(f"the value of {source.name_hint()} changed: {value!r} -> {now.tolist()!r}")
+        # it changes: later traces read it as data (a break), not as a constant per value
+        learnt |= source.name_hint() not in spec.unstable
+        spec.unstable.add(source.name_hint())
     for source, value in guards.ints:
         now = resolve(source, bound)
         if value is None or type(now) is not type(value) or now == value:

@@ -10,6 +10,7 @@ from ..policy.builtins import get_item
 from ..protocols import binary_op, compare_op, contains_op, unary_op, is_same
 from ..values.containers import (TupleValue, ListValue, DictValue, SetValue, py_key, mirror_of)
 from ..values.tensor import TensorValue, graph_call
+from ..values.known import known
 from .table import handler
 
 
@@ -104,21 +105,24 @@ def _delete_subscr(f, inst):
         raise Unsupported(f"del on {obj}", kind="delete_subscr")
 
 
-def _known_index(v):
+def _known_index(tx, v):
     """A one-element integer tensor the trace made from constants (`torch.IntTensor([16])[0]`:
-    its fake tensor carries the value, which FakeTensorMode drops on any write to it) as the
-    int a slice takes from its __index__; anything else as it is."""
+    its fake tensor carries the value, which FakeTensorMode drops on any write to it), or whose
+    value derives from module-state scalars (values/known.py, guarded), as the int a slice takes
+    from its __index__; anything else as it is."""
     if type(v) is TensorValue and v.fake is not None:
         c = getattr(v.fake, "constant", None)
         if c is not None and c.numel() == 1 and not c.is_floating_point() and not c.is_complex() \
                 and c.dtype is not torch.bool:
+            if v.roots:
+                known(tx, v)
             return ConstValue(int(c.item()))
     return v
 
 
 @handler("BUILD_SLICE")
 def _build_slice(f, inst):
-    parts = [_known_index(p) for p in f.stack[-inst.arg:]]
+    parts = [_known_index(f.tx, p) for p in f.stack[-inst.arg:]]
     del f.stack[-inst.arg:]
     if not all(p.is_const() for p in parts):
         raise Unsupported("slice bounds that are not trace-time constants", kind="slice")

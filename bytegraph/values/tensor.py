@@ -20,10 +20,13 @@ from ..exc import Unsupported
 from ..graph.builder import check_constants, _target_name
 from .base import Value, ConstValue, const, register_wrapper, POLICY
 from .opaque import producer_chain
+from .known import guard_all_roots, known, make_root, mark, roots_of, substitute
 from .symbolic import hint, shape_value, has_sym, any_symbolic, wrap_sym, SYM_TYPES, is_symbolic, check_marks, plain
 
 
 class TensorValue(Value):
+    roots = frozenset()           # module-state scalars its value derives from (values/known.py)
+
     def __init__(self, node, fake, source=None, cls=torch.Tensor, real=None):
         self.node = node
         self.fake = fake
@@ -44,6 +47,9 @@ class TensorValue(Value):
         return self.fake
 
     def truth(self, tx):
+        c = known(tx, self) if self.roots else None
+        if c is not None:
+            return bool(c)
         raise Unsupported("bool() of a tensor depends on its data", kind="data_dependent",
                           hint="branch on tensor metadata (shape, dtype) or use torch.where")
 
@@ -117,6 +123,10 @@ class _TensorRead(Value):
         self.name = name
 
     def call(self, tx, args, kwargs):
+        if self.name != "numpy" and not args and not kwargs and self.tensor.roots:
+            c = known(tx, self.tensor)
+            if c is not None:
+                return const(c.item() if self.name == "item" else c.tolist())
         return POLICY.tensor_read(tx, self.tensor, self.name, args, kwargs)
 
     def reconstruct(self, cg):
@@ -265,7 +275,20 @@ def graph_call(tx, kind, target, args, kwargs, run_fake=None):
         raise Unsupported("formatting a tensor into a string depends on its data", kind="data_dependent")
     env = gb.shape_env
     n_vars = len(env.var_to_range) if env is not None else 0
+    n_reads = len(gb.reads)
     fake, mutated = gb.run_fake(kind, target, fake_args, fake_kwargs, run_fake)
+    roots = frozenset()
+    if gb.roots:
+        roots = roots_of(args) | roots_of(kwargs.values())
+        if len(gb.reads) != n_reads:
+            del gb.reads[n_reads:]
+            if not roots:           # a value the trace lost track of: guard them all
+                guard_all_roots(tx.guards, gb)
+            elif mutated:
+                raise Unsupported(f"data-dependent operator {_target_name(target)}: it reads a "
+                                  "tensor's value", kind="data_dependent")
+            else:     # the op read a module-state scalar's value (pad taking it as an int)
+                fx_args, fx_kwargs, fake = _read_known(tx, kind, target, args, kwargs, fake, run_fake)
     if env is not None and len(env.var_to_range) != n_vars:
         gb.note_unbacked(n_vars, producer_chain(tx))    # a data-dependent size: nonzero(), x[mask]
     if gb.marked:
@@ -295,7 +318,64 @@ def graph_call(tx, kind, target, args, kwargs, run_fake=None):
     for a in args:
         if isinstance(a, TensorValue) and a.fake is fake:
             return a
-    return wrap_graph_result(tx, node, fake)
+    out = wrap_graph_result(tx, node, fake)
+    if roots:
+        mark(out, roots)
+    return out
+
+
+def _read_known(tx, kind, target, args, kwargs, fake, run_fake):
+    """An op whose fake run read the value of module-state scalars. When each value it reads is
+    an int (float) inside a list or tuple argument, the node takes the numbers (guarded).
+    Otherwise the op runs on the fakes again without the values, as if there were none (a
+    data-dependent op makes unbacked sizes or stops the trace). Returns (fx args, fx kwargs,
+    fake result)."""
+    gb = tx.graph
+    new_args, a = substitute(tx, args)
+    keys = list(kwargs)
+    new_kw, k = substitute(tx, [kwargs[n] for n in keys])
+    new_kwargs = dict(zip(keys, new_kw))
+    if a or k:
+        n = len(gb.reads)
+        again, _ = gb.run_fake(kind, target, [v.fake_arg(tx) for v in new_args],
+                               {n: v.fake_arg(tx) for n, v in new_kwargs.items()}, run_fake)
+        reads, gb.reads[n:] = gb.reads[n:], []
+        if not reads and _same_meta(again, fake):
+            return [v.fx_arg(tx) for v in new_args], {n: v.fx_arg(tx) for n, v in new_kwargs.items()}, fake
+    fake_args = [v.fake_arg(tx) for v in args]
+    fake_kwargs = {n: v.fake_arg(tx) for n, v in kwargs.items()}
+    held = []
+    _collect_fakes_with_values(fake_args, held)
+    _collect_fakes_with_values(fake_kwargs, held)
+    values = [f.constant for f in held]
+    for f in held:
+        f.constant = None
+    try:
+        fake, _ = gb.run_fake(kind, target, fake_args, fake_kwargs, run_fake)
+    finally:
+        for f, c in zip(held, values):
+            f.constant = c
+    return [v.fx_arg(tx) for v in args], {n: v.fx_arg(tx) for n, v in kwargs.items()}, fake
+
+
+def _collect_fakes_with_values(obj, out):
+    if isinstance(obj, torch.Tensor):
+        if getattr(obj, "constant", None) is not None:
+            out.append(obj)
+    elif isinstance(obj, (list, tuple)):
+        for x in obj:
+            _collect_fakes_with_values(x, out)
+    elif isinstance(obj, dict):
+        for x in obj.values():
+            _collect_fakes_with_values(x, out)
+
+
+def _same_meta(a, b):
+    if isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor):
+        return a.shape == b.shape and a.dtype == b.dtype and a.stride() == b.stride()
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return len(a) == len(b) and all(_same_meta(x, y) for x, y in zip(a, b))
+    return type(a) is type(b) and not isinstance(a, torch.Tensor) and a == b
 
 
 def _plain_tree(obj):
@@ -337,9 +417,16 @@ def wrap_tensor(tx, t, source):
     if tx.dynamic is not None and tx.graph.shape_env is not None:
         dims = tx.dynamic.tensor_dims(source, t)
     node, fake, first_source = tx.graph.add_input(source, t, dims)
+    roots = frozenset()
     if first_source is None:
         if dims and any(is_symbolic(s) for s in fake.shape):
             tx.guards.add_dynamic_tensor(source, t, fake, tx.graph)
         else:
             tx.guards.add_tensor(source, t)
-    return TensorValue(node, fake, source, cls=type(t), real=t)
+            roots = make_root(tx, source, t, fake)
+    elif fake.constant is not None and first_source in tx.graph.roots:
+        roots = frozenset((first_source,))
+    v = TensorValue(node, fake, source, cls=type(t), real=t)
+    if roots:
+        v.roots = roots
+    return v

@@ -1,0 +1,120 @@
+"""Module-state scalars: the values of one-element parameters-free buffers, read at trace time
+under a guard on each value the trace used.
+
+transformers' audio codecs (encodec, mimi, wavtokenizer, dac, ...) keep a convolution's stride
+and kernel size as 0-d int64 buffers and compute the padding of every convolution from them
+(`nn.functional.pad(x, (left, right + extra))` with `extra` a tensor, `max(left, right)`,
+`if length <= max_pad`). Reading such a value is a data read: without it each of those lines
+is a graph break that runs a pad in Python. These values are module state, not inputs: they
+change only when the program writes them.
+
+So a *root* -- a one-element, non-complex, CPU tensor reached as a module's buffer (not a
+parameter, not an argument) -- gets its value attached to its fake (`FakeTensor.constant`, a
+copy), and FakeTensorMode's constant propagation carries it through the ops on it. A
+TensorValue records `roots`, the root sources its value derives from. Where the trace needs
+the number (`bool()`, `int()`, `.item()`, `.tolist()`, a slice bound, `max()`, or an op whose
+fake run read it, such as `pad` taking it as an int), the value is used and each root it
+derives from is guarded by value (`buf.tolist() == v`, kind "state_value", checked on every
+call). A read whose origin the trace cannot tell guards every root of the trace.
+
+Soundness:
+- a write to a root's storage in the trace forgets the value (GraphBuilder._note_mutation);
+  values derived before the write stay known, as eager computed them before it;
+- an op on a root used as an int inside a list or slice gets the Python number in the graph
+  (the node's argument); one that reads a root any other way stops the trace as before;
+- a root whose value guard fails is not a root in the function's later traces
+  (runtime/dynamic.py: `DynamicSpec.unstable`): a counter updated per call breaks as before
+  instead of recompiling per value.
+"""
+import torch
+
+from .base import ConstValue
+
+_KINDS = (torch.Tensor, torch.nn.parameter.Buffer)
+
+
+def make_root(tx, source, t, fake):
+    """Attach t's value to its fake when t is a module-state scalar (see module docstring)."""
+    from ..runtime.dynamic import is_argument
+    if type(t) not in _KINDS or t.numel() != 1 or t.requires_grad or t.device.type != "cpu" \
+            or t.is_complex() or t._is_view() or is_argument(source):
+        return ()
+    spec = tx.dynamic
+    if spec is not None and source.name_hint() in spec.unstable:
+        return ()
+    tx.graph.add_root(source, t, fake)
+    return frozenset((source,))
+
+
+def roots_of(values):
+    """The root sources of every tensor among these Values (inside tuples and lists too)."""
+    out = frozenset()
+    for v in values:
+        r = getattr(v, "roots", None)
+        if r:
+            out |= r
+        items = getattr(v, "items", None)
+        if type(items) is list:
+            out |= roots_of(items)
+    return out
+
+
+def guard_roots(tx, roots):
+    for src in roots:
+        tx.guards.add_state_value(src, tx.graph.roots[src].tolist())
+
+
+def guard_all_roots(guards, gb):
+    """A read of a constant whose roots the trace cannot name: guard every root."""
+    for src, t in gb.roots.items():
+        guards.add_state_value(src, t.tolist())
+
+
+def mark(v, roots):
+    """Record `roots` on every tensor in an op's result Value whose fake still carries a value."""
+    c = getattr(getattr(v, "fake", None), "constant", None)
+    if c is not None:
+        v.roots = roots
+    items = getattr(v, "items", None)
+    if type(items) is list:
+        for i in items:
+            mark(i, roots)
+
+
+def known(tx, tv):
+    """The real one-element tensor a TensorValue holds when its value derives from module-state
+    scalars only (guarding them), else None."""
+    fake = tv.fake
+    c = getattr(fake, "constant", None)
+    if c is None or not getattr(tv, "roots", None) or c.numel() != 1:
+        return None
+    guard_roots(tx, tv.roots)
+    return c
+
+
+def as_number(tx, tv):
+    """ConstValue of a known tensor's .item(), else None."""
+    c = known(tx, tv)
+    return None if c is None else ConstValue(c.item())
+
+
+def substitute(tx, values):
+    """These Values with each known tensor inside a tuple or list replaced by its number (an
+    argument the op reads through __index__ / __float__); (values, replaced any)."""
+    from .containers import ListValue, TupleValue
+    done = False
+    out = []
+    for v in values:
+        if type(v) in (TupleValue, ListValue):
+            items = []
+            for i in v.items:
+                n = as_number(tx, i) if getattr(i, "roots", None) else None
+                if n is not None:
+                    done = True
+                    items.append(n)
+                else:
+                    items.append(i)
+            if done:
+                v = TupleValue(items, cls=v.cls) if type(v) is TupleValue else ListValue(items)
+        out.append(v)
+    return out, done
