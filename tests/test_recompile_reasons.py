@@ -397,6 +397,8 @@ CASES = {
     "loop_has_next": (None, {}, None, None, r"the loop's iterator L\['.*'\] has no next item now"),
     "loop_done": (None, {}, None, None, r"the loop's iterator L\['.*'\] has a next item now"),
     "environ": (_environ, {}, _args(_ones()), (_args(_ones()), _env_var), r"os.environ changed"),
+    # a module-state scalar read at trace time (values/known.py): test_reason_state_value
+    "state_value": (None, {}, None, None, r"the value of L\['.*'\]\.n changed: 2 -> 3"),
 }
 
 
@@ -419,7 +421,7 @@ def _run_case(kind, caplog):
     assert not GENERIC.search(text), text
 
 
-_CUSTOM = ("no_hooks", "loop_has_next", "loop_done")
+_CUSTOM = ("no_hooks", "loop_has_next", "loop_done", "state_value")
 
 
 @pytest.mark.parametrize("kind", [k for k in CASES if k not in _CUSTOM])
@@ -441,6 +443,36 @@ def test_reason_no_hooks(caplog):
     text = "\n".join(r.getMessage() for r in caplog.records if r.name == "bytegraph.recompiles")
     assert re.search(CASES["no_hooks"][-1], text), text
     assert not GENERIC.search(text), text
+
+
+class _Narrow(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.n = torch.nn.Buffer(torch.tensor(2))
+
+    def forward(self, x):
+        return x[:self.n] * 2
+
+
+def test_reason_state_value(caplog):
+    m = _Narrow()
+    c = bytegraph.compile(m, backend="eager")
+    x = torch.arange(5.0)
+    assert_same(m(x), c(x))
+    with caplog.at_level(logging.INFO, logger="bytegraph.recompiles"):
+        with torch.no_grad():
+            m.n.fill_(3)
+        assert_same(m(x), c(x))
+    text = "\n".join(r.getMessage() for r in caplog.records if r.name == "bytegraph.recompiles")
+    assert re.search(CASES["state_value"][-1], text), text
+    assert not GENERIC.search(text), text
+    # the describer, as first_failing_guard would use it
+    from bytegraph.guards.reasons import KINDS
+
+    class G:
+        label = "L['mod'].n"
+        expected = 2
+    assert re.fullmatch(CASES["state_value"][-1], KINDS["state_value"](G(), 3, {}))
 
 
 def _branchy(x, ws):

@@ -738,8 +738,9 @@ def _scalar_conv(pytype):
             if pytype is int and v.python_type() is float:
                 return sym_op(tx, torch.sym_int, [v])
         if type(v) is ConstValue:
+            more = [r.as_python() for r in rest]    # an opaque base: Unsupported, not the user's error
             try:
-                return const(pytype(v.value, *[r.as_python() for r in rest]))
+                return const(pytype(v.value, *more))
             except Exception as e:
                 raise UserError(e)
         if pytype is bool:

@@ -794,7 +794,8 @@ class ExceptionValue(Value):
         return self.cls
 
     def as_exception(self):
+        args = [a.as_python() for a in self.args]   # a value the trace cannot know: Unsupported
         try:
-            return self.cls(*[a.as_python() for a in self.args])
+            return self.cls(*args)
         except Exception:
             return self.cls()

@@ -38,6 +38,7 @@ import warnings
 import weakref
 
 from ..values.symbolic import SymValue
+from ..values.opaque import Opaque, OpaqueJoin, OpaqueText
 from ..exc import Unsupported, UserError
 from ..sources import AttrSource, ObjectSource, _Chained
 from ..values.base import Value, ConstValue, RealCallableValue, NONE, const, wrap, register_wrapper
@@ -645,7 +646,7 @@ def _site(tx, stacklevel, skip=None):
     if f is None:
         return None, level
     line = f.inst.line if f.inst is not None else f.code.co_firstlineno
-    return (f.code.co_filename, line, f.code.co_name, f.globals), 0
+    return (f.code.co_filename, line, f.user_name or f.code.co_name, f.globals), 0
 
 
 class Emission(Value):
@@ -746,8 +747,12 @@ def _log_call(tx, logger_value, level, msg, args, kwargs):
         raise UserError(TypeError(f"unexpected keyword argument {next(iter(kwargs))!r}"))
     if any(isinstance(a, TensorValue) for a in [msg, *args]):
         raise Unsupported("logging a tensor's value", kind="logging")
-    pmsg = _py(msg, "a log message")
-    pargs = tuple(_py(a, "a log argument") for a in args)
+    # text formatted at a break and item() numbers are immutable values the entry holds: the
+    # record takes them as they are (values/opaque.py), other values must be constants
+    pmsg = msg if _immutable_opaque(msg) else _py(msg, "a log message")
+    pargs = tuple(_py(a, "a log argument") for a in args if not _immutable_opaque(a)) \
+        if not any(map(_immutable_opaque, args)) else \
+        TupleValue([a if _immutable_opaque(a) else const(_py(a, "a log argument")) for a in args])
     site, beyond = _site(tx, stacklevel, skip=_log_internal)
     logger = None
     if logger_value is not None:
@@ -757,6 +762,10 @@ def _log_call(tx, logger_value, level, msg, args, kwargs):
         logger = logger_value.obj
     tx.side_effects.mutated(Emission(_emit_log, (logger, level, site and site[:3], beyond, pmsg, pargs, extra)))
     return NONE
+
+
+def _immutable_opaque(v):
+    return type(v) in (OpaqueText, OpaqueJoin) or isinstance(v, Opaque) and v.scalar
 
 
 def _logger_method(level):

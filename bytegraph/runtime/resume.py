@@ -37,7 +37,9 @@ from ..symbolic.interpreter import Lazy
 from ..symbolic.handlers_control import SavedExcInfo, _ExitValue
 from ..policy.calls import AutocastCtx
 from ..policy.breaks import in_real_autocast, loop_step_iter
-from ..values.opaque import Opaque
+from ..values.opaque import Opaque, OpaqueJoin, OpaqueText
+
+_TEXT = (OpaqueText, OpaqueJoin)      # text formatted at a break: opaque in the next resume function too
 from ..values.containers import IteratorValue
 from ..values.objects import ModuleValue, ObjectValue
 from ..values.tensor import TensorMethodValue
@@ -432,10 +434,15 @@ class ResumeCache:
         closure = cells(rcode.co_freevars) or None          # __class__
         rfn = types.FunctionType(rcode, globals_, name, None, closure)
         rfn.__bytegraph_cells__ = frozenset(rcode.co_cellvars)
+        rfn.__bytegraph_user_name__ = code.co_name       # what log records name (policy/stdlib.py)
         rfn.__bytegraph_opaque__ = frozenset(params[i] for i in opaque if type(i) is int and i >= 0)
         rfn.__bytegraph_opaque_floats__ = frozenset(params[-1 - i] for i in opaque if type(i) is int and i < 0)
         # loop iterators stepped one iteration per entry: "i<position>" (policy/breaks.py)
-        rfn.__bytegraph_loop_iters__ = frozenset(params[int(i[1:])] for i in opaque if type(i) is str)
+        rfn.__bytegraph_loop_iters__ = frozenset(params[int(i[1:])] for i in opaque
+                                                 if type(i) is str and i[0] == "i")
+        # text formatted at a break: "s<position>" (opaque while it is a str)
+        rfn.__bytegraph_opaque_strs__ = frozenset(params[int(i[1:])] for i in opaque
+                                                  if type(i) is str and i[0] == "s")
         if structural:
             STRUCTURAL.add(rfn)
         hit = self.entries[key] = (self.compile_fn(rfn) if compiled else rfn, shift)
@@ -532,8 +539,8 @@ def break_tail(tracer, cg, resumes, trampoline):
             root = j == len(chain) - 1
             # item() results by position; a call's result, by -1 - position (opaque if a float);
             # a loop iterator stepped per entry, "i<position>"
-            opaque = tuple(i if o is True else f"i{i}" if o == "iter" else -1 - i
-                           for i, o in enumerate(flags_all) if o) if root else ()
+            opaque = tuple(i if o is True else f"i{i}" if o == "iter" else f"s{i}" if o == "str"
+                           else -1 - i for i, o in enumerate(flags_all) if o) if root else ()
             inner = (fn_inner, n_inner, f.inst.offset) if fn_inner is not None else None
             fn_inner, shift = resumes.get(f, offset, layout, dead, compiled=root, opaque=opaque,
                                           inner=inner, structural=structural)
@@ -626,6 +633,10 @@ def break_tail(tracer, cg, resumes, trampoline):
     # what a call returns is opaque to the resumed code when it is a float (np.random.uniform in
     # hf/vits' LayerDrop): guarded by type, not specialized per value unless the code needs it
     made = True if is_item else "float" if op[0] in ("call", "call_ex") else False
+    if op[0] == "python" and op[1] in _CONVERSIONS.values():
+        # an f-string field formatted at the break (a tensor's value): its text changes with the
+        # data, so it stays opaque too (guarded by type): its BUILD_STRING is done by the entry
+        made = "str"
     args0, flags0 = args0 + results, flags0 + [False] * (len(results) - 1) + [made] * bool(results)
     r, args, _ = resume_chain(0, after, (args0, layout0 + pushed, flags0))
     post += guarded(in_real_autocast(tracer, [f"{', '.join(results)} = {call}" if results else call]))
@@ -676,7 +687,8 @@ def _frame_state(frame, stack, cg, temp):
             else _cell_arg(frame, v, cg, temp) if v in code.co_cellvars or v in code.co_freevars
             else _local_arg(frame, v, cg, temp) for v in varnames] + \
         [temp(_expr(cg, v.handled if type(v) is SavedExcInfo else v)) for v in stack if v is not NULL]
-    flags = ["iter" if loop_step_iter(v) else isinstance(v, Opaque) and v.scalar for v in values]
+    flags = ["iter" if loop_step_iter(v) else "str" if type(v) in _TEXT else isinstance(v, Opaque) and v.scalar
+             for v in values]
     layout = tuple("n" if v is NULL else "x" if type(v) is SavedExcInfo else "a" if _autocast_exit(v)
                    else "i" if loop_step_iter(v) else "v" for v in stack)
     dead = tuple(v for v in varnames if v not in frame.locals and v not in code.co_cellvars

@@ -167,7 +167,9 @@ def _build_const_key_map(f, inst):
 @handler("BUILD_STRING")
 def _build_string(f, inst):
     parts = f.popn(inst.arg)
-    f.stack.append(const("".join(p.as_python() for p in parts)))
+    from ..values.opaque import join_text
+    joined = join_text(parts)           # text formatted at a break: joined by the entry
+    f.stack.append(joined if joined is not None else const("".join(p.as_python() for p in parts)))
 
 
 @handler("FORMAT_VALUE")
@@ -179,7 +181,10 @@ def _format_value(f, inst):
         raise Unsupported("formatting a tensor into a string depends on its data", kind="data_dependent")
     conv = flags & 0x03
     from ..policy.builtins import BUILTINS
-    from ..values.opaque import Opaque
+    from ..values.opaque import Opaque, OpaqueJoin, OpaqueText
+    if type(v) in (OpaqueText, OpaqueJoin) and conv in (0, 1) and not spec:
+        f.stack.append(v)               # format(s, '') of a str is s itself
+        return
     if conv in (2, 3):
         v = BUILTINS[repr](f.tx, v)
     elif conv == 1:

@@ -26,7 +26,7 @@ from ..sources import LocalSource, ObjectSource, global_source
 from ..values.base import NONE, ConstValue, wrap, is_trusted_module, is_static
 from ..values.functions import CellValue, CO_GENERATOR
 from ..values.containers import IteratorValue
-from ..values.opaque import OpaqueParam
+from ..values.opaque import OpaqueParam, OpaqueText
 from ..policy.breaks import wrap_loop_iter
 from ..values.symbolic import ConstraintViolation
 from ..values.lookup import tracing
@@ -36,7 +36,7 @@ from .table import HANDLERS, UNSUPPORTED
 class Frame:
     __slots__ = ("code", "insts", "globals", "stack", "locals", "cells", "ip", "kw_names", "qualname",
                  "parent", "is_generator", "paused", "yielded", "done", "retval", "tx", "inst", "step",
-                 "direct")
+                 "direct", "user_name")
 
     def __init__(self, tx, code, globals_, qualname, parent):
         self.tx = tx
@@ -58,6 +58,7 @@ class Frame:
         self.inst = None
         self.step = 0             # the tracer's step number of the current instruction
         self.direct = False       # inlined for exactly the parent's current CALL (nothing around it)
+        self.user_name = None     # a resume function's: the name of the function it resumes
 
     # -- stack helpers --------------------------------------------------------
     def push(self, v):
@@ -178,9 +179,11 @@ class Tracer:
             raise Unsupported(f"compiling a generator or coroutine function ({fn.__qualname__})",
                               kind="generator_function")
         frame = Frame(self, code, fn.__globals__, fn.__qualname__, None)
+        frame.user_name = getattr(fn, "__bytegraph_user_name__", None)     # runtime/resume.py
         sig_names = _param_names(code)
         opaque = getattr(fn, "__bytegraph_opaque__", ())      # a resume function's (runtime/resume.py)
         floats = getattr(fn, "__bytegraph_opaque_floats__", ())   # opaque when they hold a float
+        strs = getattr(fn, "__bytegraph_opaque_strs__", ())       # opaque when they hold a str
         cells = getattr(fn, "__bytegraph_cells__", ())        # parameters that are cells (same)
         loop_iters = getattr(fn, "__bytegraph_loop_iters__", ())   # a loop's iterator (policy/breaks.py)
         for name in sig_names:
@@ -197,6 +200,10 @@ class Tracer:
             if (name in opaque or name in floats and type(args[name]) is float) and name not in self.specialize:
                 self.guards.add_type(LocalSource(name), type(args[name]))
                 frame.locals[name] = OpaqueParam(name)
+                continue
+            if name in strs and type(args[name]) is str and name not in self.specialize:
+                self.guards.add_type(LocalSource(name), str)
+                frame.locals[name] = OpaqueText(name)
                 continue
             # wrapped (and guarded) when first read: a parameter the code never reads, like
             # most locals a resume function receives, adds no guard

@@ -88,6 +88,47 @@ class OpaqueParam(Opaque):
         self.param = name
 
 
+class OpaqueText(Opaque):
+    """A str that reached a resume function as a parameter: the text of an f-string field
+    formatted at the break (`f"loss {loss}"`, which changes with the data). Guarded by type
+    only; f-strings join it (`OpaqueJoin`); anything else that needs the text traces again
+    with it known."""
+
+    def __init__(self, name):
+        super().__init__(name, f"parameter {name!r} (text formatted at a graph break)", None)
+        self.param = name
+
+    def python_type(self):
+        return str
+
+
+class OpaqueJoin(Opaque):
+    """An f-string over text formatted at a break and constant pieces: joined by the entry."""
+
+    def __init__(self, parts):
+        param = next((p.param for p in parts if isinstance(p, Opaque) and p.param), None)
+        super().__init__(None, "an f-string of text formatted at a graph break", None)
+        self.parts = parts
+        self.param = param
+
+    def python_type(self):
+        return str
+
+    def reconstruct(self, cg):
+        return "''.join((" + "".join(cg.expr(p) + ", " for p in self.parts) + "))"
+
+
+def join_text(parts):
+    """BUILD_STRING over Values: an OpaqueJoin when some pieces are opaque text and the rest
+    constant strings, else None."""
+    if not any(isinstance(p, Opaque) for p in parts):
+        return None
+    for p in parts:
+        if not (type(p) in (OpaqueText, OpaqueJoin) or type(p) is ConstValue and type(p.value) is str):
+            return None
+    return OpaqueJoin(list(parts))
+
+
 class OpaqueOp(Opaque):
     """fn(*operands) over scalar Opaques and constants, evaluated by the entry."""
 

@@ -1,0 +1,122 @@
+"""Text formatted at a graph break (an f-string field holding a tensor's value) reaches the
+resume function opaque, guarded by type: f-strings and `+` join it in the entry, so a message
+that changes with the data does not recompile the resume function per call
+(values/opaque.py OpaqueText / OpaqueJoin). Code that needs the text itself traces again with
+it known. Differential: outputs, returned strings, recompile counts."""
+import pytest
+import torch
+
+import bytegraph
+from differential import REFERENCE, assert_same, recompiles
+
+pytestmark = pytest.mark.skipif(REFERENCE, reason="bytegraph's resume functions")
+
+
+def run(fn, calls=5):
+    bytegraph.reset()
+    compiled = bytegraph.compile(fn, backend="eager")
+    for i in range(calls):
+        x = torch.randn(3, generator=torch.Generator().manual_seed(i))
+        assert_same(fn(x), compiled(x))
+    return recompiles(), bytegraph.counters["frames"]["total"]
+
+
+def test_message_with_tensor_values_does_not_recompile():
+    def f(x):
+        y = x.sin()
+        s = f"value {y.sum()} and {y.max():.3f}!"
+        t = "pre " + s + " post"
+        return y.cos(), s, f"{s}", t, f"[{t}]"
+    recs, frames = run(f)
+    assert recs == 0
+
+
+def test_text_passed_through_locals_and_a_second_break():
+    def f(x):
+        y = x * 2
+        s = f"{y.mean()!r}"
+        z = y.relu()
+        if z.sum() > 0:              # a second break, s a local across it
+            z = z + 1
+        return z, s + "!"
+    recs, frames = run(f, calls=6)
+    assert recs <= 1             # the branch may go both ways: one more entry, not one per call
+
+
+@pytest.mark.parametrize("use", ["upper", "len", "compare", "spec", "index"])
+def test_text_needed_as_a_value_is_right(use):
+    def f(x):
+        y = x.cos()
+        s = f"{y.sum()}"
+        if use == "upper":
+            r = s.upper()
+        elif use == "len":
+            r = len(s)
+        elif use == "compare":
+            r = s == "1.0"
+        elif use == "spec":
+            r = f"{s:>30}"
+        else:
+            r = s[0]
+        return y, r
+    run(f, calls=3)
+
+
+def test_text_in_a_returned_container_and_side_effect():
+    log = []
+
+    def f(x, log):
+        y = x.exp()
+        s = f"exp sum {y.sum():.2f}"
+        log.append(s)
+        return {"y": y, "msg": s, "pair": (s, 1)}
+    bytegraph.reset()
+    compiled = bytegraph.compile(f, backend="eager")
+    mine, theirs = [], []
+    for i in range(4):
+        x = torch.randn(3, generator=torch.Generator().manual_seed(i))
+        assert_same(f(x, theirs), compiled(x, mine))
+    assert mine == theirs
+
+
+def test_logging_text_and_item_values_is_recorded_like_eager():
+    """A log call whose message (or arguments) is text formatted at a break, or an item()
+    number, is replayed by the entry with the values it holds: the same records, no break at
+    the call and no recompile."""
+    import io
+    import logging
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(lineno)d %(funcName)s %(message)s"))
+    log = logging.getLogger("bytegraph.tests.text")
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    log.propagate = False
+
+    def f(x):
+        y = x.sin()
+        s = f"value {y.sum():.4f}"
+        log.info(s)
+        log.info("v=%s n=%d", s, 3)
+        v = y.max().item()
+        log.info("max %.3f", v)
+        return y.cos()
+
+    def take():
+        text = stream.getvalue()
+        stream.truncate(0)
+        stream.seek(0)
+        return text
+    try:
+        bytegraph.reset()
+        compiled = bytegraph.compile(f, backend="eager")
+        for i in range(4):
+            x = torch.randn(3, generator=torch.Generator().manual_seed(i))
+            assert_same(f(x), (take(), compiled(x))[1])
+            expected = take()
+            f(x)
+            assert take() == expected
+        assert recompiles() == 0
+        assert bytegraph.counters["frames"]["total"] == 2
+    finally:
+        log.removeHandler(handler)
