@@ -117,6 +117,88 @@ def test_logging_text_and_item_values_is_recorded_like_eager():
             f(x)
             assert take() == expected
         assert recompiles() == 0
-        assert bytegraph.counters["frames"]["total"] == 2
+        assert bytegraph.counters["frames"]["total"] == 1     # log records made by the entry
     finally:
         log.removeHandler(handler)
+
+
+# ----------------------------------------------------------------------------------------
+# a tensor field formatted by the entry (values/opaque.py OpaqueFormat): no break at all
+
+def _one_call(fn, *args):
+    """Eager and compiled on copies of the args; returns the compiled counters' frames/breaks."""
+    import copy
+    bytegraph.reset()
+    compiled = bytegraph.compile(fn, backend="eager")
+    mine = copy.deepcopy(args)
+    try:
+        expected = fn(*args)
+    except Exception as e:          # noqa: BLE001
+        with pytest.raises(type(e)) as got:
+            compiled(*mine)
+        assert str(got.value) == str(e)
+        return None
+    assert_same(expected, compiled(*mine))
+    assert_same(args, mine, path="args")
+    return bytegraph.counters["frames"]["total"], sum(bytegraph.counters["graph_break"].values())
+
+
+def test_message_formatted_after_the_graph_makes_no_break():
+    def f(x):
+        y = x.sin()
+        return y.cos(), f"sum {y.sum():.3f} max {y.max()} all {y!r}"
+    assert _one_call(f, torch.randn(3)) == (1, 0)
+
+
+def test_in_place_after_the_field_does_not_show():
+    def f(x):
+        y = x * 2
+        s = f"{y} / {y.sum()}"
+        y.add_(100)
+        x.mul_(3)
+        return y, s
+    assert _one_call(f, torch.randn(3)) == (1, 0)
+
+
+@pytest.mark.parametrize("case", ["grad", "parameter", "bad_spec_0d", "spec_nd", "int_spec",
+                                  "bool", "complex", "as_key", "upper"])
+def test_fields_formatted_like_eager(case):
+    w = torch.nn.Parameter(torch.tensor(1.5))
+
+    def f(x):
+        y = x.sin()
+        if case == "grad":
+            s = f"{x * 2}"                      # shows grad_fn: formatted at a stop
+        elif case == "parameter":
+            s = f"{w}"                          # 'Parameter containing: ...'
+        elif case == "bad_spec_0d":
+            s = f"{y.sum():d}"                  # ValueError, as eager
+        elif case == "spec_nd":
+            s = f"{y:>5}"                       # TypeError, as eager
+        elif case == "int_spec":
+            s = f"{y.argmax():04d}|{(y > 0).all()}|{y.sum()!a:>30}"
+        elif case == "bool":
+            s = f"{(y > 2).any():^7}"
+        elif case == "complex":
+            s = f"{torch.complex(y.sum(), y.max()):.2f}"
+        elif case == "as_key":
+            s = {f"k{y.argmax()}": 1}
+        else:
+            s = f"{y.sum():.2f}".upper() + f"{y.max()}".strip("0")
+        return y, s
+    x = torch.randn(3, requires_grad=case == "grad")
+    _one_call(f, x)
+
+
+def test_print_options_read_when_the_entry_formats():
+    def f(x):
+        return f"{x * 3}"
+    bytegraph.reset()
+    compiled = bytegraph.compile(f, backend="eager")
+    x = torch.randn(4)
+    try:
+        for precision in (4, 2, 6):
+            torch.set_printoptions(precision=precision)
+            assert compiled(x) == f(x)
+    finally:
+        torch.set_printoptions(profile="default")

@@ -38,7 +38,7 @@ import warnings
 import weakref
 
 from ..values.symbolic import SymValue
-from ..values.opaque import Opaque, OpaqueJoin, OpaqueText
+from ..values.opaque import TEXT, Opaque
 from ..exc import Unsupported, UserError
 from ..sources import AttrSource, ObjectSource, _Chained
 from ..values.base import Value, ConstValue, RealCallableValue, NONE, const, wrap, register_wrapper
@@ -765,7 +765,7 @@ def _log_call(tx, logger_value, level, msg, args, kwargs):
 
 
 def _immutable_opaque(v):
-    return type(v) in (OpaqueText, OpaqueJoin) or isinstance(v, Opaque) and v.scalar
+    return type(v) in TEXT or isinstance(v, Opaque) and v.scalar
 
 
 def _logger_method(level):

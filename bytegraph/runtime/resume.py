@@ -37,9 +37,7 @@ from ..symbolic.interpreter import Lazy
 from ..symbolic.handlers_control import SavedExcInfo, _ExitValue
 from ..policy.calls import AutocastCtx
 from ..policy.breaks import in_real_autocast, loop_step_iter
-from ..values.opaque import Opaque, OpaqueJoin, OpaqueText
-
-_TEXT = (OpaqueText, OpaqueJoin)      # text formatted at a break: opaque in the next resume function too
+from ..values.opaque import FORMATTERS, Opaque, TEXT as _TEXT   # text: opaque in the next resume function too
 from ..values.containers import IteratorValue
 from ..values.objects import ModuleValue, ObjectValue
 from ..values.tensor import TensorMethodValue
@@ -81,21 +79,7 @@ _ONE_STEP = {
 }
 
 
-def _format_str(v, spec=""):
-    return format(str(v), spec)
-
-
-def _format_repr(v, spec=""):
-    return format(repr(v), spec)
-
-
-def _format_ascii(v, spec=""):
-    return format(ascii(v), spec)
-
-
-# FORMAT_VALUE's conversion (the low two bits of its argument: none, !s, !r, !a), then the
-# format spec when the argument's bit 4 says one is on the stack
-_CONVERSIONS = {0: format, 1: _format_str, 2: _format_repr, 3: _format_ascii}
+_CONVERSIONS = FORMATTERS
 
 
 def _special(mgr, name):

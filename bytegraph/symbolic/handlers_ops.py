@@ -177,12 +177,18 @@ def _format_value(f, inst):
     flags = inst.arg
     spec = f.stack.pop().as_python() if flags & 0x04 else ""
     v = f.stack.pop()
-    if isinstance(v, TensorValue):
-        raise Unsupported("formatting a tensor into a string depends on its data", kind="data_dependent")
     conv = flags & 0x03
+    from ..values.opaque import Opaque, OpaqueFormat, TEXT, format_later, producer_chain
+    if isinstance(v, TensorValue):
+        if not format_later(v, conv, spec):
+            raise Unsupported("formatting a tensor into a string depends on its data", kind="data_dependent")
+        # formatted by the entry from a copy the graph returns (a later in-place op must not
+        # show); code that needs the text stops here and formats it in Python
+        snap = graph_call(f.tx, "call_method", "clone", [graph_call(f.tx, "call_method", "detach", [v], {})], {})
+        f.stack.append(OpaqueFormat(snap, conv, spec, producer_chain(f.tx)))
+        return
     from ..policy.builtins import BUILTINS
-    from ..values.opaque import Opaque, OpaqueJoin, OpaqueText
-    if type(v) in (OpaqueText, OpaqueJoin) and conv in (0, 1) and not spec:
+    if type(v) in TEXT and conv in (0, 1) and not spec:
         f.stack.append(v)               # format(s, '') of a str is s itself
         return
     if conv in (2, 3):

@@ -11,6 +11,8 @@ instruction that produced it (`producer`), where the converter then splits.
 """
 import operator
 
+import torch
+
 from ..exc import Unsupported
 from .base import Value, ConstValue
 
@@ -26,6 +28,7 @@ def producer_chain(tx):
 
 class Opaque(Value):
     param = None        # the parameter of a resume function it arrived through (see below)
+    made = "which ran in Python at a graph break"
 
     def __init__(self, name, desc, producer, scalar=False):
         self.name = name
@@ -37,7 +40,7 @@ class Opaque(Value):
         return self.name
 
     def _needed(self, what, at_producer=True):
-        e = Unsupported(f"{what} of {self.desc}, which ran in Python at a graph break",
+        e = Unsupported(f"{what} of {self.desc}, {self.made}",
                         kind="opaque", hint="the trace cannot see values computed outside it; keep "
                                             "the value a tensor (e.g. torch.where) to stay in the graph")
         e.producer = self.producer
@@ -107,7 +110,15 @@ class OpaqueJoin(Opaque):
 
     def __init__(self, parts):
         param = next((p.param for p in parts if isinstance(p, Opaque) and p.param), None)
-        super().__init__(None, "an f-string of text formatted at a graph break", None)
+        # where the text is made: a tensor field formatted later by the entry (OpaqueFormat),
+        # where a need of the joined text stops the trace (the earliest such field)
+        made = [p.producer for p in parts if isinstance(p, Opaque) and p.producer is not None]
+        producer = min(made, key=lambda c: c[0][2]) if made else None
+        later = any(type(p) is OpaqueFormat for p in parts)
+        super().__init__(None, "an f-string formatting a tensor" if later else
+                         "an f-string of text formatted at a graph break", producer)
+        if later:
+            self.made = OpaqueFormat.made
         self.parts = parts
         self.param = param
 
@@ -118,15 +129,85 @@ class OpaqueJoin(Opaque):
         return "''.join((" + "".join(cg.expr(p) + ", " for p in self.parts) + "))"
 
 
+def _format_str(v, spec=""):
+    return format(str(v), spec)
+
+
+def _format_repr(v, spec=""):
+    return format(repr(v), spec)
+
+
+def _format_ascii(v, spec=""):
+    return format(ascii(v), spec)
+
+
+# FORMAT_VALUE's conversion (the low two bits of its argument: none, !s, !r, !a), then the
+# format spec when the argument's bit 4 says one is on the stack
+FORMATTERS = {0: format, 1: _format_str, 2: _format_repr, 3: _format_ascii}
+
+_ITEM_TYPES = ((torch.bool, bool), (torch.complex64, complex), (torch.complex128, complex),
+               (torch.complex32, complex))
+
+
+class OpaqueFormat(Opaque):
+    """An f-string field of a tensor (`f"loss {loss:.3f}"`), formatted by the entry from a copy
+    of the tensor the graph returns: the text depends on the data only (see `format_later`)."""
+
+    made = "(formatting a tensor into a string depends on its data: it stops where the field is)"
+
+    def __init__(self, tensor, conv, spec, producer):
+        super().__init__(None, "a tensor formatted into a string", producer)
+        self.tensor = tensor
+        self.conv = conv
+        self.spec = spec
+
+    def python_type(self):
+        return str
+
+    def reconstruct(self, cg):
+        fn = FORMATTERS[self.conv]
+        return f"{cg.const(fn, getattr(fn, '__name__', 'format'))}({cg.expr(self.tensor)}, {self.spec!r})"
+
+
+def format_later(tensor, conv, spec):
+    """Can format(tensor, spec) (after conversion `conv`) wait for the entry, reading a copy the
+    graph makes now? Only where the text is a function of the values: a 0-d plain tensor
+    formats its item() (any spec the item's type accepts); str()/repr() of any other tensor
+    also shows its grad_fn, so only one that does not require grad, with an empty spec for
+    object's __format__. A Parameter or subclass prints its own way: no."""
+    fake = tensor.fake
+    if tensor.cls is not torch.Tensor or fake.is_meta:
+        return False
+    if conv == 0 and fake.dim() == 0:
+        kind = dict(_ITEM_TYPES).get(fake.dtype) or (float if fake.dtype.is_floating_point else int)
+        try:
+            format(kind(0), spec)          # a spec the item's type refuses: as eager, raise there
+        except (TypeError, ValueError):
+            return False
+        return True
+    if fake.requires_grad:
+        return False
+    if conv == 0:
+        return not spec
+    try:
+        format("", spec)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
 def join_text(parts):
     """BUILD_STRING over Values: an OpaqueJoin when some pieces are opaque text and the rest
     constant strings, else None."""
     if not any(isinstance(p, Opaque) for p in parts):
         return None
     for p in parts:
-        if not (type(p) in (OpaqueText, OpaqueJoin) or type(p) is ConstValue and type(p.value) is str):
+        if not (type(p) in TEXT or type(p) is ConstValue and type(p.value) is str):
             return None
     return OpaqueJoin(list(parts))
+
+
+TEXT = (OpaqueText, OpaqueJoin, OpaqueFormat)       # opaque values that are str
 
 
 class OpaqueOp(Opaque):
