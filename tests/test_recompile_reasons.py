@@ -429,20 +429,30 @@ def test_reason(kind, caplog):
     _run_case(kind, caplog)
 
 
-def test_reason_no_hooks(caplog):
-    m = _Lin()
+def _reason_after_change(caplog, kind, m, x, change):
+    """Call compiled `m` once, `change()` (a context manager), call again: the recompile
+    reason names what changed, as CASES[kind] says."""
     c = bytegraph.compile(m, backend="eager")
-    x = torch.ones(3)
     assert_same(m(x), c(x))
     with caplog.at_level(logging.INFO, logger="bytegraph.recompiles"):
+        with change():
+            assert_same(m(x), c(x))
+    text = "\n".join(r.getMessage() for r in caplog.records if r.name == "bytegraph.recompiles")
+    assert re.search(CASES[kind][-1], text), text
+    assert not GENERIC.search(text), text
+
+
+def test_reason_no_hooks(caplog):
+    m = _Lin()
+
+    @contextlib.contextmanager
+    def hooked():
         h = m.register_forward_hook(lambda mod, i, o: o * 2)
         try:
-            assert_same(m(x), c(x))
+            yield
         finally:
             h.remove()
-    text = "\n".join(r.getMessage() for r in caplog.records if r.name == "bytegraph.recompiles")
-    assert re.search(CASES["no_hooks"][-1], text), text
-    assert not GENERIC.search(text), text
+    _reason_after_change(caplog, "no_hooks", m, torch.ones(3), hooked)
 
 
 class _Narrow(torch.nn.Module):
@@ -456,16 +466,13 @@ class _Narrow(torch.nn.Module):
 
 def test_reason_state_value(caplog):
     m = _Narrow()
-    c = bytegraph.compile(m, backend="eager")
-    x = torch.arange(5.0)
-    assert_same(m(x), c(x))
-    with caplog.at_level(logging.INFO, logger="bytegraph.recompiles"):
+
+    @contextlib.contextmanager
+    def grown():
         with torch.no_grad():
             m.n.fill_(3)
-        assert_same(m(x), c(x))
-    text = "\n".join(r.getMessage() for r in caplog.records if r.name == "bytegraph.recompiles")
-    assert re.search(CASES["state_value"][-1], text), text
-    assert not GENERIC.search(text), text
+        yield
+    _reason_after_change(caplog, "state_value", m, torch.arange(5.0), grown)
     # the describer, as first_failing_guard would use it
     from bytegraph.guards.reasons import KINDS
 

@@ -17,7 +17,7 @@ import operator
 import torch
 
 from ..exc import Unsupported
-from ..graph.builder import check_constants, _target_name
+from ..graph.builder import check_constants, _collect_fakes, _target_name
 from .base import Value, ConstValue, const, register_wrapper, POLICY
 from .opaque import producer_chain
 from .known import guard_all_roots, known, make_root, mark, roots_of, substitute
@@ -345,8 +345,8 @@ def _read_known(tx, kind, target, args, kwargs, fake, run_fake):
     fake_args = [v.fake_arg(tx) for v in args]
     fake_kwargs = {n: v.fake_arg(tx) for n, v in kwargs.items()}
     held = []
-    _collect_fakes_with_values(fake_args, held)
-    _collect_fakes_with_values(fake_kwargs, held)
+    _collect_fakes([fake_args, fake_kwargs], held)
+    held = [f for f in held if getattr(f, "constant", None) is not None]
     values = [f.constant for f in held]
     for f in held:
         f.constant = None
@@ -356,18 +356,6 @@ def _read_known(tx, kind, target, args, kwargs, fake, run_fake):
         for f, c in zip(held, values):
             f.constant = c
     return [v.fx_arg(tx) for v in args], {n: v.fx_arg(tx) for n, v in kwargs.items()}, fake
-
-
-def _collect_fakes_with_values(obj, out):
-    if isinstance(obj, torch.Tensor):
-        if getattr(obj, "constant", None) is not None:
-            out.append(obj)
-    elif isinstance(obj, (list, tuple)):
-        for x in obj:
-            _collect_fakes_with_values(x, out)
-    elif isinstance(obj, dict):
-        for x in obj.values():
-            _collect_fakes_with_values(x, out)
 
 
 def _same_meta(a, b):
