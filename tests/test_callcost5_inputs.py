@@ -85,6 +85,22 @@ def test_layout_found():
     assert p.watch is not None or memory._IMPL_AT is None
 
 
+def test_layout_found_under_another_default_dtype():
+    """The memory probes run when bytegraph is imported, which a program (or a test worker)
+    may do under set_default_dtype(torch.float64): they must not depend on it (they did: the
+    fast input checks were then off for the whole process)."""
+    import os
+    import subprocess
+    import sys
+    code = ("import torch; torch.set_default_dtype(torch.float64)\n"
+            "from bytegraph.guards import memory\n"
+            "print(memory._TENSOR_AT is None or memory._IMPL_AT is not None)")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = dict(os.environ, PYTHONPATH=root + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    assert out.stdout.strip() == "True", out.stderr
+
+
 @pytest.fixture
 def p6():
     return Probe(f6, 6)

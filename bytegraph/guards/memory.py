@@ -283,6 +283,12 @@ def _readable_ranges():
         return None
 
 
+def _f32(*size, **kw):
+    """A zero CPU float32 tensor whatever the process's default dtype and device (the probes
+    run at import, which may happen under `set_default_dtype(torch.float64)`)."""
+    return torch.zeros(*size, dtype=torch.float32, device="cpu", **kw)
+
+
 def _probe_tensor_offsets():
     """(cdata, counter, version) byte offsets, or None: where a tensor object holds its
     TensorImpl's address (what `t._cdata` returns), where a TensorImpl holds the address of its
@@ -308,7 +314,7 @@ def _probe_tensor_offsets():
 
     try:
         with torch.inference_mode(False), torch.no_grad():
-            ts = [torch.zeros(2, 3), torch.nn.Parameter(torch.zeros(3, 2)), torch.zeros(5)]
+            ts = [_f32(2, 3), torch.nn.Parameter(_f32(3, 2)), _f32(5)]
             for i, t in enumerate(ts):
                 for _ in range(3 + 4 * i):
                     t.add_(1)
@@ -349,7 +355,7 @@ def _probe_tensor_offsets():
                 return impl == t._cdata and u32(u64(impl + counter) + version) == t._version
             a, p, c = ts
             v = a.view(6)
-            checks = [lambda: a.add_(1), lambda: a.t_(), lambda: a.set_(torch.zeros(4, 4)),
+            checks = [lambda: a.add_(1), lambda: a.t_(), lambda: a.set_(_f32(4, 4)),
                       lambda: c.resize_(7), lambda: v.mul_(2)]
             for op in checks:
                 before = a._version, c._version
@@ -358,7 +364,7 @@ def _probe_tensor_offsets():
                     return None
             if u64(a._cdata + counter) != u64(v._cdata + counter):
                 return None
-            p.data = torch.ones(4)
+            p.data = _f32(4) + 1
             p.add_(1)
             if not agrees(p):
                 return None
@@ -459,9 +465,9 @@ def _probe_impl_offsets():
 
     try:
         with torch.inference_mode(False), torch.no_grad():
-            base = torch.zeros(60)
-            ts = [torch.zeros(()), torch.zeros(3), torch.zeros(2, 3).t(), torch.zeros(4).expand(3, 4),
-                  torch.zeros(1, 2, 3, 4), torch.zeros(2, 1, 2, 3, 2).transpose(1, 3),
+            base = _f32(60)
+            ts = [_f32(()), _f32(3), _f32(2, 3).t(), _f32(4).expand(3, 4),
+                  _f32(1, 2, 3, 4), _f32(2, 1, 2, 3, 2).transpose(1, 3),
                   base[7:].view(53), base[5:29].view(2, 3, 4)]
             sizes_at = None
             for k in range(8, 160, 8):
@@ -476,8 +482,8 @@ def _probe_impl_offsets():
                                        for t in ts):
                 return None
             word, keys = sizes_at + 104, sizes_at + 112
-            plain, grad = torch.zeros(3), torch.zeros(3, requires_grad=True)
-            late = torch.zeros(3)
+            plain, grad = _f32(3), _f32(3, requires_grad=True)
+            late = _f32(3)
             autograd = [k for k in range(8, sizes_at, 8)
                         if u64(plain._cdata + k) == 0 and u64(grad._cdata + k) != 0
                         and u64(late._cdata + k) == 0]
@@ -491,7 +497,7 @@ def _probe_impl_offsets():
             for t in ts + dts + [meta, grad]:
                 if u64(t._cdata + keys) != torch._C._dispatch_keys(t).raw_repr():
                     return None
-            other = torch.zeros(5)      # held: a temporary's impl is freed before the read
+            other = _f32(5)      # held: a temporary's impl is freed before the read
             if len({u64(t._cdata + word) & 0xffff for t in dts}) != len(dts) \
                     or u64(meta._cdata + word) == u64(dts[0]._cdata + word) \
                     or u64(other._cdata + word) != u64(dts[0]._cdata + word):
@@ -520,8 +526,8 @@ def _probe_requires_grad():
     try:
         autograd = _IMPL_AT[0]
         with torch.inference_mode(False):
-            ts = [torch.nn.Parameter(torch.zeros(3)), torch.zeros(2, requires_grad=True),
-                  torch.zeros(4).requires_grad_()]
+            ts = [torch.nn.Parameter(_f32(3)), _f32(2, requires_grad=True),
+                  _f32(4).requires_grad_()]
             metas = [ctypes.c_uint64.from_address(t._cdata + autograd).value for t in ts]
             if not all(m and any(lo <= m and m + 256 <= hi for lo, hi in ranges) for m in metas):
                 return None
