@@ -171,6 +171,32 @@ class _CopyMe:
         self.k = 4
 
 
+class _Cut(torch.nn.Module):
+    """A module-state scalar (values/known.py): its value is read at trace time."""
+
+    def __init__(self):
+        super().__init__()
+        self.n = torch.nn.Buffer(torch.tensor([2]))
+
+    def forward(self, x, t=None):
+        k = int(self.n)
+        if t is not None:
+            t.add_(0)       # the graph writes an argument: it must not share the buffer's memory
+        return x[:k] * 2
+
+
+_CUT = _Cut()
+
+
+@contextlib.contextmanager
+def _cut_at(v):
+    _CUT.n.fill_(v)
+    try:
+        yield
+    finally:
+        _CUT.n.fill_(2)
+
+
 class _Lin(torch.nn.Module):
     def __init__(self):
         super().__init__()
@@ -397,6 +423,11 @@ CASES = {
     "loop_has_next": (None, {}, None, None, r"the loop's iterator L\['.*'\] has no next item now"),
     "loop_done": (None, {}, None, None, r"the loop's iterator L\['.*'\] has a next item now"),
     "environ": (_environ, {}, _args(_ones()), (_args(_ones()), _env_var), r"os.environ changed"),
+    "state_value": (_CUT, {}, _args(_ones()), (_args(_ones()), lambda: _cut_at(3)),
+                    r"the value of L\['mod'\].n changed: \[2\] -> \[3\]"),
+    "storages_apart": (_CUT, {}, lambda: (_ones(), torch.tensor([5]).view(1)),
+                       (lambda: (_ones(), _CUT.n.view(1)), None),
+                       r"L\['mod'\].n and L\['args'\]\[1\] share memory now"),
 }
 
 

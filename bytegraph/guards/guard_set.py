@@ -105,6 +105,32 @@ def f64_bits(x, _pack=struct.Struct("<d").pack):
     return _pack(x)
 
 
+def _state_item(value):
+    """The number in a one-element tensor's tolist() (nested in lists for a tensor of dims)."""
+    while type(value) is list and len(value) == 1:
+        value = value[0]
+    return value
+
+
+def same_state_value(a, b):
+    """Two one-element tensors' tolist() are the same value: floats by their bits (-0.0 is not
+    0.0, a nan is itself)."""
+    a, b = _state_item(a), _state_item(b)
+    if type(a) is float and type(b) is float:
+        return f64_bits(a) == f64_bits(b)
+    return type(a) is type(b) and a == b
+
+
+def storages_apart(a, b):
+    """Do tensors a and b share no byte of memory? (Views of one storage share it; two
+    storages over one buffer, from numpy say, are compared by address range.)"""
+    sa, sb = a.untyped_storage(), b.untyped_storage()
+    if sa._cdata == sb._cdata:
+        return False
+    pa, pb = sa.data_ptr(), sb.data_ptr()
+    return pa + sa.nbytes() <= pb or pb + sb.nbytes() <= pa or not sa.nbytes() or not sb.nbytes()
+
+
 _PLAIN_KEYS = frozenset((str, int, float, bool, type(None), bytes, complex))
 
 
@@ -394,12 +420,28 @@ class GuardSet:
             return
         self._seen.add(("state", source))
         e = self.cg.bound(source)
-        plain_ints = type(value) in (int, bool) or type(value) is list and all(
-            type(v) in (int, bool) for v in value)
-        lit = repr(value) if plain_ints else self.cg.const(value, "state")
-        self._add(f"{e}.tolist() == {lit}", source, "state_value", value, f"{e}.tolist()",
-                  source.name_hint())
+        one = _state_item(value)
+        if type(one) is float:
+            # by its bits: 0.0 == -0.0 (1 / x, copysign, a pad's fill tell them apart) and
+            # nan != nan (the guard would reject the call it was built from)
+            bits = self.cg.const(f64_bits, "f64bits")
+            code = f"{bits}({e}.item()) == {f64_bits(one)!r}"
+        elif type(one) in (int, bool):
+            code = f"{e}.tolist() == {value!r}"
+        else:
+            code = f"{e}.tolist() == {self.cg.const(value, 'state')}"
+        self._add(code, source, "state_value", value, f"{e}.tolist()", source.name_hint())
         self.state_values.append((source, value))
+
+    def add_storages_apart(self, a, b):
+        """The tensors at sources a and b share no memory (values/known.py: a module-state
+        scalar the trace read, and an input the graph writes into)."""
+        if ("apart", a, b) in self._seen:
+            return
+        self._seen.add(("apart", a, b))
+        apart = self.cg.const(storages_apart, "apart")
+        self._add(f"{apart}({self.cg.bound(a)}, {self.cg.bound(b)})", a, "storages_apart",
+                  None, None, f"{a.name_hint()} and {b.name_hint()}")
 
     def add_len(self, source, typ, n):
         if ("len", source) in self._seen:

@@ -468,7 +468,10 @@ class _GuardsView:
         self.cg = gs.cg
         self.sizes = [(src, shape) for src, shape in gs.sizes if isinstance(root_of(src), LocalSource)]
         self.ints = [(src, v) for src, v in gs.ints if isinstance(root_of(src), LocalSource)]
-        self.state_values = [(src, v) for src, v in gs.state_values if isinstance(root_of(src), LocalSource)]
+        # module-state scalars (values/known.py) of a global or a closure cell too: their roots
+        # (the globals dict, the cell) are held by the function already
+        self.state_values = [(src, v) for src, v in gs.state_values if isinstance(root_of(src), LocalSource)
+                             or type(getattr(root_of(src), "obj", None)) in (dict, types.CellType)]
 
 
 def _portable(g):

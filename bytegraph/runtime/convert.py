@@ -32,7 +32,7 @@ from ..observe import counters, compile_metrics, CompileRecord, log, graph_log, 
 from ..side_effects import SideEffects
 from ..symbolic.interpreter import Tracer, Stopped
 from ..values.containers import BaseSeq, DictValue, SetValue
-from ..values.known import guard_all_roots
+from ..values.known import guard_all_roots, guard_apart
 from ..values.objects import ObjectValue, ModuleValue
 
 EAGER = type("EAGER", (), {"__repr__": lambda self: "<run eagerly>"})()
@@ -309,6 +309,7 @@ def convert(fn, args, kwargs, backend, backend_name, entry_index, on_guard_error
                                   f"({record.location})")
     if gb.reads:                    # values/known.py: data reads outside any op the trace made
         guard_all_roots(guards, gb)
+    guard_apart(guards, gb)
     gb.forget_roots()               # the backends see no values on the placeholders' fakes
     body, graphs = _compile_graphs(tracer, gb, cg, guards, backend, backend_name, grad_at_start, record,
                                    children.graphs if children is not None else None)

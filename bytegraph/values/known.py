@@ -28,6 +28,7 @@ Soundness:
 """
 import torch
 
+from ..graph.builder import _storage_key
 from .base import ConstValue
 
 _KINDS = (torch.Tensor, torch.nn.parameter.Buffer)
@@ -41,6 +42,10 @@ def make_root(tx, source, t, fake):
         return ()
     spec = tx.dynamic
     if spec is not None and source.name_hint() in spec.unstable:
+        return ()
+    if _storage_key(fake) in tx.graph.mutated_storages:
+        # the trace already wrote its memory through an alias (an argument viewing it): the
+        # tensor's value now is not the one the trace would read here
         return ()
     tx.graph.add_root(source, t, fake)
     return frozenset((source,))
@@ -68,6 +73,28 @@ def guard_all_roots(guards, gb):
     """A read of a constant whose roots the trace cannot name: guard every root."""
     for src, t in gb.roots.items():
         guards.add_state_value(src, t.tolist())
+
+
+def guard_apart(guards, gb):
+    """At a trace's end: each root whose value the trace used shares no memory with an input
+    the graph writes into, unless they shared it in the trace (whose writes then forgot the
+    value). Otherwise a call passing, say, a view of the buffer as the argument the graph
+    writes would read the buffer's old value where eager reads the new one."""
+    if not gb.mutated_storages:
+        return
+    used = [src for src, _ in guards.state_values if src in gb.root_keys]
+    if not used:
+        return
+    written = []
+    for (src, t), node in zip(gb.inputs, gb.placeholders):
+        fake = node.meta.get("example_value")
+        if isinstance(t, torch.Tensor) and isinstance(fake, torch.Tensor) \
+                and _storage_key(fake) in gb.mutated_storages:
+            written.append((src, _storage_key(fake)))
+    for root in used:
+        for src, key in written:
+            if key != gb.root_keys[root]:
+                guards.add_storages_apart(root, src)
 
 
 def mark(v, roots):
