@@ -169,3 +169,37 @@ def test_closure_counter_is_learnt_unstable():
         x = torch.randn(1, 8)
         assert_same(f(x), c(x))
     assert recompiles() <= 2
+
+
+class Cut(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.n = nn.Buffer(torch.tensor(3))
+
+    def forward(self, x):
+        return x[..., :int(self.n)] * 2
+
+
+def test_fullgraph_value_change_compiles_again():
+    """fullgraph=True: a changed value is not learnt unstable (reading it as data is a graph
+    break, which fullgraph raises on a call eager runs): each value compiles whole."""
+    def change(m, i):
+        m.n.fill_(2 + i % 3)
+    eager = Cut()
+    model = copy.deepcopy(eager)
+    bytegraph.reset()
+    compiled = bytegraph.compile(model, backend="eager", fullgraph=True)
+    for i in range(5):
+        x = torch.randn(1, 2, 8)
+        assert_same(eager(x), compiled(x))
+        change(eager, i)
+        change(model, i)
+    assert recompiles() == 2 and not bytegraph.counters["graph_break"]
+
+
+def test_export_does_not_bake_a_buffer_value():
+    """export's GraphModule keeps the buffer as an attribute: baking its value would make a
+    load_state_dict into it a silent no-op. The read is refused, as before module-state
+    scalars."""
+    with pytest.raises(bytegraph.Unsupported, match="int\\(\\) of a tensor"):
+        bytegraph.export(Cut())(torch.randn(1, 2, 8))

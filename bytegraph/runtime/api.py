@@ -353,7 +353,11 @@ def _recompile_reason(state, args, kwargs, learn=True):
         except TypeError:
             bound = None
         if bound is not None:
-            changes, _ = note_changes(state.dynamic, gs, bound, learn)
+            forced = _error_on_break["on"]
+            # fullgraph: a changed module-state scalar is compiled again per value (up to the
+            # cache limit), not read as data, which would be a graph break (values/known.py)
+            fullgraph = state.fullgraph if forced is None else forced
+            changes, _ = note_changes(state.dynamic, gs, bound, learn, learn_unstable=not fullgraph)
     return "; ".join(changes) if changes else first_failing_guard(last, args, kwargs)
 
 

@@ -230,10 +230,11 @@ def resolve(source, bound):
     return _MISSING
 
 
-def note_changes(spec, guards, bound, learn=True):
+def note_changes(spec, guards, bound, learn=True, learn_unstable=True):
     """Compare the sizes and int arguments the newest entry recorded with this call's. Returns
     the changes in user terms; under dynamic=None (and `learn`), marks the changed dims and ints
-    dynamic (True when it marked something new)."""
+    dynamic (True when it marked something new). A changed module-state scalar is marked
+    unstable (read as data from then on) when `learn` and `learn_unstable` (not fullgraph)."""
     reasons, learnt = [], False
     if not learn:
         spec = DynamicSpec(False)
@@ -254,8 +255,9 @@ def note_changes(spec, guards, bound, learn=True):
             continue
         reasons.append(f"the value of {source.name_hint()} changed: {value!r} -> {now.tolist()!r}")
         # it changes: later traces read it as data (a break), not as a constant per value
-        learnt |= source.name_hint() not in spec.unstable
-        spec.unstable.add(source.name_hint())
+        if learn_unstable:
+            learnt |= source.name_hint() not in spec.unstable
+            spec.unstable.add(source.name_hint())
     for source, value in guards.ints:
         now = resolve(source, bound)
         if value is None or type(now) is not type(value) or now == value:

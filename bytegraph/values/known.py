@@ -41,7 +41,7 @@ def make_root(tx, source, t, fake):
             or t.is_complex() or t._is_view() or is_argument(source):
         return ()
     spec = tx.dynamic
-    if spec is not None and source.name_hint() in spec.unstable:
+    if spec is not None and source.name_hint() in spec.unstable or not tx.state_scalars:
         return ()
     if _storage_key(fake) in tx.graph.mutated_storages:
         # the trace already wrote its memory through an alias (an argument viewing it): the
