@@ -203,3 +203,39 @@ def test_export_does_not_bake_a_buffer_value():
     scalars."""
     with pytest.raises(bytegraph.Unsupported, match="int\\(\\) of a tensor"):
         bytegraph.export(Cut())(torch.randn(1, 2, 8))
+
+
+def _into_add(self, x):
+    a = torch.tensor(0)
+    a.add_(self.n)
+    return x[..., :a]
+
+
+def _into_copy(self, x):
+    a = torch.tensor(0)
+    a.copy_(self.n)
+    return x[..., :a]
+
+
+def _into_out(self, x):
+    a = torch.tensor(0)
+    torch.maximum(a, self.n, out=a)
+    return x[..., :a]
+
+
+def _into_view(self, x):
+    a = torch.tensor(0)
+    v = a.view(())          # made before the write: it shares a's memory
+    a += self.n
+    return x[..., :v] + x[..., :a + 0].sum()
+
+
+@pytest.mark.parametrize("forward", [_into_add, _into_copy, _into_out, _into_view])
+def test_value_written_into_a_trace_made_tensor(forward):
+    """A buffer's value written into a tensor the trace made (whose fake carries a constant
+    but no roots): a slice bound read it with no guard, a stale value on the next call."""
+    M = type("M", (Cut,), {"forward": forward})
+
+    def change(m, i):
+        m.n.fill_(2 + i % 3)
+    run(M, calls=4, between=change)

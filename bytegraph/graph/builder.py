@@ -149,6 +149,7 @@ class GraphBuilder:
         self.roots = {}
         self.root_fakes = {}
         self.root_keys = {}       # root Source -> its fake's storage key
+        self.taint = {}           # storage key of a constant an op wrote roots' values into -> roots
         self.reads = []
 
     # --- inputs ------------------------------------------------------------

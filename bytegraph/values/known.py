@@ -37,8 +37,9 @@ _KINDS = (torch.Tensor, torch.nn.parameter.Buffer)
 def make_root(tx, source, t, fake):
     """Attach t's value to its fake when t is a module-state scalar (see module docstring)."""
     from ..runtime.dynamic import is_argument
-    if type(t) not in _KINDS or t.numel() != 1 or t.requires_grad or t.device.type != "cpu" \
-            or t.is_complex() or t._is_view() or is_argument(source):
+    if type(t) not in _KINDS or t.layout is not torch.strided or t.is_quantized or t.numel() != 1 \
+            or t.requires_grad or t.device.type != "cpu" or t.is_complex() or t._is_view() \
+            or is_argument(source):
         return ()
     spec = tx.dynamic
     if spec is not None and source.name_hint() in spec.unstable or not tx.state_scalars:
@@ -51,17 +52,36 @@ def make_root(tx, source, t, fake):
     return frozenset((source,))
 
 
-def roots_of(values):
+def roots_of(values, gb):
     """The root sources of every tensor among these Values (inside tuples and lists too)."""
     out = frozenset()
     for v in values:
         r = getattr(v, "roots", None)
         if r:
             out |= r
+        if gb.taint:
+            out |= tainted(gb, getattr(getattr(v, "fake", None), "constant", None))
         items = getattr(v, "items", None)
         if type(items) is list:
-            out |= roots_of(items)
+            out |= roots_of(items, gb)
     return out
+
+
+def tainted(gb, constant):
+    """The roots whose values an op wrote into this constant's memory (see `taint`)."""
+    if constant is None or not gb.taint:
+        return frozenset()
+    return gb.taint.get(_storage_key(constant), frozenset())
+
+
+def taint(gb, fakes, roots):
+    """An op that read `roots` wrote into tensors: the fake mode computed the written values
+    (`a = torch.tensor(0); a.add_(buf)`), so each written constant -- and every view of it, which
+    shares its memory -- now derives from those roots too. Recorded by the constant's storage,
+    since the Values viewing it are not known here."""
+    for f in fakes:
+        key = _storage_key(f.constant)
+        gb.taint[key] = gb.taint.get(key, frozenset()) | roots
 
 
 def guard_roots(tx, roots):
@@ -113,9 +133,12 @@ def known(tx, tv):
     scalars only (guarding them), else None."""
     fake = tv.fake
     c = getattr(fake, "constant", None)
-    if c is None or not getattr(tv, "roots", None) or c.numel() != 1:
+    if c is None or c.numel() != 1:
         return None
-    guard_roots(tx, tv.roots)
+    roots = getattr(tv, "roots", frozenset()) | tainted(tx.graph, c)
+    if not roots:
+        return None
+    guard_roots(tx, roots)
     return c
 
 
