@@ -121,14 +121,24 @@ def same_state_value(a, b):
     return type(a) is type(b) and a == b
 
 
-def storages_apart(a, b):
-    """Do tensors a and b share no byte of memory? (Views of one storage share it; two
-    storages over one buffer, from numpy say, are compared by address range.)"""
-    sa, sb = a.untyped_storage(), b.untyped_storage()
-    if sa._cdata == sb._cdata:
-        return False
-    pa, pb = sa.data_ptr(), sb.data_ptr()
-    return pa + sa.nbytes() <= pb or pb + sb.nbytes() <= pa or not sa.nbytes() or not sb.nbytes()
+def storages_overlap(groups):
+    """None when no tensor of a group's first tuple shares a byte of memory with one of its
+    second tuple, else (group, i, j) of the first such pair. Views of one storage share it; two
+    storages over one buffer (from numpy, say) are compared by address range."""
+    for g, (firsts, seconds) in enumerate(groups):
+        spans = []
+        for s in seconds:
+            st = s.untyped_storage()
+            p = st.data_ptr()
+            spans.append((st._cdata, p, p + st.nbytes()))
+        for i, f in enumerate(firsts):
+            st = f.untyped_storage()
+            key, p = st._cdata, st.data_ptr()
+            end = p + st.nbytes()
+            for j, (k, a, b) in enumerate(spans):
+                if k == key or p < b and a < end:
+                    return g, i, j
+    return None
 
 
 _PLAIN_KEYS = frozenset((str, int, float, bool, type(None), bytes, complex))
@@ -433,15 +443,19 @@ class GuardSet:
         self._add(code, source, "state_value", value, f"{e}.tolist()", source.name_hint())
         self.state_values.append((source, value))
 
-    def add_storages_apart(self, a, b):
-        """The tensors at sources a and b share no memory (values/known.py: a module-state
-        scalar the trace read, and an input the graph writes into)."""
-        if ("apart", a, b) in self._seen:
+    def add_storages_apart(self, groups):
+        """groups: [(sources, sources)]: no tensor of a group's first list shares memory with one
+        of its second (values/known.py: module-state scalars the trace read, and the inputs the
+        graph writes into). One guard: each call compares every pair."""
+        if not groups:
             return
-        self._seen.add(("apart", a, b))
-        apart = self.cg.const(storages_apart, "apart")
-        self._add(f"{apart}({self.cg.bound(a)}, {self.cg.bound(b)})", a, "storages_apart",
-                  None, None, f"{a.name_hint()} and {b.name_hint()}")
+        fn = self.cg.const(storages_overlap, "overlap")
+        text = ", ".join(f"(({''.join(self.cg.bound(a) + ', ' for a in firsts)}), "
+                         f"({''.join(self.cg.bound(b) + ', ' for b in seconds)}))"
+                         for firsts, seconds in groups)
+        names = tuple((tuple(a.name_hint() for a in firsts), tuple(b.name_hint() for b in seconds))
+                      for firsts, seconds in groups)
+        self._add(f"{fn}(({text},)) is None", None, "storages_apart", names, f"{fn}(({text},))")
 
     def add_len(self, source, typ, n):
         if ("len", source) in self._seen:

@@ -111,10 +111,13 @@ def guard_apart(guards, gb):
         if isinstance(t, torch.Tensor) and isinstance(fake, torch.Tensor) \
                 and _storage_key(fake) in gb.mutated_storages:
             written.append((src, _storage_key(fake)))
+    groups = {}      # roots of one storage in the trace: the written inputs not sharing it
     for root in used:
-        for src, key in written:
-            if key != gb.root_keys[root]:
-                guards.add_storages_apart(root, src)
+        key = gb.root_keys[root]
+        if key not in groups:
+            groups[key] = ([], [src for src, k in written if k != key])
+        groups[key][0].append(root)
+    guards.add_storages_apart([g for g in groups.values() if g[1]])
 
 
 def mark(v, roots):
