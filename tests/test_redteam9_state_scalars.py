@@ -239,3 +239,21 @@ def test_value_written_into_a_trace_made_tensor(forward):
     def change(m, i):
         m.n.fill_(2 + i % 3)
     run(M, calls=4, between=change)
+
+
+def test_float_root_given_more_elements_misses_cleanly():
+    """`buf.data = ` a two-element tensor: the float value's guard reads it without raising (it
+    called .item(), a guard error and a warning on every such call)."""
+    class M(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.n = nn.Buffer(torch.tensor(2.0))
+
+        def forward(self, x):
+            return x * float(self.n.sum())
+
+    def change(m, i):
+        if i == 1:
+            m.n.data = torch.tensor([1.0, 2.0])
+    run(M, calls=4, between=change)
+    assert not bytegraph.counters["stats"].get("guard_errors")

@@ -112,6 +112,13 @@ def _state_item(value):
     return value
 
 
+def state_bits(value):
+    """The bytes of the float a one-element tensor's tolist() holds; None for anything else (a
+    tensor reshaped to more elements fails the guard without raising)."""
+    value = _state_item(value)
+    return f64_bits(value) if type(value) is float else None
+
+
 def same_state_value(a, b):
     """Two one-element tensors' tolist() are the same value: floats by their bits (-0.0 is not
     0.0, a nan is itself)."""
@@ -434,8 +441,8 @@ class GuardSet:
         if type(one) is float:
             # by its bits: 0.0 == -0.0 (1 / x, copysign, a pad's fill tell them apart) and
             # nan != nan (the guard would reject the call it was built from)
-            bits = self.cg.const(f64_bits, "f64bits")
-            code = f"{bits}({e}.item()) == {f64_bits(one)!r}"
+            bits = self.cg.const(state_bits, "statebits")
+            code = f"{bits}({e}.tolist()) == {f64_bits(one)!r}"
         elif type(one) in (int, bool):
             code = f"{e}.tolist() == {value!r}"
         else:
