@@ -15,16 +15,26 @@ TensorValue records `roots`, the root sources its value derives from. Where the 
 the number (`bool()`, `int()`, `.item()`, `.tolist()`, a slice bound, `max()`, or an op whose
 fake run read it, such as `pad` taking it as an int), the value is used and each root it
 derives from is guarded by value (`buf.tolist() == v`, kind "state_value", checked on every
-call). A read whose origin the trace cannot tell guards every root of the trace.
+call; a float by its bits, since 0.0 == -0.0 and nan != nan). A read whose origin the trace
+cannot tell guards every root of the trace.
 
 Soundness:
 - a write to a root's storage in the trace forgets the value (GraphBuilder._note_mutation);
   values derived before the write stay known, as eager computed them before it;
 - an op on a root used as an int inside a list or slice gets the Python number in the graph
   (the node's argument); one that reads a root any other way stops the trace as before;
+- a root whose memory the trace already wrote (through an argument viewing it) is not a root:
+  its real value is not the one the trace would read;
+- a root's value that an op writes into a tensor the trace made (`a.add_(buf)`) taints that
+  constant's memory (GraphBuilder.taint): reading it, or a view of it, guards those roots;
+- each root whose value the trace used shares no memory with an input the graph writes, unless
+  they shared it in the trace: one guard per trace (`storages_overlap`, kind "storages_apart");
 - a root whose value guard fails is not a root in the function's later traces
-  (runtime/dynamic.py: `DynamicSpec.unstable`): a counter updated per call breaks as before
-  instead of recompiling per value.
+  (runtime/dynamic.py: `DynamicSpec.unstable`; a global's or a closure cell's too): a counter
+  updated per call breaks as before instead of recompiling per value. Under fullgraph the
+  function compiles again per value instead (a break would raise);
+- export reads no root (runtime/convert.py `_trace(state_scalars=False)`): its GraphModule keeps
+  the buffer as an attribute, whose later value a baked number would ignore.
 """
 import torch
 
