@@ -257,3 +257,20 @@ def test_float_root_given_more_elements_misses_cleanly():
             m.n.data = torch.tensor([1.0, 2.0])
     run(M, calls=4, between=change)
     assert not bytegraph.counters["stats"].get("guard_errors")
+
+
+def test_one_element_of_a_large_storage_is_not_copied():
+    """A one-element buffer set_ into a large storage (torch.load rebuilds tensors that shared
+    memory so): add_root copied the whole storage on every trace. It is read as data now."""
+    class M(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = nn.Buffer(torch.zeros(1 << 20))
+            self.n = nn.Buffer(torch.empty(0).set_(self.w.untyped_storage(), 7, (), ()))
+            self.n.fill_(3)
+
+        def forward(self, x):
+            return x[..., :int(self.n)] * 2
+
+    graphs, breaks, recs = run(M, calls=2)
+    assert breaks >= 1

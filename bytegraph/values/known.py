@@ -42,6 +42,7 @@ from ..graph.builder import _storage_key
 from .base import ConstValue
 
 _KINDS = (torch.Tensor, torch.nn.parameter.Buffer)
+_MAX_STORAGE = 4096     # bytes
 
 
 def make_root(tx, source, t, fake):
@@ -49,7 +50,9 @@ def make_root(tx, source, t, fake):
     from ..runtime.dynamic import is_argument
     if type(t) not in _KINDS or t.layout is not torch.strided or t.is_quantized or t.numel() != 1 \
             or t.requires_grad or t.device.type != "cpu" or t.is_complex() or t._is_view() \
-            or is_argument(source):
+            or t.untyped_storage().nbytes() > _MAX_STORAGE or is_argument(source):
+        # (add_root copies the root's whole storage: one element set_ into a large one, as
+        # torch.load rebuilds tensors that shared memory, is not worth a copy of it per trace)
         return ()
     spec = tx.dynamic
     if spec is not None and source.name_hint() in spec.unstable or not tx.state_scalars:
