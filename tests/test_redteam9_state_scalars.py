@@ -274,3 +274,18 @@ def test_one_element_of_a_large_storage_is_not_copied():
 
     graphs, breaks, recs = run(M, calls=2)
     assert breaks >= 1
+
+
+def test_dlpack_round_trip_is_a_break_not_a_crash():
+    """(Found while probing writes into a buffer; not module-state specific.) to_dlpack broke
+    the graph and from_dlpack of its capsule became a node of the resume graph: the fake run
+    consumed the capsule and the real run read a consumed one -- a segmentation fault."""
+    def f(x):
+        t = torch.from_dlpack(torch.utils.dlpack.to_dlpack(x))
+        return t + 1
+
+    bytegraph.reset()
+    c = bytegraph.compile(f, backend="eager")
+    for _ in range(2):
+        x = torch.ones(3)
+        assert_same(f(x), c(x))
