@@ -10,7 +10,10 @@ torch.fx.GraphModule:
   `gm(*args, **kwargs)` returns what `fn(*args, **kwargs)` returns;
 - parameters and buffers of the exported module are attributes of the GraphModule (under
   their qualified names); other tensors the function reads (globals, closures) are baked in
-  as constants; non-tensor inputs are specialized, and their guards are returned;
+  as constants; non-tensor inputs are specialized, and their guards are returned; a
+  one-element buffer's value is not read at trace time (values/known.py is off): the graph
+  reads the attribute, so a GraphModule given other buffers (load_state_dict) computes with
+  them, and such a read is a break (refused) as for any tensor;
 - a side effect that cannot live in the graph (a Python attribute, global or container
   write) raises Unsupported; in-place writes into input tensors are graph ops and are kept.
 
@@ -145,11 +148,13 @@ def _export(fn, args, kwargs, aten_graph, decomposition_table, tracing_mode, dyn
     bound = bind_call(func, lead + tuple(args), kwargs)
     try:
         try:
-            cg, guards, gb, tracer, result, _, _ = _trace(func, bound, False, False, dynamic=spec)
+            cg, guards, gb, tracer, result, _, _ = _trace(func, bound, False, False, dynamic=spec,
+                                                          state_scalars=False)
         except Unsupported as e:
             if e.kind != NEEDS_SHAPE_ENV:
                 raise
-            cg, guards, gb, tracer, result, _, _ = _trace(func, bound, True, False, dynamic=spec)
+            cg, guards, gb, tracer, result, _, _ = _trace(func, bound, True, False, dynamic=spec,
+                                                          state_scalars=False)
     except _TraceFailed as failed:
         e = failed.exc
         if isinstance(e, UserError) and not getattr(e, "from_graph", False):

@@ -148,6 +148,8 @@ class GraphBuilder:
         # tensor), their fakes by storage, and the data reads of constants the fake mode made
         self.roots = {}
         self.root_fakes = {}
+        self.root_keys = {}       # root Source -> its fake's storage key
+        self.taint = {}           # storage key of a constant an op wrote roots' values into -> roots
         self.reads = []
 
     # --- inputs ------------------------------------------------------------
@@ -385,6 +387,7 @@ class GraphBuilder:
         fake.constant = const
         self.fake_mode.fake_tensor_converter.add_constant_storage_mapping(fake)
         self.roots[source] = tensor
+        self.root_keys[source] = _storage_key(fake)
         self.root_fakes.setdefault(_storage_key(fake), []).append(fake)
 
     def forget_roots(self):

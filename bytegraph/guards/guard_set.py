@@ -105,6 +105,49 @@ def f64_bits(x, _pack=struct.Struct("<d").pack):
     return _pack(x)
 
 
+def _state_item(value):
+    """The number in a one-element tensor's tolist() (nested in lists for a tensor of dims)."""
+    while type(value) is list and len(value) == 1:
+        value = value[0]
+    return value
+
+
+def state_bits(value):
+    """The bytes of the float a one-element tensor's tolist() holds; None for anything else (a
+    tensor reshaped to more elements fails the guard without raising)."""
+    value = _state_item(value)
+    return f64_bits(value) if type(value) is float else None
+
+
+def same_state_value(a, b):
+    """Two one-element tensors' tolist() are the same value: floats by their bits (-0.0 is not
+    0.0, a nan is itself)."""
+    a, b = _state_item(a), _state_item(b)
+    if type(a) is float and type(b) is float:
+        return f64_bits(a) == f64_bits(b)
+    return type(a) is type(b) and a == b
+
+
+def storages_overlap(groups):
+    """None when no tensor of a group's first tuple shares a byte of memory with one of its
+    second tuple, else (group, i, j) of the first such pair. Views of one storage share it; two
+    storages over one buffer (from numpy, say) are compared by address range."""
+    for g, (firsts, seconds) in enumerate(groups):
+        spans = []
+        for s in seconds:
+            st = s.untyped_storage()
+            p = st.data_ptr()
+            spans.append((st._cdata, p, p + st.nbytes()))
+        for i, f in enumerate(firsts):
+            st = f.untyped_storage()
+            key, p = st._cdata, st.data_ptr()
+            end = p + st.nbytes()
+            for j, (k, a, b) in enumerate(spans):
+                if k == key or p < b and a < end:
+                    return g, i, j
+    return None
+
+
 _PLAIN_KEYS = frozenset((str, int, float, bool, type(None), bytes, complex))
 
 
@@ -394,12 +437,32 @@ class GuardSet:
             return
         self._seen.add(("state", source))
         e = self.cg.bound(source)
-        plain_ints = type(value) in (int, bool) or type(value) is list and all(
-            type(v) in (int, bool) for v in value)
-        lit = repr(value) if plain_ints else self.cg.const(value, "state")
-        self._add(f"{e}.tolist() == {lit}", source, "state_value", value, f"{e}.tolist()",
-                  source.name_hint())
+        one = _state_item(value)
+        if type(one) is float:
+            # by its bits: 0.0 == -0.0 (1 / x, copysign, a pad's fill tell them apart) and
+            # nan != nan (the guard would reject the call it was built from)
+            bits = self.cg.const(state_bits, "statebits")
+            code = f"{bits}({e}.tolist()) == {f64_bits(one)!r}"
+        elif type(one) in (int, bool):
+            code = f"{e}.tolist() == {value!r}"
+        else:
+            code = f"{e}.tolist() == {self.cg.const(value, 'state')}"
+        self._add(code, source, "state_value", value, f"{e}.tolist()", source.name_hint())
         self.state_values.append((source, value))
+
+    def add_storages_apart(self, groups):
+        """groups: [(sources, sources)]: no tensor of a group's first list shares memory with one
+        of its second (values/known.py: module-state scalars the trace read, and the inputs the
+        graph writes into). One guard: each call compares every pair."""
+        if not groups:
+            return
+        fn = self.cg.const(storages_overlap, "overlap")
+        text = ", ".join(f"(({''.join(self.cg.bound(a) + ', ' for a in firsts)}), "
+                         f"({''.join(self.cg.bound(b) + ', ' for b in seconds)}))"
+                         for firsts, seconds in groups)
+        names = tuple((tuple(a.name_hint() for a in firsts), tuple(b.name_hint() for b in seconds))
+                      for firsts, seconds in groups)
+        self._add(f"{fn}(({text},)) is None", None, "storages_apart", names, f"{fn}(({text},))")
 
     def add_len(self, source, typ, n):
         if ("len", source) in self._seen:

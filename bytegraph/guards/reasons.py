@@ -214,6 +214,13 @@ def _changed(label, read=lambda now: now):
     return describe
 
 
+def _overlap(g, now, ns):
+    group, i, j = now
+    firsts, seconds = g.expected[group]
+    return (f"{firsts[i]} and {seconds[j]} share memory now (the trace read the first's value, "
+            f"and the graph writes the second)")
+
+
 def _iterator(g, now, ns):
     return f"the position of iterator {_where(g)} changed"
 
@@ -251,6 +258,7 @@ KINDS = {
     "tensor_meta": _changed(lambda g: f"tensor metadata {g.label}"),
     "torch_query": _changed(lambda g: g.label),
     "state_value": _changed(lambda g: f"the value of {g.label}"),
+    "storages_apart": _overlap,
     "logging": _changed(lambda g: f"logging {g.label}"),
     "iterator_exhausted": _iterator, "iterator_position": _iterator, "set": _set,
     "loop_has_next": lambda g, now, ns: f"the loop's iterator {_where(g)} has no next item now",

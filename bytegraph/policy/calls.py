@@ -118,6 +118,7 @@ _NOT_SCRIPTING = {"torch._jit_internal.is_scripting", "torch.jit.is_tracing",
 _REFUSED_PREFIXES = ("set_", "_set_", "manual_seed", "seed", "initial_seed", "use_deterministic",
                      "get_rng_state", "set_rng_state",
                      "save", "load", "_log_api_usage", "set_default", "empty_cache")
+_DLPACK = ("from_dlpack", "_from_dlpack", "to_dlpack", "_to_dlpack")
 _INLINED_TORCH_MODULES = ("torch.nn.modules", "torch.nn.utils.parametriz", "torch.utils._contextlib",
                           "torch.nn.parameter", "torch._tensor", "torch.overrides", "torch.autograd.grad_mode",
                           "torch.amp.autocast_mode", "torch._higher_order_ops.associative_scan")
@@ -158,6 +159,10 @@ class TorchFnValue(RealCallableValue):
                               kind="torch_global_state")
         if _in(_disallowed, self.fn):
             raise Unsupported(f"{_qualname(self.fn)} is disallowed in the graph", kind="disallowed")
+        if name in _DLPACK:
+            # a DLPack capsule is consumed by its first reader: a node taking it would read one
+            # the fake run (or the previous call) consumed already, a crash
+            raise Unsupported(f"{_qualname(self.fn)}: a DLPack capsule is read once", kind="dlpack")
         if isinstance(self.fn, types.FunctionType) and inspect.isgeneratorfunction(inspect.unwrap(self.fn)):
             # a generator (torch.backends.cudnn.flags: a @contextmanager context) made at trace
             # time would be one object shared by every call: the call runs in Python

@@ -353,7 +353,11 @@ def _recompile_reason(state, args, kwargs, learn=True):
         except TypeError:
             bound = None
         if bound is not None:
-            changes, _ = note_changes(state.dynamic, gs, bound, learn)
+            forced = _error_on_break["on"]
+            # fullgraph: a changed module-state scalar is compiled again per value (up to the
+            # cache limit), not read as data, which would be a graph break (values/known.py)
+            fullgraph = state.fullgraph if forced is None else forced
+            changes, _ = note_changes(state.dynamic, gs, bound, learn, learn_unstable=not fullgraph)
     return "; ".join(changes) if changes else first_failing_guard(last, args, kwargs)
 
 
@@ -468,7 +472,10 @@ class _GuardsView:
         self.cg = gs.cg
         self.sizes = [(src, shape) for src, shape in gs.sizes if isinstance(root_of(src), LocalSource)]
         self.ints = [(src, v) for src, v in gs.ints if isinstance(root_of(src), LocalSource)]
-        self.state_values = [(src, v) for src, v in gs.state_values if isinstance(root_of(src), LocalSource)]
+        # module-state scalars (values/known.py) of a global or a closure cell too: their roots
+        # (the globals dict, the cell) are held by the function already
+        self.state_values = [(src, v) for src, v in gs.state_values if isinstance(root_of(src), LocalSource)
+                             or type(getattr(root_of(src), "obj", None)) in (dict, types.CellType)]
 
 
 def _portable(g):

@@ -32,7 +32,7 @@ from ..observe import counters, compile_metrics, CompileRecord, log, graph_log, 
 from ..side_effects import SideEffects
 from ..symbolic.interpreter import Tracer, Stopped
 from ..values.containers import BaseSeq, DictValue, SetValue
-from ..values.known import guard_all_roots
+from ..values.known import guard_all_roots, guard_apart
 from ..values.objects import ObjectValue, ModuleValue
 
 EAGER = type("EAGER", (), {"__repr__": lambda self: "<run eagerly>"})()
@@ -118,10 +118,12 @@ def _record_of(e):
     return BreakRecord(e.msg, filename, int(line) if line.isdigit() else 0, stack, hint)
 
 
-def _trace(fn, bound, shape_env, allow_breaks, stop_at=None, specialize=(), dynamic=None):
+def _trace(fn, bound, shape_env, allow_breaks, stop_at=None, specialize=(), dynamic=None,
+           state_scalars=True):
     """One symbolic run of fn over the bound arguments: (cg, guards, builder, tracer, result,
     grad mode at start, grad mode at end). Unsupported asking for a ShapeEnv propagates as is;
-    any other stop is wrapped with the guards gathered so far."""
+    any other stop is wrapped with the guards gathered so far. `state_scalars=False`: read no
+    module-state scalar's value (values/known.py; export)."""
     cg = Codegen()
     cg.namespace["EAGER"] = EAGER
     guards = GuardSet(cg)
@@ -142,6 +144,7 @@ def _trace(fn, bound, shape_env, allow_breaks, stop_at=None, specialize=(), dyna
     gb = GraphBuilder(shape_env=shape_env or (dynamic is not None and dynamic.needs_shape_env(bound)))
     tracer = Tracer(gb, cg, guards, SideEffects())
     tracer.dynamic = dynamic
+    tracer.state_scalars = state_scalars
     tracer.allow_breaks = allow_breaks
     tracer.structural = fn in STRUCTURAL      # modules passed in: guarded by structure (resume.py)
     tracer.stop_at = stop_at
@@ -309,6 +312,7 @@ def convert(fn, args, kwargs, backend, backend_name, entry_index, on_guard_error
                                   f"({record.location})")
     if gb.reads:                    # values/known.py: data reads outside any op the trace made
         guard_all_roots(guards, gb)
+    guard_apart(guards, gb)
     gb.forget_roots()               # the backends see no values on the placeholders' fakes
     body, graphs = _compile_graphs(tracer, gb, cg, guards, backend, backend_name, grad_at_start, record,
                                    children.graphs if children is not None else None)

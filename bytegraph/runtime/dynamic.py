@@ -16,10 +16,13 @@ Only tensors reached from the function's arguments (not parameters or buffers) a
 passed as arguments are made dynamic, as torch.compile does by default.
 """
 import math
+import types
 
 import torch
 
-from ..sources import LocalSource, TempSource, ModuleDictSource, ItemSource, AttrSource
+from ..sources import (LocalSource, TempSource, ModuleDictSource, ItemSource, AttrSource, ObjectSource,
+                       GlobalSource, CellContentsSource)
+from ..guards.guard_set import same_state_value
 
 _STRICT_ATTRS = ("_bytegraph_dynamic",)
 _TORCH_STRICT = "_dynamo_dynamic_indices"
@@ -202,6 +205,17 @@ def resolve(source, bound):
             except (LookupError, TypeError):
                 return _MISSING
         return _MISSING
+    if type(source) is ObjectSource:            # a globals dict or a cell (state_values only)
+        return source.obj
+    if type(source) is GlobalSource:
+        base = resolve(source.base, bound)
+        return base.get(source.key, _MISSING) if type(base) is dict else _MISSING
+    if type(source) is CellContentsSource:
+        base = resolve(source.base, bound)
+        try:
+            return base.cell_contents if type(base) is types.CellType else _MISSING
+        except ValueError:                        # an empty cell
+            return _MISSING
     if type(source) is ModuleDictSource:
         base = resolve(source.base, bound)
         d = getattr(base, "__dict__", None) if base is not _MISSING else None
@@ -216,10 +230,11 @@ def resolve(source, bound):
     return _MISSING
 
 
-def note_changes(spec, guards, bound, learn=True):
+def note_changes(spec, guards, bound, learn=True, learn_unstable=True):
     """Compare the sizes and int arguments the newest entry recorded with this call's. Returns
     the changes in user terms; under dynamic=None (and `learn`), marks the changed dims and ints
-    dynamic (True when it marked something new)."""
+    dynamic (True when it marked something new). A changed module-state scalar is marked
+    unstable (read as data from then on) when `learn` and `learn_unstable` (not fullgraph)."""
     reasons, learnt = [], False
     if not learn:
         spec = DynamicSpec(False)
@@ -236,12 +251,13 @@ def note_changes(spec, guards, bound, learn=True):
             have.update(changed)
     for source, value in getattr(guards, "state_values", ()):
         now = resolve(source, bound)
-        if not issubclass(type(now), torch.Tensor) or now.numel() != 1 or now.tolist() == value:
+        if not issubclass(type(now), torch.Tensor) or now.numel() != 1 or same_state_value(now.tolist(), value):
             continue
         reasons.append(f"the value of {source.name_hint()} changed: {value!r} -> {now.tolist()!r}")
         # it changes: later traces read it as data (a break), not as a constant per value
-        learnt |= source.name_hint() not in spec.unstable
-        spec.unstable.add(source.name_hint())
+        if learn_unstable:
+            learnt |= source.name_hint() not in spec.unstable
+            spec.unstable.add(source.name_hint())
     for source, value in guards.ints:
         now = resolve(source, bound)
         if value is None or type(now) is not type(value) or now == value:

@@ -114,8 +114,7 @@ def _known_index(tx, v):
         c = getattr(v.fake, "constant", None)
         if c is not None and c.numel() == 1 and not c.is_floating_point() and not c.is_complex() \
                 and c.dtype is not torch.bool:
-            if v.roots:
-                known(tx, v)
+            known(tx, v)        # guards the roots it derives from (a write of theirs into it too)
             return ConstValue(int(c.item()))
     return v
 

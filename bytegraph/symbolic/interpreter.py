@@ -146,6 +146,7 @@ class Tracer:
         self.direct_call = None    # the callee Value of the CALL being executed
         self.specialize = ()       # opaque parameters to trace with their values known
         self.dynamic = None        # runtime/dynamic.py DynamicSpec: which inputs are symbolic
+        self.state_scalars = True  # values/known.py: read module-state scalars (not in export)
         self.codes = {}            # code object inlined -> (module, qualname) (runtime/warm.py keys)
         self.hash_dependent = False  # the trace saw an id(), hash() or set order (runtime/warm.py)
         self.getitem_to_index = 0  # TransformGetItemToIndex blocks open (policy/vmap.py)

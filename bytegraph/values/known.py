@@ -15,48 +15,86 @@ TensorValue records `roots`, the root sources its value derives from. Where the 
 the number (`bool()`, `int()`, `.item()`, `.tolist()`, a slice bound, `max()`, or an op whose
 fake run read it, such as `pad` taking it as an int), the value is used and each root it
 derives from is guarded by value (`buf.tolist() == v`, kind "state_value", checked on every
-call). A read whose origin the trace cannot tell guards every root of the trace.
+call; a float by its bits, since 0.0 == -0.0 and nan != nan). A read whose origin the trace
+cannot tell guards every root of the trace.
 
 Soundness:
 - a write to a root's storage in the trace forgets the value (GraphBuilder._note_mutation);
   values derived before the write stay known, as eager computed them before it;
 - an op on a root used as an int inside a list or slice gets the Python number in the graph
   (the node's argument); one that reads a root any other way stops the trace as before;
+- a root whose memory the trace already wrote (through an argument viewing it) is not a root:
+  its real value is not the one the trace would read;
+- a root's value that an op writes into a tensor the trace made (`a.add_(buf)`) taints that
+  constant's memory (GraphBuilder.taint): reading it, or a view of it, guards those roots;
+- each root whose value the trace used shares no memory with an input the graph writes, unless
+  they shared it in the trace: one guard per trace (`storages_overlap`, kind "storages_apart");
 - a root whose value guard fails is not a root in the function's later traces
-  (runtime/dynamic.py: `DynamicSpec.unstable`): a counter updated per call breaks as before
-  instead of recompiling per value.
+  (runtime/dynamic.py: `DynamicSpec.unstable`; a global's or a closure cell's too): a counter
+  updated per call breaks as before instead of recompiling per value. Under fullgraph the
+  function compiles again per value instead (a break would raise);
+- export reads no root (runtime/convert.py `_trace(state_scalars=False)`): its GraphModule keeps
+  the buffer as an attribute, whose later value a baked number would ignore.
 """
 import torch
 
+from ..graph.builder import _storage_key
 from .base import ConstValue
 
 _KINDS = (torch.Tensor, torch.nn.parameter.Buffer)
+_MAX_STORAGE = 4096     # bytes
 
 
 def make_root(tx, source, t, fake):
     """Attach t's value to its fake when t is a module-state scalar (see module docstring)."""
     from ..runtime.dynamic import is_argument
-    if type(t) not in _KINDS or t.numel() != 1 or t.requires_grad or t.device.type != "cpu" \
-            or t.is_complex() or t._is_view() or is_argument(source):
+    if type(t) not in _KINDS or t.layout is not torch.strided or t.is_quantized or t.numel() != 1 \
+            or t.requires_grad or t.device.type != "cpu" or t.is_complex() or t._is_view() \
+            or t.untyped_storage().nbytes() > _MAX_STORAGE or is_argument(source):
+        # (add_root copies the root's whole storage: one element set_ into a large one, as
+        # torch.load rebuilds tensors that shared memory, is not worth a copy of it per trace)
         return ()
     spec = tx.dynamic
-    if spec is not None and source.name_hint() in spec.unstable:
+    if spec is not None and source.name_hint() in spec.unstable or not tx.state_scalars:
+        return ()
+    if _storage_key(fake) in tx.graph.mutated_storages:
+        # the trace already wrote its memory through an alias (an argument viewing it): the
+        # tensor's value now is not the one the trace would read here
         return ()
     tx.graph.add_root(source, t, fake)
     return frozenset((source,))
 
 
-def roots_of(values):
+def roots_of(values, gb):
     """The root sources of every tensor among these Values (inside tuples and lists too)."""
     out = frozenset()
     for v in values:
         r = getattr(v, "roots", None)
         if r:
             out |= r
+        if gb.taint:
+            out |= tainted(gb, getattr(getattr(v, "fake", None), "constant", None))
         items = getattr(v, "items", None)
         if type(items) is list:
-            out |= roots_of(items)
+            out |= roots_of(items, gb)
     return out
+
+
+def tainted(gb, constant):
+    """The roots whose values an op wrote into this constant's memory (see `taint`)."""
+    if constant is None or not gb.taint:
+        return frozenset()
+    return gb.taint.get(_storage_key(constant), frozenset())
+
+
+def taint(gb, fakes, roots):
+    """An op that read `roots` wrote into tensors: the fake mode computed the written values
+    (`a = torch.tensor(0); a.add_(buf)`), so each written constant -- and every view of it, which
+    shares its memory -- now derives from those roots too. Recorded by the constant's storage,
+    since the Values viewing it are not known here."""
+    for f in fakes:
+        key = _storage_key(f.constant)
+        gb.taint[key] = gb.taint.get(key, frozenset()) | roots
 
 
 def guard_roots(tx, roots):
@@ -68,6 +106,31 @@ def guard_all_roots(guards, gb):
     """A read of a constant whose roots the trace cannot name: guard every root."""
     for src, t in gb.roots.items():
         guards.add_state_value(src, t.tolist())
+
+
+def guard_apart(guards, gb):
+    """At a trace's end: each root whose value the trace used shares no memory with an input
+    the graph writes into, unless they shared it in the trace (whose writes then forgot the
+    value). Otherwise a call passing, say, a view of the buffer as the argument the graph
+    writes would read the buffer's old value where eager reads the new one."""
+    if not gb.mutated_storages:
+        return
+    used = [src for src, _ in guards.state_values if src in gb.root_keys]
+    if not used:
+        return
+    written = []
+    for (src, t), node in zip(gb.inputs, gb.placeholders):
+        fake = node.meta.get("example_value")
+        if isinstance(t, torch.Tensor) and isinstance(fake, torch.Tensor) \
+                and _storage_key(fake) in gb.mutated_storages:
+            written.append((src, _storage_key(fake)))
+    groups = {}      # roots of one storage in the trace: the written inputs not sharing it
+    for root in used:
+        key = gb.root_keys[root]
+        if key not in groups:
+            groups[key] = ([], [src for src, k in written if k != key])
+        groups[key][0].append(root)
+    guards.add_storages_apart([g for g in groups.values() if g[1]])
 
 
 def mark(v, roots):
@@ -86,9 +149,12 @@ def known(tx, tv):
     scalars only (guarding them), else None."""
     fake = tv.fake
     c = getattr(fake, "constant", None)
-    if c is None or not getattr(tv, "roots", None) or c.numel() != 1:
+    if c is None or c.numel() != 1:
         return None
-    guard_roots(tx, tv.roots)
+    roots = getattr(tv, "roots", frozenset()) | tainted(tx.graph, c)
+    if not roots:
+        return None
+    guard_roots(tx, roots)
     return c
 
 

@@ -20,7 +20,7 @@ from ..exc import Unsupported
 from ..graph.builder import check_constants, _collect_fakes, _target_name
 from .base import Value, ConstValue, const, register_wrapper, POLICY
 from .opaque import producer_chain
-from .known import guard_all_roots, known, make_root, mark, roots_of, substitute
+from .known import guard_all_roots, known, make_root, mark, roots_of, substitute, taint
 from .symbolic import hint, shape_value, has_sym, any_symbolic, wrap_sym, SYM_TYPES, is_symbolic, check_marks, plain
 
 
@@ -279,7 +279,7 @@ def graph_call(tx, kind, target, args, kwargs, run_fake=None):
     fake, mutated = gb.run_fake(kind, target, fake_args, fake_kwargs, run_fake)
     roots = frozenset()
     if gb.roots:
-        roots = roots_of(args) | roots_of(kwargs.values())
+        roots = roots_of(args, gb) | roots_of(kwargs.values(), gb)
         if len(gb.reads) != n_reads:
             del gb.reads[n_reads:]
             if not roots:           # a value the trace lost track of: guard them all
@@ -294,6 +294,8 @@ def graph_call(tx, kind, target, args, kwargs, run_fake=None):
     if gb.marked:
         check_marks(tx, f"{getattr(target, '__name__', target)} needs it to be a constant")
     mutated = mutated or target in _MUTATING_NONE_RESULT
+    if mutated and roots:
+        taint(gb, _valued_fakes(fake_args, fake_kwargs), roots)
     if not mutated and not _has_tensor(fake):
         if any_symbolic(fake):
             # a symbolic answer (x.size(0), x.numel() of a dynamic tensor): a node computes it
@@ -344,9 +346,7 @@ def _read_known(tx, kind, target, args, kwargs, fake, run_fake):
             return [v.fx_arg(tx) for v in new_args], {n: v.fx_arg(tx) for n, v in new_kwargs.items()}, fake
     fake_args = [v.fake_arg(tx) for v in args]
     fake_kwargs = {n: v.fake_arg(tx) for n, v in kwargs.items()}
-    held = []
-    _collect_fakes([fake_args, fake_kwargs], held)
-    held = [f for f in held if getattr(f, "constant", None) is not None]
+    held = _valued_fakes(fake_args, fake_kwargs)
     values = [f.constant for f in held]
     for f in held:
         f.constant = None
@@ -356,6 +356,13 @@ def _read_known(tx, kind, target, args, kwargs, fake, run_fake):
         for f, c in zip(held, values):
             f.constant = c
     return [v.fx_arg(tx) for v in args], {n: v.fx_arg(tx) for n, v in kwargs.items()}, fake
+
+
+def _valued_fakes(*args):
+    """The fake tensors among `args` (nested) that carry a value (FakeTensor.constant)."""
+    held = []
+    _collect_fakes(list(args), held)
+    return [f for f in held if getattr(f, "constant", None) is not None]
 
 
 def _same_meta(a, b):
