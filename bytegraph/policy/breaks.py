@@ -262,7 +262,28 @@ def _grad_restore_exit(tx, fn_value, args, kwargs):
     return ConstValue(False)
 
 
-OVERRIDES = {graph_break: _graph_break_override, GradRestore.__exit__: _grad_restore_exit}
+def _tensor_check(position):
+    """torch._check_tensor_all(cond, message) / _check_tensor_all_with(error_type, cond, message)
+    on a tensor the graph computes: the check reads the tensor's values, so it runs in Python
+    between two graphs (raising there as eagerly), and the trace goes on after it: a split,
+    not a stop (transformers' `torch_compilable_check` with a tensor condition). A condition
+    that is not a tensor inlines the function as it is."""
+    def override(tx, fn_value, args, kwargs):
+        fn = fn_value.fn
+        cond = args[position] if len(args) > position else kwargs.get("cond")
+        if not isinstance(cond, TensorValue):
+            return fn_value.inline_call(tx, args, kwargs)
+        run_in_python(tx, fn, args, kwargs, f"torch.{fn.__name__}() reads the condition tensor",
+                      "the check needs the tensor's values; it runs between two graphs")
+        return NONE
+    return override
+
+
+# torch's own checks are Python functions over a tensor's values (see _tensor_check)
+TENSOR_CHECKS = {torch._check_tensor_all: _tensor_check(0), torch._check_tensor_all_with: _tensor_check(1)}
+
+OVERRIDES = {graph_break: _graph_break_override, GradRestore.__exit__: _grad_restore_exit,
+             **TENSOR_CHECKS}
 
 
 def _adopt_materialized(tx):
