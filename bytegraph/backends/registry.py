@@ -54,8 +54,11 @@ def lookup_backend(backend):
 
 @register_backend(name="eager")
 def eager(gm, example_inputs):
-    """Run the captured graph as it is. gm.forward skips nn.Module.__call__'s overhead."""
-    return gm.forward
+    """Run the captured graph as it is. gm.forward skips nn.Module.__call__'s overhead. A
+    torch.vmap node (randomness='error') runs as the aten ops its call runs, inlined
+    (policy/vmap.py inline_vmaps)."""
+    from ..policy.vmap import inline_vmaps
+    return inline_vmaps(gm, deterministic_only=True).forward
 
 
 @register_backend(name="inductor")

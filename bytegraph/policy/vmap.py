@@ -30,7 +30,7 @@ import torch.fx
 import torch.utils._pytree as pytree
 
 from ..exc import Unsupported, UserError
-from ..graph.builder import NEEDS_SHAPE_ENV, GraphBuilder
+from ..graph.builder import NEEDS_SHAPE_ENV, GraphBuilder, _has_nan
 from ..values.base import Value, ConstValue, NONE, const
 from ..values.containers import TupleValue, ListValue
 from ..values.tensor import TensorValue, graph_call, wrap_graph_result
@@ -327,7 +327,12 @@ def vmap_aten_graph(node):
         examples.append(torch.empty_strided(fake.shape, fake.stride(), dtype=fake.dtype, device=fake.device)
                         .zero_().requires_grad_(fake.requires_grad))
     from ..dispatch_trace import make_fx
-    return make_fx(node.target, tracing_mode="fake")(*examples)
+    agm = make_fx(node.target, tracing_mode="fake")(*examples)
+    if any(_has_nan((m.args, m.kwargs)) for m in agm.graph.nodes):
+        # the body's -nan constant (a node of its own in our graphs) is a plain argument of the
+        # aten op here, which fx's code prints as `nan`: the sign would be lost
+        raise Unsupported("a torch.vmap body with a nan constant", kind="export")
+    return agm
 
 
 def export_vmap_body(node, root):
@@ -349,12 +354,16 @@ def export_vmap_body(node, root):
     return f"vmap_body{k}"
 
 
-def inline_vmaps(gm):
+def inline_vmaps(gm, deterministic_only=False):
     """gm with each vmap node replaced by the aten graph of its call, inlined (a new
     GraphModule; gm itself unchanged), or gm when it has none or one cannot be inlined (symbolic
     sizes, a graph holding constants). For inductor: a graph whose node targets a closure
-    bypasses its FX graph / AOT autograd caches, so it had no warm-start artifact."""
-    targets = {n for n in gm.graph.nodes if is_vmap_node(n)}
+    bypasses its FX graph / AOT autograd caches, so it had no warm-start artifact. For the eager
+    backend (`deterministic_only`: vmaps with randomness='error', which run no random op): the
+    same aten ops the vmap call runs, without functorch's Python wrapper and the body's
+    GraphModule call on every call (hf/jamba's steady call 6.8 -> 3.8 ms, eager 4.3 ms)."""
+    targets = {n for n in gm.graph.nodes if is_vmap_node(n) and not (
+        deterministic_only and n.target.vmap_options["randomness"] != "error")}
     if not targets:
         return gm
     g, env = torch.fx.Graph(), {}
