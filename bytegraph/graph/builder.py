@@ -75,13 +75,9 @@ def reads_data(func):
 
 
 def _has_constant(obj):
-    if type(obj) is FakeTensor:
-        return obj.constant is not None
-    if isinstance(obj, (list, tuple)):
-        return any(_has_constant(x) for x in obj)
-    if isinstance(obj, dict):
-        return any(_has_constant(x) for x in obj.values())
-    return False
+    fakes = []
+    _collect_fakes(obj, fakes)
+    return any(type(f) is FakeTensor and f.constant is not None for f in fakes)
 
 
 NEEDS_SHAPE_ENV = "needs_shape_env"
@@ -151,6 +147,7 @@ class GraphBuilder:
         self.root_keys = {}       # root Source -> its fake's storage key
         self.taint = {}           # storage key of a constant an op wrote roots' values into -> roots
         self.reads = []
+        self._root_storages = {}  # a real root's storage key -> the copy its values live in
 
     # --- inputs ------------------------------------------------------------
     def add_input(self, source, tensor, dims=None):
@@ -377,7 +374,7 @@ class GraphBuilder:
         """Let `fake` carry `tensor`'s value (values/known.py): a copy, one per real storage, so
         that the fake mode's constant propagation writes it as eager would write the tensor, and
         a write to any alias forgets them all."""
-        clones = self.__dict__.setdefault("_root_storages", {})
+        clones = self._root_storages
         real_key = _storage_key(tensor)
         st = clones.get(real_key)
         if st is None:

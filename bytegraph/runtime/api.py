@@ -353,18 +353,22 @@ def _recompile_reason(state, args, kwargs, learn=True):
         except TypeError:
             bound = None
         if bound is not None:
-            forced = _error_on_break["on"]
             # fullgraph: a changed module-state scalar is compiled again per value (up to the
             # cache limit), not read as data, which would be a graph break (values/known.py)
-            fullgraph = state.fullgraph if forced is None else forced
-            changes, _ = note_changes(state.dynamic, gs, bound, learn, learn_unstable=not fullgraph)
+            changes, _ = note_changes(state.dynamic, gs, bound, learn,
+                                      learn_unstable=not _fullgraph(state))
     return "; ".join(changes) if changes else first_failing_guard(last, args, kwargs)
+
+
+def _fullgraph(state):
+    """Does a graph break raise for this compile? error_on_graph_break(...) overrides fullgraph."""
+    forced = _error_on_break["on"]
+    return state.fullgraph if forced is None else forced
 
 
 def _convert_and_install(state, args, kwargs, reason, generation):
     fn = state.fn
-    forced = _error_on_break["on"]
-    fullgraph = state.fullgraph if forced is None else forced
+    fullgraph = _fullgraph(state)
     try:
         entry, record = convert(fn, args, kwargs, state.backend, state.backend_name, state.compiles - 1,
                                 state.guard_error_handler(), not fullgraph, state.children,
