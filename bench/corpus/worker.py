@@ -31,6 +31,8 @@ if not os.environ.get("PYTHONPATH"):  # this checkout's bytegraph, unless PYTHON
 
 import torch  # noqa: E402
 from torch.utils._python_dispatch import TorchDispatchMode  # noqa: E402
+from torch._subclasses.fake_tensor import FakeTensor  # noqa: E402
+import torch.utils._pytree as pytree  # noqa: E402
 
 import cases  # noqa: E402
 
@@ -78,6 +80,10 @@ class OpCounter(TorchDispatchMode):
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         p = self.probe
+        if any(isinstance(t, FakeTensor) for t in pytree.tree_leaves((args, kwargs))):
+            # a compiler's trace-time work on fake tensors (a recompile during the probe), not
+            # an op of the user's program
+            return func(*args, **(kwargs or {}))
         if p.graph_depth:
             p.inside += 1
         else:
