@@ -219,3 +219,13 @@ def w_input_view_write(x):
 
 def test_index_write_through_view():
     check(w_input_view_write, *tensors_like((3, 4)))
+
+
+def test_new_with_a_size_is_a_size():
+    # fx keeps a torch.Size argument as a plain tuple, and x.new((4,)) is the data [4.]: a wrong
+    # result (x.new(size) in torch.distributions' Exponential.rsample) before the node became
+    # new_empty
+    def f(x, s):
+        return (x.new(s).fill_(2) + 1, x.new(x.shape).fill_(1), x.new(torch.Size([])).fill_(3),
+                x.new((2,)), x.new(s, device="cpu").fill_(0))
+    check(f, torch.randn(3), torch.Size([4]), graphs=1)

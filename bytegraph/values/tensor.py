@@ -95,6 +95,10 @@ class TensorValue(Value):
     def call_method(self, tx, name, args, kwargs):
         if name in _BANNED_METHODS:
             raise Unsupported(f"Tensor.{name}()", kind="tensor_method", hint=_BANNED_METHODS[name])
+        if name == "new" and len(args) == 1 and args[0].python_type() is torch.Size:
+            # x.new(torch.Size([4])) is a size, x.new((4,)) the data [4.]: fx keeps a torch.Size
+            # argument as a plain tuple, so the node is new_empty (also uninitialized)
+            name = "new_empty"
         return graph_call(tx, "call_method", name, [self] + list(args), kwargs)
 
 
