@@ -387,6 +387,12 @@ class GraphBuilder:
         self.root_keys[source] = _storage_key(fake)
         self.root_fakes.setdefault(_storage_key(fake), []).append(fake)
 
+    def add_literal(self, fake, tensor):
+        """Let `fake`, which the trace made from Python constants only, carry that value
+        (`tensor`, computed by the same factory call): values/known.py `literal`."""
+        fake.constant = tensor
+        self.fake_mode.fake_tensor_converter.add_constant_storage_mapping(fake)
+
     def forget_roots(self):
         """Drop the roots' values from their fakes (the graph's placeholders' example values)."""
         for fakes in self.root_fakes.values():

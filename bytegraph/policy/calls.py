@@ -121,7 +121,8 @@ _REFUSED_PREFIXES = ("set_", "_set_", "manual_seed", "seed", "initial_seed", "us
 _DLPACK = ("from_dlpack", "_from_dlpack", "to_dlpack", "_to_dlpack")
 _INLINED_TORCH_MODULES = ("torch.nn.modules", "torch.nn.utils.parametriz", "torch.utils._contextlib",
                           "torch.nn.parameter", "torch._tensor", "torch.overrides", "torch.autograd.grad_mode",
-                          "torch.amp.autocast_mode", "torch._higher_order_ops.associative_scan")
+                          "torch.amp.autocast_mode", "torch._higher_order_ops.associative_scan",
+                          "torch.distributions.")
 
 
 def _qualname(fn):
@@ -772,6 +773,8 @@ def _legacy_tensor(tx, cls, args, kwargs):
 
 def _is_torch_class(cls):
     mod = cls.__module__ or ""
+    if mod.startswith("torch.distributions."):
+        return False
     return mod == "torch" or mod.startswith("torch.")
 
 

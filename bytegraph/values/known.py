@@ -158,6 +158,18 @@ def known(tx, tv):
     return c
 
 
+def literal(tx, tv):
+    """The real one-element tensor a TensorValue holds when the trace computed it from its own
+    literals only (`torch.tensor(0.0)`, then ops on such constants: FakeTensorMode runs an op
+    whose inputs all carry values on those values, except a random one, and forgets a value an
+    op writes over with data), else None. No guard: the graph makes the same tensor from the
+    same literals on every call (Python values the trace used are guarded where it read them)."""
+    c = getattr(tv.fake, "constant", None)
+    if c is None or c.numel() != 1 or getattr(tv, "roots", None) or tainted(tx.graph, c):
+        return None
+    return c
+
+
 def as_number(tx, tv):
     """ConstValue of a known tensor's .item(), else None."""
     c = known(tx, tv)

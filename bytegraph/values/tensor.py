@@ -15,12 +15,13 @@ even when it returns no tensor.
 import operator
 
 import torch
+from torch._subclasses.fake_tensor import FakeTensor
 
 from ..exc import Unsupported
 from ..graph.builder import check_constants, _collect_fakes, _target_name
 from .base import Value, ConstValue, const, register_wrapper, POLICY
 from .opaque import producer_chain
-from .known import guard_all_roots, known, make_root, mark, roots_of, substitute, taint
+from .known import guard_all_roots, known, literal, make_root, mark, roots_of, substitute, taint
 from .symbolic import hint, shape_value, has_sym, any_symbolic, wrap_sym, SYM_TYPES, is_symbolic, check_marks, plain
 
 
@@ -47,7 +48,7 @@ class TensorValue(Value):
         return self.fake
 
     def truth(self, tx):
-        c = known(tx, self) if self.roots else None
+        c = known(tx, self) if self.roots else literal(tx, self)
         if c is not None:
             return bool(c)
         raise Unsupported("bool() of a tensor depends on its data", kind="data_dependent",
@@ -293,6 +294,8 @@ def graph_call(tx, kind, target, args, kwargs, run_fake=None):
                                   "tensor's value", kind="data_dependent")
             else:     # the op read a module-state scalar's value (pad taking it as an int)
                 fx_args, fx_kwargs, fake = _read_known(tx, kind, target, args, kwargs, fake, run_fake)
+    if target in _LITERAL_FACTORIES:
+        _literal_factory(gb, target, args, kwargs, fake)
     if env is not None and len(env.var_to_range) != n_vars:
         gb.note_unbacked(n_vars, producer_chain(tx))    # a data-dependent size: nonzero(), x[mask]
     if gb.marked:
@@ -328,6 +331,27 @@ def graph_call(tx, kind, target, args, kwargs, run_fake=None):
     if roots:
         mark(out, roots)
     return out
+
+
+# factories whose one-element result from constant arguments is a value the trace knows
+# (torch.tensor(0.0) carries one already: FakeTensorMode keeps the literal)
+_LITERAL_FACTORIES = {torch.full, torch.zeros, torch.ones, torch.scalar_tensor}
+
+
+def _literal_factory(gb, target, args, kwargs, fake):
+    """`torch.full((), 0.0, dtype=...)` and the like: made from Python constants only, its fake
+    carries the value (values/known.py `literal`), so FakeTensorMode propagates it through ops
+    on it (a distribution's argument checks) as it does a `torch.tensor(0.0)`'s."""
+    if type(fake) is not FakeTensor or any(isinstance(d, torch.SymInt) for d in fake.shape) or \
+            fake.numel() != 1 or fake.device.type != "cpu" or fake.requires_grad or \
+            any(isinstance(v, TensorValue) for v in list(args) + list(kwargs.values())):
+        return
+    try:
+        real = target(*[a.as_python() for a in args], **{k: v.as_python() for k, v in kwargs.items()})
+    except Exception:       # noqa: BLE001 -- an argument that is not a constant
+        return
+    if type(real) is torch.Tensor and _same_meta(real, fake) and real.device == fake.device:
+        gb.add_literal(fake, real)
 
 
 def _read_known(tx, kind, target, args, kwargs, fake, run_fake):
