@@ -349,8 +349,8 @@ def _special_callable(fn):
         return _ConstFn(True)
     if q in _NOT_SCRIPTING:
         return _ConstFn(False if "tracing_state" not in q else None)
-    if fn in breaks.TENSOR_CHECKS:
-        return None             # inlined as a Python function: its override splits the graph
+    if fn in breaks.OVERRIDES:
+        return None             # inlined as a Python function, where its override runs
     if is_torch_op(fn):
         return TorchFnValue(fn)
     return None

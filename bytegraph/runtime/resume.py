@@ -75,11 +75,8 @@ _ONE_STEP = {
     "BEFORE_WITH": (1, lambda i, s: (enter_with, s, ("v", "v"))),
     # an f-string field the trace cannot format (a tensor's value): formatted in Python, the
     # rest of the f-string and the code after it resume with the real string
-    "FORMAT_VALUE": (lambda i: 2 if i.arg & 4 else 1, lambda i, s: (_CONVERSIONS[i.arg & 3], s, ("v",))),
+    "FORMAT_VALUE": (lambda i: 2 if i.arg & 4 else 1, lambda i, s: (FORMATTERS[i.arg & 3], s, ("v",))),
 }
-
-
-_CONVERSIONS = FORMATTERS
 
 
 def _special(mgr, name):
@@ -617,7 +614,7 @@ def break_tail(tracer, cg, resumes, trampoline):
     # what a call returns is opaque to the resumed code when it is a float (np.random.uniform in
     # hf/vits' LayerDrop): guarded by type, not specialized per value unless the code needs it
     made = True if is_item else "float" if op[0] in ("call", "call_ex") else False
-    if op[0] == "python" and op[1] in _CONVERSIONS.values():
+    if op[0] == "python" and op[1] in FORMATTERS.values():
         # an f-string field formatted at the break (a tensor's value): its text changes with the
         # data, so it stays opaque too (guarded by type): its BUILD_STRING is done by the entry
         made = "str"
