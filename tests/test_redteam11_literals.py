@@ -165,3 +165,28 @@ def test_writes_of_data_forget_the_literal(fn, capsys):
             want = fn(x)
             torch.manual_seed(seed)
             assert_same(want, compiled(x))
+
+
+@pytest.mark.parametrize("make", [
+    lambda n: torch.full((), n), lambda n: torch.scalar_tensor(n), lambda n: torch.tensor(n),
+    lambda n: torch.full((), n, dtype=torch.float64),
+], ids=["full", "scalar_tensor", "tensor", "full_dtype"])
+def test_factory_of_a_dynamic_size_stays_symbolic(make):
+    # _literal_factory asked a symbolic fill value for its Python value: that specialized the
+    # size (a recompile per size; test_dynamic_shapes' torch.tensor(n) test) and, marked
+    # dynamic, raised
+    def f(x):
+        n = x.shape[0]
+        return x * make(n), make(n) > 3
+    reset()
+    compiled = bytegraph.compile(f, backend="eager", dynamic=True)
+    for b in (4, 6, 3):
+        x = torch.randn(b, 2)
+        assert_same(f(x), compiled(x))
+    if not REFERENCE:
+        assert bytegraph.counters["frames"]["total"] == 1 and graph_count() == 1
+    reset()
+    compiled = bytegraph.compile(f, backend="eager")
+    x = torch.randn(5, 2)
+    bytegraph.mark_dynamic(x, 0)
+    assert_same(f(x), compiled(x))
