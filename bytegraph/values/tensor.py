@@ -96,9 +96,13 @@ class TensorValue(Value):
     def call_method(self, tx, name, args, kwargs):
         if name in _BANNED_METHODS:
             raise Unsupported(f"Tensor.{name}()", kind="tensor_method", hint=_BANNED_METHODS[name])
-        if name == "new" and len(args) == 1 and args[0].python_type() is torch.Size:
+        if name == "new" and any(a.python_type() is torch.Size for a in args):
             # x.new(torch.Size([4])) is a size, x.new((4,)) the data [4.]: fx keeps a torch.Size
-            # argument as a plain tuple, so the node is new_empty (also uninitialized)
+            # argument as a plain tuple, so the node is new_empty (also uninitialized), which
+            # takes the same arguments but more keywords (x.new(size, dtype=...) is a TypeError)
+            if len(args) != 1 or not set(kwargs) <= {"device"}:
+                raise Unsupported("Tensor.new() of a torch.Size with other arguments",
+                                  kind="tensor_method")
             name = "new_empty"
         return graph_call(tx, "call_method", name, [self] + list(args), kwargs)
 
