@@ -190,3 +190,16 @@ def test_factory_of_a_dynamic_size_stays_symbolic(make):
     x = torch.randn(5, 2)
     bytegraph.mark_dynamic(x, 0)
     assert_same(f(x), compiled(x))
+
+
+def test_sparse_factory_is_not_a_literal():
+    # a one-element sparse zeros made _literal_factory read its storage: an internal error, and
+    # the whole function ran eagerly (it compiled before the literal change)
+    def f(x):
+        return x + torch.zeros(1, layout=torch.sparse_coo).to_dense()
+    reset()
+    compiled = bytegraph.compile(f, backend="eager")
+    x = torch.randn(4)
+    assert_same(f(x), compiled(x))
+    if not REFERENCE:
+        assert not bytegraph.counters["fallback"] and graph_count() == 1

@@ -350,6 +350,7 @@ def _literal_factory(gb, target, args, kwargs, fake, fake_args, fake_kwargs):
     asking for it would specialize the size."""
     if type(fake) is not FakeTensor or any(isinstance(d, torch.SymInt) for d in fake.shape) or \
             fake.numel() != 1 or fake.device.type != "cpu" or fake.requires_grad or \
+            fake.layout is not torch.strided or fake.is_quantized or \
             any(isinstance(v, TensorValue) for v in list(args) + list(kwargs.values())) or \
             has_sym(list(fake_args)) or has_sym(list(fake_kwargs.values())):
         return
