@@ -144,3 +144,17 @@ def test_container_holding_itself_falls_back(fn):
         assert_same(want["x"], got["x"])
     if not REFERENCE:
         assert bytegraph.counters["fallback"]["reference_cycle"] == 1
+
+
+def test_returned_recursive_closure_falls_back():
+    # its cell holds the function that closes over it: was an UnboundLocalError in the epilogue
+    def f(x):
+        def g(n):
+            return g(n - 1) if n else x + 1
+        return g
+    reset()
+    compiled = bytegraph.compile(f, backend="eager")
+    x = torch.randn(3)
+    assert_same(f(x)(2), compiled(x)(2))
+    if not REFERENCE:
+        assert bytegraph.counters["fallback"]["reference_cycle"] == 1
