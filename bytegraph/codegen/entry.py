@@ -113,6 +113,7 @@ class Codegen:
         self.life = None             # EntryLife, once something is bound weakly
         self.lines = []              # statements of the epilogue (materialized temporaries)
         self._temps = {}             # id(value) -> temp name
+        self._building = set()       # ids of values whose build() is running (mutable)
         self.temp_values = {}        # id(value) -> value (kept alive, so ids stay unique)
         self._sources = {}           # Source -> local bound on its first use
         self.used_nodes = {}         # fx Node of a computed tensor the Python code reads -> its local
@@ -234,7 +235,11 @@ class Codegen:
             return name
         return temp
 
-    def mutable(self, value, build):
+    def mutable(self, value, build, fill=None):
+        """The local holding the value the trace created, `name = build()` on first use. With
+        `fill`, `build()` makes it empty and `fill(name)` is a statement filling it in, run
+        after the local exists: values it holds may refer back to it (a reference cycle).
+        Without `fill`, a value that reaches itself cannot be built: refused."""
         name = self._temps.get(id(value))
         if name is None:
             if getattr(value, "source", None) is not None and not getattr(value, "_rebuilt", False):
@@ -242,7 +247,19 @@ class Codegen:
             name = f"__t{len(self._temps)}"
             self._temps[id(value)] = name
             self.temp_values[id(value)] = value
-            self.lines.append(f"{name} = {build()}")
+            if fill is not None:
+                self.lines.append(f"{name} = {build()}")
+                self.lines.append(fill(name))
+            else:
+                self._building.add(id(value))
+                try:
+                    expr = build()
+                finally:
+                    self._building.discard(id(value))
+                self.lines.append(f"{name} = {expr}")
+        elif id(value) in self._building:
+            raise Unsupported(f"a {value.python_type().__name__} the trace created that holds "
+                              "itself (a reference cycle)", kind="reference_cycle")
         return name
 
 

@@ -287,6 +287,7 @@ class GraphBuilder:
                 if hit is not None:
                     return hit, False
         before = [_version(t) for t in tensors]
+        consts = [(t, _version(t.constant)) for t in tensors if getattr(t, "constant", None) is not None]
         outer, writes = self.writes, []
         self.writes = writes
         n_vars = len(self.shape_env.var_to_range) if key is not None else 0
@@ -296,6 +297,10 @@ class GraphBuilder:
         finally:
             self.writes = outer
         mutated = self._note_mutation(tensors, before, writes)
+        if mutated and consts:
+            _forget_unwritten_constants(self.fake_mode, consts, self.mutated_storages)
+        if _has_sym_scalar((fake_args, fake_kwargs)):
+            _forget_hinted_constants(self.fake_mode, result, consts)
         if key is not None:
             # an op that made a new (unbacked) symbol is not a function of its inputs' metadata
             fresh = len(self.shape_env.var_to_range) != n_vars
@@ -569,6 +574,46 @@ def _collect_fakes(obj, out):
     elif isinstance(obj, dict):
         for x in obj.values():
             _collect_fakes(x, out)
+
+
+def _forget_unwritten_constants(fake_mode, consts, mutated_storages):
+    """An op wrote into fakes that carry values (`torch.tensor(0.0)`, values/known.py): the fake
+    mode wrote the value too when it ran the op on the values (all its inputs carried one), and
+    forgot it when it saw a write of data into a tensor argument -- but not into a list of
+    them (`torch._foreach_add_([t], [x])`, `out=[a, b]`). A written value it did not write (its
+    version unchanged, or not knowable) is forgotten here, with its aliases'."""
+    for t, v in consts:
+        c = t.constant
+        if c is None or _storage_key(t) not in mutated_storages:
+            continue
+        if v is None or _version(c) == v:
+            fake_mode.fake_tensor_converter.invalidate_constant_aliases(c)
+            t.constant = None
+
+
+def _has_sym_scalar(obj):
+    if isinstance(obj, (torch.SymInt, torch.SymFloat, torch.SymBool)):
+        return True
+    if isinstance(obj, (list, tuple)):
+        return any(_has_sym_scalar(x) for x in obj)
+    if isinstance(obj, dict):
+        return any(_has_sym_scalar(x) for x in obj.values())
+    return False
+
+
+def _forget_hinted_constants(fake_mode, result, consts):
+    """The fake mode ran an op on values (its tensor inputs all carry one) with a symbolic
+    number among its arguments (`torch.zeros(()) + a`, `a` a dynamic float): it computed with
+    the number's trace-time hint, which the next call need not share. The values it made or
+    wrote are forgotten."""
+    made = []
+    _collect_fakes(result, made)
+    made = [(t, None) for t in made if getattr(t, "constant", None) is not None]
+    for t, v in made + consts:
+        c = t.constant
+        if c is not None and (v is None or _version(c) != v):
+            fake_mode.fake_tensor_converter.invalidate_constant_aliases(c)
+            t.constant = None
 
 
 def _version(t):

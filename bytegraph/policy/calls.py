@@ -713,7 +713,7 @@ def construct(tx, cls_value, args, kwargs):
         if vmap.is_getitem_to_index(cls):
             return vmap.construct_getitem_to_index(tx, cls, args, kwargs)
         if issubclass(cls, torch.Tensor):
-            return graph_call(tx, "call_function", cls, list(args), kwargs)
+            return graph_call(tx, "call_function", cls, _size_args(cls, list(args)), kwargs)
         legacy = _legacy_tensor(tx, cls, args, kwargs)
         if legacy is not None:
             return legacy
@@ -769,6 +769,22 @@ def _legacy_tensor(tx, cls, args, kwargs):
     from ..values.containers import ListValue
     return graph_call(tx, "call_function", torch.tensor, [ListValue(list(items))],
                       {"dtype": ConstValue(cls.dtype), "device": ConstValue(torch.device("cpu"))})
+
+
+def _size_args(cls, args):
+    """torch.Tensor(torch.Size([4, 3])) is a 4x3 tensor, torch.Tensor((4, 3)) the data [4., 3.]:
+    fx keeps a torch.Size argument as a plain tuple, so the node takes its sizes unpacked
+    (torch.Tensor(4, 3), the same call). Other tensor classes, and torch.Tensor(torch.Size([]))
+    (a 0-d tensor, where torch.Tensor() is an empty one), are refused."""
+    if not any(a.python_type() is torch.Size for a in args):
+        return args
+    items = getattr(args[0], "items", None)
+    if type(args[0]) is ConstValue:
+        items = [ConstValue(d) for d in args[0].value]
+    if cls is torch.Tensor and len(args) == 1 and isinstance(items, list) and items:
+        return list(items)
+    raise Unsupported(f"{cls.__qualname__}() of a torch.Size (a graph keeps it as a tuple: its "
+                      "data)", kind="construct")
 
 
 def _is_torch_class(cls):

@@ -229,7 +229,10 @@ class AutogradApplyValue(Value):
             def t(*args, **kwargs):
                 return fn_cls.apply(*args, **kwargs)
             t.__name__ = t.__qualname__ = f"{fn_cls.__name__}_apply"
-            t.__module__ = fn_cls.__module__
+            # fx writes a function from a torch module as its dotted name (torch.distributions.
+            # dirichlet._Dirichlet_apply, which does not exist): name a torch Function's elsewhere
+            mod = fn_cls.__module__ or ""
+            t.__module__ = __name__ if mod == "torch" or mod.startswith("torch.") else mod
             t.__bytegraph_autograd_function__ = fn_cls     # backends that lower must keep it whole
             cls._targets[fn_cls] = t
         return t
@@ -371,14 +374,20 @@ class NewObjectValue(_InstanceBase):
         del self.attrs[name]
 
     def reconstruct(self, cg):
+        # made empty first, then filled: an attribute may refer back to the object (a cycle,
+        # like torch.distributions' Transform and its _InverseTransform)
+        def attrs():
+            return "{" + ", ".join(f"{k!r}: {cg.expr(v)}" for k, v in self.attrs.items()) + "}"
+
         def build():
             cls = cg.const(self.cls, self.cls.__name__)
-            attrs = "{" + ", ".join(f"{k!r}: {cg.expr(v)}" for k, v in self.attrs.items()) + "}"
             if self.dict_items is not None:
                 return f"{cg.const(_rebuild_dict_object, 'rebuild_dict')}({cls}, " \
-                       f"{self.dict_items._literal(cg)}, {attrs})"
-            return f"{cg.const(_rebuild_object, 'rebuild')}({cls}, {attrs})"
-        return cg.mutable(self, build)
+                       f"{self.dict_items._literal(cg)}, {attrs()})"
+            return f"{cg.const(_new_object, 'new_object')}({cls})"
+        if self.dict_items is not None:
+            return cg.mutable(self, build)
+        return cg.mutable(self, build, lambda name: f"{cg.const(_fill_object, 'fill')}({name}, {attrs()})")
 
     def __repr__(self):
         return f"NewObject({self.cls.__name__})"
@@ -386,6 +395,16 @@ class NewObjectValue(_InstanceBase):
 
 def _rebuild_object(cls, attrs):
     obj = object.__new__(cls)
+    _fill_object(obj, attrs)
+    return obj
+
+
+def _new_object(cls):
+    return object.__new__(cls)
+
+
+def _fill_object(obj, attrs):
+    cls = type(obj)
     d = getattr(obj, "__dict__", None)
     if d is not None and not any(_slot_of(cls, k) for k in attrs):
         d.update(attrs)

@@ -96,9 +96,13 @@ class TensorValue(Value):
     def call_method(self, tx, name, args, kwargs):
         if name in _BANNED_METHODS:
             raise Unsupported(f"Tensor.{name}()", kind="tensor_method", hint=_BANNED_METHODS[name])
-        if name == "new" and len(args) == 1 and args[0].python_type() is torch.Size:
+        if name == "new" and any(a.python_type() is torch.Size for a in args):
             # x.new(torch.Size([4])) is a size, x.new((4,)) the data [4.]: fx keeps a torch.Size
-            # argument as a plain tuple, so the node is new_empty (also uninitialized)
+            # argument as a plain tuple, so the node is new_empty (also uninitialized), which
+            # takes the same arguments but more keywords (x.new(size, dtype=...) is a TypeError)
+            if len(args) != 1 or not set(kwargs) <= {"device"}:
+                raise Unsupported("Tensor.new() of a torch.Size with other arguments",
+                                  kind="tensor_method")
             name = "new_empty"
         return graph_call(tx, "call_method", name, [self] + list(args), kwargs)
 
@@ -295,7 +299,7 @@ def graph_call(tx, kind, target, args, kwargs, run_fake=None):
             else:     # the op read a module-state scalar's value (pad taking it as an int)
                 fx_args, fx_kwargs, fake = _read_known(tx, kind, target, args, kwargs, fake, run_fake)
     if target in _LITERAL_FACTORIES:
-        _literal_factory(gb, target, args, kwargs, fake)
+        _literal_factory(gb, target, args, kwargs, fake, fake_args, fake_kwargs)
     if env is not None and len(env.var_to_range) != n_vars:
         gb.note_unbacked(n_vars, producer_chain(tx))    # a data-dependent size: nonzero(), x[mask]
     if gb.marked:
@@ -338,13 +342,17 @@ def graph_call(tx, kind, target, args, kwargs, run_fake=None):
 _LITERAL_FACTORIES = {torch.full, torch.zeros, torch.ones, torch.scalar_tensor}
 
 
-def _literal_factory(gb, target, args, kwargs, fake):
+def _literal_factory(gb, target, args, kwargs, fake, fake_args, fake_kwargs):
     """`torch.full((), 0.0, dtype=...)` and the like: made from Python constants only, its fake
     carries the value (values/known.py `literal`), so FakeTensorMode propagates it through ops
-    on it (a distribution's argument checks) as it does a `torch.tensor(0.0)`'s."""
+    on it (a distribution's argument checks) as it does a `torch.tensor(0.0)`'s. Not from a
+    symbolic number (`torch.tensor(n)`, n a dynamic size): its value is not a constant, and
+    asking for it would specialize the size."""
     if type(fake) is not FakeTensor or any(isinstance(d, torch.SymInt) for d in fake.shape) or \
             fake.numel() != 1 or fake.device.type != "cpu" or fake.requires_grad or \
-            any(isinstance(v, TensorValue) for v in list(args) + list(kwargs.values())):
+            fake.layout is not torch.strided or fake.is_quantized or \
+            any(isinstance(v, TensorValue) for v in list(args) + list(kwargs.values())) or \
+            has_sym(list(fake_args)) or has_sym(list(fake_kwargs.values())):
         return
     try:
         real = target(*[a.as_python() for a in args], **{k: v.as_python() for k, v in kwargs.items()})
