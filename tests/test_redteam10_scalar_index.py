@@ -144,3 +144,67 @@ def test_repeated_calls_are_cache_hits():
         assert_same(f(_w(), x), compiled(_w(), x))
     assert graph_count() == 1
     assert bytegraph.counters["recompiles"]["total"] == 0
+
+
+WARM_MODULE = '''
+import torch
+
+def pick(W, x):
+    return W[x.argmax() + int(__import__("os").environ.get("R10_SHIFT", "0"))] * 2
+'''
+
+WARM_PHASE = '''
+import json, os, sys
+spec = json.loads(sys.argv[1])
+sys.path.insert(0, spec["dir"])
+import torch
+import bytegraph
+bytegraph.config.cache_dir = spec["cache_dir"]
+import r10mod
+backend = os.environ["R10_BACKEND"]
+compiled = bytegraph.compile(r10mod.pick, backend=backend)
+good = True
+for x in (torch.tensor([0., 3., 1.]), torch.tensor([9., 3., 1.]), torch.tensor([0., 0., 5.])):
+    W = torch.arange(60.).reshape(5, 4, 3)
+    try:
+        want, werr = r10mod.pick(W, x), None
+    except IndexError as e:
+        want, werr = None, str(e)
+    try:
+        got, gerr = compiled(W, x), None
+    except IndexError as e:
+        got, gerr = None, str(e)
+    good = good and werr == gerr and (want is None or torch.equal(want, got))
+print("RESULT" + json.dumps({"ok": {"pick": good}, "warm": dict(bytegraph.counters["warm"]),
+                             "frames": dict(bytegraph.counters["frames"])}))
+'''
+
+
+@pytest.mark.parametrize("backend", ["eager", "inductor"])
+def test_warm_start_keeps_the_index_check(tmp_path, backend):
+    # a graph holding index_with_ints (and, lowered by inductor, bytegraph::index_in_range)
+    # saved, then loaded in a new process: same results, eager's IndexError out of range
+    from warm_harness import run_phase, write_module
+    write_module(tmp_path, "r10mod.py", WARM_MODULE)
+    env = {"R10_BACKEND": backend, "R10_SHIFT": "3"}
+    cold = run_phase(WARM_PHASE, tmp_path, ["pick"], **env)
+    assert cold["ok"] == {"pick": True}, cold
+    warm = run_phase(WARM_PHASE, tmp_path, ["pick"], **env)
+    assert warm["ok"] == {"pick": True} and warm["warm"].get("hit"), warm
+
+
+def test_export_plain_graph_reads_the_index_per_call():
+    def f(W, x):
+        return W[x.argmax()] * 2
+    gm = bytegraph.export(f)(_w(), torch.tensor([3., 0., 1.])).graph_module
+    for x in (torch.tensor([0., 3., 1.]), torch.tensor([9., 3., 1.])):
+        assert_same(f(_w(), x), gm(_w(), x))
+
+
+def test_export_aten_graph_refuses_to_bake_the_index():
+    # make_fx in real mode ran item() on the example and recorded `select(W, 0, 0)`: the
+    # exported graph returned W[0] for every x (and never raised out of range)
+    def f(W, x):
+        return W[x.argmax()] * 2
+    with pytest.raises(bytegraph.Unsupported, match="lowering would bake in"):
+        bytegraph.export(f, aten_graph=True)(_w(), torch.tensor([3., 0., 1.]))
