@@ -55,8 +55,7 @@ def select_scalar_indices(tx, obj, idx):
     return graph_call(tx, "call_function", index_with_ints, [obj, TupleValue(parts)], {})
 
 
-@torch.library.custom_op("bytegraph::index_in_range", mutates_args=())
-def index_in_range(index: torch.Tensor, size: int, position: int) -> torch.Tensor:
+def _index_in_range(index, size, position):
     """`index` (a 0-d int64 tensor) as eager's indexing checks an int at `position` of the
     index against a dimension of `size`: eager's IndexError when out of range, else the index
     made non-negative (a new 0-d tensor)."""
@@ -66,11 +65,12 @@ def index_in_range(index: torch.Tensor, size: int, position: int) -> torch.Tenso
     return torch.scalar_tensor(i + size if i < 0 else i, dtype=torch.int64)
 
 
-@index_in_range.register_fake
-def _index_in_range_fake(index, size, position):
-    return torch.empty((), dtype=torch.int64)
-
-
+# the low-level registration (torch.library.custom_op costs ~6 ms at import)
+_LIB = torch.library.Library("bytegraph", "DEF")
+_LIB.define("index_in_range(Tensor index, SymInt size, int position) -> Tensor")
+_LIB.impl("index_in_range", _index_in_range, "CompositeExplicitAutograd")
+torch.library.register_fake("bytegraph::index_in_range",
+                            lambda index, size, position: torch.empty((), dtype=torch.int64), lib=_LIB)
 # its only output may go unused (`x[e]` whose result is dropped still raises in eager)
 torch.fx.node.has_side_effect(torch.ops.bytegraph.index_in_range.default)
 
