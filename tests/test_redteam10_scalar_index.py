@@ -208,3 +208,66 @@ def test_export_aten_graph_refuses_to_bake_the_index():
         return W[x.argmax()] * 2
     with pytest.raises(bytegraph.Unsupported, match="lowering would bake in"):
         bytegraph.export(f, aten_graph=True)(_w(), torch.tensor([3., 0., 1.]))
+
+
+class _Box:
+    n = 0
+
+
+def _effects_then_index(W, x, log, box):
+    log.append(1)
+    box.n += 1
+    return W[x.argmax() + 3] * 2
+
+
+@pytest.mark.parametrize("backend", ["eager", "inductor"])
+def test_python_effects_before_a_raising_index_are_kept(backend):
+    # the graph raised IndexError and the appended item / attribute write, replayed after the
+    # graph, were lost; eager made them before raising
+    reset()
+    compiled = bytegraph.compile(_effects_then_index, backend=backend)
+    for x in (torch.tensor([0., 3., 1.]), torch.tensor([0., 0., 3.])):
+        seen = []
+        for fn in (_effects_then_index, compiled):
+            log, box = [], _Box()
+            try:
+                fn(_w(), x, log, box)
+                outcome = "ok"
+            except IndexError as e:
+                outcome = str(e)
+            seen.append((outcome, log, box.n))
+        assert seen[0] == seen[1]
+
+
+def _write_index_write(W, x, acc):
+    acc.add_(1)
+    r = W[x.argmax() + 3] * 2
+    acc.mul_(10)
+    W.add_(1)
+    return r
+
+
+def _index_then_write(W, x, acc):
+    r = W[x.argmax() + 3]
+    acc.add_(10)
+    return r * 1
+
+
+@pytest.mark.parametrize("fn", [_write_index_write, _index_then_write])
+def test_tensor_writes_around_a_raising_index_inductor(fn):
+    # inductor functionalized the graph: the write before the check was applied at the end (lost
+    # when it raised) and the write after it ran before the check; such a graph now runs as
+    # captured (in program order)
+    reset()
+    compiled = bytegraph.compile(fn, backend="inductor")
+    for x in (torch.tensor([0., 3., 1.]), torch.tensor([0., 0., 3.])):
+        seen = []
+        for f in (fn, compiled):
+            W, acc = _w(), torch.zeros(2)
+            try:
+                out = f(W, x, acc)
+                outcome = out.sum().item()
+            except IndexError as e:
+                outcome = str(e)
+            seen.append((outcome, acc.tolist(), W.sum().item()))
+        assert seen[0] == seen[1]

@@ -46,6 +46,11 @@ def select_scalar_indices(tx, obj, idx):
         if _scalar_index(p):
             c = known(tx, p) if p.roots else None
             ints.append(const(int(c.item())) if c is not None else None)
+    if None in ints and _deferred_effects(tx.side_effects):
+        # the index is checked when the graph runs (eager's IndexError), but the Python side
+        # effects before it are replayed after the graph: a raise would lose them
+        raise Unsupported("indexing with a 0-d integer tensor may raise after Python side "
+                          "effects the graph would defer", kind="data_dependent")
     if tx.graph.shape_env is None and None in ints:
         raise Unsupported("indexing with a 0-d integer tensor reads its value (an unbacked "
                           "symbol)", kind=NEEDS_SHAPE_ENV)
@@ -53,6 +58,13 @@ def select_scalar_indices(tx, obj, idx):
     parts = [(ints.pop() or graph_call(tx, "call_method", "item", [p], {})) if _scalar_index(p) else p
              for p in parts]
     return graph_call(tx, "call_function", index_with_ints, [obj, TupleValue(parts)], {})
+
+
+def _deferred_effects(effects):
+    """Python side effects the graph's epilogue would replay, other than the steps of a loop's
+    iterator (a resume function's `for` iterator is logged as a caller's object; the loop's
+    own, it is unreachable once the exception leaves the function)."""
+    return bool(effects.writes) or any(not getattr(c, "sticky", False) for c in effects.containers.values())
 
 
 def _index_in_range(index, size, position):
@@ -107,3 +119,35 @@ def index_with_ints(t, index):
         t = t.select(d, i)
     rest = tuple(i for i in index if not isinstance(i, torch.SymInt))
     return t[rest] if rest else t
+
+
+def _writes(n):
+    """Whether graph node `n` writes into a tensor: marked by the trace (meta "mutates"), or, in
+    a graph rebuilt from a warm-start record (no meta), an in-place method or op."""
+    if n.meta.get("mutates"):
+        return True
+    t = n.target
+    if n.op == "call_method":
+        return t.endswith("_") and not t.endswith("__") or t in ("__setitem__", "__iadd__", "__imul__")
+    if n.op != "call_function":
+        return False
+    if isinstance(t, torch._ops.OpOverload):
+        return t._schema.is_mutable
+    name = getattr(t, "__name__", "")
+    return (name.endswith("_") and not name.endswith("__") or name in ("setitem", "__setitem__")
+            or "out" in n.kwargs or n.kwargs.get("inplace") is True)
+
+
+def checks_between_writes(gm):
+    """A graph that checks an index read from a tensor (index_with_ints at a graph value: may
+    raise eager's IndexError midway) and writes into a tensor. A compiling backend functionalizes
+    it: writes before the check are applied at the end (lost when it raises), writes after it
+    may run before it (inductor applied them and then raised). Such a graph runs as captured."""
+    checks = writes = False
+    for n in gm.graph.nodes:
+        if n.op == "call_function" and n.target is index_with_ints and \
+                any(isinstance(i, torch.fx.Node) for i in n.args[1]):
+            checks = True
+        elif n.op in ("call_function", "call_method") and _writes(n):
+            writes = True
+    return checks and writes
