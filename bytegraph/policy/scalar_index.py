@@ -5,6 +5,8 @@ backend lowers that node, each symbolic index goes through `bytegraph::index_in_
 which raises eager's IndexError for an index out of range (a compiled select never checks a
 symbolic index: it would read or write outside the tensor) and hands back the index made
 non-negative (so the view's storage offset is a known function of it)."""
+import operator
+
 import torch
 
 from ..exc import Unsupported
@@ -134,7 +136,9 @@ def _writes(n):
     if isinstance(t, torch._ops.OpOverload):
         return t._schema.is_mutable
     name = getattr(t, "__name__", "")
-    return (name.endswith("_") and not name.endswith("__") or name in ("setitem", "__setitem__")
+    if getattr(operator, name, None) is t:          # iadd, imul, ...; setitem
+        return name == "setitem" or name[:1] == "i" and hasattr(operator, name[1:])
+    return (name.endswith("_") and not name.endswith("__") or name == "__setitem__"
             or "out" in n.kwargs or n.kwargs.get("inplace") is True)
 
 
