@@ -185,6 +185,12 @@ def _export(fn, args, kwargs, aten_graph, decomposition_table, tracing_mode, dyn
     guards.add_shape_env(gb)
     gb.release_real_tensors()
     if aten_graph:
+        if gb.unbacked_at:
+            # a real-mode lowering bakes in the value the graph reads (`W[x.argmax()]` became
+            # `select(W, 0, 0)` for every x); a symbolic one cannot record the read
+            raise Unsupported("export(aten_graph=True): the graph reads a tensor's value (an "
+                              "item(), an unbacked symbol), which lowering would bake in",
+                              kind="data_dependent")
         gm = _lower(gm, flat, decomposition_table, "symbolic" if gb.symbols else tracing_mode)
     gm.graph._codegen = _PyTreeCodeGen(_PyTreeInfo(names, in_spec, out_spec))
     gm.recompile()

@@ -309,9 +309,12 @@ class GraphBuilder:
 
     def note_unbacked(self, n_before, chain):
         """The symbols an op just added to the ShapeEnv (beyond the first n_before) were made
-        at `chain`."""
+        at `chain`. They are bound by the graph's own nodes: a compiling backend that lowers
+        the graph in this ShapeEnv (dynamic shapes) would otherwise find them pending and
+        refuse the graph (PendingUnbackedSymbolNotFound)."""
         for sym in list(self.shape_env.var_to_range)[n_before:]:
             self.unbacked_at.setdefault(sym, chain)
+        self.shape_env.pending_fresh_unbacked_symbols.clear()
 
     def producer_of(self, symbols):
         """Where the trace made one of these unbacked symbols (the earliest), or None."""

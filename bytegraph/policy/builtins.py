@@ -24,7 +24,6 @@ from ..values.base import (Value, RealCallableValue, ConstValue, NONE, const, wr
 from ..values.containers import (TupleValue, ListValue, DictValue, SetValue, IteratorValue, BaseSeq, py_key,
                                  ListIterValue, HashIterValue, DictViewValue)
 from ..values.tensor import TensorValue, graph_call
-from ..graph.builder import NEEDS_SHAPE_ENV
 from ..values.known import known
 from ..protocols import (binary_op, compare_op, contains_op, unary_op, truth, is_same, hash_value,
                          INPLACE_TO_BINARY)
@@ -36,8 +35,9 @@ from ..values.iterators import EndsRaising
 from ..values.functions import BoundMethodValue, UserFnValue
 from .breaks import printable_call, run_in_python
 from .vmap import index_under_mode
+from .scalar_index import select_scalar_indices, index_with_ints  # noqa: F401 (the graph's node)
 from ..values.opaque import Opaque, scalar_op
-from ..values.symbolic import size_value, SymValue, SymSliceValue, sym_op, is_sym_operand
+from ..values.symbolic import size_value, SymValue, sym_op, is_sym_operand
 from ..values.objects import (ClassValue, DynamicAttrObjectValue, ModuleValue, NewObjectValue, ObjectValue,
                               PyModuleValue, SuperValue, _InstanceBase, _MISSING, bind_class_attr,
                               class_lookup, generic_getattr, static_lookup)
@@ -214,68 +214,6 @@ def call_on_constants(tx, fn, args, kwargs):
 # --------------------------------------------------------------------------
 # operators
 
-# a 0-d tensor of these dtypes indexes as the int it holds (uint8 and bool index as masks)
-_SCALAR_INDEX_DTYPES = frozenset({torch.int8, torch.int16, torch.int32, torch.int64, torch.uint16,
-                                  torch.uint32, torch.uint64})
-
-
-def _scalar_index(v):
-    return isinstance(v, TensorValue) and v.fake.dim() == 0 and v.fake.dtype in _SCALAR_INDEX_DTYPES
-
-
-def _select_scalar_indices(tx, obj, idx):
-    """`x[e]` or `x[..., e, ...]` with `e` a 0-d integer tensor: torch's indexing turns `e` into
-    the int it holds (`e.item()`) before anything else, so the graph does the same: one node
-    `index_with_ints(x, (..., e.item(), ...))`, the item an unbacked symbol instead of a stop.
-    Returns None when no component is such a tensor, or when the index holds a component that is
-    not a constant, a symbolic int, a slice or a non-mask tensor (the caller indexes as before)."""
-    parts = list(idx.items) if type(idx) is TupleValue else [idx]
-    if not any(_scalar_index(p) for p in parts):
-        return None
-    for p in parts:
-        ok = isinstance(p, TensorValue) and p.fake.dtype not in (torch.bool, torch.uint8) or \
-            isinstance(p, SymSliceValue) or isinstance(p, SymValue) and p.python_type() is int or \
-            isinstance(p, ConstValue) and (p.value is None or type(p.value) in (int, slice, type(Ellipsis)))
-        if not ok:
-            return None
-    ints = []
-    for p in parts:
-        if _scalar_index(p):
-            c = known(tx, p) if p.roots else None
-            ints.append(const(int(c.item())) if c is not None else None)
-    if tx.graph.shape_env is None and None in ints:
-        raise Unsupported("indexing with a 0-d integer tensor reads its value (an unbacked "
-                          "symbol)", kind=NEEDS_SHAPE_ENV)
-    ints.reverse()
-    parts = [(ints.pop() or graph_call(tx, "call_method", "item", [p], {})) if _scalar_index(p) else p
-             for p in parts]
-    return graph_call(tx, "call_function", index_with_ints, [obj, TupleValue(parts)], {})
-
-
-def index_with_ints(t, index):
-    """`t[index]` (a tuple) where some ints came from 0-d integer tensors. Run on real ints it is
-    exactly that indexing (eager's own errors and messages). While tracing, where those ints are
-    symbols that Tensor.__getitem__ refuses, it selects at each one first (the last dim first,
-    so the earlier dims keep their numbers), as torch's indexing does with an int, then indexes
-    the rest."""
-    if not any(isinstance(i, torch.SymInt) for i in index):
-        return t[index]
-    spans = [0 if i is None else None if i is Ellipsis else
-             i.dim() if isinstance(i, torch.Tensor) and i.dtype in (torch.bool, torch.uint8) else 1
-             for i in index]
-    if None in spans:
-        spans[spans.index(None)] = t.dim() - sum(s for s in spans if s is not None)
-    dims, d = [], 0
-    for i, span in zip(index, spans):
-        if isinstance(i, torch.SymInt):
-            dims.append(d)
-        d += span
-    for d, i in reversed(list(zip(dims, [i for i in index if isinstance(i, torch.SymInt)]))):
-        t = t.select(d, i)
-    rest = tuple(i for i in index if not isinstance(i, torch.SymInt))
-    return t[rest] if rest else t
-
-
 def get_item(tx, obj, idx):
     if isinstance(obj, TensorValue):
         if tx.getitem_to_index:
@@ -286,7 +224,7 @@ def get_item(tx, obj, idx):
             # x[n] is x.select(0, n); Tensor.__getitem__ would read n through __index__, which
             # specializes it
             return graph_call(tx, "call_function", torch.select, [obj, const(0), idx], {})
-        selected = _select_scalar_indices(tx, obj, idx)
+        selected = select_scalar_indices(tx, obj, idx)
         if selected is not None:
             return selected
         return graph_call(tx, "call_function", operator.getitem, [obj, idx], {})

@@ -308,6 +308,12 @@ def graph_call(tx, kind, target, args, kwargs, run_fake=None):
     if mutated and roots:
         taint(gb, _valued_fakes(fake_args, fake_kwargs), roots)
     if not mutated and not _has_tensor(fake):
+        if any_symbolic(fake) and "storage_offset" in _target_name(target) and \
+                not (args and isinstance(args[0], TensorValue) and args[0].source is not None):
+            # a compiling backend's functionalization answers the storage_offset() of a view
+            # the graph made with the offset of a fresh tensor (inductor returned 0 for
+            # `x[n].storage_offset()`); an input's own offset is read from the input
+            raise Unsupported("storage_offset() of a tensor at a symbolic offset", kind="data_dependent")
         if any_symbolic(fake):
             # a symbolic answer (x.size(0), x.numel() of a dynamic tensor): a node computes it
             return wrap_graph_result(tx, gb.create(kind, target, fx_args, fx_kwargs, fake, counts=False),
