@@ -12,9 +12,6 @@ compile(options=...) applied.
 - options=: the inductor backend gets them as an inductor config patch, validated up front
   (unknown keys and wrong value types are errors, as in torch.compile); a backend callable with
   an `options` parameter receives them as options=...; any other backend refuses them.
-- A graph that may raise eager's IndexError midway (an index read from a tensor) and writes
-  into a tensor runs as captured, in program order: a compiling backend's functionalization
-  moves writes past the check (policy/scalar_index.py `checks_between_writes`).
 """
 import contextlib
 import difflib
@@ -36,11 +33,6 @@ def guarded_backend(backend, name):
 
     @functools.wraps(backend)
     def call(gm, example_inputs):
-        from ..policy.scalar_index import checks_between_writes
-        if checks_between_writes(gm):
-            from ..observe import counters
-            counters["stats"]["graphs_uncompiled"] += 1
-            return eager(gm, example_inputs)
         return _call(backend, name, gm, example_inputs)
     return call
 

@@ -5,7 +5,6 @@ backend lowers that node, each symbolic index goes through `bytegraph::index_in_
 which raises eager's IndexError for an index out of range (a compiled select never checks a
 symbolic index: it would read or write outside the tensor) and hands back the index made
 non-negative (so the view's storage offset is a known function of it)."""
-import operator
 
 import torch
 
@@ -121,37 +120,3 @@ def index_with_ints(t, index):
         t = t.select(d, i)
     rest = tuple(i for i in index if not isinstance(i, torch.SymInt))
     return t[rest] if rest else t
-
-
-def _writes(n):
-    """Whether graph node `n` writes into a tensor: marked by the trace (meta "mutates"), or, in
-    a graph rebuilt from a warm-start record (no meta), an in-place method or op."""
-    if n.meta.get("mutates"):
-        return True
-    t = n.target
-    if n.op == "call_method":
-        return t.endswith("_") and not t.endswith("__") or t in ("__setitem__", "__iadd__", "__imul__")
-    if n.op != "call_function":
-        return False
-    if isinstance(t, torch._ops.OpOverload):
-        return t._schema.is_mutable
-    name = getattr(t, "__name__", "")
-    if getattr(operator, name, None) is t:          # iadd, imul, ...; setitem
-        return name == "setitem" or name[:1] == "i" and hasattr(operator, name[1:])
-    return (name.endswith("_") and not name.endswith("__") or name == "__setitem__"
-            or "out" in n.kwargs or n.kwargs.get("inplace") is True)
-
-
-def checks_between_writes(gm):
-    """A graph that checks an index read from a tensor (index_with_ints at a graph value: may
-    raise eager's IndexError midway) and writes into a tensor. A compiling backend functionalizes
-    it: writes before the check are applied at the end (lost when it raises), writes after it
-    may run before it (inductor applied them and then raised). Such a graph runs as captured."""
-    checks = writes = False
-    for n in gm.graph.nodes:
-        if n.op == "call_function" and n.target is index_with_ints and \
-                any(isinstance(i, torch.fx.Node) for i in n.args[1]):
-            checks = True
-        elif n.op in ("call_function", "call_method") and _writes(n):
-            writes = True
-    return checks and writes
