@@ -287,7 +287,8 @@ class GraphBuilder:
                 if hit is not None:
                     return hit, False
         before = [_version(t) for t in tensors]
-        consts = [(t, _version(t.constant)) for t in tensors if getattr(t, "constant", None) is not None]
+        consts = [(t, t.constant, t.constant.clone()) for t in tensors
+                  if getattr(t, "constant", None) is not None]
         outer, writes = self.writes, []
         self.writes = writes
         n_vars = len(self.shape_env.var_to_range) if key is not None else 0
@@ -583,15 +584,25 @@ def _forget_unwritten_constants(fake_mode, consts, mutated_storages):
     """An op wrote into fakes that carry values (`torch.tensor(0.0)`, values/known.py): the fake
     mode wrote the value too when it ran the op on the values (all its inputs carried one), and
     forgot it when it saw a write of data into a tensor argument -- but not into a list of
-    them (`torch._foreach_add_([t], [x])`, `out=[a, b]`). A written value it did not write (its
-    version unchanged, or not knowable) is forgotten here, with its aliases'."""
-    for t, v in consts:
+    them (`torch._foreach_add_([t], [x])`, `out=[a, b]`). A written value that still holds what
+    it held before the op (by value: the fake mode's own writes do not always move the version
+    counter) is forgotten here, with its aliases'; one the fake mode replaced it wrote."""
+    for t, before, snapshot in consts:
         c = t.constant
-        if c is None or _storage_key(t) not in mutated_storages:
+        if c is None or c is not before or _storage_key(t) not in mutated_storages:
             continue
-        if v is None or _version(c) == v:
+        if _same_value(c, snapshot):
             fake_mode.fake_tensor_converter.invalidate_constant_aliases(c)
             t.constant = None
+
+
+def _same_value(a, b):
+    """Equal shape, dtype and elements (nan equal to nan)."""
+    if a.shape != b.shape or a.dtype != b.dtype:
+        return False
+    if a.is_floating_point() or a.is_complex():
+        return bool(((a == b) | ((a != a) & (b != b))).all())
+    return bool((a == b).all())
 
 
 def _has_sym_scalar(obj):
@@ -608,14 +619,15 @@ def _forget_hinted_constants(fake_mode, result, consts):
     """The fake mode ran an op on values (its tensor inputs all carry one) with a symbolic
     number among its arguments (`torch.zeros(()) + a`, `a` a dynamic float): it computed with
     the number's trace-time hint, which the next call need not share. The values it made or
-    wrote are forgotten."""
+    wrote (replaced, or changed in place) are forgotten."""
     made = []
     _collect_fakes(result, made)
-    made = [(t, None) for t in made if getattr(t, "constant", None) is not None]
-    for t, v in made + consts:
-        c = t.constant
-        if c is not None and (v is None or _version(c) != v):
-            fake_mode.fake_tensor_converter.invalidate_constant_aliases(c)
+    stale = [t for t in made if getattr(t, "constant", None) is not None]
+    stale += [t for t, before, snapshot in consts if t.constant is not None and
+              (t.constant is not before or not _same_value(t.constant, snapshot))]
+    for t in stale:
+        if t.constant is not None:
+            fake_mode.fake_tensor_converter.invalidate_constant_aliases(t.constant)
             t.constant = None
 
 
