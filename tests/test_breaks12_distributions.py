@@ -105,30 +105,27 @@ def test_literal_factory_branch(factory):
     check(f, torch.randn(3), graphs=1)
 
 
-def test_literal_written_with_data_is_not_known():
-    def f(x):
-        t = torch.zeros(())
-        t.add_(x.sum())              # now data: bool(t) must stop, not use 0
-        if t > 0:
-            return x + 1
-        return x - 1
+def _written_with_data(x):
+    t = torch.zeros(())
+    t.add_(x.sum())              # now data: bool(t) must stop, not use 0
+    if t > 0:
+        return x + 1
+    return x - 1
+
+
+def _written_through_a_view(x):
+    t = torch.zeros(1)
+    v = t.view(())
+    v.copy_(x.sum())
+    if t > 0:
+        return x + 1
+    return x - 1
+
+
+@pytest.mark.parametrize("f", [_written_with_data, _written_through_a_view])
+def test_literal_written_with_data_is_not_known(f):
     reset()
     compiled = bytegraph.compile(f, backend="eager")
     for x in (torch.ones(3), -torch.ones(3)):
         assert_same(f(x), compiled(x))
     assert "bool() of a tensor depends on its data" in bytegraph.counters["graph_break"]
-
-
-def test_literal_written_through_a_view_is_not_known():
-    def f(x):
-        t = torch.zeros(1)
-        v = t.view(())
-        v.copy_(x.sum())
-        if t > 0:
-            return x + 1
-        return x - 1
-    reset()
-    compiled = bytegraph.compile(f, backend="eager")
-    for x in (torch.ones(3), -torch.ones(3)):
-        assert_same(f(x), compiled(x))
-
