@@ -300,7 +300,8 @@ class GraphBuilder:
         mutated = self._note_mutation(tensors, before, writes)
         if mutated and consts:
             _forget_unwritten_constants(self.fake_mode, consts, self.mutated_storages)
-        if _has_sym_scalar((fake_args, fake_kwargs)):
+        if consts and _has_sym_scalar((fake_args, fake_kwargs)):
+            # (the fake mode computes on values only when every tensor input carries one)
             _forget_hinted_constants(self.fake_mode, result, consts)
         if key is not None:
             # an op that made a new (unbacked) symbol is not a function of its inputs' metadata

@@ -55,10 +55,14 @@ def select_scalar_indices(tx, obj, idx):
     if tx.graph.shape_env is None and None in ints:
         raise Unsupported("indexing with a 0-d integer tensor reads its value (an unbacked "
                           "symbol)", kind=NEEDS_SHAPE_ENV)
-    ints.reverse()
-    parts = [(ints.pop() or graph_call(tx, "call_method", "item", [p], {})) if _scalar_index(p) else p
-             for p in parts]
+    ints = iter(ints)
+    parts = [_int_index(tx, p, next(ints)) if _scalar_index(p) else p for p in parts]
     return graph_call(tx, "call_function", index_with_ints, [obj, TupleValue(parts)], {})
+
+
+def _int_index(tx, p, value):
+    """The int a 0-d index tensor stands for: its known value, else its item() in the graph."""
+    return value if value is not None else graph_call(tx, "call_method", "item", [p], {})
 
 
 def _deferred_effects(effects):
