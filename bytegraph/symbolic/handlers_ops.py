@@ -230,16 +230,34 @@ def _format_protocol(tx, v, spec, to_str):
     return r
 
 
+# The build instructions of displays and comprehensions (LIST_APPEND, SET_ADD, MAP_ADD,
+# LIST_EXTEND, SET_UPDATE, DICT_UPDATE/DICT_MERGE) write into a container on the stack, which
+# the trace built -- or which a resume function received from a break in the middle of the
+# display or comprehension (`[x.sum(), *g(x)]` stopped at g, a comprehension whose body
+# stopped): then it is the caller's object, and the write is a side effect like a method's.
+
+
+def _built(f, inst):
+    """The container the instruction writes into, marked written when it is a caller's."""
+    target = f.stack[-inst.arg]
+    if target.source is not None and type(target) is not SetValue:
+        target.mutate(f.tx)
+    return target
+
+
 @handler("LIST_APPEND")
 def _list_append(f, inst):
     v = f.stack.pop()
-    f.stack[-inst.arg].items.append(v)
+    _built(f, inst).items.append(v)
 
 
 @handler("SET_ADD")
 def _set_add(f, inst):
     v = f.stack.pop()
     target = f.stack[-inst.arg]
+    if target.source is not None:
+        target.call_method(f.tx, "add", [v], {})
+        return
     target.items[py_key(v)] = None
     if target.real is not None:
         target.real.add(py_key(v))
@@ -249,19 +267,23 @@ def _set_add(f, inst):
 def _map_add(f, inst):
     v = f.stack.pop()
     k = f.stack.pop()
-    f.stack[-inst.arg].items[py_key(k)] = v
+    _built(f, inst).items[py_key(k)] = v
 
 
 @handler("LIST_EXTEND")
 def _list_extend(f, inst):
     v = f.stack.pop()
-    f.stack[-inst.arg].items.extend(v.unpack(f.tx))
+    items = v.unpack(f.tx)
+    _built(f, inst).items.extend(items)
 
 
 @handler("SET_UPDATE")
 def _set_update(f, inst):
     v = f.stack.pop()
     target = f.stack[-inst.arg]
+    if target.source is not None:
+        target.call_method(f.tx, "update", [v], {})
+        return
     mirror = mirror_of(v) if target.real is not None else None
     for x in v.unpack(f.tx):
         target.items[py_key(x)] = None
@@ -280,9 +302,10 @@ def _dict_update(f, inst):
             dup = set(v.items) & set(target.items)
             if dup:
                 raise UserError(TypeError(f"got multiple values for keyword argument {dup.pop()!r}"))
-        target.items.update(v.items)
+        _built(f, inst).items.update(v.items)
     else:
         keys = v.call_method(f.tx, "keys", [], {}).unpack(f.tx)
+        _built(f, inst)
         for k in keys:
             target.items[py_key(k)] = get_item(f.tx, v, k)
 
