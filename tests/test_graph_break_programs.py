@@ -158,8 +158,6 @@ _GAP_KINDS = {
 GRAPH_GAPS = {
     "cm_suppresses_disabled_raise": "the handler path after a suppressed exception runs as Python",
     "finally_runs_when_disabled_raises": "the exception path through finally runs as Python",
-    "listcomp_item": "the stop moves out to the comprehension's call; its function (parameter `.0`) runs "
-                     "eagerly: an entry cannot take a `.0` parameter yet (codegen/entry.py)",
     "mid_generator_sum": "a break inside a generator expression stops at the caller",
     "log_tensor_then_inplace": "logging a tensor's value needs the value: a stop at the log call",
 }

@@ -105,10 +105,23 @@ def enter_with(mgr):
 
 
 def _resumable(frame):
-    """Can a resume function be made from this frame's code and state?"""
-    if frame.is_generator:
+    """Can a resume function be made from this frame's code and state (and is it worth it)?"""
+    if frame.is_generator or _long_comprehension(frame):
         return False
-    return all(getattr(frame.cells.get(n), "real", None) is not None for n in frame.code.co_freevars)
+    # (other free variables are parameters of the resume function, their cells passed in, made
+    # once by the entry when the trace made them: a comprehension over the function's locals)
+    cell = frame.cells.get("__class__")
+    return "__class__" not in frame.code.co_freevars or getattr(cell, "real", None) is not None
+
+
+def _long_comprehension(frame):
+    """A comprehension (a function of its one iterator, `.0`) whose loop has many items: resuming
+    inside it makes a resume function and a graph per item that stops, so the stop moves out to
+    the comprehension's call, which runs it in Python (the trampoline does not compile a `.0`
+    function) -- what every comprehension that stops did before session 13."""
+    code = frame.code
+    return code.co_argcount == 1 and code.co_varnames[0] == ".0" and \
+        any(isinstance(v, IteratorValue) and _length(v) >= _SPLIT_MIN_ITEMS for v in frame.stack)
 
 
 # Refusals at an attribute load that a stop there cannot help: the attribute itself is what

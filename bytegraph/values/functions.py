@@ -250,8 +250,10 @@ class NestedFnValue(Value):
         return types.FunctionType
 
     def call(self, tx, args, kwargs):
+        d = tx.direct_call          # inlined for exactly this call: a stop may resume inside it
+        direct = d is self or (type(d) is BoundMethodValue and d.fn is self)
         bound = bind_args(self.code, self.code.co_name, self.defaults_, self.kwdefaults_, args, kwargs)
-        return tx.inline(self.code, self.globals, bound, self.closure_, self.qualname)
+        return tx.inline(self.code, self.globals, bound, self.closure_, self.qualname, direct)
 
     def reconstruct(self, cg):
         """The real function, made once (a graph break hands it on): same code, globals,
