@@ -60,6 +60,9 @@ def _noting_writes(dispatch, builder):
     return noting
 
 
+_NEEDS_CONCRETE = "expected to contain only concrete integers"
+
+
 _READ_OPS = {}
 
 
@@ -347,7 +350,11 @@ class GraphBuilder:
         except Unsupported:
             raise
         except Exception as e:  # the user's code fails on these inputs
-            if "GuardOnDataDependentSymNode" in type(e).__name__ or "data-dependent" in str(e):
+            if "GuardOnDataDependentSymNode" in type(e).__name__ or "data-dependent" in str(e) or \
+                    _NEEDS_CONCRETE in str(e) and self.shape_env is not None:
+                # (a kernel that needs concrete sizes given symbols: with a ShapeEnv, the fake
+                # `item()` of a tensor in an int list is an unbacked symbol, which pad's C++
+                # kernel refuses; eager would read the value)
                 raise Unsupported(f"{_target_name(target)} needs a data-dependent size",
                                   kind="data_dependent")
             if "FakeTensor" in str(e):

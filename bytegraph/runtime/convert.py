@@ -24,7 +24,7 @@ from ..graph import GraphBuilder
 from ..graph.builder import NEEDS_SHAPE_ENV, _storage_key
 from ..graph.segments import partition, as_python
 from ..policy.breaks import BreakRecord
-from .resume import break_tail, choose_stop, STRUCTURAL
+from .resume import break_tail, choose_stop, is_read_stop, STRUCTURAL
 from .warm import GraphInfo
 from .graph_reuse import same_graph_key
 from ..guards import GuardSet
@@ -228,6 +228,7 @@ def _finish_trace(traced, stopped_by, fn, record, t0, name, on_guard_error, chil
             _eager_entry(fn, _TraceFailed(why, cg, guards, gb), record, t0, name, on_guard_error)
     else:
         tracer.break_records.append(_record_of(stopped_by.exc))
+        tracer.read_stop = is_read_stop(stopped_by.exc, tracer)
         try:
             tail, after = break_tail(tracer, cg, children.resumes, children.trampoline)
             tail = cg.lines + tail

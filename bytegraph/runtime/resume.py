@@ -39,6 +39,7 @@ from ..policy.calls import AutocastCtx
 from ..policy.breaks import in_real_autocast, loop_step_iter
 from ..values.opaque import FORMATTERS, Opaque, TEXT as _TEXT   # text: opaque in the next resume function too
 from ..values.containers import IteratorValue
+from ..values.known import read_candidates
 from ..values.objects import ModuleValue, ObjectValue
 from ..values.tensor import TensorMethodValue
 from ..values.base import is_trusted_module
@@ -102,6 +103,19 @@ def enter_with(mgr):
         raise TypeError(f"{type(mgr).__name__!r} object does not support the context manager "
                         f"protocol (missed __exit__ method)")
     return exit_, enter()
+
+
+def is_read_stop(exc, tracer):
+    """Is the trace's stop a read stop (values/known.py): before the call whose int list holds a
+    tensor to read, in the innermost frame where the trace refused it? (A stop moved out to a
+    call further out runs that call in Python as any stop does; so does one whose stack holds
+    nothing to read, which would resume at the same refusal.)"""
+    frames = getattr(exc, "frames", None)
+    if exc.kind != "read_values" or not frames:
+        return False
+    f = frames[0]
+    return f.inst is not None and f.inst.opname == "CALL" and \
+        _stop_step(f, f.inst, f.step) == tracer.stop_at and bool(read_candidates(tracer, tracer.stopped.stack))
 
 
 def _resumable(frame):
@@ -437,6 +451,8 @@ class ResumeCache:
         # text formatted at a break: "s<position>" (opaque while it is a str)
         rfn.__bytegraph_opaque_strs__ = frozenset(params[int(i[1:])] for i in opaque
                                                   if type(i) is str and i[0] == "s")
+        # tuples and lists holding tensors to read: "r<position>" (values/known.py: read stops)
+        rfn.__bytegraph_read__ = frozenset(params[int(i[1:])] for i in opaque if type(i) is str and i[0] == "r")
         if structural:
             STRUCTURAL.add(rfn)
         hit = self.entries[key] = (self.compile_fn(rfn) if compiled else rfn, shift)
@@ -506,6 +522,9 @@ def break_tail(tracer, cg, resumes, trampoline):
 
     inst = frame.insts[frame.ip]
     below, op, after = _split_stack(frame, inst)
+    read = getattr(tracer, "read_stop", False)
+    if read:                          # the call is not run here: its callee and arguments stay
+        below = list(frame.stack)
     for ctx in reversed(tracer.autocasts):   # open autocast regions: the graph closes them, the
         ctx.exit_node(tracer)                # instruction runs inside real ones, resumes reopen them
     # per frame, innermost first: (argument expressions, layout, dead locals, opaque flags)
@@ -534,7 +553,8 @@ def break_tail(tracer, cg, resumes, trampoline):
             # item() results by position; a call's result, by -1 - position (opaque if a float);
             # a loop iterator stepped per entry, "i<position>"
             opaque = tuple(i if o is True else f"i{i}" if o == "iter" else f"s{i}" if o == "str"
-                           else -1 - i for i, o in enumerate(flags_all) if o) if root else ()
+                           else f"r{i}" if o == "read" else -1 - i for i, o in enumerate(flags_all) if o) \
+                if root else ()
             inner = (fn_inner, n_inner, f.inst.offset) if fn_inner is not None else None
             fn_inner, shift = resumes.get(f, offset, layout, dead, compiled=root, opaque=opaque,
                                           inner=inner, structural=structural)
@@ -575,6 +595,19 @@ def break_tail(tracer, cg, resumes, trampoline):
                 f"    return {r_exc}({call_args})"]
 
     post = []
+    if read:
+        # nothing runs in Python: the resume function starts at the call itself (at its KW_NAMES,
+        # which sets the keyword names the CALL reads) with the whole stack, the tuples and
+        # lists holding the tensors to read marked (values/known.py)
+        start = frame.ip - 1 if frame.ip and frame.insts[frame.ip - 1].opname == "KW_NAMES" else frame.ip
+        args0, layout0, _, flags0 = states[0]
+        reads = {id(v) for v in read_candidates(tracer, below)}
+        values = [v for v in below if v is not NULL]
+        nlocals = len(flags0) - len(values)
+        flags0 = flags0[:nlocals] + ["read" if id(v) in reads else o for v, o in zip(values, flags0[nlocals:])]
+        r, args, _ = resume_chain(0, frame.insts[start].offset, (args0, layout0, flags0))
+        post.append(f"return {r}({args})")
+        return pre, post
     if op[0] == "branch":
         cond = temp(cg.expr(op[1]))
         target = frame.insts[inst.target].offset

@@ -27,6 +27,7 @@ from ..values.base import NONE, ConstValue, wrap, is_trusted_module, is_static
 from ..values.functions import CellValue, CO_GENERATOR
 from ..values.containers import IteratorValue
 from ..values.opaque import OpaqueParam, OpaqueText
+from ..values.known import read_ids
 from ..policy.breaks import wrap_loop_iter
 from ..values.symbolic import ConstraintViolation
 from ..values.lookup import tracing
@@ -141,6 +142,7 @@ class Tracer:
         self.break_records = []
         self.adopted = set()       # ids of trace-made Values made real at a break
         self.stop_at = None        # step number to stop before (a graph break that resumes)
+        self.read_ids = frozenset()  # ids of tensors a resume function was given to read (values/known.py)
         self.stopped = None        # the Frame the trace stopped in (see stop_at)
         self.steps = 0             # instructions executed so far (stop_at counts them)
         self.direct_call = None    # the callee Value of the CALL being executed
@@ -187,6 +189,7 @@ class Tracer:
         strs = getattr(fn, "__bytegraph_opaque_strs__", ())       # opaque when they hold a str
         cells = getattr(fn, "__bytegraph_cells__", ())        # parameters that are cells (same)
         loop_iters = getattr(fn, "__bytegraph_loop_iters__", ())   # a loop's iterator (policy/breaks.py)
+        self.read_ids = read_ids(fn, args)      # tensors to read (values/known.py: read stops)
         for name in sig_names:
             if name in loop_iters:
                 it = wrap_loop_iter(self, args[name], LocalSource(name))

@@ -35,6 +35,19 @@ Soundness:
   function compiles again per value instead (a break would raise);
 - export reads no root (runtime/convert.py `_trace(state_scalars=False)`): its GraphModule keeps
   the buffer as an attribute, whose later value a baked number would ignore.
+
+**Values read at a stop.** A one-element integer tensor the graph computed, passed inside the
+int list of a torch function (`F.interpolate(x, size=(h, w))`, `F.pad(x, (0, width - w))`: torch's
+argument parser turns each such tensor into its int with `item()`), has no value while tracing,
+so the op's fake run is data-dependent. Rather than run the op in Python at a stop, the trace
+stops just *before* the call and runs nothing there (`read_stop`, runtime/resume.py): the
+resume function starts at the call itself, and gets the tensors as parameters marked to be
+read (`__bytegraph_read__`). In its trace those tensors are roots like module-state scalars
+(their values guarded by the same "state_value" guard, read on every call; a value that changes
+makes the source unstable and later traces stop as before), so the op takes the numbers, and
+ops on them (`width - w`) carry values for the next ones. A tensor the resume function was
+given to read and could not root (unstable, too large a storage) never asks for a read stop
+again (`read_candidates`): the stop would resume at the same place forever.
 """
 import torch
 
@@ -46,11 +59,13 @@ _MAX_STORAGE = 4096     # bytes
 
 
 def make_root(tx, source, t, fake):
-    """Attach t's value to its fake when t is a module-state scalar (see module docstring)."""
+    """Attach t's value to its fake when t is a module-state scalar, or a tensor a resume function
+    was given to read (see module docstring)."""
     from ..runtime.dynamic import is_argument
+    read = id(t) in tx.read_ids          # (a view of the graph's output: x_h[0])
     if type(t) not in _KINDS or t.layout is not torch.strided or t.is_quantized or t.numel() != 1 \
-            or t.requires_grad or t.device.type != "cpu" or t.is_complex() or t._is_view() \
-            or t.untyped_storage().nbytes() > _MAX_STORAGE or is_argument(source):
+            or t.requires_grad or t.device.type != "cpu" or t.is_complex() or t._is_view() and not read \
+            or t.untyped_storage().nbytes() > _MAX_STORAGE or is_argument(source) and not read:
         # (add_root copies the root's whole storage: one element set_ into a large one, as
         # torch.load rebuilds tensors that shared memory, is not worth a copy of it per trace)
         return ()
@@ -196,3 +211,42 @@ def substitute(tx, values):
                 v = TupleValue(items, cls=v.cls) if type(v) is TupleValue else ListValue(items)
         out.append(v)
     return out, done
+
+
+def read_ids(fn, args):
+    """ids of the one-element tensors a resume function was given to read: its parameters named
+    in `__bytegraph_read__`, and the items of those that are tuples or lists."""
+    out = set()
+    for name in getattr(fn, "__bytegraph_read__", ()):
+        v = args.get(name)
+        for t in v if type(v) in (tuple, list) else (v,):
+            if type(t) in _KINDS and t.numel() == 1:
+                out.add(id(t))
+    return frozenset(out)
+
+
+def _readable(tx, v):
+    """A one-element integer (or bool) CPU tensor whose value the trace does not know and could
+    know after a read stop: computed by the graph, or an input not already given to read."""
+    from .tensor import TensorValue
+    if not isinstance(v, TensorValue):
+        return False
+    f = v.fake
+    if getattr(f, "constant", None) is not None or f.device.type != "cpu" or f.layout is not torch.strided \
+            or f.is_floating_point() or f.is_complex() or f.requires_grad:
+        return False
+    if any(not isinstance(d, int) for d in f.shape) or f.numel() != 1:
+        return False
+    if v.real is not None and id(v.real) in tx.read_ids:
+        return False
+    try:
+        return f.untyped_storage().nbytes() <= _MAX_STORAGE
+    except Exception:       # noqa: BLE001 -- a storage the fake cannot size
+        return False
+
+
+def read_candidates(tx, values):
+    """The Values among `values` (an op's arguments, or a frame's stack at a stop) that are tuples
+    or lists holding a tensor a read stop would read (see module docstring)."""
+    from .containers import ListValue, TupleValue
+    return [v for v in values if type(v) in (TupleValue, ListValue) and any(_readable(tx, i) for i in v.items)]

@@ -21,7 +21,7 @@ from ..exc import Unsupported
 from ..graph.builder import check_constants, _collect_fakes, _target_name
 from .base import Value, ConstValue, const, register_wrapper, POLICY
 from .opaque import producer_chain
-from .known import guard_all_roots, known, literal, make_root, mark, roots_of, substitute, taint
+from .known import guard_all_roots, known, literal, make_root, mark, read_candidates, roots_of, substitute, taint
 from .symbolic import hint, shape_value, has_sym, any_symbolic, wrap_sym, SYM_TYPES, is_symbolic, check_marks, plain
 
 
@@ -285,7 +285,16 @@ def graph_call(tx, kind, target, args, kwargs, run_fake=None):
     env = gb.shape_env
     n_vars = len(env.var_to_range) if env is not None else 0
     n_reads = len(gb.reads)
-    fake, mutated = gb.run_fake(kind, target, fake_args, fake_kwargs, run_fake)
+    try:
+        fake, mutated = gb.run_fake(kind, target, fake_args, fake_kwargs, run_fake)
+    except Unsupported as e:
+        if e.kind == "data_dependent" and tx.state_scalars and \
+                read_candidates(tx, list(args) + list(kwargs.values())):
+            # a one-element integer tensor in an int list (`interpolate(x, size=(h, w))`): stop
+            # before the call and resume at it with the tensor's value read (values/known.py)
+            raise Unsupported(f"{_target_name(target)} takes the value of a one-element integer "
+                              "tensor as an int: read at a graph break", kind="read_values") from e
+        raise
     roots = frozenset()
     if gb.roots:
         roots = roots_of(args, gb) | roots_of(kwargs.values(), gb)
