@@ -267,3 +267,35 @@ def test_a_long_comprehension_that_stops_runs_in_python(items, graphs):
     comprehension that stopped did before."""
     xs = [torch.randn(3) for _ in range(items)]
     check(pad_each, xs, torch.tensor([1, 1]), fullgraph=False, graphs=graphs, calls=[(xs, torch.tensor([1, 1]))])
+
+
+def caught(sp, mask, width, height):
+    try:
+        return vilt_pos(sp, mask, width, height)
+    except RuntimeError:
+        return sp * 0
+
+
+def in_no_grad(sp, mask, width, height):
+    with torch.no_grad():
+        y = vilt_pos(sp, mask, width, height)
+    return y + sp.sum()
+
+
+@pytest.mark.parametrize("fn", [caught, in_no_grad])
+@pytest.mark.parametrize("hw", [((5, 6), (7, 3)), ((0, 6), (7, 3))], ids=["sizes", "zero"])
+def test_no_read_stop_inside_a_try_or_with_block(fn, hw):
+    """Inside a try/with block the op runs in Python at a stop, as before: in a graph, an error
+    it raises only on real values (a zero size) would not reach the handler."""
+    args = (_pos().requires_grad_(), _mask(*hw), 8, 8)
+    if fn is in_no_grad and hw[0][0] == 0:
+        reset()
+        compiled = bytegraph.compile(fn, backend="eager")
+        with pytest.raises(RuntimeError) as want:
+            fn(*args)
+        with pytest.raises(RuntimeError) as got:
+            compiled(*args)
+        assert str(got.value) == str(want.value) and torch.is_grad_enabled()
+        return
+    check(fn, *args, fullgraph=False, graphs=None, calls=[args])
+    assert torch.is_grad_enabled()

@@ -114,8 +114,17 @@ def is_read_stop(exc, tracer):
     if exc.kind != "read_values" or not frames:
         return False
     f = frames[0]
-    return f.inst is not None and f.inst.opname == "CALL" and \
-        _stop_step(f, f.inst, f.step) == tracer.stop_at and bool(read_candidates(tracer, tracer.stopped.stack))
+    if f.inst is None or f.inst.opname != "CALL" or _stop_step(f, f.inst, f.step) != tracer.stop_at:
+        return False
+    # Not inside a try or with block (of any frame out to the root): the op would then run in a
+    # graph, and an error it raises only on real values (a zero size) would not reach the
+    # handler, which a stop's Python call does (break_tail's `guarded`)
+    g = tracer.stopped
+    while g is not None:
+        if find_handler(g.code, g.insts[g.ip].offset if g is tracer.stopped else g.inst.offset) is not None:
+            return False
+        g = g.parent
+    return bool(read_candidates(tracer, tracer.stopped.stack))
 
 
 def _resumable(frame):
