@@ -46,8 +46,10 @@ read (`__bytegraph_read__`). In its trace those tensors are roots like module-st
 (their values guarded by the same "state_value" guard, read on every call; a value that changes
 makes the source unstable and later traces stop as before), so the op takes the numbers, and
 ops on them (`width - w`) carry values for the next ones. A tensor the resume function was
-given to read and could not root (unstable, too large a storage) never asks for a read stop
-again (`read_candidates`): the stop would resume at the same place forever.
+given to read and did not root (its value changed: unstable) never asks for a read stop again
+(`read_candidates`): the stop would resume at the same place forever. Only CPU tensors with a
+storage of at most 4 KiB are read, and never inside a try or with block (runtime/resume.py
+`is_read_stop`).
 """
 import torch
 
