@@ -293,7 +293,10 @@ def graph_call(tx, kind, target, args, kwargs, run_fake=None):
             # a one-element integer tensor in an int list (`interpolate(x, size=(h, w))`): stop
             # before the call and resume at it with the tensor's value read (values/known.py)
             raise Unsupported(f"{_target_name(target)} takes the value of a one-element integer "
-                              "tensor as an int: read at a graph break", kind="read_values") from e
+                              "tensor as an int", kind="read_values",
+                              hint="the graph breaks before the call and the code after it reads "
+                                   "the value (not inside a try or with block: the call runs in "
+                                   "Python there)") from e
         raise
     roots = frozenset()
     if gb.roots:
