@@ -299,3 +299,50 @@ def test_no_read_stop_inside_a_try_or_with_block(fn, hw):
         return
     check(fn, *args, fullgraph=False, graphs=None, calls=[args])
     assert torch.is_grad_enabled()
+
+
+WARM_MODULE = '''
+import torch
+import torch.nn.functional as F
+
+def vilt_pos(spatial_pos, mask, width, height):
+    x_h = mask.sum(dim=1)[:, 0]
+    x_w = mask.sum(dim=2)[:, 0]
+    return torch.cat([F.pad(F.interpolate(spatial_pos, size=(h, w), mode="bilinear", align_corners=True),
+                            (0, width - w, 0, height - h)) for h, w in zip(x_h, x_w)], dim=0) * 2
+'''
+
+WARM_PHASE = '''
+import json, sys
+spec = json.loads(sys.argv[1])
+sys.path.insert(0, spec["dir"])
+import torch
+import bytegraph
+bytegraph.config.cache_dir = spec["cache_dir"]
+import w13mod as m
+
+def mask(*hw):
+    t = torch.zeros(len(hw), 8, 8, dtype=torch.long)
+    for i, (h, w) in enumerate(hw):
+        t[i, :h, :w] = 1
+    return t
+
+sp = torch.randn(1, 3, 4, 4)
+compiled = bytegraph.compile(m.vilt_pos, backend="eager")
+ok = all(torch.equal(compiled(sp, mask(*hw), 8, 8), m.vilt_pos(sp, mask(*hw), 8, 8))
+         for hw in [((5, 6), (7, 3)), ((5, 6), (7, 3)), ((2, 2), (3, 3))])
+print("RESULT" + json.dumps({"ok": ok, "warm": dict(bytegraph.counters["warm"]),
+                             "frames": dict(bytegraph.counters["frames"])}))
+'''
+
+
+def test_read_stops_in_a_comprehension_start_warm(tmp_path):
+    """The comprehension's resume functions (free variables passed as cells) are made again from
+    their keys in a new process (runtime/warm_recipes.py: only `__class__` needs the function
+    that owns the code), so a warm process traces nothing."""
+    from warm_harness import run_phase, write_module
+    write_module(tmp_path, "w13mod.py", WARM_MODULE)
+    cold = run_phase(WARM_PHASE, tmp_path, [])
+    assert cold["ok"] and cold["frames"]["total"] >= 5 and not cold["warm"].get("unportable"), cold
+    warm = run_phase(WARM_PHASE, tmp_path, [])
+    assert warm["ok"] and warm["frames"].get("total", 0) == 0 and warm["warm"].get("hit"), warm

@@ -593,7 +593,9 @@ def _build(recipe, graphs, special):
         key = (_build(code_r, graphs, special), offset, tuple(layout), tuple(dead), compiled,
                tuple(opaque), inner, structural)
         owner = None
-        if key[0].co_freevars:          # cells of the function found again (_Encoder._check_free)
+        # cells of the function found again (_Encoder._check_free): only `__class__` stays a free
+        # variable of a resume function (the others are parameters, their cells passed in)
+        if "__class__" in key[0].co_freevars:
             owner = _closure_owner(code_r, lambda r: _built_owner(r, graphs, special))
             if owner is None:
                 raise LookupError("a resume function with free variables and no function")
