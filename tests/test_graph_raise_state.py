@@ -140,3 +140,33 @@ def test_warm_start_keeps_the_restoring_call(tmp_path):
     warm = run_phase(WARM_PHASE, tmp_path, ["f"])
     assert warm["ok"], warm
     assert warm["warm"].get("hit") and warm["frames"].get("total", 0) == 0, warm
+
+
+def plain_switch_then_raise(x, e):
+    y = x * 2
+    torch.set_grad_enabled(False)          # no block: eager keeps grad mode off after the raise
+    z = y[e]
+    torch.set_grad_enabled(True)
+    return z
+
+
+def set_grad_block_then_raise(x, e):
+    y = x * 2
+    with torch.set_grad_enabled(False):    # a block: eager restores grad mode on the raise
+        z = y[e]
+    return z
+
+
+@pytest.mark.parametrize("fn", [plain_switch_then_raise, set_grad_block_then_raise],
+                         ids=lambda f: f.__name__)
+def test_plain_switch_is_kept_and_block_undone(fn):
+    x = torch.randn(4, requires_grad=True)
+    compiled = bytegraph.compile(fn, backend="eager")
+    try:
+        torch.testing.assert_close(compiled(x, torch.tensor(1)), fn(x, torch.tensor(1)))
+        want = (_raised(fn, x, torch.tensor(9)), _state())
+        torch.set_grad_enabled(True)
+        got = (_raised(compiled, x, torch.tensor(9)), _state())
+        assert got == want
+    finally:
+        torch.set_grad_enabled(True)

@@ -146,6 +146,7 @@ def _trace(fn, bound, shape_env, allow_breaks, stop_at=None, specialize=(), dyna
     tracer = Tracer(gb, cg, guards, SideEffects())
     tracer.dynamic = dynamic
     tracer.state_scalars = state_scalars
+    tracer.bound = bound
     tracer.allow_breaks = allow_breaks
     tracer.structural = fn in STRUCTURAL      # modules passed in: guarded by structure (resume.py)
     tracer.stop_at = stop_at

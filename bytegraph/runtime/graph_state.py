@@ -1,11 +1,15 @@
-"""A graph that switches thread-local torch state (a `no_grad`/`enable_grad` block or an autocast
-region inside it) and raises midway must leave that state as eager leaves it. Eager's `with`
-blocks restore it on the way out of the exception; the graph's own switch nodes past the
-raising op never run. So the entry calls a graph holding switch nodes through a function of this module, which
-puts back the state it found on entry when the call raises. (Entry state is the right target:
-every block the graph entered is one the exception leaves, since nothing inside a graph can
-catch it: a trace that would catch a tensor op's exception stops instead. `compiling` does the
-same around a backend's compile of such a graph.)"""
+"""A graph that switches thread-local torch state inside it (a `no_grad`/`enable_grad` block, an
+autocast region) and raises midway must leave that state as eager leaves it: eager's `with`
+blocks restore it on the way out of the exception, while the graph's switch nodes past the
+raising op never run. So the entry calls a graph holding such switches through a function of
+this module, which puts back the state it found on entry when the call raises. Entry state is
+the right target: each block the graph entered is one the exception leaves, since nothing inside
+a graph catches it (a trace that would catch a tensor op's exception stops instead).
+`compiling` does the same around a backend's compile of such a graph.
+
+Not handled: a block entered in an earlier graph of the same trace (Python code of a graph
+break between) is left switched by a raise in a later one; a graph holding a plain
+`torch.set_grad_enabled(m)` call (no block) is not wrapped, since eager keeps that switch."""
 
 import contextlib
 
@@ -17,11 +21,16 @@ _EXIT_AUTOCAST = torch.amp.autocast_mode._exit_autocast
 
 
 def _switches(gm):
-    """(switches grad mode, enters autocast) for a graph's nodes."""
+    """(switches grad mode, enters autocast) for a graph's nodes; (False, False) when one of
+    its grad switches is a plain `torch.set_grad_enabled(m)` call, which a raise after it does
+    not undo in eager (the state at the raise is then eager's, unless a block is open too)."""
     grad = autocast = False
     for n in gm.graph.nodes:
         if n.op == "call_function":
-            grad = grad or n.target is _GRAD
+            if n.target is _GRAD:
+                if not n.meta.get("bytegraph_scoped", False):
+                    return False, False
+                grad = True
             autocast = autocast or n.target is _ENTER_AUTOCAST
     return grad, autocast
 

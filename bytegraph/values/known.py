@@ -47,7 +47,7 @@ _MAX_STORAGE = 4096     # bytes
 
 def make_root(tx, source, t, fake):
     """Attach t's value to its fake when t is a module-state scalar (see module docstring)."""
-    from ..runtime.dynamic import is_argument
+    from ..runtime.dynamic import is_argument, unstable_state
     if type(t) not in _KINDS or t.layout is not torch.strided or t.is_quantized or t.numel() != 1 \
             or t.requires_grad or t.device.type != "cpu" or t.is_complex() or t._is_view() \
             or t.untyped_storage().nbytes() > _MAX_STORAGE or is_argument(source):
@@ -57,6 +57,8 @@ def make_root(tx, source, t, fake):
     spec = tx.dynamic
     if spec is not None and source.name_hint() in spec.unstable or not tx.state_scalars:
         return ()
+    if tx.allow_breaks and tx.bound is not None and unstable_state(spec, source, tx.bound):
+        return ()            # the class's instances change it (fullgraph compiles per value)
     if _storage_key(fake) in tx.graph.mutated_storages:
         # the trace already wrote its memory through an alias (an argument viewing it): the
         # tensor's value now is not the one the trace would read here
