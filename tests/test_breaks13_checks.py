@@ -303,3 +303,39 @@ def test_changing_buffers_are_data_for_every_instance():
         traces.append(frame_count())
     # after the first change is seen, no call compiles again
     assert traces[2] == traces[5], traces
+
+
+def test_condition_that_is_an_input():
+    def f(x, ok):
+        assert ok, "not ok"                # the condition is the caller's own tensor
+        return x * 2
+    compiled = check(f, torch.ones(2), torch.tensor(True), graphs=1)
+    _same_outcome(f, compiled, torch.ones(2), torch.tensor(False))
+    _same_outcome(f, compiled, torch.ones(2), torch.tensor(1.0))
+
+
+def test_shadowed_exception_name_is_not_a_check():
+    def f(x):
+        if x.sum() < 0:
+            raise ValueError("negative")
+        return x
+    g = {"ValueError": KeyError, "torch": torch, "__builtins__": __builtins__}
+    shadowed = type(f)(f.__code__, g, "shadowed")
+    reset()
+    compiled = bytegraph.compile(shadowed, backend="eager")
+    for x in (torch.ones(2), -torch.ones(2)):
+        _same_outcome(shadowed, compiled, x)
+    assert counters()["graph_break"]
+
+
+def test_requires_grad_condition_under_inductor():
+    def f(x):
+        assert x.sum(), "zero"
+        return x * 2
+    reset()
+    compiled = bytegraph.compile(f, backend="inductor")
+    x = torch.ones(3, requires_grad=True)
+    out = compiled(x)
+    out.sum().backward()
+    torch.testing.assert_close(x.grad, torch.full((3,), 2.0))
+    _same_outcome(f, compiled, torch.zeros(3, requires_grad=True))

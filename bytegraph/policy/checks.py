@@ -38,10 +38,11 @@ def _raise_block(frame, ip):
     if inst.opname == "LOAD_ASSERTION_ERROR":
         cls, nulls = AssertionError, 1          # CALL reads AssertionError as the bound callable
     elif inst.opname == "LOAD_GLOBAL":
-        value = frame.tx.load_global(frame, inst.argval)    # guarded as the builtin it is now
+        name = inst.argval
+        if name in frame.globals or getattr(builtins, name, None) not in _CHECKED_EXCEPTIONS:
+            return None             # (a quick refusal: no global is looked up, so none is guarded)
+        value = frame.tx.load_global(frame, name)    # guarded as not shadowed by a global
         cls = value.as_python() if value.is_const() else None
-        if getattr(builtins, getattr(cls, "__name__", ""), None) is not cls:
-            return None
         nulls = 0 if inst.push_null else 1
     else:
         return None
@@ -99,14 +100,18 @@ def check_branch(f, inst, v, jump_when):
 
 
 def check_tensor(cond, expect, exc, args):
-    """Raise builtins.`exc`(*args) unless bool(cond) is `expect`; returns a 0-d tensor (the
+    """Raise builtins.`exc`(*args) unless bool(cond) is `expect`; returns a 0-d bool tensor (the
     node is a graph output, so no backend drops it). On a real tensor it is eager's own test;
     while a backend traces the graph, it is the `bytegraph::check_tensor` op."""
     if type(cond) is torch.Tensor:
         if bool(cond) is not expect:
             raise getattr(builtins, exc)(*args)
-        return cond
+        return _PASSED
     return torch.ops.bytegraph.check_tensor(cond, expect, exc, list(args))
+
+
+_PASSED = torch.ones((), dtype=torch.bool)    # what a passing check returns on real tensors (the
+                                             # entry drops it; not the condition, which may be an input)
 
 
 def _check_op(cond, expect, exc, args):
