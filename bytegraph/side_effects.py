@@ -58,6 +58,13 @@ class SideEffects:
     def __bool__(self):
         return bool(self.writes or self.containers)
 
+    def deferred(self):
+        """Whether the epilogue has effects to replay that a raise inside the graph would lose
+        (the steps of a loop's iterator aside: a resume function's `for` iterator is logged as
+        a caller's object, and the loop's own iterator is unreachable once an exception leaves
+        the function)."""
+        return bool(self.writes) or any(not getattr(c, "sticky", False) for c in self.containers.values())
+
     def values(self):
         """Every Value the epilogue will need (so tensors among them become graph outputs)."""
         for kind, a, name, value in self.writes:

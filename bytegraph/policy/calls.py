@@ -457,6 +457,7 @@ class GradModeCtx(Value):
         self.mode = mode
         self.prev = prev
         self.entered_on_init = entered_on_init
+        self.node = None          # set_grad_enabled(mode)'s switch, made when it was called
 
     def python_type(self):
         return torch.set_grad_enabled if self.entered_on_init else torch.no_grad
@@ -465,6 +466,8 @@ class GradModeCtx(Value):
         if not self.entered_on_init:
             self.prev = torch.is_grad_enabled()
             tx.set_grad_mode(self.mode)
+        elif self.node is not None:      # `with torch.set_grad_enabled(m):` scopes its switch
+            self.node.meta["bytegraph_scoped"] = True
         return NONE
 
     def exit(self, tx):
@@ -548,7 +551,7 @@ def _make_grad_ctx(mode):
 def _make_set_grad(tx, args, kwargs):
     mode = (args[0] if args else kwargs["mode"]).as_python()
     ctx = GradModeCtx(bool(mode), entered_on_init=True, prev=torch.is_grad_enabled())
-    tx.set_grad_mode(bool(mode))
+    ctx.node = tx.set_grad_mode(bool(mode), scoped=False)    # a plain call: eager keeps it
     return ctx
 
 

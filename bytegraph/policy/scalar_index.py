@@ -47,7 +47,7 @@ def select_scalar_indices(tx, obj, idx):
         if _scalar_index(p):
             c = known(tx, p) if p.roots else None
             ints.append(const(int(c.item())) if c is not None else None)
-    if None in ints and _deferred_effects(tx.side_effects):
+    if None in ints and tx.side_effects.deferred():
         # the index is checked when the graph runs (eager's IndexError), but the Python side
         # effects before it are replayed after the graph: a raise would lose them
         raise Unsupported("indexing with a 0-d integer tensor may raise after Python side "
@@ -63,13 +63,6 @@ def select_scalar_indices(tx, obj, idx):
 def _int_index(tx, p, value):
     """The int a 0-d index tensor stands for: its known value, else its item() in the graph."""
     return value if value is not None else graph_call(tx, "call_method", "item", [p], {})
-
-
-def _deferred_effects(effects):
-    """Python side effects the graph's epilogue would replay, other than the steps of a loop's
-    iterator (a resume function's `for` iterator is logged as a caller's object; the loop's
-    own, it is unreachable once the exception leaves the function)."""
-    return bool(effects.writes) or any(not getattr(c, "sticky", False) for c in effects.containers.values())
 
 
 def _index_in_range(index, size, position):

@@ -111,6 +111,7 @@ class CompileState:
         child = CompileState(fn, self.raw_backend, self.backend_name, False, self.dynamic_mode)
         child.limit_option = "resume_cache_size_limit"
         child.children = self.children      # resume functions of resume functions: one cache
+        child.dynamic.family = self.children.unstable_state
         return _function_wrapper(fn, child)
 
     def _clear(self):
@@ -121,11 +122,13 @@ class CompileState:
         self.limit_warned = False
         self.reported = set()        # fallback kinds already logged / warned for this function
         self.dynamic = DynamicSpec(self.dynamic_mode, self.backend_name in _SYMFLOAT_BACKENDS)
+        self.dynamic.family = self.children.unstable_state
         self.warm_tried = False      # entries stored on disk were looked up (runtime/warm.py)
 
     def reset(self):
         self.generation += 1
         self.entries = ()
+        self.children.unstable_state.clear()
         self._clear()
 
     def guard_error_handler(self):
@@ -191,6 +194,8 @@ class _Children:
         # static graphs compiled for this function and its resume functions, by what makes
         # them interchangeable (runtime/graph_reuse.py: same_graph_key); held by their entries
         self.graphs = weakref.WeakValueDictionary()
+        # module buffers seen to change, by class (runtime/dynamic.py unstable_state)
+        self.unstable_state = weakref.WeakKeyDictionary()
 
 
 def _run_with_stance(state, args, kwargs):

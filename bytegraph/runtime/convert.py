@@ -27,6 +27,7 @@ from ..policy.breaks import BreakRecord
 from .resume import break_tail, choose_stop, is_read_stop, STRUCTURAL
 from .warm import GraphInfo
 from .graph_reuse import same_graph_key
+from .graph_state import compiling, restoring_call
 from ..guards import GuardSet
 from ..observe import counters, compile_metrics, CompileRecord, log, graph_log, break_log
 from ..side_effects import SideEffects
@@ -145,6 +146,7 @@ def _trace(fn, bound, shape_env, allow_breaks, stop_at=None, specialize=(), dyna
     tracer = Tracer(gb, cg, guards, SideEffects())
     tracer.dynamic = dynamic
     tracer.state_scalars = state_scalars
+    tracer.bound = bound
     tracer.allow_breaks = allow_breaks
     tracer.structural = fn in STRUCTURAL      # modules passed in: guarded by structure (resume.py)
     tracer.stop_at = stop_at
@@ -483,7 +485,7 @@ def _compile_graphs(tracer, gb, cg, guards, backend, backend_name, grad_at_start
         else:
             t1 = time.perf_counter()
             try:
-                with torch.set_grad_enabled(modes[k]):
+                with torch.set_grad_enabled(modes[k]), compiling(gm):
                     compiled = seg_backend(gm, example_inputs)
             except Exception as e:
                 raise BackendCompilerFailed(backend_name, e) from e
@@ -500,7 +502,9 @@ def _compile_graphs(tracer, gb, cg, guards, backend, backend_name, grad_at_start
             counters["stats"]["unique_graphs"] += 1
         args = ", ".join(gb.inputs[ref][0].expr(cg) if kind == "input" else f"__g_{ref.name}"
                          for kind, ref in seg.inputs)
-        call = f"{cg.const(compiled, 'graph')}({args})"
+        via = restoring_call(gm)
+        call = f"{cg.const(compiled, 'graph')}({args})" if via is None else \
+            f"{cg.const(via, 'restoring')}({cg.const(compiled, 'graph')}{', ' if args else ''}{args})"
         if seg.outputs:
             call = "".join(f"__g_{n.name}, " for n in seg.outputs) + "= " + call
         calls[k] = call

@@ -17,6 +17,7 @@ passed as arguments are made dynamic, as torch.compile does by default.
 """
 import math
 import types
+import weakref
 
 import torch
 
@@ -103,7 +104,7 @@ def is_argument(source):
 
 
 class DynamicSpec:
-    __slots__ = ("mode", "auto_dims", "auto_ints", "explicit", "floats", "unstable")
+    __slots__ = ("mode", "auto_dims", "auto_ints", "explicit", "floats", "unstable", "family")
 
     def __init__(self, mode=None, floats=False):
         self.mode = mode              # compile(dynamic=...): None, True or False
@@ -114,6 +115,9 @@ class DynamicSpec:
         self.auto_ints = set()        # sources (name_hint) of ints/floats automatic dynamic made symbolic
         self.explicit = {}            # source name -> {dim: (min, max, strict)} (export's dynamic_shapes)
         self.unstable = set()         # module-state scalars whose value changed (values/known.py)
+        # class -> names of its module buffers seen to change, shared by a compiled function and
+        # every function compiled under it (resume functions, callees): see unstable_state
+        self.family = None
 
     def tensor_dims(self, source, t):
         """{dim: (min, max, strict)} to make symbolic for this caller tensor, or None."""
@@ -192,6 +196,27 @@ def _marked_tensor(v, depth):
 _MISSING = object()
 
 
+def _state_key(source, bound):
+    """(class of the owning module, buffer name) of a module buffer's source, else None."""
+    if type(source) is not ModuleDictSource or source.key[0] != "_buffers":
+        return None
+    owner = resolve(source.base, bound)
+    return None if owner is _MISSING else (type(owner), source.key[1])
+
+
+def unstable_state(spec, source, bound):
+    """Whether the buffer `source` names is one that instances of its module's class were seen
+    to change, in any function of the compile (`spec.family`). Each function learns changes by
+    the names its guards give (`spec.unstable`); the same buffer has another name in each
+    function (`L['self'].x_min` in a module's forward, `L['self'].act.x_min` in its parent's),
+    and every instance of the class has its own, so an EMA statistic kept by each of a model's
+    observers would recompile once per name before all of them read it as data."""
+    if spec is None or spec.family is None:
+        return False
+    key = _state_key(source, bound)
+    return key is not None and key[1] in spec.family.get(key[0], ())
+
+
 def resolve(source, bound):
     """The object `source` names in a call with these bound arguments, reading only plain
     containers and instance dicts (no user code runs); _MISSING when it cannot say."""
@@ -258,6 +283,9 @@ def note_changes(spec, guards, bound, learn=True, learn_unstable=True):
         if learn_unstable:
             learnt |= source.name_hint() not in spec.unstable
             spec.unstable.add(source.name_hint())
+            key = _state_key(source, bound) if spec.family is not None else None
+            if key is not None:
+                spec.family.setdefault(key[0], set()).add(key[1])
     for source, value in guards.ints:
         now = resolve(source, bound)
         if value is None or type(now) is not type(value) or now == value:

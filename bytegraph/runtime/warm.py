@@ -44,6 +44,7 @@ from ..codegen.entry import MISS
 from ..guards.generation import track
 from .warm_graph import GraphInfo  # noqa: F401  (convert.py attaches these to entries)
 from .warm_graph import _Graph, _GRAPH_FILE, _example, _marshal
+from .graph_state import compiling
 from .warm_recipes import code_hash, function_hash  # noqa: F401  (the key's hashes)
 from .warm_recipes import _encode_graph, _decode_graph  # noqa: F401  (graphs <-> node lists)
 from .warm_recipes import (Unportable, _Encoder, _build, _decode_arg, _function_with_code,
@@ -594,7 +595,7 @@ def _rebuild(state, erec):
             graphs.append(compiled)
             continue
         gm = _decode_graph(payload)
-        with torch.set_grad_enabled(grad):
+        with torch.set_grad_enabled(grad), compiling(gm):
             compiled = state.backend(gm, [_example(m) for m in inputs])
         if not callable(compiled):
             raise TypeError("the backend returned a non-callable")

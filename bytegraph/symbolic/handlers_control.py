@@ -8,6 +8,7 @@ from ..values.base import NONE, ConstValue
 from ..values.containers import IteratorValue, TupleValue
 from ..policy.builtins import BUILTINS
 from ..policy.breaks import exit_of_modelled
+from ..policy.checks import check_branch
 from ..protocols import truth
 from ..values.objects import ExceptionInstanceValue
 from .table import handler
@@ -30,9 +31,27 @@ def _is_none(f, v):
     return v.is_const() and type(v) is ConstValue and v.value is None
 
 
-handler("POP_JUMP_FORWARD_IF_TRUE", "POP_JUMP_BACKWARD_IF_TRUE")(_pop_jump(lambda f, v: truth(f.tx, v)))
-handler("POP_JUMP_FORWARD_IF_FALSE", "POP_JUMP_BACKWARD_IF_FALSE")(
-    _pop_jump(lambda f, v: not truth(f.tx, v)))
+def _branch(jump_when):
+    """POP_JUMP_IF_TRUE / _FALSE: the jump is taken when the condition's truth is `jump_when`. A
+    tensor condition whose value the trace does not know may still be a check that only
+    decides whether to raise (policy/checks.py)."""
+    def h(f, inst):
+        v = f.stack.pop()
+        try:
+            take = bool(truth(f.tx, v)) == jump_when
+        except Unsupported as e:
+            if e.kind != "data_dependent":
+                raise
+            take = check_branch(f, inst, v, jump_when)
+            if take is None:
+                raise
+        if take:
+            f.ip = inst.target
+    return h
+
+
+handler("POP_JUMP_FORWARD_IF_TRUE", "POP_JUMP_BACKWARD_IF_TRUE")(_branch(True))
+handler("POP_JUMP_FORWARD_IF_FALSE", "POP_JUMP_BACKWARD_IF_FALSE")(_branch(False))
 handler("POP_JUMP_FORWARD_IF_NONE", "POP_JUMP_BACKWARD_IF_NONE")(_pop_jump(_is_none))
 handler("POP_JUMP_FORWARD_IF_NOT_NONE", "POP_JUMP_BACKWARD_IF_NOT_NONE")(
     _pop_jump(lambda f, v: not _is_none(f, v)))

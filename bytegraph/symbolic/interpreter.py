@@ -149,6 +149,7 @@ class Tracer:
         self.specialize = ()       # opaque parameters to trace with their values known
         self.dynamic = None        # runtime/dynamic.py DynamicSpec: which inputs are symbolic
         self.state_scalars = True  # values/known.py: read module-state scalars (not in export)
+        self.bound = None          # the root call's bound arguments (values/known.py)
         self.codes = {}            # code object inlined -> (module, qualname) (runtime/warm.py keys)
         self.hash_dependent = False  # the trace saw an id(), hash() or set order (runtime/warm.py)
         self.getitem_to_index = 0  # TransformGetItemToIndex blocks open (policy/vmap.py)
@@ -159,12 +160,16 @@ class Tracer:
         self.cg.own(obj)
 
     # -- global torch state ----------------------------------------------------
-    def set_grad_mode(self, mode):
+    def set_grad_mode(self, mode, scoped=True):
+        """Switch grad mode in the graph; `scoped`: by a with-block (or a decorator), which an
+        exception leaving it undoes (runtime/graph_state.py). Returns the node, if any."""
         if torch.is_grad_enabled() == mode:
-            return
-        self.graph.create("call_function", torch._C._set_grad_enabled, [mode], {}, None, counts=False)
+            return None
+        node = self.graph.create("call_function", torch._C._set_grad_enabled, [mode], {}, None, counts=False)
+        node.meta["bytegraph_scoped"] = scoped
         torch._C._set_grad_enabled(mode)
         self.grad_changed = True
+        return node
 
     def restore_state(self):
         while self.state_stack:

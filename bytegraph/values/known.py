@@ -63,7 +63,7 @@ _MAX_STORAGE = 4096     # bytes
 def make_root(tx, source, t, fake):
     """Attach t's value to its fake when t is a module-state scalar, or a tensor a resume function
     was given to read (see module docstring)."""
-    from ..runtime.dynamic import is_argument
+    from ..runtime.dynamic import is_argument, unstable_state
     read = id(t) in tx.read_ids          # (a view of the graph's output: x_h[0])
     if type(t) not in _KINDS or t.layout is not torch.strided or t.is_quantized or t.numel() != 1 \
             or t.requires_grad or t.device.type != "cpu" or t.is_complex() or t._is_view() and not read \
@@ -74,6 +74,8 @@ def make_root(tx, source, t, fake):
     spec = tx.dynamic
     if spec is not None and source.name_hint() in spec.unstable or not tx.state_scalars:
         return ()
+    if tx.allow_breaks and tx.bound is not None and unstable_state(spec, source, tx.bound):
+        return ()            # the class's instances change it (fullgraph compiles per value)
     if _storage_key(fake) in tx.graph.mutated_storages:
         # the trace already wrote its memory through an alias (an argument viewing it): the
         # tensor's value now is not the one the trace would read here

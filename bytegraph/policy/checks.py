@@ -1,0 +1,129 @@
+"""Checks on tensor data kept in the graph: `assert <tensor condition>[, "message"]` and
+`if <tensor condition>: raise ValueError("message")` (a builtin exception built from string
+constants). Eager only reads the condition to decide whether to raise; the code past it is the
+same either way. So instead of stopping the trace at `bool()`, the graph records one
+`check_tensor` node, which raises eager's exception when the condition has the value that
+makes eager raise, and the trace goes on down the branch that does not raise.
+
+This is exact where the graph runs op by op (the eager backend): the ops before the check ran,
+the ones after it did not, as in eager. It refuses (the branch stops the trace as before) when
+the exception would not simply leave the compiled function:
+- a `try` or `with` block of any frame on the inlined call stack covers the raise, or a frame
+  on it is a generator (its exception goes to whoever resumed it);
+- the epilogue holds Python side effects the graph would defer past the raise;
+- the exception is not one of a few builtin classes that no builtin swallows (AttributeError
+  ends `hasattr`, IndexError and StopIteration end iterations; those are left to the break).
+Under a compiling backend the check is `bytegraph::check_tensor`, run where the backend
+schedules it: a graph that raises may then leave later tensor writes applied, the limit
+docs/graph_breaks.md states for every op that raises inside a compiled graph."""
+
+import builtins
+
+import torch
+
+from ..bytecode.decode import find_handler
+from ..values.base import ConstValue
+from ..values.containers import TupleValue
+from ..values.tensor import TensorValue, graph_call
+
+_CHECKED_EXCEPTIONS = frozenset({AssertionError, ValueError, RuntimeError, TypeError,
+                                 NotImplementedError})
+
+
+def _raise_block(frame, ip):
+    """(exception class, its string arguments) when the code at `ip` only builds a builtin
+    exception from string constants and raises it; else None."""
+    insts = frame.insts
+    inst = insts[ip]
+    if inst.opname == "LOAD_ASSERTION_ERROR":
+        cls, nulls = AssertionError, 1          # CALL reads AssertionError as the bound callable
+    elif inst.opname == "LOAD_GLOBAL":
+        name = inst.argval
+        if name in frame.globals or getattr(builtins, name, None) not in _CHECKED_EXCEPTIONS:
+            return None             # (a quick refusal: no global is looked up, so none is guarded)
+        value = frame.tx.load_global(frame, name)    # guarded as not shadowed by a global
+        cls = value.as_python() if value.is_const() else None
+        nulls = 0 if inst.push_null else 1
+    else:
+        return None
+    if cls not in _CHECKED_EXCEPTIONS:
+        return None
+    args = []
+    ip += 1
+    while insts[ip].opname == "LOAD_CONST" and type(insts[ip].argval) is str:
+        args.append(insts[ip].argval)
+        ip += 1
+    if args:
+        if insts[ip].opname != "PRECALL" or insts[ip].arg != len(args) - nulls or \
+                insts[ip + 1].opname != "CALL" or insts[ip + 1].arg != insts[ip].arg:
+            return None
+        ip += 2
+    elif insts[ip].opname == "PRECALL" and insts[ip].arg == 0 and nulls == 0:
+        ip += 2                                  # raise ValueError()
+    if insts[ip].opname != "RAISE_VARARGS" or insts[ip].arg != 1:
+        return None
+    return cls, tuple(args), insts[ip].offset
+
+
+def _escapes(frame, offset):
+    """Whether an exception raised at `offset` of `frame` leaves every traced frame unhandled."""
+    while frame is not None:
+        if frame.is_generator or find_handler(frame.code, offset) is not None:
+            return False
+        frame = frame.parent
+        if frame is not None:
+            offset = frame.inst.offset
+    return True
+
+
+def check_branch(f, inst, v, jump_when):
+    """A conditional jump on tensor value `v` whose truth the trace does not know (`jump_when`:
+    the truth that takes the jump). When one way only raises a checked exception, record the
+    check in the graph and return whether to take the jump (the way that does not raise);
+    None when it cannot (the caller stops at the branch as before)."""
+    if not isinstance(v, TensorValue) or type(v.fake.numel()) is not int or v.fake.numel() != 1:
+        return None
+    at_target, at_next = _raise_block(f, inst.target), _raise_block(f, f.ip)
+    if (at_target is None) == (at_next is None):
+        return None
+    cls, args, offset = at_target or at_next
+    tx = f.tx
+    if not _escapes(f, offset) or tx.side_effects.deferred():
+        return None
+    # eager raises when the truth is `jump_when` (the jump leads to the raise) or its opposite
+    expect = (not jump_when) if at_target is not None else jump_when
+    out = graph_call(tx, "call_function", check_tensor,
+                     [v, ConstValue(expect), ConstValue(cls.__name__),
+                      TupleValue([ConstValue(a) for a in args])], {})
+    tx.cg.graph_output(out.node)        # an output, so no backend drops it as unused
+    return at_next is not None
+
+
+def check_tensor(cond, expect, exc, args):
+    """Raise builtins.`exc`(*args) unless bool(cond) is `expect`; returns a 0-d bool tensor (the
+    node is a graph output, so no backend drops it). On a real tensor it is eager's own test;
+    while a backend traces the graph, it is the `bytegraph::check_tensor` op."""
+    if type(cond) is torch.Tensor:
+        if bool(cond) is not expect:
+            raise getattr(builtins, exc)(*args)
+        return _PASSED
+    return torch.ops.bytegraph.check_tensor(cond, expect, exc, list(args))
+
+
+_PASSED = torch.ones((), dtype=torch.bool)    # what a passing check returns on real tensors (the
+                                             # entry drops it; not the condition, which may be an input)
+
+
+def _check_op(cond, expect, exc, args):
+    if bool(cond) is not expect:
+        raise getattr(builtins, exc)(*args)
+    return torch.empty((), dtype=torch.bool)
+
+
+_LIB = torch.library.Library("bytegraph", "FRAGMENT")
+_LIB.define("check_tensor(Tensor cond, bool expect, str exc, str[] args) -> Tensor")
+_LIB.impl("check_tensor", _check_op, "CompositeExplicitAutograd")
+torch.library.register_fake("bytegraph::check_tensor",
+                            lambda cond, expect, exc, args: torch.empty((), dtype=torch.bool), lib=_LIB)
+torch.fx.node.has_side_effect(torch.ops.bytegraph.check_tensor.default)
+torch.fx.node.has_side_effect(check_tensor)
