@@ -26,7 +26,7 @@ from ..graph.segments import partition, as_python
 from ..policy.breaks import BreakRecord
 from .resume import break_tail, choose_stop, STRUCTURAL
 from .warm import GraphInfo
-from .graph_reuse import same_graph_key
+from .graph_reuse import same_graph_key, family_key, shape_facts
 from .graph_state import compiling, restoring_call
 from ..guards import GuardSet
 from ..observe import counters, compile_metrics, CompileRecord, log, graph_log, break_log
@@ -426,8 +426,9 @@ def _drop_unused_size_reads(gb, cuts, used):
 def _compile_graphs(tracer, gb, cg, guards, backend, backend_name, grad_at_start, record, family=None):
     """Cut the trace's graph at its breaks, compile each piece, and return the entry body
     (graph calls interleaved with the breaks' Python code) and a GraphInfo per graph. A piece
-    the same as one compiled before (runtime/graph_reuse.py) reuses it: from this trace, or, for static
-    graphs, from `family` (the graphs of the compiled function and its resume functions)."""
+    the same as one compiled before (runtime/graph_reuse.py) reuses it: from this trace, or from
+    `family` (the graphs of the compiled function and its resume functions; a symbolic graph by
+    graph_reuse.family_key, its sizes and what this trace's ShapeEnv knows of them)."""
     if gb.symbols:
         _drop_unused_size_reads(gb, {cut for cut, _ in tracer.splits}, cg.used_nodes)
     segments = partition(gb, [cut for cut, _ in tracer.splits], cg.used_nodes)
@@ -469,11 +470,15 @@ def _compile_graphs(tracer, gb, cg, guards, backend, backend_name, grad_at_start
                 counters["stats"]["graphs_uncompiled"] += 1
             seg_backend = eager_backend
         key = same_graph_key(gm, example_inputs, modes[k], bool(gb.symbols)) if seg_backend is backend else None
-        info = None
+        info = fkey = None
         if key is not None:
             info = compiled_here.get(key)
-            if info is None and family is not None and not gb.symbols:
-                info = family.get(key)      # symbolic graphs: another trace's ShapeEnv, never shared
+            if family is not None:
+                # the key across traces: a symbolic graph's says what its sizes are in this
+                # trace's ShapeEnv (graph_reuse.family_key), a static graph's is its own
+                fkey = key if not gb.symbols else family_key(gm, example_inputs, modes[k], gb.shape_env)
+            if info is None and fkey is not None:
+                info = family.get(fkey if not gb.symbols else fkey[0])
                 if info is not None:
                     compiled_here[key] = info
                     graphs.append(info)
@@ -495,8 +500,10 @@ def _compile_graphs(tracer, gb, cg, guards, backend, backend_name, grad_at_start
             info = GraphInfo(compiled, gm, example_inputs, modes[k], bool(gb.symbols))
             if key is not None:
                 compiled_here[key] = info
-                if family is not None and not gb.symbols:
-                    family[key] = info
+                if fkey is not None and not gb.symbols:
+                    family[fkey] = info
+                elif fkey is not None and shape_facts(gb.shape_env, fkey[1]) == fkey[0][-1]:
+                    family[fkey[0]] = info      # the backend assumed nothing the key does not say
             graphs.append(info)
             counters["stats"]["unique_graphs"] += 1
         args = ", ".join(gb.inputs[ref][0].expr(cg) if kind == "input" else f"__g_{ref.name}"
