@@ -71,14 +71,22 @@ def family_key(gm, example_inputs, grad, shape_env):
     symbols the graph's own ops make), and `shape_facts` over the symbols all these mention. Two
     graphs with one key compute the same thing under the same assumptions about their sizes, so a
     backend's compile of one serves the other's calls; the caller checks that the backend added
-    no assumption of its own (shape_facts the same after it ran)."""
+    no assumption of its own (shape_facts the same after it ran). A graph of a symbolic trace
+    that mentions no symbol (`symbols` empty) is a static graph (runtime/convert.py keys it so)."""
     key = same_graph_key(gm, example_inputs, grad, True, sizes_of_fakes=True)
     if key is None:
         return None
     symbols, metas = set(), []
-    for n in gm.graph.nodes:
-        metas.append(_meta(n.meta.get("example_value"), symbols))
+    try:
+        for n in gm.graph.nodes:
+            metas.append(_meta(n.meta.get("example_value"), symbols))
+    except _Unkeyed:
+        return None
     return (key, tuple(metas), shape_facts(shape_env, symbols)), frozenset(symbols)
+
+
+class _Unkeyed(Exception):
+    pass
 
 
 def _is_fake(x):
@@ -89,6 +97,8 @@ def _is_fake(x):
 def _meta(v, symbols):
     """A fake value's metadata as plain data (sizes as expressions); collects the symbols."""
     if isinstance(v, torch.Tensor):
+        if v.layout is not torch.strided or v.is_nested:
+            raise _Unkeyed
         exprs = [*v.shape, *v.stride(), v.storage_offset()]
         for e in exprs:
             if isinstance(e, torch.SymInt):
@@ -101,7 +111,7 @@ def _meta(v, symbols):
         return (type(v), tuple(_meta(x, symbols) for x in v))
     if v is None or type(v) in _PLAIN:
         return (type(v), repr(v))
-    return ("other", type(v))
+    raise _Unkeyed          # a value whose sizes the key cannot read: never shared
 
 
 def shape_facts(shape_env, symbols):
