@@ -175,6 +175,10 @@ class TorchFnValue(RealCallableValue):
             r = sym_tensor(tx, args, kwargs)       # torch.tensor(x.shape[0]) stays symbolic
             if r is not None:
                 return r
+        if self.fn is torch.nn.functional.dropout:
+            same = _dropout_is_identity(args, kwargs)
+            if same is not None:
+                return same
         objclass = getattr(self.fn, "__objclass__", None)
         if objclass is not None and args and isinstance(args[0], TensorValue):
             return args[0].call_method(tx, name, list(args[1:]), kwargs)
@@ -182,6 +186,33 @@ class TorchFnValue(RealCallableValue):
 
     def __repr__(self):
         return f"TorchFn({_qualname(self.fn)})"
+
+
+_DROPOUT_SIGNATURE = inspect.signature(torch.nn.functional.dropout)
+
+
+def _dropout_is_identity(args, kwargs):
+    """`F.dropout(x, p, training=False)` and `F.dropout(x, 0.0)` hand back `x` itself in eager
+    (aten's dropout returns its input when not training or p == 0, in place or not, writing
+    nothing): that Value, with no node, or None. The fake run cannot say so under a ShapeEnv (the
+    python dispatcher's decomposition returns `input.clone()`), so a symbolic trace would make a
+    copy where eager has the same tensor, and its graph would differ from a static trace's."""
+    try:
+        bound = _DROPOUT_SIGNATURE.bind(*args, **kwargs)
+    except TypeError:
+        return None
+    bound.apply_defaults()
+    x, p, training = (bound.arguments[k] for k in ("input", "p", "training"))
+    if not isinstance(x, TensorValue) or x.cls not in (torch.Tensor, torch.nn.Parameter):
+        return None
+    p = p.value if isinstance(p, ConstValue) else p
+    training = training.value if isinstance(training, ConstValue) else training
+    inplace = bound.arguments["inplace"]
+    inplace = inplace.value if isinstance(inplace, ConstValue) else inplace
+    if type(p) not in (int, float) or type(training) is not bool or type(inplace) is not bool \
+            or not 0.0 <= p <= 1.0:
+        return None
+    return x if not training or p == 0 else None
 
 
 # torch functions that infer the dtype from the data: a numpy float64 there gives float64 where

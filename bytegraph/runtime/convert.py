@@ -26,7 +26,7 @@ from ..graph.segments import partition, as_python
 from ..policy.breaks import BreakRecord
 from .resume import break_tail, choose_stop, is_read_stop, STRUCTURAL
 from .warm import GraphInfo
-from .graph_reuse import same_graph_key
+from .graph_reuse import same_graph_key, family_key, shape_facts
 from .graph_state import compiling, restoring_call
 from ..guards import GuardSet
 from ..observe import counters, compile_metrics, CompileRecord, log, graph_log, break_log
@@ -424,11 +424,30 @@ def _drop_unused_size_reads(gb, cuts, used):
             gb.graph.erase_node(node)
 
 
+def _family_key(gm, example_inputs, grad, gb, key):
+    """The key of a graph across the traces of its family, and, for a symbolic graph, (its
+    symbols, the ShapeEnv's facts about them) to check again after the backend ran; (None, None)
+    when it is not shared. A static trace's graph: its own key. A symbolic trace's graph: by
+    graph_reuse.family_key, its sizes as expressions and what this trace's ShapeEnv knows of
+    them; one that mentions no symbol at all (no symbolic size anywhere in it) is static and
+    keyed as a static trace's graph is."""
+    if not gb.symbols:
+        return key, None
+    found = family_key(gm, example_inputs, grad, gb.shape_env)
+    if found is None:
+        return None, None
+    fkey, symbols = found
+    if not symbols:
+        return same_graph_key(gm, example_inputs, grad, False), None
+    return fkey, (symbols, fkey[-1])
+
+
 def _compile_graphs(tracer, gb, cg, guards, backend, backend_name, grad_at_start, record, family=None):
     """Cut the trace's graph at its breaks, compile each piece, and return the entry body
     (graph calls interleaved with the breaks' Python code) and a GraphInfo per graph. A piece
-    the same as one compiled before (runtime/graph_reuse.py) reuses it: from this trace, or, for static
-    graphs, from `family` (the graphs of the compiled function and its resume functions)."""
+    the same as one compiled before (runtime/graph_reuse.py) reuses it: from this trace, or from
+    `family` (the graphs of the compiled function and its resume functions; a symbolic graph by
+    graph_reuse.family_key, its sizes and what this trace's ShapeEnv knows of them)."""
     if gb.symbols:
         _drop_unused_size_reads(gb, {cut for cut, _ in tracer.splits}, cg.used_nodes)
     segments = partition(gb, [cut for cut, _ in tracer.splits], cg.used_nodes)
@@ -470,11 +489,13 @@ def _compile_graphs(tracer, gb, cg, guards, backend, backend_name, grad_at_start
                 counters["stats"]["graphs_uncompiled"] += 1
             seg_backend = eager_backend
         key = same_graph_key(gm, example_inputs, modes[k], bool(gb.symbols)) if seg_backend is backend else None
-        info = None
+        info = fkey = facts = None
         if key is not None:
             info = compiled_here.get(key)
-            if info is None and family is not None and not gb.symbols:
-                info = family.get(key)      # symbolic graphs: another trace's ShapeEnv, never shared
+            if family is not None:
+                fkey, facts = _family_key(gm, example_inputs, modes[k], gb, key)
+            if info is None and fkey is not None:
+                info = family.get(fkey)
                 if info is not None:
                     compiled_here[key] = info
                     graphs.append(info)
@@ -496,8 +517,8 @@ def _compile_graphs(tracer, gb, cg, guards, backend, backend_name, grad_at_start
             info = GraphInfo(compiled, gm, example_inputs, modes[k], bool(gb.symbols))
             if key is not None:
                 compiled_here[key] = info
-                if family is not None and not gb.symbols:
-                    family[key] = info
+                if fkey is not None and (facts is None or shape_facts(gb.shape_env, facts[0]) == facts[1]):
+                    family[fkey] = info         # (a symbolic graph: the backend assumed nothing more)
             graphs.append(info)
             counters["stats"]["unique_graphs"] += 1
         args = ", ".join(gb.inputs[ref][0].expr(cg) if kind == "input" else f"__g_{ref.name}"
