@@ -339,3 +339,34 @@ def test_requires_grad_condition_under_inductor():
     out.sum().backward()
     torch.testing.assert_close(x.grad, torch.full((3,), 2.0))
     _same_outcome(f, compiled, torch.zeros(3, requires_grad=True))
+
+
+# -- a 0-d tensor index (policy/scalar_index.py) under a try block stops, as the checks do -----
+
+def index_in_try(W, x):
+    try:
+        row = W[x.argmax() + 2]
+    except IndexError as e:
+        row = W[0] * 0 + len(str(e))
+    return row * 2
+
+
+def _pick(W, i):
+    return W[i]
+
+
+def index_in_callee_of_try(W, x):
+    try:
+        row = _pick(W, x.argmax() + 2)
+    except IndexError:
+        row = W[0]
+    return row + 1
+
+
+@pytest.mark.parametrize("fn", [index_in_try, index_in_callee_of_try], ids=lambda f: f.__name__)
+def test_scalar_index_under_try_reaches_the_handler(fn):
+    reset()
+    compiled = bytegraph.compile(fn, backend="eager")
+    W = torch.arange(12.).reshape(4, 3)
+    for x in (torch.tensor([1.0, 0.0, 0.0]), torch.tensor([0.0, 0.0, 5.0]), torch.tensor([0.0, 3.0, 0.0])):
+        _same_outcome(fn, compiled, W, x)        # the second: index 4 of 4 rows, caught

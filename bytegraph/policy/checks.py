@@ -65,7 +65,7 @@ def _raise_block(frame, ip):
     return cls, tuple(args), insts[ip].offset
 
 
-def _escapes(frame, offset):
+def escapes(frame, offset):
     """Whether an exception raised at `offset` of `frame` leaves every traced frame unhandled."""
     while frame is not None:
         if frame.is_generator or find_handler(frame.code, offset) is not None:
@@ -88,7 +88,7 @@ def check_branch(f, inst, v, jump_when):
         return None
     cls, args, offset = at_target or at_next
     tx = f.tx
-    if not _escapes(f, offset) or tx.side_effects.deferred():
+    if not escapes(f, offset) or tx.side_effects.deferred():
         return None
     # eager raises when the truth is `jump_when` (the jump leads to the raise) or its opposite
     expect = (not jump_when) if at_target is not None else jump_when

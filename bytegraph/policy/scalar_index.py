@@ -9,6 +9,7 @@ non-negative (so the view's storage offset is a known function of it)."""
 import torch
 
 from ..exc import Unsupported
+from .checks import escapes
 from ..graph.builder import NEEDS_SHAPE_ENV
 from ..values.base import ConstValue, const
 from ..values.containers import TupleValue
@@ -47,6 +48,11 @@ def select_scalar_indices(tx, obj, idx):
         if _scalar_index(p):
             c = known(tx, p) if p.roots else None
             ints.append(const(int(c.item())) if c is not None else None)
+    if None in ints and not escapes(tx.frame, tx.frame.inst.offset):
+        # the graph raises eager's IndexError after the traced region, outside the user's
+        # try/with block that would have caught it (policy/checks.py)
+        raise Unsupported("indexing with a 0-d integer tensor inside a try or with block (an "
+                          "index out of range would raise outside it)", kind="data_dependent")
     if None in ints and tx.side_effects.deferred():
         # the index is checked when the graph runs (eager's IndexError), but the Python side
         # effects before it are replayed after the graph: a raise would lose them
