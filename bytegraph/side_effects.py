@@ -16,6 +16,7 @@ class SideEffects:
         self.locate = None        # () -> the user's file:line now (set by the tracer)
         self.first = None         # (what, file:line) of the first effect (export refuses effects)
         self.notes = {}           # id(write tuple) / id(container) -> (what, file:line), for export
+        self.steps = {}           # id(sticky iterator) -> its position when logged or last replayed
 
     def _note(self, what, key, fresh=False):
         note = None if fresh else self.notes.get(key)
@@ -37,6 +38,8 @@ class SideEffects:
         self._note(f"mutating a {type(container_value).__name__.replace('Value', '').lower() or 'Python'} "
                    "object from outside the function (or emitting a warning/log record)", id(container_value))
         self.containers[id(container_value)] = container_value
+        if getattr(container_value, "sticky", False):
+            self.steps.setdefault(id(container_value), _position(container_value))
 
     def _add(self, write, what):
         self.writes.append(write)
@@ -54,16 +57,21 @@ class SideEffects:
         self.writes = []
         self.containers = {k: c for k, c in self.containers.items() if getattr(c, "sticky", False)}
         self.notes = {k: n for k, n in self.notes.items() if k in self.containers}
+        self.steps = {k: _position(c) for k, c in self.containers.items()}
 
     def __bool__(self):
         return bool(self.writes or self.containers)
 
     def deferred(self):
-        """Whether the epilogue has effects to replay that a raise inside the graph would lose
-        (the steps of a loop's iterator aside: a resume function's `for` iterator is logged as
-        a caller's object, and the loop's own iterator is unreachable once an exception leaves
-        the function)."""
-        return bool(self.writes) or any(not getattr(c, "sticky", False) for c in self.containers.values())
+        """Whether the epilogue has effects to replay that a raise inside the graph would lose.
+        A caller's iterator (sticky: a loop's, kept logged across breaks) counts once the trace
+        stepped it since it was wrapped or last replayed: eager has consumed those items when
+        it raises, while the compiled call would hand it back unmoved. (A resume function's
+        loop iterator may be the caller's own object, `for a in it` over an iterator argument,
+        so it is not exempt; one stepped only before the resume function was entered is.)"""
+        return bool(self.writes) or any(
+            not getattr(c, "sticky", False) or self.steps.get(k) != _position(c)
+            for k, c in self.containers.items())
 
     def values(self):
         """Every Value the epilogue will need (so tensors among them become graph outputs)."""
@@ -107,3 +115,8 @@ class SideEffects:
         values.extend(cg.lines)
         cg.lines.clear()
         return values, applies
+
+
+def _position(it):
+    """A sticky iterator's step state (what its replay writes back)."""
+    return it.pos, getattr(it, "done", False)

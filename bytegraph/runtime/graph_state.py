@@ -9,7 +9,8 @@ a graph catches it (a trace that would catch a tensor op's exception stops inste
 
 Not handled: a block entered in an earlier graph of the same trace (Python code of a graph
 break between) is left switched by a raise in a later one; a graph holding a plain
-`torch.set_grad_enabled(m)` call (no block) is not wrapped, since eager keeps that switch."""
+`torch.set_grad_enabled(m)` call (no block) has its grad mode left as the raise leaves it, since
+eager keeps that switch (its autocast blocks are still undone)."""
 
 import contextlib
 
@@ -21,18 +22,19 @@ _EXIT_AUTOCAST = torch.amp.autocast_mode._exit_autocast
 
 
 def _switches(gm):
-    """(switches grad mode, enters autocast) for a graph's nodes; (False, False) when one of
-    its grad switches is a plain `torch.set_grad_enabled(m)` call, which a raise after it does
-    not undo in eager (the state at the raise is then eager's, unless a block is open too)."""
-    grad = autocast = False
+    """(restore grad mode, restore autocast) on a raise in a graph: whether it switches grad
+    mode by blocks only, whether it enters autocast. Grad mode is not restored when one of its
+    switches is a plain `torch.set_grad_enabled(m)` call, which a raise after it does not undo
+    in eager (the state at the raise is then eager's, unless a block is open too); its autocast
+    blocks still are (eager's `with` leaves them on the way out)."""
+    grad = autocast = plain = False
     for n in gm.graph.nodes:
         if n.op == "call_function":
             if n.target is _GRAD:
-                if not n.meta.get("bytegraph_scoped", False):
-                    return False, False
+                plain = plain or not n.meta.get("bytegraph_scoped", False)
                 grad = True
             autocast = autocast or n.target is _ENTER_AUTOCAST
-    return grad, autocast
+    return grad and not plain, autocast
 
 
 def _nesting():
@@ -82,11 +84,24 @@ def call_restoring_autocast(graph, *args):
         raise
 
 
+def call_restoring_autocast_only(graph, *args):
+    """graph(*args), autocast state put back as it was if the call raises (grad mode left as
+    the raise leaves it: the graph also switches it by a plain call)."""
+    state = _autocast_state()
+    try:
+        return graph(*args)
+    except BaseException:
+        _restore_autocast(state)
+        raise
+
+
 def restoring_call(gm):
     """The function the entry calls `gm`'s compiled graph through, or None to call it directly:
     a graph that switches no state needs nothing around it."""
     grad, autocast = _switches(gm)
-    return call_restoring_autocast if autocast else call_restoring_grad if grad else None
+    if autocast:
+        return call_restoring_autocast if grad else call_restoring_autocast_only
+    return call_restoring_grad if grad else None
 
 
 @contextlib.contextmanager

@@ -329,6 +329,11 @@ class Tracer:
         b = g.get("__builtins__", _builtins_mod)
         bdict = b if isinstance(b, dict) else b.__dict__
         if name in bdict:
+            if bdict is not _builtins_mod.__dict__:
+                # a function made by exec() with its own `__builtins__` dict: its names are not
+                # guarded (a name replaced there later would hit a stale entry)
+                raise Unsupported(f"builtin {name!r} read through a function's own __builtins__ "
+                                  "dict", kind="custom_builtins")
             if not trusted:      # guarded (per module, at the end) as not shadowed by a global
                 self.builtins_used.setdefault(id(g), (g, set()))[1].add(name)
             return wrap(self, bdict[name], None)
