@@ -489,6 +489,7 @@ class GradModeCtx(Value):
         self.prev = prev
         self.entered_on_init = entered_on_init
         self.node = None          # set_grad_enabled(mode)'s switch, made when it was called
+        self.segment = None       # len(tx.splits) when it switched (policy/checks.py)
 
     def python_type(self):
         return torch.set_grad_enabled if self.entered_on_init else torch.no_grad
@@ -497,6 +498,7 @@ class GradModeCtx(Value):
         if not self.entered_on_init:
             self.prev = torch.is_grad_enabled()
             tx.set_grad_mode(self.mode)
+            self.segment = len(tx.splits)     # the graph it was entered in (policy/checks.py)
         elif self.node is not None:      # `with torch.set_grad_enabled(m):` scopes its switch
             self.node.meta["bytegraph_scoped"] = True
         return NONE
@@ -528,6 +530,7 @@ class AutocastCtx(Value):
         self.args = args       # (device_type, dtype, enabled, cache_enabled) as Python values
         self.real = None
         self.node = None
+        self.segment = None    # len(tx.splits) when entered; None once re-entered after a break
 
     def python_type(self):
         return torch.autocast
@@ -540,6 +543,7 @@ class AutocastCtx(Value):
         tx.autocasts.append(self)
         self.node = tx.graph.create("call_function", torch.amp.autocast_mode._enter_autocast,
                                     list(self.args), {}, None, counts=False)
+        self.segment = len(tx.splits)         # the graph it was entered in (policy/checks.py)
         return NONE
 
     def exit_node(self, tx):
@@ -550,6 +554,7 @@ class AutocastCtx(Value):
         """Open the region again in the graph after a graph break (policy/breaks.py)."""
         self.node = tx.graph.create("call_function", torch.amp.autocast_mode._enter_autocast,
                                     list(self.args), {}, None, counts=False)
+        self.segment = None
 
     def exit(self, tx):
         self.exit_node(tx)
@@ -583,6 +588,7 @@ def _make_set_grad(tx, args, kwargs):
     mode = (args[0] if args else kwargs["mode"]).as_python()
     ctx = GradModeCtx(bool(mode), entered_on_init=True, prev=torch.is_grad_enabled())
     ctx.node = tx.set_grad_mode(bool(mode), scoped=False)    # a plain call: eager keeps it
+    ctx.segment = len(tx.splits)
     return ctx
 
 

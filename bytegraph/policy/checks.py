@@ -8,9 +8,13 @@ makes eager raise, and the trace goes on down the branch that does not raise.
 This is exact where the graph runs op by op (the eager backend): the ops before the check ran,
 the ones after it did not, as in eager. It refuses (the branch stops the trace as before) when
 the exception would not simply leave the compiled function:
-- a `try` or `with` block of any frame on the inlined call stack covers the raise, or a frame
-  on it is a generator (its exception goes to whoever resumed it);
-- the epilogue holds Python side effects the graph would defer past the raise;
+- a `try` or `with` block of any frame on the inlined call stack covers the raise (but for a
+  `no_grad`/`enable_grad`/`set_grad_enabled`/autocast block opened since the last graph break:
+  runtime/graph_state.py undoes its switch when the graph raises), or a frame on it is a
+  generator (its exception goes to whoever resumed it);
+- the epilogue holds Python side effects the graph would defer past the raise, or the graph
+  wrote into a caller's tensor before the check (a compiling backend, which functionalizes
+  the graph, applies such writes at its end, which a raise never reaches);
 - the exception is not one of a few builtin classes that no builtin swallows (AttributeError
   ends `hasattr`, IndexError and StopIteration end iterations; those are left to the break).
 Under a compiling backend the check is `bytegraph::check_tensor`, run where the backend
@@ -66,14 +70,48 @@ def _raise_block(frame, ip):
 
 
 def escapes(frame, offset):
-    """Whether an exception raised at `offset` of `frame` leaves every traced frame unhandled."""
+    """Whether an exception raised at `offset` of `frame` leaves every traced frame, with nothing
+    on the way but the exits of grad-mode and autocast blocks the graph itself opened (which
+    runtime/graph_state.py undoes when the graph raises)."""
     while frame is not None:
-        if frame.is_generator or find_handler(frame.code, offset) is not None:
+        if frame.is_generator:
             return False
+        h = find_handler(frame.code, offset)
+        while h is not None:
+            at = _unwinds(frame, h)
+            if at is None:
+                return False
+            h = find_handler(frame.code, frame.insts[at].offset)
         frame = frame.parent
         if frame is not None:
             offset = frame.inst.offset
     return True
+
+
+def _unwinds(frame, h):
+    """When handler `h` only passes the exception on -- the re-raise that ends a handler block,
+    or the exit of a modelled block opened in the trace's current graph -- the index of the
+    instruction that re-raises it (where the next handler is looked up); else None."""
+    insts, t = frame.insts, h.target
+    ops = [i.opname for i in insts[t:t + 4]]
+    if ops[:3] == ["COPY", "POP_EXCEPT", "RERAISE"]:
+        return t + 2
+    if ops[:2] == ["PUSH_EXC_INFO", "WITH_EXCEPT_START"] and ops[3:] == ["RERAISE"] \
+            and 0 < h.depth <= len(frame.stack) and _own_block(frame.tx, frame.stack[h.depth - 1]):
+        return t + 3
+    return None
+
+
+def _own_block(tx, exit_value):
+    """A with-block over no_grad / enable_grad / set_grad_enabled / autocast, entered since the
+    trace's last graph break (the graph that raises holds its switch, which graph_state undoes;
+    one opened before a break is in an earlier graph)."""
+    from ..policy.calls import AutocastCtx, GradModeCtx
+    from ..symbolic.handlers_control import _ExitValue
+    if type(exit_value) is not _ExitValue or exit_value.user_exit is not None:
+        return False
+    ctx = exit_value.ctx
+    return type(ctx) in (GradModeCtx, AutocastCtx) and getattr(ctx, "segment", None) == len(tx.splits)
 
 
 def check_branch(f, inst, v, jump_when):
@@ -88,7 +126,9 @@ def check_branch(f, inst, v, jump_when):
         return None
     cls, args, offset = at_target or at_next
     tx = f.tx
-    if not escapes(f, offset) or tx.side_effects.deferred():
+    if not escapes(f, offset) or tx.side_effects.deferred() or tx.graph.mutates_inputs():
+        # (a write into a caller's tensor before the check: a compiling backend applies it at
+        # the graph's end, which a raise never reaches; eager has made it when it raises)
         return None
     # eager raises when the truth is `jump_when` (the jump leads to the raise) or its opposite
     expect = (not jump_when) if at_target is not None else jump_when
