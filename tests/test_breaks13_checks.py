@@ -412,3 +412,33 @@ def test_write_into_an_input_before_a_check_is_kept_when_it_raises(backend):
         a, b = v.clone(), v.clone()
         want, got = _outcome(f, a), _outcome(compiled, b)
         assert want[0] == got[0] and torch.equal(a, b), (want, got, a, b)
+
+
+def index_in_finally(W, x):
+    try:
+        row = W[x.argmax()]
+    finally:
+        pass                               # a finally block: the index stays in the graph
+    return row * 2
+
+
+def check_in_finally(x):
+    try:
+        assert x.min() > 0, "negative"
+    finally:
+        pass                               # checks stay strict: a finally block stops them
+    return x.sqrt()
+
+
+def test_finally_lets_the_index_through_but_not_the_check():
+    W = torch.arange(12.).reshape(4, 3)
+    reset()
+    compiled = bytegraph.compile(index_in_finally, backend="eager")
+    for x in (torch.tensor([1.0, 0.0, 0.0]), torch.tensor([0.0, 0.0, 5.0])):
+        _same_outcome(index_in_finally, compiled, W, x)
+    assert not counters()["graph_break"]
+    reset()
+    compiled = bytegraph.compile(check_in_finally, backend="eager")
+    for x in (torch.tensor([1.0, 4.0]), torch.tensor([-1.0, 4.0])):
+        _same_outcome(check_in_finally, compiled, x)
+    assert counters()["graph_break"]

@@ -69,16 +69,20 @@ def _raise_block(frame, ip):
     return cls, tuple(args), insts[ip].offset
 
 
-def escapes(frame, offset):
+def escapes(frame, offset, through_finally=False):
     """Whether an exception raised at `offset` of `frame` leaves every traced frame, with nothing
     on the way but the exits of grad-mode and autocast blocks the graph itself opened (which
-    runtime/graph_state.py undoes when the graph raises)."""
+    runtime/graph_state.py undoes when the graph raises). `through_finally`: also `finally`
+    blocks (and bare `except:` blocks that always re-raise), whose code then does not run when
+    the graph raises -- the gap every op raising inside a graph has (docs/graph_breaks.md)."""
     while frame is not None:
         if frame.is_generator:
             return False
         h = find_handler(frame.code, offset)
         while h is not None:
             at = _unwinds(frame, h)
+            if at is None and through_finally:
+                at = _finally_end(frame.insts, h.target)
             if at is None:
                 return False
             h = find_handler(frame.code, frame.insts[at].offset)
@@ -100,6 +104,26 @@ def _unwinds(frame, h):
             and 0 < h.depth <= len(frame.stack) and _own_block(frame.tx, frame.stack[h.depth - 1]):
         return t + 3
     return None
+
+
+_SWALLOWS = frozenset({"POP_EXCEPT", "RETURN_VALUE", "CHECK_EXC_MATCH", "WITH_EXCEPT_START",
+                       "YIELD_VALUE", "CHECK_EG_MATCH"})
+
+
+def _finally_end(insts, t):
+    """A handler block at `t` that always re-raises (a `finally` body): the index of its closing
+    `RERAISE 0`, every jump before it staying inside the block and nothing that could end the
+    exception's way out (POP_EXCEPT: caught; a return or a match); else None."""
+    if insts[t].opname != "PUSH_EXC_INFO":
+        return None
+    end = next((i.index for i in insts[t + 1:] if i.opname == "RERAISE" and i.arg == 0), None)
+    if end is None:
+        return None
+    for i in insts[t + 1:end]:
+        if i.opname in _SWALLOWS or i.opname.startswith("RERAISE") or \
+                getattr(i, "target", None) is not None and not t <= i.target <= end:
+            return None
+    return end
 
 
 def _own_block(tx, exit_value):

@@ -48,9 +48,11 @@ def select_scalar_indices(tx, obj, idx):
         if _scalar_index(p):
             c = known(tx, p) if p.roots else None
             ints.append(const(int(c.item())) if c is not None else None)
-    if None in ints and not escapes(tx.frame, tx.frame.inst.offset):
+    if None in ints and not escapes(tx.frame, tx.frame.inst.offset, through_finally=True):
         # the graph raises eager's IndexError after the traced region, outside the user's
-        # try/with block that would have caught it (policy/checks.py)
+        # try/with block that would have caught it (policy/checks.py; a `finally` block, as
+        # transformers' output-capturing wrappers keep around forward, is let through: its code
+        # is skipped on such a raise, as it is for any op that raises inside a graph)
         raise Unsupported("indexing with a 0-d integer tensor inside a try or with block (an "
                           "index out of range would raise outside it)", kind="data_dependent")
     if None in ints and tx.side_effects.deferred():
