@@ -125,14 +125,18 @@ def test_outputs_and_gradients_match_and_expert_graphs_are_shared():
     assert (be.graphs, _traces(), _reused()) == (graphs, traces, reused), "not a pure cache hit"
 
 
-def test_other_experts_on_later_calls():
+def _calls_match_eager(be, calls):
+    """Compile the MoE with backend `be` and call it on `calls` seeded inputs, each against eager."""
     bytegraph.reset()
     eager, mine = _models()
-    be = Counting()
     compiled = bytegraph.compile(mine, backend=be)
-    for seed in range(6):
+    for seed in range(calls):
         x = _inputs(seed)
         assert_same(eager(x), compiled(x))
+
+
+def test_other_experts_on_later_calls():
+    _calls_match_eager(Counting(), 6)
     assert _reused() > 0
 
 
@@ -203,13 +207,7 @@ class _Specializing:
 
 
 def test_a_backend_that_specializes_does_not_share():
-    bytegraph.reset()
-    eager, mine = _models()
-    be = _Specializing()
-    compiled = bytegraph.compile(mine, backend=be)
-    for seed in range(4):
-        x = _inputs(seed)
-        assert_same(eager(x), compiled(x))
+    _calls_match_eager(_Specializing(), 4)
 
 
 def _graph_over(fake):
