@@ -80,7 +80,9 @@ def test_helper_stops_under_layer_loop_split_at_helper_call(wn):
         # own (and, for the plain layers, the variants of their shared forward unit)
         # (the first layer resumes inside: the helper's second stop in one call is what shows
         # that splitting pays, runtime/resume.py: _REPEAT_STOPS)
-        assert graphs <= n + (5 if wn else 8), (n, graphs, theirs)
+        # (session 13: the pad with tensor paddings is a read stop, one graph more for the
+        # weight-norm layers: 14 for 8 layers, torch.compile's count)
+        assert graphs <= n + (6 if wn else 8), (n, graphs, theirs)
     assert counts[16] - counts[8] <= 8, counts
 
 

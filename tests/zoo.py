@@ -52,6 +52,7 @@ class Entry:
     dynamo_config: dict = dataclasses.field(default_factory=dict)
     quick: bool = False  # part of the quick benchmark subset
     inductor: bool = False  # also tested with backend="inductor"
+    graphs: int = 1  # graphs bytegraph compiles (torch.compile: always 1)
     note: str = ""
 
     def call(self, model, inputs):
@@ -311,7 +312,9 @@ for _name, _ctor, _kind in [
     module_entry(f"loss_{_name}", _ctor, _loss_inputs(_kind))
 
 # reshaping / misc
-layer("dropout_eval", lambda: nn.Dropout(0.5), (B, 4, 6))
+# eval dropout returns its input itself (`F.dropout(x, training=False) is x`): bytegraph's
+# entry hands back `x` with no graph; torch.compile compiles a graph whose output aliases it
+layer("dropout_eval", lambda: nn.Dropout(0.5), (B, 4, 6), graphs=0)
 layer("flatten", lambda: nn.Flatten(), (B, 3, 4, 5))
 layer("unflatten", lambda: nn.Unflatten(1, (4, 5)), (B, 20, 3))
 layer("pixel_shuffle", lambda: nn.PixelShuffle(2), (B, 8, 3, 3))
@@ -494,4 +497,5 @@ def check_entry(entry, backend="eager", seeds=(0, 1), atol=None, rtol=None):
     for k in estate:
         torch.testing.assert_close(cstate[k], estate[k], atol=atol, rtol=rtol,
                                    msg=lambda m: f"{entry.name}: state {k}: {m}")
-    assert graph_count() == 1, f"{entry.name}: expected 1 graph, got {graph_count()}"
+    want = 1 if REFERENCE else entry.graphs
+    assert graph_count() == want, f"{entry.name}: expected {want} graph(s), got {graph_count()}"
