@@ -10,6 +10,7 @@ import torch
 
 import bytegraph
 from differential import reset
+from test_breaks13_checks import _outcome
 
 SOURCE = '''
 def check(x):
@@ -24,13 +25,6 @@ def length(x):
 
 class MyError(Exception):
     pass
-
-
-def _outcome(fn, *args):
-    try:
-        return "ok", fn(*args)
-    except Exception as e:
-        return type(e), str(e)
 
 
 def _same(fn, compiled, *args):

@@ -48,19 +48,20 @@ def select_scalar_indices(tx, obj, idx):
         if _scalar_index(p):
             c = known(tx, p) if p.roots else None
             ints.append(const(int(c.item())) if c is not None else None)
-    if None in ints and not escapes(tx.frame, tx.frame.inst.offset, through_finally=True):
+    checked = None in ints          # an index read in the graph: it may raise there
+    if checked and not escapes(tx.frame, tx.frame.inst.offset, through_finally=True):
         # the graph raises eager's IndexError after the traced region, outside the user's
         # try/with block that would have caught it (policy/checks.py; a `finally` block, as
         # transformers' output-capturing wrappers keep around forward, is let through: its code
         # is skipped on such a raise, as it is for any op that raises inside a graph)
         raise Unsupported("indexing with a 0-d integer tensor inside a try or with block (an "
                           "index out of range would raise outside it)", kind="data_dependent")
-    if None in ints and tx.side_effects.deferred():
+    if checked and tx.side_effects.deferred():
         # the index is checked when the graph runs (eager's IndexError), but the Python side
         # effects before it are replayed after the graph: a raise would lose them
         raise Unsupported("indexing with a 0-d integer tensor may raise after Python side "
                           "effects the graph would defer", kind="data_dependent")
-    if tx.graph.shape_env is None and None in ints:
+    if tx.graph.shape_env is None and checked:
         raise Unsupported("indexing with a 0-d integer tensor reads its value (an unbacked "
                           "symbol)", kind=NEEDS_SHAPE_ENV)
     ints = iter(ints)

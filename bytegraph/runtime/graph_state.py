@@ -18,7 +18,6 @@ import torch
 
 _GRAD = torch._C._set_grad_enabled
 _ENTER_AUTOCAST = torch.amp.autocast_mode._enter_autocast
-_EXIT_AUTOCAST = torch.amp.autocast_mode._exit_autocast
 
 
 def _switches(gm):
