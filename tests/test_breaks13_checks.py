@@ -3,8 +3,9 @@
 `bool()` (hf/ibert train: its `assert x_max.isnan().sum() == 0` on every activation). The
 check raises eager's exception, with eager's message, at the same point in the ops; where the
 exception would not simply leave the function (a try or with block, a generator, deferred Python
-side effects, a message that is not a constant, an exception a builtin swallows) the branch stops
-the trace as before. Also: a module buffer seen to change between calls is read as data for
+side effects) the check stays only in the entry's first graph, whose raise reruns the function
+eagerly (session 14, runtime/rerun.py); a message that is not a constant or an exception a
+builtin swallows stops the trace as before. Also: a module buffer seen to change between calls is read as data for
 every instance of its class (runtime/dynamic.py UNSTABLE_STATE). Differential throughout:
 outputs, exceptions and messages, the writes made before a raise, graph and trace counts.
 
@@ -225,14 +226,7 @@ def in_generator(x):
     return sum(_gen(x))
 
 
-@pytest.mark.parametrize("fn,extra", [(in_try, ()), (try_in_caller, ()),
-                                      (in_user_with, ([],)), (after_side_effect, ([],)),
-                                      (formatted_message, ()), (swallowed_kind, ()),
-                                      (in_generator, ())],
-                         ids=lambda v: getattr(v, "__name__", ""))
-def test_refused_where_the_raise_would_not_just_leave(fn, extra):
-    reset()
-    compiled = bytegraph.compile(fn, backend="eager")
+def _differential_calls(fn, compiled, extra):
     for x in (torch.tensor([1.0, 4.0]), torch.tensor([-1.0, 4.0]), torch.tensor([2.0, 9.0])):
         e_extra, c_extra = [list(a) for a in extra], [list(a) for a in extra]
         want, got = _outcome(fn, x, *e_extra), _outcome(compiled, x, *c_extra)
@@ -242,6 +236,29 @@ def test_refused_where_the_raise_would_not_just_leave(fn, extra):
         else:
             assert got[1] == want[1]
         assert e_extra == c_extra          # side effects (a log, a context manager's exit)
+
+
+@pytest.mark.parametrize("fn,extra", [(in_try, ()), (try_in_caller, ()),
+                                      (in_user_with, ([],)), (after_side_effect, ([],)),
+                                      (in_generator, ())],
+                         ids=lambda v: getattr(v, "__name__", ""))
+def test_kept_where_the_first_graph_reruns(fn, extra):
+    # session 14 (runtime/rerun.py): the check is in the entry's first graph, so a raise makes
+    # the entry run the function again eagerly, which takes the handler, runs the with-block's
+    # exit, makes the side effects: the check stays in the graph (these stopped in session 13)
+    reset()
+    compiled = bytegraph.compile(fn, backend="eager")
+    _differential_calls(fn, compiled, extra)
+    assert not counters()["graph_break"] and not counters()["fallback"]
+    assert counters()["stats"]["graph_reruns"] == 1
+
+
+@pytest.mark.parametrize("fn,extra", [(formatted_message, ()), (swallowed_kind, ())],
+                         ids=lambda v: getattr(v, "__name__", ""))
+def test_refused_where_the_raise_would_not_just_leave(fn, extra):
+    reset()
+    compiled = bytegraph.compile(fn, backend="eager")
+    _differential_calls(fn, compiled, extra)
     # a graph break there, or (a generator's frame cannot be resumed) the function runs eagerly
     assert counters()["graph_break"] or counters()["fallback"], "expected the branch to stop the trace"
 
@@ -426,11 +443,11 @@ def check_in_finally(x):
     try:
         assert x.min() > 0, "negative"
     finally:
-        pass                               # checks stay strict: a finally block stops them
+        pass                               # in the first graph: a raise reruns the function
     return x.sqrt()
 
 
-def test_finally_lets_the_index_through_but_not_the_check():
+def test_finally_lets_the_index_and_the_check_through():
     W = torch.arange(12.).reshape(4, 3)
     reset()
     compiled = bytegraph.compile(index_in_finally, backend="eager")
@@ -441,4 +458,4 @@ def test_finally_lets_the_index_through_but_not_the_check():
     compiled = bytegraph.compile(check_in_finally, backend="eager")
     for x in (torch.tensor([1.0, 4.0]), torch.tensor([-1.0, 4.0])):
         _same_outcome(check_in_finally, compiled, x)
-    assert counters()["graph_break"]
+    assert not counters()["graph_break"]

@@ -54,6 +54,8 @@ def _noting_writes(dispatch, builder):
             schema = getattr(func, "_schema", None)
             if schema is not None and schema.is_mutable:
                 writes.append((func, args, kwargs))
+        if b is not None and not b.seeded and _SEEDED in getattr(func, "tags", ()):
+            b.seeded = True            # draws random numbers (runtime/rerun.py: RNG snapshot)
         if b is not None and b.roots and reads_data(func) and _has_constant((args, kwargs)):
             b.reads.append(func)       # values/known.py: which roots' values it read
         return dispatch(func, types, args, kwargs)
@@ -61,6 +63,7 @@ def _noting_writes(dispatch, builder):
 
 
 _NEEDS_CONCRETE = "expected to contain only concrete integers"
+_SEEDED = torch.Tag.nondeterministic_seeded
 
 
 _READ_OPS = {}
@@ -134,6 +137,7 @@ class GraphBuilder:
         self.fake_mode.dispatch = _noting_writes(self.fake_mode.dispatch, self)
         self.memo = FakeMemo(self.fake_mode) if env is not None else None
         self.mutated_storages = set()   # storage keys of fake tensors some op wrote into
+        self.seeded = False             # an op of the trace draws from a random generator
         # unbacked symbol -> where the trace made it ((frame, instruction, step) from the
         # innermost out): a later need for its value stops the trace at that op instead
         self.unbacked_at = {}

@@ -146,6 +146,8 @@ def run_in_python(tx, fn_obj, args, kwargs, reason, hint="", opaque_desc=None):
     for ctx in reversed(tx.autocasts):
         ctx.exit_node(tx)
     tx.body.append(("graph", k))
+    if k == 0:
+        tx.first_graph_writes = tx.graph.mutates_inputs()     # (runtime/rerun.py plan)
     tx.splits.append((tx.graph.last_node(), torch.is_grad_enabled()))
     tx.body += lines + values + applies
     if tx.grad_changed:

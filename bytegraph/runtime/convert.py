@@ -28,6 +28,7 @@ from .resume import break_tail, choose_stop, is_read_stop, STRUCTURAL
 from .warm import GraphInfo
 from .graph_reuse import same_graph_key, family_key, shape_facts
 from .graph_state import compiling, restoring_call
+from . import rerun as _rerun
 from ..guards import GuardSet
 from ..observe import counters, compile_metrics, CompileRecord, log, graph_log, break_log
 from ..side_effects import SideEffects
@@ -120,11 +121,12 @@ def _record_of(e):
 
 
 def _trace(fn, bound, shape_env, allow_breaks, stop_at=None, specialize=(), dynamic=None,
-           state_scalars=True):
+           state_scalars=True, rerun=False):
     """One symbolic run of fn over the bound arguments: (cg, guards, builder, tracer, result,
     grad mode at start, grad mode at end). Unsupported asking for a ShapeEnv propagates as is;
     any other stop is wrapped with the guards gathered so far. `state_scalars=False`: read no
-    module-state scalar's value (values/known.py; export)."""
+    module-state scalar's value (values/known.py; export). `rerun`: the entry reruns the unit
+    when its first graph raises, which the trace may rely on (runtime/rerun.py)."""
     cg = Codegen()
     cg.namespace["EAGER"] = EAGER
     guards = GuardSet(cg)
@@ -151,6 +153,7 @@ def _trace(fn, bound, shape_env, allow_breaks, stop_at=None, specialize=(), dyna
     tracer.structural = fn in STRUCTURAL      # modules passed in: guarded by structure (resume.py)
     tracer.stop_at = stop_at
     tracer.specialize = specialize
+    tracer.rerun_ok = rerun
     grad_at_start = torch.is_grad_enabled()
     try:
         try:
@@ -240,37 +243,10 @@ def _finish_trace(traced, stopped_by, fn, record, t0, name, on_guard_error, chil
     return tail + values + applies, after
 
 
-def convert(fn, args, kwargs, backend, backend_name, entry_index, on_guard_error=None,
-            allow_breaks=True, children=None, dynamic=None):
-    """Trace fn(*args, **kwargs) and return (entry function, CompileRecord). `on_guard_error`:
-    see codegen.entry.build_entry; `allow_breaks=False` (fullgraph): the first graph break
-    stops the trace; `children` (resumes, trampoline: runtime/resume.py) compile the code
-    a graph break that stops the trace hands on to."""
-    record = CompileRecord(name=fn.__qualname__, location=location_of(fn))
-    counters["frames"]["total"] += 1
-    t0 = time.perf_counter()
-    bound = bind_call(fn, args, kwargs)
-    name = f"__entry_{entry_index}"
-    specialize = set()
-
-    def attempt(stop_at):
-        while True:
-            try:
-                try:
-                    return _trace(fn, bound, False, allow_breaks, stop_at, specialize, dynamic)
-                except Unsupported as e:
-                    if e.kind != NEEDS_SHAPE_ENV:
-                        raise
-                    # an op with a data-dependent output size: trace again with a ShapeEnv
-                    # (unbacked sizes). Static traces never build one, so they never import
-                    # its machinery.
-                    return _trace(fn, bound, True, allow_breaks, stop_at, specialize, dynamic)
-            except _TraceFailed as failed:
-                name = getattr(failed.exc, "specialize", None)
-                if name is None or name in specialize:
-                    raise
-                specialize.add(name)       # an opaque parameter whose value the code needs
-
+def _trace_breaks(attempt, fn, record, t0, name, on_guard_error, children, allow_breaks):
+    """The trace of one call with its graph breaks: (tail, after, traced, whether a break stopped
+    it), or _TraceStopped
+    with an eager entry (see convert)."""
     stopped_by, tried, why_not = None, [], None
     try:
         traced = attempt(None)
@@ -298,12 +274,57 @@ def convert(fn, args, kwargs, backend, backend_name, entry_index, on_guard_error
                 _eager_entry(fn, stopped_by, record, t0, name, on_guard_error)
         try:
             tail, after = _finish_trace(traced, stopped_by, fn, record, t0, name, on_guard_error, children)
-            break
+            return tail, after, traced, stopped_by is not None
         except _NoResume as no:
             why_not = why_not or no.why
             traced = None          # the stop point cannot be resumed from: try one further out
-    cg, guards, gb, tracer, result, grad_at_start, grad_at_end = traced
 
+
+def convert(fn, args, kwargs, backend, backend_name, entry_index, on_guard_error=None,
+            allow_breaks=True, children=None, dynamic=None):
+    """Trace fn(*args, **kwargs) and return (entry function, CompileRecord). `on_guard_error`:
+    see codegen.entry.build_entry; `allow_breaks=False` (fullgraph): the first graph break
+    stops the trace; `children` (resumes, trampoline: runtime/resume.py) compile the code
+    a graph break that stops the trace hands on to."""
+    record = CompileRecord(name=fn.__qualname__, location=location_of(fn))
+    counters["frames"]["total"] += 1
+    t0 = time.perf_counter()
+    bound = bind_call(fn, args, kwargs)
+    name = f"__entry_{entry_index}"
+    specialize = set()
+
+    def attempt(stop_at):
+        while True:
+            try:
+                try:
+                    return _trace(fn, bound, False, allow_breaks, stop_at, specialize, dynamic,
+                                  rerun=rerun_ok)
+                except Unsupported as e:
+                    if e.kind != NEEDS_SHAPE_ENV:
+                        raise
+                    # an op with a data-dependent output size: trace again with a ShapeEnv
+                    # (unbacked sizes). Static traces never build one, so they never import
+                    # its machinery.
+                    return _trace(fn, bound, True, allow_breaks, stop_at, specialize, dynamic,
+                                  rerun=rerun_ok)
+            except _TraceFailed as failed:
+                name = getattr(failed.exc, "specialize", None)
+                if name is None or name in specialize:
+                    raise
+                specialize.add(name)       # an opaque parameter whose value the code needs
+
+    for rerun_ok in (True, False):
+        tail, after, traced, stopped = _trace_breaks(attempt, fn, record, t0, name, on_guard_error, children,
+                                            allow_breaks)
+        tracer, gb = traced[3], traced[2]
+        how = _rerun.plan(tracer, gb)
+        if not tracer.relies_on_rerun or how is not None:
+            break
+        # the trace kept a raise that only a rerun handles, and then made its first graph one
+        # that cannot be rerun (a write into an input after it): trace again without
+        log.info("%s (%s): the first graph cannot be rerun; tracing again without relying on it",
+                 fn.__qualname__, record.location)
+    cg, guards, gb, tracer, result, grad_at_start, grad_at_end = traced
     if grad_at_end != grad_at_start:
         tail.append(f"{cg.const(torch, 'torch')}._C._set_grad_enabled({grad_at_end})")
     tail += after
@@ -318,10 +339,10 @@ def convert(fn, args, kwargs, backend, backend_name, entry_index, on_guard_error
     guard_apart(guards, gb)
     gb.forget_roots()               # the backends see no values on the placeholders' fakes
     body, graphs = _compile_graphs(tracer, gb, cg, guards, backend, backend_name, grad_at_start, record,
-                                   children.graphs if children is not None else None)
+                                   children.graphs if children is not None else None, how)
     guards.add_shape_env(gb)        # after the backend, which may add guards of its own
     guards.attr_writes = [(v.source, n) for k, v, n, _ in tracer.side_effects.writes if k == "attr"]
-    guards.has_break = stopped_by is not None    # user code runs inside the entry's call
+    guards.has_break = stopped    # user code runs inside the entry's call
     entry = build_entry(fn, cg, guards, body + tail, "__r", name, on_guard_error)
     gb.release_real_tensors()
     entry.__bytegraph_guards__ = guards
@@ -442,12 +463,15 @@ def _family_key(gm, example_inputs, grad, gb, key):
     return fkey, (symbols, fkey[-1])
 
 
-def _compile_graphs(tracer, gb, cg, guards, backend, backend_name, grad_at_start, record, family=None):
+def _compile_graphs(tracer, gb, cg, guards, backend, backend_name, grad_at_start, record, family=None,
+                    rerun=None):
     """Cut the trace's graph at its breaks, compile each piece, and return the entry body
     (graph calls interleaved with the breaks' Python code) and a GraphInfo per graph. A piece
     the same as one compiled before (runtime/graph_reuse.py) reuses it: from this trace, or from
     `family` (the graphs of the compiled function and its resume functions; a symbolic graph by
-    graph_reuse.family_key, its sizes and what this trace's ShapeEnv knows of them)."""
+    graph_reuse.family_key, its sizes and what this trace's ShapeEnv knows of them). `rerun`
+    (runtime/rerun.py plan): the entry reruns its unit when its first graph, run before any
+    Python code of a break, raises."""
     if gb.symbols:
         _drop_unused_size_reads(gb, {cut for cut, _ in tracer.splits}, cg.used_nodes)
     segments = partition(gb, [cut for cut, _ in tracer.splits], cg.used_nodes)
@@ -523,12 +547,14 @@ def _compile_graphs(tracer, gb, cg, guards, backend, backend_name, grad_at_start
             counters["stats"]["unique_graphs"] += 1
         args = ", ".join(gb.inputs[ref][0].expr(cg) if kind == "input" else f"__g_{ref.name}"
                          for kind, ref in seg.inputs)
-        via = restoring_call(gm)
+        first = k == 0 and rerun is not None
+        via = restoring_call(gm, exact=first)
         call = f"{cg.const(compiled, 'graph')}({args})" if via is None else \
             f"{cg.const(via, 'restoring')}({cg.const(compiled, 'graph')}{', ' if args else ''}{args})"
         if seg.outputs:
             call = "".join(f"__g_{n.name}, " for n in seg.outputs) + "= " + call
-        calls[k] = call
+        # the first graph runs before anything the entry does: when it raises, the unit runs again
+        calls[k] = _rerun.wrap(cg, call, rerun) if first else call
         counters["stats"]["calls_captured"] += seg.num_ops
     if graphs:
         guards.add_graph_state(gb.device_types(), backend is not eager_backend)
@@ -538,8 +564,11 @@ def _compile_graphs(tracer, gb, cg, guards, backend, backend_name, grad_at_start
     body = []
     for item in tracer.body + [("graph", len(tracer.splits))]:
         if type(item) is tuple:
-            if item[1] in calls:
-                body.append(calls[item[1]])
+            call = calls.get(item[1])
+            if type(call) is list:
+                body += call
+            elif call is not None:
+                body.append(call)
         else:
             body.append(item)
     return body, graphs

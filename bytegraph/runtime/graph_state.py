@@ -94,10 +94,14 @@ def call_restoring_autocast_only(graph, *args):
         raise
 
 
-def restoring_call(gm):
+def restoring_call(gm, exact=False):
     """The function the entry calls `gm`'s compiled graph through, or None to call it directly:
-    a graph that switches no state needs nothing around it."""
+    a graph that switches no state needs nothing around it. `exact`: the state put back is the
+    state on entry even for a plain `torch.set_grad_enabled(m)` in the graph (the entry then
+    runs the unit again from its start: runtime/rerun.py)."""
     grad, autocast = _switches(gm)
+    if exact:
+        grad = grad or any(n.op == "call_function" and n.target is _GRAD for n in gm.graph.nodes)
     if autocast:
         return call_restoring_autocast if grad else call_restoring_autocast_only
     return call_restoring_grad if grad else None

@@ -139,6 +139,9 @@ class Tracer:
         self.allow_breaks = False
         self.body = []
         self.splits = []           # (last fx node before the break, grad mode there)
+        self.first_graph_writes = False   # the first graph writes into an input (set at the first break)
+        self.rerun_ok = False      # a raise in the first graph reruns the unit (runtime/rerun.py)
+        self.relies_on_rerun = False   # the trace kept a raise in the graph that needs that rerun
         self.break_records = []
         self.adopted = set()       # ids of trace-made Values made real at a break
         self.stop_at = None        # step number to stop before (a graph break that resumes)
