@@ -126,7 +126,7 @@ def _trace(fn, bound, shape_env, allow_breaks, stop_at=None, specialize=(), dyna
     grad mode at start, grad mode at end). Unsupported asking for a ShapeEnv propagates as is;
     any other stop is wrapped with the guards gathered so far. `state_scalars=False`: read no
     module-state scalar's value (values/known.py; export). `rerun`: the entry reruns the unit
-    when its first graph raises, which the trace may rely on (runtime/rerun.py)."""
+    when one of its first graphs raises, which the trace may rely on (runtime/rerun.py)."""
     cg = Codegen()
     cg.namespace["EAGER"] = EAGER
     guards = GuardSet(cg)
@@ -318,11 +318,11 @@ def convert(fn, args, kwargs, backend, backend_name, entry_index, on_guard_error
                                             allow_breaks)
         tracer, gb = traced[3], traced[2]
         how = _rerun.plan(tracer, gb)
-        if not tracer.relies_on_rerun or how is not None:
+        if tracer.relies_on_rerun < (how[1] if how is not None else 0):
             break
-        # the trace kept a raise that only a rerun handles, and then made its first graph one
-        # that cannot be rerun (a write into an input after it): trace again without
-        log.info("%s (%s): the first graph cannot be rerun; tracing again without relying on it",
+        # the trace kept a raise that only a rerun handles, and then made the graph holding it
+        # one that cannot be rerun (a write into an input after it): trace again without
+        log.info("%s (%s): a graph cannot be rerun; tracing again without relying on it",
                  fn.__qualname__, record.location)
     cg, guards, gb, tracer, result, grad_at_start, grad_at_end = traced
     if grad_at_end != grad_at_start:
@@ -470,8 +470,8 @@ def _compile_graphs(tracer, gb, cg, guards, backend, backend_name, grad_at_start
     the same as one compiled before (runtime/graph_reuse.py) reuses it: from this trace, or from
     `family` (the graphs of the compiled function and its resume functions; a symbolic graph by
     graph_reuse.family_key, its sizes and what this trace's ShapeEnv knows of them). `rerun`
-    (runtime/rerun.py plan): the entry reruns its unit when its first graph, run before any
-    Python code of a break, raises."""
+    (runtime/rerun.py plan): the entry reruns its unit when one of its first graphs raises
+    (run before anything observable the entry does)."""
     if gb.symbols:
         _drop_unused_size_reads(gb, {cut for cut, _ in tracer.splits}, cg.used_nodes)
     segments = partition(gb, [cut for cut, _ in tracer.splits], cg.used_nodes)
@@ -547,30 +547,31 @@ def _compile_graphs(tracer, gb, cg, guards, backend, backend_name, grad_at_start
             counters["stats"]["unique_graphs"] += 1
         args = ", ".join(gb.inputs[ref][0].expr(cg) if kind == "input" else f"__g_{ref.name}"
                          for kind, ref in seg.inputs)
-        first = k == 0 and rerun is not None
-        via = restoring_call(gm, exact=first)
+        via = restoring_call(gm, exact=rerun is not None and k < rerun[1])
         call = f"{cg.const(compiled, 'graph')}({args})" if via is None else \
             f"{cg.const(via, 'restoring')}({cg.const(compiled, 'graph')}{', ' if args else ''}{args})"
         if seg.outputs:
             call = "".join(f"__g_{n.name}, " for n in seg.outputs) + "= " + call
-        # the first graph runs before anything the entry does: when it raises, the unit runs again
-        calls[k] = _rerun.wrap(cg, call, rerun) if first else call
+        calls[k] = call
         counters["stats"]["calls_captured"] += seg.num_ops
     if graphs:
         guards.add_graph_state(gb.device_types(), backend is not eager_backend)
     record.graphs = len(graphs)
     record.ops = gb.num_ops
     record.graph = graphs[0].gm if regions == 1 else None
-    body = []
+    body, covered = [], 0
     for item in tracer.body + [("graph", len(tracer.splits))]:
         if type(item) is tuple:
-            call = calls.get(item[1])
-            if type(call) is list:
-                body += call
-            elif call is not None:
-                body.append(call)
+            if item[1] in calls:
+                body.append(calls[item[1]])
+            if rerun is not None and item[1] < rerun[1]:
+                covered = len(body)
         else:
             body.append(item)
+    if covered:
+        # the first graphs run before anything observable the entry does (the breaks between
+        # them run pure Python): when one raises, the unit runs again (runtime/rerun.py)
+        body[:covered] = _rerun.wrap(cg, body[:covered], rerun[0])
     return body, graphs
 
 

@@ -38,41 +38,61 @@ from ..observe import counters
 _default_generator = torch.default_generator
 
 
+def _pure_breaks(tracer):
+    """How many of the trace's first breaks run Python with no observable effect (an `item()`,
+    a `graph_break()`, a tensor check) after graphs that wrote into no input."""
+    n = 0
+    for pure, writes in tracer.split_rerun:
+        if not pure or writes:
+            break
+        n += 1
+    return n
+
+
 def covers(tx):
     """Would a raise inside the graph at the trace's current point be handled by a rerun of the
     unit? If so, the trace now relies on it (convert checks the graph is rerunnable)."""
-    if not getattr(tx, "rerun_ok", False) or tx.splits or tx.graph.mutates_inputs():
+    if not getattr(tx, "rerun_ok", False) or _pure_breaks(tx) < len(tx.splits) or \
+            tx.graph.mutates_inputs():
         return False
-    tx.relies_on_rerun = True
+    tx.relies_on_rerun = max(tx.relies_on_rerun, len(tx.splits))
     return True
 
 
 def plan(tracer, gb):
-    """How the entry may rerun its unit when the trace's first graph raises: "plain", "rng"
-    (snapshot the CPU generator first), or None (no rerun). Random draws and explicit
-    generators are looked for in the whole trace (a snapshot then covers the first graph)."""
+    """How the entry may rerun its unit when one of the trace's first graphs raises: (how,
+    graphs), `how` "plain" or "rng" (snapshot the CPU generator first), `graphs` how many of the
+    first graphs (with the breaks' Python parts between them) a raise in which reruns the unit;
+    or None (no rerun). Random draws and explicit generators are looked for in the whole trace
+    (a snapshot then covers every graph)."""
     if not getattr(tracer, "rerun_ok", False):
         return None
-    writes = tracer.first_graph_writes if tracer.splits else gb.mutates_inputs()
-    if writes:
+    n = _pure_breaks(tracer)
+    if n == len(tracer.splits):
+        graphs = n + (not gb.mutates_inputs())
+    else:
+        # the graph after the last pure break is covered when it wrote into no input
+        graphs = n + (not tracer.split_rerun[n][1])
+    if graphs == 0:
         return None
     if not gb.seeded:
-        return "plain"
+        return "plain", graphs
     if set(gb.device_types()) - {"cpu", "meta"}:
         return None
     for node in gb.graph.nodes:
         if any(isinstance(a, torch.Generator) for a in pytree.tree_leaves((node.args, node.kwargs))):
             return None
-    return "rng"
+    return "rng", graphs
 
 
-def wrap(cg, call, how):
-    """The entry lines that call the first graph (`call`, one line) and rerun the unit when it
-    raises. A try costs nothing on the way that does not raise."""
+def wrap(cg, lines, how):
+    """The entry lines `lines` (the first graphs' calls, the pure breaks between them) inside a
+    try whose handler reruns the unit. A try costs nothing on the way that does not raise."""
+    body = ["try:"] + [f"    {line}" for line in lines] + ["except Exception:"]
     if how == "rng":
-        return [f"__rng = {cg.const(rng_state, 'rng_state')}()", "try:", f"    {call}",
-                "except Exception:", f"    return {cg.const(rerun_rng, 'rerun_rng')}(__rng)"]
-    return ["try:", f"    {call}", "except Exception:", f"    return {cg.const(rerun, 'rerun')}()"]
+        return [f"__rng = {cg.const(rng_state, 'rng_state')}()"] + body + \
+            [f"    return {cg.const(rerun_rng, 'rerun_rng')}(__rng)"]
+    return body + [f"    return {cg.const(rerun, 'rerun')}()"]
 
 
 def rerun():

@@ -139,9 +139,12 @@ class Tracer:
         self.allow_breaks = False
         self.body = []
         self.splits = []           # (last fx node before the break, grad mode there)
-        self.first_graph_writes = False   # the first graph writes into an input (set at the first break)
-        self.rerun_ok = False      # a raise in the first graph reruns the unit (runtime/rerun.py)
-        self.relies_on_rerun = False   # the trace kept a raise in the graph that needs that rerun
+        # runtime/rerun.py: per break, (its Python part has no observable effect, the graphs so
+        # far wrote into an input); whether a raise reruns the unit; the last graph whose kept
+        # raise needs that rerun (-1: none)
+        self.split_rerun = []
+        self.rerun_ok = False
+        self.relies_on_rerun = -1
         self.break_records = []
         self.adopted = set()       # ids of trace-made Values made real at a break
         self.stop_at = None        # step number to stop before (a graph break that resumes)
