@@ -462,7 +462,7 @@ def explicit_break_then_select(x, idx):
 def tensor_check_in_try(x):
     y = x * 2
     try:
-        torch._check_tensor_all(y > 0, lambda: "not positive")   # runs in Python between graphs
+        torch._check_tensor_all(y > 0)           # runs in Python between graphs
     except RuntimeError:
         return y.neg()
     return y.sqrt()
@@ -513,3 +513,61 @@ def test_checks_after_breaks(capsys):
     assert capsys.readouterr().out == "calling\n" * 4
     assert "bool() of a tensor depends on its data" in counters()["graph_break"]   # stops, as before
     assert _reruns() == 0
+
+
+# -- warm start: the rerun lines and their helpers are stored and found again ------------------
+
+WARM_MODULE = '''
+import torch
+import torch.nn.functional as F
+
+def caught(x, idx):
+    try:
+        return torch.index_select(x * 2, 0, idx)
+    except IndexError:
+        return x.sum()
+
+def drawn(x, idx):
+    y = F.dropout(x, 0.5, training=True)
+    try:
+        return torch.index_select(y, 0, idx)
+    except IndexError:
+        return torch.rand(3)
+'''
+
+WARM_PHASE = '''
+import json, sys
+spec = json.loads(sys.argv[1])
+sys.path.insert(0, spec["dir"])
+import torch
+import bytegraph
+bytegraph.config.cache_dir = spec["cache_dir"]
+import w14rerun as m
+x = torch.arange(12.).reshape(4, 3)
+ok = {}
+for name in spec["fns"]:
+    fn = getattr(m, name)
+    compiled = bytegraph.compile(fn, backend="eager")
+    res = []
+    for idx in (torch.tensor([0, 2]), torch.tensor([0, 9])):
+        torch.manual_seed(0)
+        want = fn(x, idx)
+        torch.manual_seed(0)
+        got = compiled(x, idx)
+        res.append(torch.equal(want, got))
+    ok[name] = all(res)
+print("RESULT" + json.dumps({"ok": ok, "warm": dict(bytegraph.counters["warm"]),
+                             "frames": dict(bytegraph.counters["frames"]),
+                             "reruns": bytegraph.counters["stats"]["graph_reruns"]}))
+'''
+
+
+def test_warm_start_keeps_the_rerun(tmp_path):
+    from warm_harness import run_phase, write_module
+    write_module(tmp_path, "w14rerun.py", WARM_MODULE)
+    fns = ["caught", "drawn"]
+    cold = run_phase(WARM_PHASE, tmp_path, fns)
+    assert cold["ok"] == dict.fromkeys(fns, True) and cold["reruns"] == 2, cold
+    warm = run_phase(WARM_PHASE, tmp_path, fns)
+    assert warm["ok"] == dict.fromkeys(fns, True) and warm["reruns"] == 2, warm
+    assert warm["warm"].get("hit") == 2 and not warm["frames"].get("total"), warm

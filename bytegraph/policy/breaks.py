@@ -147,7 +147,9 @@ def run_in_python(tx, fn_obj, args, kwargs, reason, hint="", opaque_desc=None):
         ctx.exit_node(tx)
     tx.body.append(("graph", k))
     # (runtime/rerun.py: can a raise after this break still rerun the unit?)
-    tx.split_rerun.append((fn_obj in PURE_CALLS and not values and not applies and not tx.grad_changed
+    pure = fn_obj in PURE_CALLS and all(isinstance(a, (TensorValue, ConstValue))
+                                        for a in [*args, *kwargs.values()])   # (no message callable)
+    tx.split_rerun.append((pure and not values and not applies and not tx.grad_changed
                            and not tx.autocasts, tx.graph.mutates_inputs()))
     tx.splits.append((tx.graph.last_node(), torch.is_grad_enabled()))
     tx.body += lines + values + applies
@@ -167,8 +169,8 @@ def run_in_python(tx, fn_obj, args, kwargs, reason, hint="", opaque_desc=None):
     return Opaque(name, opaque_desc, producer_chain(tx), scalar=opaque_desc == "Tensor.item()")
 
 
-# calls a keep-going break may run whose only effect is their result (or their exception): a
-# rerun of the unit that makes them again is not observable
+# calls a keep-going break may run whose only effect is their result (or their exception), given
+# tensors and constants: a rerun of the unit that makes them again is not observable
 PURE_CALLS = frozenset({None, torch.Tensor.item, torch.Tensor.tolist, torch._check_tensor_all,
                         torch._check_tensor_all_with})
 
