@@ -385,6 +385,22 @@ def test_no_rerun_after_a_write_into_an_input():
     assert "except Exception:" not in compiled.__bytegraph_state__.entries[0].__bytegraph_source__
 
 
+def flag_then_select(x, idx):
+    was = x.requires_grad                        # a rerun would read the flag the graph set
+    x.requires_grad_()
+    return torch.index_select(x * 2, 0, idx), was
+
+
+def test_no_rerun_after_setting_requires_grad():
+    reset()
+    compiled = bytegraph.compile(flag_then_select, backend="eager")
+    for idx in (GOOD, BAD):
+        a, b = torch.ones(4, 3), torch.ones(4, 3)
+        want, got = _outcome(flag_then_select, a, idx), _outcome(compiled, b, idx)
+        assert _equal(want, got) and a.requires_grad == b.requires_grad, (want, got)
+    assert _reruns() == 0
+
+
 def check_then_write(x, y):
     try:
         assert x.min() > 0, "negative"

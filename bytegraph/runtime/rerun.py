@@ -11,20 +11,24 @@ cleans up as it does (`docs/graph_breaks.md`, "A graph that raises").
 
 That holds when the graph itself changed nothing before raising (`plan`):
 - it writes into no input's storage (an input, a parameter, a buffer; an op-by-op backend has
-  made the writes before the raising op, a rerun would make them twice): no rerun there;
+  made the writes before the raising op, a rerun would make them twice), and sets no tensor's
+  `requires_grad` (`x.requires_grad_()`: not a write the builder sees): no rerun there;
 - it draws random numbers only from the CPU default generator, whose state the entry takes
   before the call and puts back before the rerun (only such entries pay for the snapshot);
   another device or an explicit `torch.Generator`: no rerun;
 - grad mode and autocast are put back as they were on entry (graph_state.restoring_call,
   `exact`), so the rerun starts where the graph started.
-A later graph of an entry runs after a graph break's Python code: no rerun for it.
+A later graph of an entry is covered as long as the keep-going breaks before it run Python with
+no observable effect (`item()`, `tolist()`, `graph_break()`, a tensor check: policy/breaks.py
+PURE_CALLS, recorded per break in `Tracer.split_rerun`); after a `print` or a break that replays
+side effects, no rerun.
 
-The trace relies on this (`covers`): a check or a 0-d index under a try/except, a `finally`,
-a with-block or after pending Python effects was a stop before, since its raise would have
-left the compiled function unhandled; it stays in the graph now when it is in the trace's first
-graph and nothing written so far rules out the rerun. A graph that then turns out not to be
-rerunnable (a write into an input after the check) makes convert trace again without relying
-on it.
+The trace relies on this (`covers`): a check or a 0-d index under a try/except, a `finally`, a
+with-block or in a generator was a stop before, since its raise would have left the compiled
+function unhandled; it stays in the graph now when the rerun covers the graph and nothing
+written so far rules it out. A graph that then turns out not to be rerunnable (a write into an
+input after the check) makes convert trace again without relying on it. (After pending Python
+effects a check still stops: docs/graph_breaks.md says why.)
 
 The runtime counts reruns (`counters["stats"]["graph_reruns"]`). A rerun is not a fallback and
 warns nothing: whether eager then raises, or catches the exception in a handler of the unit and
@@ -73,7 +77,7 @@ def plan(tracer, gb):
     else:
         # the graph after the last pure break is covered when it wrote into no input
         graphs = n + (not tracer.split_rerun[n][1])
-    if graphs == 0:
+    if graphs == 0 or any(_changes_state(node) for node in gb.graph.nodes):
         return None
     if not gb.seeded:
         return "plain", graphs
@@ -83,6 +87,17 @@ def plan(tracer, gb):
         if any(isinstance(a, torch.Generator) for a in pytree.tree_leaves((node.args, node.kwargs))):
             return None
     return "rng", graphs
+
+
+# what a graph may change besides tensor data (which mutated_storages notes): an input's
+# requires_grad flag (no version bump). A rerun would find it set (`was = x.requires_grad`).
+_STATE_METHODS = frozenset({"requires_grad_"})
+
+
+def _changes_state(node):
+    target = node.target
+    name = target if node.op == "call_method" else getattr(target, "__name__", None)
+    return node.op in ("call_method", "call_function") and name in _STATE_METHODS
 
 
 def wrap(cg, lines, how):
