@@ -4,8 +4,8 @@
 check raises eager's exception, with eager's message, at the same point in the ops; where the
 exception would not simply leave the function (a try or with block, a generator) the check stays
 only in the entry's first graphs, whose raise reruns the function eagerly (session 14,
-runtime/rerun.py); deferred Python side effects, a message that is not a constant or an
-exception a builtin swallows stop the trace as before. Also: a module buffer seen to change between calls is read as data for
+runtime/rerun.py), as it does after deferred Python side effects; a message that is not a
+constant or an exception a builtin swallows stops the trace as before. Also: a module buffer seen to change between calls is read as data for
 every instance of its class (runtime/dynamic.py UNSTABLE_STATE). Differential throughout:
 outputs, exceptions and messages, the writes made before a raise, graph and trace counts.
 
@@ -239,12 +239,13 @@ def _differential_calls(fn, compiled, extra):
 
 
 @pytest.mark.parametrize("fn,extra", [(in_try, ()), (try_in_caller, ()),
+                                      (in_user_with, ([],)), (after_side_effect, ([],)),
                                       (in_generator, ())],
                          ids=lambda v: getattr(v, "__name__", ""))
 def test_kept_where_the_first_graph_reruns(fn, extra):
     # session 14 (runtime/rerun.py): the check is in the entry's first graph, so a raise makes
-    # the entry run the function again eagerly, which takes the handler: the check stays in
-    # the graph (these stopped in session 13)
+    # the entry run the function again eagerly, which takes the handler, runs the with-block's
+    # exit, makes the side effects: the check stays in the graph (these stopped in session 13)
     reset()
     compiled = bytegraph.compile(fn, backend="eager")
     _differential_calls(fn, compiled, extra)
@@ -252,8 +253,7 @@ def test_kept_where_the_first_graph_reruns(fn, extra):
     assert counters()["stats"]["graph_reruns"] == 1
 
 
-@pytest.mark.parametrize("fn,extra", [(after_side_effect, ([],)), (in_user_with, ([],)),
-                                      (formatted_message, ()),
+@pytest.mark.parametrize("fn,extra", [(formatted_message, ()),
                                       (swallowed_kind, ())],
                          ids=lambda v: getattr(v, "__name__", ""))
 def test_refused_where_the_raise_would_not_just_leave(fn, extra):

@@ -9,8 +9,8 @@ This is exact where the graph runs op by op (the eager backend): the ops before 
 the ones after it did not, as in eager. It refuses (the branch stops the trace as before) when
 the exception would not simply leave the compiled function -- but where a raise makes the entry
 run its unit again eagerly (runtime/rerun.py `covers`: the entry's first graphs, before any write
-into an input), which raises and handles the exception as eager does, the first reason (a
-covering block or a generator) does not stop it:
+into an input), which raises and handles the exception as eager does, a covering block, a
+generator or pending Python effects do not stop it:
 - a `try` or `with` block of any frame on the inlined call stack covers the raise (but for a
   `no_grad`/`enable_grad`/`set_grad_enabled`/autocast block opened since the last graph break:
   runtime/graph_state.py undoes its switch when the graph raises), or a frame on it is a
@@ -158,10 +158,9 @@ def check_branch(f, inst, v, jump_when):
         # (a write into a caller's tensor before the check: a compiling backend applies it at
         # the graph's end, which a raise never reaches; eager has made it when it raises)
         return None
-    if tx.side_effects.deferred() or not escapes(f, offset) and not covers(tx):
-        # the epilogue's effects would be lost (kept so: see docs/graph_breaks.md "A graph that
-        # raises"), or a handler, a finally or a with-block would miss the raise -- unless the
-        # entry reruns the unit when the graph raises
+    if (tx.side_effects.deferred() or not escapes(f, offset)) and not covers(tx):
+        # a handler, a finally or a with-block would miss the raise, or the epilogue's effects
+        # would be lost -- unless the entry reruns the unit when the graph raises
         return None
     # eager raises when the truth is `jump_when` (the jump leads to the raise) or its opposite
     expect = (not jump_when) if at_target is not None else jump_when

@@ -51,7 +51,8 @@ def select_scalar_indices(tx, obj, idx):
             ints.append(const(int(c.item())) if c is not None else None)
     checked = None in ints          # an index read in the graph: it may raise there
     # (in the trace's first graph a raise reruns the unit eagerly: runtime/rerun.py)
-    covered = checked and (escapes(tx.frame, tx.frame.inst.offset) or covers(tx))
+    covered = checked and (escapes(tx.frame, tx.frame.inst.offset) and not tx.side_effects.deferred()
+                           or covers(tx))
     if checked and not covered and not escapes(tx.frame, tx.frame.inst.offset, through_finally=True):
         # the graph raises eager's IndexError after the traced region, outside the user's
         # try/with block that would have caught it (policy/checks.py; a `finally` block, as
@@ -59,7 +60,7 @@ def select_scalar_indices(tx, obj, idx):
         # is skipped on such a raise, as it is for any op that raises inside a graph)
         raise Unsupported("indexing with a 0-d integer tensor inside a try or with block (an "
                           "index out of range would raise outside it)", kind="data_dependent")
-    if checked and tx.side_effects.deferred():
+    if checked and not covered and tx.side_effects.deferred():
         # the index is checked when the graph runs (eager's IndexError), but the Python side
         # effects before it are replayed after the graph: a raise would lose them
         raise Unsupported("indexing with a 0-d integer tensor may raise after Python side "

@@ -22,7 +22,7 @@ import weakref
 import torch
 
 from ..sources import (LocalSource, TempSource, ModuleDictSource, ItemSource, AttrSource, ObjectSource,
-                       GlobalSource, CellContentsSource)
+                       GlobalSource, CellContentsSource, ReduceSource)
 from ..guards.guard_set import same_state_value
 
 _STRICT_ATTRS = ("_bytegraph_dynamic",)
@@ -252,7 +252,13 @@ def resolve(source, bound):
         if type(d) is dict and source.key in d:
             return d[source.key]
         return _MISSING
+    if type(source) is ReduceSource:            # a builtin iterator's state (a list's, a tuple's)
+        base = resolve(source.base, bound)
+        return base.__reduce__() if type(base) in _BUILTIN_ITERATORS else _MISSING
     return _MISSING
+
+
+_BUILTIN_ITERATORS = (type(iter([])), type(iter(())))
 
 
 def note_changes(spec, guards, bound, learn=True, learn_unstable=True):
