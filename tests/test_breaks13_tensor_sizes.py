@@ -101,7 +101,11 @@ def test_values_that_change_between_calls():
     # the first change makes the read values unstable: later calls run the ops at a stop, as
     # before, instead of compiling per value
     frames = frame_count()
-    assert frames <= 15
+    # 17 since session 14: the values, read through the comprehension's list iterator
+    # (`L['__inner0_0'].__reduce__()[1][0][0][0]`), are learnt unstable (runtime/dynamic.py
+    # resolve with `iterators`), two compiles sooner than per value; 12 distinct sizes then
+    # settle at 20 frames where session 13 made one more per new size (22 and counting)
+    assert frames <= 17
     for hw in sizes[1:4]:
         _call(compiled, _pos(), _mask(*hw), 8, 8)
     assert frame_count() == frames

@@ -224,9 +224,10 @@ def test_a_buffer_read_through_a_list_iterator_is_learnt_per_class():
     it = iter(layers)
     next(it)
     src = ItemSource(ItemSource(ItemSource(ReduceSource(LocalSource("it"), None), 1), 0), 1)
-    assert resolve(src, {"it": it}) is layers[1]
-    assert resolve(ItemSource(ReduceSource(LocalSource("it"), None), 2), {"it": it}) == 1
-    assert resolve(ReduceSource(LocalSource("g"), None), {"g": (i for i in ())}) is _MISSING   # not read
+    assert resolve(src, {"it": it}, iterators=True) is layers[1]
+    assert resolve(ItemSource(ReduceSource(LocalSource("it"), None), 2), {"it": it}, iterators=True) == 1
+    assert resolve(src, {"it": it}) is _MISSING               # (ints and sizes: not through iterators)
+    assert resolve(ReduceSource(LocalSource("g"), None), {"g": (i for i in ())}, iterators=True) is _MISSING
 
 
 def test_fullgraph_reaches_the_handler():

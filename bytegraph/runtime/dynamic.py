@@ -200,7 +200,7 @@ def _state_key(source, bound):
     """(class of the owning module, buffer name) of a module buffer's source, else None."""
     if type(source) is not ModuleDictSource or source.key[0] != "_buffers":
         return None
-    owner = resolve(source.base, bound)
+    owner = resolve(source.base, bound, iterators=True)
     return None if owner is _MISSING else (type(owner), source.key[1])
 
 
@@ -217,13 +217,15 @@ def unstable_state(spec, source, bound):
     return key is not None and key[1] in spec.family.get(key[0], ())
 
 
-def resolve(source, bound):
+def resolve(source, bound, iterators=False):
     """The object `source` names in a call with these bound arguments, reading only plain
-    containers and instance dicts (no user code runs); _MISSING when it cannot say."""
+    containers and instance dicts (no user code runs); _MISSING when it cannot say. `iterators`:
+    also a list or tuple iterator's `__reduce__()` (C code), for module state (a buffer read
+    through `for layer in self.layers` in a resume function)."""
     if type(source) in (LocalSource, TempSource):
         return bound.get(source.name, _MISSING)
     if type(source) is ItemSource:
-        base = resolve(source.base, bound)
+        base = resolve(source.base, bound, iterators)
         if type(base) in (list, tuple, dict):
             try:
                 return base[source.key]
@@ -233,28 +235,28 @@ def resolve(source, bound):
     if type(source) is ObjectSource:            # a globals dict or a cell (state_values only)
         return source.obj
     if type(source) is GlobalSource:
-        base = resolve(source.base, bound)
+        base = resolve(source.base, bound, iterators)
         return base.get(source.key, _MISSING) if type(base) is dict else _MISSING
     if type(source) is CellContentsSource:
-        base = resolve(source.base, bound)
+        base = resolve(source.base, bound, iterators)
         try:
             return base.cell_contents if type(base) is types.CellType else _MISSING
         except ValueError:                        # an empty cell
             return _MISSING
     if type(source) is ModuleDictSource:
-        base = resolve(source.base, bound)
+        base = resolve(source.base, bound, iterators)
         d = getattr(base, "__dict__", None) if base is not _MISSING else None
         d = d.get(source.key[0]) if type(d) is dict else None
         return d.get(source.key[1], _MISSING) if isinstance(d, dict) else _MISSING
     if type(source) is AttrSource:
-        base = resolve(source.base, bound)
+        base = resolve(source.base, bound, iterators)
         d = getattr(base, "__dict__", None) if base is not _MISSING else None
         if type(d) is dict and source.key in d:
             return d[source.key]
         return _MISSING
     if type(source) is ReduceSource:            # a builtin iterator's state (a list's, a tuple's)
-        base = resolve(source.base, bound)
-        return base.__reduce__() if type(base) in _BUILTIN_ITERATORS else _MISSING
+        base = resolve(source.base, bound, iterators)
+        return base.__reduce__() if iterators and type(base) in _BUILTIN_ITERATORS else _MISSING
     return _MISSING
 
 
@@ -281,7 +283,7 @@ def note_changes(spec, guards, bound, learn=True, learn_unstable=True):
             learnt |= not set(changed) <= have
             have.update(changed)
     for source, value in getattr(guards, "state_values", ()):
-        now = resolve(source, bound)
+        now = resolve(source, bound, iterators=True)
         if not issubclass(type(now), torch.Tensor) or now.numel() != 1 or same_state_value(now.tolist(), value):
             continue
         reasons.append(f"the value of {source.name_hint()} changed: {value!r} -> {now.tolist()!r}")
