@@ -50,7 +50,7 @@ def select_scalar_indices(tx, obj, idx):
             c = known(tx, p) if p.roots else None
             ints.append(const(int(c.item())) if c is not None else None)
     checked = None in ints          # an index read in the graph: it may raise there
-    # (in the trace's first graph a raise reruns the unit eagerly: runtime/rerun.py)
+    # (where a raise reruns the unit eagerly, runtime/rerun.py, eager's handlers take it)
     covered = checked and (escapes(tx.frame, tx.frame.inst.offset) and not tx.side_effects.deferred()
                            or covers(tx))
     if checked and not covered and not escapes(tx.frame, tx.frame.inst.offset, through_finally=True):

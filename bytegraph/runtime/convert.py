@@ -245,8 +245,7 @@ def _finish_trace(traced, stopped_by, fn, record, t0, name, on_guard_error, chil
 
 def _trace_breaks(attempt, fn, record, t0, name, on_guard_error, children, allow_breaks):
     """The trace of one call with its graph breaks: (tail, after, traced, whether a break stopped
-    it), or _TraceStopped
-    with an eager entry (see convert)."""
+    it), or _TraceStopped with an eager entry (see convert)."""
     stopped_by, tried, why_not = None, [], None
     try:
         traced = attempt(None)
@@ -314,8 +313,8 @@ def convert(fn, args, kwargs, backend, backend_name, entry_index, on_guard_error
                 specialize.add(name)       # an opaque parameter whose value the code needs
 
     for rerun_ok in (True, False):
-        tail, after, traced, stopped = _trace_breaks(attempt, fn, record, t0, name, on_guard_error, children,
-                                            allow_breaks)
+        tail, after, traced, stopped = _trace_breaks(attempt, fn, record, t0, name, on_guard_error,
+                                                     children, allow_breaks)
         tracer, gb = traced[3], traced[2]
         how = _rerun.plan(tracer, gb)
         if tracer.relies_on_rerun < (how[1] if how is not None else 0):
