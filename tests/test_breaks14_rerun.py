@@ -201,6 +201,34 @@ def test_inductor_reruns():
     assert _reruns() == 1
 
 
+def test_inductor_check_under_a_handler():
+    reset()
+    compiled = bytegraph.compile(check_in_try, backend="inductor")
+    for x in (torch.tensor([1.0, 4.0]), torch.tensor([-1.0, 4.0]), torch.tensor([9.0, 4.0])):
+        _same(check_in_try, compiled, x)
+    assert not counters()["graph_break"] and _reruns() == 1
+
+
+def loop_with_stops(x, idx, log):
+    out = []
+    for k in range(3):
+        if x[k].sum() > 0:                       # a stop in every iteration: resume functions
+            log.append(k)
+        try:
+            out.append(torch.index_select(x, 0, idx + k))
+        except IndexError as e:
+            out.append(str(e))
+    return out
+
+
+def test_a_loop_of_resume_functions():
+    reset()
+    compiled = bytegraph.compile(loop_with_stops, backend="eager")
+    for idx in (torch.tensor([0]), torch.tensor([2]), torch.tensor([1]), torch.tensor([2])):
+        _same(loop_with_stops, compiled, W - 5, idx, [])
+    assert _reruns() >= 2
+
+
 def test_checks_and_0d_indexes_stay_under_handlers():
     # session 13 stopped these here (a try block; pending Python effects before them)
     for fn, argsets in ((check_in_try, [(torch.tensor([1.0, 4.0]),), (torch.tensor([-1.0, 4.0]),)]),
