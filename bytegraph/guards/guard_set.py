@@ -244,6 +244,9 @@ class GuardSet:
         self.entry_autocast_cache = True
         # what automatic dynamic compares on a miss (runtime/dynamic.py: note_changes)
         self.sizes = []               # (source, shape) of each caller tensor
+        # (source, shape, strides, offset) of each caller tensor with a size-1 dimension (a
+        # symbolic stride or offset as None): automatic dynamic learns their changes
+        self.layouts = []
         self.bits = []                # (source, is_neg, is_conj or None if not complex) of each caller tensor
         self.bits_of = {}             # guard index of a bits guard -> its tensor's bound local
         self.ints = []                # (source, value) of each int/float/torch.Size guarded by value
@@ -534,6 +537,8 @@ class GuardSet:
         if t.storage_offset():
             checks.append(f"{e}.storage_offset() == {t.storage_offset()}")
         self.sizes.append((source, tuple(t.shape)))
+        if 1 in t.shape and t.layout is torch.strided:
+            self.layouts.append((source, tuple(t.shape), tuple(t.stride()), t.storage_offset()))
         self.bits.append((source, t.is_neg(), t.is_conj() if t.is_complex() else None))
         if self._add(" and ".join(checks), source, "tensor", _meta(t)):
             # for the fast path (generation.py): the same checks on the bound local `e` (a
@@ -577,6 +582,10 @@ class GuardSet:
         def concrete(values):
             return tuple(None if is_symbolic(v) else int(v) for v in values)
         self.sizes.append((source, concrete(fake.shape)))
+        if 1 in t.shape and None not in concrete(fake.shape):
+            off = fake.storage_offset()
+            self.layouts.append((source, tuple(t.shape), None if any(is_symbolic(x) for x in fake.stride())
+                                 else tuple(t.stride()), None if is_symbolic(off) else int(off)))
         self.bits.append((source, t.is_neg(), t.is_conj() if t.is_complex() else None))
         self.dyn_tensors.append((source, fake))
         self._add(" and ".join(checks), source, "tensor", (type(t), t.dtype, concrete(fake.shape),

@@ -22,7 +22,7 @@ import weakref
 import torch
 
 from ..sources import (LocalSource, TempSource, ModuleDictSource, ItemSource, AttrSource, ObjectSource,
-                       GlobalSource, CellContentsSource)
+                       GlobalSource, CellContentsSource, ReduceSource)
 from ..guards.guard_set import same_state_value
 
 _STRICT_ATTRS = ("_bytegraph_dynamic",)
@@ -104,7 +104,7 @@ def is_argument(source):
 
 
 class DynamicSpec:
-    __slots__ = ("mode", "auto_dims", "auto_ints", "explicit", "floats", "unstable", "family")
+    __slots__ = ("mode", "auto_dims", "auto_ints", "auto_layout", "explicit", "floats", "unstable", "family")
 
     def __init__(self, mode=None, floats=False):
         self.mode = mode              # compile(dynamic=...): None, True or False
@@ -113,6 +113,7 @@ class DynamicSpec:
         self.floats = floats
         self.auto_dims = {}           # source name -> set of dims automatic dynamic made symbolic
         self.auto_ints = set()        # sources (name_hint) of ints/floats automatic dynamic made symbolic
+        self.auto_layout = set()      # sources (name_hint) of tensors whose strides/offset changed
         self.explicit = {}            # source name -> {dim: (min, max, strict)} (export's dynamic_shapes)
         self.unstable = set()         # module-state scalars whose value changed (values/known.py)
         # class -> names of its module buffers seen to change, shared by a compiled function and
@@ -154,6 +155,33 @@ class DynamicSpec:
             out[d] = (lo, hi, strict)
         return out or None
 
+    def layout_free(self, source, t):
+        """Give this caller tensor's strides and storage offset symbols of their own (its sizes
+        stay as tensor_dims says)? Under automatic dynamic, for a tensor with a size-1 dimension
+        (the only way to ask FakeTensorMode for a symbolic offset without a symbolic size):
+        - one whose strides or offset were seen to change with its sizes the same
+          (`note_changes`), the way a changed size is learnt;
+        - an item of a sequence a loop steps through, read by position through its iterator's
+          state (`for row in t.nonzero():` iterates `t.unbind(0)`: each position's row is a view
+          at its own offset, with the number of rows as its stride), which is a view, in a trace
+          that is symbolic anyway. Each loop position is its own trace, so a static offset
+          would make each position's graph differ from the next one's.
+        Only for the trace's ShapeEnv to hold the symbols; the guard checks them (a symbol's
+        range) like a dynamic size's, so nothing is assumed that a call does not satisfy."""
+        if self.mode is not None or type(t) is not torch.Tensor or t.layout is not torch.strided \
+                or 1 not in t.shape or not is_argument(source):
+            return False
+        if source.name_hint() in self.auto_layout:
+            return True
+        if not t._is_view():
+            return False
+        s = source
+        while type(s) is ItemSource:
+            s = s.base
+            if type(s) is ItemSource and type(s.base) is ReduceSource:
+                return True
+        return False
+
     def scalar_dynamic(self, source, value):
         """Make this int (or float) from the caller symbolic? dynamic=True: an int or finite,
         non-zero float argument or item of a sequence argument; dynamic=None: one whose change automatic dynamic saw, also inside
@@ -177,7 +205,7 @@ class DynamicSpec:
         return any(n.startswith(prefix) for n in self.auto_ints)
 
     def needs_shape_env(self, bound):
-        if self.mode is True or self.auto_dims or self.auto_ints or any(self.explicit.values()):
+        if self.mode is True or self.auto_dims or self.auto_ints or self.auto_layout or any(self.explicit.values()):
             return True
         return any(_marked_tensor(v, 3) for v in bound.values())
 
@@ -274,6 +302,20 @@ def note_changes(spec, guards, bound, learn=True, learn_unstable=True):
             have = spec.auto_dims.setdefault(source.name_hint(), set())
             learnt |= not set(changed) <= have
             have.update(changed)
+    for source, shape, strides, offset in getattr(guards, "layouts", ()):
+        now = resolve(source, bound)
+        if not issubclass(type(now), torch.Tensor) or tuple(now.shape) != shape \
+                or now.layout is not torch.strided:
+            continue
+        changed = []
+        if strides is not None and tuple(now.stride()) != strides:
+            changed.append(f"stride of {source.name_hint()}: expected {strides}, got {tuple(now.stride())}")
+        if offset is not None and now.storage_offset() != offset:
+            changed.append(f"storage offset of {source.name_hint()}: expected {offset}, got {now.storage_offset()}")
+        reasons += changed
+        if changed and spec.mode is None and 1 in shape and type(now) is torch.Tensor and is_argument(source):
+            learnt |= source.name_hint() not in spec.auto_layout
+            spec.auto_layout.add(source.name_hint())
     for source, value in getattr(guards, "state_values", ()):
         now = resolve(source, bound)
         if not issubclass(type(now), torch.Tensor) or now.numel() != 1 or same_state_value(now.tolist(), value):
