@@ -163,9 +163,10 @@ class DynamicSpec:
           (`note_changes`), the way a changed size is learnt;
         - an item of a sequence a loop steps through, read by position through its iterator's
           state (`for row in t.nonzero():` iterates `t.unbind(0)`: each position's row is a view
-          at its own offset, with the number of rows as its stride), which is a view, in a trace
-          that is symbolic anyway. Each loop position is its own trace, so a static offset
-          would make each position's graph differ from the next one's.
+          at its own offset, with the number of rows as its stride), which is a view. Each
+          loop position is its own trace, so a static offset would make each position's graph
+          differ from the next one's. (A trace given such a loop's iterator gets a ShapeEnv:
+          `needs_shape_env`.)
         Only for the trace's ShapeEnv to hold the symbols; the guard checks them (a symbol's
         range) like a dynamic size's, so nothing is assumed that a call does not satisfy."""
         if self.mode is not None or type(t) is not torch.Tensor or t.layout is not torch.strided \
@@ -207,7 +208,23 @@ class DynamicSpec:
     def needs_shape_env(self, bound):
         if self.mode is True or self.auto_dims or self.auto_ints or self.auto_layout or any(self.explicit.values()):
             return True
+        if self.mode is None and any(type(v) is _TUPLE_ITER and _steps_rows(v) for v in bound.values()):
+            return True         # a loop over a tensor's rows resumed inside: see layout_free
         return any(_marked_tensor(v, 3) for v in bound.values())
+
+
+_TUPLE_ITER = type(iter(()))
+
+
+def _steps_rows(it):
+    """Is this tuple iterator (a resume function's loop) stepping through views of a tensor with
+    a size-1 dimension (`for row in t.nonzero():`)? Its next item is a view at the next offset."""
+    red = it.__reduce__()
+    if len(red) < 3:
+        return False
+    seq, index = red[1][0], red[2]
+    t = seq[index] if type(seq) is tuple and 0 <= index < len(seq) else None
+    return type(t) is torch.Tensor and t._is_view() and 1 in t.shape
 
 
 def _marked_tensor(v, depth):

@@ -470,7 +470,8 @@ def wrap_tensor(tx, t, source):
     dims, layout = None, False
     if tx.dynamic is not None and tx.graph.shape_env is not None:
         dims = tx.dynamic.tensor_dims(source, t)
-        layout = tx.dynamic.layout_free(source, t)
+        # (a tensor a resume function was given to read keeps its value guard: values/known.py)
+        layout = id(t) not in tx.read_ids and tx.dynamic.layout_free(source, t)
     node, fake, first_source = tx.graph.add_input(source, t, dims, layout)
     roots = frozenset()
     if first_source is None:
