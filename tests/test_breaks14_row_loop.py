@@ -106,8 +106,9 @@ def test_moe_outputs_gradients_and_a_pure_cache_hit():
     assert_same(xe.grad, xc.grad)
     for (name, pe), (_, pc) in zip(eager.named_parameters(), mine.named_parameters()):
         assert_same(pe.grad, pc.grad), name
-    # 15 on main (b900c25): each loop position's graph was compiled for its row's offset
-    assert be.graphs == 13
+    # 15 on main (b900c25): each loop position had its own resume function, and its graph was
+    # compiled for its row's offset
+    assert be.graphs == 10
     graphs, traces = be.graphs, _traces()
     assert_same(eager(x.clone().requires_grad_()), compiled(x.clone().requires_grad_()))
     assert (be.graphs, _traces()) == (graphs, traces), "not a pure cache hit"

@@ -406,9 +406,13 @@ def loop_step_iter(v):
 
 
 def _guard_meta(fake):
-    """What a tensor guard compares (symbolic sizes by their expression)."""
+    """What a tensor guard compares (symbolic sizes by their expression). A row of a tensor (a
+    view with a size-1 dimension: `for row in t.nonzero()`) is compared without its storage
+    offset: the resume function's trace gives the next row a symbolic offset (and strides;
+    runtime/dynamic.py `layout_free`), so one entry takes every row."""
+    row = fake._is_view() and 1 in fake.shape and fake.layout is torch.strided
     return (type(fake), fake.dtype, str(fake.device), str(tuple(fake.shape)), str(fake.stride()),
-            str(fake.storage_offset()), fake.requires_grad)
+            None if row else str(fake.storage_offset()), fake.requires_grad)
 
 
 def wrap_loop_iter(tx, obj, source):

@@ -176,6 +176,8 @@ class DynamicSpec:
             return True
         if not t._is_view():
             return False
+        if type(source).__name__ == "PeekSource":       # a stepped loop's next item (policy/breaks.py)
+            return True
         s = source
         while type(s) is ItemSource:
             s = s.base
@@ -275,6 +277,12 @@ def resolve(source, bound):
             except (LookupError, TypeError):
                 return _MISSING
         return _MISSING
+    if type(source).__name__ == "PeekSource":   # a stepped loop's next item (policy/breaks.py)
+        it = resolve(source.base, bound)
+        if type(it) is not _TUPLE_ITER:
+            return _MISSING
+        red = it.__reduce__()
+        return red[1][0][red[2]] if len(red) == 3 and red[2] < len(red[1][0]) else _MISSING
     if type(source) is ObjectSource:            # a globals dict or a cell (state_values only)
         return source.obj
     if type(source) is GlobalSource:
