@@ -565,8 +565,12 @@ class GuardSet:
                   f"len(({sh} := {e}.shape)) == {t.dim()}",
                   f"{e}.requires_grad is {t.requires_grad}",
                   f"{e}.device == {cg.const(t.device, 'device')}" if t.device.type != "cpu" else f"{e}.is_cpu"]
+        def own(v, at):
+            # a symbol this tensor's own size, stride or offset introduced: the printer reads it
+            # from that place, so comparing the place with it would check nothing
+            return is_symbolic(v) and gb.symbols.get(v.node.expr) == (source, at)
         for d, size in enumerate(fake.shape):
-            if is_symbolic(size) and gb.symbols.get(size.node.expr) == (source, d):
+            if own(size, d):
                 continue
             checks.append(f"{sh}[{d}] == {render_sym(printer, size)}")
         if _contiguous_beyond_01(fake, gb.shape_env):
@@ -574,9 +578,9 @@ class GuardSet:
             # is_contiguous() then holds exactly when the strides are the contiguous ones the
             # trace saw, without building them (a cheaper check per call)
             checks.append(f"{e}.is_contiguous()")
-        else:
+        elif not all(own(st, ("stride", d)) for d, st in enumerate(fake.stride())):
             checks.append(f"{e}.stride() == ({''.join(render_sym(printer, s) + ', ' for s in fake.stride())})")
-        if t.storage_offset() or is_symbolic(fake.storage_offset()):
+        if (t.storage_offset() or is_symbolic(fake.storage_offset())) and not own(fake.storage_offset(), ("offset",)):
             checks.append(f"{e}.storage_offset() == {render_sym(printer, fake.storage_offset())}")
         # a symbolic dim is no change to report when it changes (runtime/dynamic.py)
         def concrete(values):
