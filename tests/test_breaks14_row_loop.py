@@ -251,3 +251,65 @@ def test_inductor_row_loop():
     for pattern in ([1, 0, 1, 1, 0, 0, 1, 0], [0, 1, 1, 0, 1, 1, 1, 1], [1, 0, 0, 1, 0, 1, 0, 0]):
         x = torch.tensor(pattern, dtype=torch.float32) - 0.5
         assert_same(f(x, w), cf(x, w))
+
+
+@pytest.mark.parametrize("dynamic", [None, False])
+def test_rows_written_and_differentiated_through_a_stepped_loop(dynamic):
+    """Rows of a float tensor that requires grad (views with a size-1 dimension), a stop in the
+    body (a branch on a row's value), each row scaled by its own weight and written into a
+    caller's buffer through a row of it: outputs, the buffer's contents and gradients equal
+    eager's over calls with other row counts; dynamic=False steps no row (correct too)."""
+    bytegraph.reset()
+
+    def f(h, out):
+        acc = torch.zeros(())
+        k = 0
+        for r in h:
+            if r[0] > 0:                   # a stop in the body: the loop is stepped
+                acc = acc + 1
+            out[k].copy_(r * (k + 1))
+            acc = acc + (r * r).sum()
+            k += 1
+        return acc
+
+    be = Counting()
+    cf = bytegraph.compile(f, backend=be, dynamic=dynamic)
+    for n in (3, 3, 5, 2, 5):
+        base = torch.randn(n, 1)
+        he, hc = base.clone().requires_grad_(), base.clone().requires_grad_()
+        oe, oc = torch.zeros(n, 1), torch.zeros(n, 1)
+        want, got = f(he * 2, oe), cf(hc * 2, oc)
+        assert_same(want, got)
+        assert_same(oe, oc)
+        want.backward()
+        got.backward()
+        assert_same(he.grad, hc.grad)
+    if dynamic is None:
+        # stepped: the row's resume functions are shared by every row and call
+        names = {st.name for st in _states() if st.entries}
+        assert len(names) <= 3, names
+
+
+def _states():
+    from bytegraph.runtime import api
+    return list(api._all_states)
+
+
+def test_rows_of_a_nonzero_loop_written_in_place():
+    """The rows themselves written in the body (views of `hit`): `hit` after the loop is eager's,
+    and the value each later row reads is the one eager's would."""
+    bytegraph.reset()
+
+    def f(x):
+        hit = (x > 0).nonzero()
+        tot = torch.zeros((), dtype=torch.long)
+        for r in hit:
+            s = f"{r[0]}"
+            r.add_(len(s))
+            tot = tot + r.sum()
+        return tot, hit
+
+    cf = bytegraph.compile(f, backend=Counting())
+    for pattern in ([1, 0, 1, 1, 0], [0, 1, 1, 1, 1], [1, 0, 1, 1, 0], [1, 1, 0, 0, 0]):
+        x = torch.tensor(pattern) - 0.5
+        assert_same(f(x), cf(x))
