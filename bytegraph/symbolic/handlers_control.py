@@ -85,10 +85,12 @@ def _rows_stepped(tx):
 def _get_iter(f, inst):
     v = f.stack.pop()
     it = BUILTINS[iter](f.tx, v)
-    if type(it) is IteratorValue and (type(v) is TupleValue or type(v) is TensorValue and _rows_stepped(f.tx)):
+    rows = _rows_stepped(f.tx)
+    if type(it) is IteratorValue and (type(v) is TupleValue or type(v) is TensorValue and rows):
         # only this loop's stack holds it (policy/breaks.py: loop_step_iter); a tensor's
         # iterator is iter(t.unbind(0)), a tuple iterator too
         it.from_tuple = True
+        it.rows = rows               # its items may differ in storage offset (loop_step_iter)
     f.stack.append(it)
 
 
