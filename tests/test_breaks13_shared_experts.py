@@ -119,7 +119,7 @@ def test_outputs_and_gradients_match_and_expert_graphs_are_shared():
         assert_same(pe.grad, pc.grad), name
     # the expert graphs of later (layer, expert) entries are the ones compiled for earlier ones
     # (without sharing across traces: 16 graphs, none reused)
-    assert be.graphs == 14 and _reused() == 2
+    assert (be.graphs, _reused()) == (10, 5)     # (14, 2) before session 14 (rows stepped)
     graphs, traces, reused = be.graphs, _traces(), _reused()
     assert_same(eager(x.clone().requires_grad_()), compiled(x.clone().requires_grad_()))
     assert (be.graphs, _traces(), _reused()) == (graphs, traces, reused), "not a pure cache hit"

@@ -100,12 +100,27 @@ def new_shape_env(**kwargs):
     (ConstraintViolation, Unsupported), so each symbol and guard gets a fixed location instead."""
     if not _SHAPE_ENV_CLASS:
         from torch._guards import SLoc
-        from torch.fx.experimental.symbolic_shapes import ShapeEnv
+        from torch.fx.experimental.symbolic_shapes import ShapeEnv, DimDynamic
 
         class BytegraphShapeEnv(ShapeEnv):
+            # names (SymSource) of the inputs whose strides and offset get symbols of their
+            # own (GraphBuilder.add_input with layout=True)
+            free_layout = frozenset()
+
             def _get_stack_summary(self, is_debug=False, framework_loc=None):
                 return SLoc(framework_loc if framework_loc is not None else "bytegraph trace",
                             None), ""
+
+            def create_symbol(self, val, source, dynamic_dim=DimDynamic.DUCK, *args, **kwargs):
+                # A free-layout input's stride or offset: a symbol of its own, not one shared with
+                # another value that happens to be equal now (duck sizing: a row's offset 4 is no
+                # relative of a size 4), and 0 and 1 not specialized (the first rows' offsets)
+                if self.free_layout and dynamic_dim is DimDynamic.DUCK \
+                        and getattr(getattr(source, "prop", None), "name", None) in ("STRIDE", "STORAGE_OFFSET") \
+                        and getattr(getattr(source, "base", None), "hint", None) in self.free_layout:
+                    dynamic_dim = DimDynamic.DYNAMIC
+                    kwargs["do_not_specialize_zero_one"] = True
+                return super().create_symbol(val, source, dynamic_dim, *args, **kwargs)
         _SHAPE_ENV_CLASS.append(BytegraphShapeEnv)
     return _SHAPE_ENV_CLASS[0](**kwargs)
 
@@ -157,14 +172,23 @@ class GraphBuilder:
         self._root_storages = {}  # a real root's storage key -> the copy its values live in
 
     # --- inputs ------------------------------------------------------------
-    def add_input(self, source, tensor, dims=None):
+    def add_input(self, source, tensor, dims=None, layout=False):
         """Placeholder for a caller-world tensor; returns (node, fake, first_source or None).
-        `dims`: {dim: (min, max, strict)} of the dimensions to make symbolic (needs a ShapeEnv)."""
+        `dims`: {dim: (min, max, strict)} of the dimensions to make symbolic (needs a ShapeEnv).
+        `layout`: its strides and storage offset get symbols of their own (a tensor with a
+        size-1 dimension: torch makes them symbolic only when a size is asked to be, and a
+        size-1 dimension asked to be stays 1; see runtime/dynamic.py `layout_free`)."""
         hit = self._by_id.get(id(tensor))
         if hit is not None:
             return hit[0], hit[1], hit[2]
         name = self._unique(_sanitize(source.name_hint()))
         node = self.graph.placeholder(name)
+        if layout:
+            self.shape_env.free_layout = self.shape_env.free_layout | {source.name_hint()}
+            dims = dict(dims or ())
+            for d, n in enumerate(tensor.shape):
+                if n == 1:
+                    dims.setdefault(d, (None, None, False))
         if dims:
             fake = self._symbolic_fake(source, tensor, dims)
         else:

@@ -244,6 +244,9 @@ class GuardSet:
         self.entry_autocast_cache = True
         # what automatic dynamic compares on a miss (runtime/dynamic.py: note_changes)
         self.sizes = []               # (source, shape) of each caller tensor
+        # (source, shape, strides, offset) of each caller tensor with a size-1 dimension (a
+        # symbolic stride or offset as None): automatic dynamic learns their changes
+        self.layouts = []
         self.bits = []                # (source, is_neg, is_conj or None if not complex) of each caller tensor
         self.bits_of = {}             # guard index of a bits guard -> its tensor's bound local
         self.ints = []                # (source, value) of each int/float/torch.Size guarded by value
@@ -534,6 +537,8 @@ class GuardSet:
         if t.storage_offset():
             checks.append(f"{e}.storage_offset() == {t.storage_offset()}")
         self.sizes.append((source, tuple(t.shape)))
+        if 1 in t.shape and t.layout is torch.strided:
+            self.layouts.append((source, tuple(t.shape), tuple(t.stride()), t.storage_offset()))
         self.bits.append((source, t.is_neg(), t.is_conj() if t.is_complex() else None))
         if self._add(" and ".join(checks), source, "tensor", _meta(t)):
             # for the fast path (generation.py): the same checks on the bound local `e` (a
@@ -560,8 +565,12 @@ class GuardSet:
                   f"len(({sh} := {e}.shape)) == {t.dim()}",
                   f"{e}.requires_grad is {t.requires_grad}",
                   f"{e}.device == {cg.const(t.device, 'device')}" if t.device.type != "cpu" else f"{e}.is_cpu"]
+        def own(v, at):
+            # a symbol this tensor's own size, stride or offset introduced: the printer reads it
+            # from that place, so comparing the place with it would check nothing
+            return is_symbolic(v) and gb.symbols.get(v.node.expr) == (source, at)
         for d, size in enumerate(fake.shape):
-            if is_symbolic(size) and gb.symbols.get(size.node.expr) == (source, d):
+            if own(size, d):
                 continue
             checks.append(f"{sh}[{d}] == {render_sym(printer, size)}")
         if _contiguous_beyond_01(fake, gb.shape_env):
@@ -569,14 +578,18 @@ class GuardSet:
             # is_contiguous() then holds exactly when the strides are the contiguous ones the
             # trace saw, without building them (a cheaper check per call)
             checks.append(f"{e}.is_contiguous()")
-        else:
+        elif not all(own(st, ("stride", d)) for d, st in enumerate(fake.stride())):
             checks.append(f"{e}.stride() == ({''.join(render_sym(printer, s) + ', ' for s in fake.stride())})")
-        if t.storage_offset() or is_symbolic(fake.storage_offset()):
+        if (t.storage_offset() or is_symbolic(fake.storage_offset())) and not own(fake.storage_offset(), ("offset",)):
             checks.append(f"{e}.storage_offset() == {render_sym(printer, fake.storage_offset())}")
         # a symbolic dim is no change to report when it changes (runtime/dynamic.py)
         def concrete(values):
             return tuple(None if is_symbolic(v) else int(v) for v in values)
         self.sizes.append((source, concrete(fake.shape)))
+        if 1 in t.shape and None not in concrete(fake.shape):
+            off = fake.storage_offset()
+            self.layouts.append((source, tuple(t.shape), None if any(is_symbolic(x) for x in fake.stride())
+                                 else tuple(t.stride()), None if is_symbolic(off) else int(off)))
         self.bits.append((source, t.is_neg(), t.is_conj() if t.is_complex() else None))
         self.dyn_tensors.append((source, fake))
         self._add(" and ".join(checks), source, "tensor", (type(t), t.dtype, concrete(fake.shape),

@@ -403,8 +403,9 @@ def loop_step_iter(v):
     GET_ITER made over a tuple (only the loop's stack holds it) whose items left are tensors
     that would pass one another's tensor guards (type, dtype, device, sizes, strides, storage
     offset, requires_grad: else each iteration's resume entry would miss and recompile anyway).
-    Rows of one tensor (`for row in t`) differ in storage offset: not stepped (see
-    docs/graph_breaks.md "Loops stepped one iteration per entry")."""
+    Rows of one tensor (`for row in t.nonzero()`, views with a size-1 dimension) are compared
+    without their offset: under automatic dynamic their iterator is marked `from_tuple` and the
+    next row gets a symbolic offset (docs/graph_breaks.md "Rows of one tensor, stepped")."""
     if type(v) is LoopIterParam:
         return True
     from ..values.containers import IteratorValue
@@ -413,13 +414,19 @@ def loop_step_iter(v):
     items = v.items[v.pos:]
     if not items or not all(type(i) is TensorValue for i in items):
         return False
-    return len({_guard_meta(i.fake) for i in items}) == 1
+    rows = getattr(v, "rows", False)
+    return len({_guard_meta(i.fake, rows) for i in items}) == 1
 
 
-def _guard_meta(fake):
-    """What a tensor guard compares (symbolic sizes by their expression)."""
+def _guard_meta(fake, rows=False):
+    """What a tensor guard compares (symbolic sizes by their expression). A row of a tensor (a
+    view with a size-1 dimension: `for row in t.nonzero()`) is compared without its storage
+    offset: the resume function's trace gives the next row a symbolic offset (and strides;
+    runtime/dynamic.py `layout_free`), so one entry takes every row: `rows`, under automatic
+    dynamic only (symbolic/handlers_control.py `_rows_stepped`)."""
+    row = rows and fake._is_view() and 1 in fake.shape and fake.layout is torch.strided
     return (type(fake), fake.dtype, str(fake.device), str(tuple(fake.shape)), str(fake.stride()),
-            str(fake.storage_offset()), fake.requires_grad)
+            None if row else str(fake.storage_offset()), fake.requires_grad)
 
 
 def wrap_loop_iter(tx, obj, source):

@@ -467,7 +467,7 @@ def _resource_error(state, exc, entry, generation):
 class _GuardsView:
     """What an installed entry keeps of its GuardSet: the guards and the namespace (the
     GuardSet's bookkeeping references the objects the trace saw)."""
-    __slots__ = ("guards", "cg", "sizes", "ints", "state_values")
+    __slots__ = ("guards", "cg", "sizes", "layouts", "ints", "state_values")
     expression = GuardSet.expression
     __len__ = GuardSet.__len__
 
@@ -480,6 +480,7 @@ class _GuardsView:
                        for g in gs.guards]
         self.cg = gs.cg
         self.sizes = [(src, shape) for src, shape in gs.sizes if isinstance(root_of(src), LocalSource)]
+        self.layouts = [x for x in gs.layouts if isinstance(root_of(x[0]), LocalSource)]
         self.ints = [(src, v) for src, v in gs.ints if isinstance(root_of(src), LocalSource)]
         # module-state scalars (values/known.py) of a global or a closure cell too: their roots
         # (the globals dict, the cell) are held by the function already

@@ -456,10 +456,10 @@ def _family_key(gm, example_inputs, grad, gb, key):
     found = family_key(gm, example_inputs, grad, gb.shape_env)
     if found is None:
         return None, None
-    fkey, symbols = found
+    fkey, (symbols, rename) = found
     if not symbols:
         return same_graph_key(gm, example_inputs, grad, False), None
-    return fkey, (symbols, fkey[-1])
+    return fkey, (symbols, fkey[-1], rename)
 
 
 def _compile_graphs(tracer, gb, cg, guards, backend, backend_name, grad_at_start, record, family=None,
@@ -540,7 +540,7 @@ def _compile_graphs(tracer, gb, cg, guards, backend, backend_name, grad_at_start
             info = GraphInfo(compiled, gm, example_inputs, modes[k], bool(gb.symbols))
             if key is not None:
                 compiled_here[key] = info
-                if fkey is not None and (facts is None or shape_facts(gb.shape_env, facts[0]) == facts[1]):
+                if fkey is not None and (facts is None or shape_facts(gb.shape_env, facts[0], facts[2]) == facts[1]):
                     family[fkey] = info         # (a symbolic graph: the backend assumed nothing more)
             graphs.append(info)
             counters["stats"]["unique_graphs"] += 1

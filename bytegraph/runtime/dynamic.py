@@ -104,7 +104,7 @@ def is_argument(source):
 
 
 class DynamicSpec:
-    __slots__ = ("mode", "auto_dims", "auto_ints", "explicit", "floats", "unstable", "family")
+    __slots__ = ("mode", "auto_dims", "auto_ints", "auto_layout", "explicit", "floats", "unstable", "family")
 
     def __init__(self, mode=None, floats=False):
         self.mode = mode              # compile(dynamic=...): None, True or False
@@ -113,6 +113,7 @@ class DynamicSpec:
         self.floats = floats
         self.auto_dims = {}           # source name -> set of dims automatic dynamic made symbolic
         self.auto_ints = set()        # sources (name_hint) of ints/floats automatic dynamic made symbolic
+        self.auto_layout = set()      # sources (name_hint) of tensors whose strides/offset changed
         self.explicit = {}            # source name -> {dim: (min, max, strict)} (export's dynamic_shapes)
         self.unstable = set()         # module-state scalars whose value changed (values/known.py)
         # class -> names of its module buffers seen to change, shared by a compiled function and
@@ -154,6 +155,36 @@ class DynamicSpec:
             out[d] = (lo, hi, strict)
         return out or None
 
+    def layout_free(self, source, t):
+        """Give this caller tensor's strides and storage offset symbols of their own (its sizes
+        stay as tensor_dims says)? Under automatic dynamic, for a tensor with a size-1 dimension
+        (the only way to ask FakeTensorMode for a symbolic offset without a symbolic size):
+        - one whose strides or offset were seen to change with its sizes the same
+          (`note_changes`), the way a changed size is learnt;
+        - an item of a sequence a loop steps through, read by position through its iterator's
+          state (`for row in t.nonzero():` iterates `t.unbind(0)`: each position's row is a view
+          at its own offset, with the number of rows as its stride), which is a view. Each
+          loop position is its own trace, so a static offset would make each position's graph
+          differ from the next one's. (A trace given such a loop's iterator gets a ShapeEnv:
+          `needs_shape_env`.)
+        Only for the trace's ShapeEnv to hold the symbols; the guard checks them (a symbol's
+        range) like a dynamic size's, so nothing is assumed that a call does not satisfy."""
+        if self.mode is not None or type(t) is not torch.Tensor or t.layout is not torch.strided \
+                or 1 not in t.shape or not is_argument(source):
+            return False
+        if source.name_hint() in self.auto_layout:
+            return True
+        if not t._is_view():
+            return False
+        if type(source).__name__ == "PeekSource":       # a stepped loop's next item (policy/breaks.py)
+            return True
+        s = source
+        while type(s) is ItemSource:
+            s = s.base
+            if type(s) is ItemSource and type(s.base) is ReduceSource:
+                return True
+        return False
+
     def scalar_dynamic(self, source, value):
         """Make this int (or float) from the caller symbolic? dynamic=True: an int or finite,
         non-zero float argument or item of a sequence argument; dynamic=None: one whose change automatic dynamic saw, also inside
@@ -177,9 +208,25 @@ class DynamicSpec:
         return any(n.startswith(prefix) for n in self.auto_ints)
 
     def needs_shape_env(self, bound):
-        if self.mode is True or self.auto_dims or self.auto_ints or any(self.explicit.values()):
+        if self.mode is True or self.auto_dims or self.auto_ints or self.auto_layout or any(self.explicit.values()):
             return True
+        if self.mode is None and any(type(v) is _TUPLE_ITER and _steps_rows(v) for v in bound.values()):
+            return True         # a loop over a tensor's rows resumed inside: see layout_free
         return any(_marked_tensor(v, 3) for v in bound.values())
+
+
+_TUPLE_ITER = type(iter(()))
+
+
+def _steps_rows(it):
+    """Is this tuple iterator (a resume function's loop) stepping through views of a tensor with
+    a size-1 dimension (`for row in t.nonzero():`)? Its next item is a view at the next offset."""
+    red = it.__reduce__()
+    if len(red) < 3:
+        return False
+    seq, index = red[1][0], red[2]
+    t = seq[index] if type(seq) is tuple and 0 <= index < len(seq) else None
+    return type(t) is torch.Tensor and t._is_view() and 1 in t.shape
 
 
 def _marked_tensor(v, depth):
@@ -232,6 +279,12 @@ def resolve(source, bound, iterators=False):
             except (LookupError, TypeError):
                 return _MISSING
         return _MISSING
+    if type(source).__name__ == "PeekSource":   # a stepped loop's next item (policy/breaks.py)
+        it = resolve(source.base, bound)
+        if type(it) is not _TUPLE_ITER:
+            return _MISSING
+        red = it.__reduce__()
+        return red[1][0][red[2]] if len(red) == 3 and red[2] < len(red[1][0]) else _MISSING
     if type(source) is ObjectSource:            # a globals dict or a cell (state_values only)
         return source.obj
     if type(source) is GlobalSource:
@@ -282,6 +335,20 @@ def note_changes(spec, guards, bound, learn=True, learn_unstable=True):
             have = spec.auto_dims.setdefault(source.name_hint(), set())
             learnt |= not set(changed) <= have
             have.update(changed)
+    for source, shape, strides, offset in getattr(guards, "layouts", ()):
+        now = resolve(source, bound)
+        if not issubclass(type(now), torch.Tensor) or tuple(now.shape) != shape \
+                or now.layout is not torch.strided:
+            continue
+        changed = []
+        if strides is not None and tuple(now.stride()) != strides:
+            changed.append(f"stride of {source.name_hint()}: expected {strides}, got {tuple(now.stride())}")
+        if offset is not None and now.storage_offset() != offset:
+            changed.append(f"storage offset of {source.name_hint()}: expected {offset}, got {now.storage_offset()}")
+        reasons += changed
+        if changed and spec.mode is None and 1 in shape and type(now) is torch.Tensor and is_argument(source):
+            learnt |= source.name_hint() not in spec.auto_layout
+            spec.auto_layout.add(source.name_hint())
     for source, value in getattr(guards, "state_values", ()):
         now = resolve(source, bound, iterators=True)
         if not issubclass(type(now), torch.Tensor) or now.numel() != 1 or same_state_value(now.tolist(), value):

@@ -21,7 +21,7 @@ from torch import _C
 from ..guards.guard_set import backend_switches
 
 
-def same_graph_key(gm, example_inputs, grad, symbolic, sizes_of_fakes=False):
+def same_graph_key(gm, example_inputs, grad, symbolic, sizes_of_fakes=False, name=str):
     """What makes two graphs of one trace interchangeable for the backend: the same code over the
     same global objects, the same grad mode, and example inputs alike in everything a backend may
     specialize on (type, dtype, device, layout, sizes, strides, offset, requires_grad, which
@@ -56,11 +56,11 @@ def same_graph_key(gm, example_inputs, grad, symbolic, sizes_of_fakes=False):
                     m = x
                 if not isinstance(m, torch.Tensor) or m.dim() != x.dim():
                     return None
-            metas.append((type(x), x.dtype, x.device, tuple(map(str, m.shape)), tuple(map(str, m.stride())),
-                          str(m.storage_offset()), x.requires_grad, x.is_leaf, x._is_view(), x.is_conj(),
+            metas.append((type(x), x.dtype, x.device, tuple(map(name, m.shape)), tuple(map(name, m.stride())),
+                          name(m.storage_offset()), x.requires_grad, x.is_leaf, x._is_view(), x.is_conj(),
                           x.is_neg(), sid))
         else:
-            metas.append((type(x), str(x)))
+            metas.append((type(x), name(x)))
     return tuple(nodes), grad, symbolic, tuple(metas), _global_state()
 
 
@@ -73,16 +73,41 @@ def family_key(gm, example_inputs, grad, shape_env):
     backend's compile of one serves the other's calls; the caller checks that the backend added
     no assumption of its own (shape_facts the same after it ran). A graph of a symbolic trace
     that mentions no symbol (`symbols` empty) is a static graph (runtime/convert.py keys it so)."""
-    key = same_graph_key(gm, example_inputs, grad, True, sizes_of_fakes=True)
-    if key is None:
-        return None
-    symbols, metas = set(), []
+    symbols = {}            # in the order the key meets them
     try:
         for n in gm.graph.nodes:
-            metas.append(_meta(n.meta.get("example_value"), symbols))
+            _meta(n.meta.get("example_value"), symbols, str)
     except _Unkeyed:
         return None
-    return (key, tuple(metas), shape_facts(shape_env, symbols)), frozenset(symbols)
+    rename = _Canonical(symbols)
+    key = same_graph_key(gm, example_inputs, grad, True, sizes_of_fakes=True, name=rename.text)
+    if key is None:
+        return None
+    metas = tuple(_meta(n.meta.get("example_value"), {}, rename.text) for n in gm.graph.nodes)
+    return (key, metas, shape_facts(shape_env, symbols, rename)), (frozenset(symbols), rename)
+
+
+class _Canonical:
+    """Symbols renamed by the order a graph's placeholders and nodes first mention them (`c0`,
+    `c1`, ...): each trace has its own ShapeEnv, whose symbol names count every symbol it made
+    before (the rows of a loop's tensor wrapped before this one, a trace reaching the same graph
+    by another path), so the same graph over the same kind of sizes spells them differently in
+    two traces. Equal keys after renaming mean the two graphs and the facts about their symbols
+    are the same up to a one-to-one renaming (names matter to neither the graph's code, which
+    reads sizes from its inputs by position, nor a backend's compile of it). Symbols a key
+    reaches only through the ShapeEnv's facts keep their own names (no sharing unless equal)."""
+
+    def __init__(self, symbols):
+        import sympy
+        self.map = {s: sympy.Symbol(f"c{i}", integer=True) for i, s in enumerate(symbols)}
+
+    def expr(self, e):
+        return e.xreplace(self.map) if hasattr(e, "xreplace") else e
+
+    def text(self, v):
+        if isinstance(v, (torch.SymInt, torch.SymFloat, torch.SymBool)):
+            v = v.node.expr
+        return str(self.expr(v))
 
 
 class _Unkeyed(Exception):
@@ -94,27 +119,33 @@ def _is_fake(x):
     return isinstance(x, FakeTensor)
 
 
-def _meta(v, symbols):
-    """A fake value's metadata as plain data (sizes as expressions); collects the symbols."""
+def _meta(v, symbols, name):
+    """A fake value's metadata as plain data (sizes as expressions spelt by `name`); collects
+    the symbols in `symbols` (a dict: the order they are met, one expression's by name)."""
     if isinstance(v, torch.Tensor):
         if v.layout is not torch.strided or v.is_nested:
             raise _Unkeyed
         exprs = [*v.shape, *v.stride(), v.storage_offset()]
         for e in exprs:
             if isinstance(e, torch.SymInt):
-                symbols.update(e.node.expr.free_symbols)
-        return ("T", v.dtype, v.device, v.requires_grad, tuple(map(str, exprs)))
+                _collect(e.node.expr, symbols)
+        return ("T", v.dtype, v.device, v.requires_grad, tuple(map(name, exprs)))
     if isinstance(v, (torch.SymInt, torch.SymFloat, torch.SymBool)):
-        symbols.update(v.node.expr.free_symbols)
-        return (type(v), str(v.node.expr))
+        _collect(v.node.expr, symbols)
+        return (type(v), name(v))
     if isinstance(v, (tuple, list)):
-        return (type(v), tuple(_meta(x, symbols) for x in v))
+        return (type(v), tuple(_meta(x, symbols, name) for x in v))
     if v is None or type(v) in _PLAIN:
         return (type(v), repr(v))
     raise _Unkeyed          # a value whose sizes the key cannot read: never shared
 
 
-def shape_facts(shape_env, symbols):
+def _collect(expr, symbols):
+    for s in sorted(expr.free_symbols, key=str):
+        symbols.setdefault(s, None)
+
+
+def shape_facts(shape_env, symbols, rename=None):
     """What `shape_env` holds about `symbols`, as sorted strings: every guard, axiom, runtime
     assert and divisibility fact that mentions one of them, or one of the symbols those mention
     in turn (a relation to another symbol brings that symbol's facts in); each such symbol's
@@ -135,13 +166,14 @@ def shape_facts(shape_env, symbols):
             if not taken[i] and f & closed:
                 taken[i] = grown = True
                 closed |= f
-    per_symbol = tuple(sorted((str(s), str(shape_env.var_to_range.get(s)), str(shape_env.replacements.get(s)),
-                               s in shape_env.size_like, str(shape_env.unbacked_renamings.get(s)))
+    r = rename.expr if rename is not None else (lambda e: e)
+    per_symbol = tuple(sorted((str(r(s)), str(shape_env.var_to_range.get(s)), str(r(shape_env.replacements.get(s))),
+                               s in shape_env.size_like, str(r(shape_env.unbacked_renamings.get(s))))
                               for s in closed))
     kinds = [[], [], [], []]
     for (kind, e, v), t in zip(facts, taken):
         if t:                   # (only these are printed: a trace may hold thousands of guards)
-            kinds[kind].append(f"{e}={v}")
+            kinds[kind].append(f"{r(e)}={r(v)}")
     return (per_symbol, *(tuple(sorted(k)) for k in kinds), repr(getattr(shape_env, "settings", None)))
 
 

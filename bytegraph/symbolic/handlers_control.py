@@ -6,6 +6,7 @@ a branch on tensor data raises Unsupported (data_dependent).
 from ..exc import Unsupported, UserError
 from ..values.base import NONE, ConstValue
 from ..values.containers import IteratorValue, TupleValue
+from ..values.tensor import TensorValue
 from ..policy.builtins import BUILTINS
 from ..policy.breaks import exit_of_modelled
 from ..policy.checks import check_branch
@@ -73,12 +74,23 @@ def _jump_if_false_or_pop(f, inst):
         f.stack.pop()
 
 
+def _rows_stepped(tx):
+    """A loop over a tensor's rows is stepped (one resume function for every row) under
+    automatic dynamic only: the rows' offsets and strides are symbolic there (runtime/dynamic.py
+    `layout_free`); with static ones every row would recompile the stepped entry."""
+    return tx.dynamic is not None and tx.dynamic.mode is None
+
+
 @handler("GET_ITER")
 def _get_iter(f, inst):
     v = f.stack.pop()
     it = BUILTINS[iter](f.tx, v)
-    if type(v) is TupleValue and type(it) is IteratorValue:
-        it.from_tuple = True         # only this loop's stack holds it (policy/breaks.py: loop_step_iter)
+    rows = _rows_stepped(f.tx)
+    if type(it) is IteratorValue and (type(v) is TupleValue or type(v) is TensorValue and rows):
+        # only this loop's stack holds it (policy/breaks.py: loop_step_iter); a tensor's
+        # iterator is iter(t.unbind(0)), a tuple iterator too
+        it.from_tuple = True
+        it.rows = rows               # its items may differ in storage offset (loop_step_iter)
     f.stack.append(it)
 
 

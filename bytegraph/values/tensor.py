@@ -453,6 +453,11 @@ def wrap_graph_result(tx, node, fake):
     raise Unsupported(f"graph op returned {type(fake).__name__}", kind="graph_result")
 
 
+def _symbolic_layout(fake):
+    return fake.layout is torch.strided and (is_symbolic(fake.storage_offset())
+                                              or any(is_symbolic(s) for s in fake.stride()))
+
+
 @register_wrapper(torch.Tensor)
 def wrap_tensor(tx, t, source):
     if source is None:
@@ -462,13 +467,15 @@ def wrap_tensor(tx, t, source):
         raise Unsupported(f"tensor subclass {type(t).__name__}", kind="tensor_subclass")
     if t.is_sparse or t.is_quantized or t.is_nested or t.is_meta:
         raise Unsupported("sparse/quantized/nested/meta tensor inputs", kind="tensor_kind")
-    dims = None
+    dims, layout = None, False
     if tx.dynamic is not None and tx.graph.shape_env is not None:
         dims = tx.dynamic.tensor_dims(source, t)
-    node, fake, first_source = tx.graph.add_input(source, t, dims)
+        # (a tensor a resume function was given to read keeps its value guard: values/known.py)
+        layout = id(t) not in tx.read_ids and tx.dynamic.layout_free(source, t)
+    node, fake, first_source = tx.graph.add_input(source, t, dims, layout)
     roots = frozenset()
     if first_source is None:
-        if dims and any(is_symbolic(s) for s in fake.shape):
+        if (dims or layout) and (any(is_symbolic(s) for s in fake.shape) or _symbolic_layout(fake)):
             tx.guards.add_dynamic_tensor(source, t, fake, tx.graph)
         else:
             tx.guards.add_tensor(source, t)
