@@ -483,6 +483,8 @@ class GraphBuilder:
             torch.fx.node.map_arg((fx_args, fx_kwargs), _not_vmap_body)
         if _has_nan(fx_args) or _has_nan(fx_kwargs):
             fx_args, fx_kwargs = self._signed_nans(fx_args), self._signed_nans(fx_kwargs)
+        if any(type(a) is type for a in fx_args) or any(type(a) is type for a in fx_kwargs.values()):
+            fx_args, fx_kwargs = _torch_dtypes(fx_args, fx_kwargs)
         node = self.graph.create_node(kind, target, tuple(fx_args), dict(fx_kwargs))
         node.meta["example_value"] = fake
         if counts:
@@ -525,6 +527,18 @@ class GraphBuilder:
 
     def output(self, nodes):
         self.graph.output(tuple(nodes))
+
+
+# a Python scalar type given as a dtype (`torch.tensor(0, dtype=int)`, `x.to(float)`) is the
+# torch dtype torch makes of it; fx would print the class itself (`dtype = <class 'int'>`), which
+# is not Python
+_PY_DTYPES = {int: torch.int64, float: torch.float64, bool: torch.bool, complex: torch.complex128}
+
+
+def _torch_dtypes(fx_args, fx_kwargs):
+    def conv(a):
+        return _PY_DTYPES.get(a, a) if type(a) is type else a
+    return tuple(conv(a) for a in fx_args), {k: conv(v) for k, v in fx_kwargs.items()}
 
 
 def _not_vmap_body(node):
