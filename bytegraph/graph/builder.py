@@ -21,6 +21,7 @@ placeholder's storage.
 """
 import contextlib
 import functools
+import logging
 import math
 import operator
 import struct
@@ -359,7 +360,7 @@ class GraphBuilder:
             # warnings belong to the real run (the graph emits them when it runs): none here
             # with symbols, the Python dispatcher runs the SymInt-aware Python meta kernels
             # (pad, interpolate, ...) instead of C++ kernels that need concrete sizes
-            with self.fake_mode, warnings.catch_warnings(), self._dispatcher():
+            with self.fake_mode, warnings.catch_warnings(), self._dispatcher(), _quiet_fake_log():
                 warnings.simplefilter("ignore")
                 result = fn(*fake_args, **fake_kwargs)
             if _has_real_tensor(result):
@@ -539,6 +540,22 @@ def _torch_dtypes(fx_args, fx_kwargs):
     def conv(a):
         return _PY_DTYPES.get(a, a) if type(a) is type else a
     return tuple(conv(a) for a in fx_args), {k: conv(v) for k, v in fx_kwargs.items()}
+
+
+_FAKE_LOG = logging.getLogger("torch._subclasses.fake_tensor")
+
+
+@contextlib.contextmanager
+def _quiet_fake_log():
+    """FakeTensorMode logs every failing meta kernel at ERROR level (with a traceback) before
+    raising; a fake run that fails here becomes a graph break or eager's own error, so the
+    record would only be noise on the user's console."""
+    was = _FAKE_LOG.disabled
+    _FAKE_LOG.disabled = True
+    try:
+        yield
+    finally:
+        _FAKE_LOG.disabled = was
 
 
 def _not_vmap_body(node):
