@@ -99,9 +99,11 @@ def test_values_that_change_between_calls():
     for hw in sizes:
         _call(compiled, _pos(), _mask(*hw), 8, 8)
     # the first change makes the read values unstable: later calls run the ops at a stop, as
-    # before, instead of compiling per value
+    # before, instead of compiling per value. (17, was 15 before red team 14: once the
+    # interpolate's sizes are dynamic, the pad after it would take the unread values as unbacked
+    # symbols, whose assumptions a compiling backend asserts; it reads them at a stop instead)
     frames = frame_count()
-    assert frames <= 15
+    assert frames <= 17
     for hw in sizes[1:4]:
         _call(compiled, _pos(), _mask(*hw), 8, 8)
     assert frame_count() == frames

@@ -21,7 +21,8 @@ from ..exc import Unsupported
 from ..graph.builder import check_constants, _collect_fakes, _target_name
 from .base import Value, ConstValue, const, register_wrapper, POLICY
 from .opaque import producer_chain
-from .known import guard_all_roots, known, literal, make_root, mark, read_candidates, roots_of, substitute, taint
+from .known import guard_all_roots, int_list_tensors, known, literal, make_root, mark, read_candidates, roots_of, \
+    substitute, taint
 from .symbolic import hint, shape_value, has_sym, any_symbolic, wrap_sym, SYM_TYPES, is_symbolic, check_marks, plain
 
 
@@ -270,6 +271,13 @@ _PERCENT_FORMAT = (operator.mod, operator.imod)
 _MUTATING_NONE_RESULT = (operator.setitem, operator.delitem, "__setitem__", "__delitem__")
 
 
+def _read_values(target):
+    return Unsupported(f"{_target_name(target)} takes the value of a one-element integer tensor as an "
+                       "int", kind="read_values",
+                       hint="the graph breaks before the call and the code after it reads the value "
+                            "(not inside a try or with block: the call runs in Python there)")
+
+
 def graph_call(tx, kind, target, args, kwargs, run_fake=None):
     """Record target(*args, **kwargs) in the graph; returns the result as a Value."""
     fx_args = [a.fx_arg(tx) for a in args]
@@ -292,12 +300,21 @@ def graph_call(tx, kind, target, args, kwargs, run_fake=None):
                 read_candidates(tx, list(args) + list(kwargs.values())):
             # a one-element integer tensor in an int list (`interpolate(x, size=(h, w))`): stop
             # before the call and resume at it with the tensor's value read (values/known.py)
-            raise Unsupported(f"{_target_name(target)} takes the value of a one-element integer "
-                              "tensor as an int", kind="read_values",
-                              hint="the graph breaks before the call and the code after it reads "
-                                   "the value (not inside a try or with block: the call runs in "
-                                   "Python there)") from e
+            raise _read_values(target) from e
         raise
+    if env is not None and len(env.var_to_range) != n_vars and tx.state_scalars and tx.allow_breaks and \
+            int_list_tensors(list(args) + list(kwargs.values())):
+        # with a ShapeEnv the fake `item()` of such a tensor is an unbacked symbol, and some ops
+        # take it (reshape, view, zeros, pad of a symbolic input): the op's meta then assumes
+        # what eager does not (reshape's `u >= 0`, where eager infers a -1), which a compiling
+        # backend asserts at run time (RuntimeError `u2 >= 0`, or its own message where eager
+        # raises another). Read the value as a static trace does, or (a value that changed:
+        # not read again) stop and run the op in Python (red team 14)
+        gb.note_unbacked(n_vars, producer_chain(tx))
+        if read_candidates(tx, list(args) + list(kwargs.values())):
+            raise _read_values(target)
+        raise Unsupported(f"{_target_name(target)} takes the value of a one-element integer tensor "
+                          "as an int", kind="data_dependent")
     roots = frozenset()
     if gb.roots:
         roots = roots_of(args, gb) | roots_of(kwargs.values(), gb)
