@@ -90,3 +90,18 @@ def test_aten_dropout_still_draws_and_checks_p():
     with pytest.raises(RuntimeError) as got:
         compiled(torch.ones(3))
     assert str(got.value) == str(want.value)
+
+
+def numpy_p(x, p):
+    y = F.dropout(x, p, training=False)
+    y.add_(1)
+    return y is x, x * 2
+
+
+@pytest.mark.parametrize("backend", ["eager", "inductor"])
+@pytest.mark.parametrize("dynamic", [None, True], ids=["auto", "dynamic"])
+def test_a_numpy_probability_is_a_number(backend, dynamic):
+    """p a numpy float64 argument (an ImmutableValue, not a ConstValue): the identity was not
+    seen, and a symbolic trace copied `x` (inductor lost the write through the result)."""
+    import numpy as np
+    _run(numpy_p, lambda i: (torch.ones(2 + i, 3), np.float64(0.5)), backend, dynamic)

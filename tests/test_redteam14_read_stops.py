@@ -7,7 +7,8 @@ zeros, pad of a symbolic input); their meta functions then assume what eager doe
 `RuntimeError: u2 >= 0` where eager returns, its own assertion text where eager raises another
 error, and an op inside the user's `try` raised out of it. Now such an op reads the values at a
 stop as a static trace does (or, a value that changed, runs in Python at a stop).
-Differential: outputs, inputs afterwards, exception type and message."""
+The same for a number taken outside a list (`x.reshape(n, 6)`, `torch.zeros(n)`, `narrow`):
+such an op now stops as in a static trace. Differential: outputs, exception type and message."""
 import pytest
 import torch
 import torch.nn.functional as F
@@ -93,6 +94,39 @@ def test_a_pad_inside_try_reaches_the_handler(backend, dynamic):
     x = torch.randn(1, 2, 4, 4)
     _run(pad_in_try, [(x, torch.tensor([1, 2])), (x, torch.tensor([-9, 0])), (x + 1, torch.tensor([2, 2]))],
          backend, dynamic)
+
+
+def reshape_varargs(x, n):
+    return x.reshape(n - 2, 6) * 2
+
+
+def expand_varargs(x, n):
+    return x.expand(n, -1) + 1
+
+
+def zeros_of(x, n):
+    return torch.zeros(n - 2, 3) + x.sum()
+
+
+def narrow_by(x, n):
+    return x.narrow(1, 0, n - 2) * 1
+
+
+def arange_to(x, n):
+    return torch.arange(n - 2) + x.shape[0]
+
+
+@pytest.mark.parametrize("backend,dynamic", BACKENDS, ids=IDS)
+@pytest.mark.parametrize("f,values", [(reshape_varargs, (1, 1, 6)), (expand_varargs, (-1, 3, -1)),
+                                      (zeros_of, (1, 3, 5)), (narrow_by, (1, 4, 2)), (arange_to, (1, 5, 2))],
+                         ids=["reshape", "expand", "zeros", "narrow", "arange"])
+def test_a_number_from_a_tensor_outside_a_list(backend, dynamic, f, values):
+    """`x.reshape(n, 6)`, `torch.zeros(n)`, `x.narrow(1, 0, n)`: the tensor is an argument of its
+    own, never read at a stop (a static trace runs the op in Python there); a dynamic one took
+    it as an unbacked symbol, and inductor asserted `u2 >= 0` where eager returns (-1: infer,
+    or expand's keep) or raises its own error."""
+    _run(f, [(torch.randn(2 + i, 6) if f is not expand_varargs else torch.randn(1, 6), torch.tensor(v))
+             for i, v in enumerate(values)], backend, dynamic)
 
 
 def test_fullgraph_keeps_the_unbacked_graph():

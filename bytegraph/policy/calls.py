@@ -220,9 +220,17 @@ def _dropout_is_identity(args, kwargs, aten=False):
         x, p, training, inplace = (bound.arguments[k] for k in ("input", "p", "training", "inplace"))
     if not isinstance(x, TensorValue) or x.cls not in (torch.Tensor, torch.nn.Parameter):
         return None
-    p = p.value if isinstance(p, ConstValue) else p
+    number = numpy_float(p)         # a numpy float64 (an argument, a config's attribute)
+    p = p.value if isinstance(p, ConstValue) else p if number is None else number
     training = training.value if isinstance(training, ConstValue) else training
     inplace = inplace.value if isinstance(inplace, ConstValue) else inplace
+    if type(p) not in (int, float) and type(training) is bool and type(inplace) is bool \
+            and not isinstance(p, TensorValue):
+        # a symbolic float (an argument, under the eager and aten backends): whether eager hands
+        # back `x` depends on its value, which the decomposition's branch does not model (it
+        # copies): run the call in Python (red team 14)
+        raise Unsupported("dropout with a probability that is not a constant: whether it returns "
+                          "its input depends on the value", kind="graph_arg")
     if type(p) not in (int, float) or type(training) is not bool or type(inplace) is not bool \
             or not 0.0 <= p <= 1.0:
         return None

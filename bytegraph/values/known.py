@@ -254,18 +254,3 @@ def read_candidates(tx, values):
     or lists holding a tensor a read stop would read (see module docstring)."""
     from .containers import ListValue, TupleValue
     return [v for v in values if type(v) in (TupleValue, ListValue) and any(_readable(tx, i) for i in v.items)]
-
-
-def int_list_tensors(values):
-    """Do these Values (an op's arguments) hold, inside a tuple or list, a one-element integer (or
-    bool) tensor whose value the trace does not know? (Its op reads it with `item()`.)"""
-    from .containers import ListValue, TupleValue
-    from .tensor import TensorValue
-    for v in values:
-        if type(v) in (TupleValue, ListValue):
-            for i in v.items:
-                f = getattr(i, "fake", None)
-                if isinstance(i, TensorValue) and getattr(f, "constant", None) is None and \
-                        not f.is_floating_point() and not f.is_complex() and f.numel() == 1:
-                    return True
-    return False
