@@ -703,8 +703,20 @@ def _add_runtime_checks(tracer: _Tracer, graph: fx.Graph, shape_env) -> None:
         for g in list(shape_env.guards):
             try:
                 checks.append(emit(g.expr))
+                continue
             except (KeyError, UnsupportedSymExpr):
-                for sym in g.expr.free_symbols:
+                pass
+            # again with the ShapeEnv's replacements: a symbol pinned to a number (`Eq(s1, 6)`:
+            # the input's dim is a constant here, read by no placeholder) is that number, not a
+            # symbol the checks cannot read, which pinned every other symbol of the guard to its
+            # hint (`x.reshape(-1, 6)` then raised for any other batch size; red team 14)
+            expr = shape_env.replace(g.expr)
+            if expr is sympy.true:
+                continue
+            try:
+                checks.append(emit(expr))
+            except (KeyError, UnsupportedSymExpr):
+                for sym in expr.free_symbols:
                     tracer.pinned_symbols.add(sym)
         for sym in tracer.pinned_symbols:
             hint = shape_env.backed_var_to_val.get(sym)

@@ -59,12 +59,15 @@ def _noting_writes(dispatch, builder):
             b.seeded = True            # draws random numbers (runtime/rerun.py: RNG snapshot)
         if b is not None and b.roots and reads_data(func) and _has_constant((args, kwargs)):
             b.reads.append(func)       # values/known.py: which roots' values it read
+        if b is not None and func is _ITEM and b.shape_env is not None and args and not _has_constant((args, kwargs)):
+            b.item_reads.append(id(args[0]))   # an op took a tensor's value as a number (values/tensor.py)
         return dispatch(func, types, args, kwargs)
     return noting
 
 
 _NEEDS_CONCRETE = "expected to contain only concrete integers"
 _SEEDED = torch.Tag.nondeterministic_seeded
+_ITEM = torch.ops.aten._local_scalar_dense.default
 
 
 _READ_OPS = {}
@@ -170,6 +173,7 @@ class GraphBuilder:
         self.root_keys = {}       # root Source -> its fake's storage key
         self.taint = {}           # storage key of a constant an op wrote roots' values into -> roots
         self.reads = []
+        self.item_reads = []      # ids of fakes with no value whose `item()` an op's fake run made
         self._root_storages = {}  # a real root's storage key -> the copy its values live in
 
     # --- inputs ------------------------------------------------------------

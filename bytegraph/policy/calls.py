@@ -175,8 +175,8 @@ class TorchFnValue(RealCallableValue):
             r = sym_tensor(tx, args, kwargs)       # torch.tensor(x.shape[0]) stays symbolic
             if r is not None:
                 return r
-        if self.fn is torch.nn.functional.dropout:
-            same = _dropout_is_identity(args, kwargs)
+        if self.fn is torch.nn.functional.dropout or self.fn is torch.dropout:
+            same = _dropout_is_identity(args, kwargs, self.fn is torch.dropout)
             if same is not None:
                 return same
         objclass = getattr(self.fn, "__objclass__", None)
@@ -191,28 +191,51 @@ class TorchFnValue(RealCallableValue):
 _DROPOUT_SIGNATURE = inspect.signature(torch.nn.functional.dropout)
 
 
-def _dropout_is_identity(args, kwargs):
-    """`F.dropout(x, p, training=False)` and `F.dropout(x, 0.0)` hand back `x` itself in eager
-    (aten's dropout returns its input when not training or p == 0, in place or not, writing
-    nothing): that Value, with no node, or None. The fake run cannot say so under a ShapeEnv (the
+def _dropout_is_identity(args, kwargs, aten=False):
+    """`F.dropout(x, p, training=False)`, `F.dropout(x, 0.0)` and `torch.dropout(x, p, False)`
+    (aten's op, which F.dropout calls) hand back `x` itself in eager: aten's dropout returns its
+    input when not training, when p == 0 or when `x` has no element, in place or not, writing
+    nothing. That Value, with no node, or None. The fake run cannot say so under a ShapeEnv (the
     python dispatcher's decomposition returns `input.clone()`), so a symbolic trace would make a
-    copy where eager has the same tensor, and its graph would differ from a static trace's."""
-    try:
-        bound = _DROPOUT_SIGNATURE.bind(*args, **kwargs)
-    except TypeError:
-        return None
-    bound.apply_defaults()
-    x, p, training = (bound.arguments[k] for k in ("input", "p", "training"))
+    copy where eager has the same tensor (a write into the result then missed `x`: red team 14
+    for `torch.dropout`), and its graph would differ from a static trace's. `aten`: the call is
+    `torch.dropout(input, p, train)` (no defaults, no `inplace`)."""
+    if aten:
+        names = ("input", "p", "train")
+        if len(args) > 3 or any(k not in names for k in kwargs):
+            return None
+        bound = dict(zip(names, args))
+        if any(k in bound for k in kwargs):
+            return None
+        bound.update(kwargs)
+        if len(bound) != 3:
+            return None
+        x, p, training, inplace = bound["input"], bound["p"], bound["train"], False
+    else:
+        try:
+            bound = _DROPOUT_SIGNATURE.bind(*args, **kwargs)
+        except TypeError:
+            return None
+        bound.apply_defaults()
+        x, p, training, inplace = (bound.arguments[k] for k in ("input", "p", "training", "inplace"))
     if not isinstance(x, TensorValue) or x.cls not in (torch.Tensor, torch.nn.Parameter):
         return None
-    p = p.value if isinstance(p, ConstValue) else p
+    number = numpy_float(p)         # a numpy float64 (an argument, a config's attribute)
+    p = p.value if isinstance(p, ConstValue) else p if number is None else number
     training = training.value if isinstance(training, ConstValue) else training
-    inplace = bound.arguments["inplace"]
     inplace = inplace.value if isinstance(inplace, ConstValue) else inplace
+    if type(p) not in (int, float) and type(training) is bool and type(inplace) is bool \
+            and not isinstance(p, TensorValue):
+        # a symbolic float (an argument, under the eager and aten backends): whether eager hands
+        # back `x` depends on its value, which the decomposition's branch does not model (it
+        # copies): run the call in Python (red team 14)
+        raise Unsupported("dropout with a probability that is not a constant: whether it returns "
+                          "its input depends on the value", kind="graph_arg")
     if type(p) not in (int, float) or type(training) is not bool or type(inplace) is not bool \
             or not 0.0 <= p <= 1.0:
         return None
-    return x if not training or p == 0 else None
+    empty = any(type(d) is int and d == 0 for d in x.fake.shape)
+    return x if not training or p == 0 or empty else None
 
 
 # torch functions that infer the dtype from the data: a numpy float64 there gives float64 where

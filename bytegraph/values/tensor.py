@@ -270,6 +270,24 @@ _PERCENT_FORMAT = (operator.mod, operator.imod)
 _MUTATING_NONE_RESULT = (operator.setitem, operator.delitem, "__setitem__", "__delitem__")
 
 
+def _items_of_args(ids, fake_args, fake_kwargs):
+    """Did the fake run take the value of one of the op's own tensor arguments (top level, or
+    in a list or tuple)? (Not of a tensor the op made inside: bytegraph's own index_with_ints.)"""
+    ids = set(ids)
+    for a in list(fake_args) + list(fake_kwargs.values()):
+        for t in a if type(a) in (list, tuple) else (a,):
+            if id(t) in ids:
+                return True
+    return False
+
+
+def _read_values(target):
+    return Unsupported(f"{_target_name(target)} takes the value of a one-element integer tensor as an "
+                       "int", kind="read_values",
+                       hint="the graph breaks before the call and the code after it reads the value "
+                            "(not inside a try or with block: the call runs in Python there)")
+
+
 def graph_call(tx, kind, target, args, kwargs, run_fake=None):
     """Record target(*args, **kwargs) in the graph; returns the result as a Value."""
     fx_args = [a.fx_arg(tx) for a in args]
@@ -284,6 +302,7 @@ def graph_call(tx, kind, target, args, kwargs, run_fake=None):
         raise Unsupported("formatting a tensor into a string depends on its data", kind="data_dependent")
     env = gb.shape_env
     n_vars = len(env.var_to_range) if env is not None else 0
+    n_items = len(gb.item_reads)
     n_reads = len(gb.reads)
     try:
         fake, mutated = gb.run_fake(kind, target, fake_args, fake_kwargs, run_fake)
@@ -292,12 +311,22 @@ def graph_call(tx, kind, target, args, kwargs, run_fake=None):
                 read_candidates(tx, list(args) + list(kwargs.values())):
             # a one-element integer tensor in an int list (`interpolate(x, size=(h, w))`): stop
             # before the call and resume at it with the tensor's value read (values/known.py)
-            raise Unsupported(f"{_target_name(target)} takes the value of a one-element integer "
-                              "tensor as an int", kind="read_values",
-                              hint="the graph breaks before the call and the code after it reads "
-                                   "the value (not inside a try or with block: the call runs in "
-                                   "Python there)") from e
+            raise _read_values(target) from e
         raise
+    if len(gb.item_reads) != n_items and len(env.var_to_range) != n_vars and tx.state_scalars and \
+            tx.allow_breaks and target != "item" and _items_of_args(gb.item_reads[n_items:], fake_args, fake_kwargs):
+        # with a ShapeEnv the fake `item()` of a one-element tensor an op takes as a number
+        # (`x.reshape((n, 6))`, `x.view(n, -1)`, `torch.zeros(n)`, `x.narrow(0, 0, n)`) is an
+        # unbacked symbol, and many ops take it: the op's meta then assumes what eager does not
+        # (reshape's `u >= 0`, where eager infers a -1), which a compiling backend asserts at
+        # run time (RuntimeError `u2 >= 0`, or its own text where eager raises another). A
+        # static trace cannot run such an op on fakes and stops: so does this one, reading
+        # the value at a read stop where it can (red team 14)
+        gb.note_unbacked(n_vars, producer_chain(tx))
+        if read_candidates(tx, list(args) + list(kwargs.values())):
+            raise _read_values(target)
+        raise Unsupported(f"{_target_name(target)} takes the value of a one-element tensor as a number",
+                          kind="data_dependent")
     roots = frozenset()
     if gb.roots:
         roots = roots_of(args, gb) | roots_of(kwargs.values(), gb)
