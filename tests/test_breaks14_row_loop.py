@@ -313,3 +313,14 @@ def test_rows_of_a_nonzero_loop_written_in_place():
     for pattern in ([1, 0, 1, 1, 0], [0, 1, 1, 1, 1], [1, 0, 1, 1, 0], [1, 1, 0, 0, 0]):
         x = torch.tensor(pattern) - 0.5
         assert_same(f(x), cf(x))
+
+
+def test_moe_under_the_aten_backend():
+    """The MoE through the aten backend (failed on main b900c25 with a torch._check of a batch
+    size pinned by a replacement; red team 14's tracer fix)."""
+    bytegraph.reset()
+    eager, mine = _models()
+    compiled = bytegraph.compile(mine, backend="aten")
+    for s in range(4):
+        x = _inputs(s)
+        assert_same(eager(x), compiled(x))
