@@ -284,10 +284,32 @@ def _tensor_check(position):
         cond = args[position] if len(args) > position else kwargs.get("cond")
         if not isinstance(cond, TensorValue):
             return fn_value.inline_call(tx, args, kwargs)
+        if _in_graph(tx, args, kwargs, position, cond):
+            return NONE
         run_in_python(tx, fn, args, kwargs, f"torch.{fn.__name__}() reads the condition tensor",
                       "the check needs the tensor's values; it runs between two graphs")
         return NONE
     return override
+
+
+def _in_graph(tx, args, kwargs, position, cond):
+    """With no message (transformers passes none while tracing) and a builtin exception class,
+    the check is a node of the graph (policy/checks.py check_all): no split."""
+    from .checks import check_all
+    if set(kwargs) - {"cond", "message", "error_type"} or len(args) > position + 2:
+        return False
+    message = args[position + 1] if len(args) > position + 1 else kwargs.get("message")
+    if message is not None and not (isinstance(message, ConstValue) and message.value is None):
+        return False
+    exc = RuntimeError
+    if position:
+        kind = args[0] if args else kwargs.get("error_type")
+        if kind is None or not kind.is_const():
+            return False
+        exc = kind.as_python()
+        if not isinstance(exc, type):
+            return False
+    return check_all(tx, cond, exc)
 
 
 # torch's own checks are Python functions over a tensor's values (see _tensor_check)

@@ -171,6 +171,39 @@ def check_branch(f, inst, v, jump_when):
     return at_next is not None
 
 
+def _eager_all_message():
+    """The message torch's own tensor check raises with when it has no message of its own."""
+    try:
+        torch._check_tensor_all(torch.zeros(1, dtype=torch.bool))
+    except RuntimeError as e:
+        return str(e)
+    return None
+
+
+_ALL_MESSAGE = _eager_all_message()
+
+
+def check_all(tx, cond, exc):
+    """torch._check_tensor_all(cond) / _check_tensor_all_with(exc, cond) with no message, on a
+    bool tensor the trace does not know the values of: eager raises `exc` with torch's fixed
+    message unless every element is true. Record that as a check node (`torch.all` then
+    `check_tensor`) instead of reading the values between two graphs, under the same conditions
+    as check_branch. Returns whether it did."""
+    if cond.fake.dtype != torch.bool or _ALL_MESSAGE is None or tx.graph.mutates_inputs():
+        return False
+    if getattr(builtins, exc.__name__, None) is not exc or not issubclass(exc, Exception) \
+            or issubclass(exc, Warning):
+        return False
+    if (tx.side_effects.deferred() or not escapes(tx.frame, tx.frame.inst.offset)) and not covers(tx):
+        return False
+    every = graph_call(tx, "call_function", torch.all, [cond], {})
+    out = graph_call(tx, "call_function", check_tensor,
+                     [every, ConstValue(True), ConstValue(exc.__name__),
+                      TupleValue([ConstValue(_ALL_MESSAGE)])], {})
+    tx.cg.graph_output(out.node)
+    return True
+
+
 def check_tensor(cond, expect, exc, args):
     """Raise builtins.`exc`(*args) unless bool(cond) is `expect`; returns a 0-d bool tensor (the
     node is a graph output, so no backend drops it). On a real tensor it is eager's own test;
