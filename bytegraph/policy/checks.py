@@ -25,6 +25,7 @@ schedules it: a graph that raises may then leave later tensor writes applied, th
 docs/graph_breaks.md states for every op that raises inside a compiled graph."""
 
 import builtins
+import functools
 
 import torch
 
@@ -171,16 +172,15 @@ def check_branch(f, inst, v, jump_when):
     return at_next is not None
 
 
+@functools.cache
 def _eager_all_message():
-    """The message torch's own tensor check raises with when it has no message of its own."""
+    """The message torch's own tensor check raises with when it has no message of its own
+    (asked on first use: torch's check imports sympy, which `import bytegraph` does not)."""
     try:
         torch._check_tensor_all(torch.zeros(1, dtype=torch.bool))
     except RuntimeError as e:
         return str(e)
     return None
-
-
-_ALL_MESSAGE = _eager_all_message()
 
 
 def check_all(tx, cond, exc):
@@ -189,7 +189,7 @@ def check_all(tx, cond, exc):
     message unless every element is true. Record that as a check node (`torch.all` then
     `check_tensor`) instead of reading the values between two graphs, under the same conditions
     as check_branch. Returns whether it did."""
-    if cond.fake.dtype != torch.bool or _ALL_MESSAGE is None or tx.graph.mutates_inputs():
+    if cond.fake.dtype != torch.bool or _eager_all_message() is None or tx.graph.mutates_inputs():
         return False
     if getattr(builtins, exc.__name__, None) is not exc or not issubclass(exc, Exception) \
             or issubclass(exc, Warning):
@@ -199,7 +199,7 @@ def check_all(tx, cond, exc):
     every = graph_call(tx, "call_function", torch.all, [cond], {})
     out = graph_call(tx, "call_function", check_tensor,
                      [every, ConstValue(True), ConstValue(exc.__name__),
-                      TupleValue([ConstValue(_ALL_MESSAGE)])], {})
+                      TupleValue([ConstValue(_eager_all_message())])], {})
     tx.cg.graph_output(out.node)
     return True
 
