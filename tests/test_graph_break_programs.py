@@ -152,12 +152,8 @@ def test_program_correct(prog):
 
 # Graph-count gaps: correct results (test_program_correct always asserts them), more or fewer
 # graphs than the regions between breaks. Strict: a fixed gap must be removed from here.
-_GAP_KINDS = {
-    "grid_cm_generator__": "a break that stops the trace inside a @contextmanager block runs it eagerly",
-}
+_GAP_KINDS = {}
 GRAPH_GAPS = {
-    "cm_suppresses_disabled_raise": "the handler path after a suppressed exception runs as Python",
-    "finally_runs_when_disabled_raises": "the exception path through finally runs as Python",
     "mid_generator_sum": "a break inside a generator expression stops at the caller",
     "log_tensor_then_inplace": "logging a tensor's value needs the value: a stop at the log call",
 }

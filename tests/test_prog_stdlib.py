@@ -655,13 +655,43 @@ def test_logging_level_query_guarded(log_records):
 
 
 def log_tensor(x):
-    LOG.info("value %s", x)
-    return x + 1
+    y = x * 2
+    LOG.info("value %s of %s", y, x)
+    return y + 1
+
+
+def log_tensor_then_write(x):
+    y = x * 2
+    LOG.info("value %s", y)
+    y[0].add_(1)                # through a view: the record must show the value before
+    return y + 1
+
+
+def _eager_then_compiled(fn, log_records, x, fullgraph):
+    expected = [fn(x) for _ in range(2)]
+    eager_records = list(log_records)
+    log_records.clear()
+    reset()
+    c = compile_fn(fn, backend="eager", fullgraph=fullgraph)
+    assert_same(expected, [c(x) for _ in range(2)])
+    assert log_records == eager_records and len(eager_records) == 2
 
 
 @beyond_torch_compile("graph break (Logger methods)")
-def test_logging_a_tensor_is_refused(log_records):
-    refused(log_tensor, torch.ones(2))
+def test_logging_a_tensor_in_the_graph(log_records):
+    """The record gets the graph's tensor, emitted after the graph: one graph, eager's text."""
+    _eager_then_compiled(log_tensor, log_records, torch.arange(3.0), fullgraph=True)
+    assert graph_count() == 1
+
+
+@beyond_torch_compile("graph break (Logger methods)")
+def test_logging_a_tensor_written_after_runs_in_python(log_records):
+    """A write into the logged tensor after the call: the log call runs at a break (fullgraph
+    refuses it), so the record shows the value of its moment."""
+    refused(log_tensor_then_write, torch.arange(3.0))
+    log_records.clear()
+    _eager_then_compiled(log_tensor_then_write, log_records, torch.arange(3.0), fullgraph=False)
+    assert "value tensor([0., 2., 4.])" in log_records[0][2]
 
 
 # ==================================================================================== weakref

@@ -114,7 +114,7 @@ def local_params(code):
         list(code.co_freevars)
 
 
-def resume_code(code, target_offset, stack, dead, name, inner=None):
+def resume_code(code, target_offset, stack, dead, name, inner=None, generator=False):
     """The resume function's code object. `target_offset`: byte offset (in `code`) of the
     first instruction to run; `stack`: per stack slot bottom first, NULL or None (a value);
     EXC (an except block's saved exception state: pass the handled exception); WITH (a
@@ -124,9 +124,16 @@ def resume_code(code, target_offset, stack, dead, name, inner=None):
     parameters, its result pushed as the call's result; when the original call (at `call
     offset`) sits in a try/with block, an exception from that call goes to the block's
     handler as it would from the original call. Returns (code, parameter names, the byte
-    offset of the original code in the new one)."""
-    if code.co_flags & (inspect.CO_GENERATOR | inspect.CO_COROUTINE | inspect.CO_ASYNC_GENERATOR):
+    offset of the original code in the new one).
+
+    `generator`: `code` is a generator's and the result is one too, whose prologue starts with
+    RETURN_GENERATOR (calling it makes the generator; its first next() rebuilds the stack and
+    jumps): see suspended_generator in runtime/resume.py, which jumps to the YIELD_VALUE a
+    traced generator was paused at, so one next() leaves the new generator suspended there."""
+    if code.co_flags & (inspect.CO_COROUTINE | inspect.CO_ASYNC_GENERATOR) or \
+            (code.co_flags & inspect.CO_GENERATOR and not generator):
         raise Unsupported("a graph break in a generator or coroutine", kind="graph_break_generator")
+    generator = bool(code.co_flags & inspect.CO_GENERATOR)
     # Parameters, in the original's local-slot order so no instruction of the body needs a
     # new index: every local, cell variables included (the caller passes the cell object
     # itself: MAKE_CELL is skipped, so the slot holds the very cell closures made before the
@@ -160,6 +167,8 @@ def resume_code(code, target_offset, stack, dead, name, inner=None):
     pro = []
     if freevars:
         pro.append((_OP["COPY_FREE_VARS"], len(freevars)))
+    if generator:           # the call returns the generator; its first next() goes on from here
+        pro += [(_OP["RETURN_GENERATOR"], 0), (_OP["POP_TOP"], 0)]
     pro.append((_OP["RESUME"], 0))
     j = 0
     for s in stack:

@@ -242,7 +242,10 @@ register_wrapper(AutocastResume)(_wrap_autocast_resume)
 def exit_of_modelled(ctx, cg):
     """Expression for the real __exit__ of a context manager the tracer models (for an
     autocast region: the region itself, entered again by the resume function), or refuse."""
-    from .calls import GradModeCtx, AutocastCtx
+    from .calls import GradModeCtx, AutocastCtx, GenCtxValue
+    if type(ctx) is GenCtxValue and ctx.func is not None:      # its generator's state (GeneratorHandoff)
+        from ..runtime.resume import handoff
+        return handoff(ctx, cg)
     if type(ctx) is GradModeCtx:
         return f"{cg.const(GradRestore, 'GradRestore')}({ctx.prev!r}).__exit__"
     if type(ctx) is AutocastCtx:
@@ -331,10 +334,41 @@ def _adopt_materialized(tx):
         if value is None:
             continue
         tx.adopted.add(vid)
-        if hasattr(value, "mutate"):
+        if hasattr(value, "mutate") or type(value).__name__ == "CellValue":   # writes logged on a source
             value.source = TempSource(name)
         else:
-            value.frozen_by_break = True
+            _freeze(value)
+
+
+# What changes a value whose family cannot log its changes on a real object (an iterator's
+# steps, a new instance's attributes, a bytearray's methods): refused once Python code holds the
+# real one, so the trace stops there and the change runs in Python on that object (it was lost:
+# the trace changed its own value, the real object kept the state of the break)
+_FREEZE = ("next", "unpack", "setattr", "delattr", "call_method")
+
+
+def _freeze(value):
+    value.frozen_by_break = True
+    for name in _FREEZE:
+        if callable(getattr(type(value), name, None)) and getattr(type(value), name) is not getattr(Value, name, None):
+            setattr(value, name, _refuse_change(value, name))
+    if type(value).__name__ == "NewObjectValue":
+        value.getattr = _refuse_dict_view(value, value.getattr)
+
+
+def _refuse_change(value, name):
+    def refuse(*args, **kwargs):
+        raise Unsupported(f"changing {value!r} ({name}), which Python code received at a graph break",
+                          kind="frozen_by_break")
+    return refuse
+
+
+def _refuse_dict_view(value, getattr_):
+    def checked(tx, name):
+        if name == "__dict__":            # a live view: writes through it change the instance
+            _refuse_change(value, "__dict__")()
+        return getattr_(tx, name)
+    return checked
 
 
 # -- loops whose body stops the trace: one step per entry ----------------------------------

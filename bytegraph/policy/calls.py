@@ -696,24 +696,79 @@ class GenCtxValue(Value):
     """A @contextlib.contextmanager context: enter runs the generator to its yield,
     exit runs it to the end."""
 
-    def __init__(self, gen):
+    def __init__(self, gen, func=None, args=None, kwargs=None):
         self.gen = gen
+        self.func, self.args, self.kwargs = func, args, kwargs   # what contextlib made it from
+
+    def reconstruct(self, cg):
+        """The real context manager, over the real generator in the traced one's state
+        (runtime/resume.py suspended_generator): a graph break inside its with-block hands the
+        resume function its bound __exit__ (policy/breaks.py exit_of_modelled)."""
+        if self.func is None:
+            return super().reconstruct(cg)
+        from ..runtime.resume import handoff
+        return f"{handoff(self, cg)}.context()"
 
     def enter(self, tx):
+        if getattr(self, "frozen_by_break", False):
+            raise Unsupported("entering a @contextmanager context that Python code received at a "
+                              "graph break", kind="generator_materialized")
         v = self.gen.next()
         if v is None:
             raise UserError(RuntimeError("generator didn't yield"))
         return v
 
-    def exit(self, tx):
-        if self.gen.next() is not None:
-            raise UserError(RuntimeError("generator didn't stop"))
-        return const(False)
+    def exit(self, tx, exc=None):
+        """contextlib's __exit__: with no exception (`exc` None) the generator runs to its end;
+        with one, it is thrown in at the yield (the generator's handlers run): the with-block's
+        exception is suppressed when the generator then returns, left to go on when it raises
+        it again, replaced when it raises another."""
+        if exc is None or exc.is_const() and exc.as_python() is None:
+            if self.gen.next() is not None:
+                raise UserError(RuntimeError("generator didn't stop"))
+            return const(False)
+        from ..values.objects import ExceptionInstanceValue
+        f = self.gen.frame
+        if not isinstance(exc, ExceptionInstanceValue) or not self.gen.started or f.done or not f.paused \
+                or getattr(self.gen, "frozen_by_break", False):
+            raise Unsupported(f"throwing {exc} into a @contextmanager generator", kind="generator_throw")
+        err = UserError(exc.exc)
+        err.value = exc
+        f.paused = False
+        if not tx.catch(f, f.inst, err):
+            f.done = True                    # not handled: it leaves the generator as it came
+            return const(False)
+        try:
+            tx.run_nested(f)
+        except UserError as e:
+            if e.exc is exc.exc:             # raised again: __exit__ returns False
+                return const(False)
+            if isinstance(e.exc, (StopIteration, RuntimeError)):
+                raise Unsupported("a @contextmanager generator raising StopIteration or RuntimeError "
+                                  "after throw()", kind="generator_throw")
+            raise
+        if not f.done:     # eager raises RuntimeError and leaves the generator to the collector,
+            raise Unsupported("a @contextmanager generator that yields again after throw()",   # which
+                              kind="generator_throw")          # closes it (its finally) at a time we cannot know
+        return const(True)
 
 
 def _make_gen_ctx(tx, args, kwargs):
     func, fargs, fkwargs = args
-    return GenCtxValue(func.call(tx, fargs.unpack(tx), dict(fkwargs.items)))
+    return GenCtxValue(func.call(tx, fargs.unpack(tx), dict(fkwargs.items)), func, fargs, fkwargs)
+
+
+def _generator_context(func, args, kwds, gen):
+    """The object `contextlib.contextmanager(func)(*args, **kwds)` makes, over `gen` instead of
+    a new generator: the attributes its __init__ sets (gen, func, args, kwds, __doc__); `args`
+    None: entered already (its __enter__ deleted func, args and kwds)."""
+    cls = contextlib._GeneratorContextManager
+    cm = cls.__new__(cls)
+    doc = getattr(func, "__doc__", None)
+    vars(cm).update(gen=gen, __doc__=cls.__doc__ if doc is None else doc)
+    if args is not None:
+        vars(cm).update(func=func, args=args, kwds=kwds)
+    return cm
 
 
 _CONSTRUCTORS = {
@@ -881,6 +936,17 @@ class ExceptionValue(Value):
 
     def python_type(self):
         return self.cls
+
+    def reconstruct(self, cg):
+        """A new exception per call (an exception raised out of the compiled function,
+        runtime/resume.py raise_stop), made from its arguments as eager makes it; only where no
+        class of it has a Python __init__ / __new__ (the trace did not run one)."""
+        for klass in self.cls.__mro__:
+            if any(isinstance(klass.__dict__.get(n), (types.FunctionType, staticmethod, classmethod))
+                   for n in ("__init__", "__new__")):
+                return super().reconstruct(cg)
+        return cg.mutable(self, lambda: f"{cg.const(self.cls, self.cls.__name__)}("
+                                        + "".join(cg.expr(a) + ", " for a in self.args) + ")")
 
     def as_exception(self):
         args = [a.as_python() for a in self.args]   # a value the trace cannot know: Unsupported

@@ -745,14 +745,14 @@ def _log_call(tx, logger_value, level, msg, args, kwargs):
     extra = None if extra is None else _py(extra, "logging extra=")
     if kwargs:
         raise UserError(TypeError(f"unexpected keyword argument {next(iter(kwargs))!r}"))
-    if any(isinstance(a, TensorValue) for a in [msg, *args]):
-        raise Unsupported("logging a tensor's value", kind="logging")
     # text formatted at a break and item() numbers are immutable values the entry holds: the
-    # record takes them as they are (values/opaque.py), other values must be constants
-    pmsg = msg if _immutable_opaque(msg) else _py(msg, "a log message")
-    pargs = tuple(_py(a, "a log argument") for a in args if not _immutable_opaque(a)) \
-        if not any(map(_immutable_opaque, args)) else \
-        TupleValue([a if _immutable_opaque(a) else const(_py(a, "a log argument")) for a in args])
+    # record takes them as they are (values/opaque.py), and so it takes tensors (the graph's
+    # outputs: TensorLogEmission); other values must be constants
+    def held(a):
+        return _immutable_opaque(a) or isinstance(a, TensorValue)
+    pmsg = msg if held(msg) else _py(msg, "a log message")
+    pargs = tuple(_py(a, "a log argument") for a in args) if not any(map(held, args)) else \
+        TupleValue([a if held(a) else const(_py(a, "a log argument")) for a in args])
     site, beyond = _site(tx, stacklevel, skip=_log_internal)
     logger = None
     if logger_value is not None:
@@ -760,8 +760,34 @@ def _log_call(tx, logger_value, level, msg, args, kwargs):
             raise Unsupported(f"logging through {logger_value}", kind="logging")
         tx.guards.add_identity(logger_value.source, logger_value.obj)
         logger = logger_value.obj
-    tx.side_effects.mutated(Emission(_emit_log, (logger, level, site and site[:3], beyond, pmsg, pargs, extra)))
+    emit_args = (logger, level, site and site[:3], beyond, pmsg, pargs, extra)
+    tensors = [a for a in [msg, *args] if isinstance(a, TensorValue)]
+    tx.side_effects.mutated(TensorLogEmission(tx, tensors, emit_args) if tensors else Emission(_emit_log, emit_args))
     return NONE
+
+
+class TensorLogEmission(Emission):
+    """A log record with tensors among its arguments, emitted after the graph with the tensors
+    the graph computed. Eager formats the record when the call runs, so this holds only while
+    no op after the call writes into those tensors: replay checks their version counters (a
+    view's write counts too), and if one moved, the trace is refused at the log call itself
+    (`producer`: the converter stops there, and Python logs the value of that moment)."""
+
+    def __init__(self, tx, tensors, args):
+        from ..values.opaque import producer_chain
+        from ..graph.builder import _version
+        super().__init__(_emit_log, args)
+        self.tensors = [(t, _version(t.fake)) for t in tensors]
+        self.producer = producer_chain(tx)
+
+    def replay(self, cg, target, temp):
+        from ..graph.builder import _version
+        if any(v is None or _version(t.fake) != v for t, v in self.tensors):
+            e = Unsupported("logging a tensor's value that the code then changes in place", kind="logging",
+                            hint="the record needs the value of that moment: the log call runs in Python")
+            e.producer, e.at_producer = self.producer, True
+            raise e
+        return super().replay(cg, target, temp)
 
 
 def _immutable_opaque(v):

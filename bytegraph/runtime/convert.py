@@ -24,7 +24,7 @@ from ..graph import GraphBuilder
 from ..graph.builder import NEEDS_SHAPE_ENV, _storage_key
 from ..graph.segments import partition, as_python
 from ..policy.breaks import BreakRecord
-from .resume import break_tail, choose_stop, is_read_stop, STRUCTURAL
+from .resume import break_tail, choose_stop, is_read_stop, raise_stop, STRUCTURAL
 from .warm import GraphInfo
 from .graph_reuse import same_graph_key, family_key, shape_facts
 from .graph_state import compiling, restoring_call
@@ -70,7 +70,7 @@ _NO_BREAK = frozenset({"internal", "recursion", NEEDS_SHAPE_ENV, "torch_function
 def _break_point(e, allow_breaks, tried=()):
     """The step to stop the trace before, for a graph break at `e` (None: no break); not one
     of `tried` (steps whose stop could not be resumed from: the next frame out is tried)."""
-    if not allow_breaks or isinstance(e, UserError) or e.kind in _NO_BREAK:
+    if not allow_breaks or isinstance(e, UserError) and not raise_stop(e) or e.kind in _NO_BREAK:
         return None
     chains = []
     if not getattr(e, "at_producer", False):
@@ -110,14 +110,18 @@ def _record_of(e):
     """explain()'s record of a break that stopped the trace: where the exception arose, or,
     when the stop is where a value it needed was produced, there."""
     hint = e.hint or "this runs in Python; the code around it is compiled in separate graphs"
+    msg = e.msg
+    if isinstance(e, UserError):          # raise_stop: an exception leaving the function
+        msg = f"{type(e.exc).__name__} raised out of the compiled function (Python raises it after the graph)"
+        hint = "an exception that leaves the function ends the graph before it; eager raises it there too"
     if getattr(e, "at_producer", False) and e.producer:
         chain = list(reversed(e.producer))          # outermost first
         stack = [f"{f.qualname} at {f.code.co_filename}:{inst.line}" for f, inst, _ in chain]
         f, inst, _ = chain[-1]
-        return BreakRecord(e.msg, f.code.co_filename, inst.line, stack, hint)
+        return BreakRecord(msg, f.code.co_filename, inst.line, stack, hint)
     filename, _, line = (e.location or "?:0").rpartition(":")
     stack = list(reversed(getattr(e, "user_stack", None) or []))
-    return BreakRecord(e.msg, filename, int(line) if line.isdigit() else 0, stack, hint)
+    return BreakRecord(msg, filename, int(line) if line.isdigit() else 0, stack, hint)
 
 
 def _trace(fn, bound, shape_env, allow_breaks, stop_at=None, specialize=(), dynamic=None,
@@ -168,6 +172,7 @@ def _trace(fn, bound, shape_env, allow_breaks, stop_at=None, specialize=(), dyna
         gb.release_real_tensors()         # a failed trace's builder outlives it in the exception
         if not isinstance(e, Unsupported) or e.kind == NEEDS_SHAPE_ENV and not shape_env:
             raise
+        e.graph_ops = gb.num_ops         # (a user exception after tensor work: resume.py raise_stop)
         raise _TraceFailed(e, cg, guards, gb)
     return cg, guards, gb, tracer, result, grad_at_start, grad_at_end
 
@@ -229,6 +234,7 @@ def _finish_trace(traced, stopped_by, fn, record, t0, name, on_guard_error, chil
             tail, after = cg.lines + [f"__r = {cg.expr(result)}"], []
             values, applies = _replay(tracer, cg)
         except Unsupported as why:     # a value Python cannot be handed as eager would (a set)
+            _retrace_at_producer(why)
             why.location = why.location or record.location
             _eager_entry(fn, _TraceFailed(why, cg, guards, gb), record, t0, name, on_guard_error)
     else:
@@ -239,8 +245,22 @@ def _finish_trace(traced, stopped_by, fn, record, t0, name, on_guard_error, chil
             tail = cg.lines + tail
             values, applies = _replay(tracer, cg)
         except Unsupported as why:
+            _retrace_at_producer(why)
             raise _NoResume(why)     # the stop point cannot be resumed from
     return tail + values + applies, after
+
+
+class _Retrace(Exception):
+    def __init__(self, why):
+        self.why = why
+
+
+def _retrace_at_producer(why):
+    """An effect refused when the entry's tail replays it, which names where the trace must stop
+    instead (a log record whose tensor an op wrote into afterwards: policy/stdlib.py
+    TensorLogEmission): trace again, stopping there."""
+    if getattr(why, "at_producer", False) and getattr(why, "producer", None):
+        raise _Retrace(why)
 
 
 def _trace_breaks(attempt, fn, record, t0, name, on_guard_error, children, allow_breaks):
@@ -274,6 +294,9 @@ def _trace_breaks(attempt, fn, record, t0, name, on_guard_error, children, allow
         try:
             tail, after = _finish_trace(traced, stopped_by, fn, record, t0, name, on_guard_error, children)
             return tail, after, traced, stopped_by is not None
+        except _Retrace as again:
+            cg, guards, gb = traced[0], traced[1], traced[2]
+            stopped_by, traced = _TraceFailed(again.why, cg, guards, gb), None
         except _NoResume as no:
             why_not = why_not or no.why
             traced = None          # the stop point cannot be resumed from: try one further out

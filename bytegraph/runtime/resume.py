@@ -30,7 +30,7 @@ import torch
 
 from ..bytecode.decode import decode, find_handler
 from ..bytecode.resume import resume_code, local_params, NULL as CODE_NULL, EXC as CODE_EXC, WITH as CODE_WITH
-from ..exc import Unsupported
+from ..exc import Unsupported, UserError
 from ..policy.calls import _in, _disabled
 from ..symbolic.table import NULL
 from ..symbolic.interpreter import Lazy
@@ -42,8 +42,9 @@ from ..values.containers import IteratorValue
 from ..values.known import read_candidates
 from ..values.objects import ModuleValue, ObjectValue
 from ..values.tensor import TensorMethodValue
-from ..values.base import is_trusted_module
+from ..values.base import is_trusted_module, register_wrapper
 
+_MISSING_CAUSE = object()
 _POP_JUMPS = {"POP_JUMP_FORWARD_IF_TRUE": True, "POP_JUMP_BACKWARD_IF_TRUE": True,
               "POP_JUMP_FORWARD_IF_FALSE": False, "POP_JUMP_BACKWARD_IF_FALSE": False}
 
@@ -77,7 +78,46 @@ _ONE_STEP = {
     # an f-string field the trace cannot format (a tensor's value): formatted in Python, the
     # rest of the f-string and the code after it resume with the real string
     "FORMAT_VALUE": (lambda i: 2 if i.arg & 4 else 1, lambda i, s: (FORMATTERS[i.arg & 3], s, ("v",))),
+    # an exception leaving the compiled function (no frame of the trace handles it): the graph
+    # before it runs, then Python raises it (raise_stop); nothing resumes after
+    "RAISE_VARARGS": (lambda i: i.arg, lambda i, s: (raise_exception, s, ())),
+    "RERAISE": (1, lambda i, s: (reraise, s, ())),
 }
+
+
+def raise_exception(exc, cause=_MISSING_CAUSE):
+    """RAISE_VARARGS 1 / 2 in Python: `raise exc` / `raise exc from cause`."""
+    if cause is _MISSING_CAUSE:
+        raise exc
+    raise exc from cause
+
+
+def reraise(exc):
+    """RERAISE in Python: raises `exc` again leaving its __context__ as it was (CPython's RERAISE
+    restores the exception; a `raise` statement would chain the exception being handled)."""
+    context, suppress = exc.__context__, exc.__suppress_context__
+    try:
+        raise exc
+    finally:
+        exc.__context__, exc.__suppress_context__ = context, suppress
+
+
+_RAISES = (raise_exception, reraise)
+
+
+def raise_stop(exc):
+    """Is the trace's failure a user exception a raise statement (or a handler's re-raise) sent
+    out of every frame of the trace after tensor work? The converter then stops before that
+    instruction: the graph so far runs and Python raises it, as eagerly, instead of the whole
+    call running eagerly (with no tensor work before it, it still does). Not a bare `raise` (the exception being handled is the trace's), and not an error
+    a tensor op raised on fake tensors."""
+    frames = getattr(exc, "frames", None)
+    if not isinstance(exc, UserError) or getattr(exc, "from_graph", False) or not frames:
+        return False
+    if not getattr(exc, "graph_ops", 0):
+        return False              # no tensor work before it: the call runs eagerly ("user_error")
+    inst = frames[0].inst
+    return inst is not None and (inst.opname == "RERAISE" or inst.opname == "RAISE_VARARGS" and inst.arg >= 1)
 
 
 def _special(mgr, name):
@@ -652,17 +692,23 @@ def break_tail(tracer, cg, resumes, trampoline):
     if op[0] == "call":
         _, _, args, kwargs = op
         parts = [temp(cg.expr(a)) for a in args] + [f"{k}={temp(cg.expr(v))}" for k, v in kwargs.items()]
-        call = f"{tramp}({temp(_expr(cg, callee))})({', '.join(parts)})"
+        call = f"{cg.const(_at_site(frame, inst), 'at_site')}({tramp}({temp(_expr(cg, callee))}), {', '.join(parts)})"
     elif op[0] == "call_ex":
         _, _, star, kw = op
-        call = f"{tramp}({temp(_expr(cg, callee))})(*{temp(cg.expr(star))}" + \
-            (f", **{temp(cg.expr(kw))})" if kw is not None else ")")
+        call = f"{cg.const(_at_site(frame, inst), 'at_site')}({tramp}({temp(_expr(cg, callee))}), " \
+            f"*{temp(cg.expr(star))}" + (f", **{temp(cg.expr(kw))})" if kw is not None else ")")
     is_item = type(callee).__name__ == "_TensorRead" and callee.name == "item"
     pushed = ("v",)                   # what the instruction leaves on the stack
     if op[0] == "python":             # one instruction as a call of a Python builtin
         _, fn, operands, pushed = op
         parts = [repr(a) if type(a) is str else temp(cg.expr(a)) for a in operands]
         call = f"{cg.const(fn, getattr(fn, '__name__', 'op'))}({', '.join(parts)})"
+    if op[0] == "python" and op[1] in _RAISES:
+        if op[1] is raise_exception and any("x" in st[1] for st in states):
+            # inside an except block of the trace: `raise` would chain the exception it handles
+            raise Unsupported("a raise inside an except block, run in Python", kind="graph_break_raise")
+        post += guarded(in_real_autocast(tracer, [call]))
+        return pre, post
     args0, layout0, _, flags0 = states[0]
     # the values it pushes: `__c`, or `__c0, __c` for BEFORE_WITH (exit, enter's result)
     results = ["__c0", "__c"][-pushed.count("v"):] if "v" in pushed else []
@@ -680,7 +726,169 @@ def break_tail(tracer, cg, resumes, trampoline):
     return pre, post
 
 
+_SITES = {}
+
+
+def _at_site(frame, inst):
+    """A function `(fn, *args, **kwargs) -> fn(*args, **kwargs)` whose frame shows the user's
+    file, line and function name and has the user's module globals: the caller that code run
+    at a stop finds when it looks at its caller's frame (a log record's site, a warning's
+    location and registry, `stacklevel=2` in a library function) is the user's line, as
+    eagerly, not the entry; a traceback through the call shows that line too."""
+    return site_function(frame.code.co_filename, inst.line or 1, frame.user_name or frame.code.co_name,
+                         frame.globals)
+
+
+def site_function(filename, line, name, globals_):
+    """_at_site's function for one site (also what warm start rebuilds, runtime/warm_recipes.py)."""
+    key = (filename, line, name, id(globals_))
+    fn = _SITES.get(key)
+    if fn is None or fn.__globals__ is not globals_:
+        ns = {}
+        exec(compile("\n" * (line - 1) + "def _site(__fn, *args, **kwargs): return __fn(*args, **kwargs)",
+                     filename, "exec"), ns)
+        code = ns["_site"].__code__.replace(co_name=name, co_qualname=name)
+        fn = _SITES[key] = types.FunctionType(code, globals_, name)
+        fn.__bytegraph_site__ = (filename, line, name)
+    return fn
+
+
 _LOOP_DONE = type("LoopDone", (), {"__repr__": lambda self: "<loop done>"})()
+
+
+# generator functions resuming a traced generator at a yield: (id(code), offset, layout, dead)
+# -> (weak reference to the code, function); by identity, as _ORIGIN
+_GENERATORS = {}
+
+
+def _started(gen):
+    next(gen)            # runs the prologue up to the original YIELD_VALUE: suspended there
+    return gen
+
+
+def suspended_generator(gen, cg):
+    """Expression for a real generator in the state of the traced generator `gen`
+    (interpreter.GeneratorValue), paused at a yield: a generator function made from its code
+    (bytecode/resume.py, `generator=True`) whose prologue rebuilds its locals and stack and
+    jumps to that YIELD_VALUE, called and stepped once (nothing but the prologue runs), so it
+    is suspended at the same instruction with the same exception table around it: next(),
+    send(), throw() and close() go on as they would have on the original. One not stepped yet
+    starts at its first instruction."""
+    fn, args, step, _layout = _generator_parts(gen, cg)
+    made = f"{cg.const(fn, fn.__name__)}({', '.join(args)})"
+    return f"{cg.const(_started, 'started')}({made})" if step else made
+
+
+def _generator_parts(gen, cg):
+    """(generator function, argument expressions, whether to step it once, stack layout)."""
+    f = gen.frame
+    code = f.code
+    if not gen.started:       # not stepped yet: a new generator whose first next() starts the body
+        at = next(i for i in f.insts if i.opname == "RESUME").index + 1
+        offset, stack, step = f.insts[at].offset, [], False
+    elif f.done or not f.paused or f.inst is None or f.inst.opname != "YIELD_VALUE":
+        raise Unsupported(f"a generator the trace made, handed to Python {'after it finished' if f.done else 'mid-step'}",
+                          kind="generator_state")
+    else:
+        offset, stack, step = f.inst.offset, list(f.stack) + [f.yielded], True
+    args, layout, dead, _flags = _frame_state(f, stack, cg, lambda e: e)
+    if any(k not in ("v", "n", "x") for k in layout):
+        raise Unsupported("a generator paused with a loop iterator or an autocast exit on its stack",
+                          kind="generator_state")
+    key = (id(code), offset, layout, dead)
+    hit = _GENERATORS.get(key)
+    fn = hit[1] if hit is not None and hit[0]() is code else None
+    if fn is None:
+        rcode, _params, _shift = resume_code(code, offset, [_SLOT[k] for k in layout], dead,
+                                             code.co_name, generator=True)
+        cells = [getattr(f.cells.get(n), "real", None) for n in rcode.co_freevars]     # __class__
+        if None in cells:
+            raise Unsupported("a generator method using super() handed to Python", kind="generator_state")
+        fn = types.FunctionType(rcode, f.globals, code.co_name, None, tuple(cells) or None)
+        fn.__qualname__ = code.co_qualname
+        fn.__bytegraph_resumes__ = (code, offset, dead, layout)     # (wrap_handoff)
+
+        def forget(ref, key=key):
+            if _GENERATORS.get(key, (None,))[0] is ref:
+                del _GENERATORS[key]
+        _GENERATORS[key] = (weakref.ref(code, forget), fn)
+    return fn, args, step, layout
+
+
+class GeneratorHandoff:
+    """What a resume function gets for a `with cm():` over a @contextmanager whose generator the
+    trace ran to its yield (policy/calls.py GenCtxValue), in the with-block's __exit__ slot:
+    the generator's state (its function resuming at the yield, and the arguments: locals, then
+    the stack with the yielded value), not a real generator. A compiled resume function's trace
+    rebuilds the traced generator from it (wrap_handoff), so the block's exit, normal or by an
+    exception, runs the rest of the generator in the trace, and no real generator ever exists.
+    Run as Python (a plain resume function, a rerun), calling it makes the real context manager
+    over a real generator at that yield and calls its __exit__, as eager does; `context()`
+    makes it where the code holds the object itself (the same one for both)."""
+    __slots__ = ("make", "state", "started", "func", "args", "kwds", "cm")
+
+    def __init__(self, make, state, started, func, args, kwds):
+        self.make, self.state, self.started = make, state, started
+        self.func, self.args, self.kwds = func, args, kwds
+        self.cm = None
+
+    def context(self):
+        if self.cm is None:
+            from ..policy.calls import _generator_context
+            gen = self.make(*self.state)
+            self.cm = _generator_context(self.func, self.args, self.kwds, _started(gen) if self.started else gen)
+        return self.cm
+
+    def __call__(self, typ, value, tb):
+        return self.context().__exit__(typ, value, tb)
+
+
+def handoff(ctx, cg):
+    """Expression for the GeneratorHandoff of GenCtxValue `ctx` (one per trace)."""
+    def build():
+        fn, args, step, _layout = _generator_parts(ctx.gen, cg)
+        rest = "None, None" if step else f"{cg.expr(ctx.args)}, {cg.expr(ctx.kwargs)}"
+        return (f"{cg.const(GeneratorHandoff, 'GeneratorHandoff')}({cg.const(fn, fn.__name__)}, "
+                f"({''.join(a + ', ' for a in args)}), {step}, {cg.expr(ctx.func)}, {rest})")
+    return cg.mutable(ctx, build)
+
+
+def wrap_handoff(tx, obj, source):
+    """A resume function's GeneratorHandoff parameter: the with-block's __exit__, modelled over
+    the traced generator rebuilt at its yield (locals and stack read from the handoff), unless
+    Python made the real context manager already (then its real bound __exit__)."""
+    from ..policy.calls import GenCtxValue
+    from ..sources import AttrSource, ItemSource
+    from ..symbolic.interpreter import Frame, GeneratorValue
+    from ..values.base import wrap
+    tx.guards.add_type(source, GeneratorHandoff)
+    cg = tx.cg
+    code, offset, dead, layout = obj.make.__bytegraph_resumes__
+    names = local_params(code)
+    # modelled: not made real yet, at its yield, with only values on its stack and no cells
+    symbolic = obj.cm is None and obj.started and set(layout) == {"v"} and not code.co_cellvars \
+        and not code.co_freevars and len(obj.state) == len(names) + len(layout)
+    s = source.expr(cg)
+    tx.guards.add_code(f"{s}.make is {cg.const(obj.make, 'generator_resume')} and "
+                       f"({s}.cm is None) is {obj.cm is None} and {s}.started is {obj.started}", source,
+                       "handoff", (obj.make.__qualname__, obj.cm is None, obj.started))
+    if not symbolic:
+        return wrap(tx, obj.context(), AttrSource(source, "cm")).getattr(tx, "__exit__")
+    f = Frame(tx, code, obj.make.__globals__, code.co_qualname, tx.frame)
+    state = AttrSource(source, "state")
+    n = len(obj.state)
+    for i, name in enumerate(names):
+        if name not in dead:
+            f.locals[name] = Lazy(obj.state[i], ItemSource(state, i))
+    f.stack = [wrap(tx, obj.state[i], ItemSource(state, i)) for i in range(len(names), n - 1)]
+    f.yielded = wrap(tx, obj.state[n - 1], ItemSource(state, n - 1))     # (a handoff made again)
+    yield_at = next(i for i in f.insts if i.offset == offset)
+    f.inst, f.ip, f.paused = yield_at, yield_at.index + 1, True
+    gen = GeneratorValue(f)
+    gen.started = True
+    tx.codes[code] = (f.globals.get("__name__"), code.co_qualname)
+    ctx = GenCtxValue(gen, wrap(tx, obj.func, AttrSource(source, "func")), None, None)
+    return _ExitValue(ctx)
 
 
 def _split_stack(frame, inst):
@@ -710,7 +918,8 @@ def _split_stack(frame, inst):
         n, make = one
         n = n(inst) if callable(n) else n
         fn, operands, pushed = make(inst, stack[len(stack) - n:])
-        return stack[:len(stack) - n], ("python", fn, operands, pushed), insts[frame.ip + 1].offset
+        after = insts[frame.ip + 1].offset if frame.ip + 1 < len(insts) else None     # (a raise: none)
+        return stack[:len(stack) - n], ("python", fn, operands, pushed), after
     return stack[:-1], ("branch", stack[-1], _POP_JUMPS[inst.opname]), None
 
 
@@ -745,3 +954,6 @@ def _autocast_exit(v):
     return type(v) is _ExitValue and type(v.ctx) is AutocastCtx
 
 
+
+
+register_wrapper(GeneratorHandoff)(wrap_handoff)

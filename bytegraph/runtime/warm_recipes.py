@@ -253,6 +253,9 @@ class _Encoder:
             if made is not None:        # a resume function's code (a guard on an inlined one)
                 return ("code_of", self.recipe(made))
             raise Unportable(f"code object {obj.co_qualname} not reached from a function")
+        site = getattr(obj, "__bytegraph_site__", None) if type(obj) is types.FunctionType else None
+        if site is not None:            # runtime/resume.py site_function: a stop's call, at the user's line
+            return ("site", *site, self.recipe(obj.__globals__))
         options = getattr(obj, "vmap_options", None)
         if options is not None and isinstance(getattr(obj, "body", None), torch.fx.GraphModule):
             # a torch.vmap node's target (policy/vmap.py): its body graph and options
@@ -543,6 +546,9 @@ def _build(recipe, graphs, special):
         return mod.__dict__
     if kind == "attr":
         return _resolve(recipe[1], recipe[2])
+    if kind == "site":
+        from .resume import site_function
+        return site_function(recipe[1], recipe[2], recipe[3], _build(recipe[4], graphs, special))
     if kind == "classattr":
         return vars(_build(recipe[1], graphs, special))[recipe[2]]
     if kind == "made_module":

@@ -149,7 +149,7 @@ def _raise(f, inst):
         current = f.tx.exc_info
         if not isinstance(current, ExceptionInstanceValue):
             raise UserError(RuntimeError("No active exception to reraise"))
-        raise UserError(current.exc)
+        raise _raising(current)
     exc = _as_exception(args[0])
     if inst.arg == 2:
         cause = args[1]
@@ -212,7 +212,16 @@ def _reraise(f, inst):
     exc = f.stack.pop()
     if inst.arg:
         f.stack.pop()     # lasti: CPython restores f_lasti from it; we report the handler's line
-    raise UserError(exc.exc)
+    raise _raising(exc)
+
+
+def _raising(value):
+    """The UserError re-raising the exception `value` holds: a handler that catches it gets
+    `value` itself (Tracer.catch), so a caller's exception keeps its source (the resume
+    function of a handler re-raises the very object eager does, runtime/resume.py raise_stop)."""
+    e = UserError(value.exc)
+    e.value = value
+    return e
 
 
 @handler("WITH_EXCEPT_START")
@@ -232,6 +241,7 @@ def bind_exit(ctx):
 
 class _ExitValue:
     """The bound __exit__ BEFORE_WITH leaves on the stack; CALL runs it."""
+    source = None           # (a resume function's GeneratorHandoff parameter wraps as one)
 
     def __init__(self, ctx, user_exit=None):
         self.ctx = ctx
@@ -240,6 +250,9 @@ class _ExitValue:
     def call(self, tx, args, kwargs):
         if self.user_exit is not None:
             return self.user_exit.call(tx, args, kwargs)
+        from ..policy.calls import GenCtxValue
+        if type(self.ctx) is GenCtxValue and len(args) == 3:     # a generator sees the exception
+            return self.ctx.exit(tx, args[1])
         return self.ctx.exit(tx)
 
     def reconstruct(self, cg):

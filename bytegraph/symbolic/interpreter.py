@@ -316,7 +316,8 @@ class Tracer:
         del frame.stack[h.depth:]
         if h.lasti:
             frame.stack.append(ConstValue(inst.offset))
-        frame.stack.append(ExceptionInstanceValue(err.exc))
+        value = getattr(err, "value", None)         # a re-raise: the value it re-raised
+        frame.stack.append(value if value is not None and value.exc is err.exc else ExceptionInstanceValue(err.exc))
         frame.ip = h.target
         return True
 
@@ -360,6 +361,9 @@ class GeneratorValue(IteratorValue):
 
     def next(self):
         f = self.frame
+        if getattr(self, "frozen_by_break", False):     # the real one, made at a break, would not step
+            raise Unsupported("stepping a generator that Python code received at a graph break",
+                              kind="generator_materialized")
         if f.done:
             return None
         if self.started:
@@ -370,6 +374,12 @@ class GeneratorValue(IteratorValue):
         if f.done:
             return None
         return f.yielded
+
+    def reconstruct(self, cg):
+        """A real generator in this one's state, for a graph break that hands it to Python or to
+        a resume function (runtime/resume.py suspended_generator): only one paused at a yield."""
+        from ..runtime.resume import suspended_generator
+        return cg.mutable(self, lambda: suspended_generator(self, cg))
 
     def return_value(self):
         """What the generator returned (the value of `yield from` it), once exhausted."""

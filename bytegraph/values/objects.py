@@ -187,6 +187,15 @@ class ClassValue(Value):
             raise Unsupported(f"metaclass descriptor {type(attr).__name__} for {name!r}", kind="descriptor")
         return wrap(tx, attr, src)
 
+    def truth(self, tx):
+        """A class is true unless its metaclass defines __bool__ or __len__ (guarded lookups:
+        `if typ:` over the exception class a with-statement's __exit__ gets)."""
+        meta = type(self.cls)
+        if meta is not type and any(class_lookup(tx, meta, n)[0] is not _MISSING for n in ("__bool__", "__len__")):
+            raise Unsupported(f"truth value of {self} (its metaclass {meta.__name__} defines __bool__ "
+                              "or __len__)", kind="truth")
+        return True
+
     def unpack(self, tx):
         meta = type(self.cls)
         if isinstance(self.cls, enum.EnumMeta):
