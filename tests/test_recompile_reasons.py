@@ -422,6 +422,8 @@ CASES = {
     # a stepped loop's resume functions (policy/breaks.py loop_step_iter): test_reason_loop_step
     "loop_has_next": (None, {}, None, None, r"the loop's iterator L\['.*'\] has no next item now"),
     "loop_done": (None, {}, None, None, r"the loop's iterator L\['.*'\] has a next item now"),
+    # a @contextmanager's state handed to a resume function (runtime/resume.py wrap_handoff)
+    "handoff": (None, {}, None, None, r"the @contextmanager generator handed to L\['.*'\] is at another yield"),
     "environ": (_environ, {}, _args(_ones()), (_args(_ones()), _env_var), r"os.environ changed"),
     "state_value": (_CUT, {}, _args(_ones()), (_args(_ones()), lambda: _cut_at(3)),
                     r"the value of L\['mod'\].n changed: \[2\] -> \[3\]"),
@@ -450,7 +452,7 @@ def _run_case(kind, caplog):
     assert not GENERIC.search(text), text
 
 
-_CUSTOM = ("no_hooks", "loop_has_next", "loop_done")
+_CUSTOM = ("no_hooks", "loop_has_next", "loop_done", "handoff")
 
 
 @pytest.mark.parametrize("kind", [k for k in CASES if k not in _CUSTOM])
@@ -515,6 +517,16 @@ def test_reason_loop_done_text():
     class G:
         source_desc = "L['__stack0_0']"
     assert re.fullmatch(CASES["loop_done"][-1], KINDS["loop_done"](G(), iter([1]), {}))
+
+
+def test_reason_handoff_text():
+    # every call hands the resume function a new handoff at the same yield: its guard misses
+    # only if the generator's code, position or state kind differ (then this text)
+    from bytegraph.guards.reasons import KINDS
+
+    class G:
+        source_desc = "L['__stack0_0']"
+    assert re.match(CASES["handoff"][-1], KINDS["handoff"](G(), None, {}))
 
 
 # --------------------------------------------------------------------------- coverage of kinds

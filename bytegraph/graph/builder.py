@@ -25,7 +25,6 @@ import logging
 import math
 import operator
 import struct
-import warnings
 import weakref
 
 import torch
@@ -35,6 +34,7 @@ from torch._subclasses.fake_tensor import (
     FakeTensor, FakeTensorMode, DataDependentOutputException, DynamicOutputShapeException,
     UnsupportedOperatorException)
 
+from ..warn_filters import front_filter
 from ..exc import Unsupported, UserError
 from .fake_memo import FakeMemo
 
@@ -364,8 +364,7 @@ class GraphBuilder:
             # warnings belong to the real run (the graph emits them when it runs): none here
             # with symbols, the Python dispatcher runs the SymInt-aware Python meta kernels
             # (pad, interpolate, ...) instead of C++ kernels that need concrete sizes
-            with self.fake_mode, warnings.catch_warnings(), self._dispatcher(), _quiet_fake_log():
-                warnings.simplefilter("ignore")
+            with self.fake_mode, front_filter("ignore"), self._dispatcher(), _quiet_fake_log():
                 result = fn(*fake_args, **fake_kwargs)
             if _has_real_tensor(result):
                 raise Unsupported(f"{_target_name(target)} returned a real tensor while tracing "

@@ -264,6 +264,8 @@ KINDS = {
     "loop_has_next": lambda g, now, ns: f"the loop's iterator {_where(g)} has no next item now",
     "loop_done": lambda g, now, ns: f"the loop's iterator {_where(g)} has a next item now",
     "no_hooks": _no_hooks, "environ": _environ,
+    "handoff": lambda g, now, ns: f"the @contextmanager generator handed to {_where(g)} is at another "
+                                  "yield, or Python made it real",
 }
 
 

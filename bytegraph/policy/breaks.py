@@ -75,7 +75,7 @@ def frame_stack(tx):
     inner = frames[-1] if frames else None
     if inner is None:
         return "?", 0, stack
-    line = inner.inst.line if inner.inst is not None else inner.code.co_firstlineno
+    line = inner.line()
     return inner.code.co_filename, line, stack
 
 
@@ -354,6 +354,9 @@ def _freeze(value):
             setattr(value, name, _refuse_change(value, name))
     if type(value).__name__ == "NewObjectValue":
         value.getattr = _refuse_dict_view(value, value.getattr)
+    items = getattr(value, "dict_items", None)       # a dict subclass's items (a Counter's)
+    if items is not None and hasattr(items, "mutate"):
+        items.mutate = _refuse_change(value, "item assignment")
 
 
 def _refuse_change(value, name):

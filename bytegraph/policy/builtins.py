@@ -36,7 +36,7 @@ from ..values.functions import BoundMethodValue, UserFnValue
 from .breaks import printable_call, run_in_python
 from .vmap import index_under_mode
 from .scalar_index import select_scalar_indices, index_with_ints  # noqa: F401 (the graph's node)
-from ..values.opaque import Opaque, scalar_op
+from ..values.opaque import Opaque, raising_op, scalar_op
 from ..values.symbolic import size_value, SymValue, sym_op, is_sym_operand
 from ..values.objects import (ClassValue, DynamicAttrObjectValue, ModuleValue, NewObjectValue, ObjectValue,
                               PyModuleValue, SuperValue, _InstanceBase, _MISSING, bind_class_attr,
@@ -180,6 +180,7 @@ def call_on_constants(tx, fn, args, kwargs):
     if not _is_pure(fn, kwargs):
         raise Unsupported(f"call to {getattr(fn, '__qualname__', fn)!s}", kind="call_builtin")
     if not kwargs and any(isinstance(a, Opaque) for a in args):
+        raising_op(fn, args)
         r = scalar_op(fn, args)        # a pure function of item() results: computed by the entry
         if r is not None:
             return r
@@ -372,6 +373,8 @@ def _setattr(tx, v, name, value):
 @handles(object.__setattr__)
 def _object_setattr(tx, v, name, value):
     if isinstance(v, NewObjectValue):
+        if getattr(v, "frozen_by_break", False):       # Python holds the real one (policy/breaks.py)
+            return v.setattr(tx, name.as_python(), value)
         v.attrs[name.as_python()] = value
         return NONE
     if isinstance(v, ObjectValue) and not isinstance(v, ModuleValue):   # bypasses the class's __setattr__
@@ -732,6 +735,7 @@ def _scalar_conv(pytype):
                 return const(pytype(c))
             raise Unsupported(f"{pytype.__name__}() of a tensor depends on its data", kind="data_dependent")
         if isinstance(v, Opaque):
+            raising_op(pytype, [v, *rest])
             r = scalar_op(pytype, [v, *rest])
             return r if r is not None else v._needed(f"{pytype.__name__}()")
         if isinstance(v, SymValue) and not rest:

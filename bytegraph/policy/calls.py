@@ -467,6 +467,11 @@ def _wrap_builtin(tx, fn, source):
         # one per read, so guarded by its owner and name rather than by its identity
         tx.guards.add_type(source, type(fn))
         tx.guards.add_code(f"{source.expr(tx.cg)}.__name__ == {fn.__name__!r}", source, "method_name", fn.__name__)
+        if isinstance(owner, BaseException):      # a new one per call (`e.add_note` at a stop)
+            tx.guards.add_type(AttrSource(source, "__self__"), type(owner))
+            v = BuiltinValue(fn, source)
+            v.by_source = True
+            return v
         tx.guards.add_identity(AttrSource(source, "__self__"), owner)
     elif source is not None:
         tx.guards.add_identity(source, fn)
@@ -826,6 +831,9 @@ def construct(tx, cls_value, args, kwargs):
         raise Unsupported(f"creating the module {cls.__name__} inside a compiled region",
                           kind="module_construct")
     if issubclass(cls, BaseException):
+        if _python_init(cls):       # its __init__ / __new__ would have to run (its effects too)
+            raise Unsupported(f"constructing {cls.__qualname__} (an exception class with a Python "
+                              "__init__ or __new__)", kind="construct")
         return ExceptionValue(cls, args)
     if _is_torch_class(cls):
         if vmap.is_getitem_to_index(cls):
@@ -929,6 +937,11 @@ def _construct_namedtuple(tx, cls, args, kwargs):
     return TupleValue(items, cls=cls)
 
 
+def _python_init(cls):
+    return any(isinstance(klass.__dict__.get(n), (types.FunctionType, staticmethod, classmethod))
+               for klass in cls.__mro__ for n in ("__init__", "__new__"))
+
+
 class ExceptionValue(Value):
     def __init__(self, cls, args):
         self.cls = cls
@@ -939,12 +952,8 @@ class ExceptionValue(Value):
 
     def reconstruct(self, cg):
         """A new exception per call (an exception raised out of the compiled function,
-        runtime/resume.py raise_stop), made from its arguments as eager makes it; only where no
-        class of it has a Python __init__ / __new__ (the trace did not run one)."""
-        for klass in self.cls.__mro__:
-            if any(isinstance(klass.__dict__.get(n), (types.FunctionType, staticmethod, classmethod))
-                   for n in ("__init__", "__new__")):
-                return super().reconstruct(cg)
+        runtime/resume.py raise_stop), made from its arguments as eager makes it (no class of
+        it has a Python __init__ / __new__: construct)."""
         return cg.mutable(self, lambda: f"{cg.const(self.cls, self.cls.__name__)}("
                                         + "".join(cg.expr(a) + ", " for a in self.args) + ")")
 

@@ -645,7 +645,7 @@ def _site(tx, stacklevel, skip=None):
         f = f.parent
     if f is None:
         return None, level
-    line = f.inst.line if f.inst is not None else f.code.co_firstlineno
+    line = f.line()
     return (f.code.co_filename, line, f.user_name or f.code.co_name, f.globals), 0
 
 
@@ -708,8 +708,38 @@ def _warn(tx, message, category=None, stacklevel=None, source=None):
     site, beyond = _site(tx, level)
     if site is not None:
         site = site[:2] + (None, site[3])
+    if _turned_into_error(tx, msg_obj, cat, site):
+        # eager raises at the call, and what follows it does not run: the call runs at a stop
+        raise Unsupported("warnings.warn under a filter that turns it into an error", kind="warn")
     tx.side_effects.mutated(Emission(_emit_warning, (msg_obj, cat, site, beyond)))
     return NONE
+
+
+def _filters_state():
+    filters = warnings.filters
+    return (id(filters), len(filters), id(filters[0]) if filters else None, warnings.defaultaction)
+
+
+def _turned_into_error(tx, message, category, site):
+    """Would the warnings filters make this warning an exception? (As the C implementation
+    matches them: message text, category, module, line; a site outside the trace: any module
+    and line.) Guarded on the filters list (its identity, length and first entry: what
+    catch_warnings and simplefilter change) and the default action."""
+    state = _filters_state()
+    q = tx.cg.const(_filters_state, "warning_filters")
+    tx.guards.add_code(f"{q}() == {tx.cg.const(state, 'filters_state')}", None, "torch_query", state,
+                       f"{q}()", "the warnings filters")
+    text = str(message)
+    module = site[3].get("__name__", "<string>") if site is not None else None
+    for action, msg, cat, mod, ln in warnings.filters:
+        if (msg is None or msg.match(text)) and issubclass(category, cat) and \
+                (mod is None or module is None or mod.match(module)) and \
+                (ln == 0 or site is None or ln == site[1]):
+            if action == "error":
+                return True
+            if module is not None and site is not None:
+                return False
+    return warnings.defaultaction == "error"
 
 
 _LOG_SRCFILE = os.path.normcase(logging.addLevelName.__code__.co_filename)
@@ -739,7 +769,9 @@ def _log_call(tx, logger_value, level, msg, args, kwargs):
     for k in ("exc_info", "stack_info"):
         v = kwargs.pop(k, None)
         if v is not None and not (v.is_const() and not v.as_python()):
-            raise Unsupported(f"logging with {k}=", kind="logging")
+            # the record reads the exception being handled (or the stack): run at a stop, the call
+            # would find the entry's (none); the function runs eagerly (runtime/convert.py _NO_BREAK)
+            raise Unsupported(f"logging with {k}=", kind="logging_exc_info")
     stacklevel = _py(kwargs.pop("stacklevel", const(1)), "stacklevel")
     extra = kwargs.pop("extra", None)
     extra = None if extra is None else _py(extra, "logging extra=")

@@ -27,7 +27,7 @@ from ..values.objects import (numpy_float, _InstanceBase, ClassValue, ObjectValu
 from ..values.functions import UserFnValue
 from ..values.containers import IteratorValue, TupleValue
 from ..values.tensor import TensorValue, graph_call
-from ..values.opaque import Opaque, join_text, scalar_op
+from ..values.opaque import Opaque, join_text, raising_op, scalar_op
 from ..values.symbolic import SymValue, sym_op
 from .special import MISSING, call_special, is_ni, type_of, lookup
 
@@ -421,6 +421,7 @@ def contains_op(tx, item, container):
 
 def _opaque_op(op, operands):
     """Arithmetic on values only the entry will know (values/opaque.py)."""
+    raising_op(op, operands)
     r = scalar_op(op, operands)
     if r is None and op in (operator.add, operator.iadd):
         r = join_text(operands)         # "prefix " + text formatted at a break

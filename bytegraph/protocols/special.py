@@ -17,11 +17,11 @@ earlier class defines the name), then calls what it found the way CPython would:
   * refused otherwise.
 """
 import types
-import warnings
 
 import torch
 
 from ..values.symbolic import SymValue
+from ..warn_filters import front_filter
 from ..exc import Unsupported, UserError
 from ..values.base import ConstValue, CONST_TYPES, wrap
 from ..values.containers import TupleValue, IteratorValue
@@ -146,18 +146,17 @@ def fold(tx, fn, values):
     # read the values first: specializing a size dim marked dynamic raises ConstraintViolation,
     # which is the user's error to see, not one of fn's
     objs = [v.obj if isinstance(v, ImmutableValue) else v.as_python() for v in values]
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
+    with front_filter("error"):         # (not catch_warnings: warn_filters.py)
         try:
             res = fn(*objs)
             if isinstance(res, types.GeneratorType):        # e.g. iterating an Enum class
                 res = IteratorValue([wrap(tx, x, None) for x in res])
+        except Warning as w:     # a warning is a side effect each call must show: not a constant
+            raise Unsupported(f"{getattr(fn, '__qualname__', fn)} warns ({w})", kind="warning")
         except Exception as e:
             exc = e
         else:
             exc = None
-    if caught:        # a warning is a side effect each call must show: not a constant
-        raise Unsupported(f"{getattr(fn, '__qualname__', fn)} warns ({caught[0].message})", kind="warning")
     if exc is not None:
         raise UserError(exc)
     return res if isinstance(res, IteratorValue) else wrap(tx, res, None)

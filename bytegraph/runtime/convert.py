@@ -64,7 +64,7 @@ class _TraceFailed(Exception):
 
 
 _NO_BREAK = frozenset({"internal", "recursion", NEEDS_SHAPE_ENV, "torch_function_mode", "generator_function",
-                       "iter_mutated"})
+                       "iter_mutated", "logging_exc_info"})
 
 
 def _break_point(e, allow_breaks, tried=()):

@@ -40,9 +40,9 @@ from ..policy.breaks import in_real_autocast, loop_step_iter
 from ..values.opaque import FORMATTERS, Opaque, TEXT as _TEXT   # text: opaque in the next resume function too
 from ..values.containers import IteratorValue
 from ..values.known import read_candidates
-from ..values.objects import ModuleValue, ObjectValue
+from ..values.objects import ExceptionInstanceValue, ModuleValue, ObjectValue
 from ..values.tensor import TensorMethodValue
-from ..values.base import is_trusted_module, register_wrapper
+from ..values.base import Value, is_trusted_module, register_wrapper
 
 _MISSING_CAUSE = object()
 _POP_JUMPS = {"POP_JUMP_FORWARD_IF_TRUE": True, "POP_JUMP_BACKWARD_IF_TRUE": True,
@@ -419,6 +419,16 @@ def _origin(code):
     return hit[1] if hit is not None and hit[0]() is code else None
 
 
+def call_line(code, offset):
+    """For an instruction of a resume function's prologue (before `offset` reaches the original
+    code): the line of the original call the prologue makes again (its inner resume function's
+    call); else None."""
+    origin = _origin(code)
+    if origin is None or origin[3] is None or offset >= origin[1]:
+        return None
+    return decode_line(origin[0], origin[3])
+
+
 def _canonical(code, offset, dead, inner):
     """A stop in the body of a resume function is a stop in the code it was built from, at
     the same instruction with the same stack: (that code, its offset, the dead locals and
@@ -707,6 +717,12 @@ def break_tail(tracer, cg, resumes, trampoline):
         if op[1] is raise_exception and any("x" in st[1] for st in states):
             # inside an except block of the trace: `raise` would chain the exception it handles
             raise Unsupported("a raise inside an except block, run in Python", kind="graph_break_raise")
+        exc = op[2][0]
+        if op[1] is reraise and exc.source is None and isinstance(exc, ExceptionInstanceValue) and \
+                (exc.exc.__context__ is not None or exc.exc.__cause__ is not None):
+            # one the trace made, chained to another the trace made: that one's traceback (eager's
+            # frames) cannot be made
+            raise Unsupported("re-raising a chained exception the trace made", kind="graph_break_raise")
         post += guarded(in_real_autocast(tracer, [call]))
         return pre, post
     args0, layout0, _, flags0 = states[0]
@@ -714,7 +730,9 @@ def break_tail(tracer, cg, resumes, trampoline):
     results = ["__c0", "__c"][-pushed.count("v"):] if "v" in pushed else []
     # what a call returns is opaque to the resumed code when it is a float (np.random.uniform in
     # hf/vits' LayerDrop): guarded by type, not specialized per value unless the code needs it
-    made = True if is_item else "float" if op[0] in ("call", "call_ex") else False
+    # (likewise one instruction run on such a number: `1 / n` stopped there, raising_op)
+    made = True if is_item else "float" if op[0] in ("call", "call_ex") or \
+        op[0] == "python" and any(isinstance(a, Opaque) and a.scalar for a in op[2]) else False
     if op[0] == "python" and op[1] in FORMATTERS.values():
         # an f-string field formatted at the break (a tensor's value): its text changes with the
         # data, so it stays opaque too (guarded by type): its BUILD_STRING is done by the entry
@@ -853,6 +871,17 @@ def handoff(ctx, cg):
     return cg.mutable(ctx, build)
 
 
+class _HandoffCall(Value):
+    """A GeneratorHandoff the trace does not model (a generator with cells or an exception on
+    its stack, or made real already): calling it stops the trace, so Python calls it."""
+
+    def __init__(self, obj, source):
+        self.obj, self.source = obj, source
+
+    def call(self, tx, args, kwargs):
+        raise Unsupported("the exit of a @contextmanager whose generator runs in Python", kind="call")
+
+
 def wrap_handoff(tx, obj, source):
     """A resume function's GeneratorHandoff parameter: the with-block's __exit__, modelled over
     the traced generator rebuilt at its yield (locals and stack read from the handoff), unless
@@ -869,11 +898,12 @@ def wrap_handoff(tx, obj, source):
     symbolic = obj.cm is None and obj.started and set(layout) == {"v"} and not code.co_cellvars \
         and not code.co_freevars and len(obj.state) == len(names) + len(layout)
     s = source.expr(cg)
+    modelled = obj.cm is None and obj.started
     tx.guards.add_code(f"{s}.make is {cg.const(obj.make, 'generator_resume')} and "
-                       f"({s}.cm is None) is {obj.cm is None} and {s}.started is {obj.started}", source,
-                       "handoff", (obj.make.__qualname__, obj.cm is None, obj.started))
-    if not symbolic:
-        return wrap(tx, obj.context(), AttrSource(source, "cm")).getattr(tx, "__exit__")
+                       f"({s}.cm is None and {s}.started) is {modelled}", source, "handoff",
+                       (obj.make.__qualname__, modelled))
+    if not symbolic:            # its exit is a stop: it runs in Python (the handoff, called)
+        return _HandoffCall(obj, source)
     f = Frame(tx, code, obj.make.__globals__, code.co_qualname, tx.frame)
     state = AttrSource(source, "state")
     n = len(obj.state)

@@ -15,8 +15,10 @@ Errors: a handler raises Unsupported (cannot capture) or UserError (the user's
 code raises here); both get the user's file:line of the innermost frame.
 """
 import builtins as _builtins_mod
+import functools
 import inspect
 import types
+import weakref
 
 import torch
 
@@ -85,9 +87,21 @@ class Frame:
     def jump(self, inst):
         self.ip = inst.target
 
+    def line(self):
+        """The user's line of the current instruction; in a resume function's prologue (no
+        line), the line of the call it stands for (the inner resume function's call: where a
+        `stacklevel=2` warning or a log record of the callee points, as eagerly)."""
+        if self.inst is None:
+            return self.code.co_firstlineno
+        if self.code.co_name.startswith("resume_in_"):
+            from ..runtime.resume import call_line
+            line = call_line(self.code, self.inst.offset)
+            if line is not None:
+                return line
+        return self.inst.line or self.code.co_firstlineno
+
     def location(self):
-        line = self.inst.line if self.inst is not None else self.code.co_firstlineno
-        return f"{self.code.co_filename}:{line}"
+        return f"{self.code.co_filename}:{self.line()}"
 
     def zero_arg_super(self):
         cell = self.cells.get("__class__")
@@ -112,13 +126,22 @@ class Lazy:
         self.source = source
 
 
+def _locate(tracer_ref):
+    """The user's file:line the tracer is at. Held by its side-effect log through a weak
+    reference: a strong one made a cycle (tracer -> log -> closure -> tracer), so a trace and
+    the first call's arguments it binds lived until the collector ran (a generator among them
+    ran its `finally` then, not when the caller dropped it)."""
+    tracer = tracer_ref()
+    return tracer.frame.location() if tracer is not None and tracer.frame is not None else ""
+
+
 class Tracer:
     def __init__(self, graph, cg, guards, side_effects, depth_limit=64):
         self.graph = graph
         self.cg = cg
         self.guards = guards
         self.side_effects = side_effects
-        side_effects.locate = lambda: self.frame.location() if self.frame is not None else ""
+        side_effects.locate = functools.partial(_locate, weakref.ref(self))    # (no cycle: see _locate)
         self.wrapped = {}          # id(obj) -> (obj, Value): one Value per caller-world object
         self.global_writes = {}    # (id(globals), name) -> Value written by the trace
         self.state_stack = []      # undo actions for global torch state changed while tracing

@@ -200,7 +200,11 @@ class RealCallableValue(Value):
     def getattr(self, tx, name):
         return wrap(tx, getattr(self.fn, name), None)
 
+    by_source = False        # guarded by type, not identity: the entry reads it again
+
     def reconstruct(self, cg):
+        if self.by_source:
+            return self.source.expr(cg)
         return cg.const(self.fn, getattr(self.fn, "__name__", "fn"))
 
 

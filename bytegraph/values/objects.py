@@ -948,9 +948,16 @@ class ExceptionInstanceValue(Value):
 
     def getattr(self, tx, name):
         try:
-            return wrap(tx, getattr(self.exc, name), None)
+            v = getattr(self.exc, name)
         except AttributeError as e:
             raise UserError(e)
+        if self.source is not None:         # a real one: read through it (a bound method too)
+            return wrap(tx, v, AttrSource(self.source, name))
+        # one the trace made (re-created per call): a value of the trace-time object would be
+        # baked into the entry (a bound `add_note` adding to the first call's exception)
+        if v is not None and type(v) not in (str, int, float, bool, tuple, type) and not isinstance(v, BaseException):
+            raise Unsupported(f"attribute {name!r} of an exception the trace made", kind="getattr")
+        return wrap(tx, v, None)
 
     def reconstruct(self, cg):
         if self.source is not None:

@@ -49,6 +49,16 @@ class Opaque(Value):
             e.specialize = self.param      # trace again with the parameter's value known
         raise e
 
+    def stop_here(self, what):
+        """An operation on it that may raise for some values (division, int(), round(), math):
+        the trace stops at that operation, which runs in Python on the real number (inside the
+        user's try blocks), instead of an expression the entry might never evaluate."""
+        e = Unsupported(f"{what} of {self.desc}, {self.made} (it may raise)", kind="opaque",
+                        hint="the operation runs in Python, where its error (a division by zero) "
+                             "reaches the code's handlers as eagerly")
+        e.producer, e.at_producer = self.producer, False
+        raise e
+
     def python_type(self):
         self._needed("the type")
 
@@ -230,8 +240,40 @@ class OpaqueOp(Opaque):
 _NUMBERS = (int, float, bool)
 
 
+# what an OpaqueOp may be: operations on numbers that never raise (the entry evaluates the
+# expression only where the value is used, maybe never: `r = 1 / n` with n 0 must raise where it
+# runs, so division but by a nonzero constant, int(), round(), pow, shifts and math functions
+# stop there: raising_op)
+_NEVER_RAISE = frozenset({operator.add, operator.sub, operator.mul, operator.iadd, operator.isub,
+                          operator.imul, operator.neg, operator.pos, operator.abs, abs, operator.lt,
+                          operator.le, operator.eq, operator.ne, operator.gt, operator.ge, operator.truth,
+                          operator.not_, bool, float, min, max})
+
+
+_DIVISIONS = frozenset({operator.truediv, operator.floordiv, operator.mod, operator.itruediv,
+                        operator.ifloordiv, operator.imod})
+
+
+def _may_raise(fn, operands):
+    if fn in _NEVER_RAISE:
+        return False
+    # by a nonzero number constant: no error for any dividend (item() ints fit a float)
+    d = operands[1] if fn in _DIVISIONS and len(operands) == 2 else None
+    return not (type(d) is ConstValue and type(d.value) in (int, float) and d.value != 0)
+
+
+def raising_op(fn, operands):
+    """Stop at fn(*operands) if it mixes scalar Opaques with numbers and may raise."""
+    if _may_raise(fn, operands):
+        for o in operands:
+            if isinstance(o, Opaque) and o.scalar:
+                o.stop_here(f"{getattr(fn, '__name__', fn)}()")
+
+
 def scalar_op(fn, operands):
     """An OpaqueOp if `operands` mix scalar Opaques with number constants only, else None."""
+    if _may_raise(fn, operands):
+        return None
     producer, opaque, param = None, False, None
     for o in operands:
         if isinstance(o, Opaque):
