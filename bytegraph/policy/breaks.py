@@ -166,7 +166,12 @@ def run_in_python(tx, fn_obj, args, kwargs, reason, hint="", opaque_desc=None):
         ctx.enter_node(tx)
     if opaque_desc is None:
         return None
-    return Opaque(name, opaque_desc, producer_chain(tx), scalar=opaque_desc == "Tensor.item()")
+    out = Opaque(name, opaque_desc, producer_chain(tx), scalar=opaque_desc == "Tensor.item()")
+    if out.scalar and isinstance(args[0], TensorValue):     # what item() gives, by the dtype
+        dt = args[0].fake.dtype
+        out.pytype = bool if dt == torch.bool else float if dt.is_floating_point else \
+            complex if dt.is_complex else int
+    return out
 
 
 # calls a keep-going break may run whose only effect is their result (or their exception), given

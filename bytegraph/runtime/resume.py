@@ -21,6 +21,7 @@ What stays uncompiled: code called from inside C functions (a `sorted` key, a ho
 called by torch), and the callees of the Python code run at the break that are not
 themselves a call the entry makes (e.g. what `print` calls).
 """
+import math
 import operator
 import sysconfig
 import types
@@ -730,9 +731,11 @@ def break_tail(tracer, cg, resumes, trampoline):
     results = ["__c0", "__c"][-pushed.count("v"):] if "v" in pushed else []
     # what a call returns is opaque to the resumed code when it is a float (np.random.uniform in
     # hf/vits' LayerDrop): guarded by type, not specialized per value unless the code needs it
-    # (likewise one instruction run on such a number: `1 / n` stopped there, raising_op)
-    made = True if is_item else "float" if op[0] in ("call", "call_ex") or \
-        op[0] == "python" and any(isinstance(a, Opaque) and a.scalar for a in op[2]) else False
+    # A number computed at the stop from item() results (`1 / n`, `int(v * 10)` stopped there
+    # because they may raise: values/opaque.py raising_op) is one too, int or float
+    from_items = op[0] in ("call", "python") and any(isinstance(a, Opaque) and a.scalar for a in op[2]) and \
+        (op[0] == "python" or getattr(callee, "fn", getattr(callee, "cls", None)) in _NUMERIC)
+    made = True if is_item or from_items else "float" if op[0] in ("call", "call_ex") else False
     if op[0] == "python" and op[1] in FORMATTERS.values():
         # an f-string field formatted at the break (a tensor's value): its text changes with the
         # data, so it stays opaque too (guarded by type): its BUILD_STRING is done by the entry
@@ -770,6 +773,9 @@ def site_function(filename, line, name, globals_):
         fn.__bytegraph_site__ = (filename, line, name)
     return fn
 
+
+_NUMERIC = frozenset({int, float, round, abs, pow, divmod, *(getattr(math, n) for n in dir(math)
+                                                              if callable(getattr(math, n)))})
 
 _LOOP_DONE = type("LoopDone", (), {"__repr__": lambda self: "<loop done>"})()
 

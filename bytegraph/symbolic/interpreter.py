@@ -238,6 +238,8 @@ class Tracer:
             if (name in opaque or name in floats and type(args[name]) is float) and name not in self.specialize:
                 self.guards.add_type(LocalSource(name), type(args[name]))
                 frame.locals[name] = OpaqueParam(name)
+                if type(args[name]) in (int, float, bool, complex):      # (guarded just above)
+                    frame.locals[name].pytype = type(args[name])
                 continue
             if name in strs and type(args[name]) is str and name not in self.specialize:
                 self.guards.add_type(LocalSource(name), str)

@@ -28,6 +28,7 @@ def producer_chain(tx):
 
 class Opaque(Value):
     param = None        # the parameter of a resume function it arrived through (see below)
+    pytype = None       # int / float / bool / complex when known (an item() of a known dtype)
     made = "which ran in Python at a graph break"
 
     def __init__(self, name, desc, producer, scalar=False):
@@ -257,6 +258,8 @@ _DIVISIONS = frozenset({operator.truediv, operator.floordiv, operator.mod, opera
 def _may_raise(fn, operands):
     if fn in _NEVER_RAISE:
         return False
+    if fn in (int, round) and len(operands) == 1 and getattr(operands[0], "pytype", None) in (int, bool):
+        return False                      # of an integer: no inf or nan to refuse
     # by a nonzero number constant: no error for any dividend (item() ints fit a float)
     d = operands[1] if fn in _DIVISIONS and len(operands) == 2 else None
     return not (type(d) is ConstValue and type(d.value) in (int, float) and d.value != 0)
