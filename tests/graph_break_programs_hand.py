@@ -940,6 +940,31 @@ def mid_generator_sum(x):
     return sum(dis_id(v) for v in [x, x * 2])
 
 
+def _printing(v):
+    print("v", v.shape[0])
+    return v * 3
+
+
+@program(3, "genexpr", "print", inputs=x4(),
+         note="sum() of a generator whose items print: (add) | print | (mul, 0 + v) | print | (mul, +)")
+def genexpr_print_sum(x):
+    return sum(_printing(v) for v in [x, x + 1])
+
+
+@program(3, "genexpr", "graph_break", inputs=x4(),
+         note="a generator a Python loop consumes, graph_break() in its items: (mul) | gb | (sin, add) | gb | (sin, add)")
+def genexpr_loop_graph_break(x):
+    acc = x * 2
+    for v in (_gb_item(w) for w in [x, acc]):
+        acc = acc + v.sin()
+    return acc
+
+
+def _gb_item(w):
+    bytegraph.graph_break()
+    return w
+
+
 @program(1, "mid_expression", "item+disabled", inputs=x4())
 def mid_fstring(x):
     return f"{x.sum().item():.3f}-{dis_id(7)}-{tuple(x.shape)}"

@@ -27,6 +27,7 @@ import torch
 
 import bytegraph
 from differential import assert_same, not_compiled
+from test_prog_stdlib import ListHandler
 
 
 class Counting:
@@ -352,18 +353,9 @@ def test_class_truth():
 LOG = logging.getLogger("bytegraph.test.breaks15")
 
 
-class Records(logging.Handler):
-    def __init__(self):
-        super().__init__()
-        self.records = []
-
-    def emit(self, record):
-        self.records.append((record.getMessage(), record.pathname, record.lineno, record.funcName))
-
-
 @pytest.fixture
 def records():
-    h = Records()
+    h = ListHandler()       # (name, level, message, pathname, lineno, funcName) per record
     LOG.addHandler(h)
     LOG.setLevel(logging.INFO)
     LOG.propagate = False
