@@ -29,6 +29,7 @@ def producer_chain(tx):
 class Opaque(Value):
     param = None        # the parameter of a resume function it arrived through (see below)
     pytype = None       # int / float / bool / complex when known (an item() of a known dtype)
+    bounded = True      # an int that fits a float (an item() does; a product of ints may not)
     made = "which ran in Python at a graph break"
 
     def __init__(self, name, desc, producer, scalar=False):
@@ -40,13 +41,13 @@ class Opaque(Value):
     def reconstruct(self, cg):
         return self.name
 
-    def _needed(self, what, at_producer=True):
+    def _needed(self, what, at_producer=True, specialize=True):
         e = Unsupported(f"{what} of {self.desc}, {self.made}",
                         kind="opaque", hint="the trace cannot see values computed outside it; keep "
                                             "the value a tensor (e.g. torch.where) to stay in the graph")
         e.producer = self.producer
         e.at_producer = at_producer and self.param is None
-        if self.param is not None:
+        if self.param is not None and specialize:
             e.specialize = self.param      # trace again with the parameter's value known
         raise e
 
@@ -76,8 +77,9 @@ class Opaque(Value):
         self._needed("iterating")
 
     def truth(self, tx):
-        # a branch on it: break at the branch itself if that is the root frame's instruction
-        self._needed("the truth value", at_producer=False)
+        # a branch on it: break at the branch itself if that is the root frame's instruction (a
+        # parameter too: specialized on its value, the resume function would recompile per value)
+        self._needed("the truth value", at_producer=False, specialize=False)
 
     def fx_arg(self, tx):
         self._needed("a graph op on the value")
@@ -241,33 +243,65 @@ class OpaqueOp(Opaque):
 _NUMBERS = (int, float, bool)
 
 
-# what an OpaqueOp may be: operations on numbers that never raise (the entry evaluates the
-# expression only where the value is used, maybe never: `r = 1 / n` with n 0 must raise where it
-# runs, so division but by a nonzero constant, int(), round(), pow, shifts and math functions
-# stop there: raising_op)
-_NEVER_RAISE = frozenset({operator.add, operator.sub, operator.mul, operator.iadd, operator.isub,
-                          operator.imul, operator.neg, operator.pos, operator.abs, abs, operator.lt,
-                          operator.le, operator.eq, operator.ne, operator.gt, operator.ge, operator.truth,
-                          operator.not_, bool, float, min, max})
-
-
+# What an OpaqueOp may be: an operation on numbers that cannot raise for any values of its
+# operands' kinds. The entry evaluates the expression only where the value is used, maybe never
+# (`r = 1 / n` with n 0 must raise where it runs), so anything else stops there (raising_op):
+# division but by a nonzero constant, int()/round() of a float (inf, nan), pow, shifts, math
+# functions, any operation on a complex item() (comparisons, float(), // raise), and float
+# arithmetic with an int that may be too large for a float (a product of ints is unbounded).
+_COMPARE = frozenset({operator.lt, operator.le, operator.eq, operator.ne, operator.gt, operator.ge,
+                      operator.truth, operator.not_, bool})
+_ADD = frozenset({operator.add, operator.sub, operator.iadd, operator.isub})
+_MUL = frozenset({operator.mul, operator.imul})
+_SIGN = frozenset({operator.neg, operator.pos, operator.abs, abs})
 _DIVISIONS = frozenset({operator.truediv, operator.floordiv, operator.mod, operator.itruediv,
                         operator.ifloordiv, operator.imod})
+_FLOAT_DIVISIONS = frozenset({operator.truediv, operator.itruediv})
 
 
-def _may_raise(fn, operands):
-    if fn in _NEVER_RAISE:
-        return False
-    if fn in (int, round) and len(operands) == 1 and getattr(operands[0], "pytype", None) in (int, bool):
-        return False                      # of an integer: no inf or nan to refuse
-    # by a nonzero number constant: no error for any dividend (item() ints fit a float)
-    d = operands[1] if fn in _DIVISIONS and len(operands) == 2 else None
-    return not (type(d) is ConstValue and type(d.value) in (int, float) and d.value != 0)
+def _kind(o):
+    """(python type, bounded: an int that fits a float) of a number operand, or None."""
+    if isinstance(o, Opaque):
+        return None if o.pytype is None else (o.pytype, o.bounded)
+    if type(o) is ConstValue and type(o.value) in _NUMBERS:
+        return type(o.value), not (type(o.value) is int and abs(o.value) >= 2 ** 1000)
+    return None
+
+
+def _result(fn, operands):
+    """(python type, bounded) of fn(*operands) when it cannot raise for any values of the
+    operands' kinds; None when it may (or a kind is unknown)."""
+    kinds = [_kind(o) for o in operands]
+    if not kinds or None in kinds or any(t is complex for t, _ in kinds):
+        return None
+    bounded = all(b for _, b in kinds)
+    has_float = any(t is float for t, _ in kinds)
+    if fn in _COMPARE:
+        return bool, True                  # ints and floats compare exactly, whatever their size
+    if fn in (min, max):
+        return (float if has_float else int), bounded
+    if fn is float:
+        return (float, True) if bounded else None
+    if fn in _ADD or fn in _MUL:
+        if has_float:
+            return (float, True) if bounded else None
+        return int, bounded and fn in _ADD
+    if fn in _SIGN and len(kinds) == 1:
+        return (int if kinds[0][0] is bool else kinds[0][0]), kinds[0][1]
+    if fn in (int, round) and len(kinds) == 1 and kinds[0][0] in (int, bool):
+        return int, kinds[0][1]            # of an integer: no inf or nan to refuse
+    if fn in _DIVISIONS and len(operands) == 2 and type(operands[1]) is ConstValue and operands[1].value != 0:
+        if fn in _FLOAT_DIVISIONS or has_float:
+            return (float, True) if bounded else None
+        return int, kinds[0][1]
+    return None
 
 
 def raising_op(fn, operands):
-    """Stop at fn(*operands) if it mixes scalar Opaques with numbers and may raise."""
-    if _may_raise(fn, operands):
+    """Stop at fn(*operands) if it mixes scalar Opaques with numbers only and may raise (with
+    another operand, a tensor, the value is needed: the caller's own refusal)."""
+    if all(isinstance(o, Opaque) and o.scalar or type(o) is ConstValue and type(o.value) in _NUMBERS
+           for o in operands) and _result(fn, operands) is None:
         for o in operands:
             if isinstance(o, Opaque) and o.scalar:
                 o.stop_here(f"{getattr(fn, '__name__', fn)}()")
@@ -275,7 +309,8 @@ def raising_op(fn, operands):
 
 def scalar_op(fn, operands):
     """An OpaqueOp if `operands` mix scalar Opaques with number constants only, else None."""
-    if _may_raise(fn, operands):
+    result = _result(fn, operands)
+    if result is None:
         return None
     producer, opaque, param = None, False, None
     for o in operands:
@@ -291,6 +326,7 @@ def scalar_op(fn, operands):
         return None
     r = OpaqueOp(fn, list(operands), producer)
     r.param = param
+    r.pytype, r.bounded = result
     return r
 
 
