@@ -28,15 +28,7 @@ import torch
 import bytegraph
 from differential import assert_same, not_compiled
 from test_prog_stdlib import ListHandler
-
-
-class Counting:
-    def __init__(self):
-        self.graphs = []
-
-    def __call__(self, gm, example_inputs):
-        self.graphs.append(gm)
-        return gm.forward
+from test_graph_breaks import Counting
 
 
 def _outcome(fn, args):
