@@ -33,6 +33,7 @@ from ..values.base import NONE, ConstValue, Value, register_wrapper, wrap
 from ..values.tensor import TensorValue
 from ..values.opaque import Opaque, producer_chain
 from ..values.containers import BaseSeq, DictValue
+from ..values.functions import CellValue
 
 
 class BreakRecord:
@@ -339,7 +340,7 @@ def _adopt_materialized(tx):
         if value is None:
             continue
         tx.adopted.add(vid)
-        if hasattr(value, "mutate") or type(value).__name__ == "CellValue":   # writes logged on a source
+        if hasattr(value, "mutate") or type(value) is CellValue:   # writes logged on a source
             value.source = TempSource(name)
         else:
             _freeze(value)
@@ -357,7 +358,8 @@ def _freeze(value):
     for name in _FREEZE:
         if callable(getattr(type(value), name, None)) and getattr(type(value), name) is not getattr(Value, name, None):
             setattr(value, name, _refuse_change(value, name))
-    if type(value).__name__ == "NewObjectValue":
+    from ..values.objects import NewObjectValue       # (values.objects imports policy: lazily)
+    if type(value) is NewObjectValue:
         value.getattr = _refuse_dict_view(value, value.getattr)
     items = getattr(value, "dict_items", None)       # a dict subclass's items (a Counter's)
     if items is not None and hasattr(items, "mutate"):
